@@ -1,0 +1,194 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Audit ids are 24 lower-case hex digits: 16 of Unix nanoseconds and 8 of a
+// sequence number. nextID makes them strictly increasing within a database,
+// even across restarts and when the clock stands still or steps back, so
+// the key order of a/<id> is the order in which entries were written.
+const idLen = 24
+
+// Audit list limits.
+const (
+	defaultAuditLimit = 100
+	maxAuditLimit     = 1000
+)
+
+func auditKey(id string) []byte         { return []byte("a/" + id) }
+func auditMACPrefix(mac string) string  { return "am/" + mac + "/" }
+func auditMACKey(mac, id string) []byte { return []byte(auditMACPrefix(mac) + id) }
+
+func formatID(nanos uint64, seq uint32) string { return fmt.Sprintf("%016x%08x", nanos, seq) }
+
+// parseID splits an id; ok is false for anything nextID cannot produce.
+func parseID(id string) (nanos uint64, seq uint32, ok bool) {
+	if len(id) != idLen {
+		return 0, 0, false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return 0, 0, false
+		}
+	}
+	n, err1 := strconv.ParseUint(id[:16], 16, 64)
+	s, err2 := strconv.ParseUint(id[16:], 16, 32)
+	return n, uint32(s), err1 == nil && err2 == nil
+}
+
+// nextID returns a fresh audit id for an entry written at now.
+func (db *DB) nextID(now time.Time) string {
+	var n uint64
+	if ns := now.UnixNano(); ns > 0 {
+		n = uint64(ns)
+	}
+	db.idMu.Lock()
+	defer db.idMu.Unlock()
+	switch {
+	case n > db.lastNanos:
+		db.lastNanos, db.lastSeq = n, 0
+	case db.lastSeq == ^uint32(0):
+		db.lastNanos, db.lastSeq = db.lastNanos+1, 0
+	default:
+		db.lastSeq++
+	}
+	return formatID(db.lastNanos, db.lastSeq)
+}
+
+// initIDs continues the id sequence after the newest stored entry.
+func (db *DB) initIDs() error {
+	return db.bdb.View(func(txn *badger.Txn) error {
+		opt := badger.IteratorOptions{Reverse: true, Prefix: []byte("a/")}
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		it.Seek([]byte("a/\xff"))
+		if !it.Valid() {
+			return nil
+		}
+		key := string(it.Item().Key())
+		n, s, ok := parseID(key[2:])
+		if !ok {
+			return fmt.Errorf("read audit log: bad key %q", key)
+		}
+		db.lastNanos, db.lastSeq = n, s
+		return nil
+	})
+}
+
+// writeAudit adds an entry (a already checked) inside txn.
+func (db *DB) writeAudit(txn *badger.Txn, mac string, a Audit, now time.Time) error {
+	e := AuditEntry{ID: db.nextID(now), Time: now, MAC: mac, Audit: a}
+	if err := setJSON(txn, auditKey(e.ID), e); err != nil {
+		return fmt.Errorf("write audit entry: %w", err)
+	}
+	if mac != "" {
+		if err := txn.Set(auditMACKey(mac, e.ID), nil); err != nil {
+			return fmt.Errorf("write audit index: %w", err)
+		}
+	}
+	return nil
+}
+
+// AppendAudit records an event that is not part of a store write (a failed
+// approval attempt, say). mac may be empty.
+func (db *DB) AppendAudit(mac string, a Audit) error {
+	if mac != "" {
+		if err := checkMAC(mac); err != nil {
+			return fmt.Errorf("append audit: %w", err)
+		}
+	}
+	if err := checkAudit(&a, "note"); err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	err := db.update(func(txn *badger.Txn) error { return db.writeAudit(txn, mac, a, db.now()) })
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+// ListAudit returns matching entries newest first. Since is inclusive and
+// Until exclusive; After continues a listing with the entries strictly
+// older than that id (pass the last id of the previous page). Limit 0
+// means 100; larger than 1000 means 1000.
+func (db *DB) ListAudit(f AuditFilter) ([]AuditEntry, error) {
+	limit := f.Limit
+	switch {
+	case limit < 0:
+		return nil, fmt.Errorf("list audit: %w: negative limit %d", ErrInvalid, limit)
+	case limit == 0:
+		limit = defaultAuditLimit
+	case limit > maxAuditLimit:
+		limit = maxAuditLimit
+	}
+	if f.After != "" {
+		if _, _, ok := parseID(f.After); !ok {
+			return nil, fmt.Errorf("list audit: %w: cursor %s is not an audit id", ErrInvalid, label(f.After))
+		}
+	}
+	prefix := "a/"
+	if f.MAC != "" {
+		if err := checkMAC(f.MAC); err != nil {
+			return nil, fmt.Errorf("list audit: %w", err)
+		}
+		prefix = auditMACPrefix(f.MAC)
+	}
+	out := []AuditEntry{}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		opt := badger.IteratorOptions{Reverse: true, Prefix: []byte(prefix), PrefetchValues: f.MAC == "", PrefetchSize: 100}
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		start := prefix + "\xff"
+		if f.After != "" {
+			start = prefix + f.After
+		}
+		for it.Seek([]byte(start)); it.Valid() && len(out) < limit; it.Next() {
+			item := it.Item()
+			id := string(item.Key()[len(prefix):])
+			if id == f.After {
+				continue
+			}
+			n, _, ok := parseID(id)
+			if !ok {
+				return fmt.Errorf("bad audit key %q", item.Key())
+			}
+			// An entry's time is never later than its id's, and ids only
+			// get older from here: nothing further can be at or after Since.
+			if !f.Since.IsZero() && time.Unix(0, int64(n)).Before(f.Since) {
+				break
+			}
+			var e AuditEntry
+			var err error
+			if f.MAC != "" {
+				err = getJSON(txn, auditKey(id), &e)
+			} else {
+				err = item.Value(func(b []byte) error { return json.Unmarshal(b, &e) })
+			}
+			if err != nil {
+				return fmt.Errorf("read audit entry %s: %w", id, err)
+			}
+			if f.match(e) {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	return out, nil
+}
+
+func (f AuditFilter) match(e AuditEntry) bool {
+	return (f.MAC == "" || e.MAC == f.MAC) &&
+		(f.Actor == "" || e.Actor == f.Actor) &&
+		(f.Action == "" || e.Action == f.Action) &&
+		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
+		(f.Until.IsZero() || e.Time.Before(f.Until))
+}

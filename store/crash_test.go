@@ -1,0 +1,128 @@
+package store
+
+import (
+	"bufio"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// crashEnv makes the test binary act as the crash test's child: it writes
+// to the database named by the variable until it is killed.
+const crashEnv = "FOUNDRY_STORE_CRASH_CHILD"
+
+// TestCrashKeepsAcknowledgedWrites SIGKILLs a process in the middle of a
+// stream of writes and checks that every write it reported as returned is
+// in the database afterwards.
+func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
+	if dir := os.Getenv(crashEnv); dir != "" {
+		crashChild(dir)
+		return
+	}
+	if testing.Short() {
+		t.Skip("crash test re-executes the test binary")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKeepsAcknowledgedWrites$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill the child once it has acknowledged enough writes, while it is
+	// still writing.
+	const killAfter = 300
+	var acked []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		acked = append(acked, sc.Text())
+		if len(acked) == killAfter {
+			cmd.Process.Signal(syscall.SIGKILL)
+		}
+	}
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die of SIGKILL: %v (after %d acknowledged writes)", err, len(acked))
+	}
+	if len(acked) < killAfter {
+		t.Fatalf("child acknowledged only %d writes", len(acked))
+	}
+
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("reopen after crash: %v", err)
+	}
+	defer db.Close()
+	leases, err := db.ListLeases("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	haveLease := map[string]bool{}
+	for _, l := range leases {
+		haveLease[l.Segment+" "+l.MAC+" "+l.IP.String()] = true
+	}
+	var machines, leaseCount int
+	for _, line := range acked {
+		kind, key, _ := strings.Cut(line, " ")
+		switch kind {
+		case "machine":
+			machines++
+			m, err := db.GetMachine(key)
+			if err != nil || m.Revision != 1 {
+				t.Errorf("acknowledged machine %s: %+v, %v", key, m, err)
+			}
+		case "lease":
+			leaseCount++
+			if !haveLease[key] {
+				t.Errorf("acknowledged lease %q lost", key)
+			}
+		default:
+			t.Fatalf("unexpected child output %q", line)
+		}
+	}
+	if machines == 0 || leaseCount == 0 {
+		t.Errorf("child wrote %d machines and %d leases; want both kinds", machines, leaseCount)
+	}
+	t.Logf("%d acknowledged writes (%d machines, %d leases) all present after SIGKILL", len(acked), machines, leaseCount)
+}
+
+// crashChild writes machines and leases, printing each one only after the
+// call that stored it returned, until it is killed (or a safety limit).
+func crashChild(dir string) {
+	db, err := Open(dir, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	deadline := time.Now().Add(time.Minute) // never outlive a lost parent
+	for i := 0; time.Now().Before(deadline); i++ {
+		var line string
+		if i%2 == 0 {
+			m := mac(i / 2)
+			if _, err := db.CreateMachine(Machine{MAC: m}, Audit{Actor: "crash-test"}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			line = "machine " + m
+		} else {
+			l := Lease{Segment: "lab", MAC: mac(i / 2), IP: netip.AddrFrom4([4]byte{10, 77, byte(i >> 8), byte(i)})}
+			if err := db.PutLease(l); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			line = fmt.Sprintf("lease %s %s %s", l.Segment, l.MAC, l.IP)
+		}
+		// One write(2) per line, unbuffered: a printed line is a returned call.
+		os.Stdout.WriteString(line + "\n")
+	}
+	os.Exit(0)
+}

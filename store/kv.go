@@ -1,0 +1,116 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// maxRecord bounds one stored value. It keeps every record far below
+// Badger's batch and value-log limits, so a huge input is refused with a
+// clear error instead of failing deep inside a commit.
+const maxRecord = 1 << 20
+
+// getJSON decodes the value at key into v; ErrNotFound when absent.
+func getJSON(txn *badger.Txn, key []byte, v any) error {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(b []byte) error {
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("decode %s: %w", key, err)
+		}
+		return nil
+	})
+}
+
+// getRaw returns a copy of the value at key; ErrNotFound when absent.
+func getRaw(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+// setJSON encodes v and stores it at key.
+func setJSON(txn *badger.Txn, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%w: encode: %v", ErrInvalid, err)
+	}
+	if len(b) > maxRecord {
+		return fmt.Errorf("%w: record is %d bytes, the limit is %d", ErrInvalid, len(b), maxRecord)
+	}
+	return txn.Set(key, b)
+}
+
+// has reports whether key exists.
+func has(txn *badger.Txn, key []byte) (bool, error) {
+	_, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// touch rewrites the value at key unchanged. A transaction that establishes
+// a reference to a record touches it, so that a concurrent transaction that
+// read the record (to delete it, say) conflicts and re-checks its rule.
+// Returns ErrNotFound when the record does not exist.
+func touch(txn *badger.Txn, key []byte) error {
+	v, err := getRaw(txn, key)
+	if err != nil {
+		return err
+	}
+	return txn.Set(key, v)
+}
+
+// errStop ends a scan early without an error.
+var errStop = errors.New("stop scan")
+
+// scan decodes every value under prefix, in key order, and calls each.
+// each may return errStop to end the scan.
+func scan[T any](txn *badger.Txn, prefix string, each func(T) error) error {
+	opt := badger.DefaultIteratorOptions
+	opt.Prefix = []byte(prefix)
+	it := txn.NewIterator(opt)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var v T
+		item := it.Item()
+		err := item.Value(func(b []byte) error { return json.Unmarshal(b, &v) })
+		if err != nil {
+			return fmt.Errorf("decode %s: %w", item.Key(), err)
+		}
+		if err := each(v); err != nil {
+			if errors.Is(err, errStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// list returns every record under prefix in key order (never nil, so that
+// an empty list encodes as []).
+func list[T any](db *DB, prefix string) ([]T, error) {
+	out := []T{}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		return scan(txn, prefix, func(v T) error {
+			out = append(out, v)
+			return nil
+		})
+	})
+	return out, err
+}

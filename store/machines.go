@@ -1,0 +1,266 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+func machineKey(mac string) []byte { return []byte("m/" + mac) }
+
+// storedMachine is a Machine as stored: Machine hides its registration
+// token from JSON (the API must never show it), but the store keeps it.
+type storedMachine struct {
+	Machine
+	Token *RegToken `json:"token,omitempty"`
+}
+
+func getMachine(txn *badger.Txn, mac string) (Machine, error) {
+	var s storedMachine
+	if err := getJSON(txn, machineKey(mac), &s); err != nil {
+		return Machine{}, err
+	}
+	s.Machine.Token = s.Token
+	return s.Machine, nil
+}
+
+func putMachine(txn *badger.Txn, m Machine) error {
+	return setJSON(txn, machineKey(m.MAC), storedMachine{Machine: m, Token: m.Token})
+}
+
+// checkMachine validates the fields a caller controls.
+func checkMachine(m *Machine) error {
+	if err := checkMAC(m.MAC); err != nil {
+		return err
+	}
+	if m.State < 0 || int(m.State) >= len(stateNames) {
+		return fmt.Errorf("%w: unknown state %d", ErrInvalid, int(m.State))
+	}
+	if m.Temporary && m.ExpiresAt.IsZero() {
+		return fmt.Errorf("%w: a temporary machine needs expires_at", ErrInvalid)
+	}
+	if m.Progress < 0 || m.Progress > 100 {
+		return fmt.Errorf("%w: progress %d is outside 0-100", ErrInvalid, m.Progress)
+	}
+	if len(m.Inventory) > 0 && !json.Valid(m.Inventory) {
+		return fmt.Errorf("%w: inventory is not valid JSON", ErrInvalid)
+	}
+	if m.Cluster != "" {
+		if err := checkName("cluster", m.Cluster); err != nil {
+			return err
+		}
+	}
+	if m.Profile != "" {
+		if err := checkName("profile", m.Profile); err != nil {
+			return err
+		}
+	}
+	for _, c := range []struct {
+		field, v string
+		limit    int
+	}{
+		{"hostname", m.Hostname, maxHostname},
+		{"segment", m.Segment, maxName},
+		{"arch", m.Arch, maxLabel},
+		{"ip", m.IP, maxLabel},
+		{"message", m.Message, maxText},
+		{"uefi_binary", m.UEFIBinary, maxLabel},
+	} {
+		if err := checkText(c.field, c.v, c.limit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// touchRefs checks that the cluster and profile next newly refers to exist,
+// and touches them so that a concurrent delete of either conflicts.
+func touchRefs(txn *badger.Txn, old, next Machine) error {
+	if next.Cluster != "" && next.Cluster != old.Cluster {
+		if err := touch(txn, clusterKey(next.Cluster)); errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("%w: cluster %s does not exist", ErrInvalid, next.Cluster)
+		} else if err != nil {
+			return err
+		}
+	}
+	if next.Profile != "" && next.Profile != old.Profile {
+		if err := touch(txn, profileKey(next.Profile)); errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("%w: profile %s does not exist", ErrInvalid, next.Profile)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateMachine stores a new machine with Revision 1. FirstSeen and
+// LastSeen default to now. ErrExists when the MAC is already known.
+func (db *DB) CreateMachine(m Machine, a Audit) (Machine, error) {
+	fail := func(err error) (Machine, error) {
+		return Machine{}, fmt.Errorf("create machine %s: %w", ref(m.MAC), err)
+	}
+	now := db.now()
+	if m.FirstSeen.IsZero() {
+		m.FirstSeen = now
+	}
+	if m.LastSeen.IsZero() {
+		m.LastSeen = now
+	}
+	m.Revision = 1
+	if err := checkMachine(&m); err != nil {
+		return fail(err)
+	}
+	if err := checkAudit(&a, "create"); err != nil {
+		return fail(err)
+	}
+	defer db.lockMAC(m.MAC)()
+	err := db.update(func(txn *badger.Txn) error {
+		if ok, err := has(txn, machineKey(m.MAC)); err != nil {
+			return err
+		} else if ok {
+			return ErrExists
+		}
+		if err := touchRefs(txn, Machine{}, m); err != nil {
+			return err
+		}
+		if err := putMachine(txn, m); err != nil {
+			return err
+		}
+		return db.writeAudit(txn, m.MAC, a, now)
+	})
+	if err != nil {
+		return fail(err)
+	}
+	db.publish(EventCreated, m)
+	return m, nil
+}
+
+// GetMachine returns one machine; ErrNotFound when unknown.
+func (db *DB) GetMachine(mac string) (Machine, error) {
+	if err := checkMAC(mac); err != nil {
+		return Machine{}, fmt.Errorf("get machine: %w", err)
+	}
+	var m Machine
+	err := db.bdb.View(func(txn *badger.Txn) (err error) {
+		m, err = getMachine(txn, mac)
+		return err
+	})
+	if err != nil {
+		return Machine{}, fmt.Errorf("get machine %s: %w", mac, err)
+	}
+	return m, nil
+}
+
+// ListMachines returns every machine sorted by MAC.
+func (db *DB) ListMachines() ([]Machine, error) {
+	stored, err := list[storedMachine](db, "m/")
+	if err != nil {
+		return nil, fmt.Errorf("list machines: %w", err)
+	}
+	out := make([]Machine, len(stored))
+	for i, s := range stored {
+		out[i] = s.Machine
+		out[i].Token = s.Token
+	}
+	return out, nil
+}
+
+// UpdateMachine reads the machine, lets fn change it and writes it back in
+// one synced transaction together with the audit entry. If fn returns an
+// error nothing is written and that error is returned (wrapped). fn may not
+// change the MAC; a State change must be allowed by State.CanTransition
+// (ErrTransition otherwise; keeping the state is always allowed). Revision
+// is bumped. fn may run more than once (when a concurrent transaction
+// conflicts), so it must only change the machine it is given.
+func (db *DB) UpdateMachine(mac string, a Audit, fn func(*Machine) error) (Machine, error) {
+	fail := func(err error) (Machine, error) {
+		return Machine{}, fmt.Errorf("update machine %s: %w", ref(mac), err)
+	}
+	if err := checkMAC(mac); err != nil {
+		return fail(err)
+	}
+	if fn == nil {
+		return fail(fmt.Errorf("%w: nil update function", ErrInvalid))
+	}
+	if err := checkAudit(&a, "update"); err != nil {
+		return fail(err)
+	}
+	defer db.lockMAC(mac)()
+	var out Machine
+	err := db.update(func(txn *badger.Txn) error {
+		old, err := getMachine(txn, mac)
+		if err != nil {
+			return err
+		}
+		next := old
+		if err := fn(&next); err != nil {
+			return err
+		}
+		if next.MAC != old.MAC {
+			return fmt.Errorf("%w: the MAC of a machine cannot change (to %s)", ErrInvalid, ref(next.MAC))
+		}
+		if next.State != old.State && !old.State.CanTransition(next.State) {
+			return fmt.Errorf("%w from %s to %s", ErrTransition, old.State, next.State)
+		}
+		next.Revision = old.Revision + 1
+		if err := checkMachine(&next); err != nil {
+			return err
+		}
+		if err := touchRefs(txn, old, next); err != nil {
+			return err
+		}
+		if err := putMachine(txn, next); err != nil {
+			return err
+		}
+		entry := a
+		if entry.Detail == "" && next.State != old.State {
+			entry.Detail = fmt.Sprintf("state %s -> %s", old.State, next.State)
+		}
+		out = next
+		return db.writeAudit(txn, mac, entry, db.now())
+	})
+	if err != nil {
+		return fail(err)
+	}
+	db.publish(EventUpdated, out)
+	return out, nil
+}
+
+// DeleteMachine removes a machine and revokes its boot nonce; its audit
+// history stays. ErrNotFound when unknown.
+func (db *DB) DeleteMachine(mac string, a Audit) error {
+	if err := checkMAC(mac); err != nil {
+		return fmt.Errorf("delete machine: %w", err)
+	}
+	if err := checkAudit(&a, "delete"); err != nil {
+		return fmt.Errorf("delete machine %s: %w", mac, err)
+	}
+	defer db.lockMAC(mac)()
+	var gone Machine
+	err := db.update(func(txn *badger.Txn) (err error) {
+		gone, err = db.deleteMachine(txn, mac, a)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete machine %s: %w", mac, err)
+	}
+	db.publish(EventDeleted, gone)
+	return nil
+}
+
+// deleteMachine removes the machine, its nonce, and audits it, in txn.
+func (db *DB) deleteMachine(txn *badger.Txn, mac string, a Audit) (Machine, error) {
+	m, err := getMachine(txn, mac)
+	if err != nil {
+		return Machine{}, err
+	}
+	if err := txn.Delete(machineKey(mac)); err != nil {
+		return Machine{}, err
+	}
+	if err := revokeNonce(txn, mac); err != nil {
+		return Machine{}, err
+	}
+	return m, db.writeAudit(txn, mac, a, db.now())
+}

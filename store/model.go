@@ -1,0 +1,261 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// State is where a machine is in its life (SPEC §1). The allowed moves
+// between states are defined once, in CanTransition.
+type State int
+
+// Machine states. The zero value is StateDiscovered so that a new record
+// starts at the beginning of the life cycle.
+const (
+	StateDiscovered State = iota
+	StateInventoried
+	StateApproved
+	StateProvisioning
+	StateReady
+	StateFailed
+	StateRejected
+)
+
+var stateNames = [...]string{"discovered", "inventoried", "approved", "provisioning", "ready", "failed", "rejected"}
+
+// String returns the lower-case name used in the API, CLI and logs.
+func (s State) String() string {
+	if s < 0 || int(s) >= len(stateNames) {
+		return fmt.Sprintf("state(%d)", int(s))
+	}
+	return stateNames[s]
+}
+
+// States lists every state in life-cycle order.
+func States() []State {
+	out := make([]State, len(stateNames))
+	for i := range out {
+		out[i] = State(i)
+	}
+	return out
+}
+
+// ParseState is the inverse of String.
+func ParseState(s string) (State, error) {
+	for i, n := range stateNames {
+		if n == s {
+			return State(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown machine state %q", s)
+}
+
+// MarshalText makes states appear by name in JSON.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a state name.
+func (s *State) UnmarshalText(b []byte) error {
+	v, err := ParseState(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// transitions is the state machine of SPEC §1. Rediscover (→ discovered) is
+// allowed from every state in which the machine has been accepted.
+var transitions = map[State][]State{
+	StateDiscovered:   {StateInventoried},
+	StateInventoried:  {StateInventoried, StateApproved, StateRejected},
+	StateApproved:     {StateProvisioning, StateReady, StateDiscovered, StateFailed},
+	StateProvisioning: {StateProvisioning, StateReady, StateFailed, StateDiscovered},
+	StateReady:        {StateDiscovered},
+	StateFailed:       {StateProvisioning, StateApproved, StateDiscovered},
+	StateRejected:     {},
+}
+
+// CanTransition reports whether a machine may move from s to to.
+func (s State) CanTransition(to State) bool {
+	for _, t := range transitions[s] {
+		if t == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Network is the production network configuration chosen at approval.
+type Network struct {
+	// Mode is "dhcp" or "static".
+	Mode    string       `json:"mode"`
+	Address netip.Prefix `json:"address,omitzero"`
+	Gateway netip.Addr   `json:"gateway,omitzero"`
+	DNS     []netip.Addr `json:"dns,omitempty"`
+}
+
+// Approval records what an administrator decided for a machine.
+type Approval struct {
+	Disk       string    `json:"disk"`
+	SSHKeys    []string  `json:"ssh_keys,omitempty"`
+	Network    Network   `json:"network"`
+	ApprovedBy string    `json:"approved_by"`
+	ApprovedAt time.Time `json:"approved_at"`
+	// TokenBypassed is set when approval used the lab switch that skips the
+	// console token.
+	TokenBypassed bool `json:"token_bypassed,omitempty"`
+}
+
+// RegToken is the salted hash of the registration token shown on the
+// machine's console. The appliance never sees the token itself.
+type RegToken struct {
+	Salt      []byte    `json:"salt"`
+	Hash      []byte    `json:"hash"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Failures counts wrong approval attempts against this token; at the
+	// limit approval is locked until the agent registers a new token.
+	Failures int `json:"failures"`
+}
+
+// Machine is one physical machine, keyed by its boot MAC.
+type Machine struct {
+	// MAC is the canonical lower-case colon form, e.g. "52:54:00:12:34:56".
+	MAC      string `json:"mac"`
+	State    State  `json:"state"`
+	Hostname string `json:"hostname"`
+	// Temporary records are deleted at ExpiresAt unless approved.
+	Temporary bool      `json:"temporary"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	Segment   string    `json:"segment"`
+	// Arch is the firmware seen in the last PXE request ("bios", "uefi-x64", …).
+	Arch      string    `json:"arch,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// Inventory is the discovery agent's report, stored exactly as received.
+	Inventory json.RawMessage `json:"inventory,omitempty"`
+	Token     *RegToken       `json:"-"`
+	Cluster   string          `json:"cluster,omitempty"`
+	Profile   string          `json:"profile,omitempty"`
+	Approval  *Approval       `json:"approval,omitempty"`
+	// Progress is the provisioning percentage (0–100) and Message the last
+	// status or failure reason reported by the agent.
+	Progress int    `json:"progress"`
+	Message  string `json:"message,omitempty"`
+	// Menu makes the production boot an iPXE menu instead of a direct boot.
+	Menu bool `json:"menu,omitempty"`
+	// UEFIBinary overrides the segment's choice of x86-64 UEFI iPXE binary
+	// ("ipxe.efi" or "snponly.efi"); empty means the segment's.
+	UEFIBinary string `json:"uefi_binary,omitempty"`
+	// Revision increases on every write; the API uses it for ETags and the
+	// event stream.
+	Revision uint64 `json:"revision"`
+}
+
+// Lease is a DHCP address binding on a dhcp-mode segment.
+type Lease struct {
+	Segment  string     `json:"segment"`
+	MAC      string     `json:"mac"`
+	IP       netip.Addr `json:"ip"`
+	Hostname string     `json:"hostname,omitempty"`
+	Expires  time.Time  `json:"expires"`
+	// Declined marks an address a client reported in use (DHCPDECLINE); it is
+	// not handed out again until Expires.
+	Declined bool `json:"declined,omitempty"`
+}
+
+// Audit describes who did what; every state change carries one.
+type Audit struct {
+	Actor  string `json:"actor"`
+	Action string `json:"action"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// AuditEntry is a stored audit record. IDs sort by time.
+type AuditEntry struct {
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+	MAC  string    `json:"mac,omitempty"`
+	Audit
+}
+
+// AuditFilter selects audit entries; zero fields match everything.
+type AuditFilter struct {
+	MAC    string
+	Actor  string
+	Action string
+	Since  time.Time
+	Until  time.Time
+	// After is an exclusive cursor (an AuditEntry.ID); Limit 0 means 100.
+	After string
+	Limit int
+}
+
+// Nonce is the boot credential placed in the discovery script's kernel line.
+// The agent presents it on every call; it is bound to one MAC.
+type Nonce struct {
+	MAC       string    `json:"mac"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Cluster groups machines and carries their defaults.
+type Cluster struct {
+	Name           string    `json:"name"`
+	Description    string    `json:"description,omitempty"`
+	DefaultProfile string    `json:"default_profile,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// ProfileKind says how a profile puts a machine into production.
+type ProfileKind string
+
+// Profile kinds.
+const (
+	ProfileNetboot ProfileKind = "netboot" // every PXE boot gets the production script
+	ProfileImage   ProfileKind = "image"   // an image is written to disk, then local boot
+)
+
+// Profile is a production workflow.
+type Profile struct {
+	Name        string      `json:"name"`
+	Kind        ProfileKind `json:"kind"`
+	Description string      `json:"description,omitempty"`
+	// Netboot: kernel, initrd and command line, or a whole iPXE Script.
+	Kernel  string `json:"kernel,omitempty"`
+	Initrd  string `json:"initrd,omitempty"`
+	Cmdline string `json:"cmdline,omitempty"`
+	Script  string `json:"script,omitempty"`
+	// Image: where the agent fetches the image and its checksum.
+	ImageURL    string    `json:"image_url,omitempty"`
+	ImageSHA256 string    `json:"image_sha256,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Role is an admin API token's permission.
+type Role string
+
+// Roles.
+const (
+	RoleAdmin  Role = "admin"
+	RoleViewer Role = "viewer"
+)
+
+// APIToken is an administrator bearer token, stored hashed.
+type APIToken struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	Hash      []byte    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Event is published after every committed machine change.
+type Event struct {
+	// Type is "created", "updated" or "deleted".
+	Type    string  `json:"type"`
+	Machine Machine `json:"machine"`
+}

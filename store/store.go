@@ -1,0 +1,228 @@
+// Package store owns Foundry's persistent state: machines, DHCP leases, the
+// audit log, boot nonces, clusters, profiles and API tokens, all in one Badger
+// database on disk. Writes that a client is told about (an ACK, an API 2xx)
+// are synced before the call returns.
+//
+// Key layout (values are JSON unless noted):
+//
+//	meta/schema              schema version (int)
+//	m/<mac>                  Machine, including its registration token
+//	l/<segment>/<mac>        Lease
+//	a/<id>                   AuditEntry; ids sort by time (see nextID)
+//	am/<mac>/<id>            empty: index of one machine's audit entries
+//	n/<hex sha256(nonce)>    Nonce
+//	nm/<mac>                 hex sha256 of the MAC's current nonce (raw bytes)
+//	c/<name>                 Cluster
+//	p/<name>                 Profile
+//	t/<id>                   APIToken, including its hash
+//	th/<hex sha256>          token id (raw bytes)
+//
+// No prefix is a prefix of another's keys ("m/" never matches "meta/"), so a
+// prefix scan sees exactly one kind of record.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	// ErrTransition is returned when a change would move a machine between
+	// states that the life cycle does not connect.
+	ErrTransition = errors.New("invalid state transition")
+	// ErrInUse is returned when deleting a cluster or profile that a machine uses.
+	ErrInUse = errors.New("in use")
+	// ErrInvalid is returned for input the store refuses (a MAC not in
+	// canonical form, an empty name, a record that is too large, …); the
+	// message names the field. Nothing is written.
+	ErrInvalid = errors.New("invalid input")
+)
+
+// SchemaVersion is the layout version written to a new database.
+const SchemaVersion = 1
+
+// Options configure Open. The zero value is valid.
+type Options struct {
+	// Now returns the current time; default time.Now. Tests move the clock.
+	Now func() time.Time
+	// InMemory runs Badger without disk (only for unit tests of other packages).
+	InMemory bool
+	// Logger receives the store's and Badger's warnings and errors; nil is
+	// silent. Badger's routine informational lines are logged at debug level.
+	Logger *slog.Logger
+}
+
+// DB is an open Foundry database. It is safe for concurrent use.
+type DB struct {
+	bdb *badger.DB
+	now func() time.Time
+	log *slog.Logger
+
+	// macLocks serialise writes to one machine (striped by MAC) so that
+	// its events are published in Revision order and concurrent updates of
+	// one machine queue instead of conflicting and retrying.
+	macLocks [64]sync.Mutex
+
+	idMu      sync.Mutex // guards lastNanos and lastSeq (audit ids)
+	lastNanos uint64
+	lastSeq   uint32
+
+	subMu  sync.Mutex // guards subs and closed
+	subs   map[*subscriber]struct{}
+	closed bool
+}
+
+var keySchema = []byte("meta/schema")
+
+// Open opens (creating if needed) the database in dir. Every committed
+// transaction is fsynced before the call that made it returns.
+func Open(dir string, opt Options) (*DB, error) {
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bo := badger.DefaultOptions(dir)
+	if opt.InMemory {
+		bo = badger.DefaultOptions("").WithInMemory(true)
+	} else {
+		if dir == "" {
+			return nil, fmt.Errorf("open store: %w: empty directory", ErrInvalid)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+	// Foundry's data is small (thousands of records), and tests open many
+	// databases at once: Badger's defaults (64 MiB memtables × 5, 1 GiB
+	// value log files, 256 MiB block cache) would waste memory and disk.
+	bo = bo.WithSyncWrites(true).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithValueLogFileSize(64 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false).
+		WithLogger(badgerLogger{log})
+	bdb, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	db := &DB{bdb: bdb, now: now, log: log, subs: map[*subscriber]struct{}{}}
+	if err := db.initSchema(); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := db.initIDs(); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// Close closes every subscriber channel and then the database.
+func (db *DB) Close() error {
+	db.subMu.Lock()
+	db.closed = true
+	for s := range db.subs {
+		delete(db.subs, s)
+		close(s.ch)
+	}
+	db.subMu.Unlock()
+	if err := db.bdb.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the layout version recorded in the database.
+func (db *DB) SchemaVersion() (int, error) {
+	var v int
+	err := db.bdb.View(func(txn *badger.Txn) error { return getJSON(txn, keySchema, &v) })
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+func (db *DB) initSchema() error {
+	return db.update(func(txn *badger.Txn) error {
+		var v int
+		err := getJSON(txn, keySchema, &v)
+		if errors.Is(err, ErrNotFound) {
+			return setJSON(txn, keySchema, SchemaVersion)
+		}
+		if err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if v > SchemaVersion {
+			return fmt.Errorf("database schema version %d is newer than this build's %d: run a newer foundry", v, SchemaVersion)
+		}
+		// Migrations from older versions go here; version 1 is the first.
+		return nil
+	})
+}
+
+// maxConflictRetries bounds how often update re-runs a transaction that lost
+// a conflict; reaching it means pathological contention, reported as an error.
+const maxConflictRetries = 100
+
+// update runs fn in a read-write transaction and commits it (synced),
+// re-running fn from scratch when Badger reports a conflict with a
+// concurrent transaction. fn must therefore have no effects outside txn.
+func (db *DB) update(fn func(txn *badger.Txn) error) error {
+	for attempt := 0; ; attempt++ {
+		err := db.bdb.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) || attempt == maxConflictRetries {
+			return err
+		}
+		// Random back-off so that the losers do not collide again in step.
+		d := time.Duration(rand.Int64N(int64(min(attempt+1, 20)) * int64(100*time.Microsecond)))
+		time.Sleep(d)
+	}
+}
+
+// lockMAC takes the write lock stripe of one machine and returns its unlock.
+func (db *DB) lockMAC(mac string) func() {
+	var h uint32 = 2166136261 // FNV-1a
+	for i := 0; i < len(mac); i++ {
+		h = (h ^ uint32(mac[i])) * 16777619
+	}
+	mu := &db.macLocks[h%uint32(len(db.macLocks))]
+	mu.Lock()
+	return mu.Unlock
+}
+
+// badgerLogger adapts Badger's printf-style logger to slog.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
+
+// Badger's info lines are routine start-up and compaction chatter.
+func (b badgerLogger) Infof(f string, a ...any)  { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any) { b.log(slog.LevelDebug, f, a) }
+
+func (b badgerLogger) log(level slog.Level, f string, a []any) {
+	// Badger calls Debugf on every write: do not format what nobody reads.
+	if !b.l.Enabled(context.Background(), level) {
+		return
+	}
+	b.l.Log(context.Background(), level, strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
