@@ -1,0 +1,318 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/foundry-appliance/foundry/store"
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
+)
+
+// pxePort is where PXE clients send their DHCPREQUEST to a proxyDHCP server
+// (PXE 2.1 §2.2.1).
+const pxePort = 4011
+
+// segState is a segment with its defaults filled in and its allocator (nil
+// in proxy mode).
+type segState struct {
+	Segment
+	alloc *allocator
+}
+
+// instance is the state of one running Serve call, shared by its listeners.
+type instance struct {
+	log      *slog.Logger
+	now      func() time.Time
+	ttl      time.Duration
+	env      bootEnv
+	machines MachineStore
+	relayed  []*segState
+	m        *metrics
+
+	// gate and inflight let Serve wait for handlers still running after
+	// the sockets closed, so that nothing touches the store after Serve.
+	gate     sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// listener is one coredhcp server: an interface and a port.
+type listener struct {
+	in    *instance
+	iface string
+	port  int
+	// ip is the interface's first IPv4 address, the default server id.
+	ip netip.Addr
+	// direct is the segment served on iface (nil on a relay-only interface).
+	direct *segState
+}
+
+// handle answers one request: the reply, or nil for none. It is the whole
+// of the plugin's work; plugin.go adapts it to coredhcp.
+func (l *listener) handle(req, resp *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+	in := l.in
+	in.gate.RLock()
+	if in.closed {
+		in.gate.RUnlock()
+		in.m.drops.WithLabelValues(dropShutdown).Inc()
+		return nil
+	}
+	in.inflight.Add(1)
+	in.gate.RUnlock()
+	defer in.inflight.Done()
+
+	mt := req.MessageType()
+	in.m.requests.WithLabelValues(typeLabel(mt)).Inc()
+	reply, reason, detail := l.process(req, resp)
+	if reply != nil {
+		in.m.replies.WithLabelValues(typeLabel(reply.MessageType())).Inc()
+		if !in.log.Enabled(context.Background(), slog.LevelDebug) {
+			return reply
+		}
+		in.log.Debug("dhcp reply", "iface", l.iface, "port", l.port, "mac", req.ClientHWAddr.String(),
+			"request", mt.String(), "reply", reply.MessageType().String(), "yiaddr", reply.YourIPAddr.String(),
+			"file", reply.BootFileName)
+		return reply
+	}
+	if reason == "" {
+		return nil // handled, no reply due (RELEASE, DECLINE)
+	}
+	in.m.drops.WithLabelValues(reason).Inc()
+	level := slog.LevelDebug
+	switch reason {
+	case dropStoreError:
+		level = slog.LevelError
+	case dropUnknownRelay, dropExhausted:
+		level = slog.LevelWarn
+	}
+	if !in.log.Enabled(context.Background(), level) {
+		return nil
+	}
+	in.log.Log(context.Background(), level, "dhcp request dropped", "reason", reason, "detail", detail, "iface", l.iface,
+		"port", l.port, "mac", req.ClientHWAddr.String(), "type", mt.String(), "giaddr", req.GatewayIPAddr.String())
+	return nil
+}
+
+// process does the work of handle: it returns the reply, or nil with the
+// drop reason and a detail for the log (an empty reason: no reply is due).
+func (l *listener) process(req, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, string, string) {
+	in := l.in
+	if req.OpCode != dhcpv4.OpcodeBootRequest {
+		return nil, dropMalformed, "not a BOOTREQUEST"
+	}
+	if req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
+		return nil, dropMalformed, "not an Ethernet client"
+	}
+	if hw := req.ClientHWAddr; hw[0]&1 != 0 || (hw[0]|hw[1]|hw[2]|hw[3]|hw[4]|hw[5]) == 0 {
+		return nil, dropMalformed, "zero or group chaddr"
+	}
+	mt := req.MessageType()
+	switch mt {
+	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeInform,
+		dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
+	default:
+		return nil, dropUnsupported, "message type " + mt.String()
+	}
+	if resp == nil {
+		var err error
+		if resp, err = dhcpv4.NewReplyFromRequest(req); err != nil {
+			return nil, dropMalformed, err.Error()
+		}
+	}
+	seg, reason, detail := l.segmentFor(req)
+	if seg == nil {
+		return nil, reason, detail
+	}
+	serverIP := seg.ServerIP
+	if !serverIP.IsValid() {
+		serverIP = l.ip
+	}
+	if !serverIP.IsValid() {
+		return nil, dropNoSegment, "no server address on interface " + l.iface
+	}
+	if l.port == pxePort && seg.Mode != ModeProxy {
+		return nil, dropWrongPort, "port 4011 on a dhcp-mode segment"
+	}
+	mac := req.ClientHWAddr.String()
+	if mt == dhcpv4.MessageTypeRelease || mt == dhcpv4.MessageTypeDecline {
+		return nil, l.releaseOrDecline(req, seg, serverIP, mac, mt), ""
+	}
+
+	var machine *store.Machine
+	switch m, err := in.machines.GetMachine(mac); {
+	case err == nil:
+		machine = &m
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, dropStoreError, fmt.Sprintf("look up machine: %v", err)
+	}
+	client := parseClient(req)
+	d := decide(&seg.Segment, client, machine, in.env)
+	if !d.Reply {
+		return nil, dropPolicy, d.Reason
+	}
+	if d.Discover && (mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest) {
+		in.discover(seg, mac, client)
+	}
+	if seg.Mode == ModeProxy {
+		return l.proxyReply(req, resp, seg, serverIP, d, mt)
+	}
+	return l.dhcpReply(req, resp, seg, serverIP, d, mt, mac)
+}
+
+// segmentFor finds the segment of a request: by giaddr for relayed packets,
+// else the interface's own segment; a PXE request on port 4011 comes
+// straight from a client that already has an address, so a relayed proxy
+// segment is also found by ciaddr.
+func (l *listener) segmentFor(req *dhcpv4.DHCPv4) (*segState, string, string) {
+	if gi := fromIP(req.GatewayIPAddr); gi.IsValid() {
+		for _, s := range l.in.relayed {
+			if s.Subnet.Contains(gi) {
+				return s, "", ""
+			}
+		}
+		return nil, dropUnknownRelay, "no relayed segment contains giaddr " + gi.String()
+	}
+	if l.direct != nil {
+		return l.direct, "", ""
+	}
+	if ci := fromIP(req.ClientIPAddr); l.port == pxePort && ci.IsValid() {
+		for _, s := range l.in.relayed {
+			if s.Mode == ModeProxy && s.Subnet.Contains(ci) {
+				return s, "", ""
+			}
+		}
+	}
+	return nil, dropNoSegment, "no segment served directly on " + l.iface
+}
+
+// releaseOrDecline applies DHCPRELEASE or DHCPDECLINE; neither is answered.
+// It returns a drop reason, empty when the message was applied.
+//
+// Note: coredhcp's server (server/handle.go at the pinned version) discards
+// DHCPDECLINE as an "unhandled message type" before running any plugin, so
+// a DECLINE from the network does not reach this code until coredhcp
+// passes it on; the allocator and this handler are ready for it.
+func (l *listener) releaseOrDecline(req *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, mac string, mt dhcpv4.MessageType) string {
+	if seg.alloc == nil {
+		return dropUnsupported
+	}
+	if sid := fromIP(req.ServerIdentifier()); sid.IsValid() && sid != serverIP {
+		return dropSilent // meant for another server
+	}
+	var err error
+	if mt == dhcpv4.MessageTypeRelease {
+		err = seg.alloc.release(mac, fromIP(req.ClientIPAddr))
+	} else {
+		err = seg.alloc.decline(mac, fromIP(req.RequestedIPAddress()))
+	}
+	if err != nil {
+		l.in.log.Error("dhcp lease update failed", "segment", seg.Name, "mac", mac, "type", mt.String(), "err", err)
+		return dropStoreError
+	}
+	return ""
+}
+
+// proxyReply answers a network-boot client on a proxy-mode segment with
+// boot information only: an OFFER to a DISCOVER on port 67, an ACK to a
+// REQUEST on port 4011.
+func (l *listener) proxyReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, d decision, mt dhcpv4.MessageType) (*dhcpv4.DHCPv4, string, string) {
+	var typ dhcpv4.MessageType
+	switch {
+	case l.port != pxePort && mt == dhcpv4.MessageTypeDiscover:
+		typ = dhcpv4.MessageTypeOffer
+	case l.port == pxePort && (mt == dhcpv4.MessageTypeRequest || mt == dhcpv4.MessageTypeInform):
+		typ = dhcpv4.MessageTypeAck
+	default:
+		return nil, dropUnsupported, "proxy mode answers DISCOVER on 67 and REQUEST on 4011 only"
+	}
+	if d.BootFile == "" {
+		return nil, dropPolicy, d.Reason
+	}
+	// coredhcp routes a reply by the request: giaddr → the relay, ciaddr →
+	// unicast, broadcast flag → 255.255.255.255, otherwise a raw Ethernet
+	// frame to yiaddr. A proxy reply has yiaddr 0.0.0.0, so a client with
+	// no address must be answered by broadcast: setting the flag on the
+	// request (which coredhcp reads after the plugin chain) and on the
+	// reply makes coredhcp send it to 255.255.255.255:68 on this interface.
+	if fromIP(req.GatewayIPAddr) == (netip.Addr{}) && fromIP(req.ClientIPAddr) == (netip.Addr{}) {
+		req.SetBroadcast()
+		resp.SetBroadcast()
+	}
+	fillReply(req, resp, typ, replyParams{Seg: &seg.Segment, ServerIP: serverIP, Boot: d})
+	return resp, "", ""
+}
+
+// dhcpReply answers on a dhcp-mode segment: an address from the allocator,
+// the segment's options and the boot information.
+func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, d decision, mt dhcpv4.MessageType, mac string) (*dhcpv4.DHCPv4, string, string) {
+	p := replyParams{Seg: &seg.Segment, ServerIP: serverIP, Config: true, Boot: d}
+	switch mt {
+	case dhcpv4.MessageTypeDiscover:
+		ip, err := seg.alloc.offer(mac, fromIP(req.RequestedIPAddress()))
+		if err != nil {
+			return nil, dropExhausted, fmt.Sprintf("segment %s: %v", seg.Name, err)
+		}
+		p.YourIP, p.Lease = ip, seg.leaseTime()
+		fillReply(req, resp, dhcpv4.MessageTypeOffer, p)
+	case dhcpv4.MessageTypeRequest:
+		hostname := req.HostName()
+		if !validHostname(hostname) {
+			hostname = ""
+		}
+		res, err := seg.alloc.request(leaseRequest{
+			MAC: mac, Hostname: hostname, Ours: serverIP,
+			ServerID:  fromIP(req.ServerIdentifier()),
+			Requested: fromIP(req.RequestedIPAddress()),
+			CIAddr:    fromIP(req.ClientIPAddr),
+		})
+		switch {
+		case err != nil:
+			return nil, dropStoreError, err.Error()
+		case res.Kind == resultSilent:
+			return nil, dropSilent, res.Reason
+		case res.Kind == resultNak:
+			l.in.log.Info("dhcp nak", "segment", seg.Name, "mac", mac, "reason", res.Reason)
+			fillNak(req, resp, serverIP, res.Reason)
+			return resp, "", ""
+		}
+		p.YourIP, p.Lease = res.Lease.IP, seg.leaseTime()
+		fillReply(req, resp, dhcpv4.MessageTypeAck, p)
+	case dhcpv4.MessageTypeInform:
+		// RFC 2131 §4.3.5: configuration only, no lease, no yiaddr.
+		fillReply(req, resp, dhcpv4.MessageTypeAck, p)
+	default:
+		return nil, dropUnsupported, "message type " + mt.String()
+	}
+	return resp, "", ""
+}
+
+// discover creates the temporary record of an unknown MAC booting on a
+// discovery segment. A concurrent packet may have created it first.
+func (in *instance) discover(seg *segState, mac string, c bootClient) {
+	now := in.now()
+	m := store.Machine{
+		MAC:       mac,
+		State:     store.StateDiscovered,
+		Hostname:  "discovered-" + mac[9:11] + mac[12:14] + mac[15:17],
+		Temporary: true,
+		ExpiresAt: now.Add(in.ttl),
+		Segment:   seg.Name,
+		Arch:      archName(c),
+		FirstSeen: now,
+		LastSeen:  now,
+	}
+	a := store.Audit{Actor: "dhcp", Action: "discover", Detail: fmt.Sprintf("segment %s, arch %s", seg.Name, m.Arch)}
+	switch _, err := in.machines.CreateMachine(m, a); {
+	case err == nil:
+		in.log.Info("machine discovered", "mac", mac, "segment", seg.Name, "arch", m.Arch)
+	case errors.Is(err, store.ErrExists):
+	default:
+		in.log.Error("create discovered machine", "mac", mac, "segment", seg.Name, "err", err)
+	}
+}

@@ -1,0 +1,204 @@
+package dhcp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// leaseRequest is what a DHCPREQUEST says about the address it wants.
+type leaseRequest struct {
+	MAC      string
+	Hostname string
+	// ServerID is option 54 (zero when absent); Ours is our own.
+	ServerID, Ours netip.Addr
+	// Requested is option 50; CIAddr the client's address field.
+	Requested, CIAddr netip.Addr
+}
+
+// resultKind is the answer to a DHCPREQUEST.
+type resultKind int
+
+const (
+	resultSilent resultKind = iota // no reply (RFC 2131 §4.3.2 "remain silent")
+	resultAck
+	resultNak
+)
+
+// leaseResult is the allocator's answer to a request: an ACK carrying the
+// durable lease, a NAK with its reason, or silence.
+type leaseResult struct {
+	Kind   resultKind
+	Lease  store.Lease
+	Reason string
+}
+
+func nak(format string, a ...any) leaseResult {
+	return leaseResult{Kind: resultNak, Reason: fmt.Sprintf(format, a...)}
+}
+
+// request handles DHCPREQUEST in its three forms (RFC 2131 §4.3.2):
+// SELECTING (server id present), INIT-REBOOT (requested address, no ciaddr)
+// and RENEWING/REBINDING (ciaddr). An ACK result is returned only after the
+// lease is durable; an error means the store refused it and nothing is sent.
+func (a *allocator) request(r leaseRequest) (leaseResult, error) {
+	a.mu.Lock()
+	now := a.now()
+	b := a.byMAC[r.MAC]
+	var ip netip.Addr
+	state := ""
+	switch {
+	case r.ServerID.IsValid() && r.ServerID != r.Ours:
+		// The client chose another server's offer: release ours.
+		if b != nil && !b.stored {
+			a.remove(b)
+		} else if b != nil {
+			b.hold = now
+		}
+		a.mu.Unlock()
+		return leaseResult{Reason: "client selected another server"}, nil
+	case r.ServerID.IsValid():
+		state, ip = "selecting", r.Requested
+		if !ip.IsValid() {
+			ip = r.CIAddr
+		}
+	case r.CIAddr.IsValid():
+		state, ip = "renewing", r.CIAddr
+	case r.Requested.IsValid():
+		state, ip = "init-reboot", r.Requested
+	default:
+		a.mu.Unlock()
+		return leaseResult{Reason: "request names no address"}, nil
+	}
+	if !ip.IsValid() || !a.subnet.Contains(ip) {
+		a.mu.Unlock()
+		return nak("%s: %v is not in subnet %v", state, ip, a.subnet), nil
+	}
+	if !a.usable(ip) {
+		a.mu.Unlock()
+		return nak("%s: %v is outside the range", state, ip), nil
+	}
+	owner := a.byIP[u32(ip)]
+	var prior *binding
+	if owner != nil && owner != b {
+		if ok, p := a.free(u32(ip), now); ok {
+			owner, prior = nil, p
+		}
+	}
+	switch {
+	case owner != nil && owner == b:
+		// The client's own binding, live or expired: renew it.
+	case owner != nil:
+		a.mu.Unlock()
+		return nak("%s: %v belongs to another client", state, ip), nil
+	case state == "init-reboot" && b == nil:
+		// RFC 2131: no record of this client, another server may have one.
+		a.mu.Unlock()
+		return leaseResult{Reason: "init-reboot from a client without a binding"}, nil
+	case state != "selecting" && b != nil:
+		a.mu.Unlock()
+		return nak("%s: client's address is %v, not %v", state, b.ip, ip), nil
+	}
+	// ip is the client's or free: bind it, and hold it while writing.
+	if prior != nil {
+		a.remove(prior)
+	}
+	if b == nil {
+		b = &binding{key: r.MAC}
+		a.byMAC[r.MAC] = b
+	} else if b.ip != ip {
+		if a.byIP[u32(b.ip)] == b {
+			delete(a.byIP, u32(b.ip))
+		}
+	}
+	b.ip = ip
+	a.byIP[u32(ip)] = b
+	b.hold = later(b.hold, now.Add(offerHold))
+	if r.Hostname != "" {
+		b.hostname = r.Hostname
+	}
+	l := store.Lease{Segment: a.seg, MAC: r.MAC, IP: ip, Hostname: b.hostname, Expires: now.Add(a.leaseTime)}
+	if prior != nil && prior.stored {
+		b.displaced = append(b.displaced, prior.key)
+	}
+	displaced := b.displaced
+	a.mu.Unlock()
+
+	// The write happens outside the lock so that concurrent ACKs share the
+	// store's synced commits instead of queueing behind one another.
+	if err := a.store.PutLease(l); err != nil {
+		return leaseResult{}, fmt.Errorf("store lease %v for %s: %w", ip, r.MAC, err)
+	}
+	a.mu.Lock()
+	if a.byMAC[r.MAC] == b && b.ip == ip {
+		b.expires = later(b.expires, l.Expires)
+		b.stored = true
+		b.displaced = nil
+	}
+	a.mu.Unlock()
+	for _, key := range displaced {
+		if key == r.MAC {
+			continue
+		}
+		if err := a.store.DeleteLease(a.seg, key); err != nil && !errors.Is(err, store.ErrNotFound) {
+			// Harmless: at the next start the later lease wins.
+			a.log.Warn("delete displaced lease", "segment", a.seg, "key", key, "err", err)
+		}
+	}
+	return leaseResult{Kind: resultAck, Lease: l}, nil
+}
+
+// release ends mac's lease on ip now (DHCPRELEASE). The binding is kept,
+// expired, so that the MAC gets the same address back while nobody else
+// took it.
+func (a *allocator) release(mac string, ip netip.Addr) error {
+	a.mu.Lock()
+	b := a.byMAC[mac]
+	if b == nil || b.ip != ip {
+		a.mu.Unlock()
+		return nil
+	}
+	now := a.now()
+	b.expires, b.hold = now, now
+	l := store.Lease{Segment: a.seg, MAC: mac, IP: ip, Hostname: b.hostname, Expires: now}
+	stored := b.stored
+	a.mu.Unlock()
+	if !stored {
+		return nil
+	}
+	if err := a.store.PutLease(l); err != nil {
+		return fmt.Errorf("release lease %v of %s: %w", ip, mac, err)
+	}
+	return nil
+}
+
+// decline takes ip out of service for one lease time (DHCPDECLINE: the
+// client found it in use) and drops mac's binding to it.
+func (a *allocator) decline(mac string, ip netip.Addr) error {
+	a.mu.Lock()
+	b := a.byMAC[mac]
+	if b == nil || b.ip != ip {
+		a.mu.Unlock()
+		return nil
+	}
+	a.remove(b)
+	d := &binding{key: declineKey(ip), ip: ip, declined: true, expires: a.now().Add(a.leaseTime)}
+	a.byIP[u32(ip)] = d
+	a.mu.Unlock()
+
+	l := store.Lease{Segment: a.seg, MAC: d.key, IP: ip, Expires: d.expires, Declined: true}
+	if err := a.store.PutLease(l); err != nil {
+		return fmt.Errorf("record declined address %v: %w", ip, err)
+	}
+	a.mu.Lock()
+	d.stored = true
+	a.mu.Unlock()
+	if b.stored {
+		if err := a.store.DeleteLease(a.seg, mac); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("drop lease of %s on declined address %v: %w", mac, ip, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,244 @@
+package dhcp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// LeaseStore keeps leases durably. *store.DB satisfies it. PutLease must
+// not return before the lease is on disk: an ACK is sent only after it.
+type LeaseStore interface {
+	PutLease(store.Lease) error
+	DeleteLease(segment, mac string) error
+	ListLeases(segment string) ([]store.Lease, error)
+}
+
+// offerHold is how long an OFFER keeps its address for the client without
+// writing anything: long enough for the client's REQUEST to arrive.
+const offerHold = 30 * time.Second
+
+var errExhausted = errors.New("address range exhausted")
+
+// binding is one address known to the allocator: a lease (live or expired,
+// kept for MAC affinity), an outstanding offer, or a declined address.
+type binding struct {
+	// key is the MAC, or declineKey(ip) for a declined address.
+	key      string
+	ip       netip.Addr
+	hostname string
+	// expires ends the durable lease (or the decline).
+	expires time.Time
+	// hold keeps the address for this binding without a lease: an offer,
+	// or an ACK whose lease is being written.
+	hold     time.Time
+	declined bool
+	// stored says a record under key exists in the store.
+	stored bool
+	// displaced lists store records of expired bindings this one took the
+	// address from; they are deleted once this lease is durable.
+	displaced []string
+}
+
+// reclaimable reports whether the address may go to someone else.
+func (b *binding) reclaimable(now time.Time) bool {
+	return !now.Before(b.hold) && !now.Before(b.expires)
+}
+
+// until is when the binding stopped (or stops) holding its address.
+func (b *binding) until() time.Time {
+	if b.hold.After(b.expires) {
+		return b.hold
+	}
+	return b.expires
+}
+
+// declineKey is the store key of a declined address. It is a well-formed
+// MAC with the group bit set, which no client can have (packets with such a
+// chaddr are dropped), so it never collides with a client's lease.
+func declineKey(ip netip.Addr) string {
+	b := ip.As4()
+	return fmt.Sprintf("03:00:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
+}
+
+func u32(ip netip.Addr) uint32 { b := ip.As4(); return binary.BigEndian.Uint32(b[:]) }
+
+func addr(u uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], u)
+	return netip.AddrFrom4(b)
+}
+
+// allocator hands out the addresses of one dhcp-mode segment. Its index is
+// loaded from the store at start and kept in memory; the store is written
+// only for leases that are acknowledged, released or declined.
+type allocator struct {
+	seg       string
+	subnet    netip.Prefix
+	first     uint32
+	size      uint32
+	reserved  map[uint32]bool
+	leaseTime time.Duration
+	store     LeaseStore
+	now       func() time.Time
+	log       *slog.Logger
+
+	mu    sync.Mutex
+	byMAC map[string]*binding
+	byIP  map[uint32]*binding
+}
+
+// newAllocator loads the segment's leases. reserved addresses (the server,
+// the router…) are never handed out; the subnet's network and broadcast
+// addresses never are either.
+func newAllocator(seg *Segment, reserved []netip.Addr, st LeaseStore, now func() time.Time, log *slog.Logger) (*allocator, error) {
+	a := &allocator{
+		seg:       seg.Name,
+		subnet:    seg.Subnet,
+		first:     u32(seg.RangeStart),
+		size:      u32(seg.RangeEnd) - u32(seg.RangeStart) + 1,
+		reserved:  map[uint32]bool{},
+		leaseTime: seg.leaseTime(),
+		store:     st,
+		now:       now,
+		log:       log,
+		byMAC:     map[string]*binding{},
+		byIP:      map[uint32]*binding{},
+	}
+	network := u32(seg.Subnet.Addr())
+	a.reserved[network] = true
+	a.reserved[network|(1<<(32-seg.Subnet.Bits())-1)] = true
+	for _, r := range reserved {
+		if r.Is4() {
+			a.reserved[u32(r)] = true
+		}
+	}
+	leases, err := st.ListLeases(seg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("load leases of segment %s: %w", seg.Name, err)
+	}
+	for _, l := range leases {
+		if l.Segment != seg.Name || !a.usable(l.IP) {
+			// Left over from another range: it is NAKed on renewal.
+			continue
+		}
+		b := &binding{key: l.MAC, ip: l.IP, hostname: l.Hostname, expires: l.Expires, declined: l.Declined, stored: true}
+		u := u32(l.IP)
+		if o := a.byIP[u]; o != nil {
+			// Two records for one address (a crash between writing a
+			// new lease and deleting the one it displaced): the later wins.
+			if !b.expires.After(o.expires) {
+				b, o = o, b
+			}
+			delete(a.byMAC, o.key)
+			b.displaced = append(b.displaced, o.key)
+		}
+		a.byIP[u] = b
+		if !b.declined {
+			a.byMAC[b.key] = b
+		}
+	}
+	return a, nil
+}
+
+// usable reports whether ip is in the range and not reserved.
+func (a *allocator) usable(ip netip.Addr) bool {
+	if !ip.Is4() {
+		return false
+	}
+	u := u32(ip)
+	return u-a.first < a.size && !a.reserved[u]
+}
+
+// offer picks the address for a DISCOVER from mac and holds it for
+// offerHold: the MAC's own binding if it has one (even expired), else want
+// (option 50) when free, else the first free address probing from a hash
+// of the MAC, else the oldest reclaimable one.
+func (a *allocator) offer(mac string, want netip.Addr) (netip.Addr, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	if b := a.byMAC[mac]; b != nil {
+		b.hold = later(b.hold, now.Add(offerHold))
+		return b.ip, nil
+	}
+	b := &binding{key: mac, hold: now.Add(offerHold)}
+	var prior *binding // an expired declined entry whose address b takes
+	if want.IsValid() && a.usable(want) {
+		if ok, p := a.free(u32(want), now); ok {
+			b.ip, prior = want, p
+		}
+	}
+	if !b.ip.IsValid() {
+		h := fnv.New32a()
+		h.Write([]byte(mac))
+		start := h.Sum32() % a.size
+		for i := range a.size {
+			u := a.first + (start+i)%a.size
+			if ok, p := a.free(u, now); ok && !a.reserved[u] {
+				b.ip, prior = addr(u), p
+				break
+			}
+		}
+	}
+	if !b.ip.IsValid() {
+		for _, o := range a.byIP {
+			if o.reclaimable(now) && (prior == nil || o.until().Before(prior.until())) {
+				prior = o
+			}
+		}
+		if prior == nil {
+			return netip.Addr{}, errExhausted
+		}
+		a.log.Debug("reclaim expired address", "segment", a.seg, "ip", prior.ip, "from", prior.key, "to", mac)
+		b.ip = prior.ip
+	}
+	if prior != nil {
+		a.remove(prior)
+		if prior.stored {
+			b.displaced = append(b.displaced, prior.key)
+		}
+		b.displaced = append(b.displaced, prior.displaced...)
+	}
+	a.byMAC[mac] = b
+	a.byIP[u32(b.ip)] = b
+	return b.ip, nil
+}
+
+// free reports whether address u may be handed out without taking it from
+// a client: unused, or declined and past its decline period (prior).
+// The caller holds a.mu.
+func (a *allocator) free(u uint32, now time.Time) (ok bool, prior *binding) {
+	o := a.byIP[u]
+	switch {
+	case o == nil:
+		return true, nil
+	case o.declined && o.reclaimable(now):
+		return true, o
+	}
+	return false, nil
+}
+
+// remove drops b from the index. The caller holds a.mu.
+func (a *allocator) remove(b *binding) {
+	if a.byIP[u32(b.ip)] == b {
+		delete(a.byIP, u32(b.ip))
+	}
+	if a.byMAC[b.key] == b {
+		delete(a.byMAC, b.key)
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

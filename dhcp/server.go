@@ -1,0 +1,269 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/coredhcp/coredhcp/server"
+	"github.com/foundry-appliance/foundry/store"
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MachineStore is the part of the store the DHCP server needs for machine
+// records. *store.DB satisfies it. GetMachine returns store.ErrNotFound for
+// an unknown MAC; CreateMachine returns store.ErrExists when a concurrent
+// packet created the record first.
+type MachineStore interface {
+	GetMachine(mac string) (store.Machine, error)
+	CreateMachine(store.Machine, store.Audit) (store.Machine, error)
+}
+
+// DefaultDiscoveryTTL is how long a discovered machine's temporary record
+// lives without being approved.
+const DefaultDiscoveryTTL = 24 * time.Hour
+
+// Server answers DHCPv4 on Foundry's segments through coredhcp: one
+// coredhcp server per interface (and port), each running a plugin bound to
+// this Server.
+type Server struct {
+	// Segments are the networks served. Required.
+	Segments []Segment
+	// Leases stores the leases of dhcp-mode segments. Required when any
+	// segment is in dhcp mode.
+	Leases LeaseStore
+	// Machines reads machine records and creates discovered ones. Required.
+	Machines MachineStore
+	// ScriptURL returns the iPXE script URL for a MAC, given to iPXE
+	// clients (cmd/foundry: "<advertise>/boot/<mac>"). Nil: iPXE clients
+	// get no boot.
+	ScriptURL func(mac net.HardwareAddr) string
+	// HTTPBase is the appliance URL booting machines use (http.advertise);
+	// UEFI HTTP boot clients get HTTPBase + "/images/ipxe/<binary>". Empty:
+	// HTTP boot clients get no boot.
+	HTTPBase string
+	// HaveFile reports whether an optional boot file exists (today only
+	// "ipxe-arm64.efi"). Nil: optional files are not offered.
+	HaveFile func(name string) bool
+	// DiscoveryTTL is the lifetime of a discovered record; default
+	// DefaultDiscoveryTTL (24h).
+	DiscoveryTTL time.Duration
+	// RelayInterfaces are extra interfaces that only receive relayed
+	// packets (giaddr set) for relayed segments. Default none.
+	RelayInterfaces []string
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the server's Prometheus counters
+	// (foundry_dhcp_requests_total, _replies_total, _drops_total); nil: no
+	// metrics.
+	Registerer prometheus.Registerer
+	// Now returns the current time; default time.Now.
+	Now func() time.Time
+}
+
+// Serve answers DHCP until ctx is done, then closes every listener, waits
+// for packets in flight and returns nil. It returns an error at once when
+// the configuration is invalid or a listener cannot start, and when a
+// listener fails.
+func (s *Server) Serve(ctx context.Context) error {
+	in, listeners, err := s.setup()
+	if err != nil {
+		return err
+	}
+	// Each coredhcp server here has one listener, so its Wait returns when
+	// that listener stops: after Close (nil), or on a socket error.
+	type stopped struct {
+		l   *listener
+		err error
+	}
+	var running []*server.Servers
+	done := make(chan stopped, len(listeners))
+	pending := 0
+	stopAll := func() error {
+		for _, r := range running {
+			r.Close()
+		}
+		var errs []error
+		for ; pending > 0; pending-- {
+			errs = append(errs, (<-done).err)
+		}
+		// No new packet enters a handler from here on; wait for the ones
+		// inside, so that nothing uses the store after Serve returns.
+		in.gate.Lock()
+		in.closed = true
+		in.gate.Unlock()
+		in.inflight.Wait()
+		return errors.Join(errs...)
+	}
+	for _, l := range listeners {
+		srv, err := l.start()
+		if err != nil {
+			return errors.Join(err, stopAll())
+		}
+		running = append(running, srv)
+		pending++
+		go func() { done <- stopped{l, srv.Wait()} }()
+		in.log.Info("dhcp listening", "iface", l.iface, "port", l.port, "server_ip", l.ip.String())
+	}
+
+	select {
+	case <-ctx.Done():
+		if err := stopAll(); err != nil {
+			return fmt.Errorf("stop dhcp: %w", err)
+		}
+		return nil
+	case st := <-done:
+		// A listener that stops before ctx is done has failed.
+		pending--
+		err := errors.Join(st.err, stopAll())
+		return fmt.Errorf("dhcp listener on %s port %d stopped: %w", st.l.iface, st.l.port, err)
+	}
+}
+
+// setup validates the configuration, looks up the served interfaces and
+// builds the listeners.
+func (s *Server) setup() (*instance, []*listener, error) {
+	if err := s.check(); err != nil {
+		return nil, nil, err
+	}
+	// Interfaces in configuration order: direct segments, then relays.
+	var ifaces []string
+	for _, sg := range s.Segments {
+		if sg.Interface != "" && !slices.Contains(ifaces, sg.Interface) {
+			ifaces = append(ifaces, sg.Interface)
+		}
+	}
+	for _, name := range s.RelayInterfaces {
+		if name == "" {
+			return nil, nil, errors.New("dhcp: empty relay interface name")
+		}
+		if !slices.Contains(ifaces, name) {
+			ifaces = append(ifaces, name)
+		}
+	}
+	if len(ifaces) == 0 {
+		return nil, nil, errors.New("dhcp: no interface to serve (relayed segments need relay interfaces)")
+	}
+	ifaceIP := map[string]netip.Addr{}
+	for _, name := range ifaces {
+		ip, err := firstIPv4(name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dhcp: %w", err)
+		}
+		ifaceIP[name] = ip
+	}
+	return s.build(ifaces, ifaceIP)
+}
+
+// build loads the leases and makes one listener per interface and port;
+// ifaceIP holds each interface's first IPv4 address (zero: none).
+func (s *Server) build(ifaces []string, ifaceIP map[string]netip.Addr) (*instance, []*listener, error) {
+	if err := s.check(); err != nil {
+		return nil, nil, err
+	}
+	segs := slices.Clone(s.Segments)
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(s.Registerer)
+	if err != nil {
+		return nil, nil, err
+	}
+	in := &instance{
+		log:      log,
+		now:      s.Now,
+		ttl:      s.DiscoveryTTL,
+		env:      bootEnv{ScriptURL: s.ScriptURL, HTTPBase: s.HTTPBase, HaveFile: s.HaveFile},
+		machines: s.Machines,
+		m:        m,
+	}
+	if in.now == nil {
+		in.now = time.Now
+	}
+	if in.ttl <= 0 {
+		in.ttl = DefaultDiscoveryTTL
+	}
+
+	states := map[string]*segState{}
+	relayedProxy := false
+	for i := range segs {
+		st := &segState{Segment: segs[i]}
+		if st.Interface != "" && !st.ServerIP.IsValid() {
+			if !ifaceIP[st.Interface].IsValid() {
+				return nil, nil, fmt.Errorf("dhcp: segment %s: interface %s has no IPv4 address and no server ip is set", st.Name, st.Interface)
+			}
+			st.ServerIP = ifaceIP[st.Interface]
+		}
+		if st.Mode == ModeDHCP {
+			reserved := append([]netip.Addr{st.Router, st.ServerIP}, st.DNS...)
+			if st.alloc, err = newAllocator(&st.Segment, reserved, s.Leases, in.now, log); err != nil {
+				return nil, nil, fmt.Errorf("dhcp: %w", err)
+			}
+		}
+		if st.Relayed {
+			in.relayed = append(in.relayed, st)
+			relayedProxy = relayedProxy || st.Mode == ModeProxy
+		} else {
+			states[st.Interface] = st
+		}
+	}
+	var listeners []*listener
+	for _, name := range ifaces {
+		direct := states[name]
+		l := &listener{in: in, iface: name, port: dhcpv4.ServerPort, ip: ifaceIP[name], direct: direct}
+		listeners = append(listeners, l)
+		if (direct != nil && direct.Mode == ModeProxy) || relayedProxy {
+			pxe := *l
+			pxe.port = pxePort
+			listeners = append(listeners, &pxe)
+		}
+	}
+	return in, listeners, nil
+}
+
+// check validates what needs no system lookup.
+func (s *Server) check() error {
+	if len(s.Segments) == 0 {
+		return errors.New("dhcp: no segments")
+	}
+	if err := validateSegments(s.Segments); err != nil {
+		return fmt.Errorf("dhcp: %w", err)
+	}
+	if s.Machines == nil {
+		return errors.New("dhcp: no machine store")
+	}
+	for _, sg := range s.Segments {
+		if sg.Mode == ModeDHCP && s.Leases == nil {
+			return fmt.Errorf("dhcp: segment %s: no lease store", sg.Name)
+		}
+	}
+	return nil
+}
+
+// firstIPv4 returns the first IPv4 address of an interface (zero if it has
+// none); an interface that does not exist is an error.
+func firstIPv4(name string) (netip.Addr, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("interface %s: %w", name, err)
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of interface %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok {
+				return ip, nil
+			}
+		}
+	}
+	return netip.Addr{}, nil
+}
