@@ -1,0 +1,299 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/foundry-appliance/foundry/discovery-os/inventory"
+	"github.com/foundry-appliance/foundry/discovery-os/token"
+)
+
+// recConsole records screens.
+type recConsole struct {
+	mu sync.Mutex
+	s  Screen
+	// statuses in order
+	statuses []string
+	errors   []string
+}
+
+func (c *recConsole) Update(fn func(*Screen)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.s
+	fn(&c.s)
+	if c.s.Status != prev.Status {
+		c.statuses = append(c.statuses, c.s.Status)
+	}
+	if c.s.Error != prev.Error && c.s.Error != "" {
+		c.errors = append(c.errors, c.s.Error)
+	}
+}
+
+// fakeClock advances by each Sleep.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type harness struct {
+	app      *fakeAppliance
+	agent    *Agent
+	console  *recConsole
+	clock    *fakeClock
+	rebooted int
+	poweroff int
+	seeds    []string
+}
+
+var testInventory = inventory.Inventory{SchemaVersion: inventory.SchemaVersion,
+	Disks: []inventory.Disk{{Name: "sda", Path: "/dev/sda", SizeBytes: 8 << 30, ByPath: "pci-0000:00:01.1-ata-1.0"}}}
+
+func newHarness(t *testing.T, decisions ...Decision) *harness {
+	app, srv := newFakeAppliance(t, decisions...)
+	h := &harness{app: app, console: &recConsole{}, clock: &fakeClock{now: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}}
+	h.agent = &Agent{
+		API:       &Client{BaseURL: srv.URL, Nonce: app.nonce, HTTP: srv.Client()},
+		MAC:       "52:54:00:12:34:56",
+		Inventory: testInventory,
+		Console:   h.console,
+		Now:       h.clock.Now,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			h.clock.Advance(d)
+			return ctx.Err()
+		},
+		Download: srv.Client(),
+		Reboot:   func() error { h.rebooted++; return nil },
+		PowerOff: func() error { h.poweroff++; return nil },
+		Seed: func(path string, files map[string][]byte) error {
+			h.seeds = append(h.seeds, path+" "+string(files["meta-data"]))
+			return nil
+		},
+	}
+	return h
+}
+
+func (h *harness) run(t *testing.T) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return h.agent.Run(ctx)
+}
+
+func TestRegisterSendsVerifiableToken(t *testing.T) {
+	h := newHarness(t, Decision{Decision: DecisionNetboot})
+	h.app.failNext["/api/v1/agent/register"] = 2 // the appliance is still starting
+	if err := h.run(t); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.app.registered) != 1 {
+		t.Fatalf("%d registrations", len(h.app.registered))
+	}
+	reg := h.app.registered[0]
+	shown := h.console.s.Token
+	if reg.MAC != h.agent.MAC || !token.Verify(strings.ToLower(shown), reg.Token.Salt, reg.Token.Hash) {
+		t.Fatalf("the hash sent does not verify against the token shown (%s)", shown)
+	}
+	if !reg.Token.ExpiresAt.Equal(h.console.s.ExpiresAt) || reg.Token.ExpiresAt.Sub(h.clock.Now()) > time.Hour {
+		t.Errorf("expiry %v", reg.Token.ExpiresAt)
+	}
+	if len(h.console.errors) != 1 || !strings.Contains(h.console.errors[0], "503: appliance is starting") {
+		t.Errorf("console errors %q", h.console.errors)
+	}
+	if !strings.Contains(strings.Join(h.console.statuses, "|"), "attempt 3") {
+		t.Errorf("statuses %q", h.console.statuses)
+	}
+	if h.rebooted != 1 || h.poweroff != 0 {
+		t.Errorf("reboot %d poweroff %d", h.rebooted, h.poweroff)
+	}
+	if len(h.app.results) != 1 || h.app.results[0]["success"] != true {
+		t.Errorf("results %v", h.app.results)
+	}
+	if h.app.waits[0] != 60 {
+		t.Errorf("long-poll wait=%d", h.app.waits[0])
+	}
+}
+
+func TestDecisions(t *testing.T) {
+	tests := []struct {
+		name              string
+		decisions         []Decision
+		reboot, poweroff  int
+		success           []bool
+		lastStatusContain string
+	}{
+		{"wait then netboot", []Decision{{Decision: DecisionWait}, {Decision: DecisionWait}, {Decision: DecisionNetboot}}, 1, 0, []bool{true}, "rebooting"},
+		{"reject", []Decision{{Decision: DecisionReject}}, 0, 1, []bool{true}, "powering off"},
+		{"unknown decision is retried", []Decision{{Decision: "explode\x1b[2J"}, {Decision: DecisionReject}}, 0, 1, []bool{true}, "powering off"},
+		{"image to a disk that is not there, then reject", []Decision{
+			{Decision: DecisionImage, Hostname: "web1", Image: &Image{URL: "http://x/i.raw", SHA256: strings.Repeat("0", 64), Disk: "/dev/sdz"}},
+			{Decision: DecisionReject}}, 0, 1, []bool{false, true}, "powering off"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.decisions...)
+			if err := h.run(t); err != nil {
+				t.Fatal(err)
+			}
+			if h.rebooted != tt.reboot || h.poweroff != tt.poweroff {
+				t.Errorf("reboot %d poweroff %d", h.rebooted, h.poweroff)
+			}
+			var got []bool
+			for _, r := range h.app.results {
+				got = append(got, r["success"] == true)
+			}
+			if len(got) != len(tt.success) {
+				t.Fatalf("results %v", h.app.results)
+			}
+			for i := range got {
+				if got[i] != tt.success[i] {
+					t.Errorf("results %v", h.app.results)
+				}
+			}
+			if last := h.console.statuses[len(h.console.statuses)-1]; !strings.Contains(last, tt.lastStatusContain) {
+				t.Errorf("last status %q", last)
+			}
+			for _, e := range h.console.errors {
+				if strings.ContainsRune(e, 0x1b) {
+					t.Errorf("escape sequence from the network reached the console: %q", e)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenRefresh(t *testing.T) {
+	// Each long-poll answer advances the clock 10 minutes: the first
+	// token must be replaced after about 50 minutes, and the new hash sent.
+	var decisions []Decision
+	for range 8 {
+		decisions = append(decisions, Decision{Decision: DecisionWait})
+	}
+	decisions = append(decisions, Decision{Decision: DecisionReject})
+	h := newHarness(t, decisions...)
+	first := ""
+	h.agent.API = &clockAPI{API: h.agent.API, clock: h.clock, onPoll: func() {
+		if first == "" {
+			first = h.console.s.Token
+		}
+	}}
+	h.app.failNext["/api/v1/agent/token"] = 1
+	if err := h.run(t); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.app.tokens) != 1 {
+		t.Fatalf("%d token updates accepted", len(h.app.tokens))
+	}
+	now := h.console.s.Token
+	if now == first {
+		t.Fatal("the token shown was not replaced")
+	}
+	th := h.app.tokens[0]
+	if !token.Verify(now, th.Salt, th.Hash) || token.Verify(first, th.Salt, th.Hash) {
+		t.Error("the new hash does not match the new token only")
+	}
+	if !th.ExpiresAt.After(h.app.registered[0].Token.ExpiresAt) {
+		t.Error("the new token does not expire later")
+	}
+}
+
+// clockAPI advances the clock 10 minutes on every decision poll.
+type clockAPI struct {
+	API
+	clock  *fakeClock
+	onPoll func()
+}
+
+func (c *clockAPI) Decision(ctx context.Context, wait time.Duration) (Decision, error) {
+	c.onPoll()
+	c.clock.Advance(10 * time.Minute)
+	return c.API.Decision(ctx, wait)
+}
+
+func TestNonceRefused(t *testing.T) {
+	h := newHarness(t)
+	h.agent.API.(*Client).Nonce = "wrong"
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	h.agent.Sleep = func(ctx context.Context, d time.Duration) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if err := h.agent.Run(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(h.console.errors) == 0 || !strings.Contains(h.console.errors[0], "401: unknown boot nonce") {
+		t.Fatalf("console errors %q", h.console.errors)
+	}
+}
+
+func TestImageDecision(t *testing.T) {
+	img := bytes.Repeat([]byte("foundry image block "), 50000) // 1 MB
+	sum := sha256.Sum256(img)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/img.raw", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+		w.Write(img)
+	})
+	imgSrv := newServer(t, mux)
+
+	target := filepath.Join(t.TempDir(), "sda")
+	os.WriteFile(target, make([]byte, 2<<20), 0o644)
+	h := newHarness(t, Decision{Decision: DecisionImage, Hostname: "web1.lab", SSHKeys: []string{"ssh-ed25519 AAAA admin@lab"},
+		Image: &Image{URL: imgSrv.URL + "/img.raw", SHA256: hex.EncodeToString(sum[:]), Disk: "pci-0000:00:01.1-ata-1.0"}})
+	h.agent.Download = imgSrv.Client()
+	var opened string
+	h.agent.Disks = func(p string) (Disk, error) {
+		opened = p
+		return os.OpenFile(target, os.O_WRONLY, 0)
+	}
+	if err := h.run(t); err != nil {
+		t.Fatal(err)
+	}
+	if opened != "/dev/sda" {
+		t.Errorf("opened %q, want /dev/sda (resolved from by-path)", opened)
+	}
+	got, _ := os.ReadFile(target)
+	if !bytes.Equal(got[:len(img)], img) {
+		t.Error("disk does not hold the image")
+	}
+	if h.rebooted != 1 || len(h.app.results) != 1 || h.app.results[0]["success"] != true {
+		t.Errorf("reboot %d results %v", h.rebooted, h.app.results)
+	}
+	if len(h.seeds) != 1 || !strings.HasPrefix(h.seeds[0], "/dev/sda ") || !strings.Contains(h.seeds[0], `"local-hostname":"web1.lab"`) {
+		t.Errorf("seeds %q", h.seeds)
+	}
+	p := h.app.progress
+	if len(p) < 3 || p[0] != 0 || p[len(p)-1] != 100 {
+		t.Errorf("progress %v", p)
+	}
+	for i := 1; i < len(p); i++ {
+		if p[i] <= p[i-1] || (p[i] != 100 && p[i]%progressStep != 0) {
+			t.Errorf("progress not increasing in %d%% steps: %v", progressStep, p)
+			break
+		}
+	}
+}

@@ -1,0 +1,53 @@
+// Command foundry-agent is /init of the discovery OS: PID 1 of the
+// initramfs that unknown machines boot. It mounts the kernel file systems,
+// loads drivers, brings up the boot NIC with DHCP, collects the inventory,
+// shows the registration token and hands over to agent.Agent.
+//
+// Run as an ordinary process (not PID 1) it skips mounts, modules and
+// network setup, and only prints what it would do instead of rebooting,
+// which makes it usable against a test appliance on a workstation:
+//
+//	foundry-agent -cmdline <(echo foundry.url=http://127.0.0.1:8080 foundry.mac=… foundry.nonce=…)
+//
+// Build it static: CGO_ENABLED=0 go build.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/foundry-appliance/foundry/discovery-os/agent"
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	pid1 := os.Getpid() == 1
+	ctx := context.Background()
+	if !pid1 {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, unix.SIGTERM)
+		defer stop()
+	}
+	fs := flag.NewFlagSet("foundry-agent", flag.ExitOnError)
+	cmdline := fs.String("cmdline", "/proc/cmdline", "file holding the kernel command line")
+	fs.Parse(os.Args[1:])
+
+	err := run(ctx, pid1, *cmdline)
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stdout, "foundry: fatal:", err)
+	if !pid1 {
+		os.Exit(1)
+	}
+	// PID 1 must never exit (the kernel would panic): show the error, give
+	// a person time to read it, then boot again, which retries discovery.
+	fmt.Fprintln(os.Stdout, "foundry: rebooting in 60 seconds")
+	time.Sleep(60 * time.Second)
+	agent.Reboot()
+	select {}
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/foundry-appliance/foundry/discovery-os/initramfs"
+	"github.com/foundry-appliance/foundry/discovery-os/kmod"
+)
+
+type options struct {
+	KernelDeb, Agent, PCIIDs, Out string
+	Budget                        int64
+}
+
+// Manifest is images/discovery/manifest.json.
+type Manifest struct {
+	KernelPackage string `json:"kernel_package"`
+	KernelVersion string `json:"kernel_version"` // the package version
+	KernelRelease string `json:"kernel_release"` // uname -r, the module directory name
+	// Files maps "vmlinuz" and "initrd" to their size and checksum.
+	Files       map[string]FileInfo `json:"files"`
+	TotalBytes  int64               `json:"total_bytes"`
+	ModuleCount int                 `json:"module_count"`
+	Modules     []string            `json:"modules"`
+}
+
+// FileInfo describes one output file.
+type FileInfo struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+func build(ctx context.Context, o options) (Manifest, error) {
+	tmp, err := os.MkdirTemp("", "mkdiscovery-")
+	if err != nil {
+		return Manifest{}, err
+	}
+	defer os.RemoveAll(tmp)
+	k, err := unpackKernel(ctx, o.KernelDeb, tmp)
+	if err != nil {
+		return Manifest{}, err
+	}
+	tree, err := kmod.OpenTree(k.moduleDir)
+	if err != nil {
+		return Manifest{}, err
+	}
+	names, err := selectModules(tree)
+	if err != nil {
+		return Manifest{}, err
+	}
+	mods, _, err := tree.Closure(names)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return Manifest{}, err
+	}
+	var initrd bytes.Buffer
+	err = initramfs.Build(&initrd, initramfs.Spec{
+		Init: o.Agent, ModuleDir: k.moduleDir, KernelVersion: k.release,
+		Modules: names, PCIIDs: o.PCIIDs,
+	})
+	if err != nil {
+		return Manifest{}, fmt.Errorf("build initramfs: %w", err)
+	}
+	vmlinuz, err := os.ReadFile(k.vmlinuz)
+	if err != nil {
+		return Manifest{}, err
+	}
+	m := Manifest{KernelPackage: k.pkg, KernelVersion: k.version, KernelRelease: k.release,
+		Files: map[string]FileInfo{}, ModuleCount: len(mods)}
+	for _, mod := range mods {
+		m.Modules = append(m.Modules, mod.Name)
+	}
+	for name, data := range map[string][]byte{"vmlinuz": vmlinuz, "initrd": initrd.Bytes()} {
+		sum := sha256.Sum256(data)
+		m.Files[name] = FileInfo{Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+		m.TotalBytes += int64(len(data))
+	}
+	if o.Budget > 0 && m.TotalBytes > o.Budget {
+		return m, fmt.Errorf("kernel + initrd are %d bytes, over the budget of %d", m.TotalBytes, o.Budget)
+	}
+	manifest, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return m, err
+	}
+	// Written under temporary names and renamed, so that a server reading
+	// the directory never serves a half-written image.
+	for name, data := range map[string][]byte{"vmlinuz": vmlinuz, "initrd": initrd.Bytes(), "manifest.json": append(manifest, '\n')} {
+		if err := writeAtomic(filepath.Join(o.Out, name), data); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// kernel is what unpackKernel found in the package.
+type kernel struct {
+	pkg, version, release string
+	vmlinuz, moduleDir    string
+}
+
+// unpackKernel extracts a linux-image .deb with dpkg-deb (present on every
+// Debian system) and finds the kernel image and module directory in it.
+func unpackKernel(ctx context.Context, deb, dir string) (kernel, error) {
+	var k kernel
+	out, err := exec.CommandContext(ctx, "dpkg-deb", "-f", deb, "Package", "Version").Output()
+	if err != nil {
+		return k, fmt.Errorf("read %s control fields: %w", deb, cmdErr(err))
+	}
+	for line := range strings.Lines(string(out)) {
+		key, val, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		switch key {
+		case "Package":
+			k.pkg = val
+		case "Version":
+			k.version = val
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
+		return k, fmt.Errorf("unpack %s: %w: %s", deb, err, out)
+	}
+	return findKernel(k, dir)
+}
+
+// findKernel locates boot/vmlinuz-<release> and its module directory
+// (lib/modules or, on newer Debian, usr/lib/modules).
+func findKernel(k kernel, dir string) (kernel, error) {
+	images, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
+	if len(images) != 1 {
+		return k, fmt.Errorf("want one boot/vmlinuz-* in the package, found %d", len(images))
+	}
+	k.vmlinuz = images[0]
+	k.release = strings.TrimPrefix(filepath.Base(images[0]), "vmlinuz-")
+	for _, base := range []string{"lib/modules", "usr/lib/modules"} {
+		d := filepath.Join(dir, base, k.release)
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			k.moduleDir = d
+			return k, nil
+		}
+	}
+	return k, fmt.Errorf("no module directory for %s in the package", k.release)
+}
+
+func cmdErr(err error) error {
+	if ee, ok := err.(*exec.ExitError); ok && len(ee.Stderr) > 0 {
+		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(ee.Stderr))
+	}
+	return err
+}

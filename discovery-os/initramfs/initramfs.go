@@ -1,0 +1,176 @@
+// Package initramfs assembles the discovery OS initramfs: a gzip-compressed
+// newc cpio archive holding the agent as /init, the kernel modules the
+// hardware may need with a modules.dep and modules.alias for exactly that
+// set, pci.ids, and the directories and device nodes the agent expects.
+//
+// The output is deterministic: entries are sorted, every time stamp is
+// Spec.MTime, inode numbers are assigned in order and the gzip header
+// carries no name or time, so the same inputs give the same bytes.
+package initramfs
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/foundry-appliance/foundry/discovery-os/kmod"
+	"github.com/klauspost/compress/gzip"
+	"github.com/u-root/u-root/pkg/cpio"
+)
+
+// Spec says what goes into the image.
+type Spec struct {
+	// Init is the path of the agent binary; it becomes /init (mode 0755).
+	Init string
+	// ModuleDir is the kernel's module directory (…/lib/modules/<version>).
+	// Optional when Modules is empty.
+	ModuleDir string
+	// KernelVersion names /lib/modules/<KernelVersion> in the image.
+	// Default: the base name of ModuleDir.
+	KernelVersion string
+	// Modules names the modules to include; their dependencies come along.
+	// A name that is not a module file (built into the kernel, or absent)
+	// is an error unless listed in Optional.
+	Modules []string
+	// Optional names modules that may be missing from ModuleDir.
+	Optional []string
+	// PCIIDs is the pci.ids file installed as /usr/share/misc/pci.ids.
+	// Default: none.
+	PCIIDs string
+	// MTime is the time stamp of every entry. Default: the Unix epoch.
+	MTime time.Time
+	// Level is the gzip level. Default: gzip.BestCompression.
+	Level int
+}
+
+// Build writes the compressed archive for spec to w.
+func Build(w io.Writer, spec Spec) error {
+	b := &builder{mtime: uint64(max(spec.MTime.Unix(), 0)), files: map[string]cpio.Record{}}
+	for _, d := range []string{"dev", "etc", "proc", "run", "sys", "usr/share/misc"} {
+		b.dir(d, 0o755)
+	}
+	b.dir("tmp", 0o1777)
+	b.node("dev/console", 0o600, 5, 1) // the kernel opens it for /init's stdio
+	b.node("dev/null", 0o666, 1, 3)
+
+	agent, err := os.ReadFile(spec.Init)
+	if err != nil {
+		return fmt.Errorf("read agent: %w", err)
+	}
+	b.file("init", 0o755, agent)
+	if spec.PCIIDs != "" {
+		ids, err := os.ReadFile(spec.PCIIDs)
+		if err != nil {
+			return fmt.Errorf("read pci.ids: %w", err)
+		}
+		b.file("usr/share/misc/pci.ids", 0o644, ids)
+	}
+	if len(spec.Modules) > 0 {
+		if err := b.modules(spec); err != nil {
+			return err
+		}
+	}
+
+	level := spec.Level
+	if level == 0 {
+		level = gzip.BestCompression
+	}
+	zw, err := gzip.NewWriterLevel(w, level)
+	if err != nil {
+		return fmt.Errorf("gzip: %w", err)
+	}
+	cw := cpio.Newc.Writer(zw)
+	names := make([]string, 0, len(b.files))
+	for n := range b.files {
+		names = append(names, n)
+	}
+	slices.Sort(names) // parents sort before their children
+	for i, n := range names {
+		rec := b.files[n]
+		rec.Ino = uint64(i + 1)
+		if err := cw.WriteRecord(rec); err != nil {
+			return fmt.Errorf("write %s: %w", n, err)
+		}
+	}
+	if err := cpio.WriteTrailer(cw); err != nil {
+		return fmt.Errorf("write cpio trailer: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("gzip: %w", err)
+	}
+	return nil
+}
+
+// modules adds the selected modules, their dependencies and the index files.
+func (b *builder) modules(spec Spec) error {
+	tree, err := kmod.OpenTree(spec.ModuleDir)
+	if err != nil {
+		return err
+	}
+	mods, missing, err := tree.Closure(spec.Modules)
+	if err != nil {
+		return fmt.Errorf("select modules: %w", err)
+	}
+	for _, m := range missing {
+		if !slices.Contains(spec.Optional, m) {
+			return fmt.Errorf("select modules: %s is not a module file in %s", m, spec.ModuleDir)
+		}
+	}
+	version := spec.KernelVersion
+	if version == "" {
+		version = filepath.Base(spec.ModuleDir)
+	}
+	base := "lib/modules/" + version
+	for _, m := range mods {
+		data, err := tree.ReadModuleFile(m)
+		if err != nil {
+			return fmt.Errorf("read module %s: %w", m.Name, err)
+		}
+		b.file(base+"/"+m.Path, 0o644, data)
+	}
+	var dep, alias bytes.Buffer
+	if err := kmod.WriteDep(&dep, mods); err != nil {
+		return err
+	}
+	if err := kmod.WriteAlias(&alias, mods); err != nil {
+		return err
+	}
+	b.file(base+"/modules.dep", 0o644, dep.Bytes())
+	b.file(base+"/modules.alias", 0o644, alias.Bytes())
+	return nil
+}
+
+// builder collects records by name; parent directories are added as needed.
+type builder struct {
+	mtime uint64
+	files map[string]cpio.Record
+}
+
+func (b *builder) dir(name string, perm uint64) {
+	if name == "." || name == "" {
+		return
+	}
+	if _, ok := b.files[name]; ok {
+		return
+	}
+	b.dir(path.Dir(name), 0o755)
+	b.files[name] = cpio.Record{ReaderAt: bytes.NewReader(nil), Info: cpio.Info{
+		Name: name, Mode: cpio.S_IFDIR | perm, NLink: 2, MTime: b.mtime}}
+}
+
+func (b *builder) file(name string, perm uint64, data []byte) {
+	b.dir(path.Dir(name), 0o755)
+	b.files[name] = cpio.Record{ReaderAt: bytes.NewReader(data), Info: cpio.Info{
+		Name: name, Mode: cpio.S_IFREG | perm, NLink: 1, MTime: b.mtime, FileSize: uint64(len(data))}}
+}
+
+func (b *builder) node(name string, perm uint64, major, minor uint64) {
+	b.dir(path.Dir(name), 0o755)
+	b.files[name] = cpio.Record{ReaderAt: bytes.NewReader(nil), Info: cpio.Info{
+		Name: name, Mode: cpio.S_IFCHR | perm, NLink: 1, MTime: b.mtime, Rmajor: major, Rminor: minor}}
+}

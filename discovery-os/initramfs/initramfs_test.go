@@ -1,0 +1,167 @@
+package initramfs
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/foundry-appliance/foundry/discovery-os/kmod"
+	"github.com/foundry-appliance/foundry/discovery-os/kmod/kmodtest"
+	"github.com/klauspost/compress/gzip"
+	"github.com/u-root/u-root/pkg/cpio"
+)
+
+func spec(t *testing.T) Spec {
+	t.Helper()
+	dir := t.TempDir()
+	modDir := kmodtest.Tree(t, filepath.Join(dir, "lib/modules/6.1.0-99-amd64"), kmodtest.Debian)
+	agent := filepath.Join(dir, "agent")
+	os.WriteFile(agent, []byte("\x7fELF fake agent"), 0o755)
+	ids := filepath.Join(dir, "pci.ids")
+	os.WriteFile(ids, []byte("8086  Intel Corporation\n"), 0o644)
+	return Spec{Init: agent, ModuleDir: modDir, Modules: []string{"e1000", "ata_piix", "af_packet"},
+		Optional: []string{"af_packet"}, PCIIDs: ids}
+}
+
+// readBack decompresses an image and returns its records with contents.
+func readBack(t *testing.T, img []byte) (map[string]cpio.Record, map[string]string, []string) {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName, content := map[string]cpio.Record{}, map[string]string{}
+	var order []string
+	for _, r := range recs {
+		if _, dup := byName[r.Name]; dup {
+			t.Errorf("duplicate entry %s", r.Name)
+		}
+		byName[r.Name] = r
+		order = append(order, r.Name)
+		b, err := io.ReadAll(io.NewSectionReader(r, 0, int64(r.FileSize)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		content[r.Name] = string(b)
+	}
+	return byName, content, order
+}
+
+func TestBuild(t *testing.T) {
+	s := spec(t)
+	var buf bytes.Buffer
+	if err := Build(&buf, s); err != nil {
+		t.Fatal(err)
+	}
+	recs, content, order := readBack(t, buf.Bytes())
+	if !slices.IsSorted(order) {
+		t.Errorf("entries not sorted: %v", order)
+	}
+	const mods = "lib/modules/6.1.0-99-amd64/"
+	want := []struct {
+		name string
+		mode uint64
+	}{
+		{"dev", cpio.S_IFDIR | 0o755},
+		{"dev/console", cpio.S_IFCHR | 0o600},
+		{"dev/null", cpio.S_IFCHR | 0o666},
+		{"etc", cpio.S_IFDIR | 0o755},
+		{"init", cpio.S_IFREG | 0o755},
+		{"lib", cpio.S_IFDIR | 0o755},
+		{"lib/modules", cpio.S_IFDIR | 0o755},
+		{mods + "kernel/drivers/ata/ata_piix.ko", cpio.S_IFREG | 0o644},
+		{mods + "kernel/drivers/ata/libata.ko", cpio.S_IFREG | 0o644},
+		{mods + "kernel/drivers/net/ethernet/intel/e1000/e1000.ko", cpio.S_IFREG | 0o644},
+		{mods + "kernel/drivers/scsi/scsi_common.ko", cpio.S_IFREG | 0o644},
+		{mods + "kernel/drivers/scsi/scsi_mod.ko", cpio.S_IFREG | 0o644},
+		{mods + "modules.alias", cpio.S_IFREG | 0o644},
+		{mods + "modules.dep", cpio.S_IFREG | 0o644},
+		{"proc", cpio.S_IFDIR | 0o755},
+		{"run", cpio.S_IFDIR | 0o755},
+		{"sys", cpio.S_IFDIR | 0o755},
+		{"tmp", cpio.S_IFDIR | 0o1777},
+		{"usr/share/misc/pci.ids", cpio.S_IFREG | 0o644},
+	}
+	for _, w := range want {
+		r, ok := recs[w.name]
+		if !ok {
+			t.Errorf("missing %s", w.name)
+			continue
+		}
+		if r.Mode != w.mode {
+			t.Errorf("%s: mode %#o, want %#o", w.name, r.Mode, w.mode)
+		}
+		if r.MTime != 0 || r.UID != 0 || r.GID != 0 {
+			t.Errorf("%s: mtime %d uid %d gid %d", w.name, r.MTime, r.UID, r.GID)
+		}
+	}
+	for name := range recs {
+		if strings.Contains(name, "snd") || strings.Contains(name, "amdgpu") || strings.Contains(name, "virtio") {
+			t.Errorf("unrequested module %s included", name)
+		}
+		if strings.HasSuffix(name, ".ko") {
+			img := content[name]
+			if mi, err := kmod.ParseModinfo([]byte(img)); err != nil || mi.Name != kmod.NameOf(name) {
+				t.Errorf("%s: content does not parse as that module: %v", name, err)
+			}
+		}
+	}
+	if r := recs["dev/console"]; r.Rmajor != 5 || r.Rminor != 1 {
+		t.Errorf("dev/console is %d:%d", r.Rmajor, r.Rminor)
+	}
+	if recs["init"].Mode&0o111 != 0o111 || content["init"] != "\x7fELF fake agent" {
+		t.Errorf("init: mode %#o content %q", recs["init"].Mode, content["init"])
+	}
+	ix, err := kmod.ParseDep(strings.NewReader(content[mods+"modules.dep"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.Deps["ata_piix"]; !slices.Equal(got, []string{"libata", "scsi_mod", "scsi_common"}) {
+		t.Errorf("ata_piix deps %v", got)
+	}
+	if !strings.Contains(content[mods+"modules.alias"], "alias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000\n") {
+		t.Errorf("modules.alias:\n%s", content[mods+"modules.alias"])
+	}
+
+	var again bytes.Buffer
+	if err := Build(&again, s); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), again.Bytes()) {
+		t.Error("two builds of the same spec differ")
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Spec)
+		want   string
+	}{
+		{"no agent", func(s *Spec) { s.Init = "/nonexistent/agent" }, "read agent"},
+		{"required module missing", func(s *Spec) { s.Optional = nil }, "af_packet is not a module file"},
+		{"no pci.ids", func(s *Spec) { s.PCIIDs = "/nonexistent/pci.ids" }, "read pci.ids"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := spec(t)
+			tt.modify(&s)
+			err := Build(io.Discard, s)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

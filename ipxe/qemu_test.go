@@ -1,0 +1,264 @@
+//go:build qemu
+
+package ipxe
+
+// Boots real iPXE (the NIC option ROMs of Debian's ipxe-qemu, BIOS and
+// UEFI under OVMF) in QEMU with user-mode networking, so that the scripts
+// are run by the firmware they are written for. QEMU's DHCP hands out the
+// script URL; 10.0.2.2 is the host's loopback as seen from the guest, so
+// no traffic leaves the machine.
+//
+//	go test -tags qemu -run QEMU -v ./ipxe
+//
+// Needs qemu-system-x86, ipxe-qemu and ovmf. Each boot takes 10-60 s under
+// TCG.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// mbr is a boot sector that writes "FOUNDRY-LOCAL-DISK" to COM1 and halts:
+// proof that iPXE handed the machine to its local disk.
+func mbr() []byte {
+	code := []byte{
+		0x31, 0xC0, // xor ax,ax
+		0x8E, 0xD8, // mov ds,ax
+		0xFC,             // cld
+		0xBA, 0xF8, 0x03, // mov dx,0x3f8
+		0xBE, 0x17, 0x7C, // mov si,0x7c17 (msg)
+		0xAC,       // next: lodsb
+		0x84, 0xC0, // test al,al
+		0x74, 0x03, // jz done
+		0xEE,       // out dx,al
+		0xEB, 0xF8, // jmp next
+		0xFA,       // done: cli
+		0xF4,       // hlt
+		0xEB, 0xFC, // jmp done
+	}
+	b := make([]byte, 512)
+	copy(b, code)
+	copy(b[len(code):], "FOUNDRY-LOCAL-DISK\r\n\x00")
+	b[510], b[511] = 0x55, 0xAA
+	return b
+}
+
+type recorder struct {
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = append(r.reqs, s)
+}
+
+func (r *recorder) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reqs)
+}
+
+func TestQEMU(t *testing.T) {
+	for _, bin := range []string{"qemu-system-x86_64", "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/lib/ipxe/qemu/efi-e1000.rom"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if _, err := os.Stat(bin); err != nil {
+				t.Skipf("%s not installed", bin)
+			}
+		}
+	}
+	dir := t.TempDir()
+	db, err := store.Open(filepath.Join(dir, "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a := store.Audit{Actor: "test", Action: "setup"}
+	db.CreateCluster(store.Cluster{Name: "lab"}, a)
+	for _, p := range []string{"debian", "ubuntu-image"} {
+		if _, err := db.CreateProfile(*profiles[p], a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const (
+		macDisc   = "52:54:00:00:01:01"
+		macMenu   = "52:54:00:00:01:02"
+		macLocal  = "52:54:00:00:01:03"
+		macReject = "52:54:00:00:01:04"
+	)
+	for _, m := range []store.Machine{
+		{MAC: macDisc, State: store.StateDiscovered, Hostname: "discovered-000101", Temporary: true, ExpiresAt: time.Now().Add(time.Hour)},
+		{MAC: macMenu, State: store.StateReady, Hostname: "web01", Cluster: "lab", Profile: "debian", Menu: true},
+		{MAC: macLocal, State: store.StateReady, Hostname: "db01", Cluster: "lab", Profile: "ubuntu-image"},
+		{MAC: macReject, State: store.StateRejected, Hostname: "bad"},
+	} {
+		if _, err := db.CreateMachine(m, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	srv := &Server{Store: db, BaseURL: fmt.Sprintf("http://10.0.2.2:%d", port), MenuTimeout: time.Second}
+	rec := &recorder{}
+	mux := http.NewServeMux()
+	mux.Handle("/boot/", srv)
+	// The "kernel" is iPXE itself in the platform's format (a bzImage for
+	// BIOS, an EFI application for UEFI): booting it starts a second iPXE
+	// that asks for the script again, which shows that boot ran.
+	var kernel []byte
+	mux.HandleFunc("/images/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "vmlinuz") {
+			w.Write(kernel)
+			return
+		}
+		w.Write(make([]byte, 4096))
+	})
+	lkrn, err1 := os.ReadFile("/usr/lib/ipxe/ipxe.lkrn")
+	efi, err2 := os.ReadFile("/usr/lib/ipxe/ipxe.efi")
+	if err1 != nil || err2 != nil {
+		t.Skipf("Debian's ipxe package is needed: %v %v", err1, err2)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// iPXE escapes the colons of the MAC (%3A); record the decoded path.
+		u := r.URL.Path
+		if r.URL.RawQuery != "" {
+			u += "?" + r.URL.RawQuery
+		}
+		rec.add(u)
+		mux.ServeHTTP(w, r)
+	})}
+	go hs.Serve(ln)
+	defer hs.Close()
+
+	disk := filepath.Join(dir, "disk.img")
+	img := make([]byte, 1<<20)
+	copy(img, mbr())
+	if err := os.WriteFile(disk, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	boot := func(mac string) string { return "/boot/" + mac }
+	// Each scenario names the requests the machine must make, in order, and
+	// console lines that must appear in order.
+	tests := []struct {
+		name     string
+		uefi     bool
+		mac      string
+		wantReqs []string
+		console  []string
+	}{
+		// kernel → initrd → boot: both files fetched, then the "kernel"
+		// (a second iPXE) starts.
+		{"bios discovery", false, macDisc,
+			[]string{boot(macDisc), "/images/discovery/vmlinuz", "/images/discovery/initrd"},
+			[]string{"Foundry: discovery boot for " + macDisc, "/images/discovery/initrd... ok", "iPXE initialising devices"}},
+		{"uefi discovery", true, macDisc,
+			[]string{boot(macDisc), "/images/discovery/vmlinuz", "/images/discovery/initrd"},
+			[]string{"Foundry: discovery boot for " + macDisc, "/images/discovery/initrd... ok", "iPXE initialising devices"}},
+		// The menu times out to production, which chains to its script.
+		{"bios menu default", false, macMenu,
+			[]string{boot(macMenu), boot(macMenu) + "?mode=production", "/images/debian/vmlinuz", "/images/debian/initrd.gz"},
+			[]string{"Rediscover (refresh inventory)", "Foundry: production boot of web01"}},
+		{"bios local disk", false, macLocal, []string{boot(macLocal)},
+			[]string{"booting db01 from its local disk", "FOUNDRY-LOCAL-DISK"}},
+		// UEFI: iPXE exits and the firmware moves on to its next boot option.
+		{"uefi local disk", true, macLocal, []string{boot(macLocal)},
+			[]string{"booting db01 from its local disk", ">>Start PXE over IPv4"}},
+		// Rejected: iPXE boots nothing; the firmware then tries its next
+		// device, which here is the disk.
+		{"bios rejected", false, macReject, []string{boot(macReject)},
+			[]string{"was rejected by an administrator", "Could not boot image"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec.mu.Lock()
+			rec.reqs = nil
+			rec.mu.Unlock()
+			args := []string{"-accel", "tcg", "-nographic", "-m", "256", "-no-reboot",
+				"-netdev", fmt.Sprintf("user,id=n0,bootfile=http://10.0.2.2:%d/boot/%s", port, tt.mac),
+				"-device", "e1000,netdev=n0,mac=" + tt.mac + ",bootindex=1",
+				"-drive", "file=" + disk + ",format=raw,if=ide,snapshot=on"}
+			if tt.uefi {
+				vars := filepath.Join(t.TempDir(), "vars.fd")
+				b, err := os.ReadFile("/usr/share/OVMF/OVMF_VARS_4M.fd")
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(vars, b, 0o644)
+				args = append(args, "-machine", "q35",
+					"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+					"-drive", "if=pflash,format=raw,file="+vars)
+				kernel = efi
+			} else {
+				args = append(args, "-boot", "n")
+				kernel = lkrn
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			out := &syncBuffer{}
+			cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			// The second iPXE of a discovery boot goes round again; only
+			// the first requests are the script's.
+			first := func() []string {
+				got := rec.list()
+				return got[:min(len(got), len(tt.wantReqs))]
+			}
+			done := func() bool {
+				return slices.Equal(first(), tt.wantReqs) && inOrder(out.String(), tt.console)
+			}
+			for !done() && ctx.Err() == nil {
+				time.Sleep(200 * time.Millisecond)
+			}
+			if got := first(); !slices.Equal(got, tt.wantReqs) {
+				t.Errorf("requests %q, want %q first", got, tt.wantReqs)
+			}
+			console := out.String()
+			if !inOrder(console, tt.console) {
+				t.Errorf("console lacks %q in this order", tt.console)
+			}
+			if t.Failed() || testing.Verbose() {
+				t.Logf("console:\n%s", tail(console, 3000))
+			}
+		})
+	}
+}
+
+// inOrder reports whether every string of want appears in s, in order.
+func inOrder(s string, want []string) bool {
+	for _, w := range want {
+		i := strings.Index(s, w)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(w):]
+	}
+	return true
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,167 @@
+package ipxe
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// Store is what the script server needs from the database; *store.DB
+// satisfies it. The server only reads machines and profiles (it never
+// creates a machine: only DHCP does, and only on discovery segments) and
+// issues boot nonces.
+type Store interface {
+	GetMachine(mac string) (store.Machine, error)
+	GetProfile(name string) (store.Profile, error)
+	// IssueNonce returns a new nonce for mac and revokes its previous one.
+	IssueNonce(mac string, ttl time.Duration) (string, error)
+}
+
+// Server serves iPXE scripts at GET /boot/{mac}. Mount it at "/boot/" (or
+// with any pattern that passes /boot/… through unchanged). Zero values of
+// the optional fields mean the documented defaults.
+type Server struct {
+	// Store holds machines, profiles and nonces. Required.
+	Store Store
+	// BaseURL is the appliance URL booting machines use (http.advertise),
+	// e.g. "http://10.77.0.1:8080". Required.
+	BaseURL string
+	// DiscoveryKernel and DiscoveryInitrd are the discovery OS files, as
+	// paths on the appliance or absolute URLs. Defaults
+	// "/images/discovery/vmlinuz" and "/images/discovery/initrd".
+	DiscoveryKernel string
+	DiscoveryInitrd string
+	// ExtraDiscoveryArgs is appended to the discovery kernel command line.
+	// Default "console=tty0 console=ttyS0,115200".
+	ExtraDiscoveryArgs string
+	// NonceTTL is how long a discovery boot nonce stays valid. Default 24h.
+	NonceTTL time.Duration
+	// MenuTimeout is how long a boot menu waits before booting production.
+	// Default 5s.
+	MenuTimeout time.Duration
+	// Logger gets one record per script served (Info) or failed (Error).
+	// Nil means silent.
+	Logger *slog.Logger
+
+	once sync.Once
+	mux  *http.ServeMux
+}
+
+// DefaultNonceTTL is the lifetime of a discovery boot nonce.
+const DefaultNonceTTL = 24 * time.Hour
+
+// ScriptURL is the URL DHCP hands to iPXE for this machine.
+func (s *Server) ScriptURL(mac net.HardwareAddr) string {
+	return strings.TrimRight(s.BaseURL, "/") + "/boot/" + mac.String()
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.once.Do(func() {
+		s.mux = http.NewServeMux()
+		s.mux.HandleFunc("GET /boot/{mac}", s.serveBoot)
+	})
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Server) serveBoot(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	// A discovery script carries a one-time nonce: never cache it.
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	mac, err := ParseMAC(r.PathValue("mac"))
+	if err != nil {
+		s.log().Warn("ipxe bad request", "err", err, "client", r.RemoteAddr)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, ErrorScript(""))
+		return
+	}
+	mode, err := ParseMode(r.URL.Query().Get("mode"))
+	if err != nil {
+		s.log().Warn("ipxe bad request", "mac", mac, "err", err, "client", r.RemoteAddr)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, ErrorScript(mac))
+		return
+	}
+	// HEAD must not have the side effect of revoking the machine's nonce.
+	sc, state, err := s.script(mac, mode, r.Method != http.MethodHead)
+	if err != nil {
+		s.log().Error("ipxe script failed", "mac", mac, "mode", string(mode), "err", err, "client", r.RemoteAddr)
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, ErrorScript(mac))
+		return
+	}
+	s.log().Info("ipxe script", "mac", mac, "state", state, "kind", sc.Kind.String(), "mode", string(mode), "client", r.RemoteAddr)
+	fmt.Fprint(w, sc.Text)
+}
+
+// Preview renders the script mac would get now, with PreviewNonce in place
+// of a boot nonce so that nothing is issued or revoked. The API uses it to
+// show a machine's boot script.
+func (s *Server) Preview(mac string, mode Mode) (Script, error) {
+	sc, _, err := s.script(mac, mode, false)
+	return sc, err
+}
+
+// script loads what Render needs and renders; issue says whether a
+// discovery script gets a real nonce. state is for the log ("unknown" when
+// there is no record).
+func (s *Server) script(mac string, mode Mode, issue bool) (Script, string, error) {
+	if s.Store == nil {
+		return Script{}, "", errors.New("ipxe server has no store")
+	}
+	in := Input{
+		MAC:                mac,
+		Mode:               mode,
+		BaseURL:            s.BaseURL,
+		DiscoveryKernel:    s.DiscoveryKernel,
+		DiscoveryInitrd:    s.DiscoveryInitrd,
+		ExtraDiscoveryArgs: s.ExtraDiscoveryArgs,
+		MenuTimeout:        s.MenuTimeout,
+	}
+	state := "unknown"
+	m, err := s.Store.GetMachine(mac)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return Script{}, "", fmt.Errorf("get machine: %w", err)
+	default:
+		in.Machine = &m
+		state = m.State.String()
+	}
+	if in.Machine != nil && m.Profile != "" {
+		p, err := s.Store.GetProfile(m.Profile)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// Render says why this matters (or not) for the state.
+		case err != nil:
+			return Script{}, state, fmt.Errorf("get profile: %w", err)
+		default:
+			in.Profile = &p
+		}
+	}
+	if issue {
+		ttl := s.NonceTTL
+		if ttl <= 0 {
+			ttl = DefaultNonceTTL
+		}
+		in.Nonce = func() (string, error) { return s.Store.IssueNonce(mac, ttl) }
+	}
+	sc, err := Render(in)
+	return sc, state, err
+}

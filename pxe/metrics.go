@@ -1,0 +1,86 @@
+package pxe
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the TFTP counters; a nil *metrics counts nothing, so the
+// handler need not check whether a Registerer was configured.
+type metrics struct {
+	transfers prometheus.Counter
+	bytes     prometheus.Counter
+	errors    *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	m := &metrics{
+		transfers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "foundry_tftp_transfers_total",
+			Help: "TFTP read transfers completed.",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "foundry_tftp_sent_bytes_total",
+			Help: "File bytes sent over TFTP, including those of failed transfers.",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "foundry_tftp_errors_total",
+			Help: "TFTP requests refused or transfers failed, by reason.",
+		}, []string{"reason"}),
+	}
+	var err error
+	if m.transfers, err = register(reg, m.transfers); err != nil {
+		return nil, err
+	}
+	if m.bytes, err = register(reg, m.bytes); err != nil {
+		return nil, err
+	}
+	if m.errors, err = register(reg, m.errors); err != nil {
+		return nil, err
+	}
+	// Make every reason visible at zero, so a dashboard can tell "none yet"
+	// from "not exported".
+	for _, r := range []string{reasonBadName, reasonNotFound, reasonDenied, reasonWrite, reasonTransfer, reasonPacket} {
+		m.errors.WithLabelValues(r)
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// the same description (a second Serve on the same registry).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, fmt.Errorf("register metrics: %w", err)
+}
+
+func (m *metrics) transfer() {
+	if m != nil {
+		m.transfers.Inc()
+	}
+}
+
+func (m *metrics) addBytes(n int64) {
+	if m != nil && n > 0 {
+		m.bytes.Add(float64(n))
+	}
+}
+
+func (m *metrics) failure(reason string) {
+	if m != nil {
+		m.errors.WithLabelValues(reason).Inc()
+	}
+}
