@@ -194,10 +194,9 @@ func (l *listener) segmentFor(req *dhcpv4.DHCPv4) (*segState, string, string) {
 // releaseOrDecline applies DHCPRELEASE or DHCPDECLINE; neither is answered.
 // It returns a drop reason, empty when the message was applied.
 //
-// Note: coredhcp's server (server/handle.go at the pinned version) discards
-// DHCPDECLINE as an "unhandled message type" before running any plugin, so
-// a DECLINE from the network does not reach this code until coredhcp
-// passes it on; the allocator and this handler are ready for it.
+// coredhcp's server (server/handle.go at the pinned version) discards
+// DHCPDECLINE as an "unhandled message type" before running any plugin;
+// DECLINEs reach this code through the packet-socket reader of decline.go.
 func (l *listener) releaseOrDecline(req *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, mac string, mt dhcpv4.MessageType) string {
 	if seg.alloc == nil {
 		return dropUnsupported

@@ -195,6 +195,8 @@ func (a *allocator) decline(mac string, ip netip.Addr) error {
 	a.mu.Lock()
 	d.stored = true
 	a.mu.Unlock()
+	// Something else on the network answers for ip: worth an operator's look.
+	a.log.Warn("address declined by client: in use on the network", "segment", a.seg, "ip", ip, "mac", mac, "until", d.expires)
 	if b.stored {
 		if err := a.store.DeleteLease(a.seg, mac); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("drop lease of %s on declined address %v: %w", mac, ip, err)

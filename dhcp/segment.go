@@ -4,6 +4,8 @@
 // relayed segments), looks the machine up in the store, decides whether and
 // what to boot (boot.go, a pure function), and in dhcp mode allocates the
 // address from its own lease allocator backed by the store (leases.go).
+// DHCPDECLINE, which coredhcp drops before plugins, is read from a packet
+// socket beside it and handed to the same handler (decline.go).
 package dhcp
 
 import (

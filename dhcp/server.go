@@ -67,10 +67,11 @@ type Server struct {
 	Now func() time.Time
 }
 
-// Serve answers DHCP until ctx is done, then closes every listener, waits
-// for packets in flight and returns nil. It returns an error at once when
-// the configuration is invalid or a listener cannot start, and when a
-// listener fails.
+// Serve answers DHCP until ctx is done, then closes every listener and
+// DECLINE reader (decline.go), waits for packets in flight and returns nil.
+// It returns an error at once when the configuration is invalid or a
+// listener or reader cannot start (the reader's packet socket needs
+// CAP_NET_RAW, as coredhcp's raw replies do), and when a listener fails.
 func (s *Server) Serve(ctx context.Context) error {
 	in, listeners, err := s.setup()
 	if err != nil {
@@ -83,11 +84,15 @@ func (s *Server) Serve(ctx context.Context) error {
 		err error
 	}
 	var running []*server.Servers
+	var readers []*declineReader // see decline.go
 	done := make(chan stopped, len(listeners))
 	pending := 0
 	stopAll := func() error {
 		for _, r := range running {
 			r.Close()
+		}
+		for _, r := range readers {
+			r.close()
 		}
 		var errs []error
 		for ; pending > 0; pending-- {
@@ -109,7 +114,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		running = append(running, srv)
 		pending++
 		go func() { done <- stopped{l, srv.Wait()} }()
-		in.log.Info("dhcp listening", "iface", l.iface, "port", l.port, "server_ip", l.ip.String())
+		if l.wantsDeclines() {
+			r, err := l.startDeclineReader()
+			if err != nil {
+				return errors.Join(err, stopAll())
+			}
+			readers = append(readers, r)
+		}
+		in.log.Info("dhcp listening", "iface", l.iface, "port", l.port, "server_ip", l.ip.String(), "declines", l.wantsDeclines())
 	}
 
 	select {

@@ -215,12 +215,13 @@ type badgerLogger struct{ l *slog.Logger }
 func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
 func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
 
-// Badger's info lines are routine start-up and compaction chatter.
-func (b badgerLogger) Infof(f string, a ...any)  { b.log(slog.LevelDebug, f, a) }
-func (b badgerLogger) Debugf(f string, a ...any) { b.log(slog.LevelDebug, f, a) }
+// Badger's info lines are routine start-up and compaction chatter; its
+// debug lines (several per write) are for Badger's own developers and would
+// drown Foundry's debug log, so they are dropped.
+func (b badgerLogger) Infof(f string, a ...any) { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(string, ...any)    {}
 
 func (b badgerLogger) log(level slog.Level, f string, a []any) {
-	// Badger calls Debugf on every write: do not format what nobody reads.
 	if !b.l.Enabled(context.Background(), level) {
 		return
 	}
