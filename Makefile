@@ -11,9 +11,13 @@ BIN := bin
 # Debian packages the build, the tests and the demo use.
 APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
 	tftp-hpa busybox-static pci.ids chromium socat iproute2 util-linux \
-	dpkg-dev ca-certificates xz-utils zstd nodejs npm
+	ca-certificates xz-utils zstd
 
-.PHONY: all deps build images ipxe-images test unit integration e2e demo demo-stop bench clean
+# The discovery OS kernel: Debian's packaged kernel, the version that
+# linux-image-amd64 depends on today (recorded in images/discovery/manifest.json).
+KERNEL_PKG = $(shell apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $$2; exit}')
+
+.PHONY: all deps build images ipxe-images discovery-image docs-assets ui openapi test unit demo demo-stop bench clean
 
 all: build
 
@@ -27,6 +31,8 @@ $(BUILD)/.apt: Makefile
 		echo "installing Debian packages: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@# Node.js may come from elsewhere than Debian; install Debian's only when absent.
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 	@touch $@
 
 $(BUILD)/.gomod: go.mod go.sum
@@ -34,22 +40,53 @@ $(BUILD)/.gomod: go.mod go.sum
 	$(GO) mod download
 	@touch $@
 
-## build: the appliance binary.
-build: deps
+## build: the appliance binary (with the embedded API docs and dashboard).
+build: deps docs-assets ui
 	$(GO) build -o $(BIN)/foundry ./cmd/foundry
 
+## ui: the dashboard (Vite + TypeScript), embedded with go:embed.
+ui: ui/dist/index.html
+
+UI_SOURCES := $(shell find ui/src ui/public -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/tsconfig.json ui/openapi.json
+
+ui/node_modules/.package-lock.json: ui/package.json ui/package-lock.json | $(BUILD)/.apt
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+
+ui/dist/index.html: ui/node_modules/.package-lock.json $(UI_SOURCES)
+	cd ui && npm run build
+
+## openapi: refresh ui/openapi.json (the dashboard's types) from the API.
+openapi: $(BUILD)/.gomod
+	$(GO) run ./ui/internal/genopenapi
+
+## docs-assets: /docs is served from an npm package, embedded at build time.
+docs-assets: api/docs/dist/redoc.standalone.js
+
+api/docs/dist/redoc.standalone.js: api/docs/package.json api/docs/package-lock.json | $(BUILD)/.apt
+	cd api/docs && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
 ## images: everything `foundry serve` serves from image_dir.
-images: ipxe-images
+images: ipxe-images discovery-image
 
 ipxe-images: $(BUILD)/.apt
 	@mkdir -p images/ipxe
 	cp /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi /usr/lib/ipxe/snponly.efi images/ipxe/
 
+## discovery-image: Debian's kernel + an initramfs whose /init is our agent.
+discovery-image: $(BUILD)/.apt $(BUILD)/.gomod
+	@test -n "$(KERNEL_PKG)" || { echo "cannot resolve the kernel package (apt-get update?)"; exit 1; }
+	@mkdir -p $(BUILD)/kernel
+	@ls $(BUILD)/kernel/$(KERNEL_PKG)_*.deb >/dev/null 2>&1 || (cd $(BUILD)/kernel && apt-get download $(KERNEL_PKG))
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BUILD)/foundry-agent ./discovery-os/cmd/foundry-agent
+	$(GO) run ./discovery-os/cmd/mkdiscovery -kernel-deb $$(ls $(BUILD)/kernel/$(KERNEL_PKG)_*.deb | head -1) \
+		-agent $(BUILD)/foundry-agent -pciids /usr/share/misc/pci.ids -out images/discovery
+
 ## test: the whole suite — unit, integration in network namespaces, and
 ## emulated machines. This is what CI runs.
-test: deps images
+test: deps images docs-assets ui
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 45m ./...
+	cd ui && npm test
+	$(GO) test -count=1 -timeout 45m -tags qemu ./...
 
 ## unit: only the tests that need no root and no namespaces.
 unit: deps
@@ -68,4 +105,4 @@ bench: build images
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
 
 clean:
-	rm -rf $(BIN) $(BUILD) images/ipxe images/discovery
+	rm -rf $(BIN) $(BUILD) images/ipxe images/discovery api/docs/node_modules ui/node_modules ui/dist

@@ -1,0 +1,209 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/foundry-appliance/foundry/api"
+	"github.com/foundry-appliance/foundry/store"
+)
+
+func decisionOf(t *testing.T, body string) api.Decision {
+	t.Helper()
+	var d api.Decision
+	if err := json.Unmarshal([]byte(body), &d); err != nil {
+		t.Fatalf("decision: %v: %s", err, body)
+	}
+	return d
+}
+
+func TestAgentRegisterAndProvision(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	ctx := context.Background()
+	a := e.discover(macA)
+	inv := testInventory(macA)
+	code, body := a.register(inv)
+	if code != 200 || !strings.Contains(body, `"inventoried"`) {
+		t.Fatalf("register: %d %s", code, body)
+	}
+	m := e.machine(macA)
+	var got struct {
+		Disks []struct{ Name string } `json:"disks"`
+	}
+	if err := json.Unmarshal(m.Inventory, &got); err != nil || len(got.Disks) != 3 || m.Token == nil || len(m.Token.Hash) != 32 {
+		t.Fatalf("stored inventory/token: %s %+v", m.Inventory, m.Token)
+	}
+	if m.Token.ExpiresAt.Sub(e.clock.Now()) != time.Hour {
+		t.Errorf("token expiry %v after registration", m.Token.ExpiresAt.Sub(e.clock.Now()))
+	}
+
+	// The long-poll waits while the machine is inventoried and wakes on approval.
+	type result struct {
+		code  int
+		body  string
+		after time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		code, body := a.call(http.MethodGet, "/agent/decision?wait=30", nil)
+		done <- result{code, body, time.Since(start)}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("long-poll returned before any decision: %d %s", r.code, r.body)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := e.admin.Approve(ctx, macA, api.ApproveRequest{Token: a.tok.Value, Cluster: "rack1", Hostname: "node-01", SSHKeys: []string{goodKey}}); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("long-poll did not wake on approval")
+	}
+	d := decisionOf(t, r.body)
+	if r.code != 200 || d.Decision != "image" || d.Hostname != "node-01" || d.Image == nil ||
+		d.Image.Disk != "/dev/nvme0n1" || d.Image.DiskByPath != "/dev/disk/by-path/pci-0000:00:04.0-nvme-1" ||
+		d.Image.URL != e.ts.URL+"/images/debian.raw.gz" || len(d.SSHKeys) != 1 || d.Network == nil || d.Network.Mode != "dhcp" {
+		t.Fatalf("decision: %d %s", r.code, r.body)
+	}
+	if r.after > 5*time.Second {
+		t.Errorf("long-poll woke after %v", r.after)
+	}
+
+	steps := []struct {
+		path  string
+		body  any
+		state store.State
+	}{
+		{"/agent/progress", map[string]any{"percent": 40, "message": "writing"}, store.StateProvisioning},
+		{"/agent/progress", map[string]any{"percent": 90}, store.StateProvisioning},
+		{"/agent/result", map[string]any{"success": true, "message": "verified"}, store.StateReady},
+	}
+	for _, s := range steps {
+		if code, body := a.call(http.MethodPost, s.path, s.body); code != 200 {
+			t.Fatalf("%s: %d %s", s.path, code, body)
+		}
+		if st := e.machine(macA).State; st != s.state {
+			t.Fatalf("after %s: %s, want %s", s.path, st, s.state)
+		}
+	}
+	if p := e.machine(macA).Progress; p != 100 {
+		t.Errorf("progress after success: %d", p)
+	}
+	if code, body := a.call(http.MethodPost, "/agent/progress", map[string]any{"percent": 101}); code != 422 || !hasLocation(problem(t, body), "body.percent") {
+		t.Errorf("percent 101: %d %s", code, body)
+	}
+	// Ready with an image profile: reboot to local disk.
+	if _, body := a.call(http.MethodGet, "/agent/decision", nil); decisionOf(t, body).Decision != "netboot" {
+		t.Errorf("decision when ready: %s", body)
+	}
+	// A one-off discovery boot of a ready machine refreshes its inventory only.
+	inv.Memory.TotalBytes = 4 << 30
+	if code, body := a.register(inv); code != 200 || !strings.Contains(body, `"ready"`) {
+		t.Fatalf("re-register ready machine: %d %s", code, body)
+	}
+	if m := e.machine(macA); m.State != store.StateReady || !strings.Contains(string(m.Inventory), `"total_bytes":4294967296`) || m.Approval == nil {
+		t.Errorf("after re-register: %s %s", m.State, m.Inventory)
+	}
+	// Rediscover: back to discovery, registration makes it inventoried again.
+	if _, err := e.admin.Rediscover(ctx, macA); err != nil {
+		t.Fatalf("rediscover: %v", err)
+	}
+	if code, body := a.register(inv); code != 200 || !strings.Contains(body, `"inventoried"`) {
+		t.Fatalf("register after rediscover: %d %s", code, body)
+	}
+}
+
+func TestAgentFailureAndRetry(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	ctx := context.Background()
+	a := e.inventoried(macA)
+	if _, err := e.admin.Approve(ctx, macA, api.ApproveRequest{Token: a.tok.Value, Cluster: "rack1"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := a.call(http.MethodPost, "/agent/result", map[string]any{"success": false, "message": "sha256 mismatch"}); code != 200 {
+		t.Fatalf("result: %d %s", code, body)
+	}
+	m := e.machine(macA)
+	if m.State != store.StateFailed || m.Message != "sha256 mismatch" {
+		t.Fatalf("after failure: %s %q", m.State, m.Message)
+	}
+	if _, body := a.call(http.MethodGet, "/agent/decision", nil); decisionOf(t, body).Decision != "wait" {
+		t.Errorf("decision when failed: %s", body)
+	}
+	got, err := e.admin.Retry(ctx, macA)
+	if err != nil || got.State != "provisioning" {
+		t.Fatalf("retry: %+v %v", got, err)
+	}
+	if _, body := a.call(http.MethodGet, "/agent/decision", nil); decisionOf(t, body).Decision != "image" {
+		t.Errorf("decision after retry: %s", body)
+	}
+	if _, err := e.admin.Retry(ctx, macA); err == nil || !strings.Contains(err.Error(), "provisioning") {
+		t.Errorf("retry of a provisioning machine: %v", err)
+	}
+}
+
+func TestAgentRefusals(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	a := e.discover(macA)
+	b := e.discover(macB)
+	before := e.machine(macB)
+	cases := []struct {
+		name   string
+		nonce  string
+		body   map[string]any
+		status int
+		loc    string
+	}{
+		{"nonce of another machine", a.nonce, map[string]any{"mac": macB, "inventory": testInventory(macB), "token": b.tokenBody()}, 403, "body.mac"},
+		{"inventory not an object", b.nonce, map[string]any{"mac": macB, "inventory": []int{1}, "token": b.tokenBody()}, 422, "body.inventory"},
+		{"short hash", b.nonce, map[string]any{"mac": macB, "inventory": testInventory(macB), "token": map[string]any{"salt": []byte("saltsalt"), "hash": []byte("short"), "expires_at": time.Now()}}, 422, "body.token.hash"},
+		{"missing token", b.nonce, map[string]any{"mac": macB, "inventory": testInventory(macB)}, 422, "body.token"},
+		{"bad mac", b.nonce, map[string]any{"mac": "zz", "inventory": testInventory(macB), "token": b.tokenBody()}, 422, "body.mac"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := e.raw(http.MethodPost, "/agent/register", tc.body, map[string]string{api.NonceHeader: tc.nonce})
+			if code != tc.status || !hasLocation(problem(t, body), tc.loc) {
+				t.Fatalf("%d %s", code, body)
+			}
+			if after := e.machine(macB); after.Revision != before.Revision {
+				t.Error("refused registration changed the machine")
+			}
+		})
+	}
+	t.Run("body too large", func(t *testing.T) {
+		huge := testInventory(macB)
+		huge.Warnings = []string{strings.Repeat("x", 5<<20)}
+		code, _ := e.raw(http.MethodPost, "/agent/register", map[string]any{"mac": macB, "inventory": huge, "token": b.tokenBody()}, map[string]string{api.NonceHeader: b.nonce})
+		if code != http.StatusRequestEntityTooLarge {
+			t.Fatalf("status %d", code)
+		}
+	})
+	t.Run("rejected machine stays rejected", func(t *testing.T) {
+		c := e.inventoried("52:54:00:00:00:0c")
+		if _, err := e.admin.Reject(context.Background(), c.mac, "not ours"); err != nil {
+			t.Fatal(err)
+		}
+		code, body := c.register(testInventory(c.mac))
+		if code != 200 || !strings.Contains(body, `"rejected"`) {
+			t.Fatalf("%d %s", code, body)
+		}
+		if _, body := c.call(http.MethodGet, "/agent/decision", nil); decisionOf(t, body).Decision != "reject" {
+			t.Fatalf("decision: %s", body)
+		}
+		if m := e.machine(c.mac); m.State != store.StateRejected || m.Message != "not ours" {
+			t.Fatalf("%s %q", m.State, m.Message)
+		}
+	})
+}

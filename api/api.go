@@ -1,0 +1,166 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// Version is the API version shown in the OpenAPI document.
+const Version = "1.0.0"
+
+// Prefix is where the REST API lives.
+const Prefix = "/api/v1"
+
+// Security scheme names in the OpenAPI document.
+const (
+	schemeBearer = "bearer"
+	schemeNonce  = "agentNonce"
+)
+
+// newAPI creates the huma API on mux: OpenAPI 3.1 at /openapi.json and
+// /openapi.yaml, no built-in docs page (it would load scripts from a CDN;
+// serveDocs serves embedded assets instead) and no $schema links in bodies.
+func (s *Server) newAPI(mux *http.ServeMux) huma.API {
+	cfg := huma.DefaultConfig("Foundry API", Version)
+	cfg.DocsPath = ""
+	cfg.SchemasPath = ""
+	cfg.CreateHooks = nil
+	cfg.Info.Description = "Discover, review and approve bare-metal machines. " +
+		"Administrators authenticate with a bearer token (role admin or viewer: viewers may read everything and change nothing). " +
+		"The discovery agent authenticates with the boot nonce from its kernel command line, bound to its MAC. " +
+		"Errors are RFC 9457 problem documents; errors[].location names the offending field (e.g. body.hostname)."
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		schemeBearer: {
+			Type: "http", Scheme: "bearer", BearerFormat: "fdy_ token",
+			Description: "Admin API token: `fdy_` + 43 base64url characters, or FOUNDRY_ADMIN_TOKEN.",
+		},
+		schemeNonce: {
+			Type: "apiKey", In: "header", Name: NonceHeader,
+			Description: "Boot nonce of the discovery agent (foundry.nonce= on its kernel line); valid only for its own MAC and only on /api/v1/agent/.",
+		},
+	}
+	cfg.Tags = []*huma.Tag{
+		{Name: "machines", Description: "Discovered machines: review, approve, reject"},
+		{Name: "clusters", Description: "Clusters group machines and carry defaults"},
+		{Name: "profiles", Description: "Production workflows (netboot or image)"},
+		{Name: "segments", Description: "Configured network segments and their leases"},
+		{Name: "audit", Description: "Who did what"},
+		{Name: "tokens", Description: "Admin API tokens (managing them is admin only; whoami is open to every token)"},
+		{Name: "events", Description: "Server-sent event stream of machine changes"},
+		{Name: "export", Description: "Approved machines as Tinkerbell Hardware objects (YAML)"},
+		{Name: "agent", Description: "Calls of the discovery agent (boot nonce)"},
+	}
+	cfg.Transformers = append(cfg.Transformers, namedRequiredField)
+	return humago.New(mux, cfg)
+}
+
+// namedRequiredField rewrites huma's "expected required property X to be
+// present" at location L into location L.X, so that every problem names the
+// field itself.
+func namedRequiredField(_ huma.Context, _ string, v any) (any, error) {
+	em, ok := v.(*huma.ErrorModel)
+	if !ok {
+		return v, nil
+	}
+	for _, d := range em.Errors {
+		if d == nil {
+			continue
+		}
+		var name string
+		if _, err := fmt.Sscanf(d.Message, "expected required property %s to be present", &name); err == nil && name != "" {
+			if d.Location == "" {
+				d.Location = name
+			} else if !strings.HasSuffix(d.Location, "."+name) {
+				d.Location += "." + name
+			}
+		}
+	}
+	return em, nil
+}
+
+// register adds an operation with its security requirement, auth check
+// and documented error statuses.
+func register[I, O any](s *Server, acc access, op huma.Operation, h func(context.Context, *I) (*O, error)) {
+	s.prepare(acc, &op)
+	huma.Register(s.api, op, h)
+}
+
+// prepare fills in what every operation has.
+func (s *Server) prepare(acc access, op *huma.Operation) {
+	if acc == accessAgent {
+		op.Security = []map[string][]string{{schemeNonce: {}}}
+		op.Tags = []string{"agent"}
+	} else {
+		op.Security = []map[string][]string{{schemeBearer: {}}}
+	}
+	op.Middlewares = append(op.Middlewares, s.authMiddleware(acc))
+	op.Errors = appendUnique(op.Errors, http.StatusUnauthorized)
+	if acc == accessWrite {
+		op.Errors = appendUnique(op.Errors, http.StatusForbidden)
+	}
+	if op.MaxBodyBytes == 0 {
+		op.MaxBodyBytes = 64 << 10
+	}
+}
+
+func appendUnique(xs []int, x int) []int {
+	for _, v := range xs {
+		if v == x {
+			return xs
+		}
+	}
+	return append(xs, x)
+}
+
+// registerRoutes adds every REST operation.
+func (s *Server) registerRoutes() {
+	s.registerMachines()
+	s.registerBootScript()
+	s.registerExport()
+	s.registerApproval()
+	s.registerClusters()
+	s.registerProfiles()
+	s.registerSegments()
+	s.registerAudit()
+	s.registerTokens()
+	s.registerEvents()
+	s.registerAgent()
+}
+
+// storeErr turns a store error into a problem response. what names the
+// object for messages; field is the location blamed for ErrInvalid.
+func (s *Server) storeErr(err error, what, field string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return huma.Error404NotFound(what + " not found")
+	case errors.Is(err, store.ErrExists):
+		return huma.Error409Conflict(what+" already exists", &huma.ErrorDetail{Location: field, Message: "already exists"})
+	case errors.Is(err, store.ErrInUse):
+		return huma.Error409Conflict(err.Error(), &huma.ErrorDetail{Location: field, Message: what + " is in use"})
+	case errors.Is(err, store.ErrTransition):
+		return huma.Error409Conflict(err.Error())
+	case errors.Is(err, store.ErrInvalid):
+		return huma.Error422UnprocessableEntity(err.Error(), &huma.ErrorDetail{Location: field, Message: err.Error()})
+	}
+	var se huma.StatusError
+	if errors.As(err, &se) {
+		return err
+	}
+	s.log.Error("api store error", "what", what, "err", err)
+	return huma.Error500InternalServerError("internal error; see the appliance log")
+}
+
+// fieldErr is a 422 naming one field.
+func fieldErr(location, msg string, value any) error {
+	return huma.Error422UnprocessableEntity(msg, &huma.ErrorDetail{Location: location, Message: msg, Value: value})
+}

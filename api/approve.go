@@ -1,0 +1,291 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/foundry-appliance/foundry/discovery-os/token"
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// ApproveRequest is what an administrator decides for a machine.
+type ApproveRequest struct {
+	Token    string   `json:"token,omitempty" maxLength:"64" example:"FOUNDRY-ABCD-EFGH-JKLM" doc:"The registration token shown on the machine's console (case, spaces and dashes do not matter). Required unless the appliance allows approval without a token."`
+	Cluster  string   `json:"cluster" maxLength:"64" example:"rack1" doc:"Existing cluster; required"`
+	Profile  string   `json:"profile,omitempty" maxLength:"64" example:"debian-netboot" doc:"Existing profile; default the cluster's default profile"`
+	Hostname string   `json:"hostname,omitempty" maxLength:"253" example:"node-01" doc:"RFC 1123 host name, unique among machines; lower-cased; default the current host name"`
+	Disk     string   `json:"disk,omitempty" maxLength:"4096" example:"/dev/disk/by-path/pci-0000:00:1f.2-ata-1" doc:"One of the inventoried disks (path, by-path or name); default the first fixed disk by stable path"`
+	SSHKeys  []string `json:"ssh_keys,omitempty" maxItems:"100" example:"[\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGt6ZmZ5b3VyLWtleS1oZXJlLXBsZWFzZS1yZXBsYWNl admin@example\"]" doc:"authorized_keys lines"`
+	Network  *Network `json:"network,omitempty" doc:"Default dhcp. Static: address/prefix inside the machine's segment, gateway (default the segment's router) and DNS (default the segment's)."`
+}
+
+type approveIn struct {
+	MAC  string `path:"mac" example:"52:54:00:12:34:56" doc:"Boot MAC"`
+	Body ApproveRequest
+}
+
+type verifyIn struct {
+	MAC  string `path:"mac" example:"52:54:00:12:34:56" doc:"Boot MAC"`
+	Body struct {
+		Token string `json:"token" maxLength:"64" example:"FOUNDRY-ABCD-EFGH-JKLM"`
+	}
+}
+
+// TokenCheck is the answer of verify-token.
+type TokenCheck struct {
+	Valid     bool      `json:"valid"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (s *Server) registerApproval() {
+	register(s, accessWrite, huma.Operation{
+		OperationID: "approve-machine", Method: http.MethodPost, Path: Prefix + "/machines/{mac}/approve",
+		Summary: "Approve an inventoried machine", Tags: []string{"machines"},
+		Description: "Every rule is checked before anything is written; a refused call changes nothing except the token's failure counter. " +
+			"Five wrong tokens lock approval (423) until the machine registers a new token. Approval makes the record permanent. " +
+			"With a netboot profile the machine becomes ready at once (every PXE boot gets the production script); with an image profile it stays approved until the agent installs the image.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict, http.StatusLocked, http.StatusUnprocessableEntity},
+	}, s.approve)
+	register(s, accessWrite, huma.Operation{
+		OperationID: "verify-machine-token", Method: http.MethodPost, Path: Prefix + "/machines/{mac}/verify-token",
+		Summary: "Check a registration token before approving", Tags: []string{"machines"},
+		Description: "Lets the dashboard wizard check the console token before the review step. A wrong token counts as a failed approval attempt.",
+		Errors:      []int{http.StatusNotFound, http.StatusConflict, http.StatusLocked, http.StatusUnprocessableEntity},
+	}, func(ctx context.Context, in *verifyIn) (*struct{ Body TokenCheck }, error) {
+		m, err := s.getMachine(in.MAC)
+		if err != nil {
+			return nil, err
+		}
+		if m.State != store.StateInventoried {
+			return nil, notInventoried(m)
+		}
+		if err := s.tokenUsable(m, in.Body.Token, false); err != nil {
+			return nil, err
+		}
+		if detail := s.verifyToken(ctx, m, in.Body.Token); detail != nil {
+			return nil, huma.Error422UnprocessableEntity(detail.Message, detail)
+		}
+		return &struct{ Body TokenCheck }{Body: TokenCheck{Valid: true, ExpiresAt: m.Token.ExpiresAt}}, nil
+	})
+}
+
+func notInventoried(m store.Machine) error {
+	return huma.Error409Conflict(fmt.Sprintf("machine %s is %s; only an inventoried machine (one whose discovery agent has reported) can be approved", m.MAC, m.State))
+}
+
+// tokenUsable refuses a missing, expired or locked token before it is
+// compared; bypass reports that the lab switch allows an empty token.
+func (s *Server) tokenUsable(m store.Machine, typed string, bypass bool) error {
+	if bypass {
+		return nil
+	}
+	if strings.TrimSpace(typed) == "" {
+		return fieldErr("body.token", "the registration token shown on the machine's console is required", nil)
+	}
+	t := m.Token
+	if t == nil {
+		return huma.Error409Conflict("machine " + m.MAC + " has not registered a token; boot it into discovery")
+	}
+	if t.Failures >= maxFailures {
+		return huma.Error423Locked(fmt.Sprintf("approval is locked after %d wrong tokens until the machine registers a new token (reboot it into discovery, or wait for its token to be replaced)", maxFailures),
+			&huma.ErrorDetail{Location: "body.token", Message: "locked until the machine registers a new token"})
+	}
+	if !s.now().Before(t.ExpiresAt) {
+		msg := fmt.Sprintf("the registration token expired at %s; the machine's console shows a new one once it is replaced", t.ExpiresAt.UTC().Format(time.RFC3339))
+		return fieldErr("body.token", msg, nil)
+	}
+	return nil
+}
+
+// verifyToken compares typed with the machine's token in constant time. A
+// wrong token increments the failure counter (audited) and returns the
+// detail to report.
+func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string) *huma.ErrorDetail {
+	if token.Verify(typed, m.Token.Salt, m.Token.Hash) {
+		return nil
+	}
+	failures := m.Token.Failures + 1
+	_, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: caller(ctx).Actor, Action: "approve-denied",
+		Detail: fmt.Sprintf("wrong registration token (%d of %d)", failures, maxFailures)},
+		func(cur *store.Machine) error {
+			// Count against the token that was checked, not a newer one.
+			if cur.Token != nil && bytes.Equal(cur.Token.Hash, m.Token.Hash) {
+				cur.Token.Failures++
+				failures = cur.Token.Failures
+			}
+			return nil
+		})
+	if err != nil {
+		s.log.Error("count wrong registration token", "mac", m.MAC, "err", err)
+	}
+	s.log.Warn("wrong registration token", "mac", m.MAC, "actor", caller(ctx).Actor, "failures", failures)
+	msg := fmt.Sprintf("wrong registration token (attempt %d of %d)", failures, maxFailures)
+	if _, ferr := token.Normalize(typed); ferr != nil {
+		msg = fmt.Sprintf("not a registration token like FOUNDRY-ABCD-EFGH-JKLM (attempt %d of %d)", failures, maxFailures)
+	}
+	if failures >= maxFailures {
+		msg += "; approval is now locked until the machine registers a new token"
+	}
+	return &huma.ErrorDetail{Location: "body.token", Message: msg}
+}
+
+func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error) {
+	m, err := s.getMachine(in.MAC)
+	if err != nil {
+		return nil, err
+	}
+	if m.State != store.StateInventoried {
+		return nil, notInventoried(m)
+	}
+	req := in.Body
+	bypass := s.AllowApprovalWithoutToken && strings.TrimSpace(req.Token) == ""
+	if err := s.tokenUsable(m, req.Token, bypass); err != nil {
+		return nil, err
+	}
+	plan, errs := s.planApproval(m, req)
+	if !bypass {
+		if detail := s.verifyToken(ctx, m, req.Token); detail != nil {
+			errs = append([]error{detail}, errs...)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, huma.Error422UnprocessableEntity("approval refused: "+errs[0].(*huma.ErrorDetail).Message, errs...)
+	}
+	actor := caller(ctx).Actor
+	plan.approval.ApprovedBy, plan.approval.ApprovedAt, plan.approval.TokenBypassed = actor, s.now(), bypass
+	detail := fmt.Sprintf("cluster=%s profile=%s hostname=%s disk=%s network=%s", plan.cluster, plan.profile.Name,
+		plan.hostname, plan.approval.Disk, plan.approval.Network.Mode)
+	if bypass {
+		detail += "; approved WITHOUT the console token (allow_approval_without_token is on)"
+		s.log.Warn("machine approved without registration token", "mac", m.MAC, "actor", actor)
+	}
+	out, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: actor, Action: "approve", Detail: detail},
+		func(cur *store.Machine) error {
+			if cur.State != store.StateInventoried || !sameToken(cur.Token, m.Token) {
+				return errChanged
+			}
+			cur.State = store.StateApproved
+			cur.Temporary, cur.ExpiresAt = false, time.Time{}
+			cur.Cluster, cur.Profile, cur.Hostname = plan.cluster, plan.profile.Name, plan.hostname
+			a := plan.approval
+			cur.Approval = &a
+			cur.Progress, cur.Message = 0, ""
+			return nil
+		})
+	if errors.Is(err, errChanged) {
+		return nil, huma.Error409Conflict("machine " + m.MAC + " changed while it was being approved (a new registration?); review it and approve again")
+	}
+	if err != nil {
+		return nil, s.storeErr(err, "machine "+m.MAC, "body")
+	}
+	if plan.profile.Kind == store.ProfileNetboot {
+		// A netboot machine needs nothing more: every PXE boot from now on
+		// gets the production script (SPEC §1, approved → ready).
+		if r, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: actor, Action: "ready", Detail: "netboot profile " + plan.profile.Name},
+			func(cur *store.Machine) error {
+				if cur.State != store.StateApproved {
+					return errChanged
+				}
+				cur.State = store.StateReady
+				return nil
+			}); err == nil {
+			out = r
+		} else if !errors.Is(err, errChanged) {
+			s.log.Error("mark netboot machine ready", "mac", m.MAC, "err", err)
+		}
+	}
+	return &machineOut{Body: machineView(out, s.now(), true)}, nil
+}
+
+var errChanged = errors.New("machine changed concurrently")
+
+func sameToken(a, b *store.RegToken) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return bytes.Equal(a.Hash, b.Hash)
+}
+
+// approvalPlan is a fully checked approval, ready to be written.
+type approvalPlan struct {
+	cluster  string
+	profile  store.Profile
+	hostname string
+	approval store.Approval
+}
+
+// planApproval runs every rule except the token and returns all problems.
+func (s *Server) planApproval(m store.Machine, req ApproveRequest) (approvalPlan, []error) {
+	var p approvalPlan
+	var errs []error
+	add := func(d *huma.ErrorDetail) {
+		if d != nil {
+			errs = append(errs, d)
+		}
+	}
+	profileName := strings.TrimSpace(req.Profile)
+	p.cluster = strings.TrimSpace(req.Cluster)
+	if p.cluster == "" {
+		add(&huma.ErrorDetail{Location: "body.cluster", Message: "a cluster is required: a machine never exists without one"})
+	} else if c, err := s.Store.GetCluster(p.cluster); err != nil {
+		add(&huma.ErrorDetail{Location: "body.cluster", Message: "no such cluster", Value: p.cluster})
+	} else if profileName == "" {
+		profileName = c.DefaultProfile
+		if profileName == "" {
+			add(&huma.ErrorDetail{Location: "body.profile", Message: "the cluster has no default profile; name one"})
+		}
+	}
+	if profileName != "" {
+		prof, err := s.Store.GetProfile(profileName)
+		if err != nil {
+			add(&huma.ErrorDetail{Location: "body.profile", Message: "no such profile", Value: profileName})
+		} else {
+			p.profile = prof
+		}
+	}
+	hostname := req.Hostname
+	if strings.TrimSpace(hostname) == "" {
+		hostname = m.Hostname
+	}
+	h, d := checkHostname(hostname)
+	add(d)
+	p.hostname = h
+	all, err := s.Store.ListMachines()
+	if err != nil {
+		return p, []error{s.storeErr(err, "machines", "")}
+	}
+	var taken []staticUse
+	for _, o := range all {
+		if o.MAC == m.MAC {
+			continue
+		}
+		if h != "" && strings.EqualFold(o.Hostname, h) {
+			add(&huma.ErrorDetail{Location: "body.hostname", Message: "already used by machine " + o.MAC, Value: h})
+		}
+		if o.Approval != nil && o.Approval.Network.Address.IsValid() {
+			taken = append(taken, staticUse{mac: o.MAC, addr: o.Approval.Network.Address.Addr()})
+		}
+	}
+	imageProfile := p.profile.Kind == store.ProfileImage
+	disk, d := diskChoice(parseInventory(m.Inventory), strings.TrimSpace(req.Disk), imageProfile)
+	add(d)
+	keys, kerrs := checkSSHKeys(req.SSHKeys)
+	errs = append(errs, kerrs...)
+	var seg *SegmentInfo
+	for i := range s.Segments {
+		if s.Segments[i].Name == m.Segment {
+			seg = &s.Segments[i]
+		}
+	}
+	network, nerrs := checkNetwork(req.Network, seg, taken)
+	errs = append(errs, nerrs...)
+	p.approval = store.Approval{Disk: disk, SSHKeys: keys, Network: network}
+	return p, errs
+}

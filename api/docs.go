@@ -1,0 +1,62 @@
+package api
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/http"
+)
+
+// docsFS holds the /docs assets: docs/dist is filled by `make docs-assets`
+// from the npm package pinned in docs/package-lock.json (Redoc's standalone
+// bundle), so the reference renders on a network without internet access.
+// Only a README is committed there, so the binary builds without npm.
+//
+//go:embed docs/dist
+var docsFS embed.FS
+
+const redocBundle = "redoc.standalone.js"
+
+func docsAssets() http.Handler {
+	sub, err := fs.Sub(docsFS, "docs/dist")
+	if err != nil {
+		// fs.Sub fails only on an invalid path, which is a constant here.
+		panic(err)
+	}
+	return http.FileServerFS(filesOnly{sub})
+}
+
+func docsBuilt() bool {
+	_, err := fs.Stat(docsFS, "docs/dist/"+redocBundle)
+	return err == nil
+}
+
+// serveDocs renders the API reference with the embedded Redoc bundle.
+func (s *Server) serveDocs(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "+
+		"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	if !docsBuilt() {
+		fmt.Fprint(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Foundry API reference</title></head>
+<body><h1>Foundry API reference</h1>
+<p>The reference viewer was not built into this binary (run <code>make docs-assets</code> before <code>go build</code>).</p>
+<p>The OpenAPI 3.1 document is at <a href="/openapi.json">/openapi.json</a> and <a href="/openapi.yaml">/openapi.yaml</a>.</p>
+</body></html>
+`)
+		return
+	}
+	fmt.Fprint(w, `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>Foundry API reference</title>
+</head>
+<body>
+<redoc spec-url="/openapi.json" hide-download-button="false"></redoc>
+<script src="/docs/assets/`+redocBundle+`"></script>
+</body>
+</html>
+`)
+}

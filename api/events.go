@@ -1,0 +1,83 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/sse"
+)
+
+type eventsIn struct {
+	MAC string `query:"mac" pattern:"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$" example:"52:54:00:12:34:56" doc:"Only this machine's changes"`
+}
+
+func (s *Server) keepAlive() time.Duration {
+	if s.KeepAlive > 0 {
+		return s.KeepAlive
+	}
+	return 15 * time.Second
+}
+
+func (s *Server) registerEvents() {
+	op := huma.Operation{
+		OperationID: "watch-events", Method: http.MethodGet, Path: Prefix + "/events",
+		Summary: "Stream machine changes (server-sent events)", Tags: []string{"events"},
+		Description: "Event `machine` carries each committed change ({type: created|updated|deleted, machine}); " +
+			"`ping` keeps the stream open; `resync` means events were missed and the client must reload the machine list. " +
+			"The stream opens with a ping.",
+		Errors: []int{http.StatusUnprocessableEntity},
+	}
+	s.prepare(accessRead, &op)
+	sse.Register(s.api, op, map[string]any{
+		"machine": MachineEvent{},
+		"ping":    Ping{},
+		"resync":  Resync{},
+	}, s.streamEvents)
+}
+
+func (s *Server) streamEvents(ctx context.Context, in *eventsIn, send sse.Sender) {
+	filter := ""
+	if in.MAC != "" {
+		// The pattern on the parameter has already refused anything else.
+		filter, _ = canonicalMAC(in.MAC)
+	}
+	events, cancel := s.Store.Subscribe(256)
+	defer func() { cancel() }()
+	if send.Data(Ping{Time: s.now().UTC()}) != nil {
+		return
+	}
+	tick := time.NewTicker(s.keepAlive())
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		case <-tick.C:
+			if send.Data(Ping{Time: s.now().UTC()}) != nil {
+				return
+			}
+		case ev, ok := <-events:
+			if !ok {
+				// The store dropped us for falling behind: tell the client
+				// to reload, and listen again.
+				cancel()
+				events, cancel = s.Store.Subscribe(256)
+				if send.Data(Resync{Reason: "events were missed; reload the machine list"}) != nil {
+					return
+				}
+				continue
+			}
+			if filter != "" && ev.Machine.MAC != filter {
+				continue
+			}
+			msg := MachineEvent{Type: ev.Type, Machine: machineView(ev.Machine, s.now(), false)}
+			if send.Data(msg) != nil {
+				return
+			}
+		}
+	}
+}

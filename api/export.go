@@ -1,0 +1,158 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// YAMLContentType is the media type of the exports (RFC 9512).
+const YAMLContentType = "application/yaml"
+
+type exportIn struct {
+	Namespace string `query:"namespace" maxLength:"63" pattern:"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" example:"tink-system" doc:"Kubernetes namespace written into metadata.namespace; default none"`
+}
+
+type exportMachineIn struct {
+	MAC       string `path:"mac" example:"52:54:00:12:34:56" doc:"Boot MAC"`
+	Namespace string `query:"namespace" maxLength:"63" pattern:"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" example:"tink-system" doc:"Kubernetes namespace written into metadata.namespace; default none"`
+}
+
+type yamlOut struct {
+	ContentType string `header:"Content-Type" hidden:"true"`
+	Body        []byte
+}
+
+// yamlResponse documents a 200 answer of YAML text.
+func yamlResponse(desc, example string) map[string]*huma.Response {
+	return map[string]*huma.Response{"200": {
+		Description: desc,
+		Content: map[string]*huma.MediaType{YAMLContentType: {
+			Schema:  &huma.Schema{Type: "string", Description: "Tinkerbell Hardware (tinkerbell.org/v1alpha1) YAML"},
+			Example: example,
+		}},
+	}}
+}
+
+const tinkExample = `apiVersion: tinkerbell.org/v1alpha1
+kind: Hardware
+metadata:
+  name: node-01.lab
+  labels:
+    foundry/cluster: rack1
+spec:
+  interfaces:
+    - dhcp:
+        mac: 52:54:00:12:34:56
+        hostname: node-01.lab
+        arch: x86_64
+        uefi: true
+        ip:
+          address: 10.77.0.50
+          netmask: 255.255.255.0
+          gateway: 10.77.0.1
+          family: 4
+      netboot:
+        allowPXE: false
+        allowWorkflow: false
+  disks:
+    - device: /dev/disk/by-path/pci-0000:00:1f.2-ata-1
+`
+
+func (s *Server) registerExport() {
+	register(s, accessRead, huma.Operation{
+		OperationID: "export-machine-tinkerbell", Method: http.MethodGet, Path: Prefix + "/machines/{mac}/export/tinkerbell",
+		Summary: "Export an approved machine as Tinkerbell Hardware", Tags: []string{"export"},
+		Description: "One Hardware object (tinkerbell.org/v1alpha1) as YAML: hostname, MAC, address (static, or the DHCP lease) with netmask and gateway, " +
+			"firmware arch, the approved disk and SSH keys. netboot.allowPXE and allowWorkflow are false: Foundry keeps serving the machine's boots until Tinkerbell is allowed to explicitly. " +
+			"Only approved, provisioning, ready and failed machines can be exported (409 otherwise).",
+		Responses: yamlResponse("The Hardware object", tinkExample),
+		Errors:    []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
+	}, func(_ context.Context, in *exportMachineIn) (*yamlOut, error) {
+		m, err := s.getMachine(in.MAC)
+		if err != nil {
+			return nil, err
+		}
+		if !exportable(m.State) || m.Approval == nil {
+			return nil, huma.Error409Conflict(fmt.Sprintf("machine %s is %s: only approved machines can be exported", m.MAC, m.State))
+		}
+		leases, err := s.Store.ListLeases(m.Segment)
+		if err != nil {
+			return nil, s.storeErr(err, "leases", "")
+		}
+		return s.exportYAML([]store.Machine{m}, leases, in.Namespace)
+	})
+	register(s, accessRead, huma.Operation{
+		OperationID: "export-tinkerbell", Method: http.MethodGet, Path: Prefix + "/export/tinkerbell",
+		Summary: "Export every approved machine as Tinkerbell Hardware", Tags: []string{"export"},
+		Description: "A YAML stream of Hardware objects, one document per approved, provisioning, ready or failed machine, sorted by MAC " +
+			"(kubectl apply -f takes it as it is). Empty when no machine is approved.",
+		Responses: yamlResponse("The Hardware objects, separated by ---", tinkExample),
+		Errors:    []int{http.StatusUnprocessableEntity},
+	}, func(_ context.Context, in *exportIn) (*yamlOut, error) {
+		all, err := s.Store.ListMachines()
+		if err != nil {
+			return nil, s.storeErr(err, "machines", "")
+		}
+		var ms []store.Machine
+		for _, m := range all {
+			if exportable(m.State) && m.Approval != nil {
+				ms = append(ms, m)
+			}
+		}
+		leases, err := s.Store.ListLeases("")
+		if err != nil {
+			return nil, s.storeErr(err, "leases", "")
+		}
+		return s.exportYAML(ms, leases, in.Namespace)
+	})
+}
+
+// exportYAML renders machines as a YAML stream of Hardware objects.
+func (s *Server) exportYAML(ms []store.Machine, leases []store.Lease, namespace string) (*yamlOut, error) {
+	var buf bytes.Buffer
+	if len(ms) == 0 {
+		// An empty YAML stream; the encoder cannot close one.
+		return &yamlOut{ContentType: YAMLContentType, Body: []byte{}}, nil
+	}
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	for _, m := range ms {
+		h, err := tinkerbellHardware(m, s.segment(m.Segment), leaseOf(leases, m.Segment, m.MAC), namespace)
+		if err != nil {
+			return nil, huma.Error409Conflict(err.Error())
+		}
+		if err := enc.Encode(h); err != nil {
+			return nil, s.storeErr(fmt.Errorf("encode hardware of %s: %w", m.MAC, err), "export", "")
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return nil, s.storeErr(fmt.Errorf("encode hardware: %w", err), "export", "")
+	}
+	return &yamlOut{ContentType: YAMLContentType, Body: buf.Bytes()}, nil
+}
+
+// segment returns the configured segment called name, or nil.
+func (s *Server) segment(name string) *SegmentInfo {
+	for i := range s.Segments {
+		if s.Segments[i].Name == name {
+			return &s.Segments[i]
+		}
+	}
+	return nil
+}
+
+func leaseOf(leases []store.Lease, segment, mac string) *store.Lease {
+	for i := range leases {
+		if leases[i].MAC == mac && leases[i].Segment == segment {
+			return &leases[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,275 @@
+// Package api is Foundry's HTTP face: the REST API under /api/v1 (huma v2,
+// OpenAPI 3.1 at /openapi.json and /openapi.yaml, reference at /docs), the
+// agent endpoints the discovery OS calls, the server-sent event stream,
+// /healthz, /readyz and /metrics, and the mounts for the iPXE scripts
+// (/boot/), the image directory (/images/) and the dashboard (/).
+//
+// Administrators authenticate with bearer tokens (stored as SHA-256 hashes,
+// roles admin and viewer); the discovery agent authenticates with the boot
+// nonce bound to its MAC. The two credentials never open each other's doors.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// Server serves the appliance's HTTP endpoints. The zero value of every
+// field except Store means its documented default.
+type Server struct {
+	// Store is the database; required.
+	Store *store.DB
+	// Listen is the TCP address; default ":8080".
+	Listen string
+	// TLSCert and TLSKey are PEM files of the HTTPS certificate; both or
+	// neither. Default: plain HTTP unless SelfSigned.
+	TLSCert string
+	TLSKey  string
+	// SelfSigned serves HTTPS with a self-signed ECDSA certificate,
+	// generated into DataDir/tls/ on first start and reused afterwards.
+	// Default false.
+	SelfSigned bool
+	// TLSHosts are extra DNS names or IP addresses for the self-signed
+	// certificate, which always names localhost, 127.0.0.1, ::1 and the
+	// host name.
+	TLSHosts []string
+	// DataDir is where a self-signed certificate is kept (DataDir/tls/);
+	// default the current directory.
+	DataDir string
+	// Boot serves the iPXE scripts under /boot/; nil answers 404 there.
+	Boot http.Handler
+	// BootPreview renders the script a machine would get now, without
+	// issuing or revoking a boot nonce, for GET
+	// /api/v1/machines/{mac}/boot-script. kind is ipxe.Kind's name. Nil
+	// means Boot's own Preview method when Boot has one (an *ipxe.Server
+	// does); with neither, that call answers 404.
+	BootPreview func(mac string) (kind, text string, err error)
+	// ImageDir is served read-only under /images/; "" serves nothing.
+	ImageDir string
+	// UI serves the dashboard at /; nil serves a small placeholder page.
+	UI http.Handler
+	// Segments are the configured network segments, shown by the API and
+	// used to check static addresses at approval; default none.
+	Segments []SegmentInfo
+	// AllowApprovalWithoutToken lets approval proceed without the console
+	// token (a lab switch; every use is audited). Default false.
+	AllowApprovalWithoutToken bool
+	// AdminToken is an extra admin bearer token (FOUNDRY_ADMIN_TOKEN). Only
+	// its SHA-256 is kept in memory; audit actor "token:env". Default none.
+	AdminToken string
+	// Logger receives request errors and security events; nil is silent.
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics and is served at /metrics; nil
+	// creates a private registry.
+	Registry *prometheus.Registry
+	// Ready reports readiness for /readyz; nil means ready once serving.
+	Ready func() error
+	// Now is the clock for token expiry; default time.Now.
+	Now func() time.Time
+	// KeepAlive is the interval of keep-alive events on the event stream;
+	// default 15 s.
+	KeepAlive time.Duration
+
+	once    sync.Once
+	handler http.Handler
+	initErr error
+	api     huma.API
+	log     *slog.Logger
+	envHash []byte
+	stop    chan struct{} // closed when Serve begins shutting down
+	stopped sync.Once
+}
+
+func (s *Server) tlsEnabled() bool { return s.SelfSigned || s.TLSCert != "" || s.TLSKey != "" }
+
+// SegmentInfo describes a configured segment: what the API shows and
+// what static addresses are checked against at approval.
+type SegmentInfo struct {
+	Name string
+	// Interface the segment is served on; empty for relayed segments.
+	Interface string
+	// Relayed segments are reached through a DHCP relay (giaddr).
+	Relayed bool
+	Subnet  netip.Prefix
+	// RangeStart and RangeEnd bound the addresses handed out (dhcp mode).
+	RangeStart, RangeEnd netip.Addr
+	Router               netip.Addr
+	DNS                  []netip.Addr
+	LeaseTime            time.Duration
+	// Mode is "dhcp" or "proxy".
+	Mode      string
+	Discovery bool
+}
+
+// Handler returns the complete HTTP handler (also used by tests through
+// httptest). It is built once; a configuration error makes every request
+// answer 500 and is returned by Serve.
+func (s *Server) Handler() http.Handler {
+	s.once.Do(func() {
+		s.handler, s.initErr = s.build()
+		if s.initErr != nil {
+			err := s.initErr
+			s.handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				http.Error(w, "foundry api: "+err.Error(), http.StatusInternalServerError)
+			})
+		}
+	})
+	return s.handler
+}
+
+func (s *Server) build() (http.Handler, error) {
+	if s.Store == nil {
+		return nil, errors.New("api server needs a store")
+	}
+	s.log = s.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.AdminToken != "" {
+		h := sha256.Sum256([]byte(s.AdminToken))
+		s.envHash = h[:]
+	}
+	s.stop = make(chan struct{})
+	for _, seg := range s.Segments {
+		if !seg.Subnet.IsValid() {
+			return nil, fmt.Errorf("segment %q has no valid subnet", seg.Name)
+		}
+	}
+	mux := http.NewServeMux()
+	s.api = s.newAPI(mux)
+	s.registerRoutes()
+	s.mountOthers(mux)
+	m, err := newMetrics(s.registry())
+	if err != nil {
+		return nil, err
+	}
+	return m.wrap(mux, s.log), nil
+}
+
+func (s *Server) registry() *prometheus.Registry {
+	if s.Registry == nil {
+		s.Registry = prometheus.NewRegistry()
+	}
+	return s.Registry
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Serve listens and serves until ctx ends, then shuts down gracefully:
+// event streams and long polls are told to finish, in-flight requests get
+// ten seconds.
+func (s *Server) Serve(ctx context.Context) error {
+	h := s.Handler()
+	if s.initErr != nil {
+		return s.initErr
+	}
+	addr := s.Listen
+	if addr == "" {
+		addr = ":8080"
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if s.tlsEnabled() {
+		cfg, err := s.tlsConfig()
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = cfg
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.log.Info("http api listening", "addr", ln.Addr().String(), "tls", s.tlsEnabled())
+	errc := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	s.stopped.Do(func() { close(s.stop) })
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shut down http: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+// mountOthers adds the non-API routes to mux.
+func (s *Server) mountOthers(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if s.Ready != nil {
+			if err := s.Ready(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, "not ready:", err)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttpHandler(s.registry()))
+	if s.Boot != nil {
+		mux.Handle("/boot/", s.Boot)
+	}
+	if s.ImageDir != "" {
+		mux.Handle("GET /images/", http.StripPrefix("/images/", imageServer(s.ImageDir)))
+	}
+	mux.HandleFunc("GET /docs", s.serveDocs)
+	mux.Handle("GET /docs/assets/", http.StripPrefix("/docs/assets/", docsAssets()))
+	ui := s.UI
+	if ui == nil {
+		ui = http.HandlerFunc(placeholderUI)
+	}
+	mux.Handle("/", ui)
+}
+
+func placeholderUI(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprint(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Foundry</title></head>
+<body><h1>Foundry</h1><p>The dashboard is not built into this binary.</p>
+<p>API reference: <a href="/docs">/docs</a> · OpenAPI: <a href="/openapi.json">/openapi.json</a></p></body></html>
+`)
+}

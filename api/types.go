@@ -1,0 +1,254 @@
+package api
+
+import (
+	"encoding/json"
+	"net/netip"
+	"time"
+
+	"github.com/foundry-appliance/foundry/discovery-os/inventory"
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// Machine is a machine as the API shows it. Lists leave out the inventory;
+// GET /api/v1/machines/{mac} includes it.
+type Machine struct {
+	MAC       string     `json:"mac" example:"52:54:00:12:34:56" doc:"Boot MAC, canonical lower-case colon form"`
+	State     string     `json:"state" enum:"discovered,inventoried,approved,provisioning,ready,failed,rejected" example:"inventoried"`
+	Hostname  string     `json:"hostname" example:"discovered-123456"`
+	Temporary bool       `json:"temporary" doc:"Temporary records are deleted at expires_at unless approved"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Segment   string     `json:"segment,omitempty" example:"lab"`
+	Arch      string     `json:"arch,omitempty" example:"bios"`
+	IP        string     `json:"ip,omitempty" example:"10.77.0.100"`
+	FirstSeen time.Time  `json:"first_seen"`
+	LastSeen  time.Time  `json:"last_seen"`
+	Cluster   string     `json:"cluster,omitempty" example:"rack1"`
+	Profile   string     `json:"profile,omitempty" example:"debian-netboot"`
+	Approval  *Approval  `json:"approval,omitempty"`
+	Progress  int        `json:"progress" minimum:"0" maximum:"100" doc:"Provisioning progress in percent"`
+	Message   string     `json:"message,omitempty" doc:"Last status, failure or rejection reason"`
+	Revision  uint64     `json:"revision" doc:"Increases on every change"`
+	// Token describes the registration token without revealing its hash.
+	Token   *TokenStatus `json:"token,omitempty"`
+	Summary Summary      `json:"summary"`
+	// Inventory is the agent's report exactly as received (docs/inventory.md).
+	Inventory json.RawMessage `json:"inventory,omitempty" doc:"Hardware inventory as reported by the discovery agent (schema in docs/inventory.md); only in single-machine responses"`
+}
+
+// Approval is what an administrator decided.
+type Approval struct {
+	Disk          string    `json:"disk,omitempty" example:"/dev/disk/by-path/pci-0000:00:1f.2-ata-1" doc:"Target disk by its stable path"`
+	SSHKeys       []string  `json:"ssh_keys,omitempty"`
+	Network       Network   `json:"network"`
+	ApprovedBy    string    `json:"approved_by" example:"token:admin"`
+	ApprovedAt    time.Time `json:"approved_at"`
+	TokenBypassed bool      `json:"token_bypassed,omitempty" doc:"Approved without the console token (lab switch)"`
+}
+
+// Network is a machine's production network configuration.
+type Network struct {
+	Mode    string   `json:"mode" enum:"dhcp,static" example:"static"`
+	Address string   `json:"address,omitempty" example:"10.77.0.50/24" doc:"Static address with prefix length"`
+	Gateway string   `json:"gateway,omitempty" example:"10.77.0.1"`
+	DNS     []string `json:"dns,omitempty" example:"[\"10.77.0.1\"]"`
+}
+
+// TokenStatus tells whether the machine's registration token can be used.
+type TokenStatus struct {
+	ExpiresAt time.Time `json:"expires_at"`
+	Expired   bool      `json:"expired"`
+	Failures  int       `json:"failures" doc:"Wrong approval attempts against this token"`
+	Locked    bool      `json:"locked" doc:"Approval is locked until the machine registers a new token"`
+}
+
+// Summary is the part of the inventory a list shows.
+type Summary struct {
+	Vendor      string `json:"vendor,omitempty" example:"QEMU"`
+	Model       string `json:"model,omitempty" example:"Standard PC (i440FX + PIIX, 1996)"`
+	Serial      string `json:"serial,omitempty"`
+	CPUModel    string `json:"cpu_model,omitempty"`
+	Cores       int    `json:"cores,omitempty"`
+	Threads     int    `json:"threads,omitempty"`
+	MemoryBytes uint64 `json:"memory_bytes,omitempty"`
+	Disks       int    `json:"disks,omitempty"`
+	DiskBytes   uint64 `json:"disk_bytes,omitempty"`
+	NICs        int    `json:"nics,omitempty"`
+	GPUs        int    `json:"gpus,omitempty"`
+}
+
+// maxFailures is how many wrong tokens lock approval.
+const maxFailures = 5
+
+// machineView converts a stored machine; withInventory adds the inventory.
+func machineView(m store.Machine, now time.Time, withInventory bool) Machine {
+	v := Machine{
+		MAC: m.MAC, State: m.State.String(), Hostname: m.Hostname, Temporary: m.Temporary,
+		Segment: m.Segment, Arch: m.Arch, IP: m.IP, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen,
+		Cluster: m.Cluster, Profile: m.Profile, Progress: m.Progress, Message: m.Message,
+		Revision: m.Revision,
+	}
+	if !m.ExpiresAt.IsZero() {
+		t := m.ExpiresAt
+		v.ExpiresAt = &t
+	}
+	if a := m.Approval; a != nil {
+		v.Approval = &Approval{
+			Disk: a.Disk, SSHKeys: a.SSHKeys, Network: networkView(a.Network),
+			ApprovedBy: a.ApprovedBy, ApprovedAt: a.ApprovedAt, TokenBypassed: a.TokenBypassed,
+		}
+	}
+	if t := m.Token; t != nil {
+		v.Token = &TokenStatus{
+			ExpiresAt: t.ExpiresAt, Expired: !now.Before(t.ExpiresAt),
+			Failures: t.Failures, Locked: t.Failures >= maxFailures,
+		}
+	}
+	if len(m.Inventory) > 0 {
+		var inv inventory.Inventory
+		if json.Unmarshal(m.Inventory, &inv) == nil {
+			v.Summary = summarize(inv)
+		}
+		if withInventory {
+			v.Inventory = m.Inventory
+		}
+	}
+	return v
+}
+
+func networkView(n store.Network) Network {
+	out := Network{Mode: n.Mode}
+	if n.Address.IsValid() {
+		out.Address = n.Address.String()
+	}
+	if n.Gateway.IsValid() {
+		out.Gateway = n.Gateway.String()
+	}
+	for _, d := range n.DNS {
+		out.DNS = append(out.DNS, d.String())
+	}
+	return out
+}
+
+func summarize(inv inventory.Inventory) Summary {
+	s := Summary{
+		Vendor: inv.System.Vendor, Model: inv.System.Product, Serial: inv.System.Serial,
+		CPUModel: inv.CPU.Model, Cores: inv.CPU.Cores, Threads: inv.CPU.Threads,
+		MemoryBytes: inv.Memory.TotalBytes, Disks: len(inv.Disks), NICs: len(inv.NICs), GPUs: len(inv.GPUs),
+	}
+	for _, d := range inv.Disks {
+		s.DiskBytes += d.SizeBytes
+	}
+	return s
+}
+
+// Cluster groups machines and carries their defaults.
+type Cluster struct {
+	Name           string    `json:"name" example:"rack1"`
+	Description    string    `json:"description,omitempty" example:"Rack 1, row B"`
+	DefaultProfile string    `json:"default_profile,omitempty" example:"debian-netboot"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// Profile is a production workflow.
+type Profile struct {
+	Name        string    `json:"name" example:"debian-netboot"`
+	Kind        string    `json:"kind" enum:"netboot,image" example:"netboot"`
+	Description string    `json:"description,omitempty"`
+	Kernel      string    `json:"kernel,omitempty" example:"http://10.77.0.1:8080/images/debian/vmlinuz"`
+	Initrd      string    `json:"initrd,omitempty" example:"http://10.77.0.1:8080/images/debian/initrd.gz"`
+	Cmdline     string    `json:"cmdline,omitempty" example:"console=ttyS0,115200"`
+	Script      string    `json:"script,omitempty" doc:"A whole iPXE script instead of kernel/initrd/cmdline"`
+	ImageURL    string    `json:"image_url,omitempty" example:"http://10.77.0.1:8080/images/debian-12.raw.zst"`
+	ImageSHA256 string    `json:"image_sha256,omitempty" example:"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func clusterView(c store.Cluster) Cluster {
+	return Cluster{Name: c.Name, Description: c.Description, DefaultProfile: c.DefaultProfile, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+}
+
+func profileView(p store.Profile) Profile {
+	return Profile{
+		Name: p.Name, Kind: string(p.Kind), Description: p.Description,
+		Kernel: p.Kernel, Initrd: p.Initrd, Cmdline: p.Cmdline, Script: p.Script,
+		ImageURL: p.ImageURL, ImageSHA256: p.ImageSHA256, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+	}
+}
+
+// AuditEntry is one audit log record.
+type AuditEntry struct {
+	ID     string    `json:"id" example:"0000018f2a3b4c5d00000001" doc:"Sorts by time; use as cursor"`
+	Time   time.Time `json:"time"`
+	MAC    string    `json:"mac,omitempty" example:"52:54:00:12:34:56"`
+	Actor  string    `json:"actor" example:"token:admin"`
+	Action string    `json:"action" example:"approve"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// APIToken is an admin API token without its secret.
+type APIToken struct {
+	ID        string    `json:"id" example:"3f2a9c1e5b7d4a60"`
+	Name      string    `json:"name" example:"ci"`
+	Role      string    `json:"role" enum:"admin,viewer" example:"viewer"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Lease is a DHCP lease on a segment.
+type Lease struct {
+	Segment  string    `json:"segment" example:"lab"`
+	MAC      string    `json:"mac" example:"52:54:00:12:34:56"`
+	IP       string    `json:"ip" example:"10.77.0.100"`
+	Hostname string    `json:"hostname,omitempty"`
+	Expires  time.Time `json:"expires"`
+	Declined bool      `json:"declined,omitempty"`
+}
+
+// MachineEvent is one change on the event stream.
+type MachineEvent struct {
+	Type    string  `json:"type" enum:"created,updated,deleted"`
+	Machine Machine `json:"machine"`
+}
+
+// Ping keeps an idle event stream open through proxies.
+type Ping struct {
+	Time time.Time `json:"time"`
+}
+
+// Resync tells a client that it missed events and must reload the list.
+type Resync struct {
+	Reason string `json:"reason"`
+}
+
+// Segment is a configured network segment.
+type Segment struct {
+	Name         string   `json:"name" example:"lab"`
+	Interface    string   `json:"interface,omitempty" example:"br0" doc:"Interface the segment is served on (empty for relayed segments)"`
+	Relayed      bool     `json:"relayed,omitempty" doc:"Reached through a DHCP relay"`
+	Subnet       string   `json:"subnet" example:"10.77.0.0/24"`
+	RangeStart   string   `json:"range_start,omitempty" example:"10.77.0.100"`
+	RangeEnd     string   `json:"range_end,omitempty" example:"10.77.0.200"`
+	Router       string   `json:"router,omitempty" example:"10.77.0.1"`
+	DNS          []string `json:"dns,omitempty" example:"[\"10.77.0.1\"]"`
+	LeaseSeconds int64    `json:"lease_seconds,omitempty" example:"3600"`
+	Mode         string   `json:"mode" enum:"dhcp,proxy" example:"dhcp" doc:"dhcp: Foundry allocates addresses; proxy: boot information only"`
+	Discovery    bool     `json:"discovery" doc:"Unknown machines are discovered on this segment"`
+}
+
+func segmentView(s SegmentInfo) Segment {
+	v := Segment{Name: s.Name, Interface: s.Interface, Relayed: s.Relayed, Subnet: s.Subnet.String(),
+		LeaseSeconds: int64(s.LeaseTime.Seconds()), Mode: s.Mode, Discovery: s.Discovery}
+	for _, p := range []struct {
+		dst *string
+		a   netip.Addr
+	}{{&v.RangeStart, s.RangeStart}, {&v.RangeEnd, s.RangeEnd}, {&v.Router, s.Router}} {
+		if p.a.IsValid() {
+			*p.dst = p.a.String()
+		}
+	}
+	for _, d := range s.DNS {
+		v.DNS = append(v.DNS, d.String())
+	}
+	return v
+}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/foundry-appliance/foundry/api"
+	"github.com/foundry-appliance/foundry/api/client"
+)
+
+func machinesCmd(o *cliOptions) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "machines",
+		Short: "List, inspect, approve and reject machines",
+		Long:  "Review the machines Foundry discovered and decide what becomes of them.",
+	}
+	c.AddCommand(machinesLsCmd(o), machineShowCmd(o), machineApproveCmd(o), machineRejectCmd(o),
+		machineSimpleCmd(o, "rediscover", "Send an approved or ready machine back to discovery on its next boot"),
+		machineSimpleCmd(o, "retry", "Retry the provisioning of a failed machine"),
+		machineSimpleCmd(o, "delete", "Delete a machine record (its audit history stays)"),
+		machineWatchCmd(o), machineScriptCmd(o), machineExportCmd(o))
+	return c
+}
+
+func machinesLsCmd(o *cliOptions) *cobra.Command {
+	var lo client.ListOptions
+	var all bool
+	c := &cobra.Command{
+		Use:   "ls",
+		Short: "List machines",
+		Args:  args(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl := o.client()
+			var items []api.Machine
+			var page api.MachineList
+			for {
+				var err error
+				if page, err = cl.ListMachines(cmd.Context(), lo); err != nil {
+					return apiErr(err)
+				}
+				items = append(items, page.Items...)
+				if !all || page.NextCursor == "" {
+					break
+				}
+				lo.Cursor = page.NextCursor
+			}
+			if o.json() {
+				page.Items = items
+				if all {
+					page.NextCursor = ""
+				}
+				return writeJSON(cmd.OutOrStdout(), page)
+			}
+			now := time.Now()
+			rows := make([][]string, 0, len(items))
+			for _, m := range items {
+				rows = append(rows, []string{m.MAC, m.State, m.Hostname, m.Segment, m.Cluster, m.Profile,
+					strings.TrimSpace(m.Summary.Vendor + " " + m.Summary.Model), cpus(m.Summary), humanBytes(m.Summary.MemoryBytes),
+					disks(m.Summary), ago(m.FirstSeen, now), progress(m)})
+			}
+			if err := table(cmd.OutOrStdout(), []string{"MAC", "STATE", "HOSTNAME", "SEGMENT", "CLUSTER", "PROFILE", "SYSTEM", "CPU", "MEMORY", "DISKS", "SEEN", "PROGRESS"}, rows); err != nil {
+				return err
+			}
+			if page.NextCursor != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "(%d of %d shown; --all for every page)\n", len(items), page.Total)
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringSliceVar(&lo.State, "state", nil, "only these states (repeat or comma-separate)")
+	f.StringVar(&lo.Cluster, "cluster", "", "only this cluster")
+	f.StringVar(&lo.Segment, "segment", "", "only this segment")
+	f.StringVarP(&lo.Q, "query", "q", "", "text search (MAC, hostname, IP, vendor, model, serial)")
+	f.StringVar(&lo.Sort, "sort", "mac", "sort key: mac, hostname, state, first_seen, last_seen; '-' prefix for descending")
+	f.IntVar(&lo.Limit, "limit", 100, "machines per page")
+	f.BoolVar(&all, "all", false, "fetch every page")
+	return c
+}
+
+func cpus(s api.Summary) string {
+	if s.Threads == 0 {
+		return ""
+	}
+	return strconv.Itoa(s.Threads)
+}
+
+func disks(s api.Summary) string {
+	if s.Disks == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d (%s)", s.Disks, humanBytes(s.DiskBytes))
+}
+
+func progress(m api.Machine) string {
+	switch m.State {
+	case "provisioning":
+		return fmt.Sprintf("%d%%", m.Progress)
+	case "failed":
+		return "failed: " + m.Message
+	}
+	return ""
+}
+
+func machineShowCmd(o *cliOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show MAC",
+		Short: "Show a machine and its inventory summary (-o json: the whole inventory)",
+		Args:  args(1, "MAC"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			m, err := o.client().GetMachine(cmd.Context(), a[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			if o.json() {
+				return writeJSON(cmd.OutOrStdout(), m)
+			}
+			return printMachine(cmd, m)
+		},
+	}
+}
+
+func printMachine(cmd *cobra.Command, m api.Machine) error {
+	now := time.Now()
+	kv := [][2]string{
+		{"MAC", m.MAC}, {"State", m.State}, {"Hostname", m.Hostname}, {"Segment", m.Segment}, {"IP", m.IP},
+		{"Arch", m.Arch}, {"Cluster", m.Cluster}, {"Profile", m.Profile},
+		{"First seen", m.FirstSeen.Format(time.RFC3339) + " (" + ago(m.FirstSeen, now) + ")"},
+		{"Last seen", m.LastSeen.Format(time.RFC3339) + " (" + ago(m.LastSeen, now) + ")"},
+		{"System", strings.TrimSpace(m.Summary.Vendor + " " + m.Summary.Model)}, {"Serial", m.Summary.Serial},
+		{"CPU", strings.TrimSpace(fmt.Sprintf("%s %s", m.Summary.CPUModel, threadsText(m.Summary)))},
+		{"Memory", humanBytes(m.Summary.MemoryBytes)}, {"Disks", disks(m.Summary)}, {"Progress", progress(m)}, {"Message", m.Message},
+	}
+	if m.ExpiresAt != nil {
+		kv = append(kv, [2]string{"Expires", m.ExpiresAt.Format(time.RFC3339) + " (" + ago(*m.ExpiresAt, now) + ")"})
+	}
+	if t := m.Token; t != nil {
+		status := "valid until " + t.ExpiresAt.Format(time.RFC3339)
+		switch {
+		case t.Locked:
+			status = fmt.Sprintf("locked after %d wrong attempts", t.Failures)
+		case t.Expired:
+			status = "expired"
+		case t.Failures > 0:
+			status += fmt.Sprintf(", %d wrong attempt(s)", t.Failures)
+		}
+		kv = append(kv, [2]string{"Token", status})
+	}
+	if a := m.Approval; a != nil {
+		net := a.Network.Mode
+		if a.Network.Address != "" {
+			net += " " + a.Network.Address + " via " + a.Network.Gateway
+		}
+		kv = append(kv, [2]string{"Approved by", a.ApprovedBy + " at " + a.ApprovedAt.Format(time.RFC3339)},
+			[2]string{"Disk", a.Disk}, [2]string{"Network", net}, [2]string{"SSH keys", strconv.Itoa(len(a.SSHKeys))})
+	}
+	return fields(cmd.OutOrStdout(), kv)
+}
+
+func threadsText(s api.Summary) string {
+	if s.Threads == 0 {
+		return ""
+	}
+	return fmt.Sprintf("(%d cores, %d threads)", s.Cores, s.Threads)
+}
+
+func machineApproveCmd(o *cliOptions) *cobra.Command {
+	var req api.ApproveRequest
+	var keyFiles []string
+	var static, gateway string
+	var dns []string
+	c := &cobra.Command{
+		Use:   "approve MAC --console-token FOUNDRY-XXXX-XXXX-XXXX --cluster NAME",
+		Short: "Approve an inventoried machine with the token shown on its console",
+		Long: "Approve an inventoried machine. The token is the one its console shows; the cluster is required; " +
+			"the profile defaults to the cluster's, the disk to the first fixed disk by stable path, the network to DHCP.",
+		Args: args(1, "MAC"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			for _, f := range keyFiles {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return usageErr("--ssh-key-file: %v", err)
+				}
+				for _, line := range strings.Split(string(b), "\n") {
+					if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+						req.SSHKeys = append(req.SSHKeys, line)
+					}
+				}
+			}
+			if static != "" || gateway != "" || len(dns) > 0 {
+				req.Network = &api.Network{Mode: "dhcp", Gateway: gateway, DNS: dns}
+				if static != "" {
+					req.Network.Mode, req.Network.Address = "static", static
+				}
+			}
+			m, err := o.client().Approve(cmd.Context(), a[0], req)
+			if err != nil {
+				return apiErr(err)
+			}
+			if o.json() {
+				return writeJSON(cmd.OutOrStdout(), m)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "approved %s as %s (cluster %s, profile %s): %s\n", m.MAC, m.Hostname, m.Cluster, m.Profile, m.State)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&req.Token, "console-token", "", "the registration token shown on the machine's console (FOUNDRY-XXXX-XXXX-XXXX)")
+	f.StringVar(&req.Cluster, "cluster", "", "cluster (required)")
+	f.StringVar(&req.Profile, "profile", "", "profile (default: the cluster's default profile)")
+	f.StringVar(&req.Hostname, "hostname", "", "RFC 1123 host name (default: the current one)")
+	f.StringVar(&req.Disk, "disk", "", "target disk: path, by-path name or kernel name (default: first fixed disk by stable path)")
+	f.StringArrayVar(&req.SSHKeys, "ssh-key", nil, "authorized_keys line (repeatable)")
+	f.StringArrayVar(&keyFiles, "ssh-key-file", nil, "file of authorized_keys lines (repeatable)")
+	f.StringVar(&static, "static", "", "static address with prefix, e.g. 10.77.0.50/24 (default: DHCP)")
+	f.StringVar(&gateway, "gateway", "", "gateway for --static (default: the segment's router)")
+	f.StringSliceVar(&dns, "dns", nil, "DNS servers (default: the segment's)")
+	return c
+}
+
+func machineRejectCmd(o *cliOptions) *cobra.Command {
+	var reason string
+	c := &cobra.Command{
+		Use:   "reject MAC --reason TEXT",
+		Short: "Reject an inventoried machine (it gets no boot offer until deleted)",
+		Args:  args(1, "MAC"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if reason == "" {
+				return usageErr("--reason is required")
+			}
+			m, err := o.client().Reject(cmd.Context(), a[0], reason)
+			return o.report(cmd, m, err, "rejected")
+		},
+	}
+	c.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the audit log)")
+	return c
+}
+
+func machineSimpleCmd(o *cliOptions, verb, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " MAC",
+		Short: short,
+		Args:  args(1, "MAC"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			cl := o.client()
+			switch verb {
+			case "rediscover":
+				m, err := cl.Rediscover(cmd.Context(), a[0])
+				return o.report(cmd, m, err, "sent back to discovery")
+			case "retry":
+				m, err := cl.Retry(cmd.Context(), a[0])
+				return o.report(cmd, m, err, "retrying")
+			}
+			if err := cl.DeleteMachine(cmd.Context(), a[0]); err != nil {
+				return apiErr(err)
+			}
+			if o.json() {
+				return writeJSON(cmd.OutOrStdout(), map[string]string{"deleted": a[0]})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", a[0])
+			return nil
+		},
+	}
+}
+
+func (o *cliOptions) report(cmd *cobra.Command, m api.Machine, err error, what string) error {
+	if err != nil {
+		return apiErr(err)
+	}
+	if o.json() {
+		return writeJSON(cmd.OutOrStdout(), m)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", what, m.MAC, m.State)
+	return nil
+}
+
+func machineWatchCmd(o *cliOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "watch [MAC]",
+		Short: "Print machine changes as they happen (until interrupted)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			mac := ""
+			if len(a) == 1 {
+				mac = a[0]
+			}
+			w := cmd.OutOrStdout()
+			err := o.client().Watch(cmd.Context(), mac, func(ev client.Event) error {
+				if o.json() {
+					if ev.Resync != nil {
+						return writeJSONLine(w, map[string]any{"type": "resync", "reason": ev.Resync.Reason})
+					}
+					return writeJSONLine(w, ev.Machine)
+				}
+				if ev.Resync != nil {
+					_, err := fmt.Fprintf(w, "%s resync: %s\n", time.Now().Format(time.TimeOnly), ev.Resync.Reason)
+					return err
+				}
+				m := ev.Machine.Machine
+				_, err := fmt.Fprintf(w, "%s %-8s %s %-12s %s %s\n", time.Now().Format(time.TimeOnly), ev.Machine.Type, m.MAC, m.State, m.Hostname, progress(m))
+				return err
+			})
+			if cmd.Context().Err() != nil {
+				return nil // interrupted: the normal end of a watch
+			}
+			return apiErr(err)
+		},
+	}
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/foundry-appliance/foundry/api"
+)
+
+func clustersCmd(o *cliOptions) *cobra.Command {
+	c := &cobra.Command{Use: "clusters", Short: "Manage clusters (groups of machines with defaults)",
+		Long: "A cluster groups machines and names their default profile. A cluster in use cannot be deleted."}
+	var fields api.ClusterFields
+	flags := func(cmd *cobra.Command) *cobra.Command {
+		cmd.Flags().StringVar(&fields.Description, "description", "", "description")
+		cmd.Flags().StringVar(&fields.DefaultProfile, "default-profile", "", "profile used when an approval names none")
+		return cmd
+	}
+	print := func(cmd *cobra.Command, cl api.Cluster) error {
+		if o.json() {
+			return writeJSON(cmd.OutOrStdout(), cl)
+		}
+		return fields2(cmd, [][2]string{{"Name", cl.Name}, {"Description", cl.Description}, {"Default profile", cl.DefaultProfile},
+			{"Created", cl.CreatedAt.Format(time.RFC3339)}, {"Updated", cl.UpdatedAt.Format(time.RFC3339)}})
+	}
+	c.AddCommand(
+		&cobra.Command{Use: "ls", Short: "List clusters", Args: args(0), RunE: func(cmd *cobra.Command, _ []string) error {
+			list, err := o.client().ListClusters(cmd.Context())
+			if err != nil {
+				return apiErr(err)
+			}
+			if o.json() {
+				return writeJSON(cmd.OutOrStdout(), list)
+			}
+			rows := [][]string{}
+			for _, cl := range list {
+				rows = append(rows, []string{cl.Name, cl.DefaultProfile, cl.Description})
+			}
+			return table(cmd.OutOrStdout(), []string{"NAME", "DEFAULT PROFILE", "DESCRIPTION"}, rows)
+		}},
+		&cobra.Command{Use: "show NAME", Short: "Show a cluster", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
+			cl, err := o.client().GetCluster(cmd.Context(), a[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			return print(cmd, cl)
+		}},
+		flags(&cobra.Command{Use: "create NAME", Short: "Create a cluster", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
+			cl, err := o.client().CreateCluster(cmd.Context(), api.ClusterCreate{Name: a[0], ClusterFields: fields})
+			if err != nil {
+				return apiErr(err)
+			}
+			return print(cmd, cl)
+		}}),
+		flags(&cobra.Command{Use: "update NAME", Short: "Change a cluster (only the flags given)", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
+			cur, err := o.client().GetCluster(cmd.Context(), a[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			next := api.ClusterFields{Description: cur.Description, DefaultProfile: cur.DefaultProfile}
+			if cmd.Flags().Changed("description") {
+				next.Description = fields.Description
+			}
+			if cmd.Flags().Changed("default-profile") {
+				next.DefaultProfile = fields.DefaultProfile
+			}
+			cl, err := o.client().UpdateCluster(cmd.Context(), a[0], next)
+			if err != nil {
+				return apiErr(err)
+			}
+			return print(cmd, cl)
+		}}),
+		&cobra.Command{Use: "delete NAME", Short: "Delete an unused cluster", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
+			if err := o.client().DeleteCluster(cmd.Context(), a[0]); err != nil {
+				return apiErr(err)
+			}
+			return deleted(cmd, o, "cluster", a[0])
+		}},
+	)
+	return c
+}
+
+func deleted(cmd *cobra.Command, o *cliOptions, kind, name string) error {
+	if o.json() {
+		return writeJSON(cmd.OutOrStdout(), map[string]string{"deleted": name})
+	}
+	_, err := fmt.Fprintf(cmd.OutOrStdout(), "deleted %s %s\n", kind, name)
+	return err
+}
+
+func fields2(cmd *cobra.Command, kv [][2]string) error { return fields(cmd.OutOrStdout(), kv) }
+
+func profilesCmd(o *cliOptions) *cobra.Command {
+	c := &cobra.Command{Use: "profiles", Short: "Manage profiles (how machines go into production)",
+		Long: "A netboot profile gives every PXE boot a production kernel (or iPXE script); an image profile has the agent write an image to disk. A profile in use cannot be deleted."}
+	var f api.ProfileFields
+	var scriptFile string
+	flags := func(cmd *cobra.Command) *cobra.Command {
+		fl := cmd.Flags()
+		fl.StringVar(&f.Kind, "kind", "", "netboot or image")
+		fl.StringVar(&f.Description, "description", "", "description")
+		fl.StringVar(&f.Kernel, "kernel", "", "netboot: kernel URL or /path on the appliance")
+		fl.StringVar(&f.Initrd, "initrd", "", "netboot: initrd URL or /path")
+		fl.StringVar(&f.Cmdline, "cmdline", "", "netboot: kernel command line")
+		fl.StringVar(&scriptFile, "script-file", "", "netboot: file with a whole iPXE script (instead of kernel/initrd)")
+		fl.StringVar(&f.ImageURL, "image-url", "", "image: URL of the raw/.gz/.zst/.xz image")
+		fl.StringVar(&f.ImageSHA256, "image-sha256", "", "image: SHA-256 of the image file")
+		return cmd
+	}
+	readScript := func() error {
+		if scriptFile == "" {
+			return nil
+		}
+		b, err := os.ReadFile(scriptFile)
+		if err != nil {
+			return usageErr("--script-file: %v", err)
+		}
+		f.Script = string(b)
+		return nil
+	}
+	print := func(cmd *cobra.Command, p api.Profile) error {
+		if o.json() {
+			return writeJSON(cmd.OutOrStdout(), p)
+		}
+		script := ""
+		if p.Script != "" {
+			script = fmt.Sprintf("(%d bytes)", len(p.Script))
+		}
+		return fields2(cmd, [][2]string{{"Name", p.Name}, {"Kind", p.Kind}, {"Description", p.Description},
+			{"Kernel", p.Kernel}, {"Initrd", p.Initrd}, {"Cmdline", p.Cmdline}, {"Script", script},
+			{"Image URL", p.ImageURL}, {"Image SHA-256", p.ImageSHA256},
+			{"Created", p.CreatedAt.Format(time.RFC3339)}, {"Updated", p.UpdatedAt.Format(time.RFC3339)}})
+	}
+	c.AddCommand(
+		&cobra.Command{Use: "ls", Short: "List profiles", Args: args(0), RunE: func(cmd *cobra.Command, _ []string) error {
+			list, err := o.client().ListProfiles(cmd.Context())
+			if err != nil {
+				return apiErr(err)
+			}
+			if o.json() {
+				return writeJSON(cmd.OutOrStdout(), list)
+			}
+			rows := [][]string{}
+			for _, p := range list {
+				what := p.Kernel
+				if p.Kind == "image" {
+					what = p.ImageURL
+				} else if p.Script != "" {
+					what = "(iPXE script)"
+				}
+				rows = append(rows, []string{p.Name, p.Kind, what, p.Description})
+			}
+			return table(cmd.OutOrStdout(), []string{"NAME", "KIND", "BOOTS", "DESCRIPTION"}, rows)
+		}},
+		&cobra.Command{Use: "show NAME", Short: "Show a profile", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
+			p, err := o.client().GetProfile(cmd.Context(), a[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			return print(cmd, p)
+		}},
+		flags(&cobra.Command{Use: "create NAME --kind netboot|image", Short: "Create a profile", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
+			if err := readScript(); err != nil {
+				return err
+			}
+			p, err := o.client().CreateProfile(cmd.Context(), api.ProfileCreate{Name: a[0], ProfileFields: f})
+			if err != nil {
+				return apiErr(err)
+			}
+			return print(cmd, p)
+		}}),
+		flags(&cobra.Command{Use: "update NAME", Short: "Change a profile (only the flags given)", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
+			cur, err := o.client().GetProfile(cmd.Context(), a[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			if err := readScript(); err != nil {
+				return err
+			}
+			next := api.ProfileFields{Kind: cur.Kind, Description: cur.Description, Kernel: cur.Kernel, Initrd: cur.Initrd,
+				Cmdline: cur.Cmdline, Script: cur.Script, ImageURL: cur.ImageURL, ImageSHA256: cur.ImageSHA256}
+			for flag, dst := range map[string]*string{"kind": &next.Kind, "description": &next.Description, "kernel": &next.Kernel,
+				"initrd": &next.Initrd, "cmdline": &next.Cmdline, "image-url": &next.ImageURL, "image-sha256": &next.ImageSHA256} {
+				if cmd.Flags().Changed(flag) {
+					v, _ := cmd.Flags().GetString(flag)
+					*dst = v
+				}
+			}
+			if cmd.Flags().Changed("script-file") {
+				next.Script = f.Script
+			}
+			p, err := o.client().UpdateProfile(cmd.Context(), a[0], next)
+			if err != nil {
+				return apiErr(err)
+			}
+			return print(cmd, p)
+		}}),
+		&cobra.Command{Use: "delete NAME", Short: "Delete an unused profile", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
+			if err := o.client().DeleteProfile(cmd.Context(), a[0]); err != nil {
+				return apiErr(err)
+			}
+			return deleted(cmd, o, "profile", a[0])
+		}},
+	)
+	return c
+}

@@ -1,0 +1,20 @@
+// Command foundry is the Foundry appliance (`foundry serve`) and its
+// administration CLI (`foundry machines …`).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "foundry:", err)
+		os.Exit(exitCode(err))
+	}
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	coredhcplog "github.com/coredhcp/coredhcp/logger"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/foundry-appliance/foundry/api"
+	"github.com/foundry-appliance/foundry/dhcp"
+	"github.com/foundry-appliance/foundry/ipxe"
+	"github.com/foundry-appliance/foundry/pxe"
+	"github.com/foundry-appliance/foundry/store"
+	"github.com/foundry-appliance/foundry/ui"
+)
+
+const defaultConfigPath = "/etc/foundry/foundry.yaml"
+
+func newServeCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the appliance: DHCP, TFTP, HTTP (scripts, images, API, dashboard)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(path, hostInterfaces)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", defaultConfigPath, "configuration file (YAML; see README)")
+	return cmd
+}
+
+func newCheckConfigCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "check-config",
+		Short: "Validate a configuration file and print what serve would run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(path, hostInterfaces)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "configuration %s is valid\nadvertise %s, data in %s, images in %s\n", path, cfg.Advertise, cfg.DataDir, cfg.ImageDir)
+			for _, s := range cfg.Segments {
+				fmt.Fprintf(w, "segment %s: %s on %s, mode %s, discovery %t\n", s.Name, s.Subnet, ifaceOrRelay(s), s.Mode, s.Discovery)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", defaultConfigPath, "configuration file (YAML; see README)")
+	return cmd
+}
+
+func ifaceOrRelay(s dhcp.Segment) string {
+	if s.Relayed {
+		return "relay (giaddr)"
+	}
+	return s.Interface
+}
+
+// serve wires the services together and runs them until ctx ends or one
+// of them fails; every service stops cleanly before it returns.
+func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	log := newLogger(stderr, cfg.LogLevel)
+	// coredhcp logs through its own process-wide logrus logger, at info for
+	// every request it does not answer; our plugin logs what matters.
+	coredhcplog.GetLogger("main").Logger.SetLevel(logrus.WarnLevel)
+	db, err := store.Open(filepath.Join(cfg.DataDir, "db"), store.Options{Logger: log.With("service", "store")})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer db.Close()
+
+	envToken := os.Getenv("FOUNDRY_ADMIN_TOKEN")
+	printed, err := api.Bootstrap(db, cfg.DataDir, envToken)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin token: %w", err)
+	}
+	if printed != "" {
+		fmt.Fprintf(stdout, "Admin API token (printed once; also in %s): %s\n", filepath.Join(cfg.DataDir, "admin-token"), printed)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ipxeDir := filepath.Join(cfg.ImageDir, "ipxe")
+	boot := &ipxe.Server{Store: db, BaseURL: cfg.Advertise, Logger: log.With("service", "ipxe")}
+	dhcpSrv := &dhcp.Server{
+		Segments:        cfg.Segments,
+		Leases:          db,
+		Machines:        db,
+		ScriptURL:       boot.ScriptURL,
+		HTTPBase:        cfg.Advertise,
+		HaveFile:        func(name string) bool { return fileExists(filepath.Join(ipxeDir, name)) },
+		DiscoveryTTL:    cfg.DiscoveryTTL,
+		RelayInterfaces: cfg.RelayInterfaces,
+		Logger:          log.With("service", "dhcp"),
+		Registerer:      reg,
+	}
+	tftpSrv := &pxe.Server{Addr: cfg.TFTPListen, Root: ipxeDir, Logger: log.With("service", "tftp"), Registerer: reg}
+	httpSrv := &api.Server{
+		Store:                     db,
+		Listen:                    cfg.HTTPListen,
+		DataDir:                   cfg.DataDir,
+		TLSCert:                   cfg.TLSCert,
+		TLSKey:                    cfg.TLSKey,
+		SelfSigned:                cfg.TLSSelfSigned,
+		Boot:                      boot,
+		UI:                        ui.Handler(),
+		ImageDir:                  cfg.ImageDir,
+		Segments:                  segmentInfo(cfg.Segments),
+		AllowApprovalWithoutToken: cfg.AllowNoToken,
+		AdminToken:                envToken,
+		Logger:                    log.With("service", "http"),
+		Registry:                  reg,
+	}
+	if !fileExists(filepath.Join(ipxeDir, "undionly.kpxe")) {
+		log.Warn("no iPXE binaries in the image directory; run `make images`", "dir", ipxeDir)
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	if len(cfg.Segments) > 0 {
+		g.Go(func() error { return dhcpSrv.Serve(ctx) })
+	} else {
+		log.Warn("no segments configured: not answering DHCP")
+	}
+	g.Go(func() error { return tftpSrv.Serve(ctx) })
+	g.Go(func() error { return httpSrv.Serve(ctx) })
+	g.Go(func() error { return db.RunExpiry(ctx, time.Minute) })
+	log.Info("foundry serving", "advertise", cfg.Advertise, "segments", len(cfg.Segments), "data_dir", cfg.DataDir)
+	err = g.Wait()
+	log.Info("foundry stopped", "err", err)
+	return err
+}
+
+func segmentInfo(segs []dhcp.Segment) []api.SegmentInfo {
+	out := make([]api.SegmentInfo, 0, len(segs))
+	for _, s := range segs {
+		out = append(out, api.SegmentInfo{
+			Name: s.Name, Interface: s.Interface, Relayed: s.Relayed, Subnet: s.Subnet,
+			RangeStart: s.RangeStart, RangeEnd: s.RangeEnd, Router: s.Router, DNS: s.DNS,
+			Mode: s.Mode.String(), Discovery: s.Discovery, LeaseTime: s.LeaseTime,
+		})
+	}
+	return out
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated with the configuration
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}

@@ -1,0 +1,235 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// appliance is a running `foundry serve`.
+type appliance struct {
+	URL     string
+	DataDir string
+	Admin   string
+	log     *bytes.Buffer
+}
+
+// repoRoot is the module root (where go.mod is).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// buildFoundry builds the appliance binary the way the Makefile does, or
+// returns FOUNDRY_E2E_BIN when that names one already built.
+func buildFoundry(t *testing.T, root string) string {
+	t.Helper()
+	if bin := os.Getenv("FOUNDRY_E2E_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "foundry")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/foundry")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/foundry: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// seedDiscovered creates machine records exactly as the DHCP server does
+// for an unknown MAC on a discovery segment. It runs before serve starts:
+// Badger allows one process per database.
+func seedDiscovered(t *testing.T, dataDir string, macs ...string) {
+	t.Helper()
+	db, err := store.Open(filepath.Join(dataDir, "db"), store.Options{})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	defer db.Close()
+	now := time.Now()
+	for _, mac := range macs {
+		m := store.Machine{
+			MAC: mac, State: store.StateDiscovered, Temporary: true, ExpiresAt: now.Add(24 * time.Hour),
+			Hostname: "discovered-" + strings.ReplaceAll(mac[9:], ":", ""),
+			Segment:  "lab", Arch: "uefi-x64", FirstSeen: now, LastSeen: now,
+		}
+		if _, err := db.CreateMachine(m, store.Audit{Actor: "dhcp", Action: "discover", Detail: "segment lab, arch uefi-x64"}); err != nil {
+			t.Fatalf("seed %s: %v", mac, err)
+		}
+	}
+}
+
+// startAppliance runs `foundry serve` with no segments (so no DHCP and no
+// raw sockets), HTTP and TFTP on loopback, until the test ends.
+func startAppliance(t *testing.T, bin string, seed ...string) *appliance {
+	t.Helper()
+	dir := t.TempDir()
+	dataDir, imageDir := filepath.Join(dir, "data"), filepath.Join(dir, "images")
+	// TFTP serves image_dir/ipxe; empty is fine here.
+	if err := os.MkdirAll(filepath.Join(imageDir, "ipxe"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	seedDiscovered(t, dataDir, seed...)
+	port := freePort(t, "tcp")
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cfg := fmt.Sprintf("data_dir: %s\nimage_dir: %s\nhttp:\n  listen: 127.0.0.1:%d\n  advertise: %s\ntftp:\n  listen: 127.0.0.1:%d\n",
+		dataDir, imageDir, port, url, freePort(t, "udp"))
+	cfgPath := filepath.Join(dir, "foundry.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &appliance{URL: url, DataDir: dataDir, Admin: "e2e-admin-token-" + strings.Repeat("x", 16), log: &bytes.Buffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "serve", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "FOUNDRY_ADMIN_TOKEN="+a.Admin)
+	cmd.Stdout, cmd.Stderr = a.log, a.log
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 15 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start foundry serve: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cancel()
+		<-exited
+		if t.Failed() {
+			t.Logf("foundry serve log:\n%s", a.log.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			t.Fatalf("foundry serve exited: %v", err)
+		default:
+		}
+		res, err := http.Get(url + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("foundry serve not ready after 30 s: %v\n%s", err, a.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The binary must serve the dashboard, not the API's placeholder.
+	res, err := http.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !bytes.Contains(page, []byte(`<div id="app">`)) {
+		t.Fatalf("foundry serve does not serve the dashboard at / (cmd/foundry must set api.Server.UI to ui.Handler()); it served:\n%s", page)
+	}
+	return a
+}
+
+// call makes an API request with a bearer token (or, for agent calls, the
+// nonce) and decodes the JSON answer into out when it is not nil.
+func (a *appliance) call(t *testing.T, method, path, bearer, nonce string, body, out any) int {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if nonce != "" {
+		req.Header.Set("X-Foundry-Nonce", nonce)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if out != nil && res.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+		}
+	}
+	if res.StatusCode >= 300 {
+		t.Logf("%s %s → %d %s", method, path, res.StatusCode, b)
+	}
+	return res.StatusCode
+}
+
+// must is call that fails the test unless the status is want.
+func (a *appliance) must(t *testing.T, want int, method, path, bearer, nonce string, body, out any) {
+	t.Helper()
+	if got := a.call(t, method, path, bearer, nonce, body, out); got != want {
+		t.Fatalf("%s %s: status %d, want %d", method, path, got, want)
+	}
+}
+
+var nonceRe = regexp.MustCompile(`foundry\.nonce=(\S+)`)
+
+// bootNonce fetches the machine's iPXE script as its firmware would and
+// returns the boot nonce from the discovery kernel line.
+func (a *appliance) bootNonce(t *testing.T, mac string) string {
+	t.Helper()
+	res, err := http.Get(a.URL + "/boot/" + mac)
+	if err != nil {
+		t.Fatalf("GET /boot/%s: %v", mac, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	m := nonceRe.FindSubmatch(b)
+	if res.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("GET /boot/%s: status %d, no foundry.nonce in:\n%s", mac, res.StatusCode, b)
+	}
+	return string(m[1])
+}

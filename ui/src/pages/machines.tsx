@@ -1,0 +1,315 @@
+// The machine list: live from the event stream, filtered and counted in the
+// browser (the appliance holds thousands of machines at most).
+import { useMemo, useState } from 'preact/hooks';
+import { useLocation } from 'preact-iso';
+import { useLive } from '../lib/live';
+import { useAdmin, useSession } from '../lib/session';
+import { can, countByState, distinct, filterMachines, STATES, type Filter, type SortKey } from '../lib/machines';
+import type { Machine } from '../api/types';
+import { bytes, relTime, absTime } from '../lib/format';
+import { Dialog, Field, Notice, Progress, StateBadge } from '../components/common';
+import { must } from '../api/client';
+import { message } from '../api/problem';
+import { useNow, useTitle } from '../lib/hooks';
+
+export function MachinesPage() {
+  useTitle('Machines');
+  const { machines, loaded, error } = useLive();
+  const admin = useAdmin();
+  const now = useNow();
+  const [states, setStates] = useState<Set<string>>(new Set());
+  const [segment, setSegment] = useState('');
+  const { query } = useLocation();
+  const [cluster, setCluster] = useState(query.cluster ?? '');
+  const [q, setQ] = useState('');
+  const [sort, setSort] = useState<SortKey>('first_seen');
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [rejecting, setRejecting] = useState<string[] | null>(null);
+
+  const filter: Filter = { states, segment, cluster, q };
+  const all = [...machines.values()];
+  const shown = useMemo(() => filterMachines(all, filter, sort), [machines, states, segment, cluster, q, sort]);
+  const counts = useMemo(() => countByState(all, filter), [machines, segment, cluster, q]);
+  const segments = useMemo(() => distinct(all, 'segment'), [machines]);
+  const clusters = useMemo(() => distinct(all, 'cluster'), [machines]);
+  // Only what is still listed and may be rejected stays selected.
+  const chosen = shown.filter((m) => selected.has(m.mac) && can.reject(m.state)).map((m) => m.mac);
+
+  function toggleState(s: string) {
+    const next = new Set(states);
+    if (next.has(s)) next.delete(s);
+    else next.add(s);
+    setStates(next);
+  }
+  function toggleSelect(mac: string) {
+    const next = new Set(selected);
+    if (next.has(mac)) next.delete(mac);
+    else next.add(mac);
+    setSelected(next);
+  }
+  const rejectable = shown.filter((m) => can.reject(m.state));
+  const allChosen = rejectable.length > 0 && rejectable.every((m) => selected.has(m.mac));
+
+  return (
+    <section class="machines">
+      <div class="page-head">
+        <h1>Machines</h1>
+        <p class="muted" aria-live="polite">
+          {loaded ? `${shown.length} of ${machines.size} shown` : 'Loading…'}
+        </p>
+      </div>
+      {error && <Notice>Could not load the machines: {error}</Notice>}
+
+      <div class="state-filter" role="group" aria-label="Filter by state">
+        <button type="button" class="chip" aria-pressed={states.size === 0} onClick={() => setStates(new Set())}>
+          All <span class="count" data-count="all">{counts.all}</span>
+        </button>
+        {STATES.map((s) => (
+          <button type="button" key={s} class={`chip chip-${s}`} aria-pressed={states.has(s)} onClick={() => toggleState(s)}>
+            {s} <span class="count" data-count={s}>{counts[s]}</span>
+          </button>
+        ))}
+      </div>
+
+      <div class="toolbar">
+        <Field label="Search" name="q">
+          {(p) => (
+            <input {...p} type="search" value={q} placeholder="MAC, host name, IP, vendor, model, serial…" onInput={(e) => setQ(e.currentTarget.value)} />
+          )}
+        </Field>
+        <Field label="Segment" name="segment">
+          {(p) => (
+            <select {...p} value={segment} onChange={(e) => setSegment(e.currentTarget.value)}>
+              <option value="">all segments</option>
+              {segments.map((s) => <option key={s} value={s}>{s}</option>)}
+            </select>
+          )}
+        </Field>
+        <Field label="Cluster" name="cluster">
+          {(p) => (
+            <select {...p} value={cluster} onChange={(e) => setCluster(e.currentTarget.value)}>
+              <option value="">all clusters</option>
+              {clusters.map((c) => <option key={c} value={c}>{c}</option>)}
+            </select>
+          )}
+        </Field>
+        <Field label="Sort by" name="sort">
+          {(p) => (
+            <select {...p} value={sort} onChange={(e) => setSort(e.currentTarget.value as SortKey)}>
+              <option value="first_seen">newest first</option>
+              <option value="state">state</option>
+              <option value="hostname">host name</option>
+              <option value="mac">MAC</option>
+            </select>
+          )}
+        </Field>
+      </div>
+
+      {admin && chosen.length > 0 && (
+        <div class="bulk" role="region" aria-label="Selected machines">
+          <span>{chosen.length} selected</span>
+          <button type="button" class="danger" onClick={() => setRejecting(chosen)}>Reject selected…</button>
+          <button type="button" class="secondary" onClick={() => setSelected(new Set())}>Clear selection</button>
+        </div>
+      )}
+
+      <div class="table-wrap">
+        <table class="list" aria-label="Machines">
+          <thead>
+            <tr>
+              {admin && (
+                <th class="sel">
+                  <input
+                    type="checkbox"
+                    aria-label="Select every inventoried machine shown"
+                    checked={allChosen}
+                    disabled={rejectable.length === 0}
+                    onChange={() => setSelected(allChosen ? new Set() : new Set(rejectable.map((m) => m.mac)))}
+                  />
+                </th>
+              )}
+              <th>State</th>
+              <th>Host</th>
+              <th>MAC</th>
+              <th class="wide">Segment</th>
+              <th>Hardware</th>
+              <th class="wide">CPU</th>
+              <th class="wide">Memory</th>
+              <th class="wide">Disks</th>
+              <th>Seen</th>
+              <th>Status</th>
+            </tr>
+          </thead>
+          <tbody>
+            {shown.map((m) => (
+              <Row key={m.mac} m={m} now={now} admin={admin} selected={selected.has(m.mac)} onSelect={() => toggleSelect(m.mac)} />
+            ))}
+          </tbody>
+        </table>
+        {loaded && shown.length === 0 && (
+          <p class="empty">
+            {machines.size === 0
+              ? 'No machine yet. Machines appear here as soon as they PXE-boot on a discovery segment.'
+              : 'No machine matches these filters.'}
+          </p>
+        )}
+      </div>
+      <RejectDialog macs={rejecting} onClose={(done) => { setRejecting(null); if (done) setSelected(new Set()); }} />
+    </section>
+  );
+}
+
+function Row({ m, now, admin, selected, onSelect }: { m: Machine; now: number; admin: boolean; selected: boolean; onSelect: () => void }) {
+  const s = m.summary;
+  const href = `/machines/${m.mac}`;
+  return (
+    <tr data-mac={m.mac} data-state={m.state}>
+      {admin && (
+        <td class="sel">
+          {can.reject(m.state) && (
+            <input type="checkbox" aria-label={`Select ${m.hostname}`} checked={selected} onChange={onSelect} />
+          )}
+        </td>
+      )}
+      <td><StateBadge state={m.state} /></td>
+      <td>
+        <a href={href} class="host">{m.hostname || m.mac}</a>
+        {m.cluster && <div class="sub">{m.cluster}{m.profile ? ` · ${m.profile}` : ''}</div>}
+      </td>
+      <td class="mono">{m.mac}{m.ip && <div class="sub">{m.ip}</div>}</td>
+      <td class="wide">{m.segment || '—'}</td>
+      <td>
+        {s?.vendor || s?.model ? (
+          <>
+            {s.vendor}
+            <div class="sub">{s.model}</div>
+          </>
+        ) : (
+          <span class="muted">not reported</span>
+        )}
+      </td>
+      <td class="wide">
+        {s?.cores ? `${s.cores} cores / ${s.threads ?? s.cores} threads` : '—'}
+        {s?.cpu_model && <div class="sub">{s.cpu_model}</div>}
+      </td>
+      <td class="wide">{s?.memory_bytes ? bytes(s.memory_bytes) : '—'}</td>
+      <td class="wide">{s?.disks ? `${s.disks} ${s.disks === 1 ? 'disk' : 'disks'}, ${bytes(s.disk_bytes)}` : '—'}</td>
+      <td>
+        <span title={absTime(m.first_seen)}>{relTime(m.first_seen, now)}</span>
+        {m.temporary && m.expires_at && (
+          <div class="sub expires" title={`Temporary record, deleted ${absTime(m.expires_at)} unless approved`}>
+            expires {relTime(m.expires_at, now)}
+          </div>
+        )}
+      </td>
+      <td class="status">
+        <Status m={m} admin={admin} />
+      </td>
+    </tr>
+  );
+}
+
+/** Status is what to do or watch: approve, progress, a failure and retry. */
+export function Status({ m, admin }: { m: Machine; admin: boolean }) {
+  const { session } = useSession();
+  const [busy, setBusy] = useState(false);
+  const [err, setErr] = useState('');
+  async function retry() {
+    setBusy(true);
+    setErr('');
+    try {
+      await must(session.client.POST('/api/v1/machines/{mac}/retry', { params: { path: { mac: m.mac } } }));
+    } catch (e) {
+      setErr(message(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+  switch (m.state) {
+    case 'inventoried':
+      return admin ? (
+        <a class="button small" href={`/machines/${m.mac}/approve`} data-action="approve">Approve…</a>
+      ) : (
+        <span class="muted">awaiting approval</span>
+      );
+    case 'provisioning':
+    case 'approved':
+      return (
+        <>
+          <Progress value={m.progress} label={`Provisioning progress of ${m.hostname}`} />
+          {m.message && <div class="sub">{m.message}</div>}
+        </>
+      );
+    case 'failed':
+      return (
+        <>
+          <div class="fail">{m.message || 'failed'}</div>
+          {admin && (
+            <button type="button" class="small" disabled={busy} onClick={retry}>Retry</button>
+          )}
+          {err && <div class="field-error">{err}</div>}
+        </>
+      );
+    case 'rejected':
+      return <span class="muted">{m.message || 'rejected'}</span>;
+    case 'discovered':
+      return <span class="muted">waiting for inventory</span>;
+    default:
+      return <span class="muted">{m.message}</span>;
+  }
+}
+
+/** RejectDialog rejects one or more machines with one reason. */
+export function RejectDialog({ macs, onClose }: { macs: string[] | null; onClose: (done: boolean) => void }) {
+  const { session } = useSession();
+  const [reason, setReason] = useState('');
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const n = macs?.length ?? 0;
+
+  async function submit(e: Event) {
+    e.preventDefault();
+    if (!macs) return;
+    if (!reason.trim()) {
+      setError('Give a reason: it is kept in the audit log.');
+      return;
+    }
+    setBusy(true);
+    setError('');
+    const failures: string[] = [];
+    for (const mac of macs) {
+      try {
+        await must(
+          session.client.POST('/api/v1/machines/{mac}/reject', { params: { path: { mac } }, body: { reason: reason.trim() } }),
+        );
+      } catch (err) {
+        failures.push(`${mac}: ${message(err)}`);
+      }
+    }
+    setBusy(false);
+    if (failures.length) {
+      setError(failures.join('\n'));
+      return;
+    }
+    setReason('');
+    onClose(true);
+  }
+
+  return (
+    <Dialog title={n === 1 ? 'Reject machine' : `Reject ${n} machines`} open={macs !== null} onClose={() => onClose(false)}>
+      <form onSubmit={submit}>
+        <p>
+          A rejected machine gets no boot offer; its record stays as a deny entry until deleted.
+          {n > 1 && <> Machines: {macs!.join(', ')}.</>}
+        </p>
+        <Field label="Reason" name="reason" error={error}>
+          {(p) => <textarea {...p} rows={3} value={reason} maxLength={1000} onInput={(e) => setReason(e.currentTarget.value)} />}
+        </Field>
+        <div class="actions">
+          <button type="submit" class="danger" disabled={busy}>{busy ? 'Rejecting…' : 'Reject'}</button>
+          <button type="button" class="secondary" onClick={() => onClose(false)}>Cancel</button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
