@@ -266,7 +266,7 @@ func TestPerfdhcpThroughRelay(t *testing.T) {
 
 // relayNS is the namespace that plays a DHCP relay at 10.88.0.1, routed to
 // the appliance through rl0, which serve listens on for relayed packets.
-const relayNS = "relay"
+var relayNS = nsName("relay")
 
 func relayLink(t *testing.T) {
 	t.Helper()

@@ -68,7 +68,7 @@ func (l *lab) client(mac string) string {
 	t := l.t
 	t.Helper()
 	l.n++
-	ns := fmt.Sprintf("%s-c%d", l.bridge, l.n)
+	ns := nsName(fmt.Sprintf("%s-c%d", l.bridge, l.n))
 	host := fmt.Sprintf("%sv%d", l.bridge, l.n)
 	nstest.Run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
@@ -261,6 +261,10 @@ func get(t *testing.T, url string) (int, string) {
 func inNS(ctx context.Context, ns string, name string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
 }
+
+// nsName makes a named network namespace's name unique to this process:
+// names live in /run/netns, which concurrent test runs share.
+func nsName(base string) string { return fmt.Sprintf("fdy%d-%s", os.Getpid(), base) }
 
 const adminToken = "fdy_integration-test-admin-token-0123456789"
 
