@@ -15,7 +15,7 @@ APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
 
 # The discovery OS kernel: Debian's packaged kernel, the version that
 # linux-image-amd64 depends on today (recorded in images/discovery/manifest.json).
-KERNEL_PKG = $(shell apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $$2; exit}')
+KERNEL_PKG_CMD = apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $$2; exit}'
 
 .PHONY: all deps build images ipxe-images discovery-image docs-assets ui openapi test unit demo demo-stop bench clean
 
@@ -74,11 +74,14 @@ ipxe-images: $(BUILD)/.apt
 
 ## discovery-image: Debian's kernel + an initramfs whose /init is our agent.
 discovery-image: $(BUILD)/.apt $(BUILD)/.gomod
-	@test -n "$(KERNEL_PKG)" || { echo "cannot resolve the kernel package (apt-get update?)"; exit 1; }
 	@mkdir -p $(BUILD)/kernel
-	@ls $(BUILD)/kernel/$(KERNEL_PKG)_*.deb >/dev/null 2>&1 || (cd $(BUILD)/kernel && apt-get download $(KERNEL_PKG))
+	@pkg=$$($(KERNEL_PKG_CMD)); \
+	if [ -z "$$pkg" ]; then apt-get update -qq; pkg=$$($(KERNEL_PKG_CMD)); fi; \
+	test -n "$$pkg" || { echo "cannot resolve linux-image-amd64's kernel package"; exit 1; }; \
+	ls $(BUILD)/kernel/$${pkg}_*.deb >/dev/null 2>&1 || (cd $(BUILD)/kernel && apt-get download $$pkg); \
+	ls $(BUILD)/kernel/$${pkg}_*.deb | head -1 > $(BUILD)/kernel/current
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BUILD)/foundry-agent ./discovery-os/cmd/foundry-agent
-	$(GO) run ./discovery-os/cmd/mkdiscovery -kernel-deb $$(ls $(BUILD)/kernel/$(KERNEL_PKG)_*.deb | head -1) \
+	$(GO) run ./discovery-os/cmd/mkdiscovery -kernel-deb $$(cat $(BUILD)/kernel/current) \
 		-agent $(BUILD)/foundry-agent -pciids /usr/share/misc/pci.ids -out images/discovery
 
 ## test: the whole suite — unit, integration in network namespaces, and
