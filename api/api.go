@@ -160,6 +160,26 @@ func (s *Server) storeErr(err error, what, field string) error {
 	return huma.Error500InternalServerError("internal error; see the appliance log")
 }
 
+// listed answers a list operation: every record list returns, rendered
+// with view. what names the records in a store error.
+func listed[S, V any](s *Server, what string, list func() ([]S, error), view func(S) V) (*struct{ Body []V }, error) {
+	xs, err := list()
+	if err != nil {
+		return nil, s.storeErr(err, what, "")
+	}
+	return &struct{ Body []V }{Body: views(xs, view)}, nil
+}
+
+// views renders each of xs with view. The result is never nil, so that an
+// empty list encodes as [] rather than null.
+func views[S, V any](xs []S, view func(S) V) []V {
+	out := make([]V, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, view(x))
+	}
+	return out
+}
+
 // fieldErr is a 422 naming one field.
 func fieldErr(location, msg string, value any) error {
 	return huma.Error422UnprocessableEntity(msg, &huma.ErrorDetail{Location: location, Message: msg, Value: value})

@@ -65,11 +65,7 @@ func (s *Server) registerSegments() {
 		OperationID: "list-segments", Method: http.MethodGet, Path: Prefix + "/segments",
 		Summary: "List the configured segments", Tags: []string{"segments"},
 	}, func(context.Context, *struct{}) (*struct{ Body []Segment }, error) {
-		out := make([]Segment, 0, len(s.Segments))
-		for _, seg := range s.Segments {
-			out = append(out, segmentView(seg))
-		}
-		return &struct{ Body []Segment }{Body: out}, nil
+		return &struct{ Body []Segment }{Body: views(s.Segments, segmentView)}, nil
 	})
 	register(s, accessRead, huma.Operation{
 		OperationID: "list-segment-leases", Method: http.MethodGet, Path: Prefix + "/segments/{name}/leases",

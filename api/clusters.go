@@ -33,15 +33,7 @@ func (s *Server) registerClusters() {
 		OperationID: "list-clusters", Method: http.MethodGet, Path: Prefix + "/clusters",
 		Summary: "List clusters", Tags: []string{"clusters"},
 	}, func(context.Context, *struct{}) (*struct{ Body []Cluster }, error) {
-		cs, err := s.Store.ListClusters()
-		if err != nil {
-			return nil, s.storeErr(err, "clusters", "")
-		}
-		out := make([]Cluster, 0, len(cs))
-		for _, c := range cs {
-			out = append(out, clusterView(c))
-		}
-		return &struct{ Body []Cluster }{Body: out}, nil
+		return listed(s, "clusters", s.Store.ListClusters, clusterView)
 	})
 	register(s, accessRead, huma.Operation{
 		OperationID: "get-cluster", Method: http.MethodGet, Path: Prefix + "/clusters/{name}",

@@ -134,15 +134,7 @@ func (s *Server) registerProfiles() {
 		OperationID: "list-profiles", Method: http.MethodGet, Path: Prefix + "/profiles",
 		Summary: "List profiles", Tags: []string{"profiles"},
 	}, func(context.Context, *struct{}) (*struct{ Body []Profile }, error) {
-		ps, err := s.Store.ListProfiles()
-		if err != nil {
-			return nil, s.storeErr(err, "profiles", "")
-		}
-		out := make([]Profile, 0, len(ps))
-		for _, p := range ps {
-			out = append(out, profileView(p))
-		}
-		return &struct{ Body []Profile }{Body: out}, nil
+		return listed(s, "profiles", s.Store.ListProfiles, profileView)
 	})
 	register(s, accessRead, huma.Operation{
 		OperationID: "get-profile", Method: http.MethodGet, Path: Prefix + "/profiles/{name}",

@@ -51,15 +51,7 @@ func (s *Server) registerTokens() {
 		OperationID: "list-tokens", Method: http.MethodGet, Path: Prefix + "/tokens",
 		Summary: "List admin API tokens", Tags: []string{"tokens"},
 	}, func(context.Context, *struct{}) (*struct{ Body []APIToken }, error) {
-		ts, err := s.Store.ListAPITokens()
-		if err != nil {
-			return nil, s.storeErr(err, "tokens", "")
-		}
-		out := make([]APIToken, 0, len(ts))
-		for _, t := range ts {
-			out = append(out, tokenView(t))
-		}
-		return &struct{ Body []APIToken }{Body: out}, nil
+		return listed(s, "tokens", s.Store.ListAPITokens, tokenView)
 	})
 	register(s, accessWrite, huma.Operation{
 		OperationID: "create-token", Method: http.MethodPost, Path: Prefix + "/tokens",

@@ -94,20 +94,10 @@ func tokensCmd(o *cliOptions) *cobra.Command {
 		}}
 	create.Flags().StringVar(&role, "role", "viewer", "admin or viewer")
 	c.AddCommand(
-		&cobra.Command{Use: "ls", Short: "List tokens", Args: args(0), RunE: func(cmd *cobra.Command, _ []string) error {
-			list, err := o.client().ListTokens(cmd.Context())
-			if err != nil {
-				return apiErr(err)
-			}
-			if o.json() {
-				return writeJSON(cmd.OutOrStdout(), list)
-			}
-			rows := [][]string{}
-			for _, t := range list {
-				rows = append(rows, []string{t.ID, t.Name, t.Role, t.CreatedAt.Local().Format(time.DateTime)})
-			}
-			return table(cmd.OutOrStdout(), []string{"ID", "NAME", "ROLE", "CREATED"}, rows)
-		}},
+		listCmd(o, "List tokens", (*client.Client).ListTokens, []string{"ID", "NAME", "ROLE", "CREATED"},
+			func(t api.APIToken) []string {
+				return []string{t.ID, t.Name, t.Role, t.CreatedAt.Local().Format(time.DateTime)}
+			}),
 		create,
 		&cobra.Command{Use: "revoke ID", Short: "Revoke a token", Args: args(1, "ID"), RunE: func(cmd *cobra.Command, a []string) error {
 			if err := o.client().RevokeToken(cmd.Context(), a[0]); err != nil {

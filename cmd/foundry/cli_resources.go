@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/foundry-appliance/foundry/api"
+	"github.com/foundry-appliance/foundry/api/client"
 )
 
 func clustersCmd(o *cliOptions) *cobra.Command {
@@ -27,27 +29,9 @@ func clustersCmd(o *cliOptions) *cobra.Command {
 			{"Created", cl.CreatedAt.Format(time.RFC3339)}, {"Updated", cl.UpdatedAt.Format(time.RFC3339)}})
 	}
 	c.AddCommand(
-		&cobra.Command{Use: "ls", Short: "List clusters", Args: args(0), RunE: func(cmd *cobra.Command, _ []string) error {
-			list, err := o.client().ListClusters(cmd.Context())
-			if err != nil {
-				return apiErr(err)
-			}
-			if o.json() {
-				return writeJSON(cmd.OutOrStdout(), list)
-			}
-			rows := [][]string{}
-			for _, cl := range list {
-				rows = append(rows, []string{cl.Name, cl.DefaultProfile, cl.Description})
-			}
-			return table(cmd.OutOrStdout(), []string{"NAME", "DEFAULT PROFILE", "DESCRIPTION"}, rows)
-		}},
-		&cobra.Command{Use: "show NAME", Short: "Show a cluster", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
-			cl, err := o.client().GetCluster(cmd.Context(), a[0])
-			if err != nil {
-				return apiErr(err)
-			}
-			return print(cmd, cl)
-		}},
+		listCmd(o, "List clusters", (*client.Client).ListClusters, []string{"NAME", "DEFAULT PROFILE", "DESCRIPTION"},
+			func(cl api.Cluster) []string { return []string{cl.Name, cl.DefaultProfile, cl.Description} }),
+		showCmd(o, "Show a cluster", (*client.Client).GetCluster, print),
 		flags(&cobra.Command{Use: "create NAME", Short: "Create a cluster", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
 			cl, err := o.client().CreateCluster(cmd.Context(), api.ClusterCreate{Name: a[0], ClusterFields: fields})
 			if err != nil {
@@ -73,22 +57,9 @@ func clustersCmd(o *cliOptions) *cobra.Command {
 			}
 			return print(cmd, cl)
 		}}),
-		&cobra.Command{Use: "delete NAME", Short: "Delete an unused cluster", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
-			if err := o.client().DeleteCluster(cmd.Context(), a[0]); err != nil {
-				return apiErr(err)
-			}
-			return deleted(cmd, o, "cluster", a[0])
-		}},
+		deleteCmd(o, "cluster", (*client.Client).DeleteCluster),
 	)
 	return c
-}
-
-func deleted(cmd *cobra.Command, o *cliOptions, kind, name string) error {
-	if o.json() {
-		return writeJSON(cmd.OutOrStdout(), map[string]string{"deleted": name})
-	}
-	_, err := fmt.Fprintf(cmd.OutOrStdout(), "deleted %s %s\n", kind, name)
-	return err
 }
 
 func fields2(cmd *cobra.Command, kv [][2]string) error { return fields(cmd.OutOrStdout(), kv) }
@@ -135,33 +106,17 @@ func profilesCmd(o *cliOptions) *cobra.Command {
 			{"Created", p.CreatedAt.Format(time.RFC3339)}, {"Updated", p.UpdatedAt.Format(time.RFC3339)}})
 	}
 	c.AddCommand(
-		&cobra.Command{Use: "ls", Short: "List profiles", Args: args(0), RunE: func(cmd *cobra.Command, _ []string) error {
-			list, err := o.client().ListProfiles(cmd.Context())
-			if err != nil {
-				return apiErr(err)
-			}
-			if o.json() {
-				return writeJSON(cmd.OutOrStdout(), list)
-			}
-			rows := [][]string{}
-			for _, p := range list {
+		listCmd(o, "List profiles", (*client.Client).ListProfiles, []string{"NAME", "KIND", "BOOTS", "DESCRIPTION"},
+			func(p api.Profile) []string {
 				what := p.Kernel
 				if p.Kind == "image" {
 					what = p.ImageURL
 				} else if p.Script != "" {
 					what = "(iPXE script)"
 				}
-				rows = append(rows, []string{p.Name, p.Kind, what, p.Description})
-			}
-			return table(cmd.OutOrStdout(), []string{"NAME", "KIND", "BOOTS", "DESCRIPTION"}, rows)
-		}},
-		&cobra.Command{Use: "show NAME", Short: "Show a profile", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
-			p, err := o.client().GetProfile(cmd.Context(), a[0])
-			if err != nil {
-				return apiErr(err)
-			}
-			return print(cmd, p)
-		}},
+				return []string{p.Name, p.Kind, what, p.Description}
+			}),
+		showCmd(o, "Show a profile", (*client.Client).GetProfile, print),
 		flags(&cobra.Command{Use: "create NAME --kind netboot|image", Short: "Create a profile", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
 			if err := readScript(); err != nil {
 				return err
@@ -198,12 +153,57 @@ func profilesCmd(o *cliOptions) *cobra.Command {
 			}
 			return print(cmd, p)
 		}}),
-		&cobra.Command{Use: "delete NAME", Short: "Delete an unused profile", Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
-			if err := o.client().DeleteProfile(cmd.Context(), a[0]); err != nil {
-				return apiErr(err)
-			}
-			return deleted(cmd, o, "profile", a[0])
-		}},
+		deleteCmd(o, "profile", (*client.Client).DeleteProfile),
 	)
 	return c
+}
+
+// The subcommands that clusters, profiles and tokens share. Each takes a
+// client method (a method expression), since the client exists only once
+// the flags are parsed.
+
+// listCmd is "ls": the records as JSON with -o json, else a table.
+func listCmd[T any](o *cliOptions, short string, list func(*client.Client, context.Context) ([]T, error),
+	header []string, row func(T) []string) *cobra.Command {
+	return &cobra.Command{Use: "ls", Short: short, Args: args(0), RunE: func(cmd *cobra.Command, _ []string) error {
+		items, err := list(o.client(), cmd.Context())
+		if err != nil {
+			return apiErr(err)
+		}
+		if o.json() {
+			return writeJSON(cmd.OutOrStdout(), items)
+		}
+		rows := [][]string{}
+		for _, it := range items {
+			rows = append(rows, row(it))
+		}
+		return table(cmd.OutOrStdout(), header, rows)
+	}}
+}
+
+// showCmd is "show NAME": one record, printed by print.
+func showCmd[T any](o *cliOptions, short string, get func(*client.Client, context.Context, string) (T, error),
+	print func(*cobra.Command, T) error) *cobra.Command {
+	return &cobra.Command{Use: "show NAME", Short: short, Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
+		v, err := get(o.client(), cmd.Context(), a[0])
+		if err != nil {
+			return apiErr(err)
+		}
+		return print(cmd, v)
+	}}
+}
+
+// deleteCmd is "delete NAME" of a record that the API refuses to delete
+// while it is in use.
+func deleteCmd(o *cliOptions, kind string, del func(*client.Client, context.Context, string) error) *cobra.Command {
+	return &cobra.Command{Use: "delete NAME", Short: "Delete an unused " + kind, Args: args(1, "NAME"), RunE: func(cmd *cobra.Command, a []string) error {
+		if err := del(o.client(), cmd.Context(), a[0]); err != nil {
+			return apiErr(err)
+		}
+		if o.json() {
+			return writeJSON(cmd.OutOrStdout(), map[string]string{"deleted": a[0]})
+		}
+		_, err := fmt.Fprintf(cmd.OutOrStdout(), "deleted %s %s\n", kind, a[0])
+		return err
+	}}
 }
