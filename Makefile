@@ -103,9 +103,23 @@ demo: build images
 demo-stop:
 	./test/demo.sh stop
 
-## bench: DHCP throughput and other numbers, against peers in the same run.
-bench: build images
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
+## bench: DHCP throughput and other numbers, against peers in the same run
+## (Kea and tftp-hpa; see bench/README.md).
+bench: build images $(BUILD)/.bench-peers
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./bench/...
+
+# The peers are installed without starting or enabling their services: a
+# DHCP or TFTP server left running on the host is an outage waiting to happen.
+BENCH_PACKAGES := kea-dhcp4-server tftpd-hpa strace
+$(BUILD)/.bench-peers: | $(BUILD)/.apt
+	@missing=$$(for p in $(BENCH_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; rc=$$?; rm -f /usr/sbin/policy-rc.d; \
+		if command -v systemctl >/dev/null; then systemctl disable --now tftpd-hpa kea-dhcp4-server 2>/dev/null || true; fi; \
+		exit $$rc; \
+	fi
+	@touch $@
 
 clean:
 	rm -rf $(BIN) $(BUILD) images/ipxe images/discovery api/docs/node_modules ui/node_modules ui/dist

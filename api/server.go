@@ -82,6 +82,9 @@ type Server struct {
 	// KeepAlive is the interval of keep-alive events on the event stream;
 	// default 15 s.
 	KeepAlive time.Duration
+	// ShutdownGrace is how long Serve lets in-flight requests (a slow
+	// kernel download) finish after ctx ends before closing them; default 10 s.
+	ShutdownGrace time.Duration
 
 	once    sync.Once
 	handler http.Handler
@@ -175,7 +178,7 @@ func (s *Server) now() time.Time {
 
 // Serve listens and serves until ctx ends, then shuts down gracefully:
 // event streams and long polls are told to finish, in-flight requests get
-// ten seconds.
+// ShutdownGrace, then their connections are closed.
 func (s *Server) Serve(ctx context.Context) error {
 	h := s.Handler()
 	if s.initErr != nil {
@@ -217,11 +220,18 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.stopped.Do(func() { close(s.stop) })
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	grace := s.ShutdownGrace
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
+		// A machine still downloading a kernel over a slow link must not
+		// hold the appliance up, nor turn a requested stop into a failure:
+		// it retries its boot against the next appliance that answers.
+		s.log.Warn("http shutdown: closing connections still busy", "grace", grace, "err", err)
 		srv.Close()
-		return fmt.Errorf("shut down http: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve http: %w", err)

@@ -148,3 +148,52 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal("Serve did not shut down with an open event stream")
 	}
 }
+
+// A machine that is still downloading its kernel when the appliance stops
+// must not make the stop fail: after the grace period its connection is
+// closed and Serve returns nil.
+func TestServeStopsDespiteStalledDownload(t *testing.T) {
+	e := newEnv(t)
+	images := t.TempDir()
+	if err := os.WriteFile(filepath.Join(images, "big"), make([]byte, 64<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := &api.Server{Store: e.db, Listen: addr, ImageDir: images, ShutdownGrace: 200 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	var resp *http.Response
+	for i := 0; i < 100; i++ {
+		if resp, err = http.Get("http://" + addr + "/images/big"); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("start download: %v", err)
+	}
+	defer resp.Body.Close()
+	// Read one byte and stall, as a slow client would.
+	if _, err := resp.Body.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve returned %v, want nil after closing the stalled download", err)
+		}
+		if took := time.Since(start); took < 200*time.Millisecond {
+			t.Errorf("Serve returned after %v, before the grace period", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not stop with a stalled download")
+	}
+}

@@ -85,12 +85,12 @@ func TestQEMUBIOSChainsToDiscoveryKernel(t *testing.T) {
 	labNet, _, a := coreLab(t)
 	const mac = "52:54:00:12:34:56"
 	m := bootBIOS(t, labNet.tap(), mac)
-	line, ok := a.waitLog(3*time.Minute, "GET", "/images/discovery/vmlinuz")
+	line, ok := a.waitLog(3*time.Minute, "GET", "path=/images/discovery/vmlinuz", "status=200")
 	if !ok {
 		t.Fatalf("the machine never requested the discovery kernel\nappliance log:\n%s", a.logs())
 	}
 	t.Logf("appliance saw: %s", line)
-	if _, ok := a.waitLog(time.Second, "GET", "/boot/"+mac); !ok {
+	if _, ok := a.waitLog(time.Second, "GET", "path=/boot/"+mac, "status=200"); !ok {
 		t.Errorf("the kernel request was not preceded by the script request for %s", mac)
 	}
 	if !strings.Contains(m.text(), "iPXE") {

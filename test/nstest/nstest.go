@@ -19,13 +19,28 @@ import (
 const envInside = "FOUNDRY_IN_NETNS"
 
 // Main runs m inside a fresh network namespace and exits with its status.
-func Main(m *testing.M) {
+func Main(m *testing.M) { MainWith(m, nil) }
+
+// MainWith is Main with a setup step that runs inside the namespace before
+// the tests; the cleanup it returns runs after them (os.Exit skips defers).
+func MainWith(m *testing.M, setup func() (cleanup func(), err error)) {
 	if os.Getenv(envInside) == "1" {
 		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "nstest: bring up loopback: %v: %s\n", err, out)
 			os.Exit(1)
 		}
-		os.Exit(m.Run())
+		cleanup := func() {}
+		if setup != nil {
+			c, err := setup()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "nstest: setup: %v\n", err)
+				os.Exit(1)
+			}
+			cleanup = c
+		}
+		code := m.Run()
+		cleanup()
+		os.Exit(code)
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "nstest: these tests create network namespaces and must run as root (make test does)")

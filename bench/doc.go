@@ -1,0 +1,16 @@
+// Package bench holds Foundry's benchmarks (`make bench`): the speed
+// targets of SPEC §7, each measured against a real peer in the same run so
+// that the printed ratio means something on whatever machine runs it.
+//
+//   - BenchmarkDHCPThroughput: `foundry serve` against Kea (memfile), both
+//     loaded by perfdhcp through a relay.
+//   - BenchmarkBootStorm: thousands of new machines doing DORA at once on a
+//     discovery segment.
+//   - BenchmarkTFTP: concurrent iPXE downloads from Foundry and tftp-hpa.
+//   - BenchmarkImageSize: the discovery image against Tinkerbell Hook and
+//     Foreman's discovery image.
+//
+// The network benchmarks run inside a private network namespace (see
+// test/nstest) and need root; README.md says how to run them and what they
+// measured.
+package bench

@@ -1,0 +1,245 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	diskfs "github.com/diskfs/go-diskfs"
+
+	"github.com/foundry-appliance/foundry/api"
+)
+
+const (
+	imageBytes  = 4 << 20 // the test image: 4 MiB
+	sectorBytes = 512
+	// The image's one partition: from 1 MiB to the end of the image.
+	imagePartStart   = 2048
+	imagePartSectors = imageBytes/sectorBytes - imagePartStart
+	// mbrTable is where the four 16-byte partition entries start.
+	mbrTable = 446
+)
+
+// bootSector returns 446 bytes of x86 real-mode code that print msg on
+// COM1 and halt: what the machine runs only if it booted its local disk.
+// The BIOS (here iPXE's sanboot) loads the MBR at 0000:7C00.
+func bootSector(t *testing.T, msg string) []byte {
+	t.Helper()
+	code := []byte{
+		0x31, 0xC0, // xor ax,ax
+		0x8E, 0xD8, // mov ds,ax          ; address the message from segment 0
+		0xFC,             // cld               ; lodsb counts upwards
+		0xBA, 0xF8, 0x03, // mov dx,0x3F8     ; COM1 data register
+		0xBE, 0x00, 0x00, // mov si,msg        ; patched below
+		0xAC,       // next: lodsb       ; al = [ds:si++]
+		0x84, 0xC0, // test al,al
+		0x74, 0x03, // jz halt           ; the message ends with a NUL
+		0xEE,       // out dx,al         ; the UART sends it (QEMU ignores the baud rate)
+		0xEB, 0xF8, // jmp next
+		0xFA,       // halt: cli
+		0xF4,       // hlt
+		0xEB, 0xFC, // jmp halt          ; an NMI would wake hlt
+	}
+	const siImm = 9 // offset of mov si's 16-bit operand
+	binary.LittleEndian.PutUint16(code[siImm:], uint16(0x7C00+len(code)))
+	b := make([]byte, mbrTable)
+	text := append([]byte("\r\n"+msg+"\r\n"), 0)
+	if len(code)+len(text) > len(b) {
+		t.Fatalf("boot message %q does not fit the boot sector", msg)
+	}
+	copy(b, code)
+	copy(b[len(code):], text)
+	return b
+}
+
+// testImage is a 4 MiB raw disk image: an MBR whose boot code prints msg,
+// and one bootable Linux partition (type 0x83) filling the rest, with a
+// recognisable pattern in it.
+func testImage(t *testing.T, msg string) []byte {
+	t.Helper()
+	img := make([]byte, imageBytes)
+	copy(img, bootSector(t, msg))
+	e := img[mbrTable : mbrTable+16]
+	e[0] = 0x80                            // active
+	copy(e[1:4], []byte{0xFE, 0xFF, 0xFF}) // CHS start: "use LBA"
+	e[4] = 0x83                            // Linux
+	copy(e[5:8], []byte{0xFE, 0xFF, 0xFF}) // CHS end: "use LBA"
+	binary.LittleEndian.PutUint32(e[8:], imagePartStart)
+	binary.LittleEndian.PutUint32(e[12:], imagePartSectors)
+	img[510], img[511] = 0x55, 0xAA
+	for i := imagePartStart * sectorBytes; i < len(img); i += sectorBytes {
+		copy(img[i:], fmt.Sprintf("foundry e2e image sector %d", i/sectorBytes))
+	}
+	return img
+}
+
+// Issue 4, c: a machine approved with an image profile gets a raw image the
+// test built written to its disk. A wrong SHA-256 in the profile fails the
+// installation and wipes the disk; with the right one, after a retry, the
+// machine reaches progress 100 and ready, and boots from its local disk:
+// the boot sector's marker appears on its serial console. The disk file
+// then holds the image, plus the cloud-init seed partition (CIDATA) the
+// agent adds at the end of the disk.
+func TestE2EImageToLocalBoot(t *testing.T) {
+	l := newE2ELab(t)
+	const mac = "52:54:00:e2:e0:03"
+	marker := randomMarker(t, "FOUNDRY-E2E-LOCAL-DISK-")
+	img := testImage(t, marker)
+	sum := sha256.Sum256(img)
+	must(t, os.WriteFile(filepath.Join(l.images, "e2e-disk.raw"), img, 0o644))
+
+	disk := rawDisk(t, e2eDiskBytes)
+	poweredOn := time.Now()
+	m := bootBIOSMachine(t, l.lab.tap(), mac, disk)
+	rec, tok := l.registered(t, m, mac)
+	t.Logf("image machine: power-on to registered in %v", time.Since(poweredOn).Round(100*time.Millisecond))
+	if tok == "" {
+		t.Fatalf("no registration token on the console")
+	}
+
+	// First the profile names a checksum the image does not have: the agent
+	// writes, finds the mismatch, wipes the start of the disk and reports
+	// the failure.
+	other := sha256.Sum256([]byte("not the image"))
+	fields := api.ProfileFields{Kind: "image", ImageURL: e2eBase + "/images/e2e-disk.raw", ImageSHA256: hex.EncodeToString(other[:])}
+	l.setupCluster(t, "rack2", api.ProfileCreate{Name: "image-e2e", ProfileFields: fields})
+	approved, err := l.approve(mac, tok, "rack2", "image-e2e")
+	if err != nil {
+		t.Fatalf("approve with the console token: %v", err)
+	}
+	if approved.State != "approved" || approved.Approval == nil || approved.Approval.Disk == "" {
+		t.Fatalf("after approval: state %s, approval %+v; want approved with a target disk", approved.State, approved.Approval)
+	}
+	t.Logf("approved %s (was %s): target disk %s", mac, rec.State, approved.Approval.Disk)
+	failed, ok := l.waitState(t, mac, "failed", bootTimeout)
+	if !ok || !strings.Contains(failed.Message, "checksum") {
+		t.Fatalf("with a wrong checksum: state %s, message %q; want failed on the checksum", failed.State, failed.Message)
+	}
+	t.Logf("wrong checksum: %s: %q", failed.State, failed.Message)
+	if head := readHead(t, disk, sectorBytes); !bytes.Equal(head, make([]byte, sectorBytes)) {
+		t.Errorf("after the checksum failure the disk still starts with %x…, want zeros (wiped)", head[:16])
+	}
+
+	// Then the right checksum, and a retry: the agent asks again after its
+	// failure delay.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fields.ImageSHA256 = hex.EncodeToString(sum[:])
+	if _, err := l.api.UpdateProfile(ctx, "image-e2e", fields); err != nil {
+		t.Fatalf("fix the profile's checksum: %v", err)
+	}
+	if _, err := l.api.Retry(ctx, mac); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	approvedAt := time.Now()
+
+	ready, ok := l.waitState(t, mac, "ready", bootTimeout)
+	if !ok {
+		t.Fatalf("machine never became ready: state %s, progress %d, message %q", ready.State, ready.Progress, ready.Message)
+	}
+	t.Logf("retry to ready (image written, verified, reported) in %v; message %q",
+		time.Since(approvedAt).Round(100*time.Millisecond), ready.Message)
+	if ready.Progress != 100 {
+		t.Errorf("ready with progress %d, want 100", ready.Progress)
+	}
+	if _, ok := l.app.waitLog(time.Second, "GET", "/images/e2e-disk.raw"); !ok {
+		t.Errorf("the appliance log shows no download of the image")
+	}
+
+	if !m.waitConsole(bootTimeout, marker) {
+		t.Fatalf("the local disk's boot sector (marker %s) never ran", marker)
+	}
+	t.Logf("retry to local-disk boot in %v", time.Since(approvedAt).Round(100*time.Millisecond))
+	if !bytes.Contains([]byte(m.text()), []byte("from its local disk")) {
+		t.Errorf("iPXE never announced the local-disk script")
+	}
+
+	m.powerOff()
+	checkWrittenDisk(t, disk, img)
+	checkSeed(t, disk, ready.Hostname, mac)
+}
+
+// readHead returns the first n bytes of a file.
+func readHead(t *testing.T, path string, n int) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	b := make([]byte, n)
+	_, err = io.ReadFull(f, b)
+	must(t, err)
+	return b
+}
+
+// checkSeed reads the cloud-init NoCloud seed the agent wrote: a FAT file
+// system labelled CIDATA on the disk's second partition, naming the
+// machine's host name and MAC.
+func checkSeed(t *testing.T, disk, hostname, mac string) {
+	t.Helper()
+	d, err := diskfs.Open(disk, diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		t.Fatalf("open the machine's disk: %v", err)
+	}
+	defer d.Close()
+	fs, err := d.GetFilesystem(2)
+	if err != nil {
+		t.Fatalf("no file system on the seed partition: %v", err)
+	}
+	if label := strings.TrimSpace(fs.Label()); label != "CIDATA" {
+		t.Errorf("seed file system is labelled %q, want CIDATA", label)
+	}
+	want := map[string]string{"meta-data": `"local-hostname":"` + hostname + `"`, "network-config": mac, "user-data": "#cloud-config"}
+	for name, s := range want {
+		f, err := fs.OpenFile("/"+name, os.O_RDONLY)
+		if err != nil {
+			t.Errorf("seed file %s: %v", name, err)
+			continue
+		}
+		b, err := io.ReadAll(f)
+		f.Close()
+		if err != nil || !strings.Contains(string(b), s) {
+			t.Errorf("seed file %s (%v) lacks %q:\n%s", name, err, s, b)
+		}
+	}
+}
+
+// checkWrittenDisk compares the machine's disk with the image: boot code,
+// the image's partition entry and every byte after the MBR are the image's;
+// the agent may only have added its CIDATA partition entry, pointing past
+// the image, near the end of the disk.
+func checkWrittenDisk(t *testing.T, disk string, img []byte) {
+	t.Helper()
+	f, err := os.Open(disk)
+	must(t, err)
+	defer f.Close()
+	got := make([]byte, len(img))
+	_, err = io.ReadFull(f, got)
+	must(t, err)
+	if !bytes.Equal(got[:mbrTable+16], img[:mbrTable+16]) {
+		t.Errorf("the disk's boot code or first partition entry differs from the image")
+	}
+	if !bytes.Equal(got[510:], img[510:]) {
+		t.Errorf("the disk differs from the image after the partition table")
+	}
+	for i := 1; i < 4; i++ {
+		e := got[mbrTable+16*i : mbrTable+16*(i+1)]
+		if e[4] == 0 {
+			continue
+		}
+		start := int64(binary.LittleEndian.Uint32(e[8:]))
+		size := int64(binary.LittleEndian.Uint32(e[12:]))
+		t.Logf("partition %d added on the disk: type %#02x, sectors %d-%d (%d MiB)", i+1, e[4], start, start+size-1, size*sectorBytes>>20)
+		if start < imageBytes/sectorBytes || (start+size)*sectorBytes > e2eDiskBytes {
+			t.Errorf("partition %d (sectors %d+%d) overlaps the image or leaves the disk", i+1, start, size)
+		}
+	}
+}
