@@ -43,6 +43,10 @@ func MainWith(m *testing.M, setup func() (cleanup func(), err error)) {
 		os.Exit(code)
 	}
 	if os.Geteuid() != 0 {
+		if short() {
+			fmt.Println("nstest: skipped under -short without root (they create network namespaces)")
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "nstest: these tests create network namespaces and must run as root (make test does)")
 		os.Exit(1)
 	}
@@ -89,4 +93,15 @@ func Veth(t testing.TB, a, b, cidr string) {
 	Run(t, "ip", "link", "set", a, "up")
 	Run(t, "ip", "link", "set", b, "up")
 	t.Cleanup(func() { exec.Command("ip", "link", "del", a).Run() })
+}
+
+// short reports whether -test.short was given; flags are not parsed yet
+// when TestMain starts.
+func short() bool {
+	for _, a := range os.Args[1:] {
+		if a == "-test.short" || a == "-test.short=true" {
+			return true
+		}
+	}
+	return false
 }
