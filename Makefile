@@ -17,7 +17,7 @@ APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
 # linux-image-amd64 depends on today (recorded in images/discovery/manifest.json).
 KERNEL_PKG_CMD = apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $$2; exit}'
 
-.PHONY: all deps build images ipxe-images discovery-image docs-assets ui openapi test unit demo demo-stop bench clean
+.PHONY: all deps build images ipxe-images discovery-image docs-assets ui openapi test e2e unit demo demo-stop bench clean
 
 all: build
 
@@ -90,6 +90,11 @@ test: deps images docs-assets ui
 	$(GO) vet ./...
 	cd ui && npm test
 	$(GO) test -count=1 -timeout 45m -tags qemu ./...
+
+## e2e: only the emulated-machine tests (the whole discovery loop under
+## QEMU); `make test` runs them too.
+e2e: deps images docs-assets ui
+	$(GO) test -count=1 -timeout 30m -run 'E2E|QEMU' -v ./test/
 
 ## unit: only the tests that need no root and no namespaces.
 unit: deps
