@@ -10,7 +10,7 @@ BIN := bin
 
 # Debian packages the build, the tests and the demo use.
 APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
-	tftp-hpa busybox-static pci.ids chromium socat iproute2 util-linux \
+	tftp-hpa dnsmasq-base busybox-static pci.ids chromium socat iproute2 util-linux \
 	ca-certificates xz-utils zstd
 
 # The discovery OS kernel: Debian's packaged kernel, the version that
