@@ -60,9 +60,9 @@ openapi: $(BUILD)/.gomod
 	$(GO) run ./ui/internal/genopenapi
 
 ## docs-assets: /docs is served from an npm package, embedded at build time.
-docs-assets: api/docs/dist/redoc.standalone.js
+docs-assets: api/docs/dist/swagger-ui-bundle.js
 
-api/docs/dist/redoc.standalone.js: api/docs/package.json api/docs/package-lock.json | $(BUILD)/.apt
+api/docs/dist/swagger-ui-bundle.js: api/docs/package.json api/docs/package-lock.json | $(BUILD)/.apt
 	cd api/docs && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 ## images: everything `foundry serve` serves from image_dir.

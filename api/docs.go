@@ -8,14 +8,29 @@ import (
 )
 
 // docsFS holds the /docs assets: docs/dist is filled by `make docs-assets`
-// from the npm package pinned in docs/package-lock.json (Redoc's standalone
-// bundle), so the reference renders on a network without internet access.
-// Only a README is committed there, so the binary builds without npm.
+// from the npm package pinned in docs/package-lock.json (swagger-ui-dist),
+// so the reference renders on a network without internet access. Only a
+// README is committed there, so the binary builds without npm.
 //
 //go:embed docs/dist
 var docsFS embed.FS
 
-const redocBundle = "redoc.standalone.js"
+const docsBundle = "swagger-ui-bundle.js"
+
+// docsInit starts Swagger UI on our document. It is a file of its own
+// because the page's Content-Security-Policy allows no inline script;
+// validatorUrl null keeps Swagger UI from calling its public validator.
+const docsInit = `window.addEventListener("load", function () {
+  window.ui = SwaggerUIBundle({
+    url: "/openapi.json",
+    dom_id: "#swagger-ui",
+    validatorUrl: null,
+    deepLinking: true,
+    tryItOutEnabled: false,
+    persistAuthorization: false
+  });
+});
+`
 
 func docsAssets() http.Handler {
 	sub, err := fs.Sub(docsFS, "docs/dist")
@@ -27,11 +42,17 @@ func docsAssets() http.Handler {
 }
 
 func docsBuilt() bool {
-	_, err := fs.Stat(docsFS, "docs/dist/"+redocBundle)
+	_, err := fs.Stat(docsFS, "docs/dist/"+docsBundle)
 	return err == nil
 }
 
-// serveDocs renders the API reference with the embedded Redoc bundle.
+// serveDocsInit serves the script that starts the reference viewer.
+func serveDocsInit(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	fmt.Fprint(w, docsInit)
+}
+
+// serveDocs renders the API reference with the embedded Swagger UI.
 func (s *Server) serveDocs(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "+
@@ -52,10 +73,13 @@ func (s *Server) serveDocs(w http.ResponseWriter, _ *http.Request) {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>Foundry API reference</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
 </head>
 <body>
-<redoc spec-url="/openapi.json" hide-download-button="false"></redoc>
-<script src="/docs/assets/`+redocBundle+`"></script>
+<div id="swagger-ui"></div>
+<script src="/docs/assets/`+docsBundle+`"></script>
+<script src="/docs/init.js"></script>
 </body>
 </html>
 `)

@@ -264,6 +264,7 @@ func (s *Server) mountOthers(mux *http.ServeMux) {
 		mux.Handle("GET /images/", http.StripPrefix("/images/", imageServer(s.ImageDir)))
 	}
 	mux.HandleFunc("GET /docs", s.serveDocs)
+	mux.HandleFunc("GET /docs/init.js", serveDocsInit)
 	mux.Handle("GET /docs/assets/", http.StripPrefix("/docs/assets/", docsAssets()))
 	ui := s.UI
 	if ui == nil {
