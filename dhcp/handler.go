@@ -60,7 +60,7 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	in.gate.RLock()
 	if in.closed {
 		in.gate.RUnlock()
-		in.m.drops.WithLabelValues(dropShutdown).Inc()
+		in.m.drop(dropShutdown)
 		return nil
 	}
 	in.inflight.Add(1)
@@ -68,10 +68,10 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	defer in.inflight.Done()
 
 	mt := req.MessageType()
-	in.m.requests.WithLabelValues(typeLabel(mt)).Inc()
+	in.m.request(mt)
 	reply, reason, detail := l.process(req, resp)
 	if reply != nil {
-		in.m.replies.WithLabelValues(typeLabel(reply.MessageType())).Inc()
+		in.m.reply(reply.MessageType())
 		if !in.log.Enabled(context.Background(), slog.LevelDebug) {
 			return reply
 		}
@@ -83,7 +83,7 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	if reason == "" {
 		return nil // handled, no reply due (RELEASE, DECLINE)
 	}
-	in.m.drops.WithLabelValues(reason).Inc()
+	in.m.drop(reason)
 	level := slog.LevelDebug
 	switch reason {
 	case dropStoreError:

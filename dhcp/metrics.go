@@ -25,11 +25,47 @@ const (
 	dropNoReply      = "no_reply_type"
 )
 
-// metrics counts what the server sees and does.
+// metrics counts what the server sees and does. The per-label counters
+// are resolved once: WithLabelValues hashes the labels and takes a lock on
+// every call, which the packet path need not pay.
 type metrics struct {
 	requests *prometheus.CounterVec
 	replies  *prometheus.CounterVec
 	drops    *prometheus.CounterVec
+
+	// byType are the requests and replies counters indexed by message
+	// type (1-8); index 0 is "other".
+	requestsByType, repliesByType [dhcpv4.MessageTypeInform + 1]prometheus.Counter
+	dropsByReason                 map[string]prometheus.Counter
+}
+
+// request counts a request of type t.
+func (m *metrics) request(t dhcpv4.MessageType) { m.requestsByType[typeIndex(t)].Inc() }
+
+// reply counts a reply of type t.
+func (m *metrics) reply(t dhcpv4.MessageType) { m.repliesByType[typeIndex(t)].Inc() }
+
+// drop counts a request dropped for reason.
+func (m *metrics) drop(reason string) {
+	if c, ok := m.dropsByReason[reason]; ok {
+		c.Inc()
+		return
+	}
+	m.drops.WithLabelValues(reason).Inc()
+}
+
+// resolve fills the pre-resolved counters from the vectors.
+func (m *metrics) resolve() {
+	for i := range m.requestsByType {
+		label := typeLabel(dhcpv4.MessageType(i))
+		m.requestsByType[i] = m.requests.WithLabelValues(label)
+		m.repliesByType[i] = m.replies.WithLabelValues(label)
+	}
+	m.dropsByReason = map[string]prometheus.Counter{}
+	for _, r := range []string{dropMalformed, dropUnknownRelay, dropNoSegment, dropWrongPort, dropPolicy,
+		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply} {
+		m.dropsByReason[r] = m.drops.WithLabelValues(r)
+	}
 }
 
 // newMetrics creates the counters and registers them with reg (nil: not
@@ -51,6 +87,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 	}
 	if reg == nil {
+		m.resolve()
 		return m, nil
 	}
 	for _, c := range []**prometheus.CounterVec{&m.requests, &m.replies, &m.drops} {
@@ -66,13 +103,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			*c = existing
 		}
 	}
+	m.resolve()
 	return m, nil
 }
 
 // typeLabel bounds the "type" label to the DHCP message types of RFC 2132.
 func typeLabel(t dhcpv4.MessageType) string {
-	if t < dhcpv4.MessageTypeDiscover || t > dhcpv4.MessageTypeInform {
+	if typeIndex(t) == 0 {
 		return "other"
 	}
 	return t.String()
+}
+
+// typeIndex is t's index in the byType counters: 0 for "other".
+func typeIndex(t dhcpv4.MessageType) int {
+	if t < dhcpv4.MessageTypeDiscover || t > dhcpv4.MessageTypeInform {
+		return 0
+	}
+	return int(t)
 }

@@ -62,7 +62,7 @@ func (l *listener) start() (*server.Servers, error) {
 func (l *listener) safeHandle(req, resp *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.in.m.drops.WithLabelValues(dropPanic).Inc()
+			l.in.m.drop(dropPanic)
 			l.in.log.Error("dhcp handler panic", "iface", l.iface, "panic", r, "stack", string(debug.Stack()))
 			reply = nil
 		}

@@ -97,6 +97,8 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 
 // crashChild writes machines and leases, printing each one only after the
 // call that stored it returned, until it is killed (or a safety limit).
+// Besides the main loop, concurrent writers put leases, so that the kill
+// also lands among leases that share a batched commit (leasebatch.go).
 func crashChild(dir string) {
 	db, err := Open(dir, Options{})
 	if err != nil {
@@ -104,6 +106,18 @@ func crashChild(dir string) {
 		os.Exit(2)
 	}
 	deadline := time.Now().Add(time.Minute) // never outlive a lost parent
+	for g := range 4 {
+		go func() {
+			for i := 0; time.Now().Before(deadline); i++ {
+				l := Lease{Segment: fmt.Sprintf("batch%d", g), MAC: mac(i), IP: netip.AddrFrom4([4]byte{10, 78, byte(i >> 8), byte(i)})}
+				if err := db.PutLease(l); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
+				os.Stdout.WriteString(fmt.Sprintf("lease %s %s %s\n", l.Segment, l.MAC, l.IP))
+			}
+		}()
+	}
 	for i := 0; time.Now().Before(deadline); i++ {
 		var line string
 		if i%2 == 0 {

@@ -70,6 +70,7 @@ func (db *DB) expire(mac string, now time.Time) (m Machine, ok bool, err error) 
 		return Machine{}, false, fmt.Errorf("expire %s: %w", mac, err)
 	}
 	if ok {
+		db.known.remove(mac)
 		db.publish(EventDeleted, m)
 	}
 	return m, ok, nil

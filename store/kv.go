@@ -44,14 +44,23 @@ func getRaw(txn *badger.Txn, key []byte) ([]byte, error) {
 
 // setJSON encodes v and stores it at key.
 func setJSON(txn *badger.Txn, key []byte, v any) error {
-	b, err := json.Marshal(v)
+	b, err := encodeJSON(v)
 	if err != nil {
-		return fmt.Errorf("%w: encode: %v", ErrInvalid, err)
-	}
-	if len(b) > maxRecord {
-		return fmt.Errorf("%w: record is %d bytes, the limit is %d", ErrInvalid, len(b), maxRecord)
+		return err
 	}
 	return txn.Set(key, b)
+}
+
+// encodeJSON encodes a record, refusing one above maxRecord.
+func encodeJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode: %v", ErrInvalid, err)
+	}
+	if len(b) > maxRecord {
+		return nil, fmt.Errorf("%w: record is %d bytes, the limit is %d", ErrInvalid, len(b), maxRecord)
+	}
+	return b, nil
 }
 
 // has reports whether key exists.

@@ -24,14 +24,12 @@ func checkLease(l Lease) error {
 
 // PutLease stores (or replaces) the lease of l.MAC on l.Segment. It returns
 // only after the write is synced to disk: an ACK may then be sent.
+// Concurrent calls share one synced commit (leasebatch.go).
 func (db *DB) PutLease(l Lease) error {
 	if err := checkLease(l); err != nil {
 		return fmt.Errorf("put lease %s/%s: %w", ref(l.Segment), ref(l.MAC), err)
 	}
-	err := db.update(func(txn *badger.Txn) error {
-		return setJSON(txn, leaseKey(l.Segment, l.MAC), l)
-	})
-	if err != nil {
+	if err := db.leases.put(l); err != nil {
 		return fmt.Errorf("put lease %s/%s: %w", l.Segment, l.MAC, err)
 	}
 	return nil

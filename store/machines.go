@@ -116,6 +116,7 @@ func (db *DB) CreateMachine(m Machine, a Audit) (Machine, error) {
 		return fail(err)
 	}
 	defer db.lockMAC(m.MAC)()
+	db.known.add(m.MAC)
 	err := db.update(func(txn *badger.Txn) error {
 		if ok, err := has(txn, machineKey(m.MAC)); err != nil {
 			return err
@@ -141,6 +142,9 @@ func (db *DB) CreateMachine(m Machine, a Audit) (Machine, error) {
 func (db *DB) GetMachine(mac string) (Machine, error) {
 	if err := checkMAC(mac); err != nil {
 		return Machine{}, fmt.Errorf("get machine: %w", err)
+	}
+	if !db.known.mayExist(mac) {
+		return Machine{}, fmt.Errorf("get machine %s: %w", mac, ErrNotFound)
 	}
 	var m Machine
 	err := db.bdb.View(func(txn *badger.Txn) (err error) {
@@ -246,6 +250,7 @@ func (db *DB) DeleteMachine(mac string, a Audit) error {
 	if err != nil {
 		return fmt.Errorf("delete machine %s: %w", mac, err)
 	}
+	db.known.remove(mac)
 	db.publish(EventDeleted, gone)
 	return nil
 }

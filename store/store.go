@@ -62,6 +62,13 @@ type Options struct {
 	// Logger receives the store's and Badger's warnings and errors; nil is
 	// silent. Badger's routine informational lines are logged at debug level.
 	Logger *slog.Logger
+	// LeaseBatchGap is how long PutLease's writer waits for another
+	// concurrent lease to share a synced commit (leasebatch.go); default
+	// DefaultLeaseBatchGap (200µs), negative: no wait.
+	LeaseBatchGap time.Duration
+	// LeaseBatchWindow bounds the wait of a batch's first lease; default
+	// DefaultLeaseBatchWindow (2ms), negative: no wait.
+	LeaseBatchWindow time.Duration
 }
 
 // DB is an open Foundry database. It is safe for concurrent use.
@@ -69,6 +76,10 @@ type DB struct {
 	bdb *badger.DB
 	now func() time.Time
 	log *slog.Logger
+	// leases commits PutLease calls in batches.
+	leases *leaseWriter
+	// known spares GetMachine a transaction for MACs without a record.
+	known knownMACs
 
 	// macLocks serialise writes to one machine (striped by MAC) so that
 	// its events are published in Revision order and concurrent updates of
@@ -133,6 +144,11 @@ func Open(dir string, opt Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	if err := db.known.load(bdb); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	db.leases = newLeaseWriter(db, opt.LeaseBatchGap, opt.LeaseBatchWindow)
 	return db, nil
 }
 
@@ -145,6 +161,7 @@ func (db *DB) Close() error {
 		close(s.ch)
 	}
 	db.subMu.Unlock()
+	db.leases.close()
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
