@@ -99,8 +99,7 @@ type appliance struct {
 	config  string
 	base    string
 	cmd     *exec.Cmd
-	mu      sync.Mutex
-	log     bytes.Buffer
+	log     syncOutput
 	stopped chan struct{}
 }
 
@@ -147,8 +146,7 @@ func (a *appliance) start() {
 	t.Helper()
 	a.cmd = exec.Command(foundryBin, "serve", "--config", a.config)
 	a.cmd.Env = append(os.Environ(), "FOUNDRY_ADMIN_TOKEN="+adminToken)
-	a.cmd.Stdout = a.writer()
-	a.cmd.Stderr = a.writer()
+	a.cmd.Stdout, a.cmd.Stderr = &a.log, &a.log
 	must(t, a.cmd.Start())
 	a.stopped = make(chan struct{})
 	go func() { a.cmd.Wait(); close(a.stopped) }()
@@ -201,21 +199,27 @@ func (a *appliance) restart() {
 	a.start()
 }
 
-type lockedWriter struct{ a *appliance }
+func (a *appliance) logs() string { return a.log.String() }
 
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.a.mu.Lock()
-	defer w.a.mu.Unlock()
-	return w.a.log.Write(p)
+// syncOutput collects a process's output while the test reads it.
+type syncOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
-func (a *appliance) writer() io.Writer { return lockedWriter{a} }
-
-func (a *appliance) logs() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.log.String()
+func (o *syncOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
 }
+
+func (o *syncOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+func (o *syncOutput) contains(s string) bool { return strings.Contains(o.String(), s) }
 
 // waitLog waits until a log line contains every one of the words.
 func (a *appliance) waitLog(timeout time.Duration, words ...string) (string, bool) {

@@ -1,13 +1,10 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -78,23 +75,3 @@ func TestQEMUProxyDHCPBesideDnsmasq(t *testing.T) {
 		t.Errorf("no discovery record for %s (%d):\n%s", mac, code, script)
 	}
 }
-
-// syncOutput collects a process's output for the test to search.
-type syncOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *syncOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *syncOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
-func (o *syncOutput) contains(s string) bool { return strings.Contains(o.String(), s) }

@@ -1,11 +1,9 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -16,16 +14,7 @@ type machine struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc
-	mu      sync.Mutex
-	console bytes.Buffer
-}
-
-type consoleWriter struct{ m *machine }
-
-func (w consoleWriter) Write(p []byte) (int, error) {
-	w.m.mu.Lock()
-	defer w.m.mu.Unlock()
-	return w.m.console.Write(p)
+	console syncOutput
 }
 
 // bootBIOS powers on a SeaBIOS machine whose e1000 NIC carries iPXE as its
@@ -43,7 +32,7 @@ func startMachine(t *testing.T, args []string) *machine {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &machine{t: t, cancel: cancel}
 	m.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	m.cmd.Stdout, m.cmd.Stderr = consoleWriter{m}, consoleWriter{m}
+	m.cmd.Stdout, m.cmd.Stderr = &m.console, &m.console
 	if err := m.cmd.Start(); err != nil {
 		t.Fatalf("start qemu: %v", err)
 	}
@@ -57,11 +46,7 @@ func startMachine(t *testing.T, args []string) *machine {
 	return m
 }
 
-func (m *machine) text() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.console.String()
-}
+func (m *machine) text() string { return m.console.String() }
 
 // waitConsole waits until the console shows s.
 func (m *machine) waitConsole(timeout time.Duration, s string) bool {
