@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
 
 // syncCalls are the system calls that make written data durable. Badger
@@ -77,7 +79,7 @@ func probeSyncs(b *testing.B, n relayNet, t target) syncProbe {
 	out := filepath.Join(b.TempDir(), "strace.txt")
 	trace := "trace=" + strings.Join(append(append([]string{}, syncCalls...), writeCalls...), ",")
 	cmd := command(context.Background(), "", "strace", "-f", "-c", "-o", out, "-e", trace, "-p", fmt.Sprint(t.d.pid))
-	var stderr logBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	must(b, cmd.Start())
 	deadline := time.Now().Add(10 * time.Second)

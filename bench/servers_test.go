@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
 
 // daemon is a server under test, run in the test's own namespace.
@@ -19,7 +21,7 @@ type daemon struct {
 	b       *testing.B
 	name    string
 	pid     int
-	log     *logBuffer
+	log     *syncbuf.Buffer
 	stopped chan struct{}
 }
 
@@ -29,7 +31,7 @@ func startDaemon(b *testing.B, label string, env []string, name string, args ...
 	b.Helper()
 	cmd := command(context.Background(), "", name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	d := &daemon{b: b, name: label, log: &logBuffer{}, stopped: make(chan struct{})}
+	d := &daemon{b: b, name: label, log: &syncbuf.Buffer{}, stopped: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.log, d.log
 	must(b, cmd.Start())
 	d.pid = cmd.Process.Pid

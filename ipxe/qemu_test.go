@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/foundry-appliance/foundry/store"
+	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
 
 // mbr is a boot sector that writes "FOUNDRY-LOCAL-DISK" to COM1 and halts:
@@ -211,7 +212,7 @@ func TestQEMU(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			out := &syncBuffer{}
+			out := &syncbuf.Buffer{}
 			cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 			cmd.Stdout, cmd.Stderr = out, out
 			if err := cmd.Start(); err != nil {

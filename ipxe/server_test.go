@@ -1,7 +1,6 @@
 package ipxe
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,11 +9,11 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/foundry-appliance/foundry/store"
+	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
 
 const (
@@ -30,7 +29,7 @@ type fixture struct {
 	db   *store.DB
 	srv  *Server
 	http *httptest.Server
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -56,7 +55,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	srv := &Server{Store: db, BaseURL: testBase, Logger: slog.New(slog.NewTextHandler(logs, nil))}
 	mux := http.NewServeMux()
 	mux.Handle("/boot/", srv)
@@ -247,7 +246,7 @@ func TestServeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &syncbuf.Buffer{}
 			srv := &Server{Store: tt.st, BaseURL: testBase, Logger: slog.New(slog.NewTextHandler(logs, nil))}
 			rec := httptest.NewRecorder()
 			srv.ServeHTTP(rec, httptest.NewRequest("GET", "/boot/"+testMAC, nil))
@@ -275,22 +274,4 @@ func TestScriptURL(t *testing.T) {
 			t.Errorf("ScriptURL with base %q = %q, want %q", base, got, want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -5,7 +5,6 @@ package test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,12 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/foundry-appliance/foundry/test/nstest"
+	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
 
 // foundryBin is the appliance binary built once for the whole package.
@@ -99,7 +98,7 @@ type appliance struct {
 	config  string
 	base    string
 	cmd     *exec.Cmd
-	log     syncOutput
+	log     syncbuf.Buffer
 	stopped chan struct{}
 }
 
@@ -200,26 +199,6 @@ func (a *appliance) restart() {
 }
 
 func (a *appliance) logs() string { return a.log.String() }
-
-// syncOutput collects a process's output while the test reads it.
-type syncOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *syncOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *syncOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
-func (o *syncOutput) contains(s string) bool { return strings.Contains(o.String(), s) }
 
 // waitLog waits until a log line contains every one of the words.
 func (a *appliance) waitLog(timeout time.Duration, words ...string) (string, bool) {

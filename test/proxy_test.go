@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
 
 // proxyConfig joins a network whose addresses come from another DHCP
@@ -42,7 +45,7 @@ func TestQEMUProxyDHCPBesideDnsmasq(t *testing.T) {
 	dnsmasq := inNS(ctx, router, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
 		"--interface=eth0", "--bind-interfaces", "--dhcp-range=10.79.0.100,10.79.0.150,255.255.255.0,1h",
 		"--dhcp-leasefile="+filepath.Join(dir, "leases"), "--pid-file="+filepath.Join(dir, "pid"), "--log-dhcp")
-	out := &syncOutput{}
+	out := &syncbuf.Buffer{}
 	dnsmasq.Stdout, dnsmasq.Stderr = out, out
 	must(t, dnsmasq.Start())
 	t.Cleanup(func() {
@@ -64,7 +67,7 @@ func TestQEMUProxyDHCPBesideDnsmasq(t *testing.T) {
 		t.Fatalf("no address on the machine's console")
 	}
 	t.Logf("address from the console: %s", got[1])
-	if !out.contains(fmt.Sprintf("DHCPACK(eth0) %s %s", got[1], mac)) {
+	if !strings.Contains(out.String(), fmt.Sprintf("DHCPACK(eth0) %s %s", got[1], mac)) {
 		t.Errorf("address %s did not come from dnsmasq", got[1])
 	}
 	if _, ok := a.waitLog(time.Second, "dhcp reply", "mac="+mac, "yiaddr=0.0.0.0"); !ok {

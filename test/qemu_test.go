@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
 
 // machine is an emulated computer on a lab bridge; its serial console is
@@ -14,7 +16,7 @@ type machine struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc
-	console syncOutput
+	console syncbuf.Buffer
 }
 
 // bootBIOS powers on a SeaBIOS machine whose e1000 NIC carries iPXE as its

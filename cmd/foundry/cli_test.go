@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,25 +17,8 @@ import (
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
 	"github.com/foundry-appliance/foundry/store"
+	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // cliEnv is a real API server on a real store, and a way to run the CLI
 // in-process against it.
@@ -87,7 +69,7 @@ func (e *cliEnv) run(ctx context.Context, args ...string) (string, string, int) 
 	e.t.Helper()
 	root := &cobra.Command{Use: "foundry", SilenceUsage: true, SilenceErrors: true}
 	root.AddCommand(cliCommands()...)
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
 	root.SetArgs(args)
@@ -241,7 +223,7 @@ func TestCLIWatch(t *testing.T) {
 	defer cancel()
 	root := &cobra.Command{Use: "foundry", SilenceUsage: true, SilenceErrors: true}
 	root.AddCommand(cliCommands()...)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	root.SetOut(&out)
 	root.SetArgs([]string{"machines", "watch", mac, "--server", e.url, "--token", e.viewer, "-o", "json"})
 	done := make(chan error, 1)
