@@ -102,7 +102,7 @@ func TestQEMU(t *testing.T) {
 	)
 	for _, m := range []store.Machine{
 		{MAC: macDisc, State: store.StateDiscovered, Hostname: "discovered-000101", Temporary: true, ExpiresAt: time.Now().Add(time.Hour)},
-		{MAC: macMenu, State: store.StateReady, Hostname: "web01", Cluster: "lab", Profile: "debian", Menu: true},
+		{MAC: macMenu, State: store.StateReady, Hostname: "web01", Cluster: "lab", Profile: "debian", Menu: store.BootMenu{Enabled: true}},
 		{MAC: macLocal, State: store.StateReady, Hostname: "db01", Cluster: "lab", Profile: "ubuntu-image"},
 		{MAC: macReject, State: store.StateRejected, Hostname: "bad"},
 	} {

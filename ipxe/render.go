@@ -227,7 +227,7 @@ func decide(in Input) (Kind, error) {
 	default:
 		return 0, fmt.Errorf("unknown state %s", m.State)
 	}
-	if !m.Menu {
+	if !m.Menu.Enabled {
 		return kind, nil
 	}
 	switch in.Mode {

@@ -41,7 +41,7 @@ boot`},
 
 func machine(state store.State, profile string, menu bool) *store.Machine {
 	return &store.Machine{MAC: testMAC, State: state, Hostname: "web01.lab.example", IP: "10.77.0.101",
-		Cluster: "lab", Profile: profile, Menu: menu}
+		Cluster: "lab", Profile: profile, Menu: store.BootMenu{Enabled: menu}}
 }
 
 // input is a complete Input for m; nonces counts Nonce calls.

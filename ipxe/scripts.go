@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -225,8 +227,18 @@ func menuScript(in Input) (string, error) {
 	b.WriteString("item rediscover Rediscover (refresh inventory)\n")
 	b.WriteString("item local Boot from local disk\n")
 	b.WriteString("item shell iPXE shell\n")
-	// Escape (choose fails) means "no change": boot production.
-	fmt.Fprintf(b, "choose --timeout %d --default production selected || goto production\n", in.MenuTimeout.Milliseconds())
+	timeout, def := in.MenuTimeout, store.MenuProduction
+	if m := in.Machine.Menu; m.TimeoutSeconds > 0 {
+		timeout = time.Duration(m.TimeoutSeconds) * time.Second
+	}
+	if d := in.Machine.Menu.Default; d != "" {
+		if !slices.Contains(store.MenuItems(), d) {
+			return "", fmt.Errorf("boot menu default %s is not one of %v", quote(d), store.MenuItems())
+		}
+		def = d
+	}
+	// Escape (choose fails) means "no change": boot the default.
+	fmt.Fprintf(b, "choose --timeout %d --default %s selected || goto %s\n", timeout.Milliseconds(), def, def)
 	b.WriteString("goto ${selected}\n")
 	fmt.Fprintf(b, "\n:production\nchain %s?mode=%s\nexit\n", self, ModeProduction)
 	fmt.Fprintf(b, "\n:rediscover\nchain %s?mode=%s\nexit\n", self, ModeDiscovery)

@@ -49,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 	for _, m := range []store.Machine{
 		{MAC: macDiscovered, State: store.StateDiscovered, Hostname: "discovered-000001", Temporary: true, ExpiresAt: time.Now().Add(time.Hour)},
 		{MAC: macRejected, State: store.StateRejected, Hostname: "bad"},
-		{MAC: macMenu, State: store.StateReady, Hostname: "web01", Cluster: "lab", Profile: "debian", Menu: true},
+		{MAC: macMenu, State: store.StateReady, Hostname: "web01", Cluster: "lab", Profile: "debian", Menu: store.BootMenu{Enabled: true}},
 	} {
 		if _, err := db.CreateMachine(m, a); err != nil {
 			t.Fatal(err)

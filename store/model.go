@@ -145,13 +145,53 @@ type Machine struct {
 	Progress int    `json:"progress"`
 	Message  string `json:"message,omitempty"`
 	// Menu makes the production boot an iPXE menu instead of a direct boot.
-	Menu bool `json:"menu,omitempty"`
+	Menu BootMenu `json:"menu,omitzero"`
 	// UEFIBinary overrides the segment's choice of x86-64 UEFI iPXE binary
 	// ("ipxe.efi" or "snponly.efi"); empty means the segment's.
 	UEFIBinary string `json:"uefi_binary,omitempty"`
 	// Revision increases on every write; the API uses it for ETags and the
 	// event stream.
 	Revision uint64 `json:"revision"`
+}
+
+// Boot menu items, in the order the menu shows them.
+const (
+	MenuProduction = "production"
+	MenuRediscover = "rediscover"
+	MenuLocal      = "local"
+	MenuShell      = "shell"
+)
+
+// MenuItems lists the boot menu's items in display order.
+func MenuItems() []string { return []string{MenuProduction, MenuRediscover, MenuLocal, MenuShell} }
+
+// BootMenu is the iPXE menu an accepted machine gets instead of its direct
+// production or local-disk boot (SPEC §2).
+type BootMenu struct {
+	Enabled bool `json:"enabled"`
+	// TimeoutSeconds is how long the menu waits before booting Default; 0
+	// means the appliance's default (ipxe.DefaultMenuTimeout).
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// Default is the item booted when the timeout runs out (one of
+	// MenuItems); "" means MenuProduction.
+	Default string `json:"default,omitempty"`
+}
+
+// UnmarshalJSON also reads the plain boolean that schema-1 records stored
+// ("menu": true), so that upgrading keeps a machine's menu.
+func (b *BootMenu) UnmarshalJSON(data []byte) error {
+	switch string(data) {
+	case "true", "false":
+		*b = BootMenu{Enabled: string(data) == "true"}
+		return nil
+	}
+	type plain BootMenu
+	var p plain
+	if err := json.Unmarshal(data, &p); err != nil {
+		return fmt.Errorf("decode boot menu: %w", err)
+	}
+	*b = BootMenu(p)
+	return nil
 }
 
 // Lease is a DHCP address binding on a dhcp-mode segment.
