@@ -72,7 +72,7 @@ func Build(w io.Writer, spec Spec) error {
 	}
 	if len(spec.Modules) > 0 {
 		if err := b.modules(spec); err != nil {
-			return err
+			return fmt.Errorf("add kernel modules: %w", err)
 		}
 	}
 
@@ -110,7 +110,7 @@ func Build(w io.Writer, spec Spec) error {
 func (b *builder) modules(spec Spec) error {
 	tree, err := kmod.OpenTree(spec.ModuleDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("open module tree %s: %w", spec.ModuleDir, err)
 	}
 	mods, missing, err := tree.Closure(spec.Modules)
 	if err != nil {
@@ -135,10 +135,10 @@ func (b *builder) modules(spec Spec) error {
 	}
 	var dep, alias bytes.Buffer
 	if err := kmod.WriteDep(&dep, mods); err != nil {
-		return err
+		return fmt.Errorf("write %s/modules.dep: %w", base, err)
 	}
 	if err := kmod.WriteAlias(&alias, mods); err != nil {
-		return err
+		return fmt.Errorf("write %s/modules.alias: %w", base, err)
 	}
 	b.file(base+"/modules.dep", 0o644, dep.Bytes())
 	b.file(base+"/modules.alias", 0o644, alias.Bytes())

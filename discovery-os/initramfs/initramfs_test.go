@@ -153,6 +153,7 @@ func TestBuildErrors(t *testing.T) {
 		{"no agent", func(s *Spec) { s.Init = "/nonexistent/agent" }, "read agent"},
 		{"required module missing", func(s *Spec) { s.Optional = nil }, "af_packet is not a module file"},
 		{"no pci.ids", func(s *Spec) { s.PCIIDs = "/nonexistent/pci.ids" }, "read pci.ids"},
+		{"no module directory", func(s *Spec) { s.ModuleDir = "/nonexistent/modules" }, "add kernel modules: open module tree /nonexistent/modules"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

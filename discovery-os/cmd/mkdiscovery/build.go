@@ -42,27 +42,27 @@ type FileInfo struct {
 func build(ctx context.Context, o options) (Manifest, error) {
 	tmp, err := os.MkdirTemp("", "mkdiscovery-")
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("create work directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	k, err := unpackKernel(ctx, o.KernelDeb, tmp)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("kernel package %s: %w", o.KernelDeb, err)
 	}
 	tree, err := kmod.OpenTree(k.moduleDir)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("open module tree of %s: %w", k.release, err)
 	}
 	names, err := selectModules(tree)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("select modules of %s: %w", k.release, err)
 	}
 	mods, _, err := tree.Closure(names)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("resolve module dependencies of %s: %w", k.release, err)
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("create output directory: %w", err)
 	}
 	var initrd bytes.Buffer
 	err = initramfs.Build(&initrd, initramfs.Spec{
@@ -74,7 +74,7 @@ func build(ctx context.Context, o options) (Manifest, error) {
 	}
 	vmlinuz, err := os.ReadFile(k.vmlinuz)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("read kernel image: %w", err)
 	}
 	m := Manifest{KernelPackage: k.pkg, KernelVersion: k.version, KernelRelease: k.release,
 		Files: map[string]FileInfo{}, ModuleCount: len(mods)}
@@ -91,13 +91,13 @@ func build(ctx context.Context, o options) (Manifest, error) {
 	}
 	manifest, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return m, err
+		return m, fmt.Errorf("encode manifest: %w", err)
 	}
 	// Written under temporary names and renamed, so that a server reading
 	// the directory never serves a half-written image.
 	for name, data := range map[string][]byte{"vmlinuz": vmlinuz, "initrd": initrd.Bytes(), "manifest.json": append(manifest, '\n')} {
 		if err := writeAtomic(filepath.Join(o.Out, name), data); err != nil {
-			return m, err
+			return m, fmt.Errorf("write %s: %w", name, err)
 		}
 	}
 	return m, nil
@@ -106,9 +106,13 @@ func build(ctx context.Context, o options) (Manifest, error) {
 func writeAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
+		return fmt.Errorf("write temporary file: %w", err)
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	return nil
 }
 
 // kernel is what unpackKernel found in the package.

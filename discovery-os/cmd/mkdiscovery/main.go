@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.Out, "out", "images/discovery", "output directory")
 	fs.Int64Var(&o.Budget, "budget", 40_000_000, "maximum bytes of kernel + initrd")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return fmt.Errorf("parse flags: %w", err)
 	}
 	if o.KernelDeb == "" || o.Agent == "" {
 		fs.Usage()
@@ -42,7 +42,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	m, err := build(ctx, o)
 	if err != nil {
-		return err
+		return fmt.Errorf("build discovery image in %s: %w", o.Out, err)
 	}
 	for _, name := range []string{"vmlinuz", "initrd"} {
 		f := m.Files[name]

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,5 +127,58 @@ func TestRun(t *testing.T) {
 	err = run(context.Background(), []string{"-kernel-deb", deb, "-agent", agent, "-pciids", "", "-out", out, "-budget", "100"}, &stdout)
 	if err == nil || !strings.Contains(err.Error(), "over the budget") {
 		t.Errorf("budget not enforced: %v", err)
+	}
+}
+
+// TestRunErrorsSayWhat checks that a failure names the step and the file
+// it was working on, not only the system call's error.
+func TestRunErrorsSayWhat(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"missing kernel package", []string{"-kernel-deb", filepath.Join(dir, "none.deb"), "-agent", "a"},
+			[]string{"build discovery image in", "kernel package " + filepath.Join(dir, "none.deb")}},
+		{"unknown flag", []string{"-nope"}, []string{"parse flags"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "missing kernel package" {
+				if _, err := exec.LookPath("dpkg-deb"); err != nil {
+					t.Skip("dpkg-deb not installed")
+				}
+			}
+			err := run(context.Background(), append(tt.args, "-out", filepath.Join(dir, "out")), io.Discard)
+			for _, w := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestWriteAtomicErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "taken"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "taken", "x"), nil, 0o644)
+	tests := []struct{ name, path, want string }{
+		{"no directory", filepath.Join(dir, "missing", "f"), "write temporary file"},
+		{"target is a non-empty directory", filepath.Join(dir, "taken"), "rename into place"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := writeAtomic(tt.path, []byte("x"))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if _, err := os.Stat(tt.path + ".tmp"); err == nil {
+				t.Error("temporary file left behind")
+			}
+		})
 	}
 }
