@@ -124,6 +124,7 @@ func appendUnique(xs []int, x int) []int {
 func (s *Server) registerRoutes() {
 	s.registerMachines()
 	s.registerBootScript()
+	s.registerBoot()
 	s.registerExport()
 	s.registerApproval()
 	s.registerClusters()

@@ -28,6 +28,10 @@ type Machine struct {
 	Progress  int        `json:"progress" minimum:"0" maximum:"100" doc:"Provisioning progress in percent"`
 	Message   string     `json:"message,omitempty" doc:"Last status, failure or rejection reason"`
 	Revision  uint64     `json:"revision" doc:"Increases on every change"`
+
+	// Boot settings, set by PUT /api/v1/machines/{mac}/boot.
+	Menu       BootMenu `json:"menu" doc:"The iPXE boot menu"`
+	UEFIBinary string   `json:"uefi_binary" enum:",ipxe.efi,snponly.efi" doc:"x86-64 UEFI iPXE binary for this machine; empty: the segment's choice"`
 	// Token describes the registration token without revealing its hash.
 	Token   *TokenStatus `json:"token,omitempty"`
 	Summary Summary      `json:"summary"`
@@ -86,6 +90,7 @@ func machineView(m store.Machine, now time.Time, withInventory bool) Machine {
 		Segment: m.Segment, Arch: m.Arch, IP: m.IP, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen,
 		Cluster: m.Cluster, Profile: m.Profile, Progress: m.Progress, Message: m.Message,
 		Revision: m.Revision,
+		Menu:     bootMenuView(m.Menu), UEFIBinary: m.UEFIBinary,
 	}
 	if !m.ExpiresAt.IsZero() {
 		t := m.ExpiresAt

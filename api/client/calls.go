@@ -84,6 +84,12 @@ func (c *Client) Approve(ctx context.Context, mac string, req api.ApproveRequest
 	return out, c.do(ctx, http.MethodPost, "/machines/"+esc(mac)+"/approve", nil, req, &out)
 }
 
+// SetBoot replaces a machine's boot settings (menu and UEFI binary).
+func (c *Client) SetBoot(ctx context.Context, mac string, b api.BootSettings) (api.Machine, error) {
+	var out api.Machine
+	return out, c.do(ctx, http.MethodPut, "/machines/"+esc(mac)+"/boot", nil, b, &out)
+}
+
 // VerifyToken checks a console token (a wrong one counts as a failure).
 func (c *Client) VerifyToken(ctx context.Context, mac, token string) (api.TokenCheck, error) {
 	var out api.TokenCheck
