@@ -82,6 +82,9 @@ func waitDeclined(t *testing.T, db *store.DB, segment string, ip netip.Addr) (st
 // disk. coredhcp alone drops DECLINE (server/handle.go); decline.go's
 // packet-socket reader is what makes this pass.
 func TestServeDecline(t *testing.T) {
+	if nstest.Reexec(t) {
+		return
+	}
 	nstest.Veth(t, "fdy5", "fdyc5", "10.77.0.1/24")
 	nstest.Run(t, "ip", "route", "add", "10.88.0.0/24", "dev", "fdy5")
 	nstest.Run(t, "ip", "neigh", "replace", "10.88.0.1", "lladdr", ifaceMAC(t, "fdyc5").String(), "dev", "fdy5", "nud", "permanent")

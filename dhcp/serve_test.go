@@ -96,6 +96,9 @@ func newClient(t *testing.T, iface string, mac net.HardwareAddr, opts ...nclient
 }
 
 func TestServe(t *testing.T) {
+	if nstest.Reexec(t) {
+		return
+	}
 	nstest.Veth(t, "fdy0", "fdyc0", "10.77.0.1/24") // lab: dhcp, discovery
 	nstest.Veth(t, "fdy1", "fdyc1", "10.78.0.1/24") // prod: dhcp, no discovery
 	nstest.Veth(t, "fdy2", "fdyc2", "10.79.0.1/24") // px: proxy

@@ -6,13 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/foundry-appliance/foundry/test/nstest"
 )
-
-// The LLDP listener test opens packet sockets on a veth pair, so the whole
-// package runs in a private network namespace.
-func TestMain(m *testing.M) { nstest.Main(m) }
 
 var collectedAt = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
