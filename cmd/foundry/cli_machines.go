@@ -23,7 +23,7 @@ func machinesCmd(o *cliOptions) *cobra.Command {
 		machineSimpleCmd(o, "rediscover", "Send an approved or ready machine back to discovery on its next boot"),
 		machineSimpleCmd(o, "retry", "Retry the provisioning of a failed machine"),
 		machineSimpleCmd(o, "delete", "Delete a machine record (its audit history stays)"),
-		machineWatchCmd(o), machineScriptCmd(o), machineExportCmd(o))
+		machineWatchCmd(o), machineScriptCmd(o), machineExportCmd(o), machineBootCmd(o))
 	return c
 }
 
