@@ -6,15 +6,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
-)
-
-// Boot file names as served by TFTP (docs/architecture.md, fixed names).
-const (
-	fileBIOS  = "undionly.kpxe"
-	fileARM64 = "ipxe-arm64.efi"
 )
 
 // Option 60 values that mark network-boot clients, echoed in replies.
@@ -110,6 +105,33 @@ func archName(c bootClient) string {
 	return fmt.Sprintf("arch-%d", uint16(c.Arch))
 }
 
+// lifecycle is the client as the boot decision sees it: its firmware kind
+// and the architecture group that picks the iPXE binary.
+func (c bootClient) lifecycle() lifecycle.Client {
+	var lc lifecycle.Client
+	switch {
+	case c.IPXE:
+		lc.Firmware = lifecycle.FirmwareIPXE
+	case c.Vendor == vendorHTTP:
+		lc.Firmware = lifecycle.FirmwareHTTP
+	case c.Vendor == vendorPXE:
+		lc.Firmware = lifecycle.FirmwarePXE
+	}
+	switch {
+	case !c.HasArch:
+		lc.Arch = lifecycle.ArchUnknown
+	case c.Arch == iana.INTEL_X86PC:
+		lc.Arch = lifecycle.ArchBIOS
+	case c.Arch == iana.EFI_X86_64, c.Arch == iana.EFI_BC, c.Arch == iana.EFI_X86_64_HTTP:
+		lc.Arch = lifecycle.ArchX64
+	case c.Arch == iana.EFI_ARM64, c.Arch == iana.EFI_ARM64_HTTP:
+		lc.Arch = lifecycle.ArchARM64
+	default:
+		lc.Arch = lifecycle.ArchOther
+	}
+	return lc
+}
+
 // bootEnv is what the boot decision needs from the server.
 type bootEnv struct {
 	// ScriptURL returns the iPXE script URL for a MAC; nil means none.
@@ -120,7 +142,7 @@ type bootEnv struct {
 	HaveFile func(name string) bool
 }
 
-// decision is the outcome of decide for one request.
+// decision is lifecycle's answer put in DHCP terms.
 type decision struct {
 	// Reply says whether to answer at all.
 	Reply bool
@@ -136,95 +158,49 @@ type decision struct {
 	Reason string
 }
 
-// decide is the boot decision of SPEC §1–2: given the segment, what the
-// client sent and its machine record (nil when the MAC is unknown), whether
-// to answer, whether to give an address, and what to boot.
+// decide asks lifecycle.Decide what the client gets (the DHCP answer does
+// not depend on the machine's profile, so none is looked up) and turns the
+// answer into a file name or URL with what env provides.
 func decide(seg *Segment, c bootClient, m *store.Machine, env bootEnv) decision {
-	var wantBoot, discover bool
-	switch {
-	case m == nil && seg.Discovery:
-		wantBoot, discover = true, true
-	case m == nil:
-		// Discovery is confined to discovery segments: no boot, no record.
-		if seg.Mode == ModeDHCP && seg.AllowUnknown {
-			return decision{Reply: true, Address: true, Reason: "unknown machine on non-discovery segment"}
-		}
-		return decision{Reason: "unknown machine on non-discovery segment"}
-	case m.State == store.StateRejected:
-		// A rejected machine is a deny entry: not even an address.
-		return decision{Reason: "machine rejected"}
-	case m.State == store.StateDiscovered || m.State == store.StateInventoried:
-		wantBoot = seg.Discovery
-	default:
-		// Accepted machines boot anywhere; the script decides what they run.
-		wantBoot = true
+	q := lifecycle.Query{Segment: seg.lifecycle(), Client: c.lifecycle(),
+		HaveARM64: env.HaveFile != nil && env.HaveFile(lifecycle.BinaryARM64)}
+	if m != nil {
+		q.Machine = m.Lifecycle("")
 	}
-	d := decision{Address: seg.Mode == ModeDHCP}
-	if wantBoot {
-		d.BootFile, d.Vendor, d.Reason = bootFile(seg, c, m, env)
-	} else {
-		d.Reason = "machine not yet accepted, segment without discovery"
+	f := lifecycle.Decide(q)
+	d := decision{Address: f.Address, Discover: f.Record, Reason: f.Reason}
+	switch f.Boot {
+	case lifecycle.BootScript:
+		switch {
+		case env.ScriptURL == nil:
+			d.Reason = "no script URL configured"
+		default:
+			if d.BootFile = env.ScriptURL(c.MAC); d.BootFile == "" {
+				d.Reason = "no script URL for this machine"
+			}
+		}
+	case lifecycle.BootHTTP:
+		if env.HTTPBase == "" {
+			d.Reason = "no HTTP base URL configured"
+		} else {
+			d.BootFile = strings.TrimRight(env.HTTPBase, "/") + "/images/ipxe/" + f.File
+		}
+	case lifecycle.BootTFTP:
+		d.BootFile = f.File
+	}
+	if d.BootFile != "" {
+		d.Vendor = vendorPXE
+		if c.Vendor == vendorHTTP {
+			d.Vendor = vendorHTTP
+		}
 	}
 	// A client we cannot boot gets no record: it would only expire.
-	d.Discover = discover && d.BootFile != ""
+	d.Discover = d.Discover && d.BootFile != ""
 	d.Reply = d.Address || d.BootFile != ""
 	return d
 }
 
-// bootFile picks the file or URL for a client, with the option 60 value to
-// echo; when there is none, reason says why.
-func bootFile(seg *Segment, c bootClient, m *store.Machine, env bootEnv) (file, vendor, reason string) {
-	vendor = vendorPXE
-	if c.Vendor == vendorHTTP {
-		vendor = vendorHTTP
-	}
-	uefi := seg.uefiBinary()
-	if m != nil && (m.UEFIBinary == "ipxe.efi" || m.UEFIBinary == "snponly.efi") {
-		uefi = m.UEFIBinary
-	}
-	arm64 := ""
-	if env.HaveFile != nil && env.HaveFile(fileARM64) {
-		arm64 = fileARM64
-	}
-	switch {
-	case c.IPXE:
-		if env.ScriptURL == nil {
-			return "", "", "no script URL configured"
-		}
-		if u := env.ScriptURL(c.MAC); u != "" {
-			return u, vendor, ""
-		}
-		return "", "", "no script URL for this machine"
-	case c.Vendor == vendorHTTP:
-		if env.HTTPBase == "" {
-			return "", "", "no HTTP base URL configured"
-		}
-		name := ""
-		switch {
-		case !c.HasArch:
-		case c.Arch == iana.EFI_X86_64_HTTP, c.Arch == iana.EFI_X86_64, c.Arch == iana.EFI_BC:
-			name = uefi
-		case c.Arch == iana.EFI_ARM64_HTTP, c.Arch == iana.EFI_ARM64:
-			name = arm64
-		}
-		if name == "" {
-			return "", "", "no boot binary for HTTP client arch " + archName(c)
-		}
-		return strings.TrimRight(env.HTTPBase, "/") + "/images/ipxe/" + name, vendor, ""
-	case c.Vendor == vendorPXE && c.HasArch:
-		name := ""
-		switch c.Arch {
-		case iana.INTEL_X86PC:
-			name = fileBIOS
-		case iana.EFI_X86_64, iana.EFI_BC:
-			name = uefi
-		case iana.EFI_ARM64:
-			name = arm64
-		}
-		if name == "" {
-			return "", "", "no boot binary for arch " + archName(c)
-		}
-		return name, vendor, ""
-	}
-	return "", "", "not a network-boot client"
+// lifecycle is what the boot decision needs of the segment.
+func (s *Segment) lifecycle() lifecycle.Segment {
+	return lifecycle.Segment{Discovery: s.Discovery, Proxy: s.Mode == ModeProxy, AllowUnknown: s.AllowUnknown, UEFIBinary: s.uefiBinary()}
 }

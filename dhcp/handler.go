@@ -159,10 +159,36 @@ func (l *listener) process(req, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, string, st
 	if d.Discover && (mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest) {
 		in.discover(seg, mac, client)
 	}
+	var reply *dhcpv4.DHCPv4
 	if seg.Mode == ModeProxy {
-		return l.proxyReply(req, resp, seg, serverIP, d, mt)
+		reply, reason, detail = l.proxyReply(req, resp, seg, serverIP, d, mt)
+	} else {
+		reply, reason, detail = l.dhcpReply(req, resp, seg, serverIP, d, mt, mac)
 	}
-	return l.dhcpReply(req, resp, seg, serverIP, d, mt, mac)
+	if reply != nil && machine != nil {
+		in.sighted(seg, req, reply, mac, client)
+	}
+	return reply, reason, detail
+}
+
+// sighted records where a known machine was seen: its segment, the address
+// it was acknowledged (or, in proxy mode, asks from), its firmware and the
+// time. A failure is logged: the facts are informational, the reply is not
+// held back for them.
+func (in *instance) sighted(seg *segState, req, reply *dhcpv4.DHCPv4, mac string, c bootClient) {
+	s := store.Sighting{Segment: seg.Name, Arch: archName(c), Client: c.lifecycle().Firmware.String(), At: in.now()}
+	if s.Client == "none" {
+		s.Client = "" // an installed OS's DHCP client says nothing about its firmware
+	}
+	switch {
+	case reply.MessageType() == dhcpv4.MessageTypeAck && fromIP(reply.YourIPAddr).IsValid():
+		s.IP = fromIP(reply.YourIPAddr).String()
+	case seg.Mode == ModeProxy && fromIP(req.ClientIPAddr).IsValid():
+		s.IP = fromIP(req.ClientIPAddr).String()
+	}
+	if _, err := in.machines.RecordSighting(mac, s); err != nil {
+		in.log.Warn("record machine sighting", "mac", mac, "segment", seg.Name, "err", err)
+	}
 }
 
 // segmentFor finds the segment of a request: by giaddr for relayed packets,
@@ -299,6 +325,7 @@ func (in *instance) discover(seg *segState, mac string, c bootClient) {
 		MAC:       mac,
 		State:     store.StateDiscovered,
 		Hostname:  "discovered-" + mac[9:11] + mac[12:14] + mac[15:17],
+		Client:    c.lifecycle().Firmware.String(),
 		Temporary: true,
 		ExpiresAt: now.Add(in.ttl),
 		Segment:   seg.Name,

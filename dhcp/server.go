@@ -19,10 +19,13 @@ import (
 // MachineStore is the part of the store the DHCP server needs for machine
 // records. *store.DB satisfies it. GetMachine returns store.ErrNotFound for
 // an unknown MAC; CreateMachine returns store.ErrExists when a concurrent
-// packet created the record first.
+// packet created the record first. RecordSighting stores where a known
+// machine was seen and with which firmware (the facts arise here, so they
+// are written here).
 type MachineStore interface {
 	GetMachine(mac string) (store.Machine, error)
 	CreateMachine(store.Machine, store.Audit) (store.Machine, error)
+	RecordSighting(mac string, s store.Sighting) (bool, error)
 }
 
 // DefaultDiscoveryTTL is how long a discovered machine's temporary record

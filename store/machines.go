@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/foundry-appliance/foundry/lifecycle"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,7 +37,7 @@ func checkMachine(m *Machine) error {
 	if err := checkMAC(m.MAC); err != nil {
 		return err
 	}
-	if m.State < 0 || int(m.State) >= len(stateNames) {
+	if m.State < 0 || int(m.State) >= len(lifecycle.States()) {
 		return fmt.Errorf("%w: unknown state %d", ErrInvalid, int(m.State))
 	}
 	if m.Temporary && m.ExpiresAt.IsZero() {

@@ -5,87 +5,30 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/foundry-appliance/foundry/lifecycle"
 )
 
-// State is where a machine is in its life (SPEC §1). The allowed moves
-// between states are defined once, in CanTransition.
-type State int
+// State is where a machine is in its life; the states and the moves
+// between them are package lifecycle's, named here for the store's users.
+type State = lifecycle.State
 
-// Machine states. The zero value is StateDiscovered so that a new record
-// starts at the beginning of the life cycle.
+// Machine states (lifecycle's).
 const (
-	StateDiscovered State = iota
-	StateInventoried
-	StateApproved
-	StateProvisioning
-	StateReady
-	StateFailed
-	StateRejected
+	StateDiscovered   = lifecycle.Discovered
+	StateInventoried  = lifecycle.Inventoried
+	StateApproved     = lifecycle.Approved
+	StateProvisioning = lifecycle.Provisioning
+	StateReady        = lifecycle.Ready
+	StateFailed       = lifecycle.Failed
+	StateRejected     = lifecycle.Rejected
 )
-
-var stateNames = [...]string{"discovered", "inventoried", "approved", "provisioning", "ready", "failed", "rejected"}
-
-// String returns the lower-case name used in the API, CLI and logs.
-func (s State) String() string {
-	if s < 0 || int(s) >= len(stateNames) {
-		return fmt.Sprintf("state(%d)", int(s))
-	}
-	return stateNames[s]
-}
 
 // States lists every state in life-cycle order.
-func States() []State {
-	out := make([]State, len(stateNames))
-	for i := range out {
-		out[i] = State(i)
-	}
-	return out
-}
+func States() []State { return lifecycle.States() }
 
-// ParseState is the inverse of String.
-func ParseState(s string) (State, error) {
-	for i, n := range stateNames {
-		if n == s {
-			return State(i), nil
-		}
-	}
-	return 0, fmt.Errorf("unknown machine state %q", s)
-}
-
-// MarshalText makes states appear by name in JSON.
-func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// UnmarshalText parses a state name.
-func (s *State) UnmarshalText(b []byte) error {
-	v, err := ParseState(string(b))
-	if err != nil {
-		return err
-	}
-	*s = v
-	return nil
-}
-
-// transitions is the state machine of SPEC §1. Rediscover (→ discovered) is
-// allowed from every state in which the machine has been accepted.
-var transitions = map[State][]State{
-	StateDiscovered:   {StateInventoried},
-	StateInventoried:  {StateInventoried, StateApproved, StateRejected},
-	StateApproved:     {StateProvisioning, StateReady, StateDiscovered, StateFailed},
-	StateProvisioning: {StateProvisioning, StateReady, StateFailed, StateDiscovered},
-	StateReady:        {StateDiscovered},
-	StateFailed:       {StateProvisioning, StateApproved, StateDiscovered},
-	StateRejected:     {},
-}
-
-// CanTransition reports whether a machine may move from s to to.
-func (s State) CanTransition(to State) bool {
-	for _, t := range transitions[s] {
-		if t == to {
-			return true
-		}
-	}
-	return false
-}
+// ParseState is the inverse of State.String.
+func ParseState(s string) (State, error) { return lifecycle.ParseState(s) }
 
 // Network is the production network configuration chosen at approval.
 type Network struct {
@@ -130,7 +73,12 @@ type Machine struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	Segment   string    `json:"segment"`
 	// Arch is the firmware seen in the last PXE request ("bios", "uefi-x64", …).
-	Arch      string    `json:"arch,omitempty"`
+	Arch string `json:"arch,omitempty"`
+	// Client is the kind of network-boot client seen last ("pxe", "ipxe",
+	// "http"; lifecycle.Firmware's names).
+	Client string `json:"client,omitempty"`
+	// IP is the address DHCP last leased to the machine (or, in proxy mode,
+	// the address it asked from).
 	IP        string    `json:"ip,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
@@ -250,12 +198,12 @@ type Cluster struct {
 }
 
 // ProfileKind says how a profile puts a machine into production.
-type ProfileKind string
+type ProfileKind = lifecycle.ProfileKind
 
 // Profile kinds.
 const (
-	ProfileNetboot ProfileKind = "netboot" // every PXE boot gets the production script
-	ProfileImage   ProfileKind = "image"   // an image is written to disk, then local boot
+	ProfileNetboot = lifecycle.Netboot // every PXE boot gets the production script
+	ProfileImage   = lifecycle.Image   // an image is written to disk, then local boot
 )
 
 // Profile is a production workflow.
@@ -298,4 +246,11 @@ type Event struct {
 	// Type is "created", "updated" or "deleted".
 	Type    string  `json:"type"`
 	Machine Machine `json:"machine"`
+}
+
+// Lifecycle is what lifecycle.Decide needs of m; kind is the kind of m's
+// profile ("" when it has none, or when the caller's step does not depend
+// on it, as DHCP's answer does not).
+func (m *Machine) Lifecycle(kind ProfileKind) *lifecycle.Machine {
+	return &lifecycle.Machine{State: m.State, Profile: kind, Menu: m.Menu.Enabled, UEFIBinary: m.UEFIBinary}
 }
