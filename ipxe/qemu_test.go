@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
@@ -101,7 +102,7 @@ func TestQEMU(t *testing.T) {
 		macReject = "52:54:00:00:01:04"
 	)
 	for _, m := range []store.Machine{
-		{MAC: macDisc, State: store.StateDiscovered, Hostname: "discovered-000101", Temporary: true, ExpiresAt: time.Now().Add(time.Hour)},
+		{MAC: macDisc, State: store.StateDiscovered, Segment: "lab", Hostname: "discovered-000101", Temporary: true, ExpiresAt: time.Now().Add(time.Hour)},
 		{MAC: macMenu, State: store.StateReady, Hostname: "web01", Cluster: "lab", Profile: "debian", Menu: store.BootMenu{Enabled: true}},
 		{MAC: macLocal, State: store.StateReady, Hostname: "db01", Cluster: "lab", Profile: "ubuntu-image"},
 		{MAC: macReject, State: store.StateRejected, Hostname: "bad"},
@@ -115,7 +116,8 @@ func TestQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	srv := &Server{Store: db, BaseURL: fmt.Sprintf("http://10.0.2.2:%d", port), MenuTimeout: time.Second}
+	srv := &Server{Store: db, BaseURL: fmt.Sprintf("http://10.0.2.2:%d", port), MenuTimeout: time.Second,
+		Segments: map[string]lifecycle.Segment{"lab": {Discovery: true}}}
 	rec := &recorder{}
 	mux := http.NewServeMux()
 	mux.Handle("/boot/", srv)

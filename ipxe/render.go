@@ -1,11 +1,12 @@
-// Package ipxe decides which iPXE script a machine boots and renders it:
-// discovery (the bundled discovery OS with a one-time boot nonce),
-// production (the profile's kernel, initrd and command line, or its own
-// script template), local disk, a boot menu, and the refusals for unknown
-// and rejected machines. Server serves the script at GET /boot/{mac}.
+// Package ipxe renders the iPXE script that package lifecycle decides a
+// machine gets: discovery (the bundled discovery OS with a one-time boot
+// nonce), production (the profile's kernel, initrd and command line, or its
+// own script template), local disk, a boot menu, and the refusals for
+// unknown, rejected and held machines. Server serves the script at
+// GET /boot/{mac}.
 //
-// Render is the only place where a machine's state is turned into a boot;
-// the HTTP handler and the API's preview both call it. Every value placed
+// Render is the only place where a script is made; the HTTP handler and the
+// API's preview both call it. Every value placed
 // in a script is validated first (see validate.go): iPXE has no quoting,
 // so a value that could inject a command is refused, never escaped.
 package ipxe
@@ -15,52 +16,35 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
 
-// Kind is which script a machine gets.
-type Kind int
+// Kind is which script a machine gets; lifecycle decides it.
+type Kind = lifecycle.Script
 
-// Script kinds.
+// Script kinds (lifecycle's).
 const (
-	// KindUnknown: the MAC has no record; the script says so and exits.
-	KindUnknown Kind = iota
-	// KindDiscovery: the discovery OS, with a fresh boot nonce.
-	KindDiscovery
-	// KindProduction: the netboot profile's kernel/initrd/cmdline or script.
-	KindProduction
-	// KindLocal: boot the installed system from the first local disk.
-	KindLocal
-	// KindMenu: an iPXE menu of production, rediscover, local disk, shell.
-	KindMenu
-	// KindRejected: the machine was rejected; nothing is booted.
-	KindRejected
+	KindUnknown    = lifecycle.ScriptUnknown
+	KindDiscovery  = lifecycle.ScriptDiscovery
+	KindProduction = lifecycle.ScriptProduction
+	KindLocal      = lifecycle.ScriptLocal
+	KindMenu       = lifecycle.ScriptMenu
+	KindRejected   = lifecycle.ScriptRejected
+	KindHeld       = lifecycle.ScriptHeld
+	KindBroken     = lifecycle.ScriptBroken
 )
 
-var kindNames = [...]string{"unknown", "discovery", "production", "local", "menu", "rejected"}
-
-// String returns the lower-case name used in logs and the API.
-func (k Kind) String() string {
-	if k < 0 || int(k) >= len(kindNames) {
-		return fmt.Sprintf("kind(%d)", int(k))
-	}
-	return kindNames[k]
-}
-
-// MarshalText makes kinds appear by name in JSON.
-func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
-
 // Mode is a one-boot override requested by a menu item (?mode= on the
-// script URL). It only changes the script of a machine whose normal script
-// is its menu; for every other machine it is ignored, so that the URL
-// cannot be used to talk a machine out of its state.
-type Mode string
+// script URL); lifecycle ignores it unless the machine's normal script is
+// its menu, so that the URL cannot talk a machine out of its state.
+type Mode = lifecycle.Mode
 
 // Modes.
 const (
-	ModeNormal     Mode = ""
-	ModeDiscovery  Mode = "discovery"  // the menu's "rediscover" item
-	ModeProduction Mode = "production" // the menu's "production" item
+	ModeNormal     = lifecycle.ModeNormal
+	ModeDiscovery  = lifecycle.ModeDiscovery  // the menu's "rediscover" item
+	ModeProduction = lifecycle.ModeProduction // the menu's "production" item
 )
 
 // ParseMode parses the ?mode= query value.
@@ -95,6 +79,9 @@ type Input struct {
 	Profile *store.Profile
 	// Mode is the one-boot override from the URL.
 	Mode Mode
+	// Segment is the segment of the machine's record, as configured; the
+	// zero value (no discovery) for a segment that is not configured.
+	Segment lifecycle.Segment
 	// BaseURL is the appliance URL machines use (http.advertise), e.g.
 	// "http://10.77.0.1:8080". Required.
 	BaseURL string
@@ -154,6 +141,8 @@ func Render(in Input) (Script, error) {
 		text, err = localScript(in)
 	case KindMenu:
 		text, err = menuScript(in)
+	case KindHeld:
+		text = heldScript(in)
 	}
 	if err != nil {
 		return Script{}, fmt.Errorf("render %s script for %s: %w", kind, in.MAC, err)
@@ -177,19 +166,8 @@ func (in Input) withDefaults() Input {
 	return in
 }
 
-// decide is the boot decision by state (SPEC §1 and §2):
-//
-//	no record                          → unknown (nothing is created here)
-//	discovered, inventoried            → discovery
-//	rejected                           → rejected
-//	image profile: approved, provisioning, failed → discovery (the agent
-//	                                     in the discovery OS writes the image)
-//	image profile: ready               → local disk
-//	netboot profile: approved, ready   → production
-//	netboot profile: provisioning, failed → discovery (the agent reports)
-//
-// A production or local-disk boot becomes the menu when Machine.Menu is
-// set, and the menu's items come back with a Mode for one boot.
+// decide asks lifecycle.Decide which script the machine gets; the table
+// of script kinds by state is in docs/lifecycle.md.
 func decide(in Input) (Kind, error) {
 	m := in.Machine
 	if m == nil {
@@ -198,43 +176,22 @@ func decide(in Input) (Kind, error) {
 	if m.MAC != "" && m.MAC != in.MAC {
 		return 0, fmt.Errorf("record is for %s", quote(m.MAC))
 	}
-	var kind Kind
-	switch m.State {
-	case store.StateDiscovered, store.StateInventoried:
-		return KindDiscovery, nil
-	case store.StateRejected:
-		return KindRejected, nil
-	case store.StateApproved, store.StateProvisioning, store.StateReady, store.StateFailed:
-		p := in.Profile
-		if m.Profile == "" || p == nil {
-			return 0, fmt.Errorf("%w: profile %s not found", ErrNoProfile, quote(m.Profile))
-		}
+	var kind store.ProfileKind
+	if p := in.Profile; p != nil && m.Profile != "" {
 		if p.Name != m.Profile {
 			return 0, fmt.Errorf("%w: profile %s given for %s", ErrNoProfile, quote(p.Name), quote(m.Profile))
 		}
-		switch {
-		case p.Kind == store.ProfileImage && m.State == store.StateReady:
-			kind = KindLocal
-		case p.Kind == store.ProfileImage:
-			return KindDiscovery, nil
-		case p.Kind == store.ProfileNetboot && (m.State == store.StateApproved || m.State == store.StateReady):
-			kind = KindProduction
-		case p.Kind == store.ProfileNetboot:
-			return KindDiscovery, nil
-		default:
+		kind = p.Kind
+		if kind != store.ProfileImage && kind != store.ProfileNetboot {
 			return 0, fmt.Errorf("%w: profile %s has unknown kind %s", ErrNoProfile, quote(p.Name), quote(string(p.Kind)))
 		}
-	default:
-		return 0, fmt.Errorf("unknown state %s", m.State)
 	}
-	if !m.Menu.Enabled {
-		return kind, nil
+	k := lifecycle.Decide(lifecycle.Query{Machine: m.Lifecycle(kind), Segment: in.Segment, Mode: in.Mode}).Script
+	if k == KindBroken {
+		if !m.State.Valid() {
+			return 0, fmt.Errorf("unknown state %s", m.State)
+		}
+		return 0, fmt.Errorf("%w: profile %s not found", ErrNoProfile, quote(m.Profile))
 	}
-	switch in.Mode {
-	case ModeDiscovery:
-		return KindDiscovery, nil
-	case ModeProduction:
-		return kind, nil
-	}
-	return KindMenu, nil
+	return k, nil
 }

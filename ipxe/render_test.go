@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -46,7 +47,7 @@ func machine(state store.State, profile string, menu bool) *store.Machine {
 
 // input is a complete Input for m; nonces counts Nonce calls.
 func input(m *store.Machine, nonces *int) Input {
-	in := Input{MAC: testMAC, Machine: m, BaseURL: testBase, Nonce: func() (string, error) {
+	in := Input{MAC: testMAC, Machine: m, BaseURL: testBase, Segment: lifecycle.Segment{Discovery: true}, Nonce: func() (string, error) {
 		*nonces++
 		return testNonce, nil
 	}}

@@ -43,6 +43,13 @@ func rejectedScript(in Input) string {
 	return b.String()
 }
 
+func heldScript(in Input) string {
+	b := header(KindHeld, in.MAC)
+	fmt.Fprintf(b, "echo Foundry: machine %s waits for approval, but its segment does not allow discovery; not booting it.\n", in.MAC)
+	b.WriteString("exit 1\n")
+	return b.String()
+}
+
 // ErrorScript is served (with status 500) when no script could be rendered:
 // the machine is told, nothing is booted, and the reason stays in the
 // appliance's log. mac must already be canonical; anything else is left out.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -46,6 +47,11 @@ type Server struct {
 	// MenuTimeout is how long a boot menu waits before booting production.
 	// Default 5s.
 	MenuTimeout time.Duration
+	// Segments are the configured segments by name. A machine whose record
+	// names a segment missing here is treated as on a segment without
+	// discovery: a machine waiting for approval is then held, not booted
+	// into discovery. Default none.
+	Segments map[string]lifecycle.Segment
 	// Logger gets one record per script served (Info) or failed (Error).
 	// Nil means silent.
 	Logger *slog.Logger
@@ -142,6 +148,7 @@ func (s *Server) script(mac string, mode Mode, issue bool) (Script, string, erro
 		return Script{}, "", fmt.Errorf("get machine: %w", err)
 	default:
 		in.Machine = &m
+		in.Segment = s.Segments[m.Segment]
 		state = m.State.String()
 	}
 	if in.Machine != nil && m.Profile != "" {

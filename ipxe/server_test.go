@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
@@ -47,7 +48,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	for _, m := range []store.Machine{
-		{MAC: macDiscovered, State: store.StateDiscovered, Hostname: "discovered-000001", Temporary: true, ExpiresAt: time.Now().Add(time.Hour)},
+		{MAC: macDiscovered, State: store.StateDiscovered, Segment: "lab", Hostname: "discovered-000001", Temporary: true, ExpiresAt: time.Now().Add(time.Hour)},
 		{MAC: macRejected, State: store.StateRejected, Hostname: "bad"},
 		{MAC: macMenu, State: store.StateReady, Hostname: "web01", Cluster: "lab", Profile: "debian", Menu: store.BootMenu{Enabled: true}},
 	} {
@@ -56,7 +57,8 @@ func newFixture(t *testing.T) *fixture {
 		}
 	}
 	logs := &syncbuf.Buffer{}
-	srv := &Server{Store: db, BaseURL: testBase, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	srv := &Server{Store: db, BaseURL: testBase, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Segments: map[string]lifecycle.Segment{"lab": {Discovery: true}, "prod": {}}}
 	mux := http.NewServeMux()
 	mux.Handle("/boot/", srv)
 	hs := httptest.NewServer(mux)
@@ -247,7 +249,8 @@ func TestServeErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logs := &syncbuf.Buffer{}
-			srv := &Server{Store: tt.st, BaseURL: testBase, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+			srv := &Server{Store: tt.st, BaseURL: testBase, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+				Segments: map[string]lifecycle.Segment{"": {Discovery: true}}}
 			rec := httptest.NewRecorder()
 			srv.ServeHTTP(rec, httptest.NewRequest("GET", "/boot/"+testMAC, nil))
 			if rec.Code != http.StatusInternalServerError {

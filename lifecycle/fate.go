@@ -147,8 +147,9 @@ const (
 	// ScriptHeld: a machine waiting in discovery asks from a segment where
 	// discovery is not allowed; nothing is booted.
 	ScriptHeld
-	// ScriptBroken: an accepted machine whose profile is missing; the
-	// appliance logs the fault and the machine boots nothing.
+	// ScriptBroken: an accepted machine whose profile is missing, or a
+	// record in a state this code does not know; the appliance logs the
+	// fault and the machine boots nothing.
 	ScriptBroken
 )
 
@@ -202,6 +203,10 @@ func Decide(q Query) Fate {
 	m, seg := q.Machine, q.Segment
 	var wantBoot bool
 	switch {
+	case m != nil && !m.State.Valid():
+		// A record this code cannot read gets nothing rather than a guess.
+		f.Reason = "machine in unknown state " + m.State.String()
+		return f
 	case m == nil && seg.Discovery:
 		wantBoot, f.Record = true, true
 	case m == nil:
@@ -289,6 +294,8 @@ func script(q Query) Script {
 	switch {
 	case m == nil:
 		return ScriptUnknown
+	case !m.State.Valid():
+		return ScriptBroken
 	case m.State == Rejected:
 		return ScriptRejected
 	case m.State.Pending() && !q.Segment.Discovery:

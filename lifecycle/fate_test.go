@@ -14,7 +14,7 @@ var update = flag.Bool("update", false, "rewrite docs/lifecycle.md from the code
 func allQueries() []Query {
 	var machines []*Machine
 	machines = append(machines, nil)
-	for _, s := range States() {
+	for _, s := range append(States(), State(42), State(-5)) {
 		for _, p := range []ProfileKind{"", Netboot, Image} {
 			for _, menu := range []bool{false, true} {
 				for _, uefi := range []string{"", BinaryIPXE, BinarySNP, "bogus.efi"} {
@@ -66,6 +66,8 @@ func TestDecideEverywhere(t *testing.T) {
 		m, seg := q.Machine, q.Segment
 		pending := m != nil && m.State.Pending()
 		switch {
+		case m != nil && !m.State.Valid() && (f.Reply || f.Script != ScriptBroken || f.Agent != AgentWait):
+			fail(q, f, "a record in an unknown state gets nothing")
 		case f.Boot != BootNone && !f.Reply:
 			fail(q, f, "a boot is offered only in a reply")
 		case f.Address && seg.Proxy:

@@ -72,6 +72,9 @@ func (s *State) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Valid reports whether s is one of the states.
+func (s State) Valid() bool { return s >= 0 && int(s) < len(stateNames) }
+
 // Accepted reports whether an administrator has approved the machine and
 // not sent it back: only such a machine has a cluster, a profile and the
 // host name, disk and network chosen at approval.
