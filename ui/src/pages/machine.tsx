@@ -13,6 +13,7 @@ import { asInventory } from '../lib/inventory';
 import { useLive } from '../lib/live';
 import { can } from '../lib/machines';
 import { useAdmin, useSession } from '../lib/session';
+import { BootCard } from './boot';
 import { BootScriptCard } from './bootscript';
 import { Inventory } from './inventory';
 import { RejectDialog, Status } from './machines';
@@ -217,6 +218,7 @@ export function MachinePage() {
             />
           )}
         </article>
+        <BootCard m={m} onSaved={(saved) => { setM(saved); setRev((r) => r + 1); }} />
         <BootScriptCard mac={mac} rev={rev} />
       </div>
 
