@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
+	"reflect"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -23,90 +24,39 @@ const (
 	maxWait          = 300
 )
 
-// RawInventory is the agent's inventory object, kept byte for byte as
-// received (the schema is defined in discovery-os/inventory and
-// documented in docs/inventory.md; newer agents may add fields).
-type RawInventory json.RawMessage
+// The agent API's bodies are defined once, in package agentwire, which the
+// agent imports too; these aliases keep their names in package api (and,
+// through huma, in the OpenAPI document).
+type (
+	RawInventory  = agentwire.RawInventory
+	AgentToken    = agentwire.AgentToken
+	AgentRegister = agentwire.AgentRegister
+	AgentState    = agentwire.AgentState
+	DecisionImage = agentwire.DecisionImage
+	Decision      = agentwire.Decision
+	AgentProgress = agentwire.AgentProgress
+	AgentResult   = agentwire.AgentResult
+)
 
-// UnmarshalJSON keeps the raw bytes.
-func (r *RawInventory) UnmarshalJSON(b []byte) error {
-	*r = append((*r)[:0], b...)
-	return nil
-}
-
-// MarshalJSON writes the raw bytes.
-func (r RawInventory) MarshalJSON() ([]byte, error) {
-	if len(r) == 0 {
-		return []byte("null"), nil
-	}
-	return r, nil
-}
+// inventorySchema stands in for agentwire.RawInventory in the OpenAPI
+// document: agentwire imports nothing, so it cannot carry huma's Schema
+// method, and huma would describe bare bytes as a base64 string.
+type inventorySchema struct{}
 
 // Schema documents the inventory as an open object.
-func (RawInventory) Schema(huma.Registry) *huma.Schema {
+func (inventorySchema) Schema(huma.Registry) *huma.Schema {
 	return &huma.Schema{Type: huma.TypeObject, AdditionalProperties: true,
 		Description: "Hardware inventory (discovery-os/inventory, docs/inventory.md), stored as received"}
-}
-
-// AgentToken is the salted hash of the registration token on the console.
-type AgentToken struct {
-	Salt      []byte    `json:"salt" minLength:"1" doc:"Random salt, base64 (16 bytes)"`
-	Hash      []byte    `json:"hash" minLength:"1" doc:"PBKDF2-SHA256(token, salt, 100000, 32), base64"`
-	ExpiresAt time.Time `json:"expires_at" doc:"The agent's expiry; the appliance counts the token's hour from when it receives the hash"`
-}
-
-// AgentRegister is the agent's registration.
-type AgentRegister struct {
-	MAC       string       `json:"mac" maxLength:"64" example:"52:54:00:12:34:56"`
-	Inventory RawInventory `json:"inventory"`
-	Token     AgentToken   `json:"token"`
-}
-
-// AgentState is the machine's state after an agent call.
-type AgentState struct {
-	State string `json:"state" enum:"discovered,inventoried,approved,provisioning,ready,failed,rejected" example:"inventoried"`
-}
-
-// DecisionImage tells the agent what to write where.
-type DecisionImage struct {
-	URL    string `json:"url" example:"http://10.77.0.1:8080/images/debian-12.raw.zst"`
-	SHA256 string `json:"sha256" example:"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"`
-	// Disk is the device node in the agent's current boot, resolved from
-	// the approved stable path through the latest inventory.
-	Disk string `json:"disk" example:"/dev/sda" doc:"Device node to write (resolved through the latest inventory)"`
-	// DiskByPath is the approved stable path.
-	DiskByPath string `json:"disk_by_path,omitempty" example:"/dev/disk/by-path/pci-0000:00:1f.2-ata-1"`
-}
-
-// Decision is the answer to the agent's long-poll.
-type Decision struct {
-	Decision string         `json:"decision" enum:"wait,netboot,image,reject" example:"image" doc:"wait: ask again; netboot: reboot (the next PXE boot gets this machine's production boot); image: write the image, then report the result; reject: power off"`
-	State    string         `json:"state" example:"approved"`
-	Hostname string         `json:"hostname,omitempty" example:"node-01"`
-	Image    *DecisionImage `json:"image,omitempty"`
-	SSHKeys  []string       `json:"ssh_keys,omitempty"`
-	Network  *Network       `json:"network,omitempty"`
 }
 
 type decisionIn struct {
 	Wait int `query:"wait" minimum:"0" maximum:"300" default:"0" example:"60" doc:"Seconds to wait for a decision other than wait"`
 }
 
-// AgentProgress reports provisioning progress.
-type AgentProgress struct {
-	Percent int    `json:"percent" minimum:"0" maximum:"100" example:"42"`
-	Message string `json:"message,omitempty" maxLength:"4096" example:"writing image"`
-}
-
-// AgentResult reports the end of provisioning.
-type AgentResult struct {
-	Success bool   `json:"success" example:"true"`
-	Message string `json:"message,omitempty" maxLength:"4096" example:"image written and verified"`
-}
-
 type agentStateOut struct{ Body AgentState }
 
 func (s *Server) registerAgent() {
+	s.api.OpenAPI().Components.Schemas.RegisterTypeAlias(reflect.TypeFor[agentwire.RawInventory](), reflect.TypeFor[inventorySchema]())
 	register(s, accessAgent, huma.Operation{
 		OperationID: "agent-register", Method: http.MethodPost, Path: Prefix + "/agent/register",
 		Summary: "Register inventory and token hash", MaxBodyBytes: maxRegisterBytes,

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -28,6 +29,8 @@ type Machine struct {
 	Progress  int        `json:"progress" minimum:"0" maximum:"100" doc:"Provisioning progress in percent"`
 	Message   string     `json:"message,omitempty" doc:"Last status, failure or rejection reason"`
 	Revision  uint64     `json:"revision" doc:"Increases on every change"`
+	Client    string     `json:"client,omitempty" enum:"pxe,ipxe,http" doc:"Network-boot client seen last: firmware PXE, iPXE or UEFI HTTP boot"`
+	Actions   []string   `json:"actions" doc:"What an administrator may do to the machine in its state (docs/lifecycle.md); the dashboard shows exactly these"`
 
 	// Boot settings, set by PUT /api/v1/machines/{mac}/boot.
 	Menu       BootMenu `json:"menu" doc:"The iPXE boot menu"`
@@ -49,13 +52,10 @@ type Approval struct {
 	TokenBypassed bool      `json:"token_bypassed,omitempty" doc:"Approved without the console token (lab switch)"`
 }
 
-// Network is a machine's production network configuration.
-type Network struct {
-	Mode    string   `json:"mode" enum:"dhcp,static" example:"static"`
-	Address string   `json:"address,omitempty" example:"10.77.0.50/24" doc:"Static address with prefix length"`
-	Gateway string   `json:"gateway,omitempty" example:"10.77.0.1"`
-	DNS     []string `json:"dns,omitempty" example:"[\"10.77.0.1\"]"`
-}
+// Network is a machine's production network configuration: what the
+// administrator approves and what the agent receives in its decision, so
+// it is defined once, in the agent protocol.
+type Network = agentwire.Network
 
 // TokenStatus tells whether the machine's registration token can be used.
 type TokenStatus struct {
@@ -89,8 +89,8 @@ func machineView(m store.Machine, now time.Time, withInventory bool) Machine {
 		MAC: m.MAC, State: m.State.String(), Hostname: m.Hostname, Temporary: m.Temporary,
 		Segment: m.Segment, Arch: m.Arch, IP: m.IP, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen,
 		Cluster: m.Cluster, Profile: m.Profile, Progress: m.Progress, Message: m.Message,
-		Revision: m.Revision,
-		Menu:     bootMenuView(m.Menu), UEFIBinary: m.UEFIBinary,
+		Revision: m.Revision, Client: m.Client, Actions: adminActions(m.State),
+		Menu: bootMenuView(m.Menu), UEFIBinary: m.UEFIBinary,
 	}
 	if !m.ExpiresAt.IsZero() {
 		t := m.ExpiresAt

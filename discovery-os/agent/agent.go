@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
 )
@@ -54,7 +56,7 @@ type Agent struct {
 
 	tok token.Token
 	// pending is a new token hash the appliance has not acknowledged yet.
-	pending *TokenHash
+	pending *agentwire.AgentToken
 }
 
 func (a *Agent) now() time.Time {
@@ -108,25 +110,25 @@ func (a *Agent) fail(err error) {
 }
 
 // newToken draws a token and returns the hash to send.
-func (a *Agent) newToken() (TokenHash, error) {
+func (a *Agent) newToken() (agentwire.AgentToken, error) {
 	rnd := a.Rand
 	if rnd == nil {
 		rnd = rand.Reader
 	}
 	t, err := token.New(rnd, a.now())
 	if err != nil {
-		return TokenHash{}, err
+		return agentwire.AgentToken{}, err
 	}
 	salt, err := token.NewSalt(rnd)
 	if err != nil {
-		return TokenHash{}, err
+		return agentwire.AgentToken{}, err
 	}
 	a.tok = t
 	if a.Console != nil {
 		a.Console.Update(func(s *Screen) { s.Token, s.ExpiresAt = t.Value, t.ExpiresAt })
 	}
 	a.log().Info("registration token", "token", t.Value, "expires_at", t.ExpiresAt)
-	return TokenHash{Salt: salt, Hash: token.Hash(t.Value, salt), ExpiresAt: t.ExpiresAt}, nil
+	return agentwire.AgentToken{Salt: salt, Hash: token.Hash(t.Value, salt), ExpiresAt: t.ExpiresAt}, nil
 }
 
 // Run registers and then follows decisions until one ends the discovery
@@ -166,6 +168,10 @@ func (a *Agent) Run(ctx context.Context) error {
 // register sends the inventory with a fresh token, retrying until the
 // appliance accepts it.
 func (a *Agent) register(ctx context.Context) error {
+	inv, err := json.Marshal(a.Inventory)
+	if err != nil {
+		return fmt.Errorf("encode inventory: %w", err)
+	}
 	th, err := a.newToken()
 	if err != nil {
 		return fmt.Errorf("generate token: %w", err)
@@ -177,7 +183,7 @@ func (a *Agent) register(ctx context.Context) error {
 			}
 		}
 		a.status("registering with the appliance (attempt %d)", attempt)
-		state, err := a.API.Register(ctx, RegisterRequest{MAC: a.MAC, Inventory: a.Inventory, Token: th})
+		state, err := a.API.Register(ctx, agentwire.AgentRegister{MAC: a.MAC, Inventory: inv, Token: th})
 		if err == nil {
 			a.status("registered (%s): waiting for approval", state)
 			return nil
@@ -216,19 +222,19 @@ func (a *Agent) refreshToken(ctx context.Context) error {
 
 // handle carries out one decision; done reports that the discovery OS is
 // ending (or must stop) and err is then Run's result.
-func (a *Agent) handle(ctx context.Context, d Decision) (done bool, err error) {
+func (a *Agent) handle(ctx context.Context, d agentwire.Decision) (done bool, err error) {
 	switch d.Decision {
-	case DecisionWait, "":
+	case agentwire.KindWait, "":
 		return false, nil
-	case DecisionNetboot:
+	case agentwire.KindNetboot:
 		a.status("approved: rebooting into the production netboot profile")
 		a.report(ctx, true, "rebooting into the netboot profile")
 		return true, a.Reboot()
-	case DecisionReject:
+	case agentwire.KindReject:
 		a.status("rejected by the administrator: powering off")
 		a.report(ctx, true, "powering off (rejected)")
 		return true, a.PowerOff()
-	case DecisionImage:
+	case agentwire.KindImage:
 		if err := a.provision(ctx, d); err != nil {
 			if ctx.Err() != nil {
 				return true, ctx.Err()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
 )
@@ -72,7 +73,7 @@ type harness struct {
 var testInventory = inventory.Inventory{SchemaVersion: inventory.SchemaVersion,
 	Disks: []inventory.Disk{{Name: "sda", Path: "/dev/sda", SizeBytes: 8 << 30, ByPath: "pci-0000:00:01.1-ata-1.0"}}}
 
-func newHarness(t *testing.T, decisions ...Decision) *harness {
+func newHarness(t *testing.T, decisions ...agentwire.Decision) *harness {
 	app, srv := newFakeAppliance(t, decisions...)
 	h := &harness{app: app, console: &recConsole{}, clock: &fakeClock{now: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}}
 	h.agent = &Agent{
@@ -104,7 +105,7 @@ func (h *harness) run(t *testing.T) error {
 }
 
 func TestRegisterSendsVerifiableToken(t *testing.T) {
-	h := newHarness(t, Decision{Decision: DecisionNetboot})
+	h := newHarness(t, agentwire.Decision{Decision: agentwire.KindNetboot})
 	h.app.failNext["/api/v1/agent/register"] = 2 // the appliance is still starting
 	if err := h.run(t); err != nil {
 		t.Fatal(err)
@@ -140,17 +141,17 @@ func TestRegisterSendsVerifiableToken(t *testing.T) {
 func TestDecisions(t *testing.T) {
 	tests := []struct {
 		name              string
-		decisions         []Decision
+		decisions         []agentwire.Decision
 		reboot, poweroff  int
 		success           []bool
 		lastStatusContain string
 	}{
-		{"wait then netboot", []Decision{{Decision: DecisionWait}, {Decision: DecisionWait}, {Decision: DecisionNetboot}}, 1, 0, []bool{true}, "rebooting"},
-		{"reject", []Decision{{Decision: DecisionReject}}, 0, 1, []bool{true}, "powering off"},
-		{"unknown decision is retried", []Decision{{Decision: "explode\x1b[2J"}, {Decision: DecisionReject}}, 0, 1, []bool{true}, "powering off"},
-		{"image to a disk that is not there, then reject", []Decision{
-			{Decision: DecisionImage, Hostname: "web1", Image: &Image{URL: "http://x/i.raw", SHA256: strings.Repeat("0", 64), Disk: "/dev/sdz"}},
-			{Decision: DecisionReject}}, 0, 1, []bool{false, true}, "powering off"},
+		{"wait then netboot", []agentwire.Decision{{Decision: agentwire.KindWait}, {Decision: agentwire.KindWait}, {Decision: agentwire.KindNetboot}}, 1, 0, []bool{true}, "rebooting"},
+		{"reject", []agentwire.Decision{{Decision: agentwire.KindReject}}, 0, 1, []bool{true}, "powering off"},
+		{"unknown decision is retried", []agentwire.Decision{{Decision: "explode\x1b[2J"}, {Decision: agentwire.KindReject}}, 0, 1, []bool{true}, "powering off"},
+		{"image to a disk that is not there, then reject", []agentwire.Decision{
+			{Decision: agentwire.KindImage, Hostname: "web1", Image: &agentwire.DecisionImage{URL: "http://x/i.raw", SHA256: strings.Repeat("0", 64), Disk: "/dev/sdz"}},
+			{Decision: agentwire.KindReject}}, 0, 1, []bool{false, true}, "powering off"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,11 +189,11 @@ func TestDecisions(t *testing.T) {
 func TestTokenRefresh(t *testing.T) {
 	// Each long-poll answer advances the clock 10 minutes: the first
 	// token must be replaced after about 50 minutes, and the new hash sent.
-	var decisions []Decision
+	var decisions []agentwire.Decision
 	for range 8 {
-		decisions = append(decisions, Decision{Decision: DecisionWait})
+		decisions = append(decisions, agentwire.Decision{Decision: agentwire.KindWait})
 	}
-	decisions = append(decisions, Decision{Decision: DecisionReject})
+	decisions = append(decisions, agentwire.Decision{Decision: agentwire.KindReject})
 	h := newHarness(t, decisions...)
 	first := ""
 	h.agent.API = &clockAPI{API: h.agent.API, clock: h.clock, onPoll: func() {
@@ -227,7 +228,7 @@ type clockAPI struct {
 	onPoll func()
 }
 
-func (c *clockAPI) Decision(ctx context.Context, wait time.Duration) (Decision, error) {
+func (c *clockAPI) Decision(ctx context.Context, wait time.Duration) (agentwire.Decision, error) {
 	c.onPoll()
 	c.clock.Advance(10 * time.Minute)
 	return c.API.Decision(ctx, wait)
@@ -262,8 +263,8 @@ func TestImageDecision(t *testing.T) {
 
 	target := filepath.Join(t.TempDir(), "sda")
 	os.WriteFile(target, make([]byte, 2<<20), 0o644)
-	h := newHarness(t, Decision{Decision: DecisionImage, Hostname: "web1.lab", SSHKeys: []string{"ssh-ed25519 AAAA admin@lab"},
-		Image: &Image{URL: imgSrv.URL + "/img.raw", SHA256: hex.EncodeToString(sum[:]), Disk: "pci-0000:00:01.1-ata-1.0"}})
+	h := newHarness(t, agentwire.Decision{Decision: agentwire.KindImage, Hostname: "web1.lab", SSHKeys: []string{"ssh-ed25519 AAAA admin@lab"},
+		Image: &agentwire.DecisionImage{URL: imgSrv.URL + "/img.raw", SHA256: hex.EncodeToString(sum[:]), Disk: "pci-0000:00:01.1-ata-1.0"}})
 	h.agent.Download = imgSrv.Client()
 	var opened string
 	h.agent.Disks = func(p string) (Disk, error) {

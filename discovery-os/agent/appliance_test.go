@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/foundry-appliance/foundry/agentwire"
 )
 
 // fakeAppliance implements the agent API contract of docs/architecture.md
@@ -16,20 +18,20 @@ type fakeAppliance struct {
 	nonce string
 
 	mu         sync.Mutex
-	registered []RegisterRequest
-	tokens     []TokenHash
+	registered []agentwire.AgentRegister
+	tokens     []agentwire.AgentToken
 	waits      []int
 	progress   []int
 	results    []map[string]any
-	decisions  []Decision // served in order, then "wait"
+	decisions  []agentwire.Decision // served in order, then "wait"
 	failNext   map[string]int
 }
 
-func newFakeAppliance(t *testing.T, decisions ...Decision) (*fakeAppliance, *httptest.Server) {
+func newFakeAppliance(t *testing.T, decisions ...agentwire.Decision) (*fakeAppliance, *httptest.Server) {
 	f := &fakeAppliance{t: t, nonce: "nonce-123", decisions: decisions, failNext: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/agent/register", f.handle(func(w http.ResponseWriter, r *http.Request) {
-		var req RegisterRequest
+		var req agentwire.AgentRegister
 		if !decode(w, r, &req) {
 			return
 		}
@@ -37,7 +39,7 @@ func newFakeAppliance(t *testing.T, decisions ...Decision) (*fakeAppliance, *htt
 		json.NewEncoder(w).Encode(map[string]string{"state": "inventoried"})
 	}))
 	mux.HandleFunc("POST /api/v1/agent/token", f.handle(func(w http.ResponseWriter, r *http.Request) {
-		var th TokenHash
+		var th agentwire.AgentToken
 		if !decode(w, r, &th) {
 			return
 		}
@@ -51,7 +53,7 @@ func newFakeAppliance(t *testing.T, decisions ...Decision) (*fakeAppliance, *htt
 			return
 		}
 		f.waits = append(f.waits, wait)
-		d := Decision{Decision: DecisionWait}
+		d := agentwire.Decision{Decision: agentwire.KindWait}
 		if len(f.decisions) > 0 {
 			d, f.decisions = f.decisions[0], f.decisions[1:]
 		}
@@ -86,7 +88,7 @@ func (f *fakeAppliance) handle(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if r.Header.Get(NonceHeader) != f.nonce {
+		if r.Header.Get(agentwire.NonceHeader) != f.nonce {
 			problem(w, http.StatusUnauthorized, "unknown boot nonce")
 			return
 		}

@@ -11,73 +11,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/foundry-appliance/foundry/agentwire"
 )
 
-// The agent API, as docs/architecture.md defines it.
-const (
-	pathRegister = "/api/v1/agent/register"
-	pathToken    = "/api/v1/agent/token"
-	pathDecision = "/api/v1/agent/decision"
-	pathProgress = "/api/v1/agent/progress"
-	pathResult   = "/api/v1/agent/result"
-	// NonceHeader carries the boot nonce on every agent call.
-	NonceHeader = "X-Foundry-Nonce"
-)
-
-// TokenHash is the salted hash of a registration token, as sent.
-type TokenHash struct {
-	Salt      []byte    `json:"salt"` // base64 in JSON
-	Hash      []byte    `json:"hash"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// RegisterRequest is the body of POST /api/v1/agent/register.
-type RegisterRequest struct {
-	MAC       string    `json:"mac"`
-	Inventory any       `json:"inventory"`
-	Token     TokenHash `json:"token"`
-}
-
-// Decision kinds.
-const (
-	DecisionWait    = "wait"
-	DecisionNetboot = "netboot"
-	DecisionImage   = "image"
-	DecisionReject  = "reject"
-)
-
-// Decision is the answer of GET /api/v1/agent/decision.
-type Decision struct {
-	Decision string   `json:"decision"`
-	Hostname string   `json:"hostname,omitempty"`
-	Image    *Image   `json:"image,omitempty"`
-	SSHKeys  []string `json:"ssh_keys,omitempty"`
-	Network  *Network `json:"network,omitempty"`
-}
-
-// Image says what to write where.
-type Image struct {
-	URL    string `json:"url"`
-	SHA256 string `json:"sha256"`
-	// Disk is the target: a device path ("/dev/sda"), or a disk's by-path
-	// name, kernel name, WWN or serial from the inventory.
-	Disk string `json:"disk"`
-}
-
-// Network is the production network configuration (the appliance's
-// store.Network): mode "dhcp" or "static" with address as a prefix.
-type Network struct {
-	Mode    string   `json:"mode"`
-	Address string   `json:"address,omitempty"`
-	Gateway string   `json:"gateway,omitempty"`
-	DNS     []string `json:"dns,omitempty"`
-}
-
-// API is the appliance as the agent sees it.
+// API is the appliance as the agent sees it. Client implements it over
+// HTTP with the wire types of package agentwire.
 type API interface {
-	Register(ctx context.Context, req RegisterRequest) (state string, err error)
-	Token(ctx context.Context, t TokenHash) error
-	Decision(ctx context.Context, wait time.Duration) (Decision, error)
+	Register(ctx context.Context, req agentwire.AgentRegister) (state string, err error)
+	Token(ctx context.Context, t agentwire.AgentToken) error
+	Decision(ctx context.Context, wait time.Duration) (agentwire.Decision, error)
 	Progress(ctx context.Context, percent int, message string) error
 	Result(ctx context.Context, success bool, message string) error
 }
@@ -86,7 +29,7 @@ type API interface {
 type Client struct {
 	// BaseURL is the appliance URL from foundry.url.
 	BaseURL string
-	// Nonce is sent in X-Foundry-Nonce.
+	// Nonce is sent in the agentwire.NonceHeader header.
 	Nonce string
 	// HTTP is the client used. Default: http.DefaultClient.
 	HTTP *http.Client
@@ -121,7 +64,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	req.Header.Set(NonceHeader, c.Nonce)
+	req.Header.Set(agentwire.NonceHeader, c.Nonce)
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -155,35 +98,34 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	return nil
 }
 
-// Register posts the inventory and the token hash.
-func (c *Client) Register(ctx context.Context, req RegisterRequest) (string, error) {
-	var out struct {
-		State string `json:"state"`
-	}
-	err := c.do(ctx, http.MethodPost, pathRegister, req, &out)
+// Register posts the inventory and the token hash and returns the
+// machine's state.
+func (c *Client) Register(ctx context.Context, req agentwire.AgentRegister) (string, error) {
+	var out agentwire.AgentState
+	err := c.do(ctx, http.MethodPost, agentwire.PathRegister, req, &out)
 	return out.State, err
 }
 
 // Token replaces the registration token hash.
-func (c *Client) Token(ctx context.Context, t TokenHash) error {
-	return c.do(ctx, http.MethodPost, pathToken, t, nil)
+func (c *Client) Token(ctx context.Context, t agentwire.AgentToken) error {
+	return c.do(ctx, http.MethodPost, agentwire.PathToken, t, nil)
 }
 
 // Decision long-polls for the administrator's decision.
-func (c *Client) Decision(ctx context.Context, wait time.Duration) (Decision, error) {
-	var d Decision
-	err := c.do(ctx, http.MethodGet, pathDecision+"?wait="+strconv.Itoa(int(wait.Seconds())), nil, &d)
+func (c *Client) Decision(ctx context.Context, wait time.Duration) (agentwire.Decision, error) {
+	var d agentwire.Decision
+	err := c.do(ctx, http.MethodGet, agentwire.PathDecision+"?wait="+strconv.Itoa(int(wait.Seconds())), nil, &d)
 	return d, err
 }
 
 // Progress reports provisioning progress.
 func (c *Client) Progress(ctx context.Context, percent int, message string) error {
-	return c.do(ctx, http.MethodPost, pathProgress, map[string]any{"percent": percent, "message": message}, nil)
+	return c.do(ctx, http.MethodPost, agentwire.PathProgress, agentwire.AgentProgress{Percent: percent, Message: message}, nil)
 }
 
 // Result reports the outcome of carrying out the decision.
 func (c *Client) Result(ctx context.Context, success bool, message string) error {
-	return c.do(ctx, http.MethodPost, pathResult, map[string]any{"success": success, "message": message}, nil)
+	return c.do(ctx, http.MethodPost, agentwire.PathResult, agentwire.AgentResult{Success: success, Message: message}, nil)
 }
 
 // IsPermanent reports whether an API error will not go away by retrying

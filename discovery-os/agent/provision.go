@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/foundry-appliance/foundry/agentwire"
 )
 
 // progressStep is how often (in percent) progress goes to the appliance.
@@ -14,7 +16,7 @@ const progressStep = 5
 
 // provision writes the image of an image decision and its cloud-init seed.
 // Everything from the appliance is validated before the disk is touched.
-func (a *Agent) provision(ctx context.Context, d Decision) error {
+func (a *Agent) provision(ctx context.Context, d agentwire.Decision) error {
 	if d.Image == nil || d.Image.URL == "" {
 		return errors.New("image decision without an image URL")
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/mbr"
+
+	"github.com/foundry-appliance/foundry/agentwire"
 )
 
 // The cloud-init seed is a NoCloud data source: a FAT file system labelled
@@ -35,7 +37,7 @@ var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0
 // NoCloudFiles renders the seed files for a machine. Every file is JSON
 // (which YAML reads as it is), so no value from the appliance can inject
 // YAML structure. Bad values are refused with an error naming them.
-func NoCloudFiles(instanceID, mac string, d Decision) (map[string][]byte, error) {
+func NoCloudFiles(instanceID, mac string, d agentwire.Decision) (map[string][]byte, error) {
 	host := strings.ToLower(d.Hostname)
 	if len(host) > 253 || !hostnameRE.MatchString(host) {
 		return nil, fmt.Errorf("hostname %q is not an RFC 1123 name", printable(d.Hostname))

@@ -13,11 +13,13 @@ import (
 	"github.com/diskfs/go-diskfs/partition"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/mbr"
+
+	"github.com/foundry-appliance/foundry/agentwire"
 )
 
 func TestNoCloudFiles(t *testing.T) {
-	d := Decision{Hostname: "Web1.lab", SSHKeys: []string{`ssh-ed25519 AAAA admin@lab "quoted"`},
-		Network: &Network{Mode: "static", Address: "10.77.0.50/24", Gateway: "10.77.0.1", DNS: []string{"10.77.0.1"}}}
+	d := agentwire.Decision{Hostname: "Web1.lab", SSHKeys: []string{`ssh-ed25519 AAAA admin@lab "quoted"`},
+		Network: &agentwire.Network{Mode: "static", Address: "10.77.0.50/24", Gateway: "10.77.0.1", DNS: []string{"10.77.0.1"}}}
 	files, err := NoCloudFiles("foundry-525400123456-1", "52:54:00:12:34:56", d)
 	if err != nil {
 		t.Fatal(err)
@@ -44,14 +46,14 @@ func TestNoCloudFiles(t *testing.T) {
 
 	bad := []struct {
 		name string
-		d    Decision
+		d    agentwire.Decision
 		want string
 	}{
-		{"hostname with newline", Decision{Hostname: "a\nruncmd: [reboot]"}, "RFC 1123"},
-		{"empty hostname", Decision{}, "RFC 1123"},
-		{"key with newline", Decision{Hostname: "a", SSHKeys: []string{"ssh-rsa AAA\nssh-rsa BBB"}}, "ssh key 1"},
-		{"bad address", Decision{Hostname: "a", Network: &Network{Mode: "static", Address: "10.0.0.300/24"}}, "network address"},
-		{"bad mode", Decision{Hostname: "a", Network: &Network{Mode: "magic"}}, "neither dhcp nor static"},
+		{"hostname with newline", agentwire.Decision{Hostname: "a\nruncmd: [reboot]"}, "RFC 1123"},
+		{"empty hostname", agentwire.Decision{}, "RFC 1123"},
+		{"key with newline", agentwire.Decision{Hostname: "a", SSHKeys: []string{"ssh-rsa AAA\nssh-rsa BBB"}}, "ssh key 1"},
+		{"bad address", agentwire.Decision{Hostname: "a", Network: &agentwire.Network{Mode: "static", Address: "10.0.0.300/24"}}, "network address"},
+		{"bad mode", agentwire.Decision{Hostname: "a", Network: &agentwire.Network{Mode: "magic"}}, "neither dhcp nor static"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

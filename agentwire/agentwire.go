@@ -1,0 +1,113 @@
+// Package agentwire is the wire format of the agent API: the JSON bodies
+// that the discovery agent (discovery-os/agent) and the appliance (api)
+// exchange under /api/v1/agent/, and the header that carries the boot
+// nonce. Both programs import these types, so the protocol is defined once;
+// api/contract_test.go runs the real agent client against the real server.
+//
+// The package depends on nothing outside the standard library, so that
+// the agent, a static binary in a small initramfs, pulls in no server code.
+//
+// Type names are part of the contract: package api uses these types through
+// aliases, and huma names the OpenAPI schemas after them (components
+// AgentRegister, Decision, …), which the dashboard's generated TypeScript
+// types refer to. The struct tags besides json (doc, example, enum,
+// minLength, …) are huma's schema annotations; they are plain strings here
+// and cost the agent nothing.
+package agentwire
+
+import "time"
+
+// NonceHeader carries the boot nonce (foundry.nonce= on the discovery
+// kernel's command line) on every agent call. The nonce is bound to one
+// MAC and never authorises an admin endpoint.
+const NonceHeader = "X-Foundry-Nonce"
+
+// Paths of the agent API, relative to the appliance URL (foundry.url=).
+const (
+	PathRegister = "/api/v1/agent/register" // POST AgentRegister → AgentState
+	PathToken    = "/api/v1/agent/token"    // POST AgentToken → AgentState
+	PathDecision = "/api/v1/agent/decision" // GET ?wait=<seconds> → Decision
+	PathProgress = "/api/v1/agent/progress" // POST AgentProgress → AgentState
+	PathResult   = "/api/v1/agent/result"   // POST AgentResult → AgentState
+)
+
+// Decision kinds: the values of Decision.Decision.
+const (
+	// KindWait: nothing decided yet; ask again.
+	KindWait = "wait"
+	// KindNetboot: reboot; the next PXE boot gets the production boot.
+	KindNetboot = "netboot"
+	// KindImage: write Decision.Image, report progress and the result,
+	// then reboot to the local disk.
+	KindImage = "image"
+	// KindReject: power off.
+	KindReject = "reject"
+)
+
+// AgentToken is the salted hash of the registration token shown on the
+// machine's console: the body of PathToken and part of AgentRegister.
+// Hash is PBKDF2-SHA256(token, Salt, 100000 iterations, 32 bytes), as
+// discovery-os/token computes it; both byte fields are base64 in JSON.
+type AgentToken struct {
+	Salt      []byte    `json:"salt" minLength:"1" doc:"Random salt, base64 (16 bytes)"`
+	Hash      []byte    `json:"hash" minLength:"1" doc:"PBKDF2-SHA256(token, salt, 100000, 32), base64"`
+	ExpiresAt time.Time `json:"expires_at" doc:"The agent's expiry; the appliance counts the token's hour from when it receives the hash"`
+}
+
+// AgentRegister is the body of PathRegister: the machine's inventory and
+// its first token hash.
+type AgentRegister struct {
+	MAC       string       `json:"mac" maxLength:"64" example:"52:54:00:12:34:56"`
+	Inventory RawInventory `json:"inventory"`
+	Token     AgentToken   `json:"token"`
+}
+
+// AgentState is the answer to every agent call but PathDecision: the
+// machine's lifecycle state after the call.
+type AgentState struct {
+	State string `json:"state" enum:"discovered,inventoried,approved,provisioning,ready,failed,rejected" example:"inventoried"`
+}
+
+// Decision is the answer of PathDecision.
+type Decision struct {
+	Decision string         `json:"decision" enum:"wait,netboot,image,reject" example:"image" doc:"wait: ask again; netboot: reboot (the next PXE boot gets this machine's production boot); image: write the image, then report the result; reject: power off"`
+	State    string         `json:"state" example:"approved"`
+	Hostname string         `json:"hostname,omitempty" example:"node-01"`
+	Image    *DecisionImage `json:"image,omitempty"`
+	SSHKeys  []string       `json:"ssh_keys,omitempty"`
+	Network  *Network       `json:"network,omitempty"`
+}
+
+// DecisionImage tells the agent what to write where.
+type DecisionImage struct {
+	URL    string `json:"url" example:"http://10.77.0.1:8080/images/debian-12.raw.zst"`
+	SHA256 string `json:"sha256" example:"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"`
+	// Disk is the device node in the agent's current boot, resolved from
+	// the approved stable path through the latest inventory. The agent
+	// also accepts a by-path name, kernel name, WWN or serial here.
+	Disk string `json:"disk" example:"/dev/sda" doc:"Device node to write (resolved through the latest inventory)"`
+	// DiskByPath is the approved stable path.
+	DiskByPath string `json:"disk_by_path,omitempty" example:"/dev/disk/by-path/pci-0000:00:1f.2-ata-1"`
+}
+
+// Network is a machine's production network configuration, as approved:
+// Mode "dhcp", or "static" with Address as a prefix ("10.77.0.50/24").
+type Network struct {
+	Mode    string   `json:"mode" enum:"dhcp,static" example:"static"`
+	Address string   `json:"address,omitempty" example:"10.77.0.50/24" doc:"Static address with prefix length"`
+	Gateway string   `json:"gateway,omitempty" example:"10.77.0.1"`
+	DNS     []string `json:"dns,omitempty" example:"[\"10.77.0.1\"]"`
+}
+
+// AgentProgress is the body of PathProgress.
+type AgentProgress struct {
+	Percent int    `json:"percent" minimum:"0" maximum:"100" example:"42"`
+	Message string `json:"message,omitempty" maxLength:"4096" example:"writing image"`
+}
+
+// AgentResult is the body of PathResult: how carrying out the decision
+// ended.
+type AgentResult struct {
+	Success bool   `json:"success" example:"true"`
+	Message string `json:"message,omitempty" maxLength:"4096" example:"image written and verified"`
+}
