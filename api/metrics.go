@@ -1,13 +1,14 @@
 package api
 
 import (
-	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/foundry-appliance/foundry/internal/promx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -31,29 +32,15 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route"}),
 	}
+	// A second Server on one registry shares the counters.
 	var err error
-	if m.requests, err = registerOrReuse(reg, m.requests); err != nil {
-		return nil, err
+	if m.requests, err = promx.Register(reg, m.requests); err != nil {
+		return nil, fmt.Errorf("register http metrics: %w", err)
 	}
-	if m.duration, err = registerOrReuse(reg, m.duration); err != nil {
-		return nil, err
+	if m.duration, err = promx.Register(reg, m.duration); err != nil {
+		return nil, fmt.Errorf("register http metrics: %w", err)
 	}
 	return m, nil
-}
-
-// registerOrReuse registers c, or returns the identical collector already
-// registered (a second Server on one registry shares the counters).
-func registerOrReuse[C prometheus.Collector](reg *prometheus.Registry, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // wrap counts and times every request and writes the access log at debug

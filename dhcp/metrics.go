@@ -1,9 +1,9 @@
 package dhcp
 
 import (
-	"errors"
 	"fmt"
 
+	"github.com/foundry-appliance/foundry/internal/promx"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -86,21 +86,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "DHCP requests dropped without a reply, by reason.",
 		}, []string{"reason"}),
 	}
-	if reg == nil {
-		m.resolve()
-		return m, nil
-	}
+	var err error
 	for _, c := range []**prometheus.CounterVec{&m.requests, &m.replies, &m.drops} {
-		if err := reg.Register(*c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("register dhcp metrics: %w", err)
-			}
-			existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-			if !ok {
-				return nil, fmt.Errorf("register dhcp metrics: %w", err)
-			}
-			*c = existing
+		if *c, err = promx.Register(reg, *c); err != nil {
+			return nil, fmt.Errorf("register dhcp metrics: %w", err)
 		}
 	}
 	m.resolve()

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -32,5 +33,28 @@ func TestMetricsPreResolved(t *testing.T) {
 		if c.got != 1 {
 			t.Errorf("%s counted %v times, want 1", c.what, c.got)
 		}
+	}
+}
+
+// TestMetricsSharedRegistry: a second server on one registry starts, and
+// both count into the same series.
+func TestMetricsSharedRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	first, err := newMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := newMetrics(reg)
+	if err != nil {
+		t.Fatalf("second server on the registry: %v", err)
+	}
+	first.request(dhcpv4.MessageTypeDiscover)
+	second.request(dhcpv4.MessageTypeDiscover)
+	second.drop(dropPolicy)
+	if got := testutil.ToFloat64(first.requests.WithLabelValues("DISCOVER")); got != 2 {
+		t.Errorf("DISCOVER counted %v times in the registered series, want 2", got)
+	}
+	if got := testutil.ToFloat64(first.drops.WithLabelValues(dropPolicy)); got != 1 {
+		t.Errorf("policy drops = %v, want 1", got)
 	}
 }

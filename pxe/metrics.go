@@ -1,9 +1,9 @@
 package pxe
 
 import (
-	"errors"
 	"fmt"
 
+	"github.com/foundry-appliance/foundry/internal/promx"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -33,15 +33,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "TFTP requests refused or transfers failed, by reason.",
 		}, []string{"reason"}),
 	}
+	// A second Serve on the same registry shares the counters.
 	var err error
-	if m.transfers, err = register(reg, m.transfers); err != nil {
-		return nil, err
+	if m.transfers, err = promx.Register(reg, m.transfers); err != nil {
+		return nil, fmt.Errorf("register tftp metrics: %w", err)
 	}
-	if m.bytes, err = register(reg, m.bytes); err != nil {
-		return nil, err
+	if m.bytes, err = promx.Register(reg, m.bytes); err != nil {
+		return nil, fmt.Errorf("register tftp metrics: %w", err)
 	}
-	if m.errors, err = register(reg, m.errors); err != nil {
-		return nil, err
+	if m.errors, err = promx.Register(reg, m.errors); err != nil {
+		return nil, fmt.Errorf("register tftp metrics: %w", err)
 	}
 	// Make every reason visible at zero, so a dashboard can tell "none yet"
 	// from "not exported".
@@ -49,22 +50,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.errors.WithLabelValues(r)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same description (a second Serve on the same registry).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("register metrics: %w", err)
 }
 
 func (m *metrics) transfer() {
