@@ -3,12 +3,11 @@ package ipxe
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 
+	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -43,14 +42,9 @@ func unsafe(kind, v, why string) error {
 	return fmt.Errorf("%w: %s %s: %s", ErrUnsafe, kind, quote(v), why)
 }
 
-// quote renders an untrusted value for an error message: short, and with
-// control bytes escaped so it cannot forge a log line.
-func quote(s string) string {
-	if len(s) > 64 {
-		return strconv.Quote(s[:64]) + "…"
-	}
-	return strconv.Quote(s)
-}
+// quote renders an untrusted value for an error message (names.Label):
+// short, and with control bytes escaped so it cannot forge a log line.
+func quote(s string) string { return names.Label(s) }
 
 // Length limits. The kernel's own limit on x86 is 2048 bytes for the whole
 // command line.
@@ -162,40 +156,26 @@ func checkToken(kind, s string) error {
 	return nil
 }
 
-// checkHostname accepts an RFC 1123 host name (or an empty one).
+// checkHostname accepts an RFC 1123 host name (names.Hostname, in any
+// case: a script does not care) or an empty one.
 func checkHostname(s string) error {
 	if s == "" {
 		return nil
 	}
-	if len(s) > 253 {
-		return unsafe("hostname", s, "longer than 253 characters")
-	}
-	for _, label := range strings.Split(s, ".") {
-		ok := len(label) >= 1 && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-'
-		for i := 0; ok && i < len(label); i++ {
-			c := label[i]
-			ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-'
-		}
-		if !ok {
-			return unsafe("hostname", s, "want RFC 1123 labels of letters, digits and '-'")
-		}
+	if _, err := names.Hostname(s); err != nil {
+		return unsafe("hostname", s, err.Error())
 	}
 	return nil
 }
 
-// checkName accepts a cluster or profile name as the store does (letters,
-// digits, '-', '_', '.'); empty is allowed where the field is optional.
+// checkName accepts a cluster or profile name as the store does
+// (names.CheckName); empty is allowed where the field is optional.
 func checkName(kind, s string) error {
 	if s == "" {
 		return nil
 	}
-	ok := len(s) <= 64
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.", c) >= 0
-	}
-	if !ok {
-		return unsafe(kind, s, "want up to 64 letters, digits, '-', '_' or '.'")
+	if err := names.CheckName(s); err != nil {
+		return unsafe(kind, s, err.Error())
 	}
 	return nil
 }
@@ -213,27 +193,24 @@ func checkIP(s string) error {
 }
 
 // checkMAC accepts only the canonical lower-case colon form of an EUI-48
-// address, the key form of the store.
+// address (names.CheckMAC), the key form of the store.
 func checkMAC(s string) error {
-	hw, err := net.ParseMAC(s)
-	if err != nil || len(hw) != 6 || hw.String() != s {
+	if names.CheckMAC(s) != nil {
 		return unsafe("MAC", s, "want the canonical form like 52:54:00:12:34:56")
 	}
 	return nil
 }
 
-// ParseMAC parses a MAC address from a URL in any form net.ParseMAC knows
-// (colons, hyphens, upper case) and returns the canonical lower-case colon
-// form. Only EUI-48 addresses are accepted: they are the machines' keys.
+// ParseMAC parses a MAC address from a URL in any notation names.ParseMAC
+// knows (colons, hyphens, dots, bare hex, either case) and returns the
+// canonical lower-case colon form. Only EUI-48 addresses are accepted: they
+// are the machines' keys.
 func ParseMAC(s string) (string, error) {
-	if len(s) > 17 {
+	mac, err := names.ParseMAC(s)
+	if err != nil {
 		return "", fmt.Errorf("invalid MAC %s", quote(s))
 	}
-	hw, err := net.ParseMAC(s)
-	if err != nil || len(hw) != 6 {
-		return "", fmt.Errorf("invalid MAC %s", quote(s))
-	}
-	return hw.String(), nil
+	return mac, nil
 }
 
 // text makes free text safe for an echo, menu or item line by replacing
