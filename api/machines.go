@@ -3,13 +3,13 @@ package api
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -48,11 +48,11 @@ type reasonIn struct {
 
 // canonicalMAC parses any common MAC notation into the store's key form.
 func canonicalMAC(s string) (string, error) {
-	hw, err := net.ParseMAC(strings.TrimSpace(s))
-	if err != nil || len(hw) != 6 {
+	mac, err := names.ParseMAC(strings.TrimSpace(s))
+	if err != nil {
 		return "", fieldErr("path.mac", "not a MAC address like 52:54:00:12:34:56", s)
 	}
-	return hw.String(), nil
+	return mac, nil
 }
 
 func (s *Server) getMachine(raw string) (store.Machine, error) {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
+	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -20,35 +21,15 @@ import (
 // nothing but their arguments, so the handler can run all of them before
 // it writes anything.
 
-// checkHostname lower-cases h and checks RFC 1123: dot-separated labels of
-// 1–63 letters, digits and hyphens, not starting or ending with a hyphen,
-// at most 253 characters in all.
+// checkHostname trims h and applies the one host name rule, names.Hostname
+// (RFC 1123, returned lower-cased).
 func checkHostname(h string) (string, *huma.ErrorDetail) {
-	h = strings.ToLower(strings.TrimSpace(h))
-	bad := func(why string) (string, *huma.ErrorDetail) {
-		return "", &huma.ErrorDetail{Location: "body.hostname", Message: "not an RFC 1123 host name: " + why, Value: h}
+	h = strings.TrimSpace(h)
+	norm, err := names.Hostname(h)
+	if err != nil {
+		return "", &huma.ErrorDetail{Location: "body.hostname", Message: err.Error(), Value: h}
 	}
-	if h == "" {
-		return bad("empty")
-	}
-	if len(h) > 253 {
-		return bad("longer than 253 characters")
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 {
-			return bad("each dot-separated label needs 1-63 characters")
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return bad("a label cannot start or end with '-'")
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return bad(fmt.Sprintf("character %q is not a letter, digit or '-'", c))
-			}
-		}
-	}
-	return h, nil
+	return norm, nil
 }
 
 // checkSSHKeys accepts authorized_keys lines (options allowed), one key per
