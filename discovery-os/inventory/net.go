@@ -1,8 +1,9 @@
 package inventory
 
 import (
-	"net"
 	"strings"
+
+	"github.com/foundry-appliance/foundry/names"
 )
 
 // nics reads /sys/class/net, keeping interfaces backed by a device (PCI,
@@ -19,9 +20,11 @@ func (r *reader) nics() []NIC {
 		if t := r.read(base + "/type"); t != "" && t != "1" { // ARPHRD_ETHER only
 			continue
 		}
+		// The machine key form; "" for anything but a 6-byte MAC.
+		mac, _ := names.ParseMAC(r.read(base + "/address"))
 		n := NIC{
 			Name:      name,
-			MAC:       canonicalMAC(r.read(base + "/address")),
+			MAC:       mac,
 			Driver:    r.linkBase(dev + "/driver"),
 			OperState: r.read(base + "/operstate"),
 			Link:      r.read(base+"/carrier") == "1",
@@ -35,14 +38,4 @@ func (r *reader) nics() []NIC {
 		nics = append(nics, n)
 	}
 	return nics
-}
-
-// canonicalMAC is the lower-case colon form used as the machine key, ""
-// for anything that is not a 6-byte MAC.
-func canonicalMAC(s string) string {
-	hw, err := net.ParseMAC(s)
-	if err != nil || len(hw) != 6 {
-		return ""
-	}
-	return hw.String()
 }
