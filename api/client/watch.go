@@ -1,13 +1,13 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/foundry-appliance/foundry/api"
 )
@@ -21,6 +21,9 @@ type Event struct {
 	// Resync is set for "resync" events: the client missed changes and
 	// should reload what it shows.
 	Resync *api.Resync
+	// ID is the stream's last event ID (its "id" field), empty while the
+	// server has sent none.
+	ID string
 }
 
 // Watch streams machine changes (only mac's when mac is not empty) and
@@ -43,45 +46,35 @@ func (c *Client) Watch(ctx context.Context, mac string, fn func(Event) error) er
 	if err := checkStatus(resp); err != nil {
 		return err
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	var name, data string
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if data != "" {
-				if err := dispatch(name, data, fn); err != nil {
-					return err
-				}
+	events := newSSEReader(resp.Body)
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			name, data = "", ""
-		case strings.HasPrefix(line, "event:"):
-			name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
-		case strings.HasPrefix(line, "data:"):
-			data += strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read event stream: %w", err)
+		}
+		if err := dispatch(ev, fn); err != nil {
+			return err
 		}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read event stream: %w", err)
-	}
-	return nil
 }
 
-func dispatch(name, data string, fn func(Event) error) error {
-	ev := Event{Name: name}
-	switch name {
+func dispatch(e sseEvent, fn func(Event) error) error {
+	ev := Event{Name: e.Type, ID: e.ID}
+	switch e.Type {
 	case "machine":
 		ev.Machine = &api.MachineEvent{}
-		if err := json.Unmarshal([]byte(data), ev.Machine); err != nil {
+		if err := json.Unmarshal([]byte(e.Data), ev.Machine); err != nil {
 			return fmt.Errorf("decode machine event: %w", err)
 		}
 	case "resync":
 		ev.Resync = &api.Resync{}
-		if err := json.Unmarshal([]byte(data), ev.Resync); err != nil {
+		if err := json.Unmarshal([]byte(e.Data), ev.Resync); err != nil {
 			return fmt.Errorf("decode resync event: %w", err)
 		}
 	default:
