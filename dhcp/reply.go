@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/foundry-appliance/foundry/names"
 )
 
 // pxeDiscoveryControl is option 43 with PXE_DISCOVERY_CONTROL (sub-option
@@ -123,19 +125,12 @@ func copyRelayInfo(req, resp *dhcpv4.DHCPv4) {
 	}
 }
 
-// validHostname keeps option 12 only when it is a plausible host name: it is
-// stored with the lease and shown in the API, so arbitrary bytes are dropped.
+// validHostname keeps option 12 only when it is a host name by the one
+// rule, names.Hostname (RFC 1123; a client may send its FQDN, RFC 2132
+// §3.14). It is stored with the lease and shown in the API, so anything
+// else is dropped, not repaired: a repaired name is one the client never
+// had. Callers should store the lower-cased form names.Hostname returns.
 func validHostname(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
-		default:
-			return false
-		}
-	}
-	return s[0] != '-' && s[len(s)-1] != '-'
+	_, err := names.Hostname(s)
+	return err == nil
 }
