@@ -11,10 +11,9 @@ package dhcp
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/foundry-appliance/foundry/names"
 )
 
 // Mode says whether Foundry hands out addresses on a segment.
@@ -60,45 +59,52 @@ const (
 )
 
 // Segment is one network served by Foundry: the unit of DHCP configuration
-// (SPEC §2). The YAML configuration is parsed and validated in cmd/foundry;
-// Serve checks again with Validate so that a bad value can never reach the
-// packet path.
+// (SPEC §2). cmd/foundry parses the YAML configuration into Segments and
+// validates them with CheckConfig, the code Serve runs before it opens a
+// socket, so that `foundry check-config` and `foundry serve` accept the
+// same files. Each field's doc names its configuration key.
 type Segment struct {
-	// Name identifies the segment in leases, machine records and logs.
+	// Name (key name) identifies the segment in leases, machine records and
+	// logs: a resource name (names.CheckName). Required.
 	Name string
-	// Interface is the network interface the segment is served on directly.
-	// It is empty for a relayed segment.
+	// Interface (interface) is the network interface the segment is served
+	// on directly. It is empty for a relayed segment.
 	Interface string
-	// Relayed segments are not served on an interface of their own: a packet
-	// belongs to the relayed segment whose Subnet contains its giaddr.
+	// Relayed (relayed) segments are not served on an interface of their
+	// own: a packet belongs to the relayed segment whose Subnet contains its
+	// giaddr. Default false.
 	Relayed bool
-	// Subnet is the segment's IPv4 network (option 1 comes from its mask).
+	// Subnet (subnet) is the segment's IPv4 network, /8 to /30 (option 1
+	// comes from its mask). Required.
 	Subnet netip.Prefix
-	// RangeStart and RangeEnd bound (inclusively) the addresses handed out
-	// in dhcp mode. Unused in proxy mode.
+	// RangeStart and RangeEnd (range) bound, inclusively, the addresses
+	// handed out in dhcp mode, where they are required. Unused in proxy mode.
 	RangeStart, RangeEnd netip.Addr
-	// Router is option 3; zero means none.
+	// Router (router) is option 3; zero means none.
 	Router netip.Addr
-	// DNS is option 6; empty means none.
+	// DNS (dns) is option 6; empty means none.
 	DNS []netip.Addr
-	// DomainName is option 15; empty means none.
+	// DomainName (domain) is option 15; empty means none.
 	DomainName string
-	// LeaseTime is option 51; default DefaultLeaseTime (1h).
+	// LeaseTime (lease_time) is option 51; default DefaultLeaseTime (1h).
 	LeaseTime time.Duration
-	// Mode is dhcp (default) or proxy.
+	// Mode (mode) is dhcp (default) or proxy.
 	Mode Mode
-	// Discovery lets unknown MACs on this segment be discovered: they get a
-	// temporary record and the discovery boot. Default false.
+	// Discovery (discovery) lets unknown MACs on this segment be discovered:
+	// they get a temporary record and the discovery boot. Default false.
 	Discovery bool
-	// AllowUnknown gives unknown MACs an address (but no boot) on a dhcp-mode
-	// segment without discovery. Default false: unknown MACs are ignored.
+	// AllowUnknown (allow_unknown) gives unknown MACs an address (but no
+	// boot) on a dhcp-mode segment without discovery. Default false: unknown
+	// MACs are ignored.
 	AllowUnknown bool
-	// UEFIBinary is the x86-64 UEFI iPXE binary offered over TFTP:
-	// "ipxe.efi" (default) or "snponly.efi". A machine record may override it.
+	// UEFIBinary (uefi_binary) is the x86-64 UEFI iPXE binary offered over
+	// TFTP: "ipxe.efi" (default) or "snponly.efi". A machine record may
+	// override it.
 	UEFIBinary string
-	// ServerIP is Foundry's address on this segment: the server identifier
-	// (option 54) and the TFTP next-server (siaddr). Default: the first IPv4
-	// address of the interface the packet arrived on, looked up at Serve.
+	// ServerIP (server_ip) is Foundry's address on this segment: the server
+	// identifier (option 54) and the TFTP next-server (siaddr). Default: the
+	// first IPv4 address of the segment's interface, looked up at Serve (of
+	// the interface the packet arrived on, for a relayed segment).
 	ServerIP netip.Addr
 }
 
@@ -116,95 +122,119 @@ func (s *Segment) uefiBinary() string {
 	return s.UEFIBinary
 }
 
-// Validate reports the first thing wrong with s, naming the field.
-func (s *Segment) Validate() error {
-	if s.Name == "" || len(s.Name) > 64 || !utf8.ValidString(s.Name) || strings.ContainsFunc(s.Name, func(r rune) bool { return r == '/' || !unicode.IsPrint(r) }) {
-		return fmt.Errorf("segment %q: name must be 1-64 printable characters without '/'", s.Name)
+// Limits of segment values.
+const (
+	// MinLeaseTime is the shortest lease_time: shorter leases turn clients
+	// into a renewal storm.
+	MinLeaseTime = 10 * time.Second
+	// MaxLeaseTime is the longest lease_time option 51 can carry
+	// (0xffffffff seconds would mean "infinite", RFC 2131 §3.3).
+	MaxLeaseTime = 0xfffffffe * time.Second
+	// maxDNS is how many servers fit option 6 (4 bytes each, 255 at most).
+	maxDNS = 63
+)
+
+// Validate reports everything wrong with s on its own (ConfigErrors, keys
+// within the segment); ValidateSegments adds the relations between
+// segments, CheckConfig the interfaces.
+func (s *Segment) Validate() error { return s.problems().err() }
+
+func (s *Segment) problems() ConfigErrors {
+	var errs ConfigErrors
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &ConfigError{Index: -1, Segment: s.Name, Key: key, Problem: fmt.Sprintf(format, a...)})
 	}
-	wrap := func(format string, a ...any) error {
-		return fmt.Errorf("segment %s: %s", s.Name, fmt.Sprintf(format, a...))
+	if err := names.CheckName(s.Name); err != nil {
+		bad("name", "%s: %v", names.Label(s.Name), err)
 	}
 	switch {
 	case s.Relayed && s.Interface != "":
-		return wrap("a relayed segment has no interface (got %q)", s.Interface)
+		bad("interface", "a relayed segment is chosen by giaddr and has no interface of its own (got %s)", names.Label(s.Interface))
 	case !s.Relayed && s.Interface == "":
-		return wrap("interface is empty (or mark the segment relayed)")
+		bad("interface", "required (or set relayed: true)")
 	}
-	if !s.Subnet.IsValid() || !s.Subnet.Addr().Is4() || s.Subnet.Bits() > 30 || s.Subnet.Bits() < 8 {
-		return wrap("subnet %v is not an IPv4 network between /8 and /30", s.Subnet)
+	subnetOK := s.Subnet.IsValid() && s.Subnet.Addr().Is4() && s.Subnet.Bits() >= 8 && s.Subnet.Bits() <= 30
+	switch {
+	case !subnetOK:
+		bad("subnet", "%s is not an IPv4 network between /8 and /30", prefixText(s.Subnet))
+	case s.Subnet.Masked() != s.Subnet:
+		bad("subnet", "%v has host bits set (want %v)", s.Subnet, s.Subnet.Masked())
 	}
-	if s.Subnet.Masked() != s.Subnet {
-		return wrap("subnet %v has host bits set (want %v)", s.Subnet, s.Subnet.Masked())
+	inSubnet := func(key string, a netip.Addr) bool {
+		switch {
+		case !a.Is4():
+			bad(key, "%s is not an IPv4 address", addrText(a))
+		case subnetOK && !s.Subnet.Masked().Contains(a):
+			bad(key, "%v is outside subnet %v", a, s.Subnet.Masked())
+		default:
+			return true
+		}
+		return false
 	}
 	if s.Mode != ModeDHCP && s.Mode != ModeProxy {
-		return wrap("unknown mode %v", s.Mode)
+		bad("mode", "%v is not dhcp or proxy", s.Mode)
 	}
-	if s.Mode == ModeDHCP {
-		if !s.Subnet.Contains(s.RangeStart) || !s.Subnet.Contains(s.RangeEnd) {
-			return wrap("range %v-%v is not inside subnet %v", s.RangeStart, s.RangeEnd, s.Subnet)
+	switch {
+	case !s.RangeStart.IsValid() && !s.RangeEnd.IsValid():
+		if s.Mode == ModeDHCP {
+			bad("range", "required in dhcp mode: [first, last] address")
 		}
-		if s.RangeEnd.Less(s.RangeStart) {
-			return wrap("range start %v is after range end %v", s.RangeStart, s.RangeEnd)
-		}
+	case inSubnet("range[0]", s.RangeStart) && inSubnet("range[1]", s.RangeEnd) && s.RangeEnd.Less(s.RangeStart):
+		bad("range", "start %v is after end %v", s.RangeStart, s.RangeEnd)
 	}
-	if s.Router.IsValid() && !s.Router.Is4() {
-		return wrap("router %v is not an IPv4 address", s.Router)
+	if s.Router.IsValid() {
+		inSubnet("router", s.Router)
 	}
-	for _, d := range s.DNS {
+	for i, d := range s.DNS {
 		if !d.Is4() {
-			return wrap("dns %v is not an IPv4 address", d)
+			bad(fmt.Sprintf("dns[%d]", i), "%s is not an IPv4 address", addrText(d))
 		}
 	}
-	if len(s.DNS) > 63 {
-		return wrap("too many dns servers (%d)", len(s.DNS))
+	if len(s.DNS) > maxDNS {
+		bad("dns", "%d servers, at most %d fit option 6", len(s.DNS), maxDNS)
 	}
-	if len(s.DomainName) > 255 {
-		return wrap("domain name is longer than 255 bytes")
+	if s.DomainName != "" {
+		// Clients write option 15 into resolv.conf: a domain, nothing else.
+		if _, err := names.Hostname(s.DomainName); err != nil {
+			bad("domain", "%s: %v", names.Label(s.DomainName), err)
+		}
 	}
-	if s.LeaseTime < 0 || s.LeaseTime > 0xffffffff*time.Second {
-		return wrap("lease time %v is out of range", s.LeaseTime)
-	}
-	if s.LeaseTime > 0 && s.LeaseTime < 10*time.Second {
-		return wrap("lease time %v is shorter than 10s", s.LeaseTime)
+	switch {
+	case s.LeaseTime < 0:
+		bad("lease_time", "%v is negative", s.LeaseTime)
+	case s.LeaseTime > 0 && s.LeaseTime < MinLeaseTime:
+		bad("lease_time", "%v is shorter than %v", s.LeaseTime, MinLeaseTime)
+	case s.LeaseTime > MaxLeaseTime:
+		bad("lease_time", "%v is longer than option 51 can carry (%v)", s.LeaseTime, MaxLeaseTime)
 	}
 	switch s.UEFIBinary {
 	case "", "ipxe.efi", "snponly.efi":
 	default:
-		return wrap("uefi binary %q is not ipxe.efi or snponly.efi", s.UEFIBinary)
+		bad("uefi_binary", "%s is not ipxe.efi or snponly.efi", names.Label(s.UEFIBinary))
 	}
-	if s.ServerIP.IsValid() && !s.ServerIP.Is4() {
-		return wrap("server ip %v is not an IPv4 address", s.ServerIP)
+	switch {
+	case !s.ServerIP.IsValid():
+	case s.Relayed:
+		// Our address as the relay reaches it: not in the relayed subnet.
+		if !s.ServerIP.Is4() {
+			bad("server_ip", "%v is not an IPv4 address", s.ServerIP)
+		}
+	default:
+		inSubnet("server_ip", s.ServerIP)
 	}
-	return nil
+	return errs
 }
 
-// validateSegments checks every segment and the relations between them.
-func validateSegments(segs []Segment) error {
-	names := map[string]bool{}
-	ifaces := map[string]string{}
-	for i := range segs {
-		s := &segs[i]
-		if err := s.Validate(); err != nil {
-			return err
-		}
-		if names[s.Name] {
-			return fmt.Errorf("segment %s: name used twice", s.Name)
-		}
-		names[s.Name] = true
-		if s.Interface != "" {
-			// One direct segment per interface: a packet without giaddr
-			// is told apart only by the interface it arrived on.
-			if other, ok := ifaces[s.Interface]; ok {
-				return fmt.Errorf("segment %s: interface %s is already served by segment %s", s.Name, s.Interface, other)
-			}
-			ifaces[s.Interface] = s.Name
-		}
-		for j := range i {
-			o := &segs[j]
-			if s.Relayed && o.Relayed && s.Subnet.Overlaps(o.Subnet) {
-				return fmt.Errorf("segment %s: relayed subnet %v overlaps segment %s (%v)", s.Name, s.Subnet, o.Name, o.Subnet)
-			}
-		}
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return "(none)"
 	}
-	return nil
+	return a.String()
+}
+
+func prefixText(p netip.Prefix) string {
+	if !p.IsValid() {
+		return "(none)"
+	}
+	return p.String()
 }

@@ -141,37 +141,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 }
 
-// setup validates the configuration, looks up the served interfaces and
-// builds the listeners.
+// setup validates the configuration (Check), looks up the served
+// interfaces and builds the listeners.
 func (s *Server) setup() (*instance, []*listener, error) {
-	if err := s.check(); err != nil {
+	ifaces, ifaceIP, err := s.plan(HostInterfaces)
+	if err != nil {
 		return nil, nil, err
-	}
-	// Interfaces in configuration order: direct segments, then relays.
-	var ifaces []string
-	for _, sg := range s.Segments {
-		if sg.Interface != "" && !slices.Contains(ifaces, sg.Interface) {
-			ifaces = append(ifaces, sg.Interface)
-		}
-	}
-	for _, name := range s.RelayInterfaces {
-		if name == "" {
-			return nil, nil, errors.New("dhcp: empty relay interface name")
-		}
-		if !slices.Contains(ifaces, name) {
-			ifaces = append(ifaces, name)
-		}
-	}
-	if len(ifaces) == 0 {
-		return nil, nil, errors.New("dhcp: no interface to serve (relayed segments need relay interfaces)")
-	}
-	ifaceIP := map[string]netip.Addr{}
-	for _, name := range ifaces {
-		ip, err := firstIPv4(name)
-		if err != nil {
-			return nil, nil, fmt.Errorf("dhcp: %w", err)
-		}
-		ifaceIP[name] = ip
 	}
 	return s.build(ifaces, ifaceIP)
 }
@@ -260,25 +235,4 @@ func (s *Server) check() error {
 		}
 	}
 	return nil
-}
-
-// firstIPv4 returns the first IPv4 address of an interface (zero if it has
-// none); an interface that does not exist is an error.
-func firstIPv4(name string) (netip.Addr, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("interface %s: %w", name, err)
-	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("addresses of interface %s: %w", name, err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok {
-				return ip, nil
-			}
-		}
-	}
-	return netip.Addr{}, nil
 }
