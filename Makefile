@@ -96,9 +96,11 @@ test: deps images docs-assets ui
 e2e: deps images docs-assets ui
 	$(GO) test -count=1 -timeout 30m -run 'E2E|QEMU' -v ./test/
 
-## unit: only the tests that need no root and no namespaces.
+## unit: every test that needs no root and no namespace, with -short, run
+## as a user without privileges (as root: a system user, foundry-unit);
+## tests that need root skip one by one and say why. See test/unit.sh.
 unit: deps
-	$(GO) test -count=1 -short ./...
+	GO=$(GO) ./test/unit.sh
 
 ## demo: the appliance in a private network namespace with an emulated
 ## machine PXE-booting into discovery; prints the dashboard URL.

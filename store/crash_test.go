@@ -24,9 +24,6 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		crashChild(dir)
 		return
 	}
-	if testing.Short() {
-		t.Skip("crash test re-executes the test binary")
-	}
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKeepsAcknowledgedWrites$")
 	cmd.Env = append(os.Environ(), crashEnv+"="+dir)

@@ -24,6 +24,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -183,12 +184,17 @@ func MainWith(m *testing.M, setup func() (cleanup func(), err error)) {
 		os.Exit(code)
 	}
 	if os.Geteuid() != 0 {
-		if short() {
-			fmt.Println("nstest: every test of this package skipped under -short without root (they run in one network namespace)")
-			os.Exit(0)
+		// Skipped like Reexec's tests, one by one with the reason, but the
+		// tests never start: all of them share one namespace.
+		names, err := listTests(m)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nstest: list tests: %v\n", err)
+			os.Exit(1)
 		}
-		fmt.Fprintln(os.Stderr, "nstest: these tests create network namespaces and must run as root (make test does)")
-		os.Exit(1)
+		for _, n := range names {
+			fmt.Printf("nstest: skip %s: needs root: runs in this package's private network namespace (make test runs it as root)\n", n)
+		}
+		os.Exit(0)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -231,13 +237,36 @@ func Veth(t testing.TB, a, b, cidr string) {
 	t.Cleanup(func() { exec.Command("ip", "link", "del", a).Run() })
 }
 
-// short reports whether -test.short was given; flags are not parsed yet
-// when TestMain starts.
-func short() bool {
-	for _, a := range os.Args[1:] {
-		if a == "-test.short" || a == "-test.short=true" {
-			return true
-		}
+// listTests returns the names of the tests and fuzz targets of m that
+// -test.run selects, as -test.list prints them.
+func listTests(m *testing.M) ([]string, error) {
+	if !flag.Parsed() {
+		flag.Parse()
 	}
-	return false
+	pattern := "."
+	if f := flag.Lookup("test.run"); f != nil && f.Value.String() != "" {
+		pattern = f.Value.String()
+	}
+	if err := flag.Set("test.list", pattern); err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	var listed bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := listed.ReadFrom(r)
+		done <- err
+	}()
+	m.Run()
+	os.Stdout = stdout
+	w.Close()
+	if err := <-done; err != nil {
+		return nil, err
+	}
+	return strings.Fields(listed.String()), nil
 }
