@@ -149,14 +149,17 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 	if err := s.tokenUsable(m, req.Token, bypass); err != nil {
 		return nil, err
 	}
-	plan, errs := s.planApproval(m, req)
+	plan, errs, err := s.planApproval(m, req)
+	if err != nil {
+		return nil, err
+	}
 	if !bypass {
 		if detail := s.verifyToken(ctx, m, req.Token); detail != nil {
-			errs = append([]error{detail}, errs...)
+			errs = append([]*huma.ErrorDetail{detail}, errs...)
 		}
 	}
 	if len(errs) > 0 {
-		return nil, huma.Error422UnprocessableEntity("approval refused: "+errs[0].(*huma.ErrorDetail).Message, errs...)
+		return nil, huma.Error422UnprocessableEntity("approval refused: "+errs[0].Message, details(errs)...)
 	}
 	actor := caller(ctx).Actor
 	plan.approval.ApprovedBy, plan.approval.ApprovedAt, plan.approval.TokenBypassed = actor, s.now(), bypass
@@ -181,6 +184,17 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 		})
 	if errors.Is(err, errChanged) {
 		return nil, huma.Error409Conflict("machine " + m.MAC + " changed while it was being approved (a new registration?); review it and approve again")
+	}
+	var taken *store.TakenError
+	if errors.As(err, &taken) {
+		// Uniqueness is decided in the write transaction, so that two
+		// concurrent approvals cannot both take one name or address.
+		loc := "body.hostname"
+		if taken.Field == "address" {
+			loc = "body.network.address"
+		}
+		return nil, huma.Error422UnprocessableEntity("approval refused: "+taken.Error(),
+			&huma.ErrorDetail{Location: loc, Message: "already used by machine " + taken.By, Value: taken.Value})
 	}
 	if err != nil {
 		return nil, s.storeErr(err, "machine "+m.MAC, "body")
@@ -221,21 +235,27 @@ type approvalPlan struct {
 	approval store.Approval
 }
 
-// planApproval runs every rule except the token and returns all problems.
-func (s *Server) planApproval(m store.Machine, req ApproveRequest) (approvalPlan, []error) {
+// planApproval runs every rule except the token and the uniqueness of host
+// name and static address (the store checks those as it writes) and
+// returns every problem with the request; err is a store failure.
+func (s *Server) planApproval(m store.Machine, req ApproveRequest) (approvalPlan, []*huma.ErrorDetail, error) {
 	var p approvalPlan
-	var errs []error
-	add := func(d *huma.ErrorDetail) {
-		if d != nil {
-			errs = append(errs, d)
+	var errs []*huma.ErrorDetail
+	add := func(ds ...*huma.ErrorDetail) {
+		for _, d := range ds {
+			if d != nil {
+				errs = append(errs, d)
+			}
 		}
 	}
 	profileName := strings.TrimSpace(req.Profile)
 	p.cluster = strings.TrimSpace(req.Cluster)
 	if p.cluster == "" {
 		add(&huma.ErrorDetail{Location: "body.cluster", Message: "a cluster is required: a machine never exists without one"})
-	} else if c, err := s.Store.GetCluster(p.cluster); err != nil {
+	} else if c, err := s.Store.GetCluster(p.cluster); errors.Is(err, store.ErrNotFound) {
 		add(&huma.ErrorDetail{Location: "body.cluster", Message: "no such cluster", Value: p.cluster})
+	} else if err != nil {
+		return p, nil, s.storeErr(err, "cluster "+p.cluster, "body.cluster")
 	} else if profileName == "" {
 		profileName = c.DefaultProfile
 		if profileName == "" {
@@ -244,9 +264,12 @@ func (s *Server) planApproval(m store.Machine, req ApproveRequest) (approvalPlan
 	}
 	if profileName != "" {
 		prof, err := s.Store.GetProfile(profileName)
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			add(&huma.ErrorDetail{Location: "body.profile", Message: "no such profile", Value: profileName})
-		} else {
+		case err != nil:
+			return p, nil, s.storeErr(err, "profile "+profileName, "body.profile")
+		default:
 			p.profile = prof
 		}
 	}
@@ -257,35 +280,42 @@ func (s *Server) planApproval(m store.Machine, req ApproveRequest) (approvalPlan
 	h, d := checkHostname(hostname)
 	add(d)
 	p.hostname = h
-	all, err := s.Store.ListMachines()
-	if err != nil {
-		return p, []error{s.storeErr(err, "machines", "")}
-	}
-	var taken []staticUse
-	for _, o := range all {
-		if o.MAC == m.MAC {
-			continue
-		}
-		if h != "" && strings.EqualFold(o.Hostname, h) {
-			add(&huma.ErrorDetail{Location: "body.hostname", Message: "already used by machine " + o.MAC, Value: h})
-		}
-		if o.Approval != nil && o.Approval.Network.Address.IsValid() {
-			taken = append(taken, staticUse{mac: o.MAC, addr: o.Approval.Network.Address.Addr()})
-		}
-	}
 	imageProfile := p.profile.Kind == store.ProfileImage
 	disk, d := diskChoice(parseInventory(m.Inventory), strings.TrimSpace(req.Disk), imageProfile)
 	add(d)
 	keys, kerrs := checkSSHKeys(req.SSHKeys)
-	errs = append(errs, kerrs...)
+	add(asDetails(kerrs)...)
 	var seg *SegmentInfo
 	for i := range s.Segments {
 		if s.Segments[i].Name == m.Segment {
 			seg = &s.Segments[i]
 		}
 	}
-	network, nerrs := checkNetwork(req.Network, seg, taken)
-	errs = append(errs, nerrs...)
+	network, nerrs := checkNetwork(req.Network, seg)
+	add(asDetails(nerrs)...)
 	p.approval = store.Approval{Disk: disk, SSHKeys: keys, Network: network}
-	return p, errs
+	return p, errs, nil
+}
+
+// asDetails narrows the rule checkers' problems (each an *huma.ErrorDetail).
+func asDetails(errs []error) []*huma.ErrorDetail {
+	out := make([]*huma.ErrorDetail, 0, len(errs))
+	for _, e := range errs {
+		var d *huma.ErrorDetail
+		if errors.As(e, &d) {
+			out = append(out, d)
+		} else {
+			out = append(out, &huma.ErrorDetail{Message: e.Error()})
+		}
+	}
+	return out
+}
+
+// details widens problems back to huma's error list.
+func details(ds []*huma.ErrorDetail) []error {
+	out := make([]error, len(ds))
+	for i, d := range ds {
+		out[i] = d
+	}
+	return out
 }

@@ -40,7 +40,7 @@ func bootAudit(t *testing.T, e *env, mac string) []api.AuditEntry {
 
 func TestSetBoot(t *testing.T) {
 	e := newEnv(t, func(s *api.Server) {
-		s.Boot = &ipxe.Server{Store: s.Store, BaseURL: "http://10.77.0.1:8080"}
+		s.Boot = &ipxe.Server{Store: s.Store.(*store.DB), BaseURL: "http://10.77.0.1:8080"}
 	})
 	e.setup()
 	ctx := context.Background()

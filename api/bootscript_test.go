@@ -11,6 +11,7 @@ import (
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/api/client"
 	"github.com/foundry-appliance/foundry/ipxe"
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -19,7 +20,8 @@ import (
 // valid (GET /boot/{mac} would have revoked it).
 func TestBootScriptPreview(t *testing.T) {
 	e := newEnv(t, func(s *api.Server) {
-		s.Boot = &ipxe.Server{Store: s.Store, BaseURL: "http://10.77.0.1:8080"}
+		s.Boot = &ipxe.Server{Store: s.Store.(*store.DB), BaseURL: "http://10.77.0.1:8080",
+			Segments: map[string]lifecycle.Segment{"lab": {Discovery: true}}}
 	})
 	e.setup()
 	ctx := context.Background()

@@ -6,31 +6,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
 
-// decide is the agent's decision for a machine in its current state; prof
-// is the machine's profile (zero when it has none).
-//
-//	discovered, inventoried, failed     → wait (failed waits for retry)
-//	rejected                            → reject
-//	approved, provisioning + image      → image
-//	approved, provisioning, ready + netboot, ready + image → netboot (reboot into production)
+// decide is the agent's decision for a machine in its current state, from
+// lifecycle.Decide; prof is the machine's profile (zero when it has none).
 func decide(m store.Machine, prof store.Profile) string {
-	switch m.State {
-	case store.StateRejected:
-		return "reject"
-	case store.StateApproved, store.StateProvisioning:
-		switch prof.Kind {
-		case store.ProfileImage:
-			return "image"
-		case store.ProfileNetboot:
-			return "netboot"
-		}
-	case store.StateReady:
-		return "netboot"
-	}
-	return "wait"
+	return string(lifecycle.Decide(lifecycle.Query{Machine: m.Lifecycle(prof.Kind)}).Agent)
 }
 
 // decision builds the full answer; base is the appliance URL the agent
@@ -124,4 +107,14 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 			}
 		}
 	}
+}
+
+// adminActions lists what an administrator may do to a machine in state s.
+func adminActions(s store.State) []string {
+	acts := lifecycle.Allowed(s, lifecycle.RoleAdmin)
+	out := make([]string, len(acts))
+	for i, a := range acts {
+		out[i] = string(a)
+	}
+	return out
 }

@@ -79,7 +79,7 @@ func (s *Server) registerExport() {
 		if err != nil {
 			return nil, err
 		}
-		if !exportable(m.State) || m.Approval == nil {
+		if !m.State.Accepted() || m.Approval == nil {
 			return nil, huma.Error409Conflict(fmt.Sprintf("machine %s is %s: only approved machines can be exported", m.MAC, m.State))
 		}
 		leases, err := s.Store.ListLeases(m.Segment)
@@ -102,7 +102,7 @@ func (s *Server) registerExport() {
 		}
 		var ms []store.Machine
 		for _, m := range all {
-			if exportable(m.State) && m.Approval != nil {
+			if m.State.Accepted() && m.Approval != nil {
 				ms = append(ms, m)
 			}
 		}

@@ -152,18 +152,13 @@ func parseInventory(raw json.RawMessage) *inventory.Inventory {
 	return &inv
 }
 
-// staticUse is a static address already given to another machine.
-type staticUse struct {
-	mac  string
-	addr netip.Addr
-}
-
 // checkNetwork validates the requested network against the machine's
 // segment: a static address must lie in the segment's subnet (with a
 // prefix at least as long), be a usable host address outside the DHCP
-// range, and belong to no other machine; the gateway must be on-link.
+// range (that it belongs to no other machine is checked by the store when
+// the approval is written); the gateway must be on-link.
 // Missing gateway and DNS default to the segment's router and DNS.
-func checkNetwork(req *Network, seg *SegmentInfo, taken []staticUse) (store.Network, []error) {
+func checkNetwork(req *Network, seg *SegmentInfo) (store.Network, []error) {
 	if req == nil || req.Mode == "" || req.Mode == "dhcp" {
 		var errs []error
 		if req != nil && req.Address != "" {
@@ -195,7 +190,7 @@ func checkNetwork(req *Network, seg *SegmentInfo, taken []staticUse) (store.Netw
 	case err != nil:
 		errs = append(errs, &huma.ErrorDetail{Location: "body.network.address", Message: "not an address/prefix like 10.77.0.50/24", Value: req.Address})
 	default:
-		if msg := hostAddrProblem(pfx, seg, taken); msg != "" {
+		if msg := hostAddrProblem(pfx, seg); msg != "" {
 			errs = append(errs, &huma.ErrorDetail{Location: "body.network.address", Message: msg, Value: req.Address})
 		} else {
 			n.Address = pfx
@@ -227,7 +222,7 @@ func checkNetwork(req *Network, seg *SegmentInfo, taken []staticUse) (store.Netw
 	return n, errs
 }
 
-func hostAddrProblem(pfx netip.Prefix, seg *SegmentInfo, taken []staticUse) string {
+func hostAddrProblem(pfx netip.Prefix, seg *SegmentInfo) string {
 	a := pfx.Addr()
 	switch {
 	case !seg.Subnet.Contains(a):
@@ -243,11 +238,6 @@ func hostAddrProblem(pfx netip.Prefix, seg *SegmentInfo, taken []staticUse) stri
 	case seg.Mode == "dhcp" && seg.RangeStart.IsValid() && seg.RangeEnd.IsValid() &&
 		seg.RangeStart.Compare(a) <= 0 && a.Compare(seg.RangeEnd) <= 0:
 		return fmt.Sprintf("inside the segment's DHCP range %s-%s, where it could be leased to another machine", seg.RangeStart, seg.RangeEnd)
-	}
-	for _, t := range taken {
-		if t.addr == a {
-			return "already assigned to machine " + t.mac
-		}
 	}
 	return ""
 }

@@ -27,11 +27,44 @@ import (
 	"github.com/foundry-appliance/foundry/store"
 )
 
+// Store is what the API needs of the database; *store.DB satisfies it. It
+// is an interface so that tests can make the store fail and watch the API
+// answer with a problem instead of a crash.
+type Store interface {
+	CreateMachine(store.Machine, store.Audit) (store.Machine, error)
+	GetMachine(mac string) (store.Machine, error)
+	ListMachines() ([]store.Machine, error)
+	UpdateMachine(mac string, a store.Audit, fn func(*store.Machine) error) (store.Machine, error)
+	DeleteMachine(mac string, a store.Audit) error
+	Subscribe(buffer int) (<-chan store.Event, func())
+
+	CreateCluster(store.Cluster, store.Audit) (store.Cluster, error)
+	GetCluster(name string) (store.Cluster, error)
+	ListClusters() ([]store.Cluster, error)
+	UpdateCluster(name string, a store.Audit, fn func(*store.Cluster) error) (store.Cluster, error)
+	DeleteCluster(name string, a store.Audit) error
+	CreateProfile(store.Profile, store.Audit) (store.Profile, error)
+	GetProfile(name string) (store.Profile, error)
+	ListProfiles() ([]store.Profile, error)
+	UpdateProfile(name string, a store.Audit, fn func(*store.Profile) error) (store.Profile, error)
+	DeleteProfile(name string, a store.Audit) error
+
+	AppendAudit(mac string, a store.Audit) error
+	ListAudit(f store.AuditFilter) ([]store.AuditEntry, error)
+	ListLeases(segment string) ([]store.Lease, error)
+	CheckNonce(nonce string) (mac string, err error)
+
+	CreateAPIToken(store.APIToken) error
+	FindAPIToken(hash []byte) (store.APIToken, error)
+	ListAPITokens() ([]store.APIToken, error)
+	DeleteAPIToken(id string) error
+}
+
 // Server serves the appliance's HTTP endpoints. The zero value of every
 // field except Store means its documented default.
 type Server struct {
 	// Store is the database; required.
-	Store *store.DB
+	Store Store
 	// Listen is the TCP address; default ":8080".
 	Listen string
 	// TLSCert and TLSKey are PEM files of the HTTPS certificate; both or

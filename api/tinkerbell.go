@@ -102,16 +102,6 @@ type TinkDisk struct {
 	Device string `yaml:"device,omitempty"`
 }
 
-// exportable reports whether a machine was accepted: only those have the
-// hostname, disk and network an administrator chose.
-func exportable(s store.State) bool {
-	switch s {
-	case store.StateApproved, store.StateProvisioning, store.StateReady, store.StateFailed:
-		return true
-	}
-	return false
-}
-
 var (
 	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	labelValue   = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
@@ -121,7 +111,7 @@ var (
 // (nil when not configured) and lease its DHCP lease (nil when none); a
 // static address wins over both.
 func tinkerbellHardware(m store.Machine, seg *SegmentInfo, lease *store.Lease, namespace string) (TinkHardware, error) {
-	if !exportable(m.State) || m.Approval == nil {
+	if !m.State.Accepted() || m.Approval == nil {
 		return TinkHardware{}, fmt.Errorf("machine %s is %s: only approved machines are exported", m.MAC, m.State)
 	}
 	a := m.Approval

@@ -162,7 +162,7 @@ type decision struct {
 // not depend on the machine's profile, so none is looked up) and turns the
 // answer into a file name or URL with what env provides.
 func decide(seg *Segment, c bootClient, m *store.Machine, env bootEnv) decision {
-	q := lifecycle.Query{Segment: seg.lifecycle(), Client: c.lifecycle(),
+	q := lifecycle.Query{Segment: seg.Lifecycle(), Client: c.lifecycle(),
 		HaveARM64: env.HaveFile != nil && env.HaveFile(lifecycle.BinaryARM64)}
 	if m != nil {
 		q.Machine = m.Lifecycle("")
@@ -200,7 +200,8 @@ func decide(seg *Segment, c bootClient, m *store.Machine, env bootEnv) decision 
 	return d
 }
 
-// lifecycle is what the boot decision needs of the segment.
-func (s *Segment) lifecycle() lifecycle.Segment {
+// Lifecycle is what the boot decision needs of the segment; the script
+// server asks with it too, for the segment a machine was last seen on.
+func (s *Segment) Lifecycle() lifecycle.Segment {
 	return lifecycle.Segment{Discovery: s.Discovery, Proxy: s.Mode == ModeProxy, AllowUnknown: s.AllowUnknown, UEFIBinary: s.uefiBinary()}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -334,7 +335,15 @@ func (in *instance) discover(seg *segState, mac string, c bootClient) {
 		LastSeen:  now,
 	}
 	a := store.Audit{Actor: "dhcp", Action: "discover", Detail: fmt.Sprintf("segment %s, arch %s", seg.Name, m.Arch)}
-	switch _, err := in.machines.CreateMachine(m, a); {
+	_, err := in.machines.CreateMachine(m, a)
+	if errors.Is(err, store.ErrTaken) {
+		// Another machine has the short name (the same last three bytes
+		// under another vendor prefix, or an administrator's choice): the
+		// whole MAC is unique.
+		m.Hostname = "discovered-" + strings.ReplaceAll(mac, ":", "")
+		_, err = in.machines.CreateMachine(m, a)
+	}
+	switch {
 	case err == nil:
 		in.log.Info("machine discovered", "mac", mac, "segment", seg.Name, "arch", m.Arch)
 	case errors.Is(err, store.ErrExists):

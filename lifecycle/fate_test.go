@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -234,10 +235,19 @@ func TestStateNames(t *testing.T) {
 	}
 }
 
-// docs/lifecycle.md is this package's Markdown, byte for byte.
+// docs/lifecycle.md is this package's Markdown, and the dashboard's table of
+// actions its AdminActions, byte for byte.
 func TestLifecycleDoc(t *testing.T) {
-	path := filepath.Join("..", "docs", "lifecycle.md")
-	want := Markdown()
+	actions, err := json.MarshalIndent(AdminActions(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGenerated(t, filepath.Join("..", "docs", "lifecycle.md"), Markdown())
+	checkGenerated(t, filepath.Join("..", "ui", "src", "lib", "lifecycle.json"), string(actions)+"\n")
+}
+
+func checkGenerated(t *testing.T, path, want string) {
+	t.Helper()
 	if *update {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)

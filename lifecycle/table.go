@@ -164,3 +164,18 @@ func join(states []State) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// AdminActions is, for every state by name, what an administrator may do
+// (Allowed for RoleAdmin). The dashboard's test data is generated from it
+// (ui/src/lib/lifecycle.json), so that tests shape machines as the API does.
+func AdminActions() map[string][]string {
+	out := make(map[string][]string, len(stateNames))
+	for _, s := range States() {
+		acts := []string{}
+		for _, a := range Allowed(s, RoleAdmin) {
+			acts = append(acts, string(a))
+		}
+		out[s.String()] = acts
+	}
+	return out
+}

@@ -128,6 +128,9 @@ func (db *DB) CreateMachine(m Machine, a Audit) (Machine, error) {
 		if err := touchRefs(txn, Machine{}, m); err != nil {
 			return err
 		}
+		if err := claimUnique(txn, Machine{}, m); err != nil {
+			return err
+		}
 		if err := putMachine(txn, m); err != nil {
 			return err
 		}
@@ -217,6 +220,9 @@ func (db *DB) UpdateMachine(mac string, a Audit, fn func(*Machine) error) (Machi
 		if err := touchRefs(txn, old, next); err != nil {
 			return err
 		}
+		if err := claimUnique(txn, old, next); err != nil {
+			return err
+		}
 		if err := putMachine(txn, next); err != nil {
 			return err
 		}
@@ -264,6 +270,9 @@ func (db *DB) deleteMachine(txn *badger.Txn, mac string, a Audit) (Machine, erro
 		return Machine{}, err
 	}
 	if err := txn.Delete(machineKey(mac)); err != nil {
+		return Machine{}, err
+	}
+	if err := claimUnique(txn, m, Machine{}); err != nil {
 		return Machine{}, err
 	}
 	if err := revokeNonce(txn, mac); err != nil {

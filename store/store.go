@@ -16,6 +16,8 @@
 //	p/<name>                 Profile
 //	t/<id>                   APIToken, including its hash
 //	th/<hex sha256>          token id (raw bytes)
+//	uh/<lower-case hostname> MAC of the machine with that host name
+//	ua/<static address>      MAC of the machine approved with that address
 //
 // No prefix is a prefix of another's keys ("m/" never matches "meta/"), so a
 // prefix scan sees exactly one kind of record.
@@ -48,10 +50,13 @@ var (
 	// canonical form, an empty name, a record that is too large, …); the
 	// message names the field. Nothing is written.
 	ErrInvalid = errors.New("invalid input")
+	// ErrTaken is returned when a machine would take a host name or static
+	// address that another machine has (*TakenError says which).
+	ErrTaken = errors.New("already used by another machine")
 )
 
 // SchemaVersion is the layout version written to a new database.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Options configure Open. The zero value is valid.
 type Options struct {
@@ -191,7 +196,16 @@ func (db *DB) initSchema() error {
 		if v > SchemaVersion {
 			return fmt.Errorf("database schema version %d is newer than this build's %d: run a newer foundry", v, SchemaVersion)
 		}
-		// Migrations from older versions go here; version 1 is the first.
+		if v < 2 {
+			// Version 2 keeps host names and static addresses unique
+			// through index keys (unique.go); build them once.
+			if err := buildUnique(txn); err != nil {
+				return fmt.Errorf("migrate schema 1 to 2: %w", err)
+			}
+		}
+		if v < SchemaVersion {
+			return setJSON(txn, keySchema, SchemaVersion)
+		}
 		return nil
 	})
 }

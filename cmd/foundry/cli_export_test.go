@@ -10,11 +10,12 @@ import (
 
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/ipxe"
+	"github.com/foundry-appliance/foundry/store"
 )
 
 func TestCLIScriptAndExport(t *testing.T) {
 	e := newCLIEnv(t, func(s *api.Server) {
-		s.Boot = &ipxe.Server{Store: s.Store, BaseURL: "http://10.77.0.1:8080"}
+		s.Boot = &ipxe.Server{Store: s.Store.(*store.DB), BaseURL: "http://10.77.0.1:8080"}
 	})
 	ctx := context.Background()
 	t.Setenv("FOUNDRY_URL", e.url)

@@ -19,6 +19,7 @@ import (
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/dhcp"
 	"github.com/foundry-appliance/foundry/ipxe"
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/pxe"
 	"github.com/foundry-appliance/foundry/store"
 	"github.com/foundry-appliance/foundry/ui"
@@ -99,7 +100,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ipxeDir := filepath.Join(cfg.ImageDir, "ipxe")
-	boot := &ipxe.Server{Store: db, BaseURL: cfg.Advertise, Logger: log.With("service", "ipxe")}
+	bootSegs := make(map[string]lifecycle.Segment, len(cfg.Segments))
+	for i := range cfg.Segments {
+		bootSegs[cfg.Segments[i].Name] = cfg.Segments[i].Lifecycle()
+	}
+	boot := &ipxe.Server{Store: db, BaseURL: cfg.Advertise, Segments: bootSegs, Logger: log.With("service", "ipxe")}
 	dhcpSrv := &dhcp.Server{
 		Segments:        cfg.Segments,
 		Leases:          db,
