@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyEvent, countByState, distinct, emptyFilter, filterMachines, fromList, type Filter } from './machines';
+import { applyEvent, can, countByState, distinct, emptyFilter, filterMachines, fromList, type Filter } from './machines';
 import { event, machine } from '../test/fixtures';
 
 describe('applyEvent', () => {
@@ -86,5 +86,16 @@ describe('filterMachines and countByState', () => {
   it('lists distinct segments and clusters', () => {
     expect(distinct(ms, 'segment')).toEqual(['lab', 'rack']);
     expect(distinct(ms, 'cluster')).toEqual(['c1']);
+  });
+});
+
+describe('can', () => {
+  it('follows the actions the API lists, never the state name', () => {
+    // A ready machine whose API answer allows only delete shows no rediscover.
+    expect(can(machine({ state: 'ready', actions: ['delete'] }), 'rediscover')).toBe(false);
+    expect(can(machine({ state: 'inventoried', actions: ['approve', 'reject', 'delete'] }), 'approve')).toBe(true);
+    expect(can(machine({ state: 'failed' }), 'retry')).toBe(true);
+    expect(can(machine({ state: 'rejected' }), 'reject')).toBe(false);
+    expect(can({ actions: null }, 'delete')).toBe(false);
   });
 });

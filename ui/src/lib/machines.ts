@@ -135,10 +135,13 @@ export function distinct(all: Iterable<Machine>, field: 'segment' | 'cluster'): 
   return [...s].sort();
 }
 
-/** Which actions the life cycle allows in a state (the API enforces them). */
-export const can = {
-  approve: (s: string) => s === 'inventoried',
-  reject: (s: string) => s === 'inventoried',
-  rediscover: (s: string) => ['approved', 'provisioning', 'ready', 'failed'].includes(s),
-  retry: (s: string) => s === 'failed',
-};
+/**
+ * Which actions the life cycle allows for a machine: the API lists them in
+ * `actions` (from Go's package lifecycle, docs/lifecycle.md), so the
+ * dashboard never restates the rules.
+ */
+export type Action = 'approve' | 'reject' | 'rediscover' | 'retry' | 'delete';
+
+export function can(m: Pick<Machine, 'actions'>, action: Action): boolean {
+  return (m.actions ?? []).includes(action);
+}

@@ -120,13 +120,13 @@ export function MachinePage() {
           {m.hostname} <StateBadge state={m.state} />
         </h1>
         <div class="actions" role="group" aria-label="Machine actions">
-          {admin && can.approve(m.state) && (
+          {admin && can(m, 'approve') && (
             <a class="button" href={`/machines/${m.mac}/approve`} data-action="approve">Approve…</a>
           )}
-          {admin && can.reject(m.state) && (
+          {admin && can(m, 'reject') && (
             <button type="button" class="danger" onClick={() => setRejecting(true)}>Reject…</button>
           )}
-          {admin && can.rediscover(m.state) && (
+          {admin && can(m, 'rediscover') && (
             <button type="button" class="secondary" onClick={() => setConfirm('rediscover')}>Rediscover…</button>
           )}
           {admin && (

@@ -33,7 +33,7 @@ export function MachinesPage() {
   const segments = useMemo(() => distinct(all, 'segment'), [machines]);
   const clusters = useMemo(() => distinct(all, 'cluster'), [machines]);
   // Only what is still listed and may be rejected stays selected.
-  const chosen = shown.filter((m) => selected.has(m.mac) && can.reject(m.state)).map((m) => m.mac);
+  const chosen = shown.filter((m) => selected.has(m.mac) && can(m, 'reject')).map((m) => m.mac);
 
   function toggleState(s: string) {
     const next = new Set(states);
@@ -47,7 +47,7 @@ export function MachinesPage() {
     else next.add(mac);
     setSelected(next);
   }
-  const rejectable = shown.filter((m) => can.reject(m.state));
+  const rejectable = shown.filter((m) => can(m, 'reject'));
   const allChosen = rejectable.length > 0 && rejectable.every((m) => selected.has(m.mac));
 
   return (
@@ -166,7 +166,7 @@ function Row({ m, now, admin, selected, onSelect }: { m: Machine; now: number; a
     <tr data-mac={m.mac} data-state={m.state}>
       {admin && (
         <td class="sel">
-          {can.reject(m.state) && (
+          {can(m, 'reject') && (
             <input type="checkbox" aria-label={`Select ${m.hostname}`} checked={selected} onChange={onSelect} />
           )}
         </td>

@@ -1,5 +1,6 @@
 // Test data shaped like the API's answers.
 import type { Machine, MachineEvent } from '../api/types';
+import lifecycle from '../lib/lifecycle.json';
 
 let n = 0;
 export function machine(p: Partial<Machine> = {}): Machine {
@@ -16,6 +17,8 @@ export function machine(p: Partial<Machine> = {}): Machine {
     revision: 1,
     summary: { vendor: 'QEMU', model: 'Standard PC (Q35 + ICH9, 2009)', cores: 2, threads: 4, memory_bytes: 2 * 2 ** 30, disks: 1, disk_bytes: 8 * 2 ** 30 },
     ...p,
+    // The API lists the actions its life cycle allows in the state.
+    actions: p.actions ?? (lifecycle as Record<string, string[]>)[p.state ?? 'inventoried'],
   } as Machine;
 }
 
