@@ -57,15 +57,17 @@ else
 fi
 
 # The tests read testdata from their package's directory. When the user
-# cannot read the tree (a checkout under /root), they run in a copy.
-tree=$root
-if ! as test -r "$root/go.mod" || ! as test -x "$root/dhcp"; then
-	tree=$work/tree
+# cannot read the tree (a checkout under /root), they run in a copy, and so
+# do the binaries.
+tree=$root bins=$out/bin
+if ! as test -r "$root/go.mod" || ! as test -x "$bins"; then
+	tree=$work/tree bins=$work/bin
 	mkdir -p "$tree"
 	tar -C "$root" --exclude=./.git --exclude='./build' --exclude='./bin' --exclude=node_modules \
 		--exclude=./images/discovery -cf - . | tar -C "$tree" -xf -
-	chmod -R a+rX "$tree"
-	echo "unit: $user cannot read $root; running in a copy at $tree"
+	cp -R "$out/bin" "$bins"
+	chmod -R a+rX "$tree" "$bins"
+	echo "unit: $user cannot read $root; running in a copy at $work"
 fi
 
 run=()
@@ -74,7 +76,7 @@ if [ -n "${FOUNDRY_UNIT_RUN:-}" ]; then run=(-test.run "$FOUNDRY_UNIT_RUN"); fi
 failed=0 passed=0 skipped=0 ran=0
 for line in "${pkgs[@]}"; do
 	pkg=${line%% *} dir=${line#* }
-	bin=$out/bin/${pkg##*/}.test
+	bin=$bins/${pkg##*/}.test
 	log=$out/$(echo "${pkg#*/foundry/}" | tr / _).log
 	if [ ! -x "$bin" ]; then
 		echo "FAIL  $pkg [build failed]"
