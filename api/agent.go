@@ -13,6 +13,7 @@ import (
 
 	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -83,10 +84,11 @@ func (s *Server) registerAgent() {
 	}, func(ctx context.Context, in *struct{ Body AgentProgress }) (*agentStateOut, error) {
 		p := caller(ctx)
 		return s.agentUpdate(p, "progress", fmt.Sprintf("%d%% %s", in.Body.Percent, in.Body.Message), func(m *store.Machine) error {
-			if m.State != store.StateApproved && m.State != store.StateProvisioning {
+			to, err := lifecycle.Next(lifecycle.ActProgress, lifecycle.RoleAgent, m.State)
+			if err != nil {
 				return fmt.Errorf("%w: machine is %s; progress is only expected while provisioning", store.ErrTransition, m.State)
 			}
-			m.State, m.Progress, m.Message = store.StateProvisioning, in.Body.Percent, in.Body.Message
+			m.State, m.Progress, m.Message = to, in.Body.Percent, in.Body.Message
 			return nil
 		})
 	})
@@ -104,13 +106,17 @@ func (s *Server) registerAgent() {
 			if in.Body.Success && m.State == store.StateReady {
 				return nil // a repeated report
 			}
-			if m.State != store.StateApproved && m.State != store.StateProvisioning {
+			act := lifecycle.ActFail
+			if in.Body.Success {
+				act = lifecycle.ActSucceed
+			}
+			to, err := lifecycle.Next(act, lifecycle.RoleAgent, m.State)
+			if err != nil {
 				return fmt.Errorf("%w: machine is %s; a result is only expected while provisioning", store.ErrTransition, m.State)
 			}
+			m.State, m.Message = to, in.Body.Message
 			if in.Body.Success {
-				m.State, m.Progress, m.Message = store.StateReady, 100, in.Body.Message
-			} else {
-				m.State, m.Message = store.StateFailed, in.Body.Message
+				m.Progress = 100
 			}
 			return nil
 		})
@@ -166,8 +172,8 @@ func (s *Server) storeToken(ctx context.Context, mac string, t AgentToken, inv j
 		}
 		if inv != nil {
 			m.Inventory = inv
-			if m.State == store.StateDiscovered {
-				m.State = store.StateInventoried
+			if to, err := lifecycle.Next(lifecycle.ActRegister, lifecycle.RoleAgent, m.State); err == nil {
+				m.State = to
 			}
 		}
 		m.LastSeen = now

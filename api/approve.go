@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/foundry-appliance/foundry/discovery-os/token"
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -171,10 +172,11 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 	}
 	out, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: actor, Action: "approve", Detail: detail},
 		func(cur *store.Machine) error {
-			if cur.State != store.StateInventoried || !sameToken(cur.Token, m.Token) {
+			to, err := lifecycle.Next(lifecycle.ActApprove, lifecycle.RoleAdmin, cur.State)
+			if err != nil || !sameToken(cur.Token, m.Token) {
 				return errChanged
 			}
-			cur.State = store.StateApproved
+			cur.State = to
 			cur.Temporary, cur.ExpiresAt = false, time.Time{}
 			cur.Cluster, cur.Profile, cur.Hostname = plan.cluster, plan.profile.Name, plan.hostname
 			a := plan.approval
@@ -204,10 +206,11 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 		// gets the production script (SPEC §1, approved → ready).
 		if r, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: actor, Action: "ready", Detail: "netboot profile " + plan.profile.Name},
 			func(cur *store.Machine) error {
-				if cur.State != store.StateApproved {
+				to, err := lifecycle.Next(lifecycle.ActNetbootOK, lifecycle.RoleSystem, cur.State)
+				if err != nil {
 					return errChanged
 				}
-				cur.State = store.StateReady
+				cur.State = to
 				return nil
 			}); err == nil {
 			out = r

@@ -9,6 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -91,10 +92,10 @@ func (s *Server) registerMachines() {
 		Description: "The machine gets no boot offer from now on; the record becomes permanent (no expiry) and stays as a deny entry until deleted.",
 		Errors:      []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
 	}, func(ctx context.Context, in *reasonIn) (*machineOut, error) {
-		return s.transition(ctx, in.MAC, "reject", in.Body.Reason, func(m *store.Machine) error {
+		return s.transition(ctx, in.MAC, lifecycle.ActReject, in.Body.Reason, func(m *store.Machine) error {
 			// A rejected machine is a deny entry (SPEC §1): it must outlive
 			// the discovery TTL, or it would be discovered afresh.
-			m.State, m.Message = store.StateRejected, in.Body.Reason
+			m.Message = in.Body.Reason
 			m.Temporary, m.ExpiresAt = false, time.Time{}
 			return nil
 		})
@@ -105,8 +106,8 @@ func (s *Server) registerMachines() {
 		Description: "On its next boot the machine gets the discovery OS again and must be approved again (cluster, profile and previous approval are kept as a reference).",
 		Errors:      []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
 	}, func(ctx context.Context, in *macPath) (*machineOut, error) {
-		return s.transition(ctx, in.MAC, "rediscover", "", func(m *store.Machine) error {
-			m.State, m.Progress, m.Message = store.StateDiscovered, 0, "rediscover requested"
+		return s.transition(ctx, in.MAC, lifecycle.ActRediscover, "", func(m *store.Machine) error {
+			m.Progress, m.Message = 0, "rediscover requested"
 			return nil
 		})
 	})
@@ -115,11 +116,8 @@ func (s *Server) registerMachines() {
 		Summary: "Retry a failed provisioning", Tags: []string{"machines"},
 		Errors: []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
 	}, func(ctx context.Context, in *macPath) (*machineOut, error) {
-		return s.transition(ctx, in.MAC, "retry", "", func(m *store.Machine) error {
-			if m.State != store.StateFailed {
-				return store.ErrTransition
-			}
-			m.State, m.Progress, m.Message = store.StateProvisioning, 0, "retry requested"
+		return s.transition(ctx, in.MAC, lifecycle.ActRetry, "", func(m *store.Machine) error {
+			m.Progress, m.Message = 0, "retry requested"
 			return nil
 		})
 	})
@@ -138,17 +136,24 @@ func (s *Server) registerMachines() {
 	})
 }
 
-// transition applies an administrator's state change; a change the life
-// cycle forbids is a 409 that says which state the machine is in.
-func (s *Server) transition(ctx context.Context, raw, action, detail string, fn func(*store.Machine) error) (*machineOut, error) {
+// transition applies an administrator's action: lifecycle.Next says
+// whether the machine's state allows it and where it leads, then fn sets
+// the action's other fields. A forbidden action is a 409 that says which
+// state the machine is in.
+func (s *Server) transition(ctx context.Context, raw string, action lifecycle.Action, detail string, fn func(*store.Machine) error) (*machineOut, error) {
 	mac, err := canonicalMAC(raw)
 	if err != nil {
 		return nil, err
 	}
 	var from store.State
-	m, err := s.Store.UpdateMachine(mac, store.Audit{Actor: caller(ctx).Actor, Action: action, Detail: detail},
+	m, err := s.Store.UpdateMachine(mac, store.Audit{Actor: caller(ctx).Actor, Action: string(action), Detail: detail},
 		func(m *store.Machine) error {
 			from = m.State
+			to, err := lifecycle.Next(action, lifecycle.RoleAdmin, m.State)
+			if err != nil {
+				return fmt.Errorf("%w: %w", store.ErrTransition, err)
+			}
+			m.State = to
 			return fn(m)
 		})
 	if err != nil {
