@@ -2,6 +2,9 @@ package test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +23,8 @@ func TestE2EBIOSDiscoveryToNetboot(t *testing.T) {
 	const mac = "52:54:00:e2:e0:01"
 	disk := rawDisk(t, e2eDiskBytes)
 	poweredOn := time.Now()
-	m := bootBIOSMachine(t, l.lab.tap(), mac, disk)
+	tap := l.lab.tap()
+	m := bootBIOSMachine(t, tap, mac, disk)
 
 	rec, tok := l.registered(t, m, mac)
 	toRegistered := time.Since(poweredOn)
@@ -125,4 +129,109 @@ func TestE2EBIOSDiscoveryToNetboot(t *testing.T) {
 	if !strings.Contains(m.text(), "production boot of") {
 		t.Errorf("iPXE never announced the production script")
 	}
+
+	// Issue 8: the iPXE boot menu on a server, on the machine that is
+	// already in production rather than on one more of its own.
+	bootMenuOnRestart(t, l, m, tap, mac, disk, approved.Hostname)
+}
+
+// bootMenuOnRestart turns the ready machine's boot menu on (a short
+// timeout, local disk as the default) and powers it on again with a boot
+// sector on its disk that announces itself on the serial console. With no
+// key pressed, the console must show the menu, and then the local disk
+// must boot once the timeout has run out, without any kernel download.
+func bootMenuOnRestart(t *testing.T, l *e2eLab, m *machine, tap, mac, disk, hostname string) {
+	t.Helper()
+	const timeout = 4 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	set, err := l.api.SetBoot(ctx, mac, api.BootSettings{Menu: api.BootMenu{Enabled: true, TimeoutSeconds: int(timeout / time.Second), Default: "local"}})
+	cancel()
+	if err != nil {
+		t.Fatalf("set the boot menu of %s: %v", mac, err)
+	}
+	if !set.Menu.Enabled || set.Menu.Default != "local" || set.State != "ready" {
+		t.Fatalf("after setting the menu the machine shows %+v in state %s", set.Menu, set.State)
+	}
+
+	m.powerOff()
+	writeBootSector(t, disk)
+	const kernelGET = "path=/images/discovery/vmlinuz"
+	kernels := strings.Count(l.app.logs(), kernelGET)
+	poweredOn := time.Now()
+	again := bootBIOSMachine(t, tap, mac, disk)
+
+	title := fmt.Sprintf("Foundry: %s (%s)", hostname, mac)
+	if !again.waitPlain(bootTimeout, title) {
+		t.Fatalf("the menu title %q never appeared on the console", title)
+	}
+	shown := time.Now()
+	for _, item := range []string{"Production boot (profile netboot-e2e)", "Rediscover (refresh inventory)", "Boot from local disk", "iPXE shell"} {
+		if !again.waitPlain(5*time.Second, item) {
+			t.Errorf("the menu on the console lacks the item %q", item)
+		}
+	}
+	if !again.waitPlain(time.Minute, localDiskMarker) {
+		t.Fatalf("the menu's default (local disk) never booted: no %s on the console", localDiskMarker)
+	}
+	waited := time.Since(shown)
+	t.Logf("boot menu: power-on to menu in %v; the local disk booted %v after the menu appeared (timeout %v, no key pressed)",
+		shown.Sub(poweredOn).Round(100*time.Millisecond), waited.Round(100*time.Millisecond), timeout)
+	// The console is polled every 250 ms, so the menu may have been up
+	// that much longer than the test saw.
+	if waited < timeout-time.Second {
+		t.Errorf("the local disk booted %v after the menu appeared, before its %v timeout could run out", waited, timeout)
+	}
+	if n := strings.Count(l.app.logs(), kernelGET); n != kernels {
+		t.Errorf("the appliance served a kernel %d time(s) during the menu boot; the default was the local disk", n-kernels)
+	}
+}
+
+// localDiskMarker is what the boot sector of writeBootSector prints.
+const localDiskMarker = "FOUNDRY-LOCAL-DISK"
+
+// writeBootSector puts a boot sector on the raw disk that writes
+// localDiskMarker to COM1 (the serial console) and halts: proof that the
+// machine was handed to its local disk (as in ipxe's QEMU tests).
+func writeBootSector(t *testing.T, disk string) {
+	t.Helper()
+	code := []byte{
+		0x31, 0xC0, // xor ax,ax
+		0x8E, 0xD8, // mov ds,ax
+		0xFC,             // cld
+		0xBA, 0xF8, 0x03, // mov dx,0x3f8
+		0xBE, 0x17, 0x7C, // mov si,0x7c17 (the message after this code)
+		0xAC,       // next: lodsb
+		0x84, 0xC0, // test al,al
+		0x74, 0x03, // jz done
+		0xEE,       // out dx,al
+		0xEB, 0xF8, // jmp next
+		0xFA,       // done: cli
+		0xF4,       // hlt
+		0xEB, 0xFC, // jmp done
+	}
+	b := make([]byte, 512)
+	copy(b, code)
+	copy(b[len(code):], localDiskMarker+"\r\n\x00")
+	b[510], b[511] = 0x55, 0xAA
+	f, err := os.OpenFile(disk, os.O_WRONLY, 0)
+	must(t, err)
+	_, err = f.WriteAt(b, 0)
+	must(t, err)
+	must(t, f.Close())
+}
+
+// ansi matches the escape sequences with which the firmware draws iPXE's
+// menu on the serial console (cursor moves, colours).
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+// waitPlain waits until the console, without its escape sequences, shows s.
+func (m *machine) waitPlain(timeout time.Duration, s string) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(ansi.ReplaceAllString(m.text(), ""), s) {
+			return true
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return false
 }
