@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
@@ -325,7 +325,7 @@ func (in *instance) discover(seg *segState, mac string, c bootClient) {
 	m := store.Machine{
 		MAC:       mac,
 		State:     store.StateDiscovered,
-		Hostname:  "discovered-" + mac[9:11] + mac[12:14] + mac[15:17],
+		Hostname:  names.DiscoveredHostname(mac),
 		Client:    c.lifecycle().Firmware.String(),
 		Temporary: true,
 		ExpiresAt: now.Add(in.ttl),
@@ -340,7 +340,7 @@ func (in *instance) discover(seg *segState, mac string, c bootClient) {
 		// Another machine has the short name (the same last three bytes
 		// under another vendor prefix, or an administrator's choice): the
 		// whole MAC is unique.
-		m.Hostname = "discovered-" + strings.ReplaceAll(mac, ":", "")
+		m.Hostname = names.DiscoveredHostnameFull(mac)
 		_, err = in.machines.CreateMachine(m, a)
 	}
 	switch {

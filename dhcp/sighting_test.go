@@ -88,3 +88,23 @@ func TestHandlerRecordsSightings(t *testing.T) {
 		t.Error("an unknown MAC on a non-discovery segment got a record")
 	}
 }
+
+// Two MACs with the same last three bytes (other vendor prefixes) are both
+// discovered: the second takes the full-MAC name instead of failing.
+func TestDiscoverNameCollision(t *testing.T) {
+	f := newFixture(t, nil)
+	l := f.byIf["veth0"]
+	a := net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
+	b := net.HardwareAddr{0x02, 0x00, 0x00, 0x12, 0x34, 0x56}
+	for _, hw := range []net.HardwareAddr{a, b} {
+		if f.send(t, l, pkt(t, dhcpv4.MessageTypeDiscover, hw, pxeBIOS, arch(iana.INTEL_X86PC))) == nil {
+			t.Fatalf("%s: no OFFER", hw)
+		}
+	}
+	for hw, want := range map[string]string{a.String(): "discovered-123456", b.String(): "discovered-020000123456"} {
+		m, err := f.db.GetMachine(hw)
+		if err != nil || m.Hostname != want {
+			t.Errorf("%s: hostname %q, %v; want %s", hw, m.Hostname, err, want)
+		}
+	}
+}

@@ -78,6 +78,11 @@ func FuzzParseMAC(f *testing.F) {
 		} else if _, err := Hostname(d); err != nil {
 			t.Fatalf("DiscoveredHostname(%q) = %q: %v", s, d, err)
 		}
+		if d := DiscoveredHostnameFull(s); d != "discovered-"+strings.ReplaceAll(got, ":", "") {
+			t.Fatalf("DiscoveredHostnameFull(%q) = %q", s, d)
+		} else if _, err := Hostname(d); err != nil {
+			t.Fatalf("DiscoveredHostnameFull(%q) = %q: %v", s, d, err)
+		}
 	})
 }
 

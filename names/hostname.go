@@ -56,3 +56,14 @@ func DiscoveredHostname(mac string) string {
 	}
 	return "discovered-" + c[9:11] + c[12:14] + c[15:17]
 }
+
+// DiscoveredHostnameFull is the fallback when DiscoveredHostname is taken
+// (two MACs sharing their last three bytes under different vendor
+// prefixes): "discovered-" and all twelve hex digits, unique per MAC.
+func DiscoveredHostnameFull(mac string) string {
+	c, err := ParseMAC(mac)
+	if err != nil {
+		return ""
+	}
+	return "discovered-" + strings.ReplaceAll(c, ":", "")
+}
