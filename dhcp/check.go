@@ -33,21 +33,25 @@ type ConfigError struct {
 	Problem string
 }
 
-// Error renders the key as the configuration file spells it:
-// "segments[0] (lab).lease_time: 5s is shorter than 10s".
-func (e *ConfigError) Error() string {
+// Path is the key as the configuration file spells it, with the segment's
+// position and name: "segments[0] (lab).lease_time".
+func (e *ConfigError) Path() string {
 	switch {
 	case e.Index >= 0:
 		key := fmt.Sprintf("segments[%d]", e.Index)
 		if e.Segment != "" {
 			key += " (" + names.Ref(e.Segment) + ")"
 		}
-		return key + "." + e.Key + ": " + e.Problem
+		return key + "." + e.Key
 	case e.Segment != "":
-		return "segment " + names.Ref(e.Segment) + ": " + e.Key + ": " + e.Problem
+		return "segment " + names.Ref(e.Segment) + ": " + e.Key
 	}
-	return e.Key + ": " + e.Problem
+	return e.Key
 }
+
+// Error is the path and the problem:
+// "segments[0] (lab).lease_time: 5s is shorter than 10s".
+func (e *ConfigError) Error() string { return e.Path() + ": " + e.Problem }
 
 // ConfigErrors is every problem found in a configuration, in its order.
 type ConfigErrors []*ConfigError
@@ -138,6 +142,27 @@ func HostInterfaces(name string) ([]netip.Addr, bool) {
 	return out, true
 }
 
+// ServerAddr is the address Serve answers from on seg: ServerIP when set,
+// else the first IPv4 address lookup finds on the segment's interface. It
+// is zero for a relayed segment without ServerIP, which answers from the
+// interface each packet arrives on.
+func ServerAddr(seg Segment, lookup Interfaces) netip.Addr {
+	if seg.ServerIP.IsValid() || seg.Relayed || seg.Interface == "" {
+		return seg.ServerIP
+	}
+	addrs, _ := lookup(seg.Interface)
+	return firstIPv4(addrs)
+}
+
+func firstIPv4(addrs []netip.Addr) netip.Addr {
+	for _, a := range addrs {
+		if a.Is4() {
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
 // CheckConfig validates a DHCP configuration exactly as Serve does before
 // it opens a socket (Server.Check is the same with the wiring checks):
 // the segments (ValidateSegments) and the interfaces, looked up with
@@ -158,20 +183,14 @@ func listenPlan(segs []Segment, relays []string, lookup Interfaces) ([]string, m
 	var errs ConfigErrors
 	var ifaces []string
 	ifaceIP := map[string]netip.Addr{}
-	use := func(name string) (first netip.Addr, exists bool) {
+	use := func(name string) (netip.Addr, bool) {
 		addrs, ok := lookup(name)
 		if !ok {
 			return netip.Addr{}, false
 		}
-		for _, a := range addrs {
-			if a.Is4() {
-				first = a
-				break
-			}
-		}
 		ifaces = append(ifaces, name)
-		ifaceIP[name] = first
-		return first, true
+		ifaceIP[name] = firstIPv4(addrs)
+		return ifaceIP[name], true
 	}
 	for i := range segs {
 		s := &segs[i]

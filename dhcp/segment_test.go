@@ -249,3 +249,27 @@ type (
 	nopMachines struct{ MachineStore }
 	nopLeases   struct{ LeaseStore }
 )
+
+func TestServerAddr(t *testing.T) {
+	lab := labSegment("10.77.0.100", "10.77.0.199")
+	set := lab
+	set.ServerIP = mustAddr("10.77.0.2")
+	bare := lab
+	bare.Interface = "bare0"
+	remote := Segment{Name: "remote", Relayed: true}
+	tests := []struct {
+		name string
+		seg  Segment
+		want string
+	}{
+		{"from the interface", lab, "10.77.0.1"},
+		{"server_ip wins", set, "10.77.0.2"},
+		{"interface without address", bare, "invalid IP"},
+		{"relayed: the arrival interface's, not known here", remote, "invalid IP"},
+	}
+	for _, tt := range tests {
+		if got := ServerAddr(tt.seg, fakeInterfaces); got.String() != tt.want {
+			t.Errorf("%s: ServerAddr = %v, want %s", tt.name, got, tt.want)
+		}
+	}
+}

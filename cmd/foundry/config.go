@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/foundry-appliance/foundry/dhcp"
+	"github.com/foundry-appliance/foundry/names"
 )
 
 // fileConfig is the YAML configuration file exactly as written; README.md
@@ -82,15 +83,14 @@ type config struct {
 
 // Defaults for keys the file leaves out.
 const (
-	defaultDataDir   = "/var/lib/foundry"
-	defaultHTTP      = ":8080"
-	defaultTFTP      = ":69"
-	defaultTTL       = 24 * time.Hour
-	defaultLeaseTime = time.Hour
+	defaultDataDir = "/var/lib/foundry"
+	defaultHTTP    = ":8080"
+	defaultTFTP    = ":69"
+	defaultTTL     = 24 * time.Hour
 )
 
 // loadConfig reads and validates a configuration file.
-func loadConfig(path string, lookup interfaceLookup) (config, error) {
+func loadConfig(path string, lookup dhcp.Interfaces) (config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return config{}, fmt.Errorf("read config: %w", err)
@@ -98,7 +98,7 @@ func loadConfig(path string, lookup interfaceLookup) (config, error) {
 	return parseConfig(raw, lookup)
 }
 
-func parseConfig(raw []byte, lookup interfaceLookup) (config, error) {
+func parseConfig(raw []byte, lookup dhcp.Interfaces) (config, error) {
 	var f fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true) // a misspelt key is an error, not a silent default
@@ -107,26 +107,6 @@ func parseConfig(raw []byte, lookup interfaceLookup) (config, error) {
 		return config{}, fmt.Errorf("parse config: %w", err)
 	}
 	return f.validate(lookup)
-}
-
-// interfaceLookup tells validation whether an interface exists on this host
-// and which IPv4 addresses it has.
-type interfaceLookup func(name string) (addrs []netip.Addr, exists bool)
-
-// hostInterfaces looks interfaces up on this host.
-func hostInterfaces(name string) ([]netip.Addr, bool) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil, false
-	}
-	var out []netip.Addr
-	addrs, _ := ifi.Addrs()
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
-			out = append(out, p.Addr())
-		}
-	}
-	return out, true
 }
 
 // configErrors collects every problem so that one run names them all.
@@ -140,7 +120,7 @@ func (e configErrors) Error() string {
 	return "invalid configuration:\n  " + strings.Join(e, "\n  ")
 }
 
-func (f fileConfig) validate(lookup interfaceLookup) (config, error) {
+func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 	var errs configErrors
 	c := config{
 		DataDir:         or(f.DataDir, defaultDataDir),
@@ -176,30 +156,37 @@ func (f fileConfig) validate(lookup interfaceLookup) (config, error) {
 		errs.add("http.tls.self_signed", "cannot be combined with cert and key")
 	}
 	c.DiscoveryTTL = duration(&errs, "discovery.ttl", f.Discovery.TTL, defaultTTL)
-	for i, name := range c.RelayInterfaces {
-		if _, ok := lookup(name); !ok {
-			errs.add(fmt.Sprintf("dhcp.relay_interfaces[%d]", i), "interface %q does not exist on this host", name)
-		}
-	}
-	names := map[string]bool{}
+	// Segments are parsed here and checked by dhcp.CheckConfig, the code
+	// `serve` runs again before it opens a socket: one rule for both.
+	var at []int // the file position of each parsed segment
 	for i, s := range f.Segments {
-		key := fmt.Sprintf("segments[%d]", i)
-		if s.Name != "" {
-			key = fmt.Sprintf("segments[%d] (%s)", i, s.Name)
+		if seg, ok := s.parse(&errs, i); ok {
+			c.Segments = append(c.Segments, seg)
+			at = append(at, i)
 		}
-		seg, ok := s.validate(&errs, key, lookup)
-		if !ok {
-			continue
-		}
-		if names[seg.Name] {
-			errs.add(key+".name", "duplicate segment name %q", seg.Name)
-		}
-		names[seg.Name] = true
-		c.Segments = append(c.Segments, seg)
 	}
-	checkOverlaps(&errs, c.Segments)
+	var err error
+	if len(at) == len(f.Segments) {
+		err = dhcp.CheckConfig(c.Segments, c.RelayInterfaces, lookup)
+	} else {
+		// Without the unreadable segments the interfaces cannot be
+		// planned, but the readable ones can still be checked.
+		err = dhcp.ValidateSegments(c.Segments)
+	}
+	var problems dhcp.ConfigErrors
+	switch {
+	case errors.As(err, &problems):
+		for _, p := range problems {
+			if p.Index >= 0 {
+				p.Index = at[p.Index]
+			}
+			errs = append(errs, p.Error())
+		}
+	case err != nil:
+		errs = append(errs, err.Error())
+	}
 	if c.Advertise == "" {
-		c.Advertise = defaultAdvertise(c)
+		c.Advertise = defaultAdvertise(c, lookup)
 	}
 	if u, err := url.Parse(c.Advertise); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		errs.add("http.advertise", "%q is not an absolute http(s) URL (machines must be able to reach it)", c.Advertise)
@@ -210,8 +197,15 @@ func (f fileConfig) validate(lookup interfaceLookup) (config, error) {
 	return c, nil
 }
 
-func (s fileSegment) validate(errs *configErrors, key string, lookup interfaceLookup) (dhcp.Segment, bool) {
+// parse reads a segment as written into a dhcp.Segment. It reports only
+// what cannot be represented (text that is not an address, a duration or a
+// mode); every rule about the values themselves is dhcp.CheckConfig's.
+func (s fileSegment) parse(errs *configErrors, i int) (dhcp.Segment, bool) {
 	n := len(*errs)
+	bad := func(key, format string, a ...any) {
+		e := dhcp.ConfigError{Index: i, Segment: s.Name, Key: key, Problem: fmt.Sprintf(format, a...)}
+		*errs = append(*errs, e.Error())
+	}
 	seg := dhcp.Segment{
 		Name:         s.Name,
 		Interface:    s.Interface,
@@ -219,109 +213,57 @@ func (s fileSegment) validate(errs *configErrors, key string, lookup interfaceLo
 		DomainName:   s.Domain,
 		Discovery:    s.Discovery,
 		AllowUnknown: s.AllowUnknown,
-		UEFIBinary:   or(s.UEFIBinary, "ipxe.efi"),
+		UEFIBinary:   or(s.UEFIBinary, dhcp.DefaultUEFIBinary),
 	}
-	if !validName(s.Name) {
-		errs.add(key+".name", "%q must be 1-63 characters of a-z, 0-9 and '-'", s.Name)
+	mode, err := dhcp.ParseMode(or(s.Mode, dhcp.ModeDHCP.String()))
+	if err != nil {
+		bad("mode", "%s is not dhcp or proxy", names.Label(s.Mode))
 	}
-	switch {
-	case s.Relayed && s.Interface != "":
-		errs.add(key+".interface", "a relayed segment is chosen by giaddr and has no interface of its own")
-	case !s.Relayed && s.Interface == "":
-		errs.add(key+".interface", "required (or set relayed: true)")
-	case !s.Relayed:
-		addrs, ok := lookup(s.Interface)
-		if !ok {
-			errs.add(key+".interface", "interface %q does not exist on this host", s.Interface)
-		} else if s.ServerIP == "" && len(addrs) > 0 {
-			seg.ServerIP = addrs[0]
+	seg.Mode = mode
+	if s.Subnet != "" {
+		// An address with its prefix length (10.77.0.1/24) names its
+		// network: it is read as that network.
+		prefix, err := netip.ParsePrefix(s.Subnet)
+		if err != nil {
+			bad("subnet", "%s is not a CIDR subnet such as 10.77.0.0/24", names.Label(s.Subnet))
 		}
-	}
-	switch s.Mode {
-	case "", "dhcp":
-		seg.Mode = dhcp.ModeDHCP
-	case "proxy":
-		seg.Mode = dhcp.ModeProxy
-	default:
-		errs.add(key+".mode", "%q is not dhcp or proxy", s.Mode)
-	}
-	switch seg.UEFIBinary {
-	case "ipxe.efi", "snponly.efi":
-	default:
-		errs.add(key+".uefi_binary", "%q is not ipxe.efi or snponly.efi", s.UEFIBinary)
-	}
-	prefix, err := netip.ParsePrefix(s.Subnet)
-	if err != nil || !prefix.Addr().Is4() {
-		errs.add(key+".subnet", "%q is not an IPv4 CIDR subnet", s.Subnet)
-	} else {
 		seg.Subnet = prefix.Masked()
 	}
-	inSubnet := func(k, v string) netip.Addr {
+	addr := func(key, v string) netip.Addr {
 		a, err := netip.ParseAddr(v)
-		switch {
-		case err != nil || !a.Is4():
-			errs.add(k, "%q is not an IPv4 address", v)
-		case seg.Subnet.IsValid() && !seg.Subnet.Contains(a):
-			errs.add(k, "%s is outside subnet %s", a, seg.Subnet)
+		if err != nil {
+			bad(key, "%s is not an IP address", names.Label(v))
 		}
 		return a
 	}
-	switch {
-	case len(s.Range) == 2:
-		seg.RangeStart = inSubnet(key+".range[0]", s.Range[0])
-		seg.RangeEnd = inSubnet(key+".range[1]", s.Range[1])
-		if seg.RangeStart.IsValid() && seg.RangeEnd.IsValid() && seg.RangeEnd.Less(seg.RangeStart) {
-			errs.add(key+".range", "start %s is after end %s", seg.RangeStart, seg.RangeEnd)
-		}
-	case len(s.Range) == 0 && seg.Mode == dhcp.ModeProxy:
-		// proxyDHCP hands out no addresses.
+	switch len(s.Range) {
+	case 0:
+	case 2:
+		seg.RangeStart, seg.RangeEnd = addr("range[0]", s.Range[0]), addr("range[1]", s.Range[1])
 	default:
-		errs.add(key+".range", "must be [first, last] address (dhcp mode needs a range)")
+		bad("range", "must be [first, last] address, not %d addresses", len(s.Range))
 	}
 	if s.Router != "" {
-		seg.Router = inSubnet(key+".router", s.Router)
+		seg.Router = addr("router", s.Router)
 	}
 	if s.ServerIP != "" {
-		seg.ServerIP = inSubnet(key+".server_ip", s.ServerIP)
+		seg.ServerIP = addr("server_ip", s.ServerIP)
 	}
-	for i, d := range s.DNS {
-		a, err := netip.ParseAddr(d)
-		if err != nil || !a.Is4() {
-			errs.add(fmt.Sprintf("%s.dns[%d]", key, i), "%q is not an IPv4 address", d)
-		}
-		seg.DNS = append(seg.DNS, a)
+	for j, d := range s.DNS {
+		seg.DNS = append(seg.DNS, addr(fmt.Sprintf("dns[%d]", j), d))
 	}
-	seg.LeaseTime = duration(errs, key+".lease_time", s.LeaseTime, defaultLeaseTime)
+	key := dhcp.ConfigError{Index: i, Segment: s.Name, Key: "lease_time"}
+	seg.LeaseTime = duration(errs, key.Path(), s.LeaseTime, dhcp.DefaultLeaseTime)
 	return seg, len(*errs) == n
 }
 
-// checkOverlaps rejects two segments that would hand out the same address.
-func checkOverlaps(errs *configErrors, segs []dhcp.Segment) {
-	for i, a := range segs {
-		for _, b := range segs[i+1:] {
-			if a.Interface != "" && a.Interface == b.Interface {
-				errs.add("segments", "%s and %s are both served on interface %s", a.Name, b.Name, a.Interface)
-			}
-			if a.Subnet.Overlaps(b.Subnet) && (a.Relayed || b.Relayed) {
-				errs.add("segments", "%s (%s) and %s (%s) overlap: a relayed segment's subnet must identify it", a.Name, a.Subnet, b.Name, b.Subnet)
-			}
-			if !a.RangeStart.IsValid() || !b.RangeStart.IsValid() {
-				continue
-			}
-			if !(a.RangeEnd.Less(b.RangeStart) || b.RangeEnd.Less(a.RangeStart)) {
-				errs.add("segments", "ranges of %s (%s-%s) and %s (%s-%s) overlap", a.Name, a.RangeStart, a.RangeEnd, b.Name, b.RangeStart, b.RangeEnd)
-			}
-		}
-	}
-}
-
-// defaultAdvertise points machines at our address on the first directly
-// served segment, or leaves a value that validation rejects with a hint.
-func defaultAdvertise(c config) string {
+// defaultAdvertise points machines at our address on the first segment
+// that has one, or leaves a value that validation rejects with a hint.
+func defaultAdvertise(c config, lookup dhcp.Interfaces) string {
 	_, port, _ := net.SplitHostPort(c.HTTPListen)
 	for _, s := range c.Segments {
-		if s.ServerIP.IsValid() {
-			return "http://" + net.JoinHostPort(s.ServerIP.String(), port)
+		if ip := dhcp.ServerAddr(s, lookup); ip.IsValid() {
+			return "http://" + net.JoinHostPort(ip.String(), port)
 		}
 	}
 	return "(unset: set http.advertise)"
@@ -337,18 +279,6 @@ func duration(errs *configErrors, key, v string, def time.Duration) time.Duratio
 		return def
 	}
 	return d
-}
-
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func or(v, def string) string {

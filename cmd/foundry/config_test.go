@@ -7,13 +7,18 @@ import (
 	"time"
 )
 
-// fakeHost has br0 (10.77.0.1) and eth1 (192.0.2.1) and nothing else.
+// fakeHost has br0 (10.77.0.1), eth1 (192.0.2.1), relay0 (10.99.0.1) and
+// bare0 (no IPv4 address), and nothing else.
 func fakeHost(name string) ([]netip.Addr, bool) {
 	switch name {
 	case "br0":
 		return []netip.Addr{netip.MustParseAddr("10.77.0.1")}, true
 	case "eth1":
 		return []netip.Addr{netip.MustParseAddr("192.0.2.1")}, true
+	case "relay0":
+		return []netip.Addr{netip.MustParseAddr("10.99.0.1")}, true
+	case "bare0":
+		return nil, true
 	}
 	return nil, false
 }
@@ -56,7 +61,8 @@ func TestConfigDefaultsAndValues(t *testing.T) {
 		t.Fatalf("segments = %d", len(c.Segments))
 	}
 	lab := c.Segments[0]
-	if lab.LeaseTime != 30*time.Minute || !lab.Discovery || lab.ServerIP.String() != "10.77.0.1" || lab.UEFIBinary != "ipxe.efi" {
+	// server_ip is left to serve, which takes br0's address when it starts.
+	if lab.LeaseTime != 30*time.Minute || !lab.Discovery || lab.ServerIP.IsValid() || lab.UEFIBinary != "ipxe.efi" {
 		t.Errorf("lab segment = %+v", lab)
 	}
 	if remote := c.Segments[1]; !remote.Relayed || remote.LeaseTime != time.Hour {
@@ -89,18 +95,18 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"unknown key", "bogus: 1", "field bogus not found"},
 		{"bad duration", "discovery: {ttl: 1x}", `discovery.ttl: "1x" is not a positive duration`},
 		{"negative duration", "discovery: {ttl: -5m}", "discovery.ttl"},
-		{"unknown interface", "segments:\n  - {name: a, interface: eth9, subnet: 10.0.0.0/24, range: [10.0.0.1, 10.0.0.2]}", `segments[0] (a).interface: interface "eth9" does not exist`},
+		{"unknown interface", "segments:\n  - {name: a, interface: eth9, subnet: 10.0.0.0/24, range: [10.0.0.1, 10.0.0.2]}", `segments[0] (a).interface: "eth9" does not exist`},
 		{"range outside subnet", seg("    range: [10.77.0.10, 10.78.0.5]\n"), "segments[0] (lab).range[1]: 10.78.0.5 is outside subnet 10.77.0.0/24"},
 		{"range reversed", seg("    range: [10.77.0.50, 10.77.0.10]\n"), "start 10.77.0.50 is after end 10.77.0.10"},
-		{"missing range", seg(""), "segments[0] (lab).range: must be [first, last]"},
+		{"missing range", seg(""), "segments[0] (lab).range: required in dhcp mode"},
 		{"bad lease time", seg("    range: [10.77.0.10, 10.77.0.20]\n    lease_time: soon\n"), "segments[0] (lab).lease_time"},
 		{"bad mode", seg("    range: [10.77.0.10, 10.77.0.20]\n    mode: relay\n"), `segments[0] (lab).mode: "relay" is not dhcp or proxy`},
 		{"bad subnet", "segments:\n  - {name: a, interface: br0, subnet: 10.0.0.0/33}", "segments[0] (a).subnet"},
 		{"router outside", seg("    range: [10.77.0.10, 10.77.0.20]\n    router: 10.1.1.1\n"), "router: 10.1.1.1 is outside subnet"},
-		{"bad name", "segments:\n  - {name: 'Lab 1', interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}", "name: \"Lab 1\" must be"},
+		{"bad name", "segments:\n  - {name: 'Lab 1', interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}", `segments[0] ("Lab 1").name: "Lab 1": want 1-64 letters`},
 		{"relayed with interface", "segments:\n  - {name: a, relayed: true, interface: br0, subnet: 10.0.0.0/24, range: [10.0.0.1, 10.0.0.2]}", "has no interface of its own"},
-		{"overlapping ranges", "segments:\n  - {name: a, interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}\n  - {name: b, interface: eth1, subnet: 10.77.0.0/16, range: [10.77.0.15, 10.77.0.30]}", "ranges of a (10.77.0.10-10.77.0.20) and b (10.77.0.15-10.77.0.30) overlap"},
-		{"duplicate names", "segments:\n  - {name: a, interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}\n  - {name: a, interface: eth1, subnet: 192.0.2.0/24, range: [192.0.2.10, 192.0.2.20]}", "duplicate segment name"},
+		{"overlapping ranges", "segments:\n  - {name: a, interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}\n  - {name: b, interface: eth1, subnet: 10.77.0.0/16, range: [10.77.0.15, 10.77.0.30]}", "segments[1] (b).range: 10.77.0.15-10.77.0.30 overlaps range 10.77.0.10-10.77.0.20 of segment a"},
+		{"duplicate names", "segments:\n  - {name: a, interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}\n  - {name: a, interface: eth1, subnet: 192.0.2.0/24, range: [192.0.2.10, 192.0.2.20]}", "segments[1] (a).name: a is used twice"},
 		{"bad uefi binary", seg("    range: [10.77.0.10, 10.77.0.20]\n    uefi_binary: grub.efi\n"), "uefi_binary"},
 		{"bad advertise", "http: {advertise: 'ftp://x'}", "http.advertise"},
 		{"tls half", "http: {advertise: 'http://a:1', tls: {cert: /c}}", "http.tls: cert and key"},

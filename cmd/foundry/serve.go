@@ -34,7 +34,7 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the appliance: DHCP, TFTP, HTTP (scripts, images, API, dashboard)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(path, hostInterfaces)
+			cfg, err := loadConfig(path, dhcp.HostInterfaces)
 			if err != nil {
 				return err
 			}
@@ -52,7 +52,7 @@ func newCheckConfigCmd() *cobra.Command {
 		Short: "Validate a configuration file and print what serve would run",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(path, hostInterfaces)
+			cfg, err := loadConfig(path, dhcp.HostInterfaces)
 			if err != nil {
 				return err
 			}
