@@ -44,7 +44,7 @@ func (e *ConfigError) Path() string {
 		}
 		return key + "." + e.Key
 	case e.Segment != "":
-		return "segment " + names.Ref(e.Segment) + ": " + e.Key
+		return "segment " + names.Ref(e.Segment) + "." + e.Key
 	}
 	return e.Key
 }
