@@ -29,7 +29,7 @@ import (
 
 	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
-	"github.com/foundry-appliance/foundry/test/syncbuf"
+	"github.com/foundry-appliance/foundry/test/vm"
 )
 
 // mbr is a boot sector that writes "FOUNDRY-LOCAL-DISK" to COM1 and halts:
@@ -75,7 +75,7 @@ func (r *recorder) list() []string {
 }
 
 func TestQEMU(t *testing.T) {
-	for _, bin := range []string{"qemu-system-x86_64", "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/lib/ipxe/qemu/efi-e1000.rom"} {
+	for _, bin := range []string{"qemu-system-x86_64", vm.DefaultOVMFCode, "/usr/lib/ipxe/qemu/efi-e1000.rom"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			if _, err := os.Stat(bin); err != nil {
 				t.Skipf("%s not installed", bin)
@@ -193,34 +193,23 @@ func TestQEMU(t *testing.T) {
 			rec.mu.Lock()
 			rec.reqs = nil
 			rec.mu.Unlock()
-			args := []string{"-accel", "tcg", "-nographic", "-m", "256", "-no-reboot",
-				"-netdev", fmt.Sprintf("user,id=n0,bootfile=http://10.0.2.2:%d/boot/%s", port, tt.mac),
-				"-device", "e1000,netdev=n0,mac=" + tt.mac + ",bootindex=1",
-				"-drive", "file=" + disk + ",format=raw,if=ide,snapshot=on"}
+			spec := vm.Machine{MemoryMiB: 256, ExitOnReboot: true,
+				NIC: &vm.NIC{User: true, BootFile: fmt.Sprintf("http://10.0.2.2:%d/boot/%s", port, tt.mac),
+					MAC: tt.mac, BootIndex: 1},
+				Disks: []vm.Disk{{Path: disk, Snapshot: true}}}
+			kernel = lkrn
 			if tt.uefi {
-				vars := filepath.Join(t.TempDir(), "vars.fd")
-				b, err := os.ReadFile("/usr/share/OVMF/OVMF_VARS_4M.fd")
-				if err != nil {
-					t.Fatal(err)
-				}
-				os.WriteFile(vars, b, 0o644)
-				args = append(args, "-machine", "q35",
-					"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-					"-drive", "if=pflash,format=raw,file="+vars)
+				spec.Firmware = vm.UEFI
 				kernel = efi
-			} else {
-				args = append(args, "-boot", "n")
-				kernel = lkrn
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			out := &syncbuf.Buffer{}
-			cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-			cmd.Stdout, cmd.Stderr = out, out
-			if err := cmd.Start(); err != nil {
+			in, err := spec.Start(ctx)
+			if err != nil {
 				t.Fatal(err)
 			}
-			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			defer in.Stop()
+			out := in.Console
 			// The second iPXE of a discovery boot goes round again; only
 			// the first requests are the script's.
 			first := func() []string {
@@ -228,7 +217,7 @@ func TestQEMU(t *testing.T) {
 				return got[:min(len(got), len(tt.wantReqs))]
 			}
 			done := func() bool {
-				return slices.Equal(first(), tt.wantReqs) && inOrder(out.String(), tt.console)
+				return slices.Equal(first(), tt.wantReqs) && inOrder(out(), tt.console)
 			}
 			for !done() && ctx.Err() == nil {
 				time.Sleep(200 * time.Millisecond)
@@ -236,7 +225,7 @@ func TestQEMU(t *testing.T) {
 			if got := first(); !slices.Equal(got, tt.wantReqs) {
 				t.Errorf("requests %q, want %q first", got, tt.wantReqs)
 			}
-			console := out.String()
+			console := out()
 			if !inOrder(console, tt.console) {
 				t.Errorf("console lacks %q in this order", tt.console)
 			}

@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,6 +22,7 @@ import (
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/api/client"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
+	"github.com/foundry-appliance/foundry/test/vm"
 )
 
 const (
@@ -131,13 +131,11 @@ func rawDisk(t *testing.T, size int64) string {
 // means no disk.
 func bootBIOSMachine(t *testing.T, tap, mac, disk string) *machine {
 	t.Helper()
-	args := []string{"-accel", "tcg", "-nographic", "-m", fmt.Sprint(e2eMemMiB), "-boot", "n",
-		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
-		"-device", "e1000,netdev=n0,mac=" + mac}
+	spec := vm.Machine{MemoryMiB: e2eMemMiB, NIC: &vm.NIC{Tap: tap, MAC: mac}}
 	if disk != "" {
-		args = append(args, "-drive", "file="+disk+",format=raw,if=ide")
+		spec.Disks = []vm.Disk{{Path: disk}}
 	}
-	return startMachine(t, args)
+	return startMachine(t, spec)
 }
 
 // bootUEFIMachine powers on a q35 machine with OVMF whose virtio-net NIC has
@@ -145,21 +143,14 @@ func bootBIOSMachine(t *testing.T, tap, mac, disk string) *machine {
 // needs ipxe.efi over TFTP before iPXE can fetch its script over HTTP.
 func bootUEFIMachine(t *testing.T, tap, mac string) *machine {
 	t.Helper()
-	vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
-	copyFile(t, "/usr/share/OVMF/OVMF_VARS_4M.fd", vars)
-	args := []string{"-accel", "tcg", "-nographic", "-m", fmt.Sprint(e2eMemMiB), "-machine", "q35",
-		"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-		"-drive", "if=pflash,format=raw,file=" + vars,
-		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac=" + mac + ",romfile=,bootindex=1"}
-	return startMachine(t, args)
+	return startMachine(t, vm.Machine{Firmware: vm.UEFI, MemoryMiB: e2eMemMiB,
+		NIC: &vm.NIC{Tap: tap, MAC: mac, Model: "virtio-net-pci", NoROM: true, BootIndex: 1}})
 }
 
 // powerOff stops the machine and waits for QEMU to exit, so that its disk
 // file is complete.
 func (m *machine) powerOff() {
-	m.cancel()
-	m.cmd.Wait()
+	m.vm.Stop()
 }
 
 // waitState polls the API until the machine is in state, and returns it.

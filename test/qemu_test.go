@@ -2,45 +2,39 @@ package test
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/foundry-appliance/foundry/test/syncbuf"
+	"github.com/foundry-appliance/foundry/test/vm"
 )
 
 // machine is an emulated computer on a lab bridge; its serial console is
 // what a person at the machine would see.
 type machine struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	cancel  context.CancelFunc
-	console syncbuf.Buffer
+	t  *testing.T
+	vm *vm.Instance
 }
 
 // bootBIOS powers on a SeaBIOS machine whose e1000 NIC carries iPXE as its
-// option ROM (Debian's ipxe-qemu), network boot first.
+// option ROM (Debian's ipxe-qemu), network boot first; a reboot ends it.
 func bootBIOS(t *testing.T, tap, mac string, extra ...string) *machine {
 	t.Helper()
-	args := append([]string{"-accel", "tcg", "-nographic", "-m", "1024", "-boot", "n",
-		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
-		"-device", "e1000,netdev=n0,mac=" + mac, "-no-reboot"}, extra...)
-	return startMachine(t, args)
+	return startMachine(t, vm.Machine{MemoryMiB: 1024, ExitOnReboot: true,
+		NIC: &vm.NIC{Tap: tap, MAC: mac}, Extra: extra})
 }
 
-func startMachine(t *testing.T, args []string) *machine {
+// startMachine powers spec on for the rest of the test, and shows its
+// console if the test failed.
+func startMachine(t *testing.T, spec vm.Machine) *machine {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &machine{t: t, cancel: cancel}
-	m.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	m.cmd.Stdout, m.cmd.Stderr = &m.console, &m.console
-	if err := m.cmd.Start(); err != nil {
+	in, err := spec.Start(context.Background())
+	if err != nil {
 		t.Fatalf("start qemu: %v", err)
 	}
+	m := &machine{t: t, vm: in}
 	t.Cleanup(func() {
-		cancel()
-		m.cmd.Wait()
+		in.Stop()
 		if t.Failed() {
 			t.Logf("console of the emulated machine:\n%s", m.text())
 		}
@@ -48,18 +42,11 @@ func startMachine(t *testing.T, args []string) *machine {
 	return m
 }
 
-func (m *machine) text() string { return m.console.String() }
+func (m *machine) text() string { return m.vm.Console() }
 
 // waitConsole waits until the console shows s.
 func (m *machine) waitConsole(timeout time.Duration, s string) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if strings.Contains(m.text(), s) {
-			return true
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	return false
+	return m.vm.WaitConsole(timeout, s)
 }
 
 // A never-seen BIOS machine on a discovery segment gets its lease, loads
