@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/foundry-appliance/foundry/discovery-os/kmod"
-	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/u-root/u-root/pkg/ipmi"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -103,9 +101,12 @@ func hasModule(name string) bool {
 }
 
 // FindInterface waits until a network interface with the given MAC exists
-// (drivers probe asynchronously) and returns its name.
+// (drivers probe asynchronously) and returns its name; package dhcpc then
+// configures it.
 func FindInterface(ctx context.Context, mac string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		ifs, err := net.Interfaces()
 		if err == nil {
@@ -121,64 +122,9 @@ func FindInterface(ctx context.Context, mac string, timeout time.Duration) (stri
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-tick.C:
 		}
 	}
-}
-
-// ConfigureDHCP brings ifname up, waits for carrier, obtains a lease and
-// configures the address and default route. It returns the address.
-func ConfigureDHCP(ctx context.Context, ifname string, timeout time.Duration) (netip.Prefix, error) {
-	link, err := netlink.LinkByName(ifname)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("find %s: %w", ifname, err)
-	}
-	if err := netlink.LinkSetUp(link); err != nil {
-		return netip.Prefix{}, fmt.Errorf("bring up %s: %w", ifname, err)
-	}
-	if lo, err := netlink.LinkByName("lo"); err == nil {
-		netlink.LinkSetUp(lo)
-	}
-	// Autonegotiation can take seconds; DHCP before carrier only wastes
-	// the first attempts.
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-		if b, err := os.ReadFile("/sys/class/net/" + ifname + "/carrier"); err == nil && strings.TrimSpace(string(b)) == "1" {
-			break
-		}
-	}
-	c, err := nclient4.New(ifname, nclient4.WithTimeout(4*time.Second), nclient4.WithRetry(3))
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("dhcp on %s: %w", ifname, err)
-	}
-	defer c.Close()
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	lease, err := c.Request(dctx)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("dhcp on %s: %w", ifname, err)
-	}
-	ack := lease.ACK
-	ip, ok := netip.AddrFromSlice(ack.YourIPAddr.To4())
-	if !ok || !ip.IsValid() || ip.IsUnspecified() {
-		return netip.Prefix{}, fmt.Errorf("dhcp on %s: the server offered no address", ifname)
-	}
-	mask := ack.SubnetMask()
-	ones, bits := mask.Size()
-	if bits != 32 {
-		ones = 24 // a server that omits option 1: assume the common case
-	}
-	pfx := netip.PrefixFrom(ip, ones)
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(ones, 32)}}
-	if err := netlink.AddrReplace(link, addr); err != nil {
-		return pfx, fmt.Errorf("set address %s on %s: %w", pfx, ifname, err)
-	}
-	if routers := ack.Router(); len(routers) > 0 {
-		route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: routers[0]}
-		if err := netlink.RouteReplace(route); err != nil {
-			return pfx, fmt.Errorf("set default route via %s: %w", routers[0], err)
-		}
-	}
-	return pfx, nil
 }
 
 // BMCAddress asks the BMC over /dev/ipmi0 for the IPv4 address of LAN

@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/foundry-appliance/foundry/discovery-os/agent"
+	"github.com/foundry-appliance/foundry/discovery-os/agent/dhcpc"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 )
 
@@ -19,28 +22,38 @@ import (
 // before anything else can happen (finding the NIC, DHCP).
 const retryDelay = 5 * time.Second
 
+// run is the agent's whole life. Every goroutine it starts ends with ctx,
+// and run waits for them before it returns: nothing it started outlives it.
 func run(ctx context.Context, pid1 bool, cmdlinePath string) error {
+	// Only the discovery OS owns the screen; on a workstation the agent
+	// keeps off the virtual terminals. Opened first so that it is closed
+	// last, after the goroutines that draw on it have ended.
+	var screen io.Writer
+	if pid1 {
+		if tty, err := os.OpenFile("/dev/tty0", os.O_WRONLY, 0); err == nil {
+			defer tty.Close()
+			screen = tty
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // runs before wg.Wait: stops what the return leaves running
+
 	serial := os.Stdout // /dev/console: the last console= on the kernel line, ttyS0
 	log := slog.New(slog.NewTextHandler(serial, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if pid1 {
 		if err := agent.MountAll(); err != nil {
 			log.Error("mount", "err", err)
 		}
-		go agent.Reap(ctx)
+		wg.Go(func() { agent.Reap(ctx) })
 		// Before anything reads crypto/rand (DHCP transaction IDs, the token).
 		if err := agent.SeedEntropy(); err != nil {
 			log.Error("entropy", "err", err)
 		}
 	}
-	con := &agent.TTYConsole{Serial: serial}
-	if tty, err := os.OpenFile("/dev/tty0", os.O_WRONLY, 0); err == nil {
-		con.Screen = tty
-	}
-	go func() {
-		for range time.Tick(time.Second) {
-			con.Tick()
-		}
-	}()
+	con := &agent.TTYConsole{Serial: serial, Screen: screen}
+	wg.Go(func() { redraw(ctx, con, time.Second) })
 	status := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		con.Update(func(s *agent.Screen) { s.Status = msg })
@@ -81,27 +94,36 @@ func run(ctx context.Context, pid1 bool, cmdlinePath string) error {
 		}
 		showErr(err)
 	}
-	ip := ""
 	if pid1 {
+		// The lease is kept (renewed, rebound, replaced) for as long as
+		// the machine waits; the console follows its address.
+		dc := &dhcpc.Client{Interface: ifname, Log: log, OnChange: func(p netip.Prefix) {
+			ip := ""
+			if p.IsValid() {
+				ip = p.String()
+			}
+			con.Update(func(s *agent.Screen) { s.IP = ip })
+		}}
 		for attempt := 1; ; attempt++ {
 			status("DHCP on %s (attempt %d)", ifname, attempt)
-			pfx, err := agent.ConfigureDHCP(ctx, ifname, 30*time.Second)
+			_, err := dc.Acquire(ctx, 30*time.Second)
 			if err == nil {
-				ip = pfx.String()
 				break
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			showErr(err)
-			time.Sleep(retryDelay)
+			if err := sleep(ctx, retryDelay); err != nil {
+				return err
+			}
 		}
+		wg.Go(func() { dc.Keep(ctx) })
 	} else if ifi, err := net.InterfaceByName(ifname); err == nil {
 		if addrs, _ := ifi.Addrs(); len(addrs) > 0 {
-			ip = addrs[0].String()
+			con.Update(func(s *agent.Screen) { s.IP = addrs[0].String() })
 		}
 	}
-	con.Update(func(s *agent.Screen) { s.IP = ip })
 
 	status("collecting the inventory")
 	col := &inventory.Collector{Log: log}
@@ -151,4 +173,31 @@ func listenLLDP(ctx context.Context, inv *inventory.Inventory, log *slog.Logger)
 		}(&inv.NICs[i])
 	}
 	wg.Wait()
+}
+
+// redraw refreshes the console every period (the token's remaining time
+// counts down on it) until ctx ends.
+func redraw(ctx context.Context, con *agent.TTYConsole, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			con.Tick()
+		}
+	}
+}
+
+// sleep waits for d or until ctx ends, and then returns ctx's error.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
