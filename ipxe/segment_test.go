@@ -20,7 +20,7 @@ func TestServeHeldOffDiscoverySegments(t *testing.T) {
 		{"52:54:00:00:02:02", "removed-from-config"},
 	} {
 		if _, err := f.db.CreateMachine(store.Machine{MAC: tc.mac, State: store.StateDiscovered, Segment: tc.segment,
-			Hostname: "discovered-000201", Temporary: true, ExpiresAt: time.Now().Add(time.Hour)}, a); err != nil {
+			Hostname: "held-" + tc.mac[15:17], Temporary: true, ExpiresAt: time.Now().Add(time.Hour)}, a); err != nil {
 			t.Fatal(err)
 		}
 		code, _, body := f.do(t, "GET", "/boot/"+tc.mac)

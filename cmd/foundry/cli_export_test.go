@@ -10,12 +10,14 @@ import (
 
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/ipxe"
+	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
 
 func TestCLIScriptAndExport(t *testing.T) {
 	e := newCLIEnv(t, func(s *api.Server) {
-		s.Boot = &ipxe.Server{Store: s.Store.(*store.DB), BaseURL: "http://10.77.0.1:8080"}
+		s.Boot = &ipxe.Server{Store: s.Store.(*store.DB), BaseURL: "http://10.77.0.1:8080",
+			Segments: map[string]lifecycle.Segment{"lab": {Discovery: true}}}
 	})
 	ctx := context.Background()
 	t.Setenv("FOUNDRY_URL", e.url)
