@@ -94,8 +94,30 @@ func seedDiscovered(t *testing.T, dataDir string, macs ...string) {
 	}
 }
 
-// startAppliance runs `foundry serve` with no segments (so no DHCP and no
-// raw sockets), HTTP and TFTP on loopback, until the test ends.
+// labSegment creates the veth pair lab0 (10.77.0.1/24) – lab1 and returns
+// the configuration of segment lab on it. Only for a test inside its own
+// network namespace (nstest.Reexec): the DHCP server it starts can reach
+// nothing but that namespace.
+func labSegment(t *testing.T) string {
+	t.Helper()
+	for _, args := range [][]string{
+		{"link", "add", "lab0", "type", "veth", "peer", "name", "lab1"},
+		{"addr", "add", "10.77.0.1/24", "dev", "lab0"},
+		{"link", "set", "lab1", "up"},
+		{"link", "set", "lab0", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return "segments:\n  - name: lab\n    interface: lab0\n    subnet: 10.77.0.0/24\n    range: [10.77.0.100, 10.77.0.200]\n" +
+		"    router: 10.77.0.1\n    mode: dhcp\n    discovery: true\n"
+}
+
+// startAppliance runs `foundry serve`, HTTP and TFTP on loopback, until the
+// test ends. Without seeded machines it serves no segment (so no DHCP and
+// no raw sockets); with them it serves segment lab (labSegment), where the
+// seeded machines were discovered.
 func startAppliance(t *testing.T, bin string, seed ...string) *appliance {
 	t.Helper()
 	dir := t.TempDir()
@@ -109,6 +131,9 @@ func startAppliance(t *testing.T, bin string, seed ...string) *appliance {
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cfg := fmt.Sprintf("data_dir: %s\nimage_dir: %s\nhttp:\n  listen: 127.0.0.1:%d\n  advertise: %s\ntftp:\n  listen: 127.0.0.1:%d\n",
 		dataDir, imageDir, port, url, freePort(t, "udp"))
+	if len(seed) > 0 {
+		cfg += labSegment(t)
+	}
 	cfgPath := filepath.Join(dir, "foundry.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/foundry-appliance/foundry/test/nstest"
 	"github.com/foundry-appliance/foundry/ui"
 )
 
@@ -27,6 +28,12 @@ func TestDashboard(t *testing.T) {
 	}
 	if !ui.Built() {
 		t.Fatal("the dashboard is not built: run `npm ci && npm run build` in ui/ (the Makefile does) before go test")
+	}
+	// The seeded machines are on segment lab, which the appliance must
+	// serve for them to get discovery scripts: it does so on a veth
+	// pair inside a private network namespace.
+	if nstest.Reexec(t) {
+		return
 	}
 	root := repoRoot(t)
 	a := startAppliance(t, buildFoundry(t, root), mac1, mac2, mac3)
