@@ -203,7 +203,7 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 	}
 	if plan.profile.Kind == store.ProfileNetboot {
 		// A netboot machine needs nothing more: every PXE boot from now on
-		// gets the production script (SPEC §1, approved → ready).
+		// gets the production script (docs/spec.md §1, approved → ready).
 		if r, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: actor, Action: "ready", Detail: "netboot profile " + plan.profile.Name},
 			func(cur *store.Machine) error {
 				to, err := lifecycle.Next(lifecycle.ActNetbootOK, lifecycle.RoleSystem, cur.State)

@@ -14,7 +14,7 @@ import (
 
 // BootMenu is the iPXE menu (production, rediscover, local disk, iPXE
 // shell) that an approved machine gets instead of its direct production or
-// local-disk boot (SPEC §2). The enum of default is store.MenuItems();
+// local-disk boot (docs/spec.md §2). The enum of default is store.MenuItems();
 // TestBootMenuEnumIsTheStores keeps the two equal.
 type BootMenu struct {
 	Enabled        bool   `json:"enabled" doc:"Production and local-disk boots show the menu instead of booting directly"`

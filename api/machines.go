@@ -93,7 +93,7 @@ func (s *Server) registerMachines() {
 		Errors:      []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
 	}, func(ctx context.Context, in *reasonIn) (*machineOut, error) {
 		return s.transition(ctx, in.MAC, lifecycle.ActReject, in.Body.Reason, func(m *store.Machine) error {
-			// A rejected machine is a deny entry (SPEC §1): it must outlive
+			// A rejected machine is a deny entry (docs/spec.md §1): it must outlive
 			// the discovery TTL, or it would be discovered afresh.
 			m.Message = in.Body.Reason
 			m.Temporary, m.ExpiresAt = false, time.Time{}

@@ -16,7 +16,7 @@ import (
 	"github.com/foundry-appliance/foundry/store"
 )
 
-// The approval rules of SPEC §4, each a function of its input that returns
+// The approval rules of docs/spec.md §4, each a function of its input that returns
 // the normalised value or an error detail naming the field. They read
 // nothing but their arguments, so the handler can run all of them before
 // it writes anything.

@@ -1,5 +1,5 @@
 // Package bench holds Foundry's benchmarks (`make bench`): the speed
-// targets of SPEC §7, each measured against a real peer in the same run so
+// targets of docs/spec.md §7, each measured against a real peer in the same run so
 // that the printed ratio means something on whatever machine runs it.
 //
 //   - BenchmarkDHCPThroughput: `foundry serve` against Kea (memfile), both

@@ -20,13 +20,13 @@ const (
 	// hookBytes: Tinkerbell Hook, the x86_64 kernel + initramfs that
 	// Tinkerbell boots for discovery and provisioning, ≈180 MB compressed
 	// (the hook_x86_64.tar.gz asset of github.com/tinkerbell/hook
-	// releases; figure as recorded in SPEC §7).
+	// releases; figure as recorded in docs/spec.md §7).
 	hookBytes = 180e6
 	// foremanMinBytes, foremanMaxBytes: Foreman Discovery Image (FDI),
 	// 335–483 MB across its releases (the fdi-*.iso images under
 	// downloads.theforeman.org/discovery/releases/, built by
 	// github.com/theforeman/foreman-discovery-image; figures as recorded
-	// in SPEC §7).
+	// in docs/spec.md §7).
 	foremanMinBytes = 335e6
 	foremanMaxBytes = 483e6
 )

@@ -16,7 +16,7 @@ import (
 // accepts the other accepts too.
 
 // ConfigError is one problem in a DHCP configuration, named by its key in
-// the configuration file (SPEC §6), so that `foundry check-config` and
+// the configuration file (docs/spec.md §6), so that `foundry check-config` and
 // `foundry serve` report it in the same words.
 type ConfigError struct {
 	// Index is the segment's position in the list checked; -1 when the

@@ -59,7 +59,7 @@ const (
 )
 
 // Segment is one network served by Foundry: the unit of DHCP configuration
-// (SPEC §2). cmd/foundry parses the YAML configuration into Segments and
+// (docs/spec.md §2). cmd/foundry parses the YAML configuration into Segments and
 // validates them with CheckConfig, the code Serve runs before it opens a
 // socket, so that `foundry check-config` and `foundry serve` accept the
 // same files. Each field's doc names its configuration key.

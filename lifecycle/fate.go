@@ -196,7 +196,7 @@ type Fate struct {
 	Reason string
 }
 
-// Decide is the boot decision of SPEC §1–2: the one answer to what a
+// Decide is the boot decision of docs/spec.md §1–2: the one answer to what a
 // machine gets from DHCP, from its script URL and from the agent API.
 func Decide(q Query) Fate {
 	f := Fate{Script: script(q), Agent: agent(q.Machine)}

@@ -51,7 +51,7 @@ func allQueries() []Query {
 	return out
 }
 
-// TestDecideEverywhere checks the rules of SPEC §1–2 on every combination.
+// TestDecideEverywhere checks the rules of docs/spec.md §1–2 on every combination.
 // Each rule is a property that one wrong branch in Decide would break.
 func TestDecideEverywhere(t *testing.T) {
 	qs := allQueries()
@@ -139,7 +139,7 @@ func installing(m *Machine) bool {
 	return m.State == Provisioning || m.State == Failed
 }
 
-// TestScriptByState is the script table of SPEC §2, spelled out.
+// TestScriptByState is the script table of docs/spec.md §2, spelled out.
 func TestScriptByState(t *testing.T) {
 	disc := Segment{Discovery: true}
 	for _, tc := range []struct {

@@ -1,5 +1,5 @@
 // Package lifecycle is the one place that says what happens to a machine:
-// its states (SPEC §1), the actions that move it between them and who may
+// its states (docs/spec.md §1), the actions that move it between them and who may
 // take each, and Decide, the pure function that tells the DHCP server, the
 // iPXE script server and the agent API what a machine gets at every step of
 // its boot. Those packages are thin adapters around it; the dashboard reads
@@ -15,7 +15,7 @@ import (
 	"fmt"
 )
 
-// State is where a machine is in its life (SPEC §1).
+// State is where a machine is in its life (docs/spec.md §1).
 type State int
 
 // Machine states. The zero value is Discovered so that a new record starts
@@ -143,7 +143,7 @@ type rule struct {
 
 var anyState = []State{Discovered, Inventoried, Approved, Provisioning, Ready, Failed, Rejected}
 
-// rules is the state machine of SPEC §1. Every state change anywhere in
+// rules is the state machine of docs/spec.md §1. Every state change anywhere in
 // Foundry is one of these rows.
 var rules = []rule{
 	{ActDiscover, nil, Discovered, []Role{RoleDHCP}, "first DHCP request of an unknown MAC on a discovery segment"},

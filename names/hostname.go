@@ -46,7 +46,7 @@ func Hostname(s string) (string, error) {
 }
 
 // DiscoveredHostname is the host name of a discovered machine's temporary
-// record (SPEC §1): "discovered-" and the last six hex digits of its MAC,
+// record (docs/spec.md §1): "discovered-" and the last six hex digits of its MAC,
 // e.g. "discovered-123456" for 52:54:00:12:34:56. mac may be in any
 // notation ParseMAC accepts; the result is "" when it is not a MAC.
 func DiscoveredHostname(mac string) string {

@@ -9,7 +9,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// expireAudit is the audit record of an expiry (SPEC §1).
+// expireAudit is the audit record of an expiry (docs/spec.md §1).
 var expireAudit = Audit{Actor: "system", Action: "expire"}
 
 // ExpireMachines deletes every temporary machine whose ExpiresAt is not

@@ -114,7 +114,7 @@ const (
 func MenuItems() []string { return []string{MenuProduction, MenuRediscover, MenuLocal, MenuShell} }
 
 // BootMenu is the iPXE menu an accepted machine gets instead of its direct
-// production or local-disk boot (SPEC §2).
+// production or local-disk boot (docs/spec.md §2).
 type BootMenu struct {
 	Enabled bool `json:"enabled"`
 	// TimeoutSeconds is how long the menu waits before booting Default; 0

@@ -105,7 +105,7 @@ export function diskID(d: Disk): string {
 }
 
 /**
- * defaultDisk is the disk approval picks when none is named (SPEC §4), by
+ * defaultDisk is the disk approval picks when none is named (docs/spec.md §4), by
  * the API's rule: the first non-removable, writable, non-empty disk in order
  * of its stable by-path name (disks without one last), not a blind /dev/sda.
  */

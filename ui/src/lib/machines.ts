@@ -3,7 +3,7 @@
 // list's behaviour can be tested without a browser.
 import type { Machine, MachineEvent } from '../api/types';
 
-/** Every machine state in life-cycle order (SPEC §1). */
+/** Every machine state in life-cycle order (docs/spec.md §1). */
 export const STATES = [
   'discovered',
   'inventoried',
