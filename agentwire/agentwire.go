@@ -4,7 +4,8 @@
 // nonce. Both programs import these types, so the protocol is defined once;
 // api/contract_test.go runs the real agent client against the real server.
 //
-// The package depends on nothing outside the standard library, so that
+// The package depends only on the standard library and package lifecycle
+// (itself dependency-free, where the decision kinds are defined), so that
 // the agent, a static binary in a small initramfs, pulls in no server code.
 //
 // Type names are part of the contract: package api uses these types through
@@ -15,7 +16,11 @@
 // and cost the agent nothing.
 package agentwire
 
-import "time"
+import (
+	"time"
+
+	"github.com/foundry-appliance/foundry/lifecycle"
+)
 
 // NonceHeader carries the boot nonce (foundry.nonce= on the discovery
 // kernel's command line) on every agent call. The nonce is bound to one
@@ -34,14 +39,14 @@ const (
 // Decision kinds: the values of Decision.Decision.
 const (
 	// KindWait: nothing decided yet; ask again.
-	KindWait = "wait"
+	KindWait = string(lifecycle.AgentWait)
 	// KindNetboot: reboot; the next PXE boot gets the production boot.
-	KindNetboot = "netboot"
+	KindNetboot = string(lifecycle.AgentNetboot)
 	// KindImage: write Decision.Image, report progress and the result,
 	// then reboot to the local disk.
-	KindImage = "image"
+	KindImage = string(lifecycle.AgentImage)
 	// KindReject: power off.
-	KindReject = "reject"
+	KindReject = string(lifecycle.AgentReject)
 )
 
 // AgentToken is the salted hash of the registration token shown on the

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/foundry-appliance/foundry/agentwire"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,8 +23,8 @@ import (
 // TokenPrefix starts every generated admin API token.
 const TokenPrefix = "fdy_"
 
-// NonceHeader carries the boot nonce on every agent call.
-const NonceHeader = "X-Foundry-Nonce"
+// NonceHeader carries the boot nonce on every agent call (agentwire's).
+const NonceHeader = agentwire.NonceHeader
 
 // access is what an operation requires.
 type access int

@@ -13,7 +13,7 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"net"
+	"github.com/foundry-appliance/foundry/names"
 	"net/url"
 	"strings"
 )
@@ -59,11 +59,11 @@ func ParseCmdline(s string) (Cmdline, error) {
 	if c.MAC == "" {
 		return c, fmt.Errorf("%w: foundry.mac missing", ErrCmdline)
 	}
-	hw, err := net.ParseMAC(c.MAC)
-	if err != nil || len(hw) != 6 {
+	mac, err := names.ParseMAC(c.MAC)
+	if err != nil {
 		return c, fmt.Errorf("%w: foundry.mac %q is not a MAC address", ErrCmdline, c.MAC)
 	}
-	c.MAC = hw.String()
+	c.MAC = mac
 	if c.Nonce == "" {
 		return c, fmt.Errorf("%w: foundry.nonce missing", ErrCmdline)
 	}

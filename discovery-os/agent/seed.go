@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/foundry-appliance/foundry/names"
 	"net/netip"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -32,15 +32,13 @@ var ErrNoPartitionTable = errors.New("the image has no partition table to add th
 // SeedSize is the size of the CIDATA partition.
 const SeedSize = 64 << 20
 
-var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
-
 // NoCloudFiles renders the seed files for a machine. Every file is JSON
 // (which YAML reads as it is), so no value from the appliance can inject
 // YAML structure. Bad values are refused with an error naming them.
 func NoCloudFiles(instanceID, mac string, d agentwire.Decision) (map[string][]byte, error) {
-	host := strings.ToLower(d.Hostname)
-	if len(host) > 253 || !hostnameRE.MatchString(host) {
-		return nil, fmt.Errorf("hostname %q is not an RFC 1123 name", printable(d.Hostname))
+	host, err := names.Hostname(d.Hostname)
+	if err != nil {
+		return nil, fmt.Errorf("hostname %q: %w", printable(d.Hostname), err)
 	}
 	for i, k := range d.SSHKeys {
 		if strings.ContainsAny(k, "\r\n\x00") || len(strings.Fields(k)) < 2 {

@@ -19,7 +19,7 @@ func insertModule(path string) error {
 		var f *os.File
 		f, err = os.Open(path)
 		if err != nil {
-			return err
+			return fmt.Errorf("open module: %w", err)
 		}
 		defer f.Close()
 		err = unix.FinitModule(int(f.Fd()), "", 0)
@@ -27,7 +27,7 @@ func insertModule(path string) error {
 		var img []byte
 		img, err = ReadFile(path)
 		if err != nil {
-			return err
+			return fmt.Errorf("read module: %w", err)
 		}
 		err = unix.InitModule(img, "")
 	}

@@ -22,14 +22,14 @@ func OpenTree(dir string) (*Tree, error) {
 	t := &Tree{Dir: dir, paths: map[string]string{}, info: map[string]Module{}}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return err
+			return fmt.Errorf("walk %s: %w", p, err)
 		}
 		if d.IsDir() || !IsModuleFile(d.Name()) {
 			return nil
 		}
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
-			return err
+			return fmt.Errorf("name %s under %s: %w", p, dir, err)
 		}
 		name := NameOf(rel)
 		if prev, dup := t.paths[name]; dup {
@@ -96,7 +96,7 @@ func (t *Tree) Closure(names []string) (mods []Module, missing []string, err err
 		}
 		m, err := t.Module(name)
 		if err != nil {
-			return err
+			return fmt.Errorf("module %s: %w", name, err)
 		}
 		for _, d := range m.Depends {
 			if err := visit(d, append(stack, name)); err != nil {
