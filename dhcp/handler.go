@@ -33,6 +33,7 @@ type instance struct {
 	ttl      time.Duration
 	env      bootEnv
 	machines MachineStore
+	grants   Granter
 	relayed  []*segState
 	m        *metrics
 
@@ -72,6 +73,7 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	in.m.request(mt)
 	reply, reason, detail := l.process(req, resp)
 	if reply != nil {
+		in.granted(req, reply)
 		in.m.reply(reply.MessageType())
 		if !in.log.Enabled(context.Background(), slog.LevelDebug) {
 			return reply

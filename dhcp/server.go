@@ -54,6 +54,11 @@ type Server struct {
 	// HaveFile reports whether an optional boot file exists (today only
 	// "ipxe-arm64.efi"). Nil: optional files are not offered.
 	HaveFile func(name string) bool
+	// Grants is told of every boot answer with the client's address, so
+	// that the script server gives a boot nonce only to the machine that
+	// took part (bootgrant.Table). Nil: nobody is told, and no script
+	// server that asks can issue a nonce.
+	Grants Granter
 	// DiscoveryTTL is the lifetime of a discovered record; default
 	// DefaultDiscoveryTTL (24h).
 	DiscoveryTTL time.Duration
@@ -172,6 +177,7 @@ func (s *Server) build(ifaces []string, ifaceIP map[string]netip.Addr) (*instanc
 		ttl:      s.DiscoveryTTL,
 		env:      bootEnv{ScriptURL: s.ScriptURL, HTTPBase: s.HTTPBase, HaveFile: s.HaveFile},
 		machines: s.Machines,
+		grants:   s.Grants,
 		m:        m,
 	}
 	if in.now == nil {

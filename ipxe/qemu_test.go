@@ -117,7 +117,7 @@ func TestQEMU(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	srv := &Server{Store: db, BaseURL: fmt.Sprintf("http://10.0.2.2:%d", port), MenuTimeout: time.Second,
-		Segments: map[string]lifecycle.Segment{"lab": {Discovery: true}}}
+		Segments: map[string]lifecycle.Segment{"lab": {Discovery: true}}, Grants: anyGrant{}}
 	rec := &recorder{}
 	mux := http.NewServeMux()
 	mux.Handle("/boot/", srv)

@@ -50,6 +50,17 @@ func heldScript(in Input) string {
 	return b.String()
 }
 
+// regrantScript answers a discovery request that holds no DHCP grant: the
+// machine repeats its DHCP exchange (which grants it a nonce) and asks
+// again; anyone else learns nothing. mac and url are the server's own.
+func regrantScript(mac, url string) string {
+	b := header(KindDiscovery, mac)
+	b.WriteString("echo Foundry: no fresh DHCP exchange for this machine from this address; asking DHCP again.\n")
+	b.WriteString("sleep 3\n")
+	fmt.Fprintf(b, "dhcp && chain --replace %s || exit 1\n", url)
+	return b.String()
+}
+
 // ErrorScript is served (with status 500) when no script could be rendered:
 // the machine is told, nothing is booted, and the reason stays in the
 // appliance's log. mac must already be canonical; anything else is left out.

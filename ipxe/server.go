@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +53,11 @@ type Server struct {
 	// discovery: a machine waiting for approval is then held, not booted
 	// into discovery. Default none.
 	Segments map[string]lifecycle.Segment
+	// Grants decides whether a request may receive a boot nonce: only
+	// from the address the DHCP server has just answered that MAC at, once
+	// (bootgrant.Table). Nil: no request does, and every discovery script
+	// is the one that asks the machine to repeat its DHCP exchange.
+	Grants Granter
 	// Logger gets one record per script served (Info) or failed (Error).
 	// Nil means silent.
 	Logger *slog.Logger
@@ -60,12 +66,26 @@ type Server struct {
 	mux  *http.ServeMux
 }
 
+// Granter hands out the right to one boot nonce (bootgrant.Table).
+type Granter interface {
+	Take(mac string, remote netip.Addr) bool
+}
+
+// ErrNoGrant: the request did not come from the machine's own fresh DHCP
+// exchange, so it gets no nonce.
+var ErrNoGrant = errors.New("no DHCP exchange from this address for this machine just now")
+
 // DefaultNonceTTL is the lifetime of a discovery boot nonce.
 const DefaultNonceTTL = 24 * time.Hour
 
 // ScriptURL is the URL DHCP hands to iPXE for this machine.
 func (s *Server) ScriptURL(mac net.HardwareAddr) string {
-	return strings.TrimRight(s.BaseURL, "/") + "/boot/" + mac.String()
+	return s.ScriptURLString(mac.String())
+}
+
+// ScriptURLString is ScriptURL for a canonical MAC string.
+func (s *Server) ScriptURLString(mac string) string {
+	return strings.TrimRight(s.BaseURL, "/") + "/boot/" + mac
 }
 
 // ServeHTTP implements http.Handler.
@@ -104,8 +124,28 @@ func (s *Server) serveBoot(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, ErrorScript(mac))
 		return
 	}
-	// HEAD must not have the side effect of revoking the machine's nonce.
-	sc, state, err := s.script(mac, mode, r.Method != http.MethodHead)
+	// HEAD must not have the side effect of issuing a nonce.
+	var remote netip.Addr
+	if r.Method != http.MethodHead {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			remote = ap.Addr()
+		}
+	}
+	sc, state, err := s.script(mac, mode, remote)
+	if errors.Is(err, ErrNoGrant) {
+		// Not an error of the appliance: whoever asked was not the
+		// machine in its boot. The machine itself, if it lost its grant
+		// (a slow or repeated fetch), gets a fresh one by asking DHCP again.
+		s.log().Warn("ipxe discovery script without a DHCP grant: no nonce", "mac", mac, "client", r.RemoteAddr)
+		base, berr := checkBaseURL(s.BaseURL)
+		if berr != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, ErrorScript(mac))
+			return
+		}
+		fmt.Fprint(w, regrantScript(mac, base+"/boot/"+mac))
+		return
+	}
 	if err != nil {
 		s.log().Error("ipxe script failed", "mac", mac, "mode", string(mode), "err", err, "client", r.RemoteAddr)
 		w.WriteHeader(http.StatusInternalServerError)
@@ -120,14 +160,15 @@ func (s *Server) serveBoot(w http.ResponseWriter, r *http.Request) {
 // of a boot nonce so that nothing is issued or revoked. The API uses it to
 // show a machine's boot script.
 func (s *Server) Preview(mac string, mode Mode) (Script, error) {
-	sc, _, err := s.script(mac, mode, false)
+	sc, _, err := s.script(mac, mode, netip.Addr{})
 	return sc, err
 }
 
-// script loads what Render needs and renders; issue says whether a
-// discovery script gets a real nonce. state is for the log ("unknown" when
-// there is no record).
-func (s *Server) script(mac string, mode Mode, issue bool) (Script, string, error) {
+// script loads what Render needs and renders. A discovery script gets a
+// real nonce when remote is valid and holds the machine's DHCP grant
+// (ErrNoGrant when it does not); with remote invalid it shows PreviewNonce.
+// state is for the log ("unknown" when there is no record).
+func (s *Server) script(mac string, mode Mode, remote netip.Addr) (Script, string, error) {
 	if s.Store == nil {
 		return Script{}, "", errors.New("ipxe server has no store")
 	}
@@ -162,12 +203,17 @@ func (s *Server) script(mac string, mode Mode, issue bool) (Script, string, erro
 			in.Profile = &p
 		}
 	}
-	if issue {
+	if remote.IsValid() {
 		ttl := s.NonceTTL
 		if ttl <= 0 {
 			ttl = DefaultNonceTTL
 		}
-		in.Nonce = func() (string, error) { return s.Store.IssueNonce(mac, ttl) }
+		in.Nonce = func() (string, error) {
+			if s.Grants == nil || !s.Grants.Take(mac, remote) {
+				return "", ErrNoGrant
+			}
+			return s.Store.IssueNonce(mac, ttl)
+		}
 	}
 	sc, err := Render(in)
 	return sc, state, err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -23,6 +24,12 @@ const (
 	macMenu       = "52:54:00:00:00:03"
 	macUnknown    = "52:54:00:00:00:99"
 )
+
+// anyGrant grants every request a nonce, as if each came from the machine
+// right after its DHCP exchange; grant_test.go tests the real rule.
+type anyGrant struct{}
+
+func (anyGrant) Take(string, netip.Addr) bool { return true }
 
 // fixture is a real store with one machine per interesting state, and the
 // script server mounted the way the API mounts it.
@@ -58,7 +65,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	logs := &syncbuf.Buffer{}
 	srv := &Server{Store: db, BaseURL: testBase, Logger: slog.New(slog.NewTextHandler(logs, nil)),
-		Segments: map[string]lifecycle.Segment{"lab": {Discovery: true}, "prod": {}}}
+		Segments: map[string]lifecycle.Segment{"lab": {Discovery: true}, "prod": {}}, Grants: anyGrant{}}
 	mux := http.NewServeMux()
 	mux.Handle("/boot/", srv)
 	hs := httptest.NewServer(mux)
@@ -250,7 +257,7 @@ func TestServeErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			logs := &syncbuf.Buffer{}
 			srv := &Server{Store: tt.st, BaseURL: testBase, Logger: slog.New(slog.NewTextHandler(logs, nil)),
-				Segments: map[string]lifecycle.Segment{"": {Discovery: true}}}
+				Segments: map[string]lifecycle.Segment{"": {Discovery: true}}, Grants: anyGrant{}}
 			rec := httptest.NewRecorder()
 			srv.ServeHTTP(rec, httptest.NewRequest("GET", "/boot/"+testMAC, nil))
 			if rec.Code != http.StatusInternalServerError {

@@ -42,10 +42,11 @@ func cli(t *testing.T, a *appliance, apiToken string, args ...string) (string, i
 
 // registerAgent does what the discovery agent does after booting: it posts
 // an inventory and the hash of a fresh console token, authenticated by the
-// nonce from its kernel command line. It returns the console token.
-func registerAgent(t *testing.T, a *appliance, mac string) string {
+// nonce from its kernel command line, which it fetched from ns, where it
+// has just taken its DHCP lease. It returns the console token.
+func registerAgent(t *testing.T, a *appliance, ns, mac string) string {
 	t.Helper()
-	code, script := get(t, a.base+"/boot/"+mac)
+	code, script := getFrom(t, ns, a.base+"/boot/"+mac)
 	m := nonceRE.FindStringSubmatch(script)
 	if code != 200 || m == nil {
 		t.Fatalf("no discovery nonce for %s (%d):\n%s", mac, code, script)
@@ -117,8 +118,9 @@ func showMachine(t *testing.T, a *appliance, mac string) machineJSON {
 func TestCLIApprovalAgainstServe(t *testing.T) {
 	labNet, _, a := coreLab(t)
 	const mac = "52:54:00:dd:00:01"
-	must(t, newDHClient(t, labNet.client(mac)).once(40*time.Second))
-	consoleToken := registerAgent(t, a, mac)
+	ns := labNet.client(mac)
+	must(t, newDHClient(t, ns).once(40*time.Second))
+	consoleToken := registerAgent(t, a, ns, mac)
 	if m := showMachine(t, a, mac); m.State != "inventoried" || !m.Temporary {
 		t.Fatalf("after registration: %+v", m)
 	}

@@ -172,8 +172,9 @@ func TestDHClientLeaseRenewAndReboot(t *testing.T) {
 	daemon.Wait()
 
 	// An unknown MAC on a discovery segment now has a discovery record:
-	// its script is the discovery boot.
-	code, script := get(t, a.base+"/boot/"+mac)
+	// its script, asked for from the address just leased, is the discovery
+	// boot with a nonce.
+	code, script := getFrom(t, ns, a.base+"/boot/"+mac)
 	if code != 200 || !strings.Contains(script, "foundry.nonce=") || !strings.Contains(script, "/images/discovery/vmlinuz") {
 		t.Fatalf("script for discovered %s: %d\n%s", mac, code, script)
 	}
@@ -186,8 +187,14 @@ func TestDHClientLeaseRenewAndReboot(t *testing.T) {
 	if reboot == nil || reboot["ip"] != ip {
 		t.Fatalf("after restart got %v, want %s", reboot, ip)
 	}
-	if code, script := get(t, a.base+"/boot/"+mac); code != 200 || !strings.Contains(script, "foundry.nonce=") {
+	if code, script := getFrom(t, ns, a.base+"/boot/"+mac); code != 200 || !strings.Contains(script, "foundry.nonce=") {
 		t.Fatalf("machine record lost across restart: %d\n%s", code, script)
+	}
+	// Anyone else asking for the script (here: the appliance's own host,
+	// not the machine) gets no nonce.
+	if code, script := get(t, a.base+"/boot/"+mac); code != 200 || strings.Contains(script, "foundry.nonce=") ||
+		!strings.Contains(script, "dhcp && chain") {
+		t.Fatalf("a request from outside the machine's DHCP exchange: %d\n%s", code, script)
 	}
 }
 

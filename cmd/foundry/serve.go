@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/foundry-appliance/foundry/api"
+	"github.com/foundry-appliance/foundry/bootgrant"
 	"github.com/foundry-appliance/foundry/dhcp"
 	"github.com/foundry-appliance/foundry/ipxe"
 	"github.com/foundry-appliance/foundry/lifecycle"
@@ -104,12 +105,16 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	for i := range cfg.Segments {
 		bootSegs[cfg.Segments[i].Name] = cfg.Segments[i].Lifecycle()
 	}
-	boot := &ipxe.Server{Store: db, BaseURL: cfg.Advertise, Segments: bootSegs, Logger: log.With("service", "ipxe")}
+	// DHCP tells grants which address it has just booted which MAC at; the
+	// script server gives a nonce only to that address, once.
+	grants := &bootgrant.Table{Neighbor: bootgrant.KernelNeighbor}
+	boot := &ipxe.Server{Store: db, BaseURL: cfg.Advertise, Segments: bootSegs, Grants: grants, Logger: log.With("service", "ipxe")}
 	dhcpSrv := &dhcp.Server{
 		Segments:        cfg.Segments,
 		Leases:          db,
 		Machines:        db,
 		ScriptURL:       boot.ScriptURL,
+		Grants:          grants,
 		HTTPBase:        cfg.Advertise,
 		HaveFile:        func(name string) bool { return fileExists(filepath.Join(ipxeDir, name)) },
 		DiscoveryTTL:    cfg.DiscoveryTTL,

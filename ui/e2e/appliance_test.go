@@ -25,6 +25,8 @@ type appliance struct {
 	DataDir string
 	Admin   string
 	log     *bytes.Buffer
+	// nonces are the seeded machines' boot nonces, by MAC.
+	nonces map[string]string
 }
 
 // repoRoot is the module root (where go.mod is).
@@ -72,9 +74,12 @@ func freePort(t *testing.T, network string) int {
 }
 
 // seedDiscovered creates machine records exactly as the DHCP server does
-// for an unknown MAC on a discovery segment. It runs before serve starts:
-// Badger allows one process per database.
-func seedDiscovered(t *testing.T, dataDir string, macs ...string) {
+// for an unknown MAC on a discovery segment, and the boot nonce each
+// machine's discovery script would have carried (the appliance issues one
+// only to the address it has just leased the machine, which these
+// simulated machines never had). It runs before serve starts: Badger
+// allows one process per database.
+func seedDiscovered(t *testing.T, dataDir string, macs ...string) map[string]string {
 	t.Helper()
 	db, err := store.Open(filepath.Join(dataDir, "db"), store.Options{})
 	if err != nil {
@@ -82,6 +87,7 @@ func seedDiscovered(t *testing.T, dataDir string, macs ...string) {
 	}
 	defer db.Close()
 	now := time.Now()
+	nonces := map[string]string{}
 	for _, mac := range macs {
 		m := store.Machine{
 			MAC: mac, State: store.StateDiscovered, Temporary: true, ExpiresAt: now.Add(24 * time.Hour),
@@ -91,7 +97,13 @@ func seedDiscovered(t *testing.T, dataDir string, macs ...string) {
 		if _, err := db.CreateMachine(m, store.Audit{Actor: "dhcp", Action: "discover", Detail: "segment lab, arch uefi-x64"}); err != nil {
 			t.Fatalf("seed %s: %v", mac, err)
 		}
+		n, err := db.IssueNonce(mac, time.Hour)
+		if err != nil {
+			t.Fatalf("seed nonce for %s: %v", mac, err)
+		}
+		nonces[mac] = n
 	}
+	return nonces
 }
 
 // labSegment creates the veth pair lab0 (10.77.0.1/24) – lab1 and returns
@@ -126,7 +138,7 @@ func startAppliance(t *testing.T, bin string, seed ...string) *appliance {
 	if err := os.MkdirAll(filepath.Join(imageDir, "ipxe"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	seedDiscovered(t, dataDir, seed...)
+	nonces := seedDiscovered(t, dataDir, seed...)
 	port := freePort(t, "tcp")
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cfg := fmt.Sprintf("data_dir: %s\nimage_dir: %s\nhttp:\n  listen: 127.0.0.1:%d\n  advertise: %s\ntftp:\n  listen: 127.0.0.1:%d\n",
@@ -138,7 +150,7 @@ func startAppliance(t *testing.T, bin string, seed ...string) *appliance {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := &appliance{URL: url, DataDir: dataDir, Admin: "e2e-admin-token-" + strings.Repeat("x", 16), log: &bytes.Buffer{}}
+	a := &appliance{URL: url, DataDir: dataDir, Admin: "e2e-admin-token-" + strings.Repeat("x", 16), log: &bytes.Buffer{}, nonces: nonces}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "serve", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), "FOUNDRY_ADMIN_TOKEN="+a.Admin)
@@ -242,8 +254,8 @@ func (a *appliance) must(t *testing.T, want int, method, path, bearer, nonce str
 
 var nonceRe = regexp.MustCompile(`foundry\.nonce=(\S+)`)
 
-// bootNonce fetches the machine's iPXE script as its firmware would and
-// returns the boot nonce from the discovery kernel line.
+// bootNonce is the seeded machine's boot nonce. Asking the appliance for
+// the script from here would give none: this is not the machine's address.
 func (a *appliance) bootNonce(t *testing.T, mac string) string {
 	t.Helper()
 	res, err := http.Get(a.URL + "/boot/" + mac)
@@ -251,10 +263,12 @@ func (a *appliance) bootNonce(t *testing.T, mac string) string {
 		t.Fatalf("GET /boot/%s: %v", mac, err)
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	m := nonceRe.FindSubmatch(b)
-	if res.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("GET /boot/%s: status %d, no foundry.nonce in:\n%s", mac, res.StatusCode, b)
+	if b, _ := io.ReadAll(res.Body); res.StatusCode != http.StatusOK || nonceRe.Match(b) {
+		t.Fatalf("GET /boot/%s from the test host: status %d, a nonce handed out:\n%s", mac, res.StatusCode, b)
 	}
-	return string(m[1])
+	n, ok := a.nonces[mac]
+	if !ok {
+		t.Fatalf("%s was not seeded", mac)
+	}
+	return n
 }
