@@ -165,12 +165,15 @@ func firstIPv4(addrs []netip.Addr) netip.Addr {
 
 // CheckConfig validates a DHCP configuration exactly as Serve does before
 // it opens a socket (Server.Check is the same with the wiring checks):
-// the segments (ValidateSegments) and the interfaces, looked up with
-// lookup. Every interface served must exist; a direct segment without
-// server_ip needs an IPv4 address on its interface; relayed segments need
-// an interface that receives relayed packets (a direct segment's or a relay
-// interface). The error is ConfigErrors, naming every problem's key.
-func CheckConfig(segs []Segment, relays []string, lookup Interfaces) error {
+// the segments (ValidateSegments), the relay settings and the interfaces,
+// looked up with lookup. Every interface served must exist; a direct
+// segment without server_ip needs an IPv4 address on its interface;
+// relayed segments need a relay interface (a direct segment's interface
+// counts only when listed there, and then needs an IPv4 address for relays
+// to send to); relay sources are IPv4 addresses or networks, and only mean
+// something with a relay interface. The error is ConfigErrors, naming every
+// problem's key.
+func CheckConfig(segs []Segment, relays Relays, lookup Interfaces) error {
 	errs := validateSegments(segs)
 	_, _, ifErrs := listenPlan(segs, relays, lookup)
 	return append(errs, ifErrs...).err()
@@ -178,19 +181,23 @@ func CheckConfig(segs []Segment, relays []string, lookup Interfaces) error {
 
 // listenPlan looks up the interfaces Serve listens on: those of direct
 // segments, then the relay interfaces, in configuration order, each with
-// its first IPv4 address (zero: none).
-func listenPlan(segs []Segment, relays []string, lookup Interfaces) ([]string, map[string]netip.Addr, ConfigErrors) {
+// its IPv4 addresses; and checks the relay settings.
+func listenPlan(segs []Segment, relays Relays, lookup Interfaces) ([]string, map[string][]netip.Addr, ConfigErrors) {
 	var errs ConfigErrors
 	var ifaces []string
-	ifaceIP := map[string]netip.Addr{}
+	ifaceAddrs := map[string][]netip.Addr{}
 	use := func(name string) (netip.Addr, bool) {
 		addrs, ok := lookup(name)
 		if !ok {
 			return netip.Addr{}, false
 		}
 		ifaces = append(ifaces, name)
-		ifaceIP[name] = firstIPv4(addrs)
-		return ifaceIP[name], true
+		for _, a := range addrs {
+			if a.Is4() {
+				ifaceAddrs[name] = append(ifaceAddrs[name], a)
+			}
+		}
+		return firstIPv4(addrs), true
 	}
 	for i := range segs {
 		s := &segs[i]
@@ -207,25 +214,48 @@ func listenPlan(segs []Segment, relays []string, lookup Interfaces) ([]string, m
 			bad("%s has no IPv4 address (give it one, or set server_ip)", s.Interface)
 		}
 	}
-	for i, name := range relays {
+	direct := func(name string) bool {
+		return slices.ContainsFunc(segs, func(s Segment) bool { return !s.Relayed && s.Interface == name })
+	}
+	for i, name := range relays.Interfaces {
 		bad := func(format string, a ...any) {
 			errs = append(errs, &ConfigError{Index: -1, Key: fmt.Sprintf("dhcp.relay_interfaces[%d]", i), Problem: fmt.Sprintf(format, a...)})
 		}
 		switch {
 		case name == "":
 			bad("empty interface name")
+		case slices.Index(relays.Interfaces, name) < i:
+			bad("%s is listed twice", names.Label(name))
 		case slices.Contains(ifaces, name):
+			if direct(name) && len(ifaceAddrs[name]) == 0 {
+				// Relays unicast to one of its addresses, where our own
+				// socket sees their source (Server.build).
+				bad("%s serves a segment directly and has no IPv4 address for relays to send to", name)
+			}
 		default:
 			if _, ok := use(name); !ok {
 				bad("%s does not exist on this host", names.Label(name))
 			}
 		}
 	}
-	if len(segs) > 0 && len(ifaces) == 0 && len(errs) == 0 {
-		errs = append(errs, &ConfigError{Index: -1, Key: "dhcp.relay_interfaces",
-			Problem: "relayed segments need an interface that receives relayed packets: list one here, or serve a direct segment"})
+	for i, p := range relays.Sources {
+		key := fmt.Sprintf("dhcp.relay_sources[%d]", i)
+		switch {
+		case !p.IsValid() || !p.Addr().Is4():
+			errs = append(errs, &ConfigError{Index: -1, Key: key, Problem: prefixText(p) + " is not an IPv4 address or network"})
+		case p.Masked() != p:
+			errs = append(errs, &ConfigError{Index: -1, Key: key, Problem: fmt.Sprintf("%v has host bits set (want %v)", p, p.Masked())})
+		}
 	}
-	return ifaces, ifaceIP, errs
+	if len(relays.Sources) > 0 && len(relays.Interfaces) == 0 {
+		errs = append(errs, &ConfigError{Index: -1, Key: "dhcp.relay_sources",
+			Problem: "no interface receives relayed packets: list the relays' interfaces in dhcp.relay_interfaces"})
+	}
+	if slices.ContainsFunc(segs, func(s Segment) bool { return s.Relayed }) && len(relays.Interfaces) == 0 {
+		errs = append(errs, &ConfigError{Index: -1, Key: "dhcp.relay_interfaces",
+			Problem: "relayed segments need an interface that receives relayed packets: list it here (a direct segment's interface counts only when listed)"})
+	}
+	return ifaces, ifaceAddrs, errs
 }
 
 // Check validates s as Serve does before it opens a socket, looking
@@ -238,14 +268,14 @@ func (s *Server) Check(lookup Interfaces) error {
 }
 
 // plan is Serve's validation; it returns the interfaces to listen on and
-// each one's first IPv4 address.
-func (s *Server) plan(lookup Interfaces) ([]string, map[string]netip.Addr, error) {
+// each one's IPv4 addresses.
+func (s *Server) plan(lookup Interfaces) ([]string, map[string][]netip.Addr, error) {
 	if err := s.check(); err != nil {
 		return nil, nil, err
 	}
-	ifaces, ifaceIP, errs := listenPlan(s.Segments, s.RelayInterfaces, lookup)
+	ifaces, addrs, errs := listenPlan(s.Segments, s.Relays, lookup)
 	if err := errs.err(); err != nil {
 		return nil, nil, fmt.Errorf("dhcp: %w", err)
 	}
-	return ifaces, ifaceIP, nil
+	return ifaces, addrs, nil
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -98,8 +99,8 @@ type declineReader struct {
 // Proxy-only interfaces get no reader, so their DHCP traffic (which is
 // another server's) is never copied to us.
 func (l *listener) wantsDeclines() bool {
-	if l.port != dhcpv4.ServerPort {
-		return false
+	if l.port != dhcpv4.ServerPort || l.bind.IsValid() {
+		return false // one reader per interface: the 0.0.0.0 listener's
 	}
 	if l.direct != nil && l.direct.alloc != nil {
 		return true
@@ -159,8 +160,8 @@ func (r *declineReader) run() {
 			}
 			continue
 		}
-		if req := declineFrom(buf[:n]); req != nil {
-			r.l.safeHandle(req, nil)
+		if req, src := declineFrom(buf[:n]); req != nil {
+			r.l.safeHandle(req, nil, src)
 		}
 	}
 }
@@ -174,32 +175,34 @@ func (r *declineReader) close() {
 }
 
 // declineFrom returns the DHCP message carried by an IPv4 packet when it
-// is a well-formed DHCPDECLINE to port 67, nil otherwise. The checksums are
+// is a well-formed DHCPDECLINE to port 67, with the packet's source address
+// (a relayed DECLINE is accepted only from an allowed relay, relay.go); nil
+// otherwise. The checksums are
 // not verified: a packet socket sees veth and tap frames before their
 // checksums are filled in (offload), and the handler applies a DECLINE only
 // to the client's own binding of the named address.
-func declineFrom(ip []byte) *dhcpv4.DHCPv4 {
+func declineFrom(ip []byte) (*dhcpv4.DHCPv4, netip.Addr) {
 	if len(ip) < 20 || ip[0]>>4 != 4 || ip[9] != ipProtoUDP || binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
-		return nil
+		return nil, netip.Addr{}
 	}
 	hlen, total := int(ip[0]&0x0f)*4, int(binary.BigEndian.Uint16(ip[2:4]))
 	if hlen < 20 || total < hlen+8 || total > len(ip) {
-		return nil
+		return nil, netip.Addr{}
 	}
 	udp := ip[hlen:total]
 	ulen := int(binary.BigEndian.Uint16(udp[4:6]))
 	if binary.BigEndian.Uint16(udp[2:4]) != dhcpv4.ServerPort || ulen < 8 || ulen > len(udp) {
-		return nil
+		return nil, netip.Addr{}
 	}
 	msg := udp[8:ulen]
 	if !isDecline(msg) {
-		return nil
+		return nil, netip.Addr{}
 	}
 	req, err := dhcpv4.FromBytes(msg)
 	if err != nil || req.MessageType() != dhcpv4.MessageTypeDecline {
-		return nil
+		return nil, netip.Addr{}
 	}
-	return req
+	return req, netip.AddrFrom4([4]byte(ip[12:16]))
 }
 
 // isDecline is the cheap test that spares a full parse of every DISCOVER

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -144,7 +145,7 @@ func TestDeclineFrom(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := declineFrom(tt.pkt)
+			got, _ := declineFrom(tt.pkt)
 			if (got != nil) != tt.want {
 				t.Fatalf("declineFrom = %v, want a DECLINE: %v", got, tt.want)
 			}
@@ -152,6 +153,12 @@ func TestDeclineFrom(t *testing.T) {
 				t.Errorf("parsed %s", got.Summary())
 			}
 		})
+	}
+	// A relayed DECLINE is judged by its source (relay.go): the reader
+	// must hand on the IPv4 source address.
+	relayed := edit(func(p []byte) []byte { copy(p[12:16], []byte{10, 88, 0, 1}); return p })
+	if got, src := declineFrom(relayed); got == nil || src != netip.MustParseAddr("10.88.0.1") {
+		t.Errorf("declineFrom = %v from %v, want the DECLINE from 10.88.0.1", got, src)
 	}
 }
 
@@ -170,8 +177,8 @@ func FuzzDeclineFrom(f *testing.F) {
 			t.Fatalf("isDecline = %v, full parse says DECLINE: %v (err %v)", got, want, err)
 		}
 		if len(msg) <= 0xffff-28 {
-			if got := declineFrom(ipv4UDP(msg)) != nil; got != want {
-				t.Fatalf("declineFrom = %v, want %v", got, want)
+			if got, _ := declineFrom(ipv4UDP(msg)); (got != nil) != want {
+				t.Fatalf("declineFrom = %v, want a DECLINE: %v", got, want)
 			}
 		}
 		declineFrom(msg)

@@ -78,7 +78,9 @@ func FuzzHandler(f *testing.F) {
 			if err != nil {
 				return
 			}
-			out := l.handle(req, resp)
+			// From an allowed relay, so that relayed packets reach the
+			// segments on the listeners that may accept them.
+			out := l.handle(req, resp, relaySrc)
 			if out == nil {
 				continue
 			}

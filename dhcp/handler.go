@@ -35,7 +35,9 @@ type instance struct {
 	machines MachineStore
 	grants   Granter
 	relayed  []*segState
+	relays   Relays
 	m        *metrics
+	warns    warnLimiter
 
 	// gate and inflight let Serve wait for handlers still running after
 	// the sockets closed, so that nothing touches the store after Serve.
@@ -53,11 +55,21 @@ type listener struct {
 	ip netip.Addr
 	// direct is the segment served on iface (nil on a relay-only interface).
 	direct *segState
+	// relays: iface is a relay interface (Relays.Interfaces), where
+	// relayed packets may be accepted.
+	relays bool
+	// own: served by our own socket (plugin.go, serveOwn), which tells the
+	// handler each packet's UDP source, instead of by coredhcp's.
+	own bool
+	// bind is the address an own listener is bound to on a direct
+	// segment's relay interface; zero: 0.0.0.0 (relay-only interface).
+	bind netip.Addr
 }
 
-// handle answers one request: the reply, or nil for none. It is the whole
-// of the plugin's work; plugin.go adapts it to coredhcp.
-func (l *listener) handle(req, resp *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+// handle answers one request from src (its UDP source; zero when the
+// socket cannot tell): the reply, or nil for none. It is the whole of the
+// plugin's work; plugin.go adapts it to coredhcp and to our own sockets.
+func (l *listener) handle(req, resp *dhcpv4.DHCPv4, src netip.Addr) *dhcpv4.DHCPv4 {
 	in := l.in
 	in.gate.RLock()
 	if in.closed {
@@ -71,7 +83,7 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 
 	mt := req.MessageType()
 	in.m.request(mt)
-	reply, reason, detail := l.process(req, resp)
+	reply, reason, detail := l.process(req, resp, src)
 	if reply != nil {
 		in.granted(req, reply)
 		in.m.reply(reply.MessageType())
@@ -91,20 +103,30 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	switch reason {
 	case dropStoreError:
 		level = slog.LevelError
-	case dropUnknownRelay, dropExhausted:
+	case dropUnknownRelay, dropRelayRefused, dropExhausted:
 		level = slog.LevelWarn
 	}
 	if !in.log.Enabled(context.Background(), level) {
 		return nil
 	}
+	held := 0
+	if level == slog.LevelWarn {
+		// Hostile traffic chooses how often these happen: the counter
+		// has them all, the log one line per reason and interval.
+		var ok bool
+		if ok, held = in.warns.allow(reason, in.now()); !ok {
+			return nil
+		}
+	}
 	in.log.Log(context.Background(), level, "dhcp request dropped", "reason", reason, "detail", detail, "iface", l.iface,
-		"port", l.port, "mac", req.ClientHWAddr.String(), "type", mt.String(), "giaddr", req.GatewayIPAddr.String())
+		"port", l.port, "mac", req.ClientHWAddr.String(), "type", mt.String(), "giaddr", req.GatewayIPAddr.String(),
+		"src", srcText(src), "held_back", held)
 	return nil
 }
 
 // process does the work of handle: it returns the reply, or nil with the
 // drop reason and a detail for the log (an empty reason: no reply is due).
-func (l *listener) process(req, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, string, string) {
+func (l *listener) process(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*dhcpv4.DHCPv4, string, string) {
 	in := l.in
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
 		return nil, dropMalformed, "not a BOOTREQUEST"
@@ -128,7 +150,7 @@ func (l *listener) process(req, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, string, st
 			return nil, dropMalformed, err.Error()
 		}
 	}
-	seg, reason, detail := l.segmentFor(req)
+	seg, reason, detail := l.segmentFor(req, src)
 	if seg == nil {
 		return nil, reason, detail
 	}
@@ -159,17 +181,21 @@ func (l *listener) process(req, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, string, st
 	if !d.Reply {
 		return nil, dropPolicy, d.Reason
 	}
-	if d.Discover && (mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest) {
-		in.discover(seg, mac, client)
-	}
 	var reply *dhcpv4.DHCPv4
 	if seg.Mode == ModeProxy {
 		reply, reason, detail = l.proxyReply(req, resp, seg, serverIP, d, mt)
 	} else {
 		reply, reason, detail = l.dhcpReply(req, resp, seg, serverIP, d, mt, mac)
 	}
-	if reply != nil && machine != nil {
+	switch {
+	case reply == nil:
+	case machine != nil:
 		in.sighted(seg, req, reply, mac, client)
+	case d.Discover && (mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest) && boots(reply):
+		// Only once the reply that boots it is built (and before it is
+		// sent, so the script server finds the record): a MAC that got no
+		// address (pool exhausted, NAK, silence) gets no record either.
+		in.discover(seg, mac, client)
 	}
 	return reply, reason, detail
 }
@@ -194,12 +220,16 @@ func (in *instance) sighted(seg *segState, req, reply *dhcpv4.DHCPv4, mac string
 	}
 }
 
-// segmentFor finds the segment of a request: by giaddr for relayed packets,
-// else the interface's own segment; a PXE request on port 4011 comes
-// straight from a client that already has an address, so a relayed proxy
-// segment is also found by ciaddr.
-func (l *listener) segmentFor(req *dhcpv4.DHCPv4) (*segState, string, string) {
+// segmentFor finds the segment of a request from src: by giaddr for
+// relayed packets, which are accepted only on a relay interface and from
+// an allowed source (relay.go), else the interface's own segment; a PXE
+// request on port 4011 comes straight from a client that already has an
+// address, so a relayed proxy segment is also found by ciaddr.
+func (l *listener) segmentFor(req *dhcpv4.DHCPv4, src netip.Addr) (*segState, string, string) {
 	if gi := fromIP(req.GatewayIPAddr); gi.IsValid() {
+		if why := l.relayRefused(src); why != "" {
+			return nil, dropRelayRefused, why
+		}
 		for _, s := range l.in.relayed {
 			if s.Subnet.Contains(gi) {
 				return s, "", ""
@@ -318,6 +348,24 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 		return nil, dropUnsupported, "message type " + mt.String()
 	}
 	return resp, "", ""
+}
+
+// boots reports whether reply gives the client something to boot: an
+// OFFER or ACK naming a boot file.
+func boots(reply *dhcpv4.DHCPv4) bool {
+	switch reply.MessageType() {
+	case dhcpv4.MessageTypeOffer, dhcpv4.MessageTypeAck:
+		return reply.BootFileName != "" || reply.BootFileNameOption() != ""
+	}
+	return false
+}
+
+// srcText is a packet's UDP source for the log.
+func srcText(src netip.Addr) string {
+	if !src.IsValid() {
+		return "unknown"
+	}
+	return src.String()
 }
 
 // discover creates the temporary record of an unknown MAC booting on a

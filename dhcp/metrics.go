@@ -13,6 +13,9 @@ import (
 const (
 	dropMalformed    = "malformed"
 	dropUnknownRelay = "unknown_relay"
+	// dropRelayRefused: a relayed packet (giaddr set) on an interface not
+	// configured for relays, or from a source not allowed (relay.go).
+	dropRelayRefused = "relay_refused"
 	dropNoSegment    = "no_segment"
 	dropWrongPort    = "wrong_port"
 	dropPolicy       = "policy"
@@ -62,7 +65,7 @@ func (m *metrics) resolve() {
 		m.repliesByType[i] = m.replies.WithLabelValues(label)
 	}
 	m.dropsByReason = map[string]prometheus.Counter{}
-	for _, r := range []string{dropMalformed, dropUnknownRelay, dropNoSegment, dropWrongPort, dropPolicy,
+	for _, r := range []string{dropMalformed, dropUnknownRelay, dropRelayRefused, dropNoSegment, dropWrongPort, dropPolicy,
 		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply} {
 		m.dropsByReason[r] = m.drops.WithLabelValues(r)
 	}

@@ -21,9 +21,9 @@ func benchServer(b *testing.B) *listener {
 		Segments: []Segment{{Name: "bench", Relayed: true, Subnet: netip.MustParsePrefix("10.88.0.0/16"),
 			RangeStart: mustAddr("10.88.1.0"), RangeEnd: mustAddr("10.88.100.255"), Router: mustAddr("10.88.0.1"),
 			AllowUnknown: true}},
-		Leases: db, Machines: db, RelayInterfaces: []string{"relay0"}, Registerer: prometheus.NewRegistry(),
+		Leases: db, Machines: db, Relays: Relays{Interfaces: []string{"relay0"}}, Registerer: prometheus.NewRegistry(),
 	}
-	_, ls, err := srv.build([]string{"relay0"}, map[string]netip.Addr{"relay0": mustAddr("10.99.0.1")})
+	_, ls, err := srv.build([]string{"relay0"}, map[string][]netip.Addr{"relay0": {mustAddr("10.99.0.1")}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func roundTrip(l *listener, wire []byte) (*dhcpv4.DHCPv4, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := l.handle(req, resp)
+	out := l.handle(req, resp, relaySrc)
 	if out == nil {
 		return nil, nil
 	}

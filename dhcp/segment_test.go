@@ -3,6 +3,7 @@ package dhcp
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,24 +186,43 @@ func TestCheckConfigInterfaces(t *testing.T) {
 	remote := Segment{Name: "remote", Relayed: true, Subnet: netip.MustParsePrefix("10.88.0.0/24"),
 		RangeStart: mustAddr("10.88.0.100"), RangeEnd: mustAddr("10.88.0.199")}
 	with := func(edit func(*Segment)) Segment { s := lab; edit(&s); return s }
+	via := func(ifaces ...string) Relays { return Relays{Interfaces: ifaces} }
+	from := func(sources ...string) Relays {
+		r := via("relay0")
+		for _, p := range sources {
+			r.Sources = append(r.Sources, netip.MustParsePrefix(p))
+		}
+		return r
+	}
 	tests := []struct {
 		name   string
 		segs   []Segment
-		relays []string
+		relays Relays
 		want   string // "" = valid
 	}{
-		{"direct", []Segment{lab}, nil, ""},
-		{"no segments", nil, nil, ""},
-		{"relayed through a direct segment's interface", []Segment{lab, remote}, nil, ""},
-		{"relayed through a relay interface", []Segment{remote}, []string{"relay0"}, ""},
-		{"relay interface listed twice", []Segment{lab, remote}, []string{"veth0", "relay0"}, ""},
-		{"bare interface with server ip", []Segment{with(func(s *Segment) { s.Interface, s.ServerIP = "bare0", srvIP })}, nil, ""},
-		{"missing interface", []Segment{with(func(s *Segment) { s.Interface = "eth9" })}, nil, `segments[0] (lab).interface: "eth9" does not exist on this host`},
-		{"bare interface", []Segment{with(func(s *Segment) { s.Interface = "bare0" })}, nil, "segments[0] (lab).interface: bare0 has no IPv4 address"},
-		{"relayed only, nothing to listen on", []Segment{remote}, nil, "dhcp.relay_interfaces: relayed segments need"},
-		{"missing relay interface", []Segment{remote}, []string{"relay0", "nope"}, `dhcp.relay_interfaces[1]: "nope" does not exist`},
-		{"empty relay interface", []Segment{lab}, []string{""}, "dhcp.relay_interfaces[0]: empty"},
-		{"segment and interface problems together", []Segment{with(func(s *Segment) { s.Interface, s.LeaseTime = "eth9", time.Second })}, nil,
+		{"direct", []Segment{lab}, Relays{}, ""},
+		{"no segments", nil, Relays{}, ""},
+		{"relayed through a relay interface", []Segment{remote}, via("relay0"), ""},
+		{"relayed through a direct segment's interface listed as a relay interface", []Segment{lab, remote}, via("veth0"), ""},
+		{"a direct segment's interface and a relay interface", []Segment{lab, remote}, via("veth0", "relay0"), ""},
+		{"relay sources", []Segment{remote}, from("10.99.0.2/32", "10.98.0.0/30"), ""},
+		{"bare interface with server ip", []Segment{with(func(s *Segment) { s.Interface, s.ServerIP = "bare0", srvIP })}, Relays{}, ""},
+		{"missing interface", []Segment{with(func(s *Segment) { s.Interface = "eth9" })}, Relays{}, `segments[0] (lab).interface: "eth9" does not exist on this host`},
+		{"bare interface", []Segment{with(func(s *Segment) { s.Interface = "bare0" })}, Relays{}, "segments[0] (lab).interface: bare0 has no IPv4 address"},
+		{"relayed only, nothing to listen on", []Segment{remote}, Relays{}, "dhcp.relay_interfaces: relayed segments need"},
+		// A host of the lab segment must not pose as the relay of another:
+		// the segment's interface receives relayed packets only when listed.
+		{"relayed beside a direct segment, no relay interface", []Segment{lab, remote}, Relays{}, "dhcp.relay_interfaces: relayed segments need"},
+		{"missing relay interface", []Segment{remote}, via("relay0", "nope"), `dhcp.relay_interfaces[1]: "nope" does not exist`},
+		{"empty relay interface", []Segment{lab}, via(""), "dhcp.relay_interfaces[0]: empty"},
+		{"relay interface listed twice", []Segment{remote}, via("relay0", "relay0"), `dhcp.relay_interfaces[1]: "relay0" is listed twice`},
+		{"direct relay interface without an IPv4 address", []Segment{with(func(s *Segment) { s.Interface, s.ServerIP = "bare0", srvIP }), remote}, via("bare0"),
+			"dhcp.relay_interfaces[0]: bare0 serves a segment directly and has no IPv4 address"},
+		{"IPv6 relay source", []Segment{remote}, from("fd00::/64"), "dhcp.relay_sources[0]: fd00::/64 is not an IPv4 address or network"},
+		{"relay source with host bits", []Segment{remote}, from("10.99.0.2/32", "10.99.0.1/30"), "dhcp.relay_sources[1]: 10.99.0.1/30 has host bits set (want 10.99.0.0/30)"},
+		{"no relay source", []Segment{remote}, Relays{Interfaces: []string{"relay0"}, Sources: []netip.Prefix{{}}}, "dhcp.relay_sources[0]: (none) is not an IPv4"},
+		{"relay sources without a relay interface", []Segment{lab}, Relays{Sources: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32")}}, "dhcp.relay_sources: no interface receives"},
+		{"segment and interface problems together", []Segment{with(func(s *Segment) { s.Interface, s.LeaseTime = "eth9", time.Second })}, Relays{},
 			`segments[0] (lab).lease_time: 1s is shorter than 10s; segments[0] (lab).interface: "eth9" does not exist`},
 	}
 	for _, tt := range tests {
@@ -215,7 +235,7 @@ func TestCheckConfigInterfaces(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tt.want)
 			}
 			// Serve's own check agrees: it fails exactly when CheckConfig does.
-			srv := Server{Segments: tt.segs, RelayInterfaces: tt.relays, Machines: nopMachines{}, Leases: nopLeases{}}
+			srv := Server{Segments: tt.segs, Relays: tt.relays, Machines: nopMachines{}, Leases: nopLeases{}}
 			serr := srv.Check(fakeInterfaces)
 			if len(tt.segs) > 0 && (serr == nil) != (err == nil) {
 				t.Errorf("Server.Check = %v, CheckConfig = %v", serr, err)
@@ -225,7 +245,7 @@ func TestCheckConfigInterfaces(t *testing.T) {
 }
 
 func TestServerPlanOrder(t *testing.T) {
-	srv := Server{Segments: testSegments(), RelayInterfaces: []string{"relay0", "veth0"}, Machines: nopMachines{}, Leases: nopLeases{}}
+	srv := Server{Segments: testSegments(), Relays: Relays{Interfaces: []string{"relay0", "veth0"}}, Machines: nopMachines{}, Leases: nopLeases{}}
 	lookup := func(name string) ([]netip.Addr, bool) {
 		if name == "veth2" {
 			return []netip.Addr{mustAddr("fd00::1"), mustAddr("10.79.0.1")}, true // IPv6 first
@@ -239,7 +259,8 @@ func TestServerPlanOrder(t *testing.T) {
 	if got := strings.Join(ifaces, " "); got != "veth0 veth1 veth2 relay0" {
 		t.Errorf("interfaces %q", got)
 	}
-	if ips["veth2"] != mustAddr("10.79.0.1") || ips["relay0"] != mustAddr("10.99.0.1") {
+	// IPv4 only: relay sockets are bound to each of them.
+	if !slices.Equal(ips["veth2"], []netip.Addr{mustAddr("10.79.0.1")}) || !slices.Equal(ips["relay0"], []netip.Addr{mustAddr("10.99.0.1")}) {
 		t.Errorf("addresses %v", ips)
 	}
 }

@@ -102,13 +102,14 @@ func TestServeDecline(t *testing.T) {
 	}
 	srv := &Server{
 		Segments: []Segment{lab, remote}, Leases: db, Machines: db, Registerer: reg,
+		Relays: Relays{Interfaces: []string{"fdy5"}}, // the relay sits on the lab's link
 		Logger: slog.New(slog.NewTextHandler(tLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
-	for deadline := time.Now().Add(5 * time.Second); udpListeners(t, 67) < 1 || packetSockets(t, "fdy5") < 1; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); udpListeners(t, 67) < 2 || packetSockets(t, "fdy5") < 1; time.Sleep(20 * time.Millisecond) {
 		select {
 		case err := <-served:
 			t.Fatalf("Serve: %v", err)
@@ -116,7 +117,8 @@ func TestServeDecline(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			// Not fatal, so that a run without the reader shows what fails.
-			t.Errorf("%d UDP listeners on 67, %d packet sockets on fdy5; want 1 and 1", udpListeners(t, 67), packetSockets(t, "fdy5"))
+			// Two UDP sockets (0.0.0.0 and the relay socket on 10.77.0.1), one reader.
+			t.Errorf("%d UDP listeners on 67, %d packet sockets on fdy5; want 2 and 1", udpListeners(t, 67), packetSockets(t, "fdy5"))
 			break
 		}
 	}

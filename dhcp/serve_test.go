@@ -114,6 +114,9 @@ func TestServe(t *testing.T) {
 	db := openStore(t, t.TempDir())
 	srv := &Server{
 		Segments: segs, Leases: db, Machines: db,
+		// The relay of "relayed request answered to the relay" sits on
+		// the lab's link: fdy0 is listed, so relays may send there.
+		Relays:    Relays{Interfaces: []string{"fdy0"}},
 		ScriptURL: testEnv.ScriptURL, HTTPBase: testEnv.HTTPBase,
 		Logger: slog.New(slog.NewTextHandler(tLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
@@ -121,7 +124,7 @@ func TestServe(t *testing.T) {
 	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
-	for deadline := time.Now().Add(5 * time.Second); udpListeners(t, 67) < 3 || udpListeners(t, pxePort) < 1; {
+	for deadline := time.Now().Add(5 * time.Second); udpListeners(t, 67) < 4 || udpListeners(t, pxePort) < 1; {
 		select {
 		case err := <-served:
 			t.Fatalf("Serve: %v", err)
@@ -132,8 +135,8 @@ func TestServe(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := udpListeners(t, 67); n != 3 {
-		t.Errorf("%d listeners on port 67, want 3 (one per configured interface)", n)
+	if n := udpListeners(t, 67); n != 4 {
+		t.Errorf("%d listeners on port 67, want 4 (one per configured interface, and fdy0's relay socket on 10.77.0.1)", n)
 	}
 	registryMu.Lock()
 	for name := range plugins.RegisteredPlugins {

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/coredhcp/coredhcp/server"
 	"github.com/foundry-appliance/foundry/store"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,9 +61,10 @@ type Server struct {
 	// DiscoveryTTL is the lifetime of a discovered record; default
 	// DefaultDiscoveryTTL (24h).
 	DiscoveryTTL time.Duration
-	// RelayInterfaces are extra interfaces that only receive relayed
-	// packets (giaddr set) for relayed segments. Default none.
-	RelayInterfaces []string
+	// Relays are the interfaces that receive relayed packets (giaddr set)
+	// for relayed segments, and the sources relay agents may send from
+	// (relay.go). Default none: relayed packets are dropped everywhere.
+	Relays Relays
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the server's Prometheus counters
@@ -91,7 +91,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		l   *listener
 		err error
 	}
-	var running []*server.Servers
+	var running []runner
 	var readers []*declineReader // see decline.go
 	done := make(chan stopped, len(listeners))
 	pending := 0
@@ -129,7 +129,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			readers = append(readers, r)
 		}
-		in.log.Info("dhcp listening", "iface", l.iface, "port", l.port, "server_ip", l.ip.String(), "declines", l.wantsDeclines())
+		in.log.Info("dhcp listening", "iface", l.iface, "port", l.port, "server_ip", l.ip.String(), "declines", l.wantsDeclines(),
+			"relays", l.relays, "bind", l.bind.String())
 	}
 
 	select {
@@ -149,16 +150,17 @@ func (s *Server) Serve(ctx context.Context) error {
 // setup validates the configuration (Check), looks up the served
 // interfaces and builds the listeners.
 func (s *Server) setup() (*instance, []*listener, error) {
-	ifaces, ifaceIP, err := s.plan(HostInterfaces)
+	ifaces, addrs, err := s.plan(HostInterfaces)
 	if err != nil {
 		return nil, nil, err
 	}
-	return s.build(ifaces, ifaceIP)
+	return s.build(ifaces, addrs)
 }
 
 // build loads the leases and makes one listener per interface and port;
-// ifaceIP holds each interface's first IPv4 address (zero: none).
-func (s *Server) build(ifaces []string, ifaceIP map[string]netip.Addr) (*instance, []*listener, error) {
+// addrs holds each interface's IPv4 addresses (the first is its default
+// server address).
+func (s *Server) build(ifaces []string, addrs map[string][]netip.Addr) (*instance, []*listener, error) {
 	if err := s.check(); err != nil {
 		return nil, nil, err
 	}
@@ -177,6 +179,7 @@ func (s *Server) build(ifaces []string, ifaceIP map[string]netip.Addr) (*instanc
 		ttl:      s.DiscoveryTTL,
 		env:      bootEnv{ScriptURL: s.ScriptURL, HTTPBase: s.HTTPBase, HaveFile: s.HaveFile},
 		machines: s.Machines,
+		relays:   s.Relays,
 		grants:   s.Grants,
 		m:        m,
 	}
@@ -187,6 +190,10 @@ func (s *Server) build(ifaces []string, ifaceIP map[string]netip.Addr) (*instanc
 		in.ttl = DefaultDiscoveryTTL
 	}
 
+	ifaceIP := map[string]netip.Addr{}
+	for name, a := range addrs {
+		ifaceIP[name] = firstIPv4(a)
+	}
 	states := map[string]*segState{}
 	relayedProxy := false
 	for i := range segs {
@@ -213,8 +220,27 @@ func (s *Server) build(ifaces []string, ifaceIP map[string]netip.Addr) (*instanc
 	var listeners []*listener
 	for _, name := range ifaces {
 		direct := states[name]
-		l := &listener{in: in, iface: name, port: dhcpv4.ServerPort, ip: ifaceIP[name], direct: direct}
+		relays := s.Relays.receives(name)
+		// Only our own sockets see a packet's source; coredhcp's serve
+		// the direct segments.
+		l := &listener{in: in, iface: name, port: dhcpv4.ServerPort, ip: ifaceIP[name], direct: direct,
+			relays: relays, own: relays && direct == nil}
 		listeners = append(listeners, l)
+		if relays && direct != nil {
+			// A direct segment's interface listed as a relay interface:
+			// coredhcp keeps 0.0.0.0 for the segment's broadcasts, and a
+			// socket of ours on each of the interface's addresses takes
+			// the unicasts relays send there (the kernel gives a unicast
+			// to the socket bound to its destination address before one
+			// bound to 0.0.0.0), so that their sources can be checked.
+			for _, a := range addrs[name] {
+				if a.Is4() {
+					b := *l
+					b.own, b.bind = true, a
+					listeners = append(listeners, &b)
+				}
+			}
+		}
 		if (direct != nil && direct.Mode == ModeProxy) || relayedProxy {
 			pxe := *l
 			pxe.port = pxePort

@@ -43,6 +43,7 @@ type fileConfig struct {
 	} `yaml:"discovery"`
 	DHCP struct {
 		RelayInterfaces []string `yaml:"relay_interfaces"`
+		RelaySources    []string `yaml:"relay_sources"`
 	} `yaml:"dhcp"`
 	Segments []fileSegment `yaml:"segments"`
 }
@@ -66,19 +67,19 @@ type fileSegment struct {
 
 // config is the validated configuration that `serve` wires together.
 type config struct {
-	DataDir         string
-	ImageDir        string
-	LogLevel        string
-	HTTPListen      string
-	Advertise       string
-	TLSCert         string
-	TLSKey          string
-	TLSSelfSigned   bool
-	TFTPListen      string
-	DiscoveryTTL    time.Duration
-	AllowNoToken    bool
-	RelayInterfaces []string
-	Segments        []dhcp.Segment
+	DataDir       string
+	ImageDir      string
+	LogLevel      string
+	HTTPListen    string
+	Advertise     string
+	TLSCert       string
+	TLSKey        string
+	TLSSelfSigned bool
+	TFTPListen    string
+	DiscoveryTTL  time.Duration
+	AllowNoToken  bool
+	Relays        dhcp.Relays
+	Segments      []dhcp.Segment
 }
 
 // Defaults for keys the file leaves out.
@@ -123,17 +124,17 @@ func (e configErrors) Error() string {
 func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 	var errs configErrors
 	c := config{
-		DataDir:         or(f.DataDir, defaultDataDir),
-		ImageDir:        f.ImageDir,
-		LogLevel:        or(f.LogLevel, "info"),
-		HTTPListen:      or(f.HTTP.Listen, defaultHTTP),
-		Advertise:       strings.TrimRight(f.HTTP.Advertise, "/"),
-		TLSCert:         f.HTTP.TLS.Cert,
-		TLSKey:          f.HTTP.TLS.Key,
-		TLSSelfSigned:   f.HTTP.TLS.SelfSigned,
-		TFTPListen:      or(f.TFTP.Listen, defaultTFTP),
-		AllowNoToken:    f.Discovery.AllowApprovalWithoutToken,
-		RelayInterfaces: f.DHCP.RelayInterfaces,
+		DataDir:       or(f.DataDir, defaultDataDir),
+		ImageDir:      f.ImageDir,
+		LogLevel:      or(f.LogLevel, "info"),
+		HTTPListen:    or(f.HTTP.Listen, defaultHTTP),
+		Advertise:     strings.TrimRight(f.HTTP.Advertise, "/"),
+		TLSCert:       f.HTTP.TLS.Cert,
+		TLSKey:        f.HTTP.TLS.Key,
+		TLSSelfSigned: f.HTTP.TLS.SelfSigned,
+		TFTPListen:    or(f.TFTP.Listen, defaultTFTP),
+		AllowNoToken:  f.Discovery.AllowApprovalWithoutToken,
+		Relays:        dhcp.Relays{Interfaces: f.DHCP.RelayInterfaces},
 	}
 	if c.ImageDir == "" {
 		c.ImageDir = c.DataDir + "/images"
@@ -165,9 +166,18 @@ func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 			at = append(at, i)
 		}
 	}
+	sourcesOK := true
+	for i, v := range f.DHCP.RelaySources {
+		p, ok := relaySource(v)
+		if !ok {
+			errs.add(fmt.Sprintf("dhcp.relay_sources[%d]", i), "%s is not an IP address or network such as 10.99.0.2 or 10.99.0.0/30", names.Label(v))
+			sourcesOK = false
+		}
+		c.Relays.Sources = append(c.Relays.Sources, p)
+	}
 	var err error
-	if len(at) == len(f.Segments) {
-		err = dhcp.CheckConfig(c.Segments, c.RelayInterfaces, lookup)
+	if len(at) == len(f.Segments) && sourcesOK {
+		err = dhcp.CheckConfig(c.Segments, c.Relays, lookup)
 	} else {
 		// Without the unreadable segments the interfaces cannot be
 		// planned, but the readable ones can still be checked.
@@ -255,6 +265,21 @@ func (s fileSegment) parse(errs *configErrors, i int) (dhcp.Segment, bool) {
 	key := dhcp.ConfigError{Index: i, Segment: s.Name, Key: "lease_time"}
 	seg.LeaseTime = duration(errs, key.Path(), s.LeaseTime, dhcp.DefaultLeaseTime)
 	return seg, len(*errs) == n
+}
+
+// relaySource reads an entry of dhcp.relay_sources: an address (one
+// relay) or a network, read as its masked network as subnet is. Whether it
+// is an IPv4 one is dhcp.CheckConfig's rule.
+func relaySource(v string) (netip.Prefix, bool) {
+	if strings.Contains(v, "/") {
+		p, err := netip.ParsePrefix(v)
+		return p.Masked(), err == nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, a.BitLen()), true
 }
 
 // defaultAdvertise points machines at our address on the first segment

@@ -26,7 +26,7 @@ func serveSetup(t *testing.T, raw string, lookup dhcp.Interfaces) error {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	srv := &dhcp.Server{Segments: cfg.Segments, Leases: db, Machines: db, RelayInterfaces: cfg.RelayInterfaces}
+	srv := &dhcp.Server{Segments: cfg.Segments, Leases: db, Machines: db, Relays: cfg.Relays}
 	return srv.Check(lookup)
 }
 
@@ -54,6 +54,8 @@ func TestCheckConfigAndServeAgree(t *testing.T) {
 		{"no segments", advertise, ""},
 		{"proxy without range", "segments:\n  - {name: office, interface: eth1, subnet: 192.0.2.0/24, mode: proxy, discovery: true}", ""},
 		{"relayed through a relay interface", advertise + "dhcp: {relay_interfaces: [relay0]}\nsegments:\n  - {name: remote, relayed: true, subnet: 10.88.0.0/24, range: [10.88.0.10, 10.88.0.50], server_ip: 10.99.0.1}", ""},
+		{"relayed through a listed segment interface, from listed relays", "dhcp: {relay_interfaces: [br0], relay_sources: [10.77.0.2, 10.99.0.0/30]}\n" +
+			labRange("  - {name: remote, relayed: true, subnet: 10.88.0.0/24, range: [10.88.0.10, 10.88.0.50]}\n"), ""},
 		{"interface without address, server_ip given", advertise + "segments:\n  - {name: lab, interface: bare0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20], server_ip: 10.77.0.1}", ""},
 		{"name of the one alphabet", "segments:\n  - {name: Rack_2.A, interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}", ""},
 		{"address with prefix names its subnet", "segments:\n  - {name: lab, interface: br0, subnet: 10.77.0.1/24, range: [10.77.0.10, 10.77.0.20]}", ""},
@@ -86,6 +88,11 @@ func TestCheckConfigAndServeAgree(t *testing.T) {
 		{"interface without IPv4 address", advertise + "segments:\n  - {name: lab, interface: bare0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}", "segments[0] (lab).interface"},
 		{"relayed segment, nothing to receive it", advertise + "segments:\n  - {name: remote, relayed: true, subnet: 10.88.0.0/24, range: [10.88.0.10, 10.88.0.50]}", "dhcp.relay_interfaces"},
 		{"unknown relay interface", advertise + "dhcp: {relay_interfaces: [nope]}", "dhcp.relay_interfaces[0]"},
+		{"relayed beside a direct segment, which is no relay interface", labRange("  - {name: remote, relayed: true, subnet: 10.88.0.0/24, range: [10.88.0.10, 10.88.0.50]}\n"), "dhcp.relay_interfaces"},
+		{"relay source not an address", advertise + "dhcp: {relay_interfaces: [relay0], relay_sources: [relay1]}", "dhcp.relay_sources[0]"},
+		{"IPv6 relay source", advertise + "dhcp: {relay_interfaces: [relay0], relay_sources: ['fd00::/64']}", "dhcp.relay_sources[0]"},
+		{"relay sources, no relay interface", advertise + "dhcp: {relay_sources: [10.99.0.2]}", "dhcp.relay_sources"},
+		{"relay interface listed twice", advertise + "dhcp: {relay_interfaces: [relay0, relay0]}", "dhcp.relay_interfaces[1]"},
 		{"relayed segment with an interface", "segments:\n  - {name: a, relayed: true, interface: br0, subnet: 10.0.0.0/24, range: [10.0.0.1, 10.0.0.2]}", "segments[0] (a).interface"},
 		{"name with a space", "segments:\n  - {name: 'Lab 1', interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}", `segments[0] ("Lab 1").name`},
 		{"name with a slash", "segments:\n  - {name: a/b, interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}", "segments[0] (a/b).name"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,9 @@ const goodConfig = `
 data_dir: /tmp/foundry
 http:
   listen: ":8080"
+dhcp:
+  relay_interfaces: [relay0]
+  relay_sources: [10.99.0.2, 10.98.0.1/30]
 segments:
   - name: lab
     interface: br0
@@ -67,6 +71,11 @@ func TestConfigDefaultsAndValues(t *testing.T) {
 	}
 	if remote := c.Segments[1]; !remote.Relayed || remote.LeaseTime != time.Hour {
 		t.Errorf("remote segment = %+v", remote)
+	}
+	// One relay by its address; a network by any of its addresses.
+	want := []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32"), netip.MustParsePrefix("10.98.0.0/30")}
+	if !slices.Equal(c.Relays.Interfaces, []string{"relay0"}) || !slices.Equal(c.Relays.Sources, want) {
+		t.Errorf("relays = %+v", c.Relays)
 	}
 }
 
@@ -111,6 +120,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad advertise", "http: {advertise: 'ftp://x'}", "http.advertise"},
 		{"tls half", "http: {advertise: 'http://a:1', tls: {cert: /c}}", "http.tls: cert and key"},
 		{"bad relay interface", "http: {advertise: 'http://a:1'}\ndhcp: {relay_interfaces: [nope]}", "dhcp.relay_interfaces[0]"},
+		{"bad relay source", "http: {advertise: 'http://a:1'}\ndhcp: {relay_interfaces: [relay0], relay_sources: [10.99.0.2, relay-1]}", `dhcp.relay_sources[1]: "relay-1" is not an IP address or network`},
+		{"IPv6 relay source", "http: {advertise: 'http://a:1'}\ndhcp: {relay_interfaces: [relay0], relay_sources: ['fd00::1']}", "dhcp.relay_sources[0]: fd00::1/128 is not an IPv4 address or network"},
+		{"relay sources without relay interface", "http: {advertise: 'http://a:1'}\ndhcp: {relay_sources: [10.99.0.2]}", "dhcp.relay_sources: no interface receives relayed packets"},
+		{"relayed segment beside a direct one, no relay interface", "segments:\n  - {name: a, interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}\n  - {name: r, relayed: true, subnet: 10.88.0.0/24, range: [10.88.0.10, 10.88.0.20]}", "dhcp.relay_interfaces: relayed segments need"},
 		{"bad log level", "log_level: loud\nhttp: {advertise: 'http://a:1'}", "log_level"},
 	}
 	for _, tc := range cases {

@@ -110,17 +110,17 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	grants := &bootgrant.Table{Neighbor: bootgrant.KernelNeighbor}
 	boot := &ipxe.Server{Store: db, BaseURL: cfg.Advertise, Segments: bootSegs, Grants: grants, Logger: log.With("service", "ipxe")}
 	dhcpSrv := &dhcp.Server{
-		Segments:        cfg.Segments,
-		Leases:          db,
-		Machines:        db,
-		ScriptURL:       boot.ScriptURL,
-		Grants:          grants,
-		HTTPBase:        cfg.Advertise,
-		HaveFile:        func(name string) bool { return fileExists(filepath.Join(ipxeDir, name)) },
-		DiscoveryTTL:    cfg.DiscoveryTTL,
-		RelayInterfaces: cfg.RelayInterfaces,
-		Logger:          log.With("service", "dhcp"),
-		Registerer:      reg,
+		Segments:     cfg.Segments,
+		Leases:       db,
+		Machines:     db,
+		ScriptURL:    boot.ScriptURL,
+		Grants:       grants,
+		HTTPBase:     cfg.Advertise,
+		HaveFile:     func(name string) bool { return fileExists(filepath.Join(ipxeDir, name)) },
+		DiscoveryTTL: cfg.DiscoveryTTL,
+		Relays:       cfg.Relays,
+		Logger:       log.With("service", "dhcp"),
+		Registerer:   reg,
 	}
 	tftpSrv := &pxe.Server{Addr: cfg.TFTPListen, Root: ipxeDir, Logger: log.With("service", "tftp"), Registerer: reg}
 	httpSrv := &api.Server{
