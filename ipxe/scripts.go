@@ -1,12 +1,10 @@
 package ipxe
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/foundry-appliance/foundry/store"
@@ -19,9 +17,6 @@ import (
 // the argument. kernel → initrd → boot works for both: kernel selects the
 // image that boot starts, and initrd only registers a file.
 const initrdName = "initrd"
-
-// maxScript bounds a rendered profile template.
-const maxScript = 64 << 10
 
 func header(kind Kind, mac string) *strings.Builder {
 	b := &strings.Builder{}
@@ -167,43 +162,6 @@ func name(d TemplateData) string {
 		return d.Hostname
 	}
 	return d.MAC
-}
-
-// runTemplate renders a profile's own iPXE script. The template is the
-// administrator's (trusted, like any script they write); the data is not,
-// and was validated by templateData.
-func runTemplate(profile, src string, d TemplateData) (string, error) {
-	t, err := template.New(profile).Option("missingkey=error").Parse(src)
-	if err != nil {
-		return "", fmt.Errorf("profile %s script: %w", quote(profile), err)
-	}
-	var buf bytes.Buffer
-	if err := t.Execute(&limitWriter{w: &buf, n: maxScript}, d); err != nil {
-		return "", fmt.Errorf("profile %s script: %w", quote(profile), err)
-	}
-	out := buf.String()
-	if !strings.HasPrefix(out, "#!ipxe") {
-		out = "#!ipxe\n" + out
-	}
-	if !strings.HasSuffix(out, "\n") {
-		out += "\n"
-	}
-	return out, nil
-}
-
-// limitWriter fails once more than n bytes were written, so that a
-// template loop cannot exhaust memory.
-type limitWriter struct {
-	w *bytes.Buffer
-	n int
-}
-
-func (l *limitWriter) Write(p []byte) (int, error) {
-	if len(p) > l.n {
-		return 0, fmt.Errorf("script is longer than %d bytes", maxScript)
-	}
-	l.n -= len(p)
-	return l.w.Write(p)
 }
 
 // localBoot hands the machine back to its first disk: on BIOS iPXE boots

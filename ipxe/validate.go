@@ -239,9 +239,10 @@ func text(s string) string {
 
 // ValidateProfile checks that a profile's boot fields can be placed in a
 // script: the kernel and initrd references (appliance paths or absolute
-// URLs), the command line, and the script template (parsed and run against
-// sample data). The API calls it before storing a profile, so that a bad
-// one is refused when it is written rather than when a machine boots.
+// URLs), the command line, and the script template (parsed, checked to be
+// only text and field substitutions — see template.go — and rendered
+// against sample data). The API calls it before storing a profile, so that
+// a bad one is refused when it is written rather than when a machine boots.
 func ValidateProfile(p store.Profile) error {
 	if err := checkName("profile", p.Name); err != nil {
 		return err
