@@ -44,6 +44,11 @@ type principal struct {
 	MAC string
 	// Base is the appliance URL as the agent reached it (agents only).
 	Base string
+	// TokenHash is the SHA-256 of a stored API token's secret, kept so
+	// that a long-lived request (the event stream) can see that the token
+	// was revoked after it was admitted. Nil for FOUNDRY_ADMIN_TOKEN,
+	// which only a restart can revoke.
+	TokenHash []byte
 }
 
 type principalKey struct{}
@@ -227,10 +232,24 @@ func (s *Server) authAdmin(ctx huma.Context, acc access) (principal, error) {
 		if err != nil {
 			return principal{}, fmt.Errorf("find api token: %w", err)
 		}
-		p = principal{Actor: "token:" + t.Name, Role: t.Role}
+		p = principal{Actor: "token:" + t.Name, Role: t.Role, TokenHash: sum[:]}
 	}
 	if acc == accessWrite && p.Role != store.RoleAdmin {
 		return principal{}, huma.Error403Forbidden("this token has the " + string(p.Role) + " role; changes need an admin token")
 	}
 	return p, nil
+}
+
+// stillAdmitted reports whether the caller's API token still exists: a
+// revoked token must not keep a stream that it opened. A store failure
+// counts as revoked, so that a stream fails closed.
+func (s *Server) stillAdmitted(p principal) bool {
+	if p.TokenHash == nil {
+		return true
+	}
+	_, err := s.Store.FindAPIToken(p.TokenHash)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("re-check api token of an event stream", "actor", p.Actor, "err", err)
+	}
+	return err == nil
 }

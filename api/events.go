@@ -20,6 +20,14 @@ func (s *Server) keepAlive() time.Duration {
 	return 15 * time.Second
 }
 
+// tokenRecheck is how often an open stream asks the store whether the
+// token that opened it still exists, between events: it bounds how long a
+// revoked token's stream stays open when nothing happens. Every event is
+// checked as well before it is sent, so a revoked token never receives an
+// event committed after its revocation. One key lookup per stream every
+// two seconds costs nothing next to the stream itself.
+const tokenRecheck = 2 * time.Second
+
 func (s *Server) registerEvents() {
 	op := huma.Operation{
 		OperationID: "watch-events", Method: http.MethodGet, Path: Prefix + "/events",
@@ -43,6 +51,7 @@ func (s *Server) streamEvents(ctx context.Context, in *eventsIn, send sse.Sender
 		// The pattern on the parameter has already refused anything else.
 		filter, _ = canonicalMAC(in.MAC)
 	}
+	who := caller(ctx)
 	events, cancel := s.Store.Subscribe(256)
 	defer func() { cancel() }()
 	if send.Data(Ping{Time: s.now().UTC()}) != nil {
@@ -50,14 +59,27 @@ func (s *Server) streamEvents(ctx context.Context, in *eventsIn, send sse.Sender
 	}
 	tick := time.NewTicker(s.keepAlive())
 	defer tick.Stop()
+	recheck := time.NewTicker(tokenRecheck)
+	defer recheck.Stop()
+	revoked := func() bool {
+		if s.stillAdmitted(who) {
+			return false
+		}
+		s.log.Info("event stream closed: its api token was revoked", "actor", who.Actor)
+		return true
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.stop:
 			return
+		case <-recheck.C:
+			if revoked() {
+				return
+			}
 		case <-tick.C:
-			if send.Data(Ping{Time: s.now().UTC()}) != nil {
+			if revoked() || send.Data(Ping{Time: s.now().UTC()}) != nil {
 				return
 			}
 		case ev, ok := <-events:
@@ -73,6 +95,9 @@ func (s *Server) streamEvents(ctx context.Context, in *eventsIn, send sse.Sender
 			}
 			if filter != "" && ev.Machine.MAC != filter {
 				continue
+			}
+			if revoked() {
+				return
 			}
 			msg := MachineEvent{Type: ev.Type, Machine: machineView(ev.Machine, s.now(), false)}
 			if send.Data(msg) != nil {
