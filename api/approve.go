@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -70,7 +71,11 @@ func (s *Server) registerApproval() {
 		if err := s.tokenUsable(m, in.Body.Token, false); err != nil {
 			return nil, err
 		}
-		if detail := s.verifyToken(ctx, m, in.Body.Token); detail != nil {
+		detail, err := s.verifyToken(ctx, m, in.Body.Token)
+		if err != nil {
+			return nil, err
+		}
+		if detail != nil {
 			return nil, huma.Error422UnprocessableEntity(detail.Message, detail)
 		}
 		return &struct{ Body TokenCheck }{Body: TokenCheck{Valid: true, ExpiresAt: m.Token.ExpiresAt}}, nil
@@ -95,8 +100,8 @@ func (s *Server) tokenUsable(m store.Machine, typed string, bypass bool) error {
 		return huma.Error409Conflict("machine " + m.MAC + " has not registered a token; boot it into discovery")
 	}
 	if t.Failures >= maxFailures {
-		return huma.Error423Locked(fmt.Sprintf("approval is locked after %d wrong tokens until the machine registers a new token (reboot it into discovery, or wait for its token to be replaced)", maxFailures),
-			&huma.ErrorDetail{Location: "body.token", Message: "locked until the machine registers a new token"})
+		// A shortcut only: verifyToken decides again under the lock.
+		return lockedErr()
 	}
 	if !s.now().Before(t.ExpiresAt) {
 		msg := fmt.Sprintf("the registration token expired at %s; the machine's console shows a new one once it is replaced", t.ExpiresAt.UTC().Format(time.RFC3339))
@@ -105,36 +110,108 @@ func (s *Server) tokenUsable(m store.Machine, typed string, bypass bool) error {
 	return nil
 }
 
-// verifyToken compares typed with the machine's token in constant time. A
-// wrong token increments the failure counter (audited) and returns the
-// detail to report.
-func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string) *huma.ErrorDetail {
-	if token.Verify(typed, m.Token.Salt, m.Token.Hash) {
-		return nil
+// Outcomes of one guarded comparison (verifyToken), decided inside the
+// store transaction.
+var (
+	errTokenLocked = errors.New("approval locked")
+	errTokenStale  = errors.New("failure count moved")
+	errTokenOK     = errors.New("token matches")
+)
+
+// verifyToken compares typed with the machine's registration token. The
+// lockout decision, the comparison and the failure count happen in one
+// store transaction: UpdateMachine holds the machine's write lock while
+// its function runs, and the function refuses a locked token, compares,
+// and counts a wrong one before the lock is released. However many
+// requests arrive at once, at most maxFailures wrong comparisons are ever
+// made against one token; every other request gets 423 without a
+// comparison. (Checking the count on a snapshot and incrementing after the
+// comparison let 40 concurrent requests all compare.)
+//
+// The PBKDF2 derivation of typed, the expensive part, runs before the
+// transaction with the salt of the snapshot (the transaction refuses a
+// replaced token); only the constant-time comparison of the derived hash
+// with the stored one runs inside. A wrong token is audited as
+// approve-denied with its attempt number; a right one writes nothing.
+//
+// It returns the detail to report for a wrong token, or an error (423
+// locked, 409 token replaced, 422 expired, 500 store failure). m is the
+// machine as tokenUsable accepted it.
+func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string) (*huma.ErrorDetail, error) {
+	actor := caller(ctx).Actor
+	var derived []byte // nil for text that is no token at all: it never matches
+	canon, ferr := token.Normalize(typed)
+	if ferr == nil {
+		derived = token.Hash(canon, m.Token.Salt)
 	}
-	failures := m.Token.Failures + 1
-	_, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: caller(ctx).Actor, Action: "approve-denied",
-		Detail: fmt.Sprintf("wrong registration token (%d of %d)", failures, maxFailures)},
-		func(cur *store.Machine) error {
-			// Count against the token that was checked, not a newer one.
-			if cur.Token != nil && bytes.Equal(cur.Token.Hash, m.Token.Hash) {
-				cur.Token.Failures++
-				failures = cur.Token.Failures
+	// Each pass that finds the count moved re-reads it; the count only
+	// grows while the token stays the same, so this ends within
+	// maxFailures+1 passes. The bound is a guard against a store bug.
+	for pass := 0; pass <= 2*maxFailures+2; pass++ {
+		seen := m.Token.Failures
+		attempt := seen + 1
+		detail := fmt.Sprintf("wrong registration token (%d of %d)", attempt, maxFailures)
+		if attempt >= maxFailures {
+			detail += "; approval locked until the machine registers a new token"
+		}
+		_, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: actor, Action: "approve-denied", Detail: detail},
+			func(cur *store.Machine) error {
+				t := cur.Token
+				switch {
+				case !sameToken(t, m.Token):
+					return errChanged
+				case t.Failures >= maxFailures:
+					return errTokenLocked
+				case t.Failures != seen:
+					return errTokenStale
+				case !s.now().Before(t.ExpiresAt):
+					return errTokenStale // tokenUsable says so on the next pass
+				case derived != nil && subtle.ConstantTimeCompare(derived, t.Hash) == 1:
+					return errTokenOK
+				}
+				counted := *t
+				counted.Failures++
+				cur.Token = &counted
+				return nil
+			})
+		switch {
+		case errors.Is(err, errTokenOK):
+			return nil, nil
+		case err == nil:
+			s.log.Warn("wrong registration token", "mac", m.MAC, "actor", actor, "failures", attempt)
+			msg := fmt.Sprintf("wrong registration token (attempt %d of %d)", attempt, maxFailures)
+			if ferr != nil {
+				msg = fmt.Sprintf("not a registration token like FOUNDRY-ABCD-EFGH-JKLM (attempt %d of %d)", attempt, maxFailures)
 			}
-			return nil
-		})
-	if err != nil {
-		s.log.Error("count wrong registration token", "mac", m.MAC, "err", err)
+			if attempt >= maxFailures {
+				msg += "; approval is now locked until the machine registers a new token"
+			}
+			return &huma.ErrorDetail{Location: "body.token", Message: msg}, nil
+		case errors.Is(err, errTokenLocked):
+			return nil, lockedErr()
+		case errors.Is(err, errChanged):
+			return nil, huma.Error409Conflict("machine " + m.MAC + " registered a new token while it was being checked; ask for the token its console shows now")
+		case !errors.Is(err, errTokenStale):
+			return nil, s.storeErr(err, "machine "+m.MAC, "body.token")
+		}
+		cur, err := s.Store.GetMachine(m.MAC)
+		if err != nil {
+			return nil, s.storeErr(err, "machine "+m.MAC, "body.token")
+		}
+		if !sameToken(cur.Token, m.Token) {
+			return nil, huma.Error409Conflict("machine " + m.MAC + " registered a new token while it was being checked; ask for the token its console shows now")
+		}
+		if err := s.tokenUsable(cur, typed, false); err != nil {
+			return nil, err
+		}
+		m = cur
 	}
-	s.log.Warn("wrong registration token", "mac", m.MAC, "actor", caller(ctx).Actor, "failures", failures)
-	msg := fmt.Sprintf("wrong registration token (attempt %d of %d)", failures, maxFailures)
-	if _, ferr := token.Normalize(typed); ferr != nil {
-		msg = fmt.Sprintf("not a registration token like FOUNDRY-ABCD-EFGH-JKLM (attempt %d of %d)", failures, maxFailures)
-	}
-	if failures >= maxFailures {
-		msg += "; approval is now locked until the machine registers a new token"
-	}
-	return &huma.ErrorDetail{Location: "body.token", Message: msg}
+	return nil, huma.Error409Conflict("machine " + m.MAC + " is being approved by many requests at once; try again")
+}
+
+func lockedErr() error {
+	return huma.Error423Locked(fmt.Sprintf("approval is locked after %d wrong tokens until the machine registers a new token (reboot it into discovery, or wait for its token to be replaced)", maxFailures),
+		&huma.ErrorDetail{Location: "body.token", Message: "locked until the machine registers a new token"})
 }
 
 func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error) {
@@ -155,7 +232,11 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 		return nil, err
 	}
 	if !bypass {
-		if detail := s.verifyToken(ctx, m, req.Token); detail != nil {
+		detail, err := s.verifyToken(ctx, m, req.Token)
+		if err != nil {
+			return nil, err
+		}
+		if detail != nil {
 			errs = append([]*huma.ErrorDetail{detail}, errs...)
 		}
 	}
