@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -17,13 +18,33 @@ import (
 	"github.com/foundry-appliance/foundry/store"
 )
 
-// Agent body limits: an inventory with hundreds of PCI functions is well
-// under a megabyte; everything else is a few hundred bytes.
+// Agent body limits. The inventory is kept in the machine's record, which
+// the store caps at store.MaxRecord (1 MiB): a register body may take half
+// of it, leaving the other half for the rest of the record (an approval is
+// at most a 64 KiB body) and for JSON escapes the store's encoding adds. An
+// inventory with hundreds of PCI functions and disks is around 100 KiB.
+// Everything else the agent sends is a few hundred bytes. A body above its
+// limit is refused with 413 before it is read when it declares its length,
+// and after at most the limit's bytes when it does not.
 const (
-	maxRegisterBytes = 4 << 20
+	maxRegisterBytes = store.MaxRecord / 2
 	maxAgentBytes    = 16 << 10
 	maxWait          = 300
 )
+
+// declaredTooLarge refuses a body whose Content-Length is above the
+// operation's limit before anything of it is read (huma reads up to the
+// limit, then refuses).
+func (s *Server) declaredTooLarge(limit int64) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		if n, err := strconv.ParseInt(ctx.Header("Content-Length"), 10, 64); err == nil && n >= limit {
+			huma.WriteErr(s.api, ctx, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("request body is too large: %d bytes, the limit is %d", n, limit-1))
+			return
+		}
+		next(ctx)
+	}
+}
 
 // The agent API's bodies are defined once, in package agentwire, which the
 // agent imports too; these aliases keep their names in package api (and,
@@ -63,10 +84,17 @@ func (s *Server) registerAgent() {
 		Summary: "Register inventory and token hash", MaxBodyBytes: maxRegisterBytes,
 		Description: "discovered → inventoried (or refresh an inventoried machine). An approved or ready machine that boots discovery once more only gets its inventory refreshed. A rejected machine's registration is ignored.",
 		Errors:      []int{http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity},
+		// huma validates a body by decoding it into generic values first:
+		// about 50 bytes of allocation per byte of an inventory such as
+		// [{},{},…]. agentRegister and storeToken check every field of
+		// this body themselves, and the inventory stays raw bytes, so the
+		// generic pass is skipped (api/agent_limits_test.go measures it).
+		SkipValidateBody: true,
+		Middlewares:      huma.Middlewares{s.declaredTooLarge(maxRegisterBytes)},
 	}, s.agentRegister)
 	register(s, accessAgent, huma.Operation{
 		OperationID: "agent-token", Method: http.MethodPost, Path: Prefix + "/agent/token",
-		Summary: "Replace the registration token hash", MaxBodyBytes: maxAgentBytes,
+		Summary: "Replace the registration token hash", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
 		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}, func(ctx context.Context, in *struct{ Body AgentToken }) (*agentStateOut, error) {
 		st, err := s.storeToken(ctx, caller(ctx).MAC, in.Body, nil, "token")
@@ -79,7 +107,7 @@ func (s *Server) registerAgent() {
 	}, s.agentDecision)
 	register(s, accessAgent, huma.Operation{
 		OperationID: "agent-progress", Method: http.MethodPost, Path: Prefix + "/agent/progress",
-		Summary: "Report provisioning progress", MaxBodyBytes: maxAgentBytes,
+		Summary: "Report provisioning progress", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *struct{ Body AgentProgress }) (*agentStateOut, error) {
 		p := caller(ctx)
@@ -94,7 +122,7 @@ func (s *Server) registerAgent() {
 	})
 	register(s, accessAgent, huma.Operation{
 		OperationID: "agent-result", Method: http.MethodPost, Path: Prefix + "/agent/result",
-		Summary: "Report the end of provisioning", MaxBodyBytes: maxAgentBytes,
+		Summary: "Report the end of provisioning", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *struct{ Body AgentResult }) (*agentStateOut, error) {
 		p := caller(ctx)
@@ -140,6 +168,11 @@ func (s *Server) agentRegister(ctx context.Context, in *struct{ Body AgentRegist
 	if mac != p.MAC {
 		return nil, huma.Error403Forbidden("this boot nonce belongs to another machine",
 			&huma.ErrorDetail{Location: "body.mac", Message: "does not match the nonce's MAC", Value: in.Body.MAC})
+	}
+	if in.Body.Token.Salt == nil && in.Body.Token.Hash == nil {
+		// The schema's "required" is not checked for this body (see
+		// SkipValidateBody), so its one object field is checked here.
+		return nil, fieldErr("body.token", "the token's salt and hash are required", nil)
 	}
 	inv := json.RawMessage(bytes.TrimSpace(in.Body.Inventory))
 	if len(inv) == 0 || inv[0] != '{' {
