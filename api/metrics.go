@@ -13,8 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics counts HTTP requests by route pattern (never by raw path, which
-// would let any client create unbounded label values).
+// metrics counts HTTP requests by route pattern (never by raw path), by
+// method and by status code. Every label value comes from a fixed set
+// (methodLabel, routeLabel, codeLabel): a label fed from the request as
+// sent would let any client create series without bound, and each series
+// is kept for the life of the process.
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -50,20 +53,48 @@ func (m *metrics) wrap(next http.Handler, log *slog.Logger) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(rec, r)
-		// ServeMux stores the matched pattern in the request it was given.
-		route := r.Pattern
-		if i := strings.IndexByte(route, ' '); i >= 0 {
-			route = route[i+1:]
-		}
-		if route == "" {
-			route = "unmatched"
-		}
-		m.requests.WithLabelValues(r.Method, route, strconv.Itoa(rec.code)).Inc()
+		method, route := methodLabel(r.Method), routeLabel(r.Pattern)
+		m.requests.WithLabelValues(method, route, codeLabel(rec.code)).Inc()
 		took := time.Since(start)
-		m.duration.WithLabelValues(r.Method, route).Observe(took.Seconds())
-		log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", rec.code,
+		m.duration.WithLabelValues(method, route).Observe(took.Seconds())
+		// The bounded method, too: a method name may be up to a megabyte.
+		log.Debug("http request", "method", method, "path", r.URL.Path, "status", rec.code,
 			"bytes", rec.bytes, "took", took.Round(time.Microsecond), "remote", r.RemoteAddr)
 	})
+}
+
+// methodLabel is the "method" label: one of the methods of RFC 9110 and
+// PATCH, else "other". net/http accepts any token as a method.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// routeLabel is the "route" label: the pattern ServeMux matched (stored in
+// the request it was given), without its method, or "unmatched". Patterns
+// are the ones this server registered, so the set is fixed.
+func routeLabel(pattern string) string {
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		pattern = pattern[i+1:]
+	}
+	if pattern == "" {
+		return "unmatched"
+	}
+	return pattern
+}
+
+// codeLabel is the "code" label: a status code from 100 to 599, else
+// "other". Handlers choose the code, but a bound here does not depend on
+// every handler choosing well.
+func codeLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
 }
 
 // statusRecorder remembers the status code. It exposes Unwrap so that

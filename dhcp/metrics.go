@@ -26,6 +26,9 @@ const (
 	dropShutdown     = "shutdown"
 	dropPanic        = "panic"
 	dropNoReply      = "no_reply_type"
+	// dropOther counts a reason missing from the list above: a new reason
+	// must be added there before it gets its own series.
+	dropOther = "other"
 )
 
 // metrics counts what the server sees and does. The per-label counters
@@ -48,13 +51,14 @@ func (m *metrics) request(t dhcpv4.MessageType) { m.requestsByType[typeIndex(t)]
 // reply counts a reply of type t.
 func (m *metrics) reply(t dhcpv4.MessageType) { m.repliesByType[typeIndex(t)].Inc() }
 
-// drop counts a request dropped for reason.
+// drop counts a request dropped for reason; a reason outside the fixed
+// set counts as "other".
 func (m *metrics) drop(reason string) {
-	if c, ok := m.dropsByReason[reason]; ok {
-		c.Inc()
-		return
+	c, ok := m.dropsByReason[reason]
+	if !ok {
+		c = m.dropsByReason[dropOther]
 	}
-	m.drops.WithLabelValues(reason).Inc()
+	c.Inc()
 }
 
 // resolve fills the pre-resolved counters from the vectors.
@@ -66,7 +70,7 @@ func (m *metrics) resolve() {
 	}
 	m.dropsByReason = map[string]prometheus.Counter{}
 	for _, r := range []string{dropMalformed, dropUnknownRelay, dropRelayRefused, dropNoSegment, dropWrongPort, dropPolicy,
-		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply} {
+		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply, dropOther} {
 		m.dropsByReason[r] = m.drops.WithLabelValues(r)
 	}
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // TestMetricsPreResolved: the pre-resolved counters are the children of
-// the exported vectors, "other" included.
+// the exported vectors, "other" included, and a reason outside the fixed
+// set adds no series.
 func TestMetricsPreResolved(t *testing.T) {
 	m, err := newMetrics(nil)
 	if err != nil {
@@ -20,6 +21,9 @@ func TestMetricsPreResolved(t *testing.T) {
 	m.reply(dhcpv4.MessageTypeAck)
 	m.drop(dropPanic)
 	m.drop("unlisted")
+	if n := testutil.CollectAndCount(m.drops); n != 14 {
+		t.Errorf("%d drop series, want the 14 fixed reasons", n)
+	}
 	for _, c := range []struct {
 		got  float64
 		what string
@@ -28,7 +32,7 @@ func TestMetricsPreResolved(t *testing.T) {
 		{testutil.ToFloat64(m.requests.WithLabelValues("other")), "other"},
 		{testutil.ToFloat64(m.replies.WithLabelValues("ACK")), "ACK"},
 		{testutil.ToFloat64(m.drops.WithLabelValues(dropPanic)), dropPanic},
-		{testutil.ToFloat64(m.drops.WithLabelValues("unlisted")), "unlisted"},
+		{testutil.ToFloat64(m.drops.WithLabelValues(dropOther)), "unlisted"},
 	} {
 		if c.got != 1 {
 			t.Errorf("%s counted %v times, want 1", c.what, c.got)

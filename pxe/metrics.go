@@ -2,6 +2,7 @@ package pxe
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/foundry-appliance/foundry/internal/promx"
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,15 @@ type metrics struct {
 	transfers prometheus.Counter
 	bytes     prometheus.Counter
 	errors    *prometheus.CounterVec
+}
+
+// reasonOther counts a reason missing from reasons: a new reason must be
+// listed there before it gets its own series.
+const reasonOther = "other"
+
+// reasons is the fixed set of values of the "reason" label.
+func reasons() []string {
+	return []string{reasonBadName, reasonNotFound, reasonDenied, reasonWrite, reasonTransfer, reasonPacket, reasonOther}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -46,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	// Make every reason visible at zero, so a dashboard can tell "none yet"
 	// from "not exported".
-	for _, r := range []string{reasonBadName, reasonNotFound, reasonDenied, reasonWrite, reasonTransfer, reasonPacket} {
+	for _, r := range reasons() {
 		m.errors.WithLabelValues(r)
 	}
 	return m, nil
@@ -65,7 +75,11 @@ func (m *metrics) addBytes(n int64) {
 }
 
 func (m *metrics) failure(reason string) {
-	if m != nil {
-		m.errors.WithLabelValues(reason).Inc()
+	if m == nil {
+		return
 	}
+	if !slices.Contains(reasons(), reason) {
+		reason = reasonOther
+	}
+	m.errors.WithLabelValues(reason).Inc()
 }
