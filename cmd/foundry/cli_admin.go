@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,7 +54,7 @@ func auditCmd(o *cliOptions) *cobra.Command {
 				return err
 			}
 			if page.NextCursor != "" {
-				fmt.Fprintln(cmd.ErrOrStderr(), "(more entries: --all, or --cursor "+page.NextCursor+")")
+				textf(cmd.ErrOrStderr(), "(more entries: --all, or --cursor %s)\n", page.NextCursor)
 			}
 			return nil
 		},
@@ -88,8 +87,8 @@ func tokensCmd(o *cliOptions) *cobra.Command {
 			if o.json() {
 				return writeJSON(cmd.OutOrStdout(), t)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", t.Secret)
-			fmt.Fprintf(cmd.ErrOrStderr(), "token %s (id %s, role %s): store the secret above now, it is not shown again\n", t.Name, t.ID, t.Role)
+			textf(cmd.OutOrStdout(), "%s\n", t.Secret)
+			textf(cmd.ErrOrStderr(), "token %s (id %s, role %s): store the secret above now, it is not shown again\n", t.Name, t.ID, t.Role)
 			return nil
 		}}
 	create.Flags().StringVar(&role, "role", "viewer", "admin or viewer")
@@ -106,7 +105,7 @@ func tokensCmd(o *cliOptions) *cobra.Command {
 			if o.json() {
 				return writeJSON(cmd.OutOrStdout(), map[string]string{"revoked": a[0]})
 			}
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "revoked token %s\n", a[0])
+			_, err := textf(cmd.OutOrStdout(), "revoked token %s\n", a[0])
 			return err
 		}},
 	)

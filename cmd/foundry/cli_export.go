@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 )
@@ -24,11 +25,11 @@ func machineScriptCmd(o *cliOptions) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), bs)
 			}
 			if bs.Error != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "# %s: no script can be rendered (%s); the machine gets:\n", bs.MAC, bs.Error)
+				textf(cmd.ErrOrStderr(), "# %s: no script can be rendered (%s); the machine gets:\n", bs.MAC, bs.Error)
 			} else {
-				fmt.Fprintf(cmd.ErrOrStderr(), "# %s: %s script\n", bs.MAC, bs.Kind)
+				textf(cmd.ErrOrStderr(), "# %s: %s script\n", bs.MAC, bs.Kind)
 			}
-			_, err = fmt.Fprint(cmd.OutOrStdout(), bs.Text)
+			_, err = io.WriteString(cmd.OutOrStdout(), printableLines(bs.Text))
 			return err
 		},
 	}

@@ -67,7 +67,7 @@ func machinesLsCmd(o *cliOptions) *cobra.Command {
 				return err
 			}
 			if page.NextCursor != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "(%d of %d shown; --all for every page)\n", len(items), page.Total)
+				textf(cmd.ErrOrStderr(), "(%d of %d shown; --all for every page)\n", len(items), page.Total)
 			}
 			return nil
 		},
@@ -205,7 +205,7 @@ func machineApproveCmd(o *cliOptions) *cobra.Command {
 			if o.json() {
 				return writeJSON(cmd.OutOrStdout(), m)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "approved %s as %s (cluster %s, profile %s): %s\n", m.MAC, m.Hostname, m.Cluster, m.Profile, m.State)
+			textf(cmd.OutOrStdout(), "approved %s as %s (cluster %s, profile %s): %s\n", m.MAC, m.Hostname, m.Cluster, m.Profile, m.State)
 			return nil
 		},
 	}
@@ -262,7 +262,7 @@ func machineSimpleCmd(o *cliOptions, verb, short string) *cobra.Command {
 			if o.json() {
 				return writeJSON(cmd.OutOrStdout(), map[string]string{"deleted": a[0]})
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", a[0])
+			textf(cmd.OutOrStdout(), "deleted %s\n", a[0])
 			return nil
 		},
 	}
@@ -275,7 +275,7 @@ func (o *cliOptions) report(cmd *cobra.Command, m api.Machine, err error, what s
 	if o.json() {
 		return writeJSON(cmd.OutOrStdout(), m)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", what, m.MAC, m.State)
+	textf(cmd.OutOrStdout(), "%s %s: %s\n", what, m.MAC, m.State)
 	return nil
 }
 
@@ -298,11 +298,11 @@ func machineWatchCmd(o *cliOptions) *cobra.Command {
 					return writeJSONLine(w, ev.Machine)
 				}
 				if ev.Resync != nil {
-					_, err := fmt.Fprintf(w, "%s resync: %s\n", time.Now().Format(time.TimeOnly), ev.Resync.Reason)
+					_, err := textf(w, "%s resync: %s\n", time.Now().Format(time.TimeOnly), ev.Resync.Reason)
 					return err
 				}
 				m := ev.Machine.Machine
-				_, err := fmt.Fprintf(w, "%s %-8s %s %-12s %s %s\n", time.Now().Format(time.TimeOnly), ev.Machine.Type, m.MAC, m.State, m.Hostname, progress(m))
+				_, err := textf(w, "%s %-8s %s %-12s %s %s\n", time.Now().Format(time.TimeOnly), ev.Machine.Type, m.MAC, m.State, m.Hostname, progress(m))
 				return err
 			})
 			if cmd.Context().Err() != nil {

@@ -203,7 +203,7 @@ func deleteCmd(o *cliOptions, kind string, del func(*client.Client, context.Cont
 		if o.json() {
 			return writeJSON(cmd.OutOrStdout(), map[string]string{"deleted": a[0]})
 		}
-		_, err := fmt.Fprintf(cmd.OutOrStdout(), "deleted %s %s\n", kind, a[0])
+		_, err := textf(cmd.OutOrStdout(), "deleted %s %s\n", kind, a[0])
 		return err
 	}}
 }

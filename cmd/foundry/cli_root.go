@@ -141,29 +141,34 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table prints rows under a header, aligned.
+// table prints rows under a header, aligned; every cell goes through
+// printable (a tab or newline in a value would also break the table).
 func table(w io.Writer, header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for _, r := range rows {
-		for i := range r {
-			if r[i] == "" {
-				r[i] = "-"
+	line := func(cells []string) {
+		out := make([]string, len(cells))
+		for i, c := range cells {
+			if out[i] = printable(c); out[i] == "" {
+				out[i] = "-"
 			}
 		}
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		fmt.Fprintln(tw, strings.Join(out, "\t"))
+	}
+	line(header)
+	for _, r := range rows {
+		line(r)
 	}
 	return tw.Flush()
 }
 
-// fields prints "key: value" lines, aligned.
+// fields prints "key: value" lines, aligned, through printable.
 func fields(w io.Writer, kv [][2]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, p := range kv {
 		if p[1] == "" {
 			continue
 		}
-		fmt.Fprintf(tw, "%s:\t%s\n", p[0], p[1])
+		textf(tw, "%s:\t%s\n", p[0], p[1])
 	}
 	return tw.Flush()
 }

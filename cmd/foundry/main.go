@@ -14,7 +14,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "foundry:", err)
+		// An error may quote what the appliance answered: made printable.
+		fmt.Fprintln(os.Stderr, "foundry:", printableLines(err.Error()))
 		os.Exit(exitCode(err))
 	}
 }
