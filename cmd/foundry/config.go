@@ -139,6 +139,7 @@ func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 	if c.ImageDir == "" {
 		c.ImageDir = c.DataDir + "/images"
 	}
+	checkDirs(&errs, c)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
