@@ -18,27 +18,63 @@ import (
 )
 
 // tlsConfig loads the configured certificate, or the self-signed one kept
-// under DataDir/tls/ (generated on first use).
+// under DataDir/tls/: generated on first use, and again at start when the
+// kept one no longer fits (it does not name one of TLSHosts, such as the
+// advertised host, or it has expired), since booting machines check the
+// certificate against the address they were given.
 func (s *Server) tlsConfig() (*tls.Config, error) {
 	certFile, keyFile := s.TLSCert, s.TLSKey
 	if (certFile == "") != (keyFile == "") {
 		return nil, errors.New("tls needs both a certificate and a key file")
 	}
-	if certFile == "" {
+	selfSigned := certFile == ""
+	if selfSigned {
 		dir := filepath.Join(s.DataDir, "tls")
 		certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
 			if err := writeSelfSigned(dir, s.TLSHosts, s.now()); err != nil {
 				return nil, err
 			}
-			s.log.Info("generated a self-signed tls certificate", "file", certFile)
+			s.log.Info("generated a self-signed tls certificate", "file", certFile, "hosts", s.TLSHosts)
+		case err != nil:
+			return nil, fmt.Errorf("load tls certificate: %w", err)
+		default:
+			if why := unfit(cert.Leaf, s.TLSHosts, s.now()); why != "" {
+				if err := writeSelfSigned(dir, s.TLSHosts, s.now()); err != nil {
+					return nil, err
+				}
+				s.log.Warn("regenerated the self-signed tls certificate: clients that pinned the old one must take the new one",
+					"file", certFile, "reason", why)
+			}
 		}
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load tls certificate: %w", err)
 	}
+	if why := unfit(cert.Leaf, s.TLSHosts, s.now()); why != "" && !selfSigned {
+		// The administrator's certificate is theirs to replace.
+		s.log.Warn("the tls certificate will not verify for booting machines", "file", certFile, "reason", why)
+	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// unfit says why cert cannot serve hosts at now, or "" when it can.
+func unfit(cert *x509.Certificate, hosts []string, now time.Time) string {
+	if cert == nil {
+		return "no certificate"
+	}
+	if now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
+		return fmt.Sprintf("valid only from %s to %s", cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+	}
+	for _, h := range hosts {
+		if err := cert.VerifyHostname(h); err != nil {
+			return fmt.Sprintf("does not name %s", h)
+		}
+	}
+	return ""
 }
 
 // writeSelfSigned creates an ECDSA P-256 certificate valid for ten years

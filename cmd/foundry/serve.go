@@ -130,6 +130,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		TLSCert:                   cfg.TLSCert,
 		TLSKey:                    cfg.TLSKey,
 		SelfSigned:                cfg.TLSSelfSigned,
+		TLSHosts:                  tlsHosts(cfg.Advertise),
 		Boot:                      boot,
 		UI:                        ui.Handler(),
 		ImageDir:                  cfg.ImageDir,
