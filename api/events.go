@@ -88,7 +88,7 @@ func (s *Server) streamEvents(ctx context.Context, in *eventsIn, send sse.Sender
 				// to reload, and listen again.
 				cancel()
 				events, cancel = s.Store.Subscribe(256)
-				if send.Data(Resync{Reason: "events were missed; reload the machine list"}) != nil {
+				if revoked() || send.Data(Resync{Reason: "events were missed; reload the machine list"}) != nil {
 					return
 				}
 				continue
