@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mathrand "math/rand/v2"
+	"net/http"
 	"time"
 
 	"github.com/foundry-appliance/foundry/agentwire"
@@ -51,6 +53,13 @@ type Agent struct {
 	RefreshBefore time.Duration
 	// PollWait is the long-poll duration asked for. Default 60 s.
 	PollWait time.Duration
+	// RefusedDelay is how long the agent waits, once the appliance refuses
+	// its boot session (401/403: the nonce is unknown, ended or another
+	// machine's), before it reboots to PXE for a new one. Default 30 s,
+	// plus up to as much again at random, so that machines refused
+	// together (an appliance whose database was replaced) do not reboot in
+	// step.
+	RefusedDelay time.Duration
 	// Log receives what happens. Default: silent.
 	Log *slog.Logger
 
@@ -138,6 +147,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: API, MAC, Reboot and PowerOff are required")
 	}
 	if err := a.register(ctx); err != nil {
+		var ended *endedError
+		if errors.As(err, &ended) {
+			return ended.err // the discovery OS is ending: Reboot's result
+		}
 		return err
 	}
 	for {
@@ -152,6 +165,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if refused(err) {
+				return a.rebootRefused(ctx, err)
+			}
 			a.fail(fmt.Errorf("wait for decision: %w", err))
 			if err := a.sleep(ctx, durationOr(a.RetryDelay, 5*time.Second)); err != nil {
 				return err
@@ -163,6 +179,35 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// refused reports an answer that no retry with this boot's nonce can
+// change: the appliance does not know the session (401) or it belongs to
+// someone else (403).
+func refused(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden)
+}
+
+// endedError carries Reboot's or PowerOff's result out of a loop that
+// ended the discovery OS.
+type endedError struct{ err error }
+
+func (e *endedError) Error() string { return fmt.Sprintf("discovery OS ended: %v", e.err) }
+
+// rebootRefused ends a boot whose session the appliance refuses: retrying
+// forever would strand the machine, and a new PXE boot gets a new nonce
+// from the machine's own DHCP exchange. It returns Reboot's error (nil in
+// tests), after RefusedDelay with jitter.
+func (a *Agent) rebootRefused(ctx context.Context, cause error) error {
+	base := durationOr(a.RefusedDelay, 30*time.Second)
+	delay := base + time.Duration(mathrand.Int64N(int64(base)+1))
+	a.fail(fmt.Errorf("the appliance refuses this boot session (%w); rebooting to PXE in %s", cause, delay.Round(time.Second)))
+	if err := a.sleep(ctx, delay); err != nil {
+		return err
+	}
+	a.status("rebooting to PXE for a new boot session")
+	return a.Reboot()
 }
 
 // register sends the inventory with a fresh token, retrying until the
@@ -190,6 +235,9 @@ func (a *Agent) register(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if refused(err) {
+			return &endedError{a.rebootRefused(ctx, err)}
 		}
 		a.fail(fmt.Errorf("register: %w", err))
 		if err := a.sleep(ctx, durationOr(a.RetryDelay, 5*time.Second)); err != nil {

@@ -298,3 +298,40 @@ func TestImageDecision(t *testing.T) {
 		}
 	}
 }
+
+// An agent whose boot session the appliance refuses (here: its nonce is
+// unknown, as after a spoofed re-issue or an ended session) reboots to PXE
+// after a delay instead of retrying for ever, whether the refusal comes at
+// registration or while it waits for a decision.
+func TestRefusedSessionReboots(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after bool // refused after registering
+	}{
+		{"at registration", false},
+		{"while waiting", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.agent.RefusedDelay = 40 * time.Second
+			start := h.clock.Now()
+			if tc.after {
+				h.app.onRegister = func() { h.app.nonce = "rotated" }
+			} else {
+				h.app.nonce = "someone-elses"
+			}
+			if err := h.run(t); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if h.rebooted != 1 || h.poweroff != 0 {
+				t.Fatalf("rebooted %d, powered off %d", h.rebooted, h.poweroff)
+			}
+			if waited := h.clock.Now().Sub(start); waited < 40*time.Second || waited > 81*time.Second {
+				t.Errorf("rebooted after %v, want 40-80 s", waited)
+			}
+			if len(h.console.errors) == 0 || !strings.Contains(h.console.errors[len(h.console.errors)-1], "refuses this boot session") {
+				t.Errorf("console errors %q", h.console.errors)
+			}
+		})
+	}
+}

@@ -25,6 +25,8 @@ type fakeAppliance struct {
 	results    []map[string]any
 	decisions  []agentwire.Decision // served in order, then "wait"
 	failNext   map[string]int
+	// onRegister runs (under mu) after a registration is recorded.
+	onRegister func()
 }
 
 func newFakeAppliance(t *testing.T, decisions ...agentwire.Decision) (*fakeAppliance, *httptest.Server) {
@@ -36,6 +38,9 @@ func newFakeAppliance(t *testing.T, decisions ...agentwire.Decision) (*fakeAppli
 			return
 		}
 		f.registered = append(f.registered, req)
+		if f.onRegister != nil {
+			f.onRegister()
+		}
 		json.NewEncoder(w).Encode(map[string]string{"state": "inventoried"})
 	}))
 	mux.HandleFunc("POST /api/v1/agent/token", f.handle(func(w http.ResponseWriter, r *http.Request) {
