@@ -36,7 +36,7 @@ func checkDirs(errs *configErrors, c config) {
 	case within(data, images):
 		errs.add("image_dir", "%s contains data_dir (%s): %s, the admin token and TLS key included", c.ImageDir, c.DataDir, served)
 	case within(images, data) && images != reserved && !within(images, reserved):
-		errs.add("image_dir", "%s is inside data_dir (%s), where the appliance keeps its secrets: use %s or a directory outside data_dir",
+		errs.add("image_dir", "%s is inside data_dir (%s), which holds the admin token and TLS key: use %s or a directory outside data_dir",
 			c.ImageDir, c.DataDir, filepath.Join(c.DataDir, "images"))
 	}
 	if c.TLSKey != "" {
