@@ -130,7 +130,7 @@ func (s *Server) registerAgent() {
 		if in.Body.Success {
 			action = "provisioned"
 		}
-		return s.agentUpdate(p, action, in.Body.Message, func(m *store.Machine) error {
+		out, err := s.agentUpdate(p, action, in.Body.Message, func(m *store.Machine) error {
 			if in.Body.Success && m.State == store.StateReady {
 				return nil // a repeated report
 			}
@@ -148,6 +148,12 @@ func (s *Server) registerAgent() {
 			}
 			return nil
 		})
+		if err == nil && in.Body.Success && lifecycle.EndsSession(lifecycle.ActSucceed) {
+			// Installed: this boot has nothing left to say, and its nonce
+			// must not let anyone report for the machine again.
+			s.endSession(p.MAC, string(lifecycle.ActSucceed))
+		}
+		return out, err
 	})
 }
 

@@ -87,6 +87,9 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 		{"/agent/progress", map[string]any{"percent": 90}, store.StateProvisioning},
 		{"/agent/result", map[string]any{"success": true, "message": "verified"}, store.StateReady},
 	}
+	if code, body := a.call(http.MethodPost, "/agent/progress", map[string]any{"percent": 101}); code != 422 || !hasLocation(problem(t, body), "body.percent") {
+		t.Errorf("percent 101: %d %s", code, body)
+	}
 	for _, s := range steps {
 		if code, body := a.call(http.MethodPost, s.path, s.body); code != 200 {
 			t.Fatalf("%s: %d %s", s.path, code, body)
@@ -98,14 +101,16 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 	if p := e.machine(macA).Progress; p != 100 {
 		t.Errorf("progress after success: %d", p)
 	}
-	if code, body := a.call(http.MethodPost, "/agent/progress", map[string]any{"percent": 101}); code != 422 || !hasLocation(problem(t, body), "body.percent") {
-		t.Errorf("percent 101: %d %s", code, body)
+	// Installed: the boot session has ended, so its nonce can neither
+	// read the decision nor report for the machine again.
+	for _, c := range []struct{ method, path string }{{http.MethodGet, "/agent/decision"}, {http.MethodPost, "/agent/result"}} {
+		if code, body := a.call(c.method, c.path, map[string]any{"success": true}); code != http.StatusUnauthorized {
+			t.Errorf("%s %s after the install: %d %s", c.method, c.path, code, body)
+		}
 	}
-	// Ready with an image profile: reboot to local disk.
-	if _, body := a.call(http.MethodGet, "/agent/decision", nil); decisionOf(t, body).Decision != "netboot" {
-		t.Errorf("decision when ready: %s", body)
-	}
-	// A one-off discovery boot of a ready machine refreshes its inventory only.
+	// A one-off discovery boot of a ready machine (a new boot, a new
+	// nonce) refreshes its inventory only.
+	a.newBoot()
 	inv.Memory.TotalBytes = 4 << 30
 	if code, body := a.register(inv); code != 200 || !strings.Contains(body, `"ready"`) {
 		t.Fatalf("re-register ready machine: %d %s", code, body)
@@ -117,6 +122,12 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 	if _, err := e.admin.Rediscover(ctx, macA); err != nil {
 		t.Fatalf("rediscover: %v", err)
 	}
+	// Rediscover ended that boot's session; the machine's next boot has a
+	// new one.
+	if code, body := a.register(inv); code != http.StatusUnauthorized {
+		t.Fatalf("register with the session rediscover ended: %d %s", code, body)
+	}
+	a.newBoot()
 	if code, body := a.register(inv); code != 200 || !strings.Contains(body, `"inventoried"`) {
 		t.Fatalf("register after rediscover: %d %s", code, body)
 	}
@@ -201,6 +212,10 @@ func TestAgentRefusals(t *testing.T) {
 		}
 		if _, body := c.call(http.MethodGet, "/agent/decision", nil); decisionOf(t, body).Decision != "reject" {
 			t.Fatalf("decision: %s", body)
+		}
+		// Told to power off, the boot session is over.
+		if code, body := c.call(http.MethodGet, "/agent/decision", nil); code != http.StatusUnauthorized {
+			t.Fatalf("decision after the reject was delivered: %d %s", code, body)
 		}
 		if m := e.machine(c.mac); m.State != store.StateRejected || m.Message != "not ours" {
 			t.Fatalf("%s %q", m.State, m.Message)

@@ -155,11 +155,11 @@ func TestContractRegisterApproveProvision(t *testing.T) {
 	if m := e.machine(macA); m.State != store.StateReady || m.Progress != 100 || m.Message != "image written and verified" {
 		t.Fatalf("after result: %s %d %q", m.State, m.Progress, m.Message)
 	}
-	// The server refuses what the wire types allow but the API does not.
+	// The install ended the boot session: the nonce can report no more.
 	err = c.Progress(ctx, 50, "after the end")
 	var ae *discovery.APIError
-	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || !discovery.IsPermanent(err) {
-		t.Fatalf("progress of a ready machine: %v, want a permanent 409", err)
+	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || !discovery.IsPermanent(err) {
+		t.Fatalf("progress of a ready machine: %v, want a permanent 401", err)
 	}
 }
 

@@ -49,6 +49,18 @@ func (s *Server) decision(m store.Machine, base string) Decision {
 	return d
 }
 
+// decided answers the agent with d. A ready machine's "netboot" and a
+// rejected machine's "reject" are the last things its boot session can be
+// told (it reboots, or powers off), so the session ends as the answer goes
+// out.
+func (s *Server) decided(mac string, m store.Machine, d Decision) *struct{ Body Decision } {
+	if m.State == store.StateReady && d.Decision == string(lifecycle.AgentNetboot) ||
+		d.Decision == string(lifecycle.AgentReject) {
+		s.endSession(mac, d.Decision+" decision delivered")
+	}
+	return &struct{ Body Decision }{Body: d}
+}
+
 func absURL(base, ref string) string {
 	if !strings.HasPrefix(ref, "/") || base == "" {
 		return ref
@@ -80,7 +92,7 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 	d := s.decision(m, p.Base)
 	wait := time.Duration(min(max(in.Wait, 0), maxWait)) * time.Second
 	if d.Decision != "wait" || wait == 0 {
-		return &struct{ Body Decision }{Body: d}, nil
+		return s.decided(p.MAC, m, d), nil
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -103,7 +115,7 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 				return nil, s.storeErr(err, "machine "+p.MAC, "")
 			}
 			if d = s.decision(m, p.Base); d.Decision != "wait" {
-				return &struct{ Body Decision }{Body: d}, nil
+				return s.decided(p.MAC, m, d), nil
 			}
 		}
 	}

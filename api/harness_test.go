@@ -138,6 +138,17 @@ func (e *env) discover(mac string) *agent {
 	return &agent{e: e, mac: mac, nonce: nonce}
 }
 
+// newBoot gives the agent the nonce of a new boot, as the machine's next
+// DHCP exchange and discovery script would.
+func (a *agent) newBoot() {
+	a.e.t.Helper()
+	nonce, err := a.e.db.IssueNonce(a.mac, 2*time.Hour)
+	if err != nil {
+		a.e.t.Fatalf("issue nonce: %v", err)
+	}
+	a.nonce = nonce
+}
+
 // inventoried discovers mac and registers it with a fresh token.
 func (e *env) inventoried(mac string) *agent {
 	e.t.Helper()

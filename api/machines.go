@@ -163,7 +163,19 @@ func (s *Server) transition(ctx context.Context, raw string, action lifecycle.Ac
 		}
 		return nil, se
 	}
+	if lifecycle.EndsSession(action) {
+		s.endSession(mac, string(action))
+	}
 	return &machineOut{Body: machineView(m, s.now(), true)}, nil
+}
+
+// endSession ends the machine's boot session after a change that leaves
+// its agent nothing to ask. It runs after the change is written: a failure
+// here leaves a session that the nonce's expiry ends, and is logged.
+func (s *Server) endSession(mac, why string) {
+	if err := s.Store.EndBootSession(mac); err != nil {
+		s.log.Error("end boot session", "mac", mac, "after", why, "err", err)
+	}
 }
 
 func isStatus(err error, code int) bool {

@@ -53,6 +53,7 @@ type Store interface {
 	ListAudit(f store.AuditFilter) ([]store.AuditEntry, error)
 	ListLeases(segment string) ([]store.Lease, error)
 	CheckNonce(nonce string) (mac string, err error)
+	EndBootSession(mac string) error
 
 	CreateAPIToken(store.APIToken) error
 	FindAPIToken(hash []byte) (store.APIToken, error)

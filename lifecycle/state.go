@@ -198,6 +198,19 @@ func (s State) CanTransition(to State) bool {
 	return false
 }
 
+// EndsSession reports whether action a ends the machine's boot session:
+// its agent may make no further call. A rediscovered, installed or deleted
+// machine has nothing left to ask in this boot; a failed one waits in it
+// for a retry. A rejected or netboot-approved machine must still be told
+// (power off, reboot): its session ends once that decision is delivered.
+func EndsSession(a Action) bool {
+	switch a {
+	case ActRediscover, ActSucceed, ActExpire, ActDelete:
+		return true
+	}
+	return false
+}
+
 // Allowed lists the actions role by may take on a machine in state s, in
 // table order. The API reports it per machine so that the dashboard shows
 // exactly the buttons the life cycle allows.

@@ -73,6 +73,18 @@ func revokeNonce(txn *badger.Txn, mac string) error {
 	return txn.Delete(nonceMACKey(mac))
 }
 
+// EndBootSession revokes the boot nonce of mac, if it has one: the agent of
+// that boot can make no further call (lifecycle.EndsSession says when).
+func (db *DB) EndBootSession(mac string) error {
+	if err := checkMAC(mac); err != nil {
+		return fmt.Errorf("end boot session: %w", err)
+	}
+	if err := db.update(func(txn *badger.Txn) error { return revokeNonce(txn, mac) }); err != nil {
+		return fmt.Errorf("end boot session of %s: %w", mac, err)
+	}
+	return nil
+}
+
 // CheckNonce returns the MAC a nonce is bound to; ErrNotFound when the
 // nonce is unknown, revoked or expired.
 func (db *DB) CheckNonce(nonce string) (string, error) {
