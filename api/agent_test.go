@@ -222,3 +222,46 @@ func TestAgentRefusals(t *testing.T) {
 		}
 	})
 }
+
+// A long poll re-checks its boot session when it wakes: a failed machine's
+// agent waiting for a retry is told at once, not at the poll's end, that
+// rediscover ended its session.
+func TestLongPollSeesSessionEnd(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	ctx := context.Background()
+	a := e.inventoried(macA)
+	if _, err := e.admin.Approve(ctx, macA, api.ApproveRequest{Token: a.tok.Value, Cluster: "rack1"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := a.call(http.MethodPost, "/agent/result", map[string]any{"success": false, "message": "disk error"}); code != 200 {
+		t.Fatalf("result: %d %s", code, body)
+	}
+	type result struct {
+		code  int
+		body  string
+		after time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		code, body := a.call(http.MethodGet, "/agent/decision?wait=30", nil)
+		done <- result{code, body, time.Since(start)}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("a failed machine's long poll returned at once: %d %s", r.code, r.body)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := e.admin.Rediscover(ctx, macA); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.code != http.StatusUnauthorized || r.after > 5*time.Second {
+			t.Fatalf("after rediscover the long poll answered %d after %v: %s", r.code, r.after, r.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the long poll kept waiting after its session ended")
+	}
+}

@@ -44,6 +44,9 @@ type principal struct {
 	MAC string
 	// Base is the appliance URL as the agent reached it (agents only).
 	Base string
+	// Nonce is the agent's boot nonce, kept so that a long poll can see
+	// that its boot session ended while it waited (agents only).
+	Nonce string
 	// TokenHash is the SHA-256 of a stored API token's secret, kept so
 	// that a long-lived request (the event stream) can see that the token
 	// was revoked after it was admitted. Nil for FOUNDRY_ADMIN_TOKEN,
@@ -207,7 +210,7 @@ func (s *Server) authAgent(ctx huma.Context) (principal, error) {
 	if ctx.TLS() != nil {
 		scheme = "https"
 	}
-	return principal{Actor: "agent:" + mac, MAC: mac, Base: scheme + "://" + ctx.Host()}, nil
+	return principal{Actor: "agent:" + mac, MAC: mac, Base: scheme + "://" + ctx.Host(), Nonce: nonce}, nil
 }
 
 func (s *Server) authAdmin(ctx huma.Context, acc access) (principal, error) {

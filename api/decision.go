@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/danielgtaylor/huma/v2"
+
 	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -110,6 +112,11 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 				events, cancel = s.Store.Subscribe(16)
 			} else if ev.Machine.MAC != p.MAC {
 				continue
+			}
+			// The session may have ended while this request waited
+			// (rediscover, delete): it gets nothing more.
+			if mac, err := s.Store.CheckNonce(p.Nonce); err != nil || mac != p.MAC {
+				return nil, huma.Error401Unauthorized("this boot session ended while it waited; reboot the machine into discovery")
 			}
 			if m, err = s.Store.GetMachine(p.MAC); err != nil {
 				return nil, s.storeErr(err, "machine "+p.MAC, "")
