@@ -68,15 +68,15 @@ func Label(s string) string {
 // Ref renders an identifier in error context: as it is when it is short
 // and plain (the usual case: a MAC, a name), quoted by Label otherwise.
 func Ref(s string) string {
-	if s != "" && len(s) <= maxLabel && printable(s) && !strings.ContainsAny(s, " \"") {
+	if s != "" && len(s) <= maxLabel && Printable(s) && !strings.ContainsAny(s, " \"") {
 		return s
 	}
 	return Label(s)
 }
 
-// printable reports whether s is valid UTF-8 made only of printable
+// Printable reports whether s is valid UTF-8 made only of printable
 // characters (unicode.IsPrint: no controls, no spaces other than ' ').
-func printable(s string) bool {
+func Printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}

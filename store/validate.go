@@ -3,7 +3,6 @@ package store
 import (
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/foundry-appliance/foundry/names"
@@ -55,17 +54,7 @@ func checkText(field, s string, limit int) error {
 	return nil
 }
 
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
+func printable(s string) bool { return names.Printable(s) }
 
 // checkAudit validates a, fills in defaultAction when a.Action is empty and
 // truncates a long detail (an audit record must not fail the change it
