@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -43,17 +44,7 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 	}
 
 	// The long-poll waits while the machine is inventoried and wakes on approval.
-	type result struct {
-		code  int
-		body  string
-		after time.Duration
-	}
-	done := make(chan result, 1)
-	start := time.Now()
-	go func() {
-		code, body := a.call(http.MethodGet, "/agent/decision?wait=30", nil)
-		done <- result{code, body, time.Since(start)}
-	}()
+	done := a.longPoll(30)
 	select {
 	case r := <-done:
 		t.Fatalf("long-poll returned before any decision: %d %s", r.code, r.body)
@@ -62,7 +53,7 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 	if _, err := e.admin.Approve(ctx, macA, api.ApproveRequest{Token: a.tok.Value, Cluster: "rack1", Hostname: "node-01", SSHKeys: []string{goodKey}}); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
-	var r result
+	var r pollResult
 	select {
 	case r = <-done:
 	case <-time.After(10 * time.Second):
@@ -237,17 +228,7 @@ func TestLongPollSeesSessionEnd(t *testing.T) {
 	if code, body := a.call(http.MethodPost, "/agent/result", map[string]any{"success": false, "message": "disk error"}); code != 200 {
 		t.Fatalf("result: %d %s", code, body)
 	}
-	type result struct {
-		code  int
-		body  string
-		after time.Duration
-	}
-	done := make(chan result, 1)
-	start := time.Now()
-	go func() {
-		code, body := a.call(http.MethodGet, "/agent/decision?wait=30", nil)
-		done <- result{code, body, time.Since(start)}
-	}()
+	done := a.longPoll(30)
 	select {
 	case r := <-done:
 		t.Fatalf("a failed machine's long poll returned at once: %d %s", r.code, r.body)
@@ -264,4 +245,22 @@ func TestLongPollSeesSessionEnd(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the long poll kept waiting after its session ended")
 	}
+}
+
+// pollResult is a long poll's answer and how long it took.
+type pollResult struct {
+	code  int
+	body  string
+	after time.Duration
+}
+
+// longPoll asks for the decision with ?wait=seconds in the background.
+func (a *agent) longPoll(seconds int) <-chan pollResult {
+	done := make(chan pollResult, 1)
+	start := time.Now()
+	go func() {
+		code, body := a.call(http.MethodGet, fmt.Sprintf("/agent/decision?wait=%d", seconds), nil)
+		done <- pollResult{code, body, time.Since(start)}
+	}()
+	return done
 }

@@ -51,13 +51,10 @@ func (s *Server) decision(m store.Machine, base string) Decision {
 	return d
 }
 
-// decided answers the agent with d. A ready machine's "netboot" and a
-// rejected machine's "reject" are the last things its boot session can be
-// told (it reboots, or powers off), so the session ends as the answer goes
-// out.
+// decided answers the agent with d, ending the boot session when d is its
+// final decision (lifecycle.FinalDecision).
 func (s *Server) decided(mac string, m store.Machine, d Decision) *struct{ Body Decision } {
-	if m.State == store.StateReady && d.Decision == string(lifecycle.AgentNetboot) ||
-		d.Decision == string(lifecycle.AgentReject) {
+	if lifecycle.FinalDecision(m.State, lifecycle.Agent(d.Decision)) {
 		s.endSession(mac, d.Decision+" decision delivered")
 	}
 	return &struct{ Body Decision }{Body: d}

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -125,23 +124,13 @@ func TestRevokedTokenEndsItsStream(t *testing.T) {
 		go func() {
 			defer resp.Body.Close()
 			defer close(out)
-			rd := bufio.NewReader(resp.Body)
-			var ev event
+			events := client.NewEventReader(resp.Body)
 			for {
-				line, err := rd.ReadString('\n')
+				ev, err := events.Next()
 				if err != nil {
 					return
 				}
-				line = strings.TrimRight(line, "\n")
-				switch {
-				case line == "" && ev.data != "":
-					out <- ev
-					ev = event{}
-				case strings.HasPrefix(line, "event: "):
-					ev.name = line[7:]
-				case strings.HasPrefix(line, "data: "):
-					ev.data = line[6:]
-				}
+				out <- event{name: ev.Type, data: ev.Data}
 			}
 		}()
 		if ev := <-out; ev.name != "ping" {

@@ -190,7 +190,7 @@ func (l *listener) process(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*dhcpv4.DH
 	switch {
 	case reply == nil:
 	case machine != nil:
-		in.sighted(seg, req, reply, mac, client)
+		in.sighted(seg, req, reply, machine, client)
 	case d.Discover && (mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest) && boots(reply):
 		// Only once the reply that boots it is built (and before it is
 		// sent, so the script server finds the record): a MAC that got no
@@ -204,7 +204,7 @@ func (l *listener) process(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*dhcpv4.DH
 // it was acknowledged (or, in proxy mode, asks from), its firmware and the
 // time. A failure is logged: the facts are informational, the reply is not
 // held back for them.
-func (in *instance) sighted(seg *segState, req, reply *dhcpv4.DHCPv4, mac string, c bootClient) {
+func (in *instance) sighted(seg *segState, req, reply *dhcpv4.DHCPv4, m *store.Machine, c bootClient) {
 	s := store.Sighting{Segment: seg.Name, Arch: archName(c), Client: c.lifecycle().Firmware.String(), At: in.now()}
 	if s.Client == "none" {
 		s.Client = "" // an installed OS's DHCP client says nothing about its firmware
@@ -215,8 +215,11 @@ func (in *instance) sighted(seg *segState, req, reply *dhcpv4.DHCPv4, mac string
 	case seg.Mode == ModeProxy && fromIP(req.ClientIPAddr).IsValid():
 		s.IP = fromIP(req.ClientIPAddr).String()
 	}
-	if _, err := in.machines.RecordSighting(mac, s); err != nil {
-		in.log.Warn("record machine sighting", "mac", mac, "segment", seg.Name, "err", err)
+	if _, due := m.Sighted(s); !due {
+		return // nothing new: no store transaction on this packet
+	}
+	if _, err := in.machines.RecordSighting(m.MAC, s); err != nil {
+		in.log.Warn("record machine sighting", "mac", m.MAC, "segment", seg.Name, "err", err)
 	}
 }
 

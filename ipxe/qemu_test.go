@@ -32,31 +32,6 @@ import (
 	"github.com/foundry-appliance/foundry/test/vm"
 )
 
-// mbr is a boot sector that writes "FOUNDRY-LOCAL-DISK" to COM1 and halts:
-// proof that iPXE handed the machine to its local disk.
-func mbr() []byte {
-	code := []byte{
-		0x31, 0xC0, // xor ax,ax
-		0x8E, 0xD8, // mov ds,ax
-		0xFC,             // cld
-		0xBA, 0xF8, 0x03, // mov dx,0x3f8
-		0xBE, 0x17, 0x7C, // mov si,0x7c17 (msg)
-		0xAC,       // next: lodsb
-		0x84, 0xC0, // test al,al
-		0x74, 0x03, // jz done
-		0xEE,       // out dx,al
-		0xEB, 0xF8, // jmp next
-		0xFA,       // done: cli
-		0xF4,       // hlt
-		0xEB, 0xFC, // jmp done
-	}
-	b := make([]byte, 512)
-	copy(b, code)
-	copy(b[len(code):], "FOUNDRY-LOCAL-DISK\r\n\x00")
-	b[510], b[511] = 0x55, 0xAA
-	return b
-}
-
 type recorder struct {
 	mu   sync.Mutex
 	reqs []string
@@ -151,7 +126,11 @@ func TestQEMU(t *testing.T) {
 
 	disk := filepath.Join(dir, "disk.img")
 	img := make([]byte, 1<<20)
-	copy(img, mbr())
+	sector, err := vm.BootSector("FOUNDRY-LOCAL-DISK\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(img, sector)
 	if err := os.WriteFile(disk, img, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -80,12 +80,7 @@ const DefaultNonceTTL = 24 * time.Hour
 
 // ScriptURL is the URL DHCP hands to iPXE for this machine.
 func (s *Server) ScriptURL(mac net.HardwareAddr) string {
-	return s.ScriptURLString(mac.String())
-}
-
-// ScriptURLString is ScriptURL for a canonical MAC string.
-func (s *Server) ScriptURLString(mac string) string {
-	return strings.TrimRight(s.BaseURL, "/") + "/boot/" + mac
+	return strings.TrimRight(s.BaseURL, "/") + "/boot/" + mac.String()
 }
 
 // ServeHTTP implements http.Handler.

@@ -261,3 +261,21 @@ func checkGenerated(t *testing.T, path, want string) {
 		t.Fatalf("%s is out of date: run go test ./lifecycle -update", path)
 	}
 }
+
+// Every session ends: each state's agent decision either keeps the agent
+// waiting or installing, or is final, or the state is left by an action
+// that ends the session.
+func TestFinalDecision(t *testing.T) {
+	for _, st := range States() {
+		for _, p := range []ProfileKind{Netboot, Image} {
+			a := Decide(Query{Machine: &Machine{State: st, Profile: p}}).Agent
+			final := FinalDecision(st, a)
+			switch {
+			case st == Rejected && !final, st == Ready && !final:
+				t.Errorf("%s (%s): decision %s is not final", st, p, a)
+			case st != Rejected && st != Ready && final:
+				t.Errorf("%s (%s): decision %s ends a session that still has work", st, p, a)
+			}
+		}
+	}
+}

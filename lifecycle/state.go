@@ -211,6 +211,14 @@ func EndsSession(a Action) bool {
 	return false
 }
 
+// FinalDecision reports whether telling the agent a (for a machine in state
+// s) is the last thing its boot session can do: it powers off (reject) or
+// reboots into production or its disk (a ready machine's netboot). The
+// session ends as the answer goes out.
+func FinalDecision(s State, a Agent) bool {
+	return a == AgentReject || s == Ready && a == AgentNetboot
+}
+
 // Allowed lists the actions role by may take on a machine in state s, in
 // table order. The API reports it per machine so that the dashboard shows
 // exactly the buttons the life cycle allows.

@@ -22,6 +22,31 @@ type Sighting struct {
 // second, and each synced write costs a disk flush.
 const SightingRefresh = time.Minute
 
+// Sighted returns m with the facts of s applied, and whether that needs a
+// write: a fact changed, or LastSeen is SightingRefresh stale. Callers that
+// already hold the record (the DHCP handler, per packet) ask it first and
+// skip the store when nothing is due.
+func (m Machine) Sighted(s Sighting) (Machine, bool) {
+	next := m
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&next.Segment, s.Segment)
+	set(&next.IP, s.IP)
+	set(&next.Arch, s.Arch)
+	set(&next.Client, s.Client)
+	changed := next.Segment != m.Segment || next.IP != m.IP || next.Arch != m.Arch || next.Client != m.Client
+	if !changed && s.At.Sub(m.LastSeen) < SightingRefresh {
+		return m, false
+	}
+	if s.At.After(next.LastSeen) {
+		next.LastSeen = s.At
+	}
+	return next, true
+}
+
 // RecordSighting stores s on the machine's record when it changes a fact,
 // or when LastSeen is older than SightingRefresh. It is not audited (it
 // changes no decision) but publishes an update event, so the dashboard
@@ -54,22 +79,9 @@ func (db *DB) RecordSighting(mac string, s Sighting) (wrote bool, err error) {
 		if err != nil {
 			return err
 		}
-		next := m
-		set := func(dst *string, v string) {
-			if v != "" {
-				*dst = v
-			}
-		}
-		set(&next.Segment, s.Segment)
-		set(&next.IP, s.IP)
-		set(&next.Arch, s.Arch)
-		set(&next.Client, s.Client)
-		changed := next.Segment != m.Segment || next.IP != m.IP || next.Arch != m.Arch || next.Client != m.Client
-		if !changed && s.At.Sub(m.LastSeen) < SightingRefresh {
+		next, ok := m.Sighted(s)
+		if !ok {
 			return nil
-		}
-		if s.At.After(next.LastSeen) {
-			next.LastSeen = s.At
 		}
 		next.Revision = m.Revision + 1
 		out, wrote = next, true

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/foundry-appliance/foundry/api"
+	"github.com/foundry-appliance/foundry/test/vm"
 )
 
 // Issue 4, a (and the wrong token of d): a BIOS machine PXE-boots into the
@@ -194,25 +195,8 @@ const localDiskMarker = "FOUNDRY-LOCAL-DISK"
 // machine was handed to its local disk (as in ipxe's QEMU tests).
 func writeBootSector(t *testing.T, disk string) {
 	t.Helper()
-	code := []byte{
-		0x31, 0xC0, // xor ax,ax
-		0x8E, 0xD8, // mov ds,ax
-		0xFC,             // cld
-		0xBA, 0xF8, 0x03, // mov dx,0x3f8
-		0xBE, 0x17, 0x7C, // mov si,0x7c17 (the message after this code)
-		0xAC,       // next: lodsb
-		0x84, 0xC0, // test al,al
-		0x74, 0x03, // jz done
-		0xEE,       // out dx,al
-		0xEB, 0xF8, // jmp next
-		0xFA,       // done: cli
-		0xF4,       // hlt
-		0xEB, 0xFC, // jmp done
-	}
-	b := make([]byte, 512)
-	copy(b, code)
-	copy(b[len(code):], localDiskMarker+"\r\n\x00")
-	b[510], b[511] = 0x55, 0xAA
+	b, err := vm.BootSector(localDiskMarker + "\r\n")
+	must(t, err)
 	f, err := os.OpenFile(disk, os.O_WRONLY, 0)
 	must(t, err)
 	_, err = f.WriteAt(b, 0)

@@ -17,6 +17,7 @@ import (
 	diskfs "github.com/diskfs/go-diskfs"
 
 	"github.com/foundry-appliance/foundry/api"
+	"github.com/foundry-appliance/foundry/test/vm"
 )
 
 const (
@@ -29,45 +30,15 @@ const (
 	mbrTable = 446
 )
 
-// bootSector returns 446 bytes of x86 real-mode code that print msg on
-// COM1 and halt: what the machine runs only if it booted its local disk.
-// The BIOS (here iPXE's sanboot) loads the MBR at 0000:7C00.
-func bootSector(t *testing.T, msg string) []byte {
-	t.Helper()
-	code := []byte{
-		0x31, 0xC0, // xor ax,ax
-		0x8E, 0xD8, // mov ds,ax          ; address the message from segment 0
-		0xFC,             // cld               ; lodsb counts upwards
-		0xBA, 0xF8, 0x03, // mov dx,0x3F8     ; COM1 data register
-		0xBE, 0x00, 0x00, // mov si,msg        ; patched below
-		0xAC,       // next: lodsb       ; al = [ds:si++]
-		0x84, 0xC0, // test al,al
-		0x74, 0x03, // jz halt           ; the message ends with a NUL
-		0xEE,       // out dx,al         ; the UART sends it (QEMU ignores the baud rate)
-		0xEB, 0xF8, // jmp next
-		0xFA,       // halt: cli
-		0xF4,       // hlt
-		0xEB, 0xFC, // jmp halt          ; an NMI would wake hlt
-	}
-	const siImm = 9 // offset of mov si's 16-bit operand
-	binary.LittleEndian.PutUint16(code[siImm:], uint16(0x7C00+len(code)))
-	b := make([]byte, mbrTable)
-	text := append([]byte("\r\n"+msg+"\r\n"), 0)
-	if len(code)+len(text) > len(b) {
-		t.Fatalf("boot message %q does not fit the boot sector", msg)
-	}
-	copy(b, code)
-	copy(b[len(code):], text)
-	return b
-}
-
 // testImage is a 4 MiB raw disk image: an MBR whose boot code prints msg,
 // and one bootable Linux partition (type 0x83) filling the rest, with a
 // recognisable pattern in it.
 func testImage(t *testing.T, msg string) []byte {
 	t.Helper()
 	img := make([]byte, imageBytes)
-	copy(img, bootSector(t, msg))
+	code, err := vm.BootCode("\r\n" + msg + "\r\n")
+	must(t, err)
+	copy(img, code)
 	e := img[mbrTable : mbrTable+16]
 	e[0] = 0x80                            // active
 	copy(e[1:4], []byte{0xFE, 0xFF, 0xFF}) // CHS start: "use LBA"

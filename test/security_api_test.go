@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foundry-appliance/foundry/api/client"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -120,23 +121,13 @@ func openStream(t *testing.T, ctx context.Context, secret string) <-chan sseEven
 	go func() {
 		defer resp.Body.Close()
 		defer close(out)
-		rd := bufio.NewReader(resp.Body)
-		var ev sseEvent
+		events := client.NewEventReader(resp.Body)
 		for {
-			line, err := rd.ReadString('\n')
+			ev, err := events.Next()
 			if err != nil {
 				return
 			}
-			line = strings.TrimRight(line, "\n")
-			switch {
-			case line == "" && ev.data != "":
-				out <- ev
-				ev = sseEvent{}
-			case strings.HasPrefix(line, "event: "):
-				ev.name = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				ev.data = line[6:]
-			}
+			out <- sseEvent{name: ev.Type, data: ev.Data}
 		}
 	}()
 	select {

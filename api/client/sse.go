@@ -7,8 +7,10 @@ import (
 	"strings"
 )
 
-// sseEvent is one event dispatched from a text/event-stream.
-type sseEvent struct {
+// RawEvent is one event dispatched from a text/event-stream, pings included
+// (Watch decodes them into Events; tests that watch the stream itself read
+// these).
+type RawEvent struct {
 	// Type is the event field; "message" when the event names none.
 	Type string
 	// Data is the data fields joined with "\n".
@@ -17,14 +19,14 @@ type sseEvent struct {
 	ID string
 }
 
-// sseReader reads events from a text/event-stream as the HTML standard's
+// EventReader reads events from a text/event-stream as the HTML standard's
 // "interpreting an event stream" says (section 9.2.6): lines end with CRLF,
 // LF or CR; a line starting with a colon is a comment; "field:value" loses
 // one space after the colon, and a line without a colon is a field with an
 // empty value; data fields accumulate, joined with "\n"; an empty line
 // dispatches the event, unless it had no data field; unknown fields are
 // ignored; an event the stream ends in the middle of is discarded.
-type sseReader struct {
+type EventReader struct {
 	sc      *bufio.Scanner
 	started bool
 	lastID  string
@@ -33,15 +35,16 @@ type sseReader struct {
 	crEnded bool
 }
 
-func newSSEReader(r io.Reader) *sseReader {
-	s := &sseReader{sc: bufio.NewScanner(r)}
+// NewEventReader reads the events of the text/event-stream r.
+func NewEventReader(r io.Reader) *EventReader {
+	s := &EventReader{sc: bufio.NewScanner(r)}
 	s.sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	s.sc.Split(s.splitLines)
 	return s
 }
 
 // Next returns the next event, or io.EOF when the stream ends.
-func (s *sseReader) Next() (sseEvent, error) {
+func (s *EventReader) Next() (RawEvent, error) {
 	var typ string
 	var data strings.Builder
 	hasData := false
@@ -59,7 +62,7 @@ func (s *sseReader) Next() (sseEvent, error) {
 			if typ == "" {
 				typ = "message"
 			}
-			return sseEvent{Type: typ, Data: strings.TrimSuffix(data.String(), "\n"), ID: s.lastID}, nil
+			return RawEvent{Type: typ, Data: strings.TrimSuffix(data.String(), "\n"), ID: s.lastID}, nil
 		}
 		if line[0] == ':' {
 			continue
@@ -84,15 +87,15 @@ func (s *sseReader) Next() (sseEvent, error) {
 		// Watch does not reconnect, so it is ignored like unknown fields.
 	}
 	if err := s.sc.Err(); err != nil {
-		return sseEvent{}, err
+		return RawEvent{}, err
 	}
-	return sseEvent{}, io.EOF
+	return RawEvent{}, io.EOF
 }
 
 // splitLines is a bufio.SplitFunc for the stream's three line endings. A
 // CR at the end of what has arrived ends its line at once, so that an
 // event is not held back waiting to see whether a LF follows.
-func (s *sseReader) splitLines(data []byte, atEOF bool) (int, []byte, error) {
+func (s *EventReader) splitLines(data []byte, atEOF bool) (int, []byte, error) {
 	if s.crEnded && len(data) > 0 {
 		s.crEnded = false
 		if data[0] == '\n' {

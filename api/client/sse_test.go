@@ -14,35 +14,35 @@ import (
 )
 
 func TestSSEReader(t *testing.T) {
-	msg := func(data string) sseEvent { return sseEvent{Type: "message", Data: data} }
+	msg := func(data string) RawEvent { return RawEvent{Type: "message", Data: data} }
 	tests := []struct {
 		name   string
 		stream string
-		want   []sseEvent
+		want   []RawEvent
 	}{
-		{"multi-line data joined with LF", "data: {\"a\":\ndata: 1}\n\n", []sseEvent{msg("{\"a\":\n1}")}},
-		{"no space after the colon", "data:x\n\n", []sseEvent{msg("x")}},
-		{"only one space removed", "data:  x \n\n", []sseEvent{msg(" x ")}},
-		{"colon inside the value", "data: a:b\n\n", []sseEvent{msg("a:b")}},
-		{"comments ignored", ": keep-alive\ndata: x\n:\n\n", []sseEvent{msg("x")}},
+		{"multi-line data joined with LF", "data: {\"a\":\ndata: 1}\n\n", []RawEvent{msg("{\"a\":\n1}")}},
+		{"no space after the colon", "data:x\n\n", []RawEvent{msg("x")}},
+		{"only one space removed", "data:  x \n\n", []RawEvent{msg(" x ")}},
+		{"colon inside the value", "data: a:b\n\n", []RawEvent{msg("a:b")}},
+		{"comments ignored", ": keep-alive\ndata: x\n:\n\n", []RawEvent{msg("x")}},
 		{"comment-only block dispatches nothing", ": hello\n\n", nil},
-		{"named event", "event: machine\ndata: {}\n\n", []sseEvent{{Type: "machine", Data: "{}"}}},
-		{"event name resets after dispatch", "event: a\ndata: 1\n\ndata: 2\n\n", []sseEvent{{Type: "a", Data: "1"}, msg("2")}},
-		{"blank line without data resets the name", "event: a\n\ndata: x\n\n", []sseEvent{msg("x")}},
-		{"empty data field dispatches", "data:\n\n", []sseEvent{msg("")}},
-		{"field without colon has an empty value", "data\n\n", []sseEvent{msg("")}},
-		{"two empty data fields are one LF", "data:\ndata\n\n", []sseEvent{msg("\n")}},
+		{"named event", "event: machine\ndata: {}\n\n", []RawEvent{{Type: "machine", Data: "{}"}}},
+		{"event name resets after dispatch", "event: a\ndata: 1\n\ndata: 2\n\n", []RawEvent{{Type: "a", Data: "1"}, msg("2")}},
+		{"blank line without data resets the name", "event: a\n\ndata: x\n\n", []RawEvent{msg("x")}},
+		{"empty data field dispatches", "data:\n\n", []RawEvent{msg("")}},
+		{"field without colon has an empty value", "data\n\n", []RawEvent{msg("")}},
+		{"two empty data fields are one LF", "data:\ndata\n\n", []RawEvent{msg("\n")}},
 		{"id persists across events", "id: 7\ndata: a\n\ndata: b\n\nid\ndata: c\n\n",
-			[]sseEvent{{Type: "message", Data: "a", ID: "7"}, {Type: "message", Data: "b", ID: "7"}, msg("c")}},
+			[]RawEvent{{Type: "message", Data: "a", ID: "7"}, {Type: "message", Data: "b", ID: "7"}, msg("c")}},
 		{"id with NUL ignored", "id: 1\ndata: a\n\nid: 2\x003\ndata: b\n\n",
-			[]sseEvent{{Type: "message", Data: "a", ID: "1"}, {Type: "message", Data: "b", ID: "1"}}},
-		{"unknown fields and retry ignored", "retry: 10\nfoo: bar\nData: no\ndata: x\n\n", []sseEvent{msg("x")}},
-		{"CRLF", "event: e\r\ndata: a\r\ndata: b\r\n\r\n", []sseEvent{{Type: "e", Data: "a\nb"}}},
-		{"bare CR", "data: a\rdata: b\r\rdata: c\r\r", []sseEvent{msg("a\nb"), msg("c")}},
-		{"mixed endings", "data: a\r\ndata: b\n\rdata: c\r\n\n", []sseEvent{msg("a\nb"), msg("c")}},
-		{"byte order mark", "\uFEFFdata: x\n\n", []sseEvent{msg("x")}},
-		{"unfinished event discarded", "data: a\n\ndata: b\n", []sseEvent{msg("a")}},
-		{"unfinished line discarded", "data: a\n\ndata: b", []sseEvent{msg("a")}},
+			[]RawEvent{{Type: "message", Data: "a", ID: "1"}, {Type: "message", Data: "b", ID: "1"}}},
+		{"unknown fields and retry ignored", "retry: 10\nfoo: bar\nData: no\ndata: x\n\n", []RawEvent{msg("x")}},
+		{"CRLF", "event: e\r\ndata: a\r\ndata: b\r\n\r\n", []RawEvent{{Type: "e", Data: "a\nb"}}},
+		{"bare CR", "data: a\rdata: b\r\rdata: c\r\r", []RawEvent{msg("a\nb"), msg("c")}},
+		{"mixed endings", "data: a\r\ndata: b\n\rdata: c\r\n\n", []RawEvent{msg("a\nb"), msg("c")}},
+		{"byte order mark", "\uFEFFdata: x\n\n", []RawEvent{msg("x")}},
+		{"unfinished event discarded", "data: a\n\ndata: b\n", []RawEvent{msg("a")}},
+		{"unfinished line discarded", "data: a\n\ndata: b", []RawEvent{msg("a")}},
 		{"empty stream", "", nil},
 	}
 	readers := []struct {
@@ -56,8 +56,8 @@ func TestSSEReader(t *testing.T) {
 	for _, tt := range tests {
 		for _, rd := range readers {
 			t.Run(tt.name+"/"+rd.name, func(t *testing.T) {
-				r := newSSEReader(rd.wrap(strings.NewReader(tt.stream)))
-				var got []sseEvent
+				r := NewEventReader(rd.wrap(strings.NewReader(tt.stream)))
+				var got []RawEvent
 				for {
 					ev, err := r.Next()
 					if errors.Is(err, io.EOF) {
@@ -82,9 +82,9 @@ func TestSSEReaderDoesNotWaitAfterCR(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	go pw.Write([]byte("data: now\r\r"))
-	got := make(chan sseEvent, 1)
+	got := make(chan RawEvent, 1)
 	go func() {
-		ev, err := newSSEReader(pr).Next()
+		ev, err := NewEventReader(pr).Next()
 		if err == nil {
 			got <- ev
 		}

@@ -46,7 +46,7 @@ func (c *Client) Watch(ctx context.Context, mac string, fn func(Event) error) er
 	if err := checkStatus(resp); err != nil {
 		return err
 	}
-	events := newSSEReader(resp.Body)
+	events := NewEventReader(resp.Body)
 	for {
 		ev, err := events.Next()
 		if err != nil {
@@ -64,7 +64,7 @@ func (c *Client) Watch(ctx context.Context, mac string, fn func(Event) error) er
 	}
 }
 
-func dispatch(e sseEvent, fn func(Event) error) error {
+func dispatch(e RawEvent, fn func(Event) error) error {
 	ev := Event{Name: e.Type, ID: e.ID}
 	switch e.Type {
 	case "machine":

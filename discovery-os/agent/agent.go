@@ -86,6 +86,11 @@ func (a *Agent) sleep(ctx context.Context, d time.Duration) error {
 	if a.Sleep != nil {
 		return a.Sleep(ctx, d)
 	}
+	return Pause(ctx, d)
+}
+
+// Pause waits for d or until ctx ends, and then returns ctx's error.
+func Pause(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -47,7 +47,7 @@ func main() {
 	// PID 1 must never exit (the kernel would panic): show the error, give
 	// a person time to read it, then boot again, which retries discovery.
 	fmt.Fprintln(os.Stdout, "foundry: rebooting in 60 seconds")
-	sleep(ctx, 60*time.Second)
+	agent.Pause(ctx, 60*time.Second)
 	agent.Reboot()
 	select {} // a failed reboot leaves the error on the screen; exiting would panic the kernel
 }

@@ -114,7 +114,7 @@ func run(ctx context.Context, pid1 bool, cmdlinePath string) error {
 				return ctx.Err()
 			}
 			showErr(err)
-			if err := sleep(ctx, retryDelay); err != nil {
+			if err := agent.Pause(ctx, retryDelay); err != nil {
 				return err
 			}
 		}
@@ -187,17 +187,5 @@ func redraw(ctx context.Context, con *agent.TTYConsole, period time.Duration) {
 		case <-t.C:
 			con.Tick()
 		}
-	}
-}
-
-// sleep waits for d or until ctx ends, and then returns ctx's error.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

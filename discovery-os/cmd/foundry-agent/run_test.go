@@ -76,15 +76,3 @@ func TestRedrawStopsWithContext(t *testing.T) {
 		t.Error("the console was drawn after redraw returned")
 	}
 }
-
-func TestSleep(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	start := time.Now()
-	if err := sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) || time.Since(start) > time.Second {
-		t.Fatalf("sleep on an ended context: %v after %v", err, time.Since(start))
-	}
-	if err := sleep(context.Background(), time.Millisecond); err != nil {
-		t.Fatalf("sleep: %v", err)
-	}
-}
