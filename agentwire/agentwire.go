@@ -23,8 +23,10 @@ import (
 )
 
 // NonceHeader carries the boot nonce (foundry.nonce= on the discovery
-// kernel's command line) on every agent call. The nonce is bound to one
-// MAC and never authorises an admin endpoint.
+// kernel's command line) on the registration (PathRegister). The nonce is
+// bound to one MAC, is used once, and never authorises an admin endpoint.
+// Every agent call, the registration included, is signed with the boot's
+// key (package agentsig).
 const NonceHeader = "X-Foundry-Nonce"
 
 // Paths of the agent API, relative to the appliance URL (foundry.url=).
@@ -59,10 +61,13 @@ type AgentToken struct {
 	ExpiresAt time.Time `json:"expires_at" doc:"The agent's expiry; the appliance counts the token's hour from when it receives the hash"`
 }
 
-// AgentRegister is the body of PathRegister: the machine's inventory and
-// its first token hash.
+// AgentRegister is the body of PathRegister: the boot's public key, the
+// machine's inventory and its first token hash.
 type AgentRegister struct {
-	MAC       string       `json:"mac" maxLength:"64" example:"52:54:00:12:34:56"`
+	MAC string `json:"mac" maxLength:"64" example:"52:54:00:12:34:56"`
+	// PublicKey is the boot's Ed25519 public key (32 bytes, base64 in
+	// JSON); the registration and every later call are signed with it.
+	PublicKey []byte       `json:"public_key" doc:"Ed25519 public key of this boot (32 bytes, base64); every call is signed with it (RFC 9421)"`
 	Inventory RawInventory `json:"inventory"`
 	Token     AgentToken   `json:"token"`
 }
@@ -81,17 +86,20 @@ type Decision struct {
 	Image    *DecisionImage `json:"image,omitempty"`
 	SSHKeys  []string       `json:"ssh_keys,omitempty"`
 	Network  *Network       `json:"network,omitempty"`
+	// Message explains a wait that approval will not end, for the console.
+	Message string `json:"message,omitempty" example:"this machine was approved in another boot session"`
 }
 
 // DecisionImage tells the agent what to write where.
 type DecisionImage struct {
 	URL    string `json:"url" example:"http://10.77.0.1:8080/images/debian-12.raw.zst"`
 	SHA256 string `json:"sha256" example:"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"`
-	// Disk is the device node in the agent's current boot, resolved from
-	// the approved stable path through the latest inventory. The agent
-	// also accepts a by-path name, kernel name, WWN or serial here.
-	Disk string `json:"disk" example:"/dev/sda" doc:"Device node to write (resolved through the latest inventory)"`
-	// DiskByPath is the approved stable path.
+	// Disk is the approved disk as the administrator chose it from the
+	// inventory frozen at approval: its stable path (by-path, else the
+	// path the inventory named). The agent resolves it on its own
+	// hardware; the appliance never names a device node of some boot.
+	Disk string `json:"disk" example:"/dev/disk/by-path/pci-0000:00:1f.2-ata-1" doc:"The approved disk's stable path; the agent resolves it on its own hardware"`
+	// DiskByPath repeats Disk when it is a /dev/disk/by-path/ name.
 	DiskByPath string `json:"disk_by_path,omitempty" example:"/dev/disk/by-path/pci-0000:00:1f.2-ata-1"`
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/foundry-appliance/foundry/agentsig"
 	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
 	"github.com/foundry-appliance/foundry/lifecycle"
@@ -29,7 +30,7 @@ import (
 const (
 	maxRegisterBytes = store.MaxRecord / 2
 	maxAgentBytes    = 16 << 10
-	maxWait          = 300
+	maxWait          = 120
 )
 
 // declaredTooLarge refuses a body whose Content-Length is above the
@@ -72,21 +73,28 @@ func (inventorySchema) Schema(huma.Registry) *huma.Schema {
 }
 
 type decisionIn struct {
-	Wait int `query:"wait" minimum:"0" maximum:"300" default:"0" example:"60" doc:"Seconds to wait for a decision other than wait"`
+	Wait int `query:"wait" minimum:"0" maximum:"120" default:"0" example:"60" doc:"Seconds to wait for a decision other than wait"`
 }
 
 type agentStateOut struct{ Body AgentState }
 
+// opAgentRegister is the registration's operation ID: the one agent call
+// that opens a session rather than using one.
+const opAgentRegister = "agent-register"
+
 func (s *Server) registerAgent() {
 	s.api.OpenAPI().Components.Schemas.RegisterTypeAlias(reflect.TypeFor[agentwire.RawInventory](), reflect.TypeFor[inventorySchema]())
 	register(s, accessAgent, huma.Operation{
-		OperationID: "agent-register", Method: http.MethodPost, Path: Prefix + "/agent/register",
-		Summary: "Register inventory and token hash", MaxBodyBytes: maxRegisterBytes,
-		Description: "discovered → inventoried (or refresh an inventoried machine). An approved or ready machine that boots discovery once more only gets its inventory refreshed. A rejected machine's registration is ignored.",
-		Errors:      []int{http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity},
+		OperationID: opAgentRegister, Method: http.MethodPost, Path: Prefix + "/agent/register",
+		Summary: "Open a boot session: public key, inventory and token hash", MaxBodyBytes: maxRegisterBytes,
+		Description: "Uses the boot's one-time nonce (" + NonceHeader + ") to open a boot session for the boot's Ed25519 key; the call is signed with that key (RFC 9421). " +
+			"discovered → inventoried. A second registration for the same MAC is a separate pending registration (a MAC conflict); approval binds to the one whose token the administrator typed. " +
+			"Sent again with the same nonce and key (a retry), it answers as the first time; with another key the nonce is refused. " +
+			"A machine already approved keeps its frozen inventory; a rejected machine's session is only told to power off.",
+		Errors: []int{http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity},
 		// huma validates a body by decoding it into generic values first:
 		// about 50 bytes of allocation per byte of an inventory such as
-		// [{},{},…]. agentRegister and storeToken check every field of
+		// [{},{},…]. agentRegister and checkToken check every field of
 		// this body themselves, and the inventory stays raw bytes, so the
 		// generic pass is skipped (api/agent_limits_test.go measures it).
 		SkipValidateBody: true,
@@ -94,24 +102,22 @@ func (s *Server) registerAgent() {
 	}, s.agentRegister)
 	register(s, accessAgent, huma.Operation{
 		OperationID: "agent-token", Method: http.MethodPost, Path: Prefix + "/agent/token",
-		Summary: "Replace the registration token hash", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
+		Summary: "Replace this session's registration token hash", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
 		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity},
-	}, func(ctx context.Context, in *struct{ Body AgentToken }) (*agentStateOut, error) {
-		st, err := s.storeToken(ctx, caller(ctx).MAC, in.Body, nil, "token")
-		return st, err
-	})
+	}, s.agentToken)
 	register(s, accessAgent, huma.Operation{
 		OperationID: "agent-decision", Method: http.MethodGet, Path: Prefix + "/agent/decision",
-		Summary: "Wait for the administrator's decision (long-poll)",
-		Errors:  []int{http.StatusNotFound},
+		Summary:     "Wait for the administrator's decision (long-poll)",
+		Description: "Only the session approval bound is given the image and the approval's details; another session of the same MAC waits.",
+		Errors:      []int{http.StatusNotFound},
 	}, s.agentDecision)
 	register(s, accessAgent, huma.Operation{
 		OperationID: "agent-progress", Method: http.MethodPost, Path: Prefix + "/agent/progress",
-		Summary: "Report provisioning progress", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
-		Errors: []int{http.StatusNotFound, http.StatusConflict},
+		Summary: "Report provisioning progress (the bound session only)", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
+		Errors: []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *struct{ Body AgentProgress }) (*agentStateOut, error) {
 		p := caller(ctx)
-		return s.agentUpdate(p, "progress", fmt.Sprintf("%d%% %s", in.Body.Percent, in.Body.Message), func(m *store.Machine) error {
+		return s.agentReport(p, lifecycle.ActProgress, "progress", fmt.Sprintf("%d%% %s", in.Body.Percent, in.Body.Message), func(m *store.Machine) error {
 			to, err := lifecycle.Next(lifecycle.ActProgress, lifecycle.RoleAgent, m.State)
 			if err != nil {
 				return fmt.Errorf("%w: machine is %s; progress is only expected while provisioning", store.ErrTransition, m.State)
@@ -122,21 +128,17 @@ func (s *Server) registerAgent() {
 	})
 	register(s, accessAgent, huma.Operation{
 		OperationID: "agent-result", Method: http.MethodPost, Path: Prefix + "/agent/result",
-		Summary: "Report the end of provisioning", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
-		Errors: []int{http.StatusNotFound, http.StatusConflict},
+		Summary: "Report the end of provisioning (the bound session only)", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
+		Errors: []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *struct{ Body AgentResult }) (*agentStateOut, error) {
 		p := caller(ctx)
-		action := "provision-failed"
+		action, act := "provision-failed", lifecycle.ActFail
 		if in.Body.Success {
-			action = "provisioned"
+			action, act = "provisioned", lifecycle.ActSucceed
 		}
-		out, err := s.agentUpdate(p, action, in.Body.Message, func(m *store.Machine) error {
+		return s.agentReport(p, act, action, in.Body.Message, func(m *store.Machine) error {
 			if in.Body.Success && m.State == store.StateReady {
 				return nil // a repeated report
-			}
-			act := lifecycle.ActFail
-			if in.Body.Success {
-				act = lifecycle.ActSucceed
 			}
 			to, err := lifecycle.Next(act, lifecycle.RoleAgent, m.State)
 			if err != nil {
@@ -148,17 +150,33 @@ func (s *Server) registerAgent() {
 			}
 			return nil
 		})
-		if err == nil && in.Body.Success && lifecycle.EndsSession(lifecycle.ActSucceed) {
-			// Installed: this boot has nothing left to say, and its nonce
-			// must not let anyone report for the machine again.
-			s.endSession(p.MAC, string(lifecycle.ActSucceed))
-		}
-		return out, err
 	})
 }
 
-func (s *Server) agentUpdate(p principal, action, detail string, fn func(*store.Machine) error) (*agentStateOut, error) {
-	m, err := s.Store.UpdateMachine(p.MAC, store.Audit{Actor: p.Actor, Action: action, Detail: detail}, fn)
+// errNotBound refuses a report from a session approval did not bind.
+var errNotBound = errors.New("not the approved boot session")
+
+// agentReport changes the machine for a report of its bound session; the
+// sessions end with the change when the action ends them (an install that
+// succeeded).
+func (s *Server) agentReport(p principal, act lifecycle.Action, action, detail string, fn func(*store.Machine) error) (*agentStateOut, error) {
+	m, err := s.Store.UpdateMachineSessions(p.MAC, store.Audit{Actor: p.Actor, Action: action, Detail: detail},
+		func(m *store.Machine, ss *store.Sessions) error {
+			if m.Session == "" || m.Session != p.Session {
+				return errNotBound
+			}
+			if err := fn(m); err != nil {
+				return err
+			}
+			if lifecycle.EndsSession(act) && m.State == store.StateReady {
+				return ss.EndAll()
+			}
+			return nil
+		})
+	if errors.Is(err, errNotBound) {
+		s.log.Warn("report from a boot session approval did not bind", "mac", p.MAC, "session", p.Session, "action", action)
+		return nil, huma.Error403Forbidden("this boot session is not the one the machine was approved in; only that session may report")
+	}
 	if err != nil {
 		return nil, s.storeErr(err, "machine "+p.MAC, "body")
 	}
@@ -175,63 +193,106 @@ func (s *Server) agentRegister(ctx context.Context, in *struct{ Body AgentRegist
 		return nil, huma.Error403Forbidden("this boot nonce belongs to another machine",
 			&huma.ErrorDetail{Location: "body.mac", Message: "does not match the nonce's MAC", Value: in.Body.MAC})
 	}
-	if in.Body.Token.Salt == nil && in.Body.Token.Hash == nil {
-		// The schema's "required" is not checked for this body (see
-		// SkipValidateBody), so its one object field is checked here.
-		return nil, fieldErr("body.token", "the token's salt and hash are required", nil)
+	tok, err := s.checkToken(in.Body.Token, "body.token.")
+	if err != nil {
+		return nil, err
 	}
 	inv := json.RawMessage(bytes.TrimSpace(in.Body.Inventory))
 	if len(inv) == 0 || inv[0] != '{' {
 		return nil, fieldErr("body.inventory", "the inventory must be a JSON object", nil)
 	}
-	return s.storeToken(ctx, mac, in.Body.Token, inv, "register")
-}
-
-// storeToken records a new token hash (and, for register, the inventory).
-func (s *Server) storeToken(ctx context.Context, mac string, t AgentToken, inv json.RawMessage, action string) (*agentStateOut, error) {
-	if len(t.Salt) < 8 || len(t.Salt) > 64 {
-		return nil, fieldErr(tokenLoc(action, "salt"), "want a salt of 8-64 bytes (base64)", nil)
-	}
-	if len(t.Hash) != token.HashLen {
-		return nil, fieldErr(tokenLoc(action, "hash"), fmt.Sprintf("want a %d-byte PBKDF2-SHA256 hash (base64)", token.HashLen), nil)
-	}
 	now := s.now()
-	p := caller(ctx)
-	var rejected bool
-	m, err := s.Store.UpdateMachine(mac, store.Audit{Actor: p.Actor, Action: action}, func(m *store.Machine) error {
-		if m.State == store.StateRejected {
-			rejected = true
-			return errRejected
-		}
-		// The token's hour counts from when the appliance receives the
-		// hash: a discovery OS may run with a wrong clock. The same hash
-		// sent again (a retried call) keeps its expiry and failures.
-		if m.Token == nil || !bytes.Equal(m.Token.Hash, t.Hash) {
-			m.Token = &store.RegToken{Salt: t.Salt, Hash: t.Hash, ExpiresAt: now.Add(token.Lifetime)}
-		}
-		if inv != nil {
-			m.Inventory = inv
+	sess := store.Session{
+		ID: agentsig.KeyID(p.PublicKey), PublicKey: p.PublicKey, Token: tok,
+		Remote: p.Remote, ExpiresAt: now.Add(s.sessionTTL()),
+	}
+	m, err := s.Store.UpdateMachineSessions(mac, store.Audit{Actor: p.Actor, Action: "register"},
+		func(m *store.Machine, ss *store.Sessions) error {
+			opened, again, err := ss.Open(p.Nonce, sess, inv)
+			if err != nil {
+				return err
+			}
+			if again {
+				return errAgain
+			}
+			others, err := ss.List()
+			if err != nil {
+				return err
+			}
+			detail := "session " + opened.ID[:8] + " from " + opened.Remote
+			if len(others) > 1 {
+				detail += fmt.Sprintf("; MAC conflict: %d registrations", len(others))
+			}
+			ss.SetDetail(detail)
 			if to, err := lifecycle.Next(lifecycle.ActRegister, lifecycle.RoleAgent, m.State); err == nil {
 				m.State = to
 			}
+			if !m.State.Accepted() && m.State != store.StateRejected {
+				// Until approval freezes one, the machine shows the latest
+				// registration's inventory; each registration keeps its own.
+				m.Inventory = inv
+			}
+			m.LastSeen = now
+			return nil
+		})
+	if errors.Is(err, errAgain) {
+		cur, err := s.Store.GetMachine(mac)
+		if err != nil {
+			return nil, s.storeErr(err, "machine "+mac, "body")
 		}
-		m.LastSeen = now
-		return nil
-	})
-	if rejected {
-		return &agentStateOut{Body: AgentState{State: store.StateRejected.String()}}, nil
+		return &agentStateOut{Body: AgentState{State: cur.State.String()}}, nil
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		// The nonce was used (by another key) or ended since the check.
+		return nil, huma.Error401Unauthorized("unknown, used or expired boot nonce; reboot the machine into discovery")
 	}
 	if err != nil {
 		return nil, s.storeErr(err, "machine "+mac, "body")
 	}
+	if sessions, err := s.Store.MachineSessions(mac); err == nil && len(sessions) > 1 {
+		s.log.Warn("MAC conflict: another registration for this MAC", "mac", mac, "registrations", len(sessions), "remote", p.Remote)
+	}
 	return &agentStateOut{Body: AgentState{State: m.State.String()}}, nil
 }
 
-var errRejected = errors.New("machine is rejected")
+// errAgain marks a retried registration: its session exists already.
+var errAgain = errors.New("registration sent again")
 
-func tokenLoc(action, field string) string {
-	if action == "register" {
-		return "body.token." + field
+// agentToken replaces the calling session's token hash.
+func (s *Server) agentToken(ctx context.Context, in *struct{ Body AgentToken }) (*agentStateOut, error) {
+	p := caller(ctx)
+	tok, err := s.checkToken(in.Body, "body.")
+	if err != nil {
+		return nil, err
 	}
-	return "body." + field
+	m, err := s.Store.UpdateMachineSessions(p.MAC, store.Audit{Actor: p.Actor, Action: "token", Detail: "session " + p.Session[:8]},
+		func(m *store.Machine, ss *store.Sessions) error {
+			cur, err := ss.Get(p.Session)
+			if err != nil {
+				return err
+			}
+			// The same hash sent again (a retried call) keeps its expiry
+			// and failures.
+			if !bytes.Equal(cur.Token.Hash, tok.Hash) {
+				cur.Token = tok
+			}
+			return ss.Put(cur)
+		})
+	if err != nil {
+		return nil, s.storeErr(err, "machine "+p.MAC, "body")
+	}
+	return &agentStateOut{Body: AgentState{State: m.State.String()}}, nil
+}
+
+// checkToken checks a token hash from the agent and returns it as stored.
+// Its hour counts from when the appliance receives it: a discovery OS may
+// run with a wrong clock.
+func (s *Server) checkToken(t AgentToken, loc string) (store.RegToken, error) {
+	if len(t.Salt) < 8 || len(t.Salt) > 64 {
+		return store.RegToken{}, fieldErr(loc+"salt", "want a salt of 8-64 bytes (base64)", nil)
+	}
+	if len(t.Hash) != token.HashLen {
+		return store.RegToken{}, fieldErr(loc+"hash", fmt.Sprintf("want a %d-byte PBKDF2-SHA256 hash (base64)", token.HashLen), nil)
+	}
+	return store.RegToken{Salt: t.Salt, Hash: t.Hash, ExpiresAt: s.now().Add(token.Lifetime)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -44,6 +45,9 @@ type verifyIn struct {
 type TokenCheck struct {
 	Valid     bool      `json:"valid"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Registration is the ID of the registration (boot session) whose
+	// token matched: approval binds the machine to it.
+	Registration string `json:"registration" example:"q3Zq0Jm7S0nM2s8yYl8yQ0b9vHq6S3hC1xJr2mR9f3E"`
 }
 
 func (s *Server) registerApproval() {
@@ -68,17 +72,14 @@ func (s *Server) registerApproval() {
 		if m.State != store.StateInventoried {
 			return nil, notInventoried(m)
 		}
-		if err := s.tokenUsable(m, in.Body.Token, false); err != nil {
-			return nil, err
-		}
-		detail, err := s.verifyToken(ctx, m, in.Body.Token)
+		sess, detail, err := s.verifyToken(ctx, m, in.Body.Token)
 		if err != nil {
 			return nil, err
 		}
 		if detail != nil {
 			return nil, huma.Error422UnprocessableEntity(detail.Message, detail)
 		}
-		return &struct{ Body TokenCheck }{Body: TokenCheck{Valid: true, ExpiresAt: m.Token.ExpiresAt}}, nil
+		return &struct{ Body TokenCheck }{Body: TokenCheck{Valid: true, ExpiresAt: sess.Token.ExpiresAt, Registration: sess.ID}}, nil
 	})
 }
 
@@ -86,128 +87,127 @@ func notInventoried(m store.Machine) error {
 	return huma.Error409Conflict(fmt.Sprintf("machine %s is %s; only an inventoried machine (one whose discovery agent has reported) can be approved", m.MAC, m.State))
 }
 
-// tokenUsable refuses a missing, expired or locked token before it is
-// compared; bypass reports that the lab switch allows an empty token.
-func (s *Server) tokenUsable(m store.Machine, typed string, bypass bool) error {
-	if bypass {
-		return nil
-	}
+// errNoneComparable says that no registration's token could be compared:
+// each is locked, expired, or was replaced meanwhile.
+var errNoneComparable = errors.New("no registration token to compare")
+
+// verifyToken finds the registration (boot session) of m whose token is
+// typed. Every live registration of the MAC is a candidate: a machine
+// that rebooted, or a host that spoofs its MAC, has several, and the
+// token on the machine's console is what tells the genuine one (MAC
+// conflict). The lockout is per registration: each counts the wrong
+// tokens compared against it, and at maxFailures it is compared no more
+// until its agent sends a new token, so a spoofer's registrations can
+// neither lock nor unlock the genuine one.
+//
+// The PBKDF2 derivations of typed (one per candidate's salt, the
+// expensive part) run before the store transaction; the lockout check,
+// the constant-time comparisons and the count of a wrong token run inside
+// it, under the machine's write lock, so however many requests arrive at
+// once at most maxFailures wrong comparisons are ever made against one
+// token. A wrong token is audited as approve-denied; a right one writes
+// nothing.
+//
+// It returns the matching session, or the detail to report for a wrong
+// token, or an error (409 no registration or all replaced, 422 expired,
+// 423 locked, 500 store failure).
+func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string) (store.Session, *huma.ErrorDetail, error) {
 	if strings.TrimSpace(typed) == "" {
-		return fieldErr("body.token", "the registration token shown on the machine's console is required", nil)
+		return store.Session{}, nil, fieldErr("body.token", "the registration token shown on the machine's console is required", nil)
 	}
-	t := m.Token
-	if t == nil {
-		return huma.Error409Conflict("machine " + m.MAC + " has not registered a token; boot it into discovery")
+	sessions, err := s.Store.MachineSessions(m.MAC)
+	if err != nil {
+		return store.Session{}, nil, s.storeErr(err, "machine "+m.MAC, "body.token")
 	}
-	if t.Failures >= maxFailures {
-		// A shortcut only: verifyToken decides again under the lock.
-		return lockedErr()
+	if len(sessions) == 0 {
+		return store.Session{}, nil, huma.Error409Conflict("machine " + m.MAC + " has no live registration; boot it into discovery")
 	}
-	if !s.now().Before(t.ExpiresAt) {
-		msg := fmt.Sprintf("the registration token expired at %s; the machine's console shows a new one once it is replaced", t.ExpiresAt.UTC().Format(time.RFC3339))
-		return fieldErr("body.token", msg, nil)
-	}
-	return nil
-}
-
-// Outcomes of one guarded comparison (verifyToken), decided inside the
-// store transaction.
-var (
-	errTokenLocked = errors.New("approval locked")
-	errTokenStale  = errors.New("failure count moved")
-	errTokenOK     = errors.New("token matches")
-)
-
-// verifyToken compares typed with the machine's registration token. The
-// lockout decision, the comparison and the failure count happen in one
-// store transaction: UpdateMachine holds the machine's write lock while
-// its function runs, and the function refuses a locked token, compares,
-// and counts a wrong one before the lock is released. However many
-// requests arrive at once, at most maxFailures wrong comparisons are ever
-// made against one token; every other request gets 423 without a
-// comparison. (Checking the count on a snapshot and incrementing after the
-// comparison let 40 concurrent requests all compare.)
-//
-// The PBKDF2 derivation of typed, the expensive part, runs before the
-// transaction with the salt of the snapshot (the transaction refuses a
-// replaced token); only the constant-time comparison of the derived hash
-// with the stored one runs inside. A wrong token is audited as
-// approve-denied with its attempt number; a right one writes nothing.
-//
-// It returns the detail to report for a wrong token, or an error (423
-// locked, 409 token replaced, 422 expired, 500 store failure). m is the
-// machine as tokenUsable accepted it.
-func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string) (*huma.ErrorDetail, error) {
-	actor := caller(ctx).Actor
-	var derived []byte // nil for text that is no token at all: it never matches
-	canon, ferr := token.Normalize(typed)
-	if ferr == nil {
-		derived = token.Hash(canon, m.Token.Salt)
-	}
-	// Each pass that finds the count moved re-reads it; the count only
-	// grows while the token stays the same, so this ends within
-	// maxFailures+1 passes. The bound is a guard against a store bug.
-	for pass := 0; pass <= 2*maxFailures+2; pass++ {
-		seen := m.Token.Failures
-		attempt := seen + 1
-		detail := fmt.Sprintf("wrong registration token (%d of %d)", attempt, maxFailures)
-		if attempt >= maxFailures {
-			detail += "; approval locked until the machine registers a new token"
+	now := s.now()
+	var candidates []store.Session
+	locked, expired := 0, 0
+	for _, se := range sessions {
+		switch {
+		case se.Token.Failures >= maxFailures:
+			locked++
+		case !now.Before(se.Token.ExpiresAt):
+			expired++
+		default:
+			candidates = append(candidates, se)
 		}
-		_, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: actor, Action: "approve-denied", Detail: detail},
-			func(cur *store.Machine) error {
-				t := cur.Token
-				switch {
-				case !sameToken(t, m.Token):
-					return errChanged
-				case t.Failures >= maxFailures:
-					return errTokenLocked
-				case t.Failures != seen:
-					return errTokenStale
-				case !s.now().Before(t.ExpiresAt):
-					return errTokenStale // tokenUsable says so on the next pass
-				case derived != nil && subtle.ConstantTimeCompare(derived, t.Hash) == 1:
+	}
+	if len(candidates) == 0 {
+		if locked > 0 {
+			return store.Session{}, nil, lockedErr()
+		}
+		return store.Session{}, nil, fieldErr("body.token", "the registration token has expired; the machine's console shows a new one once it is replaced", nil)
+	}
+	canon, ferr := token.Normalize(typed)
+	derived := make([][]byte, len(candidates)) // nil for text that is no token: it never matches
+	if ferr == nil {
+		for i, c := range candidates {
+			derived[i] = token.Hash(canon, c.Token.Salt)
+		}
+	}
+	actor := caller(ctx).Actor
+	var match store.Session
+	attempt := 0
+	_, err = s.Store.UpdateMachineSessions(m.MAC, store.Audit{Actor: actor, Action: "approve-denied"},
+		func(_ *store.Machine, ss *store.Sessions) error {
+			match, attempt = store.Session{}, 0
+			var compared []store.Session
+			for i, c := range candidates {
+				cur, err := ss.Get(c.ID)
+				if errors.Is(err, store.ErrNotFound) {
+					continue // ended meanwhile
+				}
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(cur.Token.Hash, c.Token.Hash) || cur.Token.Failures >= maxFailures || !s.now().Before(cur.Token.ExpiresAt) {
+					continue // replaced, locked or expired meanwhile: derived for another salt, or not to be compared
+				}
+				if derived[i] != nil && subtle.ConstantTimeCompare(derived[i], cur.Token.Hash) == 1 {
+					match = cur
 					return errTokenOK
 				}
-				counted := *t
-				counted.Failures++
-				cur.Token = &counted
-				return nil
-			})
-		switch {
-		case errors.Is(err, errTokenOK):
-			return nil, nil
-		case err == nil:
-			s.log.Warn("wrong registration token", "mac", m.MAC, "actor", actor, "failures", attempt)
-			msg := fmt.Sprintf("wrong registration token (attempt %d of %d)", attempt, maxFailures)
-			if ferr != nil {
-				msg = fmt.Sprintf("not a registration token like FOUNDRY-ABCD-EFGH-JKLM (attempt %d of %d)", attempt, maxFailures)
+				compared = append(compared, cur)
 			}
-			if attempt >= maxFailures {
-				msg += "; approval is now locked until the machine registers a new token"
+			if len(compared) == 0 {
+				return errNoneComparable
 			}
-			return &huma.ErrorDetail{Location: "body.token", Message: msg}, nil
-		case errors.Is(err, errTokenLocked):
-			return nil, lockedErr()
-		case errors.Is(err, errChanged):
-			return nil, huma.Error409Conflict("machine " + m.MAC + " registered a new token while it was being checked; ask for the token its console shows now")
-		case !errors.Is(err, errTokenStale):
-			return nil, s.storeErr(err, "machine "+m.MAC, "body.token")
-		}
-		cur, err := s.Store.GetMachine(m.MAC)
-		if err != nil {
-			return nil, s.storeErr(err, "machine "+m.MAC, "body.token")
-		}
-		if !sameToken(cur.Token, m.Token) {
-			return nil, huma.Error409Conflict("machine " + m.MAC + " registered a new token while it was being checked; ask for the token its console shows now")
-		}
-		if err := s.tokenUsable(cur, typed, false); err != nil {
-			return nil, err
-		}
-		m = cur
+			var ids []string
+			for _, c := range compared {
+				c.Token.Failures++
+				attempt = max(attempt, c.Token.Failures)
+				if err := ss.Put(c); err != nil {
+					return err
+				}
+				ids = append(ids, fmt.Sprintf("%s (%d of %d)", c.ID[:8], c.Token.Failures, maxFailures))
+			}
+			ss.SetDetail("wrong registration token; compared with registration " + strings.Join(ids, ", "))
+			return nil
+		})
+	switch {
+	case errors.Is(err, errTokenOK):
+		return match, nil, nil
+	case errors.Is(err, errNoneComparable):
+		return store.Session{}, nil, huma.Error409Conflict("machine " + m.MAC + " registered a new token while it was being checked; ask for the token its console shows now")
+	case err != nil:
+		return store.Session{}, nil, s.storeErr(err, "machine "+m.MAC, "body.token")
 	}
-	return nil, huma.Error409Conflict("machine " + m.MAC + " is being approved by many requests at once; try again")
+	s.log.Warn("wrong registration token", "mac", m.MAC, "actor", actor, "failures", attempt)
+	msg := fmt.Sprintf("wrong registration token (attempt %d of %d)", attempt, maxFailures)
+	if ferr != nil {
+		msg = fmt.Sprintf("not a registration token like FOUNDRY-ABCD-EFGH-JKLM (attempt %d of %d)", attempt, maxFailures)
+	}
+	if attempt >= maxFailures {
+		msg += "; approval is now locked until the machine registers a new token"
+	}
+	return store.Session{}, &huma.ErrorDetail{Location: "body.token", Message: msg}, nil
 }
+
+// errTokenOK ends the comparing transaction without writing: a match.
+var errTokenOK = errors.New("token matches")
 
 func lockedErr() error {
 	return huma.Error423Locked(fmt.Sprintf("approval is locked after %d wrong tokens until the machine registers a new token (reboot it into discovery, or wait for its token to be replaced)", maxFailures),
@@ -224,40 +224,61 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 	}
 	req := in.Body
 	bypass := s.AllowApprovalWithoutToken && strings.TrimSpace(req.Token) == ""
-	if err := s.tokenUsable(m, req.Token, bypass); err != nil {
-		return nil, err
-	}
-	plan, errs, err := s.planApproval(m, req)
-	if err != nil {
-		return nil, err
-	}
-	if !bypass {
-		detail, err := s.verifyToken(ctx, m, req.Token)
-		if err != nil {
+	var (
+		sess    store.Session
+		errs    []*huma.ErrorDetail
+		matched bool
+	)
+	if bypass {
+		if sess, err = s.onlyRegistration(m); err != nil {
+			return nil, err
+		}
+		matched = true
+	} else {
+		var detail *huma.ErrorDetail
+		if sess, detail, err = s.verifyToken(ctx, m, req.Token); err != nil {
 			return nil, err
 		}
 		if detail != nil {
-			errs = append([]*huma.ErrorDetail{detail}, errs...)
+			errs = append(errs, detail)
+		}
+		matched = detail == nil
+	}
+	// The disk is chosen from the inventory of the registration approval
+	// binds to; it is frozen into the machine's record with the approval.
+	inv := m.Inventory
+	if matched {
+		if inv, err = s.Store.SessionInventory(sess.ID); err != nil {
+			return nil, s.storeErr(err, "registration "+sess.ID, "body.token")
 		}
 	}
+	plan, perrs, err := s.planApproval(m, req, inv)
+	if err != nil {
+		return nil, err
+	}
+	errs = append(errs, perrs...)
 	if len(errs) > 0 {
 		return nil, huma.Error422UnprocessableEntity("approval refused: "+errs[0].Message, details(errs)...)
 	}
 	actor := caller(ctx).Actor
 	plan.approval.ApprovedBy, plan.approval.ApprovedAt, plan.approval.TokenBypassed = actor, s.now(), bypass
-	detail := fmt.Sprintf("cluster=%s profile=%s hostname=%s disk=%s network=%s", plan.cluster, plan.profile.Name,
-		plan.hostname, plan.approval.Disk, plan.approval.Network.Mode)
+	detail := fmt.Sprintf("cluster=%s profile=%s hostname=%s disk=%s network=%s registration=%s", plan.cluster, plan.profile.Name,
+		plan.hostname, plan.approval.Disk, plan.approval.Network.Mode, sess.ID[:8])
 	if bypass {
 		detail += "; approved WITHOUT the console token (allow_approval_without_token is on)"
 		s.log.Warn("machine approved without registration token", "mac", m.MAC, "actor", actor)
 	}
-	out, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: actor, Action: "approve", Detail: detail},
-		func(cur *store.Machine) error {
+	out, err := s.Store.UpdateMachineSessions(m.MAC, store.Audit{Actor: actor, Action: "approve", Detail: detail},
+		func(cur *store.Machine, ss *store.Sessions) error {
 			to, err := lifecycle.Next(lifecycle.ActApprove, lifecycle.RoleAdmin, cur.State)
-			if err != nil || !sameToken(cur.Token, m.Token) {
+			if err != nil {
+				return errChanged
+			}
+			if now, err := ss.Get(sess.ID); err != nil || !bytes.Equal(now.Token.Hash, sess.Token.Hash) {
 				return errChanged
 			}
 			cur.State = to
+			cur.Session, cur.Inventory = sess.ID, inv
 			cur.Temporary, cur.ExpiresAt = false, time.Time{}
 			cur.Cluster, cur.Profile, cur.Hostname = plan.cluster, plan.profile.Name, plan.hostname
 			a := plan.approval
@@ -299,16 +320,27 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 			s.log.Error("mark netboot machine ready", "mac", m.MAC, "err", err)
 		}
 	}
-	return &machineOut{Body: machineView(out, s.now(), true)}, nil
+	return &machineOut{Body: s.machineView(out, true)}, nil
 }
 
 var errChanged = errors.New("machine changed concurrently")
 
-func sameToken(a, b *store.RegToken) bool {
-	if a == nil || b == nil {
-		return a == b
+// onlyRegistration is the registration an approval without the console
+// token binds to: there must be exactly one, since only the token could
+// tell several apart.
+func (s *Server) onlyRegistration(m store.Machine) (store.Session, error) {
+	sessions, err := s.Store.MachineSessions(m.MAC)
+	if err != nil {
+		return store.Session{}, s.storeErr(err, "machine "+m.MAC, "body.token")
 	}
-	return bytes.Equal(a.Hash, b.Hash)
+	switch len(sessions) {
+	case 0:
+		return store.Session{}, huma.Error409Conflict("machine " + m.MAC + " has no live registration; boot it into discovery")
+	case 1:
+		return sessions[0], nil
+	}
+	return store.Session{}, huma.Error409Conflict(fmt.Sprintf("MAC conflict: machine %s has %d registrations (possible spoofing); only the console token can tell which to approve", m.MAC, len(sessions)),
+		&huma.ErrorDetail{Location: "body.token", Message: "required while the MAC has more than one registration"})
 }
 
 // approvalPlan is a fully checked approval, ready to be written.
@@ -322,7 +354,7 @@ type approvalPlan struct {
 // planApproval runs every rule except the token and the uniqueness of host
 // name and static address (the store checks those as it writes) and
 // returns every problem with the request; err is a store failure.
-func (s *Server) planApproval(m store.Machine, req ApproveRequest) (approvalPlan, []*huma.ErrorDetail, error) {
+func (s *Server) planApproval(m store.Machine, req ApproveRequest, inv json.RawMessage) (approvalPlan, []*huma.ErrorDetail, error) {
 	var p approvalPlan
 	var errs []*huma.ErrorDetail
 	add := func(ds ...*huma.ErrorDetail) {
@@ -365,7 +397,7 @@ func (s *Server) planApproval(m store.Machine, req ApproveRequest) (approvalPlan
 	add(d)
 	p.hostname = h
 	imageProfile := p.profile.Kind == store.ProfileImage
-	disk, d := diskChoice(parseInventory(m.Inventory), strings.TrimSpace(req.Disk), imageProfile)
+	disk, d := diskChoice(parseInventory(inv), strings.TrimSpace(req.Disk), imageProfile)
 	add(d)
 	keys, kerrs := checkSSHKeys(req.SSHKeys)
 	add(asDetails(kerrs)...)

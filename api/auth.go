@@ -1,22 +1,30 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/foundry-appliance/foundry/agentwire"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	"github.com/foundry-appliance/foundry/agentsig"
+	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -32,7 +40,7 @@ type access int
 const (
 	accessRead  access = iota // any admin-API token (viewer or admin)
 	accessWrite               // an admin token
-	accessAgent               // the boot nonce of a discovery agent
+	accessAgent               // a discovery agent's signed call
 )
 
 // principal is the authenticated caller, kept in the request context.
@@ -44,9 +52,16 @@ type principal struct {
 	MAC string
 	// Base is the appliance URL as the agent reached it (agents only).
 	Base string
-	// Nonce is the agent's boot nonce, kept so that a long poll can see
-	// that its boot session ended while it waited (agents only).
-	Nonce string
+	// Session is the agent's boot session (its key's ID), kept so that a
+	// long poll can see that it ended while it waited; "" on the
+	// registration, which opens it (agents only).
+	Session string
+	// Nonce and PublicKey are the registration's boot nonce and the key
+	// that signed it (the registration only).
+	Nonce     string
+	PublicKey ed25519.PublicKey
+	// Remote is the registration's source address.
+	Remote string
 	// TokenHash is the SHA-256 of a stored API token's secret, kept so
 	// that a long-lived request (the event stream) can see that the token
 	// was revoked after it was admitted. Nil for FOUNDRY_ADMIN_TOKEN,
@@ -162,7 +177,7 @@ func (s *Server) authMiddleware(acc access) func(huma.Context, func(huma.Context
 			}
 			if se.GetStatus() == http.StatusUnauthorized {
 				if acc == accessAgent {
-					ctx.SetHeader("WWW-Authenticate", `FoundryNonce header="`+NonceHeader+`"`)
+					ctx.SetHeader("WWW-Authenticate", `Signature realm="foundry-agent"`)
 				} else {
 					ctx.SetHeader("WWW-Authenticate", `Bearer realm="foundry"`)
 				}
@@ -188,15 +203,58 @@ func detailsOf(se huma.StatusError) []error {
 	return out
 }
 
+// authAgent admits a discovery agent's call. Every call is signed with the
+// boot's key (package agentsig), body included. The registration carries
+// the key in its body and the boot's one-time nonce in NonceHeader, which
+// the handler consumes as it opens the session; every later call is
+// verified with its session's key and must carry a call number above the
+// session's last one, so that a request seen on the wire can be neither
+// altered nor replayed.
 func (s *Server) authAgent(ctx huma.Context) (principal, error) {
+	r, _ := humago.Unwrap(ctx)
+	limit := ctx.Operation().MaxBodyBytes
+	scheme := "http"
+	if ctx.TLS() != nil {
+		scheme = "https"
+	}
+	base := scheme + "://" + ctx.Host()
+	if ctx.Operation().OperationID == opAgentRegister {
+		return s.authRegistration(ctx, r, limit, base)
+	}
+	params, err := agentsig.Parse(r)
+	if err != nil {
+		return principal{}, unsigned(err)
+	}
+	sess, err := s.Store.GetSession(params.KeyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return principal{}, huma.Error401Unauthorized("unknown or ended boot session; reboot the machine into discovery",
+			&huma.ErrorDetail{Location: "header.Signature-Input", Message: "no such session"})
+	}
+	if err != nil {
+		return principal{}, fmt.Errorf("find session: %w", err)
+	}
+	if _, err := agentsig.Verify(r, ed25519.PublicKey(sess.PublicKey), limit); err != nil {
+		return principal{}, badSignature(err, limit)
+	}
+	if _, err := s.Store.AdvanceSession(sess.ID, params.Seq, s.sessionTTL()); errors.Is(err, store.ErrReplay) {
+		s.log.Warn("agent call replayed", "mac", sess.MAC, "session", sess.ID, "seq", params.Seq, "remote", ctx.RemoteAddr())
+		return principal{}, huma.Error401Unauthorized("this call's number was used before (a replayed request)",
+			&huma.ErrorDetail{Location: "header.Signature-Input", Message: "call number already used"})
+	} else if errors.Is(err, store.ErrNotFound) {
+		return principal{}, huma.Error401Unauthorized("unknown or ended boot session; reboot the machine into discovery")
+	} else if err != nil {
+		return principal{}, fmt.Errorf("advance session: %w", err)
+	}
+	return principal{Actor: "agent:" + sess.MAC, MAC: sess.MAC, Base: base, Session: sess.ID}, nil
+}
+
+// authRegistration admits a registration: a live boot nonce, and a
+// signature by the public key the body registers.
+func (s *Server) authRegistration(ctx huma.Context, r *http.Request, limit int64, base string) (principal, error) {
 	nonce := ctx.Header(NonceHeader)
 	if nonce == "" {
-		return principal{}, huma.Error401Unauthorized("agent calls need the boot nonce in the "+NonceHeader+" header",
+		return principal{}, huma.Error401Unauthorized("registration needs the boot nonce in the "+NonceHeader+" header",
 			&huma.ErrorDetail{Location: "header." + NonceHeader, Message: "missing"})
-	}
-	if len(nonce) > 256 {
-		return principal{}, huma.Error401Unauthorized("unknown or expired boot nonce",
-			&huma.ErrorDetail{Location: "header." + NonceHeader, Message: "too long"})
 	}
 	mac, err := s.Store.CheckNonce(nonce)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
@@ -206,11 +264,57 @@ func (s *Server) authAgent(ctx huma.Context) (principal, error) {
 	if err != nil {
 		return principal{}, fmt.Errorf("check nonce: %w", err)
 	}
-	scheme := "http"
-	if ctx.TLS() != nil {
-		scheme = "https"
+	if _, err := agentsig.Parse(r); err != nil {
+		return principal{}, unsigned(err)
 	}
-	return principal{Actor: "agent:" + mac, MAC: mac, Base: scheme + "://" + ctx.Host(), Nonce: nonce}, nil
+	// The key is in the body, which huma decodes after this middleware;
+	// the signature is checked here against the raw bytes (bounded like
+	// the body), which then stay for huma to read.
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return principal{}, huma.Error400BadRequest("read body: " + err.Error())
+	}
+	if int64(len(body)) > limit {
+		return principal{}, huma.Error413RequestEntityTooLarge(fmt.Sprintf("request body is too large: the limit is %d bytes", limit))
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var k struct {
+		PublicKey []byte `json:"public_key"`
+	}
+	if err := json.Unmarshal(body, &k); err != nil || len(k.PublicKey) != ed25519.PublicKeySize {
+		return principal{}, huma.Error422UnprocessableEntity("the registration needs the boot's Ed25519 public key",
+			&huma.ErrorDetail{Location: "body.public_key", Message: "want 32 bytes, base64"})
+	}
+	if _, err := agentsig.Verify(r, k.PublicKey, limit); err != nil {
+		return principal{}, badSignature(err, limit)
+	}
+	remote, _, _ := strings.Cut(ctx.RemoteAddr(), ":")
+	if host, _, err := net.SplitHostPort(ctx.RemoteAddr()); err == nil {
+		remote = host
+	}
+	return principal{Actor: "agent:" + mac, MAC: mac, Base: base, Nonce: nonce, PublicKey: k.PublicKey, Remote: remote}, nil
+}
+
+func unsigned(err error) error {
+	return huma.Error401Unauthorized("agent calls must be signed with the boot's key (RFC 9421): "+err.Error(),
+		&huma.ErrorDetail{Location: "header.Signature-Input", Message: "missing or malformed"})
+}
+
+func badSignature(err error, limit int64) error {
+	var tl *agentsig.TooLargeError
+	if errors.As(err, &tl) {
+		return huma.Error413RequestEntityTooLarge(fmt.Sprintf("request body is too large: the limit is %d bytes", limit))
+	}
+	return huma.Error401Unauthorized("the call's signature does not verify: "+err.Error(),
+		&huma.ErrorDetail{Location: "header.Signature", Message: "not valid"})
+}
+
+// sessionTTL is how long a boot session lives after its last call.
+func (s *Server) sessionTTL() time.Duration {
+	if s.SessionTTL > 0 {
+		return s.SessionTTL
+	}
+	return DefaultSessionTTL
 }
 
 func (s *Server) authAdmin(ctx huma.Context, acc access) (principal, error) {

@@ -68,7 +68,7 @@ func (s *Server) setBoot(ctx context.Context, in *bootIn) (*machineOut, error) {
 		}
 		detail := bootChanges(old, menu, uefi)
 		if detail == "" {
-			return &machineOut{Body: machineView(old, s.now(), true)}, nil
+			return &machineOut{Body: s.machineView(old, true)}, nil
 		}
 		m, err := s.Store.UpdateMachine(mac, store.Audit{Actor: caller(ctx).Actor, Action: "boot-settings", Detail: detail},
 			func(m *store.Machine) error {
@@ -84,7 +84,7 @@ func (s *Server) setBoot(ctx context.Context, in *bootIn) (*machineOut, error) {
 		if err != nil {
 			return nil, s.storeErr(err, "machine "+mac, "path.mac")
 		}
-		return &machineOut{Body: machineView(m, s.now(), true)}, nil
+		return &machineOut{Body: s.machineView(m, true)}, nil
 	}
 	return nil, huma.Error409Conflict(fmt.Sprintf("machine %s kept changing while its boot settings were written; try again", mac))
 }

@@ -12,23 +12,24 @@ import (
 	"github.com/foundry-appliance/foundry/store"
 )
 
-// decide is the agent's decision for a machine in its current state, from
-// lifecycle.Decide; prof is the machine's profile (zero when it has none).
-func decide(m store.Machine, prof store.Profile) string {
-	return string(lifecycle.Decide(lifecycle.Query{Machine: m.Lifecycle(prof.Kind)}).Agent)
-}
-
-// decision builds the full answer; base is the appliance URL the agent
+// decision builds the answer for the agent of session: the decision of
+// lifecycle.Decide, with the approval's details only where Decide allows
+// them (the session approval bound). base is the appliance URL the agent
 // used, for image URLs given as a path on the appliance.
-func (s *Server) decision(m store.Machine, base string) Decision {
+func (s *Server) decision(m store.Machine, session, base string) Decision {
 	var prof store.Profile
 	if m.Profile != "" {
 		if p, err := s.Store.GetProfile(m.Profile); err == nil {
 			prof = p
 		}
 	}
-	d := Decision{Decision: decide(m, prof), State: m.State.String()}
-	if d.Decision == "wait" || d.Decision == "reject" {
+	bound := m.Session != "" && m.Session == session
+	f := lifecycle.Decide(lifecycle.Query{Machine: m.Lifecycle(prof.Kind), Bound: bound})
+	d := Decision{Decision: string(f.Agent), State: m.State.String()}
+	if f.Agent == lifecycle.AgentWait && m.State.Accepted() && !bound {
+		d.Message = "this machine was approved in another boot session; an administrator must rediscover it before this boot can be approved"
+	}
+	if !f.AgentDetails {
 		return d
 	}
 	d.Hostname = m.Hostname
@@ -37,27 +38,19 @@ func (s *Server) decision(m store.Machine, base string) Decision {
 		n := networkView(a.Network)
 		d.Network = &n
 	}
-	if d.Decision == "image" {
+	if f.Agent == lifecycle.AgentImage {
 		img := &DecisionImage{URL: absURL(base, prof.ImageURL), SHA256: prof.ImageSHA256}
 		if m.Approval != nil {
-			img.DiskByPath = m.Approval.Disk
+			// The approved disk as chosen from the inventory frozen at
+			// approval; the agent resolves it on its own hardware.
 			img.Disk = m.Approval.Disk
-			if disk, ok := findDisk(parseInventory(m.Inventory), m.Approval.Disk); ok {
-				img.Disk = disk.Path
+			if strings.HasPrefix(img.Disk, "/dev/disk/by-path/") {
+				img.DiskByPath = img.Disk
 			}
 		}
 		d.Image = img
 	}
 	return d
-}
-
-// decided answers the agent with d, ending the boot session when d is its
-// final decision (lifecycle.FinalDecision).
-func (s *Server) decided(mac string, m store.Machine, d Decision) *struct{ Body Decision } {
-	if lifecycle.FinalDecision(m.State, lifecycle.Agent(d.Decision)) {
-		s.endSession(mac, d.Decision+" decision delivered")
-	}
-	return &struct{ Body Decision }{Body: d}
 }
 
 func absURL(base, ref string) string {
@@ -76,22 +69,46 @@ func absURL(base, ref string) string {
 }
 
 // agentDecision answers at once when the decision is not "wait" or the
+
+// decided answers the agent with d, ending its boot session when d is
+// its final decision (lifecycle.FinalDecision).
+func (s *Server) decided(p principal, m store.Machine, d Decision) *struct{ Body Decision } {
+	if lifecycle.FinalDecision(m.State, lifecycle.Agent(d.Decision)) {
+		_, err := s.Store.UpdateMachineSessions(p.MAC, store.Audit{Actor: p.Actor, Action: "session-end", Detail: d.Decision + " decision delivered"},
+			func(_ *store.Machine, ss *store.Sessions) error { return ss.End(p.Session) })
+		if err != nil {
+			// The session then ends at its expiry.
+			s.log.Error("end boot session", "mac", p.MAC, "session", p.Session, "err", err)
+		}
+	}
+	return &struct{ Body Decision }{Body: d}
+}
+
+// agentDecision answers at once when the decision is not "wait" or the
 // agent asked not to wait; otherwise it waits for a change of this machine
 // (store events), the end of the wait, or shutdown.
 func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Body Decision }, error) {
 	p := caller(ctx)
 	// Subscribe before reading, so that a change between the read and the
-	// wait is not missed.
+	// wait is not missed; the session is checked after subscribing, so
+	// that an end since the call was admitted is not missed either.
 	events, cancel := s.Store.Subscribe(16)
 	defer func() { cancel() }()
+	ended := func() bool {
+		_, err := s.Store.GetSession(p.Session)
+		return err != nil
+	}
+	if ended() {
+		return nil, errSessionEnded
+	}
 	m, err := s.Store.GetMachine(p.MAC)
 	if err != nil {
 		return nil, s.storeErr(err, "machine "+p.MAC, "")
 	}
-	d := s.decision(m, p.Base)
+	d := s.decision(m, p.Session, p.Base)
 	wait := time.Duration(min(max(in.Wait, 0), maxWait)) * time.Second
 	if d.Decision != "wait" || wait == 0 {
-		return s.decided(p.MAC, m, d), nil
+		return s.decided(p, m, d), nil
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -110,20 +127,22 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 			} else if ev.Machine.MAC != p.MAC {
 				continue
 			}
-			// The session may have ended while this request waited
-			// (rediscover, delete): it gets nothing more.
-			if mac, err := s.Store.CheckNonce(p.Nonce); err != nil || mac != p.MAC {
-				return nil, huma.Error401Unauthorized("this boot session ended while it waited; reboot the machine into discovery")
+			// Sessions end in the same transaction as the change that
+			// ends them (rediscover, delete), so the event sees it.
+			if ended() {
+				return nil, errSessionEnded
 			}
 			if m, err = s.Store.GetMachine(p.MAC); err != nil {
 				return nil, s.storeErr(err, "machine "+p.MAC, "")
 			}
-			if d = s.decision(m, p.Base); d.Decision != "wait" {
-				return s.decided(p.MAC, m, d), nil
+			if d = s.decision(m, p.Session, p.Base); d.Decision != "wait" {
+				return s.decided(p, m, d), nil
 			}
 		}
 	}
 }
+
+var errSessionEnded = huma.Error401Unauthorized("this boot session has ended; reboot the machine into discovery")
 
 // adminActions lists what an administrator may do to a machine in state s.
 func adminActions(s store.State) []string {

@@ -99,7 +99,7 @@ func (s *Server) streamEvents(ctx context.Context, in *eventsIn, send sse.Sender
 			if revoked() {
 				return
 			}
-			msg := MachineEvent{Type: ev.Type, Machine: machineView(ev.Machine, s.now(), false)}
+			msg := MachineEvent{Type: ev.Type, Machine: s.machineView(ev.Machine, false)}
 			if send.Data(msg) != nil {
 				return
 			}

@@ -94,6 +94,14 @@ func (s *Server) listMachines(_ context.Context, in *listMachinesIn) (*struct{ B
 		return nil, s.storeErr(err, "machines", "")
 	}
 	now := s.now()
+	sessions := map[string][]store.Session{}
+	if all, err := s.Store.ListSessions(); err != nil {
+		s.log.Error("list sessions", "err", err)
+	} else {
+		for _, se := range all {
+			sessions[se.MAC] = append(sessions[se.MAC], se)
+		}
+	}
 	out := MachineList{Items: []Machine{}, Counts: map[string]int{}}
 	for _, st := range store.States() {
 		out.Counts[st.String()] = 0
@@ -107,7 +115,7 @@ func (s *Server) listMachines(_ context.Context, in *listMachinesIn) (*struct{ B
 			in.Segment != "" && m.Segment != in.Segment {
 			continue
 		}
-		v := machineView(m, now, false)
+		v := machineView(m, sessions[m.MAC], nil, now, false)
 		if q != "" && !matches(v, q) {
 			continue
 		}

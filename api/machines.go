@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -84,7 +85,7 @@ func (s *Server) registerMachines() {
 		if err != nil {
 			return nil, err
 		}
-		return &machineOut{Body: machineView(m, s.now(), true)}, nil
+		return &machineOut{Body: s.machineView(m, true)}, nil
 	})
 	register(s, accessWrite, huma.Operation{
 		OperationID: "reject-machine", Method: http.MethodPost, Path: Prefix + "/machines/{mac}/reject",
@@ -122,6 +123,13 @@ func (s *Server) registerMachines() {
 		})
 	})
 	register(s, accessWrite, huma.Operation{
+		OperationID: "end-registration", Method: http.MethodDelete, Path: Prefix + "/machines/{mac}/registrations/{id}",
+		Summary: "End one registration (boot session) of a machine", Tags: []string{"machines"},
+		Description: "Ends a registration that is not the machine's own: a spoofer's, or an earlier boot's left behind. Its agent can make no further call. " +
+			"Ending the registration approval bound leaves the machine without an agent that may install it: rediscover it then.",
+		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+	}, s.endRegistration)
+	register(s, accessWrite, huma.Operation{
 		OperationID: "delete-machine", Method: http.MethodDelete, Path: Prefix + "/machines/{mac}",
 		Summary: "Delete a machine record", Tags: []string{"machines"}, DefaultStatus: http.StatusNoContent,
 		Description: "The audit history stays. An unknown MAC that boots again is discovered anew.",
@@ -146,15 +154,25 @@ func (s *Server) transition(ctx context.Context, raw string, action lifecycle.Ac
 		return nil, err
 	}
 	var from store.State
-	m, err := s.Store.UpdateMachine(mac, store.Audit{Actor: caller(ctx).Actor, Action: string(action), Detail: detail},
-		func(m *store.Machine) error {
+	m, err := s.Store.UpdateMachineSessions(mac, store.Audit{Actor: caller(ctx).Actor, Action: string(action), Detail: detail},
+		func(m *store.Machine, ss *store.Sessions) error {
 			from = m.State
 			to, err := lifecycle.Next(action, lifecycle.RoleAdmin, m.State)
 			if err != nil {
 				return fmt.Errorf("%w: %w", store.ErrTransition, err)
 			}
 			m.State = to
-			return fn(m)
+			if err := fn(m); err != nil {
+				return err
+			}
+			// The boot sessions end with the change that leaves their
+			// agents nothing to ask, in the same transaction: a long poll
+			// woken by the change finds its session gone.
+			if lifecycle.EndsSession(action) {
+				m.Session = ""
+				return ss.EndAll()
+			}
+			return nil
 		})
 	if err != nil {
 		se := s.storeErr(err, "machine "+mac, "path.mac")
@@ -163,22 +181,39 @@ func (s *Server) transition(ctx context.Context, raw string, action lifecycle.Ac
 		}
 		return nil, se
 	}
-	if lifecycle.EndsSession(action) {
-		s.endSession(mac, string(action))
-	}
-	return &machineOut{Body: machineView(m, s.now(), true)}, nil
-}
-
-// endSession ends the machine's boot session after a change that leaves
-// its agent nothing to ask. It runs after the change is written: a failure
-// here leaves a session that the nonce's expiry ends, and is logged.
-func (s *Server) endSession(mac, why string) {
-	if err := s.Store.EndBootSession(mac); err != nil {
-		s.log.Error("end boot session", "mac", mac, "after", why, "err", err)
-	}
+	return &machineOut{Body: s.machineView(m, true)}, nil
 }
 
 func isStatus(err error, code int) bool {
 	se, ok := err.(huma.StatusError)
 	return ok && se.GetStatus() == code
 }
+
+type registrationPath struct {
+	MAC string `path:"mac" example:"52:54:00:12:34:56" doc:"Boot MAC"`
+	ID  string `path:"id" maxLength:"64" example:"q3Zq0Jm7S0nM2s8yYl8yQ0b9vHq6S3hC1xJr2mR9f3E" doc:"Registration ID (registrations[].id)"`
+}
+
+func (s *Server) endRegistration(ctx context.Context, in *registrationPath) (*machineOut, error) {
+	mac, err := canonicalMAC(in.MAC)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.Store.UpdateMachineSessions(mac, store.Audit{Actor: caller(ctx).Actor, Action: "end-registration", Detail: "registration " + names.Ref(in.ID)},
+		func(m *store.Machine, ss *store.Sessions) error {
+			if _, err := ss.Get(in.ID); err != nil {
+				return errNoRegistration
+			}
+			return ss.End(in.ID)
+		})
+	if errors.Is(err, errNoRegistration) {
+		return nil, huma.Error404NotFound("machine "+mac+" has no live registration "+names.Ref(in.ID),
+			&huma.ErrorDetail{Location: "path.id", Message: "no such registration", Value: in.ID})
+	}
+	if err != nil {
+		return nil, s.storeErr(err, "machine "+mac, "path.mac")
+	}
+	return &machineOut{Body: s.machineView(m, true)}, nil
+}
+
+var errNoRegistration = errors.New("no such registration")

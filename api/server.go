@@ -12,6 +12,7 @@ package api
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,7 +54,12 @@ type Store interface {
 	ListAudit(f store.AuditFilter) ([]store.AuditEntry, error)
 	ListLeases(segment string) ([]store.Lease, error)
 	CheckNonce(nonce string) (mac string, err error)
-	EndBootSession(mac string) error
+	UpdateMachineSessions(mac string, a store.Audit, fn func(*store.Machine, *store.Sessions) error) (store.Machine, error)
+	GetSession(id string) (store.Session, error)
+	AdvanceSession(id string, seq uint64, ttl time.Duration) (store.Session, error)
+	MachineSessions(mac string) ([]store.Session, error)
+	ListSessions() ([]store.Session, error)
+	SessionInventory(id string) (json.RawMessage, error)
 
 	CreateAPIToken(store.APIToken) error
 	FindAPIToken(hash []byte) (store.APIToken, error)
@@ -98,6 +104,9 @@ type Server struct {
 	// Segments are the configured network segments, shown by the API and
 	// used to check static addresses at approval; default none.
 	Segments []SegmentInfo
+	// SessionTTL is how long an agent's boot session lives after its last
+	// call; default DefaultSessionTTL.
+	SessionTTL time.Duration
 	// AllowApprovalWithoutToken lets approval proceed without the console
 	// token (a lab switch; every use is audited). Default false.
 	AllowApprovalWithoutToken bool
@@ -129,6 +138,11 @@ type Server struct {
 	stop    chan struct{} // closed when Serve begins shutting down
 	stopped sync.Once
 }
+
+// DefaultSessionTTL is how long a boot session lives after its agent's
+// last call. An agent long-polls at least every maxWait seconds, so only a
+// session whose agent is gone runs out.
+const DefaultSessionTTL = 24 * time.Hour
 
 func (s *Server) tlsEnabled() bool { return s.SelfSigned || s.TLSCert != "" || s.TLSKey != "" }
 

@@ -35,9 +35,16 @@ type Machine struct {
 	// Boot settings, set by PUT /api/v1/machines/{mac}/boot.
 	Menu       BootMenu `json:"menu" doc:"The iPXE boot menu"`
 	UEFIBinary string   `json:"uefi_binary" enum:",ipxe.efi,snponly.efi" doc:"x86-64 UEFI iPXE binary for this machine; empty: the segment's choice"`
-	// Token describes the registration token without revealing its hash.
-	Token   *TokenStatus `json:"token,omitempty"`
-	Summary Summary      `json:"summary"`
+	// Token describes the newest registration's token without revealing
+	// its hash.
+	Token *TokenStatus `json:"token,omitempty"`
+	// Registrations are the machine's live boot sessions, oldest first.
+	Registrations []Registration `json:"registrations" doc:"Live registrations (discovery boot sessions) of this MAC, oldest first"`
+	// MACConflict says that more than one registration is active: two
+	// hosts answer for this MAC, or one rebooted less than a minute or two
+	// ago.
+	MACConflict bool    `json:"mac_conflict" doc:"More than one registration of this MAC is active (its agent called within the last 150 s): possible MAC spoofing. Approval binds to the registration whose console token is typed."`
+	Summary     Summary `json:"summary"`
 	// Inventory is the agent's report exactly as received (docs/inventory.md).
 	Inventory json.RawMessage `json:"inventory,omitempty" doc:"Hardware inventory as reported by the discovery agent (schema in docs/inventory.md); only in single-machine responses"`
 }
@@ -80,11 +87,81 @@ type Summary struct {
 	GPUs        int    `json:"gpus,omitempty"`
 }
 
+// Registration is one discovery boot session of a machine, as the API
+// shows it.
+type Registration struct {
+	ID           string      `json:"id" example:"q3Zq0Jm7S0nM2s8yYl8yQ0b9vHq6S3hC1xJr2mR9f3E" doc:"The boot key's ID"`
+	IP           string      `json:"ip,omitempty" example:"10.77.0.100" doc:"Address the registration came from"`
+	RegisteredAt time.Time   `json:"registered_at"`
+	LastSeen     time.Time   `json:"last_seen" doc:"Last signed call of its agent"`
+	Active       bool        `json:"active" doc:"Its agent called within the last 150 s"`
+	Bound        bool        `json:"bound" doc:"Approval bound the machine to this registration: only its agent is told the decision and may report"`
+	Token        TokenStatus `json:"token"`
+	Summary      *Summary    `json:"summary,omitempty" doc:"Its inventory's summary; only in single-machine responses"`
+}
+
 // maxFailures is how many wrong tokens lock approval.
 const maxFailures = 5
 
-// machineView converts a stored machine; withInventory adds the inventory.
-func machineView(m store.Machine, now time.Time, withInventory bool) Machine {
+// activeWithin is how recently a registration's agent must have called
+// to count as active: agents long-poll for at most maxWait seconds.
+const activeWithin = (maxWait + 30) * time.Second
+
+// registrationViews shows a machine's live sessions; invs, when not nil,
+// holds each session's inventory by ID for its summary.
+func registrationViews(m store.Machine, sessions []store.Session, invs map[string]json.RawMessage, now time.Time) ([]Registration, bool) {
+	out := make([]Registration, 0, len(sessions))
+	active := 0
+	for _, se := range sessions {
+		r := Registration{
+			ID: se.ID, IP: se.Remote, RegisteredAt: se.OpenedAt, LastSeen: se.LastSeen,
+			Active: now.Sub(se.LastSeen) < activeWithin, Bound: se.ID == m.Session,
+			Token: tokenStatus(se.Token, now),
+		}
+		if inv, ok := invs[se.ID]; ok {
+			var parsed inventory.Inventory
+			if json.Unmarshal(inv, &parsed) == nil {
+				sum := summarize(parsed)
+				r.Summary = &sum
+			}
+		}
+		if r.Active {
+			active++
+		}
+		out = append(out, r)
+	}
+	return out, active > 1
+}
+
+func tokenStatus(t store.RegToken, now time.Time) TokenStatus {
+	return TokenStatus{
+		ExpiresAt: t.ExpiresAt, Expired: !now.Before(t.ExpiresAt),
+		Failures: t.Failures, Locked: t.Failures >= maxFailures,
+	}
+}
+
+// machineView converts a stored machine with its live sessions;
+// withInventory adds the inventory and each registration's summary.
+func (s *Server) machineView(m store.Machine, withInventory bool) Machine {
+	sessions, err := s.Store.MachineSessions(m.MAC)
+	if err != nil {
+		s.log.Error("list sessions", "mac", m.MAC, "err", err)
+	}
+	var invs map[string]json.RawMessage
+	if withInventory {
+		invs = map[string]json.RawMessage{}
+		for _, se := range sessions {
+			if inv, err := s.Store.SessionInventory(se.ID); err == nil {
+				invs[se.ID] = inv
+			}
+		}
+	}
+	return machineView(m, sessions, invs, s.now(), withInventory)
+}
+
+// machineView converts a stored machine with its live sessions (see
+// registrationViews for invs); withInventory adds the inventory.
+func machineView(m store.Machine, sessions []store.Session, invs map[string]json.RawMessage, now time.Time, withInventory bool) Machine {
 	v := Machine{
 		MAC: m.MAC, State: m.State.String(), Hostname: m.Hostname, Temporary: m.Temporary,
 		Segment: m.Segment, Arch: m.Arch, IP: m.IP, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen,
@@ -102,11 +179,10 @@ func machineView(m store.Machine, now time.Time, withInventory bool) Machine {
 			ApprovedBy: a.ApprovedBy, ApprovedAt: a.ApprovedAt, TokenBypassed: a.TokenBypassed,
 		}
 	}
-	if t := m.Token; t != nil {
-		v.Token = &TokenStatus{
-			ExpiresAt: t.ExpiresAt, Expired: !now.Before(t.ExpiresAt),
-			Failures: t.Failures, Locked: t.Failures >= maxFailures,
-		}
+	v.Registrations, v.MACConflict = registrationViews(m, sessions, invs, now)
+	if n := len(sessions); n > 0 {
+		t := tokenStatus(sessions[n-1].Token, now)
+		v.Token = &t
 	}
 	if len(m.Inventory) > 0 {
 		var inv inventory.Inventory

@@ -105,6 +105,11 @@ type Query struct {
 	Mode Mode
 	// HaveARM64 says whether the appliance has an arm64 iPXE binary.
 	HaveARM64 bool
+	// Bound says, for an agent's question, that its boot session is the one
+	// approval bound the machine to. Another session of the same MAC (an
+	// earlier boot's, or a spoofer's) is never given the image to write nor
+	// the approval's details.
+	Bound bool
 }
 
 // BootKind is what the DHCP answer tells the client to boot.
@@ -192,6 +197,10 @@ type Fate struct {
 	Script Script
 	// Agent is the discovery agent's decision.
 	Agent Agent
+	// AgentDetails says that the decision carries the approval's details
+	// (host name, SSH keys, network, image): only to the bound session, and
+	// only with a decision that uses them.
+	AgentDetails bool
 	// Reason explains a missing answer, boot or script, for logs.
 	Reason string
 }
@@ -200,6 +209,10 @@ type Fate struct {
 // machine gets from DHCP, from its script URL and from the agent API.
 func Decide(q Query) Fate {
 	f := Fate{Script: script(q), Agent: agent(q.Machine)}
+	if f.Agent == AgentImage && !q.Bound {
+		f.Agent = AgentWait
+	}
+	f.AgentDetails = q.Bound && (f.Agent == AgentImage || f.Agent == AgentNetboot)
 	m, seg := q.Machine, q.Segment
 	var wantBoot bool
 	switch {

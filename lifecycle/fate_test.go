@@ -41,7 +41,9 @@ func allQueries() []Query {
 				for a := ArchUnknown; a <= ArchOther; a++ {
 					for _, mode := range []Mode{ModeNormal, ModeDiscovery, ModeProduction} {
 						for _, arm := range []bool{false, true} {
-							out = append(out, Query{Machine: m, Segment: seg, Client: Client{fw, a}, Mode: mode, HaveARM64: arm})
+							for _, bound := range []bool{false, true} {
+								out = append(out, Query{Machine: m, Segment: seg, Client: Client{fw, a}, Mode: mode, HaveARM64: arm, Bound: bound})
+							}
 						}
 					}
 				}
@@ -101,6 +103,12 @@ func TestDecideEverywhere(t *testing.T) {
 			fail(q, f, "the machine's UEFI binary wins over the segment's, which defaults to ipxe.efi")
 		case f.Agent == AgentImage && (m.Profile != Image || (m.State != Approved && m.State != Provisioning)):
 			fail(q, f, "only an approved image machine writes an image")
+		case f.Agent == AgentImage && !q.Bound:
+			fail(q, f, "only the session approval bound is given the image")
+		case f.AgentDetails && (!q.Bound || f.Agent == AgentWait || f.Agent == AgentReject):
+			fail(q, f, "the approval's details go only to the bound session, with a decision that uses them")
+		case q.Bound && m != nil && m.State.Accepted() && m.Profile != "" && f.Agent != AgentReject && !f.AgentDetails && f.Agent != AgentWait:
+			fail(q, f, "the bound session gets the details its decision needs")
 		case f.Script == ScriptMenu && (!m.Menu || q.Mode != ModeNormal):
 			fail(q, f, "the menu only for machines with one, and not for a menu item")
 		case f.Script == ScriptDiscovery && !(pending && seg.Discovery) && !(m != nil && m.State.Accepted() && installing(m)) &&

@@ -78,14 +78,16 @@ func Markdown() string {
 	}
 
 	b.WriteString("\n## iPXE script and agent decision\n\n")
-	b.WriteString("| machine | script (discovery segment) | script (other segment) | menu item rediscover | menu item production | agent |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("The agent's decision depends on its boot session: \"bound\" is the session approval bound the machine to, \"other\" any other session of the same MAC (an earlier boot's, or a spoofer's). Only the bound session is given the approval's details (host name, SSH keys, network, image).\n\n")
+	b.WriteString("| machine | script (discovery segment) | script (other segment) | menu item rediscover | menu item production | agent (bound) | agent (other) |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, m := range sampleMachines(true) {
-		on := Decide(Query{Machine: m, Segment: Segment{Discovery: true}})
+		on := Decide(Query{Machine: m, Segment: Segment{Discovery: true}, Bound: true})
+		other := Decide(Query{Machine: m, Segment: Segment{Discovery: true}})
 		off := Decide(Query{Machine: m})
 		disc := Decide(Query{Machine: m, Segment: Segment{Discovery: true}, Mode: ModeDiscovery})
 		prod := Decide(Query{Machine: m, Segment: Segment{Discovery: true}, Mode: ModeProduction})
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", machineLabel(m), on.Script, off.Script, disc.Script, prod.Script, on.Agent)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", machineLabel(m), on.Script, off.Script, disc.Script, prod.Script, on.Agent, other.Agent)
 	}
 	return b.String()
 }

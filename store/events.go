@@ -50,8 +50,6 @@ func (db *DB) Subscribe(buffer int) (<-chan Event, func()) {
 // publish delivers ev to every subscriber without blocking. Callers hold
 // the machine's lock, which keeps one machine's events in commit order.
 func (db *DB) publish(typ string, m Machine) {
-	// The registration token hash is a secret that observers never need.
-	m.Token = nil
 	ev := Event{Type: typ, Machine: m}
 	db.subMu.Lock()
 	defer db.subMu.Unlock()

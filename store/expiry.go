@@ -112,6 +112,11 @@ func (db *DB) expireRound() {
 	} else if n > 0 {
 		db.log.Debug("removed expired nonces", "count", n)
 	}
+	if n, err := db.sweepSessions(); err != nil {
+		db.log.Warn("end expired sessions", "err", err)
+	} else if n > 0 {
+		db.log.Debug("ended expired sessions", "count", n)
+	}
 	if db.bdb.Opts().InMemory {
 		return
 	}

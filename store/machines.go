@@ -12,24 +12,16 @@ import (
 
 func machineKey(mac string) []byte { return []byte("m/" + mac) }
 
-// storedMachine is a Machine as stored: Machine hides its registration
-// token from JSON (the API must never show it), but the store keeps it.
-type storedMachine struct {
-	Machine
-	Token *RegToken `json:"token,omitempty"`
-}
-
 func getMachine(txn *badger.Txn, mac string) (Machine, error) {
-	var s storedMachine
-	if err := getJSON(txn, machineKey(mac), &s); err != nil {
+	var m Machine
+	if err := getJSON(txn, machineKey(mac), &m); err != nil {
 		return Machine{}, err
 	}
-	s.Machine.Token = s.Token
-	return s.Machine, nil
+	return m, nil
 }
 
 func putMachine(txn *badger.Txn, m Machine) error {
-	return setJSON(txn, machineKey(m.MAC), storedMachine{Machine: m, Token: m.Token})
+	return setJSON(txn, machineKey(m.MAC), m)
 }
 
 // checkMachine validates the fields a caller controls.
@@ -164,14 +156,9 @@ func (db *DB) GetMachine(mac string) (Machine, error) {
 
 // ListMachines returns every machine sorted by MAC.
 func (db *DB) ListMachines() ([]Machine, error) {
-	stored, err := list[storedMachine](db, "m/")
+	out, err := list[Machine](db, "m/")
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
-	}
-	out := make([]Machine, len(stored))
-	for i, s := range stored {
-		out[i] = s.Machine
-		out[i].Token = s.Token
 	}
 	return out, nil
 }
@@ -184,6 +171,13 @@ func (db *DB) ListMachines() ([]Machine, error) {
 // is bumped. fn may run more than once (when a concurrent transaction
 // conflicts), so it must only change the machine it is given.
 func (db *DB) UpdateMachine(mac string, a Audit, fn func(*Machine) error) (Machine, error) {
+	if fn == nil {
+		return Machine{}, fmt.Errorf("update machine %s: %w: nil update function", ref(mac), ErrInvalid)
+	}
+	return db.updateMachine(mac, a, func(m *Machine, _ *Sessions) error { return fn(m) })
+}
+
+func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) error) (Machine, error) {
 	fail := func(err error) (Machine, error) {
 		return Machine{}, fmt.Errorf("update machine %s: %w", ref(mac), err)
 	}
@@ -204,7 +198,9 @@ func (db *DB) UpdateMachine(mac string, a Audit, fn func(*Machine) error) (Machi
 			return err
 		}
 		next := old
-		if err := fn(&next); err != nil {
+		entry := a
+		ss := &Sessions{db: db, txn: txn, mac: mac, bound: old.Session, now: db.now(), detail: &entry.Detail}
+		if err := fn(&next, ss); err != nil {
 			return err
 		}
 		if next.MAC != old.MAC {
@@ -226,7 +222,6 @@ func (db *DB) UpdateMachine(mac string, a Audit, fn func(*Machine) error) (Machi
 		if err := putMachine(txn, next); err != nil {
 			return err
 		}
-		entry := a
 		if entry.Detail == "" && next.State != old.State {
 			entry.Detail = fmt.Sprintf("state %s -> %s", old.State, next.State)
 		}
@@ -240,7 +235,8 @@ func (db *DB) UpdateMachine(mac string, a Audit, fn func(*Machine) error) (Machi
 	return out, nil
 }
 
-// DeleteMachine removes a machine and revokes its boot nonce; its audit
+// DeleteMachine removes a machine, revokes its boot nonce and ends its
+// sessions; its audit
 // history stays. ErrNotFound when unknown.
 func (db *DB) DeleteMachine(mac string, a Audit) error {
 	if err := checkMAC(mac); err != nil {
@@ -263,7 +259,8 @@ func (db *DB) DeleteMachine(mac string, a Audit) error {
 	return nil
 }
 
-// deleteMachine removes the machine, its nonce, and audits it, in txn.
+// deleteMachine removes the machine, its nonce and sessions, and audits
+// it, in txn.
 func (db *DB) deleteMachine(txn *badger.Txn, mac string, a Audit) (Machine, error) {
 	m, err := getMachine(txn, mac)
 	if err != nil {
@@ -276,6 +273,10 @@ func (db *DB) deleteMachine(txn *badger.Txn, mac string, a Audit) (Machine, erro
 		return Machine{}, err
 	}
 	if err := revokeNonce(txn, mac); err != nil {
+		return Machine{}, err
+	}
+	ss := &Sessions{db: db, txn: txn, mac: mac}
+	if err := ss.EndAll(); err != nil {
 		return Machine{}, err
 	}
 	return m, db.writeAudit(txn, mac, a, db.now())

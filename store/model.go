@@ -52,13 +52,14 @@ type Approval struct {
 }
 
 // RegToken is the salted hash of the registration token shown on the
-// machine's console. The appliance never sees the token itself.
+// machine's console, kept per boot session. The appliance never sees the
+// token itself.
 type RegToken struct {
 	Salt      []byte    `json:"salt"`
 	Hash      []byte    `json:"hash"`
 	ExpiresAt time.Time `json:"expires_at"`
-	// Failures counts wrong approval attempts against this token; at the
-	// limit approval is locked until the agent registers a new token.
+	// Failures counts wrong approval attempts compared against this token;
+	// at the limit it is not compared again until the agent sends a new one.
 	Failures int `json:"failures"`
 }
 
@@ -83,8 +84,12 @@ type Machine struct {
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	// Inventory is the discovery agent's report, stored exactly as received.
+	// Before approval it is the latest registration's; approval freezes
+	// the bound session's.
 	Inventory json.RawMessage `json:"inventory,omitempty"`
-	Token     *RegToken       `json:"-"`
+	// Session is the ID of the boot session approval bound the machine to
+	// (Session.ID): only its agent is told the decision and may report.
+	Session string `json:"session,omitempty"`
 	Cluster   string          `json:"cluster,omitempty"`
 	Profile   string          `json:"profile,omitempty"`
 	Approval  *Approval       `json:"approval,omitempty"`
@@ -181,11 +186,14 @@ type AuditFilter struct {
 	Limit int
 }
 
-// Nonce is the boot credential placed in the discovery script's kernel line.
-// The agent presents it on every call; it is bound to one MAC.
+// Nonce is the boot credential placed in the discovery script's kernel
+// line. It is bound to one MAC and used once: the agent registers its
+// session's public key with it.
 type Nonce struct {
 	MAC       string    `json:"mac"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Session is the ID of the session that used the nonce ("" while unused).
+	Session string `json:"session,omitempty"`
 }
 
 // Cluster groups machines and carries their defaults.

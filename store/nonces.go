@@ -25,7 +25,8 @@ func hashNonce(nonce string) string {
 }
 
 // IssueNonce creates a boot nonce for mac valid for ttl and revokes the
-// MAC's previous one. The nonce is 32 random bytes in unpadded base64url
+// MAC's previous unused one; a nonce a session has used stays with that
+// session, so issuing never ends a live session. The nonce is 32 random bytes in unpadded base64url
 // (safe on a kernel command line); only its SHA-256 is stored.
 func (db *DB) IssueNonce(mac string, ttl time.Duration) (string, error) {
 	if err := checkMAC(mac); err != nil {
@@ -73,20 +74,8 @@ func revokeNonce(txn *badger.Txn, mac string) error {
 	return txn.Delete(nonceMACKey(mac))
 }
 
-// EndBootSession revokes the boot nonce of mac, if it has one: the agent of
-// that boot can make no further call (lifecycle.EndsSession says when).
-func (db *DB) EndBootSession(mac string) error {
-	if err := checkMAC(mac); err != nil {
-		return fmt.Errorf("end boot session: %w", err)
-	}
-	if err := db.update(func(txn *badger.Txn) error { return revokeNonce(txn, mac) }); err != nil {
-		return fmt.Errorf("end boot session of %s: %w", mac, err)
-	}
-	return nil
-}
-
-// CheckNonce returns the MAC a nonce is bound to; ErrNotFound when the
-// nonce is unknown, revoked or expired.
+// CheckNonce returns the MAC a nonce is bound to, used or not; ErrNotFound
+// when the nonce is unknown, revoked or expired.
 func (db *DB) CheckNonce(nonce string) (string, error) {
 	if nonce == "" || len(nonce) > maxNonceLen {
 		return "", fmt.Errorf("check nonce: %w", ErrNotFound)

@@ -1,17 +1,20 @@
 // Package store owns Foundry's persistent state: machines, DHCP leases, the
-// audit log, boot nonces, clusters, profiles and API tokens, all in one Badger
+// audit log, boot nonces and sessions, clusters, profiles and API tokens, all in one Badger
 // database on disk. Writes that a client is told about (an ACK, an API 2xx)
 // are synced before the call returns.
 //
 // Key layout (values are JSON unless noted):
 //
 //	meta/schema              schema version (int)
-//	m/<mac>                  Machine, including its registration token
+//	m/<mac>                  Machine
 //	l/<segment>/<mac>        Lease
 //	a/<id>                   AuditEntry; ids sort by time (see nextID)
 //	am/<mac>/<id>            empty: index of one machine's audit entries
 //	n/<hex sha256(nonce)>    Nonce
-//	nm/<mac>                 hex sha256 of the MAC's current nonce (raw bytes)
+//	nm/<mac>                 hex sha256 of the MAC's unused nonce (raw bytes)
+//	s/<session id>           Session, including its registration token hash
+//	si/<session id>          the session's inventory (raw JSON)
+//	sm/<mac>/<session id>    empty: index of one machine's sessions
 //	c/<name>                 Cluster
 //	p/<name>                 Profile
 //	t/<id>                   APIToken, including its hash

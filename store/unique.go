@@ -105,8 +105,8 @@ func indexHolder(txn *badger.Txn, key []byte) (string, error) {
 // the others stay unindexed until they change: refusing to start would
 // strand the whole appliance over a duplicate nobody can fix without it.
 func buildUnique(txn *badger.Txn) error {
-	return scan(txn, "m/", func(m storedMachine) error {
-		err := claimUnique(txn, Machine{}, m.Machine)
+	return scan(txn, "m/", func(m Machine) error {
+		err := claimUnique(txn, Machine{}, m)
 		if errors.Is(err, ErrTaken) {
 			return nil
 		}

@@ -108,6 +108,12 @@ func (c *Client) Rediscover(ctx context.Context, mac string) (api.Machine, error
 	return out, c.do(ctx, http.MethodPost, "/machines/"+esc(mac)+"/rediscover", nil, nil, &out)
 }
 
+// EndRegistration ends one registration (boot session) of a machine.
+func (c *Client) EndRegistration(ctx context.Context, mac, id string) (api.Machine, error) {
+	var out api.Machine
+	return out, c.do(ctx, http.MethodDelete, "/machines/"+esc(mac)+"/registrations/"+esc(id), nil, nil, &out)
+}
+
 // Retry moves a failed machine back to provisioning.
 func (c *Client) Retry(ctx context.Context, mac string) (api.Machine, error) {
 	var out api.Machine
