@@ -89,10 +89,10 @@ type Machine struct {
 	Inventory json.RawMessage `json:"inventory,omitempty"`
 	// Session is the ID of the boot session approval bound the machine to
 	// (Session.ID): only its agent is told the decision and may report.
-	Session string `json:"session,omitempty"`
-	Cluster   string          `json:"cluster,omitempty"`
-	Profile   string          `json:"profile,omitempty"`
-	Approval  *Approval       `json:"approval,omitempty"`
+	Session  string    `json:"session,omitempty"`
+	Cluster  string    `json:"cluster,omitempty"`
+	Profile  string    `json:"profile,omitempty"`
+	Approval *Approval `json:"approval,omitempty"`
 	// Progress is the provisioning percentage (0–100) and Message the last
 	// status or failure reason reported by the agent.
 	Progress int    `json:"progress"`

@@ -52,10 +52,10 @@ type Session struct {
 	Seq uint64 `json:"seq"`
 }
 
-func sessionKey(id string) []byte          { return []byte("s/" + id) }
-func sessionInvKey(id string) []byte       { return []byte("si/" + id) }
-func sessionMACKey(mac, id string) []byte  { return []byte("sm/" + mac + "/" + id) }
-func sessionMACPrefix(mac string) []byte   { return []byte("sm/" + mac + "/") }
+func sessionKey(id string) []byte         { return []byte("s/" + id) }
+func sessionInvKey(id string) []byte      { return []byte("si/" + id) }
+func sessionMACKey(mac, id string) []byte { return []byte("sm/" + mac + "/" + id) }
+func sessionMACPrefix(mac string) []byte  { return []byte("sm/" + mac + "/") }
 func (s Session) live(now time.Time) bool { return now.Before(s.ExpiresAt) }
 
 func checkSessionID(id string) error {
