@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	mathrand "math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/foundry-appliance/foundry/agentwire"
@@ -66,6 +67,8 @@ type Agent struct {
 	tok token.Token
 	// pending is a new token hash the appliance has not acknowledged yet.
 	pending *agentwire.AgentToken
+	// waitMessage is the last wait decision's Message, as shown.
+	waitMessage string
 }
 
 func (a *Agent) now() time.Time {
@@ -278,6 +281,7 @@ func (a *Agent) refreshToken(ctx context.Context) error {
 func (a *Agent) handle(ctx context.Context, d agentwire.Decision) (done bool, err error) {
 	switch d.Decision {
 	case agentwire.KindWait, "":
+		a.showWait(d.Message)
 		return false, nil
 	case agentwire.KindNetboot:
 		a.status("approved: rebooting into the production netboot profile")
@@ -304,6 +308,23 @@ func (a *Agent) handle(ctx context.Context, d agentwire.Decision) (done bool, er
 		a.fail(fmt.Errorf("unknown decision %q from the appliance", printable(d.Decision)))
 		return false, a.sleep(ctx, durationOr(a.RetryDelay, 5*time.Second))
 	}
+}
+
+// showWait puts a wait decision's explanation on the console when it
+// changes: a wait that approval will not end (another boot session of this
+// machine was approved) needs a person, and must say so on the screen
+// rather than look like an ordinary wait for approval.
+func (a *Agent) showWait(msg string) {
+	msg = strings.TrimSpace(printable(msg))
+	if msg == a.waitMessage {
+		return
+	}
+	a.waitMessage = msg
+	if msg == "" {
+		a.status("waiting for approval")
+		return
+	}
+	a.status("waiting: %s", msg)
 }
 
 // report sends the result, retrying a few times: the appliance moves the

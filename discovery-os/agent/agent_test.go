@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -77,7 +78,7 @@ func newHarness(t *testing.T, decisions ...agentwire.Decision) *harness {
 	app, srv := newFakeAppliance(t, decisions...)
 	h := &harness{app: app, console: &recConsole{}, clock: &fakeClock{now: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}}
 	h.agent = &Agent{
-		API:       &Client{BaseURL: srv.URL, Nonce: app.nonce, HTTP: srv.Client()},
+		API:       &Client{BaseURL: srv.URL, Nonce: app.nonce, Key: newKey(t), HTTP: srv.Client()},
 		MAC:       "52:54:00:12:34:56",
 		Inventory: testInventory,
 		Console:   h.console,
@@ -95,6 +96,15 @@ func newHarness(t *testing.T, decisions ...agentwire.Decision) *harness {
 		},
 	}
 	return h
+}
+
+func newKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 func (h *harness) run(t *testing.T) error {
@@ -299,8 +309,8 @@ func TestImageDecision(t *testing.T) {
 	}
 }
 
-// An agent whose boot session the appliance refuses (here: its nonce is
-// unknown, as after a spoofed re-issue or an ended session) reboots to PXE
+// An agent whose boot session the appliance refuses (its nonce is unknown,
+// or its session ended) reboots to PXE
 // after a delay instead of retrying for ever, whether the refusal comes at
 // registration or while it waits for a decision.
 func TestRefusedSessionReboots(t *testing.T) {
@@ -316,7 +326,7 @@ func TestRefusedSessionReboots(t *testing.T) {
 			h.agent.RefusedDelay = 40 * time.Second
 			start := h.clock.Now()
 			if tc.after {
-				h.app.onRegister = func() { h.app.nonce = "rotated" }
+				h.app.onRegister = func() { h.app.ended = true }
 			} else {
 				h.app.nonce = "someone-elses"
 			}
@@ -333,5 +343,75 @@ func TestRefusedSessionReboots(t *testing.T) {
 				t.Errorf("console errors %q", h.console.errors)
 			}
 		})
+	}
+}
+
+// An approval made for a disk at a place on the buses that this machine
+// does not have (approved from another machine's inventory, or the disk
+// was moved) fails the installation: no disk is opened, the failure is
+// reported, and the agent waits for a new decision instead of rebooting.
+func TestImageOnAbsentByPathFails(t *testing.T) {
+	for _, disk := range []string{
+		"/dev/disk/by-path/pci-0000:00:01.1-ata-2.0", // another port of the same controller
+		"/dev/disk/by-path/sda",                      // a kernel name is not a place
+		"/dev/disk/by-path/",
+	} {
+		t.Run(disk, func(t *testing.T) {
+			h := newHarness(t,
+				agentwire.Decision{Decision: agentwire.KindImage, Image: &agentwire.DecisionImage{
+					URL: "http://192.0.2.1/img.raw", SHA256: strings.Repeat("ab", 32), Disk: disk, DiskByPath: disk}},
+				agentwire.Decision{Decision: agentwire.KindReject})
+			var opened []string
+			h.agent.Disks = func(p string) (Disk, error) {
+				opened = append(opened, p)
+				return nil, errors.New("no disk may be opened")
+			}
+			if err := h.run(t); err != nil {
+				t.Fatal(err)
+			}
+			if len(opened) != 0 {
+				t.Errorf("opened %q for an approval of %s", opened, disk)
+			}
+			if h.rebooted != 0 || h.poweroff != 1 {
+				t.Errorf("rebooted %d, powered off %d; want the next decision (reject) carried out", h.rebooted, h.poweroff)
+			}
+			if len(h.app.results) != 2 || h.app.results[0]["success"] != false ||
+				!strings.Contains(h.app.results[0]["message"].(string), "not one of this machine's disks") {
+				t.Errorf("results %v, want the install reported as failed", h.app.results)
+			}
+			if len(h.app.progress) != 0 {
+				t.Errorf("progress %v reported for a disk never written", h.app.progress)
+			}
+		})
+	}
+}
+
+// A wait that approval will not end carries a message for the person at
+// the console; it is shown once, cleaned of terminal controls, and
+// replaced by the ordinary wait status when it goes away.
+func TestWaitMessageShown(t *testing.T) {
+	const msg = "this machine was approved in another boot session"
+	h := newHarness(t,
+		agentwire.Decision{Decision: agentwire.KindWait, Message: msg + "\x1b]52;c;AAAA\x07"},
+		agentwire.Decision{Decision: agentwire.KindWait, Message: msg + "\x1b]52;c;AAAA\x07"},
+		agentwire.Decision{Decision: agentwire.KindWait},
+		agentwire.Decision{Decision: agentwire.KindNetboot})
+	if err := h.run(t); err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	for _, s := range h.console.statuses {
+		if strings.HasPrefix(s, "waiting") {
+			shown = append(shown, s)
+		}
+	}
+	want := []string{"waiting: " + msg + " ]52;c;AAAA", "waiting for approval"}
+	if strings.Join(shown, "|") != strings.Join(want, "|") {
+		t.Errorf("wait statuses %q, want %q", shown, want)
+	}
+	for _, s := range h.console.statuses {
+		if strings.ContainsAny(s, "\x1b\x07") {
+			t.Errorf("status %q carries terminal controls", s)
+		}
 	}
 }

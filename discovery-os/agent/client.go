@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +11,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/foundry-appliance/foundry/agentsig"
 	"github.com/foundry-appliance/foundry/agentwire"
 )
 
@@ -25,14 +28,27 @@ type API interface {
 	Result(ctx context.Context, success bool, message string) error
 }
 
-// Client calls the agent API over HTTP.
+// Client calls the agent API over HTTP. Every request is signed with Key
+// (package agentsig) as the next call of the boot session: the first
+// request is call 1, and each request after it, retries included, takes
+// the next number, so that none can be replayed. The appliance refuses a
+// number below one it has accepted, so calls are made one at a time (as
+// Agent does). A Client must not be copied after its first call.
 type Client struct {
 	// BaseURL is the appliance URL from foundry.url.
 	BaseURL string
-	// Nonce is sent in the agentwire.NonceHeader header.
+	// Nonce is the boot nonce from foundry.nonce, sent in the
+	// agentwire.NonceHeader header of the registration only.
 	Nonce string
+	// Key is this boot's Ed25519 key: Register sends its public half, and
+	// every request is signed with it. Required; made fresh at each boot
+	// and never stored.
+	Key ed25519.PrivateKey
 	// HTTP is the client used. Default: http.DefaultClient.
 	HTTP *http.Client
+
+	// seq is the number of the last call signed.
+	seq atomic.Uint64
 }
 
 // APIError is a non-2xx answer; Detail comes from an RFC 9457 problem body.
@@ -51,7 +67,22 @@ func (e *APIError) Error() string {
 // maxAnswer bounds what the agent reads from any API answer.
 const maxAnswer = 1 << 20
 
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+// publicKey is Key's public half, or an error if Key is not an Ed25519
+// private key.
+func (c *Client) publicKey() (ed25519.PublicKey, error) {
+	if len(c.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("the agent client has no Ed25519 key to sign with")
+	}
+	return c.Key.Public().(ed25519.PublicKey), nil
+}
+
+// do sends one signed request, with nonce in agentwire.NonceHeader unless
+// it is empty. It never resends a request: a retry is a new call, with a
+// new number.
+func (c *Client) do(ctx context.Context, method, path, nonce string, body, out any) error {
+	if _, err := c.publicKey(); err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -64,10 +95,20 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	req.Header.Set(agentwire.NonceHeader, c.Nonce)
+	if nonce != "" {
+		req.Header.Set(agentwire.NonceHeader, nonce)
+	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	// A new connection for every call: on a reused connection that fails
+	// while the answer is awaited, net/http sends a GET again as it was,
+	// and the appliance, which may have accepted its number already,
+	// would refuse it as a replay and so end this boot's session.
+	req.Close = true
+	if err := agentsig.Sign(req, c.Key, c.seq.Add(1)); err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -98,38 +139,44 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	return nil
 }
 
-// Register posts the inventory and the token hash and returns the
-// machine's state.
+// Register posts Key's public half, the inventory and the token hash with
+// the boot nonce, and returns the machine's state. req.PublicKey is
+// ignored: the key registered is always the one the calls are signed with.
 func (c *Client) Register(ctx context.Context, req agentwire.AgentRegister) (string, error) {
+	pub, err := c.publicKey()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", http.MethodPost, agentwire.PathRegister, err)
+	}
+	req.PublicKey = pub
 	var out agentwire.AgentState
-	err := c.do(ctx, http.MethodPost, agentwire.PathRegister, req, &out)
+	err = c.do(ctx, http.MethodPost, agentwire.PathRegister, c.Nonce, req, &out)
 	return out.State, err
 }
 
 // Token replaces the registration token hash.
 func (c *Client) Token(ctx context.Context, t agentwire.AgentToken) error {
-	return c.do(ctx, http.MethodPost, agentwire.PathToken, t, nil)
+	return c.do(ctx, http.MethodPost, agentwire.PathToken, "", t, nil)
 }
 
 // Decision long-polls for the administrator's decision.
 func (c *Client) Decision(ctx context.Context, wait time.Duration) (agentwire.Decision, error) {
 	var d agentwire.Decision
-	err := c.do(ctx, http.MethodGet, agentwire.PathDecision+"?wait="+strconv.Itoa(int(wait.Seconds())), nil, &d)
+	err := c.do(ctx, http.MethodGet, agentwire.PathDecision+"?wait="+strconv.Itoa(int(wait.Seconds())), "", nil, &d)
 	return d, err
 }
 
 // Progress reports provisioning progress.
 func (c *Client) Progress(ctx context.Context, percent int, message string) error {
-	return c.do(ctx, http.MethodPost, agentwire.PathProgress, agentwire.AgentProgress{Percent: percent, Message: message}, nil)
+	return c.do(ctx, http.MethodPost, agentwire.PathProgress, "", agentwire.AgentProgress{Percent: percent, Message: message}, nil)
 }
 
 // Result reports the outcome of carrying out the decision.
 func (c *Client) Result(ctx context.Context, success bool, message string) error {
-	return c.do(ctx, http.MethodPost, agentwire.PathResult, agentwire.AgentResult{Success: success, Message: message}, nil)
+	return c.do(ctx, http.MethodPost, agentwire.PathResult, "", agentwire.AgentResult{Success: success, Message: message}, nil)
 }
 
 // IsPermanent reports whether an API error will not go away by retrying
-// (the nonce was refused, or the request is malformed).
+// (the session was refused, or the request is malformed).
 func IsPermanent(err error) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests && ae.Status != http.StatusRequestTimeout

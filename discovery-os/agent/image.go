@@ -43,26 +43,50 @@ type Doer interface {
 	Do(*http.Request) (*http.Response, error)
 }
 
-// ResolveDisk maps the decision's disk to a device path: a /dev path is
-// taken as it is if the inventory lists it; otherwise the by-path name,
-// kernel name, WWN or serial of an inventoried disk. Anything else is
-// refused, so a typo can never overwrite a disk the administrator did not
-// choose.
+// ResolveDisk maps the decision's disk to a device path on this machine,
+// as this boot's inventory found it: a /dev/disk/by-path/ name matches
+// only the disk at that place on this machine's buses; anything else
+// matches a disk's device path, kernel name, by-path name, WWN or serial.
+// A name that matches no disk, or more than one, is refused, and so is a
+// read-only disk: a name the approval chose on other hardware (or a typo)
+// must fail the installation, never select some other disk.
 func ResolveDisk(disk string, inv inventory.Inventory) (string, error) {
 	if disk == "" {
 		return "", errors.New("the decision names no target disk")
 	}
-	for _, d := range inv.Disks {
-		for _, id := range []string{d.Path, d.Name, d.ByPath, "/dev/disk/by-path/" + d.ByPath, d.WWN, d.Serial} {
-			if id != "" && id != "/dev/disk/by-path/" && id == disk {
-				if d.ReadOnly {
-					return "", fmt.Errorf("disk %s is read-only", d.Path)
-				}
-				return d.Path, nil
-			}
+	var found *inventory.Disk
+	for i := range inv.Disks {
+		d := &inv.Disks[i]
+		if !identifies(*d, disk) {
+			continue
+		}
+		if found != nil && found.Path != d.Path {
+			return "", fmt.Errorf("disk %q names more than one of this machine's disks (%s and %s)", printable(disk), found.Path, d.Path)
+		}
+		found = d
+	}
+	if found == nil {
+		return "", fmt.Errorf("disk %q is not one of this machine's disks", printable(disk))
+	}
+	if found.ReadOnly {
+		return "", fmt.Errorf("disk %s is read-only", found.Path)
+	}
+	return found.Path, nil
+}
+
+// identifies reports whether name names d.
+func identifies(d inventory.Disk, name string) bool {
+	if rest, ok := strings.CutPrefix(name, "/dev/disk/by-path/"); ok {
+		// A place on the buses: a device node or serial that happens to
+		// read the same is not that place.
+		return rest != "" && rest == d.ByPath
+	}
+	for _, id := range []string{d.Path, d.Name, d.ByPath, d.WWN, d.Serial} {
+		if id != "" && id == name {
+			return true
 		}
 	}
-	return "", fmt.Errorf("disk %q is not one of this machine's disks", printable(disk))
+	return false
 }
 
 // Compression formats recognised by suffix or magic number.

@@ -140,6 +140,18 @@ func TestWriteImage(t *testing.T) {
 	}
 }
 
+// A name that fits two disks (one's serial is the other's kernel name)
+// picks neither.
+func TestResolveDiskAmbiguous(t *testing.T) {
+	inv := inventory.Inventory{Disks: []inventory.Disk{
+		{Name: "sda", Path: "/dev/sda"},
+		{Name: "sdb", Path: "/dev/sdb", Serial: "sda"},
+	}}
+	if got, err := ResolveDisk("sda", inv); err == nil || !strings.Contains(err.Error(), "more than one") {
+		t.Errorf("got %q, %v; want it refused as ambiguous", got, err)
+	}
+}
+
 func TestResolveDisk(t *testing.T) {
 	inv := inventory.Inventory{Disks: []inventory.Disk{
 		{Name: "sda", Path: "/dev/sda", ByPath: "pci-0000:00:1f.2-ata-1.0", WWN: "naa.5000c500a1b2c3d4", Serial: "S1"},
@@ -157,6 +169,9 @@ func TestResolveDisk(t *testing.T) {
 		{"/dev/sr0", "", "read-only"},
 		{"", "", "names no target disk"},
 		{"/dev/disk/by-path/", "", "not one of"},
+		{"/dev/disk/by-path/pci-0000:00:1f.2-ata-2.0", "", "not one of"},
+		{"/dev/disk/by-path/sda", "", "not one of"},
+		{"/dev/disk/by-path/S1", "", "not one of"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/foundry-appliance/foundry/agentsig"
 	"github.com/foundry-appliance/foundry/discovery-os/agent"
 	"github.com/foundry-appliance/foundry/discovery-os/agent/dhcpc"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
@@ -133,8 +136,13 @@ func run(ctx context.Context, pid1 bool, cmdlinePath string) error {
 	inv := col.Collect()
 	listenLLDP(ctx, &inv, log)
 
+	key, err := sessionKey(log)
+	if err != nil {
+		return err
+	}
 	a := &agent.Agent{
-		API:       &agent.Client{BaseURL: cl.URL, Nonce: cl.Nonce, HTTP: &http.Client{Timeout: 90 * time.Second}},
+		// The timeout is above the long-poll's PollWait (default 60 s).
+		API:       &agent.Client{BaseURL: cl.URL, Nonce: cl.Nonce, Key: key, HTTP: &http.Client{Timeout: 90 * time.Second}},
 		MAC:       cl.MAC,
 		Inventory: inv,
 		Console:   con,
@@ -151,6 +159,20 @@ func run(ctx context.Context, pid1 bool, cmdlinePath string) error {
 		}
 	}
 	return a.Run(ctx)
+}
+
+// sessionKey makes this boot's key, which the registration binds to the
+// boot session and every call is signed with. It lives in memory only: a
+// new boot is a new session with a new key. Its ID is logged so that an
+// operator can tell this boot's registration (registrations[].id) from
+// another one claiming the same MAC.
+func sessionKey(log *slog.Logger) (ed25519.PrivateKey, error) {
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate the boot's key: %w", err)
+	}
+	log.Info("boot session key", "key_id", agentsig.KeyID(pub))
+	return key, nil
 }
 
 // listenLLDP listens on every NIC with link at once, for a few seconds,

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/foundry-appliance/foundry/agentsig"
 	"github.com/foundry-appliance/foundry/discovery-os/agent"
 )
 
@@ -74,5 +79,28 @@ func TestRedrawStopsWithContext(t *testing.T) {
 	time.Sleep(30 * time.Millisecond)
 	if scr.n.Load() != drawn {
 		t.Error("the console was drawn after redraw returned")
+	}
+}
+
+// Every boot gets its own key, and the ID logged is the one the appliance
+// shows for the registration (agentsig.KeyID of the public key).
+func TestSessionKey(t *testing.T) {
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	a, err := sessionKey(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sessionKey(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != ed25519.PrivateKeySize || a.Equal(b) {
+		t.Fatal("two boots made the same key, or not an Ed25519 key")
+	}
+	for _, k := range []ed25519.PrivateKey{a, b} {
+		if id := agentsig.KeyID(k.Public().(ed25519.PublicKey)); !strings.Contains(logged.String(), "key_id="+id) {
+			t.Errorf("key ID %s not logged:\n%s", id, logged.String())
+		}
 	}
 }
