@@ -193,6 +193,11 @@ func (s *Server) agentRegister(ctx context.Context, in *struct{ Body AgentRegist
 		return nil, huma.Error403Forbidden("this boot nonce belongs to another machine",
 			&huma.ErrorDetail{Location: "body.mac", Message: "does not match the nonce's MAC", Value: in.Body.MAC})
 	}
+	if in.Body.Token.Salt == nil && in.Body.Token.Hash == nil {
+		// The schema's "required" is not checked for this body (see
+		// SkipValidateBody), so its one object field is checked here.
+		return nil, fieldErr("body.token", "the token's salt and hash are required", nil)
+	}
 	tok, err := s.checkToken(in.Body.Token, "body.token.")
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/foundry-appliance/foundry/agentsig"
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -31,7 +32,11 @@ func registerBody(t *testing.T, a *agent, size int, shape string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := `{"mac":"` + a.mac + `","token":` + string(tb) + `,"inventory":{"a":[`
+	pk, err := json.Marshal(a.key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := `{"mac":"` + a.mac + `","public_key":` + string(pk) + `,"token":` + string(tb) + `,"inventory":{"a":[`
 	tail := `0]}}`
 	room := size - len(head) - len(tail)
 	if room < 0 {
@@ -49,12 +54,11 @@ func registerBody(t *testing.T, a *agent, size int, shape string) []byte {
 // Content-Length, as a chunked body is.
 type hidden struct{ io.Reader }
 
-// serve runs one agent request through the handler in this goroutine and
-// returns its status and the bytes the process allocated meanwhile.
-func serve(h http.Handler, nonce, path string, body io.Reader) (int, uint64) {
-	req := httptest.NewRequest(http.MethodPost, api.Prefix+path, body)
-	req.Header.Set(api.NonceHeader, nonce)
-	req.Header.Set("Content-Type", "application/json")
+// serve runs one agent request, signed by a, through the handler in this
+// goroutine and returns its status and the bytes the process allocated
+// meanwhile (the signing is not counted).
+func serve(h http.Handler, a *agent, path string, body io.Reader) (int, uint64) {
+	req := a.signedRequest(path, body)
 	rec := httptest.NewRecorder()
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -107,9 +111,7 @@ func TestAgentBodyLimits(t *testing.T) {
 			if !declared {
 				body = hidden{body}
 			}
-			req := httptest.NewRequest(http.MethodPost, api.Prefix+c.path, body)
-			req.Header.Set(api.NonceHeader, a.nonce)
-			req.Header.Set("Content-Type", "application/json")
+			req := a.signedRequest(c.path, body)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Header().Get("Content-Type"), "problem+json") {
@@ -130,7 +132,7 @@ func TestRegisterLimitFitsTheStore(t *testing.T) {
 	e := newEnv(t)
 	a := e.discover(macA)
 	h := e.srv.Handler()
-	code, _ := serve(h, a.nonce, "/agent/register", bytes.NewReader(registerBody(t, a, registerLimit-1, "{},")))
+	code, _ := serve(h, a, "/agent/register", bytes.NewReader(registerBody(t, a, registerLimit-1, "{},")))
 	if code != http.StatusOK {
 		t.Fatalf("largest register body: %d", code)
 	}
@@ -154,7 +156,7 @@ func TestRegisterLimitFitsTheStore(t *testing.T) {
 		t.Fatalf("the largest registration leaves no room for an approval: %v", err)
 	}
 	b := e.discover(macB)
-	code, _ = serve(h, b.nonce, "/agent/register", bytes.NewReader(registerBody(t, b, registerLimit-1, `"<>",`)))
+	code, _ = serve(h, b, "/agent/register", bytes.NewReader(registerBody(t, b, registerLimit-1, `"<>",`)))
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("inventory inflated by escaping: %d, want 422", code)
 	}
@@ -172,23 +174,44 @@ func TestRegisterAllocation(t *testing.T) {
 	h := e.srv.Handler()
 	for _, shape := range []string{"{},", "[],", "0,"} {
 		body := registerBody(t, a, registerLimit-1, shape)
-		n := minAlloc(t, http.StatusOK, func() (int, uint64) { return serve(h, a.nonce, "/agent/register", bytes.NewReader(body)) })
+		n := minAlloc(t, http.StatusOK, func() (int, uint64) { return serve(h, a, "/agent/register", bytes.NewReader(body)) })
 		t.Logf("accepted %d-byte body of %q: %.1f MiB allocated", len(body), shape, float64(n)/(1<<20))
 		if limit := uint64(16 * len(body)); n > limit {
 			t.Errorf("accepted %d-byte body of %q allocated %d bytes, more than %d", len(body), shape, n, limit)
 		}
 	}
 	huge := registerBody(t, a, 4<<20, "{},")
-	n := minAlloc(t, http.StatusRequestEntityTooLarge, func() (int, uint64) { return serve(h, a.nonce, "/agent/register", bytes.NewReader(huge)) })
+	n := minAlloc(t, http.StatusRequestEntityTooLarge, func() (int, uint64) { return serve(h, a, "/agent/register", bytes.NewReader(huge)) })
 	t.Logf("refused 4 MiB body with its length declared: %.2f MiB allocated", float64(n)/(1<<20))
 	if n > 256<<10 {
 		t.Errorf("refusing a declared 4 MiB body allocated %d bytes", n)
 	}
 	n = minAlloc(t, http.StatusRequestEntityTooLarge, func() (int, uint64) {
-		return serve(h, a.nonce, "/agent/register", hidden{bytes.NewReader(huge)})
+		return serve(h, a, "/agent/register", hidden{bytes.NewReader(huge)})
 	})
 	t.Logf("refused 4 MiB body without a length: %.2f MiB allocated", float64(n)/(1<<20))
 	if limit := uint64(4 * registerLimit); n > limit {
 		t.Errorf("refusing an undeclared 4 MiB body allocated %d bytes, more than %d", n, limit)
 	}
+}
+
+// signedRequest is a POST of body to path as a's agent sends it: signed,
+// with the nonce on the registration, its length declared unless body
+// hides it.
+func (a *agent) signedRequest(path string, body io.Reader) *http.Request {
+	a.e.t.Helper()
+	_, hide := body.(hidden)
+	req := httptest.NewRequest(http.MethodPost, api.Prefix+path, body)
+	if path == "/agent/register" {
+		req.Header.Set(api.NonceHeader, a.nonce)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if err := agentsig.Sign(req, a.key, a.seq.Add(1)); err != nil {
+		a.e.t.Fatal(err)
+	}
+	if hide {
+		req.ContentLength = -1
+		req.Body = io.NopCloser(hidden{req.Body})
+	}
+	return req
 }

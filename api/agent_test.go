@@ -28,7 +28,8 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 	ctx := context.Background()
 	a := e.discover(macA)
 	inv := testInventory(macA)
-	code, body := a.register(inv)
+	regBody := a.registerBody(inv)
+	code, body := a.call(http.MethodPost, "/agent/register", regBody)
 	if code != 200 || !strings.Contains(body, `"inventoried"`) {
 		t.Fatalf("register: %d %s", code, body)
 	}
@@ -36,11 +37,17 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 	var got struct {
 		Disks []struct{ Name string } `json:"disks"`
 	}
-	if err := json.Unmarshal(m.Inventory, &got); err != nil || len(got.Disks) != 3 || m.Token == nil || len(m.Token.Hash) != 32 {
-		t.Fatalf("stored inventory/token: %s %+v", m.Inventory, m.Token)
+	sess := e.sessions(macA)
+	if err := json.Unmarshal(m.Inventory, &got); err != nil || len(got.Disks) != 3 || len(sess) != 1 || len(sess[0].Token.Hash) != 32 || sess[0].ID != a.session() {
+		t.Fatalf("stored inventory/session: %s %+v", m.Inventory, sess)
 	}
-	if m.Token.ExpiresAt.Sub(e.clock.Now()) != time.Hour {
-		t.Errorf("token expiry %v after registration", m.Token.ExpiresAt.Sub(e.clock.Now()))
+	if sess[0].Token.ExpiresAt.Sub(e.clock.Now()) != time.Hour {
+		t.Errorf("token expiry %v after registration", sess[0].Token.ExpiresAt.Sub(e.clock.Now()))
+	}
+	// A retried registration (same nonce, same key) is answered alike and
+	// opens nothing more.
+	if code, body := a.call(http.MethodPost, "/agent/register", regBody); code != 200 || len(e.sessions(macA)) != 1 {
+		t.Fatalf("retried registration: %d %s, %d sessions", code, body, len(e.sessions(macA)))
 	}
 
 	// The long-poll waits while the machine is inventoried and wakes on approval.
@@ -61,7 +68,7 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 	}
 	d := decisionOf(t, r.body)
 	if r.code != 200 || d.Decision != "image" || d.Hostname != "node-01" || d.Image == nil ||
-		d.Image.Disk != "/dev/nvme0n1" || d.Image.DiskByPath != "/dev/disk/by-path/pci-0000:00:04.0-nvme-1" ||
+		d.Image.Disk != "/dev/disk/by-path/pci-0000:00:04.0-nvme-1" || d.Image.DiskByPath != "/dev/disk/by-path/pci-0000:00:04.0-nvme-1" ||
 		d.Image.URL != e.ts.URL+"/images/debian.raw.gz" || len(d.SSHKeys) != 1 || d.Network == nil || d.Network.Mode != "dhcp" {
 		t.Fatalf("decision: %d %s", r.code, r.body)
 	}
@@ -92,22 +99,32 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 	if p := e.machine(macA).Progress; p != 100 {
 		t.Errorf("progress after success: %d", p)
 	}
-	// Installed: the boot session has ended, so its nonce can neither
-	// read the decision nor report for the machine again.
+	// Installed: the boot session has ended, so its key can neither read
+	// the decision nor report for the machine again.
 	for _, c := range []struct{ method, path string }{{http.MethodGet, "/agent/decision"}, {http.MethodPost, "/agent/result"}} {
 		if code, body := a.call(c.method, c.path, map[string]any{"success": true}); code != http.StatusUnauthorized {
 			t.Errorf("%s %s after the install: %d %s", c.method, c.path, code, body)
 		}
 	}
 	// A one-off discovery boot of a ready machine (a new boot, a new
-	// nonce) refreshes its inventory only.
-	a.newBoot()
+	// nonce and key) is a registration of its own: the machine's inventory
+	// stays the one frozen at approval, and the new boot is told to reboot
+	// without the approval's details.
+	frozen := e.machine(macA).Inventory
+	a = a.newBoot()
 	inv.Memory.TotalBytes = 4 << 30
 	if code, body := a.register(inv); code != 200 || !strings.Contains(body, `"ready"`) {
 		t.Fatalf("re-register ready machine: %d %s", code, body)
 	}
-	if m := e.machine(macA); m.State != store.StateReady || !strings.Contains(string(m.Inventory), `"total_bytes":4294967296`) || m.Approval == nil {
+	if m := e.machine(macA); m.State != store.StateReady || string(m.Inventory) != string(frozen) || m.Approval == nil {
 		t.Errorf("after re-register: %s %s", m.State, m.Inventory)
+	}
+	if _, body := a.call(http.MethodGet, "/agent/decision", nil); decisionOf(t, body).Decision != "netboot" || decisionOf(t, body).Hostname != "" {
+		t.Errorf("decision of another boot of a ready machine: %s", body)
+	}
+	a = a.newBoot()
+	if code, body := a.register(inv); code != 200 {
+		t.Fatalf("register: %d %s", code, body)
 	}
 	// Rediscover: back to discovery, registration makes it inventoried again.
 	if _, err := e.admin.Rediscover(ctx, macA); err != nil {
@@ -115,10 +132,10 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 	}
 	// Rediscover ended that boot's session; the machine's next boot has a
 	// new one.
-	if code, body := a.register(inv); code != http.StatusUnauthorized {
-		t.Fatalf("register with the session rediscover ended: %d %s", code, body)
+	if code, body := a.call(http.MethodGet, "/agent/decision", nil); code != http.StatusUnauthorized {
+		t.Fatalf("decision for the session rediscover ended: %d %s", code, body)
 	}
-	a.newBoot()
+	a = a.newBoot()
 	if code, body := a.register(inv); code != 200 || !strings.Contains(body, `"inventoried"`) {
 		t.Fatalf("register after rediscover: %d %s", code, body)
 	}
@@ -175,7 +192,10 @@ func TestAgentRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, body := e.raw(http.MethodPost, "/agent/register", tc.body, map[string]string{api.NonceHeader: tc.nonce})
+			tc.body["public_key"] = b.key.Public()
+			req := b.request(http.MethodPost, "/agent/register", tc.body)
+			req.Header.Set(api.NonceHeader, tc.nonce)
+			code, body := e.send(req)
 			if code != tc.status || !hasLocation(problem(t, body), tc.loc) {
 				t.Fatalf("%d %s", code, body)
 			}
@@ -184,10 +204,45 @@ func TestAgentRefusals(t *testing.T) {
 			}
 		})
 	}
+	// The registration is signed by the key it registers; the nonce alone
+	// admits nothing.
+	for _, tc := range []struct {
+		name   string
+		req    func() *http.Request
+		status int
+	}{
+		{"unsigned", func() *http.Request {
+			return e.request(http.MethodPost, "/agent/register", b.registerBody(testInventory(macB)), map[string]string{api.NonceHeader: b.nonce})
+		}, 401},
+		{"signed by another key", func() *http.Request {
+			body := b.registerBody(testInventory(macB))
+			body["public_key"] = newKey(t).Public()
+			return b.request(http.MethodPost, "/agent/register", body)
+		}, 401},
+		{"no public key", func() *http.Request {
+			body := b.registerBody(testInventory(macB))
+			delete(body, "public_key")
+			return b.request(http.MethodPost, "/agent/register", body)
+		}, 422},
+		{"no nonce", func() *http.Request {
+			r := b.request(http.MethodPost, "/agent/register", b.registerBody(testInventory(macB)))
+			r.Header.Del(api.NonceHeader)
+			return r
+		}, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, body := e.send(tc.req()); code != tc.status {
+				t.Fatalf("%d %s", code, body)
+			}
+			if after := e.machine(macB); after.Revision != before.Revision || len(e.sessions(macB)) != 0 {
+				t.Error("refused registration changed the machine")
+			}
+		})
+	}
 	t.Run("body too large", func(t *testing.T) {
 		huge := testInventory(macB)
 		huge.Warnings = []string{strings.Repeat("x", 5<<20)}
-		code, _ := e.raw(http.MethodPost, "/agent/register", map[string]any{"mac": macB, "inventory": huge, "token": b.tokenBody()}, map[string]string{api.NonceHeader: b.nonce})
+		code, _ := b.call(http.MethodPost, "/agent/register", b.registerBody(huge))
 		if code != http.StatusRequestEntityTooLarge {
 			t.Fatalf("status %d", code)
 		}
@@ -197,6 +252,7 @@ func TestAgentRefusals(t *testing.T) {
 		if _, err := e.admin.Reject(context.Background(), c.mac, "not ours"); err != nil {
 			t.Fatal(err)
 		}
+		c = c.newBoot()
 		code, body := c.register(testInventory(c.mac))
 		if code != 200 || !strings.Contains(body, `"rejected"`) {
 			t.Fatalf("%d %s", code, body)

@@ -35,7 +35,7 @@ func (s *Server) newAPI(mux *http.ServeMux) huma.API {
 	cfg.CreateHooks = nil
 	cfg.Info.Description = "Discover, review and approve bare-metal machines. " +
 		"Administrators authenticate with a bearer token (role admin or viewer: viewers may read everything and change nothing). " +
-		"The discovery agent authenticates with the boot nonce from its kernel command line, bound to its MAC. " +
+		"The discovery agent signs every call with its boot's Ed25519 key (HTTP Message Signatures, RFC 9421), which it registers once with the one-time boot nonce from its kernel command line. " +
 		"Errors are RFC 9457 problem documents; errors[].location names the offending field (e.g. body.hostname)."
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		schemeBearer: {
@@ -44,7 +44,10 @@ func (s *Server) newAPI(mux *http.ServeMux) huma.API {
 		},
 		schemeNonce: {
 			Type: "apiKey", In: "header", Name: NonceHeader,
-			Description: "Boot nonce of the discovery agent (foundry.nonce= on its kernel line); valid only for its own MAC and only on /api/v1/agent/.",
+			Description: "Boot nonce of the discovery agent (foundry.nonce= on its kernel line): used once, by the registration, for its own MAC only. " +
+				"Every agent call, the registration included, also carries an RFC 9421 signature (Signature-Input, Signature, and Content-Digest over a body) " +
+				"by the boot's Ed25519 key, label \"foundry\", tag \"foundry-agent\", keyid the key's SHA-256 thumbprint, covering @method @authority @path @query, " +
+				"and a call number in the nonce parameter that must grow with every call (package agentsig).",
 		},
 	}
 	cfg.Tags = []*huma.Tag{

@@ -155,6 +155,7 @@ func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string)
 		func(_ *store.Machine, ss *store.Sessions) error {
 			match, attempt = store.Session{}, 0
 			var compared []store.Session
+			locked := false
 			for i, c := range candidates {
 				cur, err := ss.Get(c.ID)
 				if errors.Is(err, store.ErrNotFound) {
@@ -163,8 +164,12 @@ func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string)
 				if err != nil {
 					return err
 				}
-				if !bytes.Equal(cur.Token.Hash, c.Token.Hash) || cur.Token.Failures >= maxFailures || !s.now().Before(cur.Token.ExpiresAt) {
-					continue // replaced, locked or expired meanwhile: derived for another salt, or not to be compared
+				if cur.Token.Failures >= maxFailures && bytes.Equal(cur.Token.Hash, c.Token.Hash) {
+					locked = true // by concurrent wrong tokens
+					continue
+				}
+				if !bytes.Equal(cur.Token.Hash, c.Token.Hash) || !s.now().Before(cur.Token.ExpiresAt) {
+					continue // replaced (derived for another salt) or expired meanwhile
 				}
 				if derived[i] != nil && subtle.ConstantTimeCompare(derived[i], cur.Token.Hash) == 1 {
 					match = cur
@@ -173,6 +178,9 @@ func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string)
 				compared = append(compared, cur)
 			}
 			if len(compared) == 0 {
+				if locked {
+					return errTokenLocked
+				}
 				return errNoneComparable
 			}
 			var ids []string
@@ -190,6 +198,8 @@ func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string)
 	switch {
 	case errors.Is(err, errTokenOK):
 		return match, nil, nil
+	case errors.Is(err, errTokenLocked):
+		return store.Session{}, nil, lockedErr()
 	case errors.Is(err, errNoneComparable):
 		return store.Session{}, nil, huma.Error409Conflict("machine " + m.MAC + " registered a new token while it was being checked; ask for the token its console shows now")
 	case err != nil:
@@ -206,8 +216,11 @@ func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string)
 	return store.Session{}, &huma.ErrorDetail{Location: "body.token", Message: msg}, nil
 }
 
-// errTokenOK ends the comparing transaction without writing: a match.
-var errTokenOK = errors.New("token matches")
+// Outcomes of the comparing transaction that write nothing.
+var (
+	errTokenOK     = errors.New("token matches")
+	errTokenLocked = errors.New("approval locked")
+)
 
 func lockedErr() error {
 	return huma.Error423Locked(fmt.Sprintf("approval is locked after %d wrong tokens until the machine registers a new token (reboot it into discovery, or wait for its token to be replaced)", maxFailures),

@@ -170,7 +170,7 @@ func TestTokenLockout(t *testing.T) {
 		if !asErr(err, &ce) || ce.StatusCode != 422 || !hasLocation(ce.Problem, "body.token") {
 			t.Fatalf("attempt %d: %v", i+1, err)
 		}
-		if got := e.machine(macA).Token.Failures; got != i+1 {
+		if got := e.sessions(macA)[0].Token.Failures; got != i+1 {
 			t.Fatalf("failures after attempt %d: %d", i+1, got)
 		}
 		if e.machine(macA).State != store.StateInventoried {
@@ -184,7 +184,7 @@ func TestTokenLockout(t *testing.T) {
 	if _, err := e.admin.VerifyToken(ctx, macA, a.tok.Value); client.StatusOf(err) != http.StatusLocked {
 		t.Fatalf("verify after lockout: %v", err)
 	}
-	if got := e.machine(macA).Token.Failures; got != 5 {
+	if got := e.sessions(macA)[0].Token.Failures; got != 5 {
 		t.Fatalf("a locked attempt counted: %d", got)
 	}
 	// The agent replaces its token: approval opens again.

@@ -212,18 +212,23 @@ func detailsOf(se huma.StatusError) []error {
 // altered nor replayed.
 func (s *Server) authAgent(ctx huma.Context) (principal, error) {
 	r, _ := humago.Unwrap(ctx)
-	limit := ctx.Operation().MaxBodyBytes
 	scheme := "http"
 	if ctx.TLS() != nil {
 		scheme = "https"
 	}
 	base := scheme + "://" + ctx.Host()
-	if ctx.Operation().OperationID == opAgentRegister {
-		return s.authRegistration(ctx, r, limit, base)
-	}
 	params, err := agentsig.Parse(r)
 	if err != nil {
 		return principal{}, unsigned(err)
+	}
+	// The signature covers the body's digest, so the body is read here,
+	// once and bounded like huma bounds it, and then put back for huma.
+	body, err := readBody(r, ctx.Operation().MaxBodyBytes)
+	if err != nil {
+		return principal{}, err
+	}
+	if ctx.Operation().OperationID == opAgentRegister {
+		return s.authRegistration(ctx, r, body, base)
 	}
 	sess, err := s.Store.GetSession(params.KeyID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -233,8 +238,8 @@ func (s *Server) authAgent(ctx huma.Context) (principal, error) {
 	if err != nil {
 		return principal{}, fmt.Errorf("find session: %w", err)
 	}
-	if _, err := agentsig.Verify(r, ed25519.PublicKey(sess.PublicKey), limit); err != nil {
-		return principal{}, badSignature(err, limit)
+	if _, err := agentsig.Verify(r, ed25519.PublicKey(sess.PublicKey), body); err != nil {
+		return principal{}, badSignature(err)
 	}
 	if _, err := s.Store.AdvanceSession(sess.ID, params.Seq, s.sessionTTL()); errors.Is(err, store.ErrReplay) {
 		s.log.Warn("agent call replayed", "mac", sess.MAC, "session", sess.ID, "seq", params.Seq, "remote", ctx.RemoteAddr())
@@ -248,9 +253,38 @@ func (s *Server) authAgent(ctx huma.Context) (principal, error) {
 	return principal{Actor: "agent:" + sess.MAC, MAC: sess.MAC, Base: base, Session: sess.ID}, nil
 }
 
+// readBody reads r's body when it is below limit bytes (huma's
+// MaxBodyBytes, which refuses limit bytes or more) and puts it back for
+// huma to decode. The buffer is allocated once: of the declared length,
+// or of the limit when none is declared (the largest, a registration, is
+// half a megabyte), so that a large body costs one allocation, not a
+// doubling series.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if r.ContentLength >= limit {
+		return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf("request body is too large: %d bytes, the limit is %d", r.ContentLength, limit-1))
+	}
+	size := r.ContentLength
+	if size < 0 {
+		size = limit
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit)); err != nil {
+		return nil, huma.Error400BadRequest("read body: " + err.Error())
+	}
+	if int64(buf.Len()) >= limit {
+		return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf("request body is too large: the limit is %d bytes", limit-1))
+	}
+	body := buf.Bytes()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body, nil
+}
+
 // authRegistration admits a registration: a live boot nonce, and a
 // signature by the public key the body registers.
-func (s *Server) authRegistration(ctx huma.Context, r *http.Request, limit int64, base string) (principal, error) {
+func (s *Server) authRegistration(ctx huma.Context, r *http.Request, body []byte, base string) (principal, error) {
 	nonce := ctx.Header(NonceHeader)
 	if nonce == "" {
 		return principal{}, huma.Error401Unauthorized("registration needs the boot nonce in the "+NonceHeader+" header",
@@ -264,20 +298,6 @@ func (s *Server) authRegistration(ctx huma.Context, r *http.Request, limit int64
 	if err != nil {
 		return principal{}, fmt.Errorf("check nonce: %w", err)
 	}
-	if _, err := agentsig.Parse(r); err != nil {
-		return principal{}, unsigned(err)
-	}
-	// The key is in the body, which huma decodes after this middleware;
-	// the signature is checked here against the raw bytes (bounded like
-	// the body), which then stay for huma to read.
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return principal{}, huma.Error400BadRequest("read body: " + err.Error())
-	}
-	if int64(len(body)) > limit {
-		return principal{}, huma.Error413RequestEntityTooLarge(fmt.Sprintf("request body is too large: the limit is %d bytes", limit))
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	var k struct {
 		PublicKey []byte `json:"public_key"`
 	}
@@ -285,11 +305,11 @@ func (s *Server) authRegistration(ctx huma.Context, r *http.Request, limit int64
 		return principal{}, huma.Error422UnprocessableEntity("the registration needs the boot's Ed25519 public key",
 			&huma.ErrorDetail{Location: "body.public_key", Message: "want 32 bytes, base64"})
 	}
-	if _, err := agentsig.Verify(r, k.PublicKey, limit); err != nil {
-		return principal{}, badSignature(err, limit)
+	if _, err := agentsig.Verify(r, k.PublicKey, body); err != nil {
+		return principal{}, badSignature(err)
 	}
-	remote, _, _ := strings.Cut(ctx.RemoteAddr(), ":")
-	if host, _, err := net.SplitHostPort(ctx.RemoteAddr()); err == nil {
+	remote := ctx.RemoteAddr()
+	if host, _, err := net.SplitHostPort(remote); err == nil {
 		remote = host
 	}
 	return principal{Actor: "agent:" + mac, MAC: mac, Base: base, Nonce: nonce, PublicKey: k.PublicKey, Remote: remote}, nil
@@ -300,11 +320,7 @@ func unsigned(err error) error {
 		&huma.ErrorDetail{Location: "header.Signature-Input", Message: "missing or malformed"})
 }
 
-func badSignature(err error, limit int64) error {
-	var tl *agentsig.TooLargeError
-	if errors.As(err, &tl) {
-		return huma.Error413RequestEntityTooLarge(fmt.Sprintf("request body is too large: the limit is %d bytes", limit))
-	}
+func badSignature(err error) error {
 	return huma.Error401Unauthorized("the call's signature does not verify: "+err.Error(),
 		&huma.ErrorDetail{Location: "header.Signature", Message: "not valid"})
 }

@@ -48,7 +48,7 @@ func TestCredentials(t *testing.T) {
 		{"admin token on agent register", "POST", "/agent/register", map[string]any{"mac": macA}, map[string]string{"Authorization": admin}, 401},
 		{"admin token on agent decision", "GET", "/agent/decision", nil, map[string]string{"Authorization": admin}, 401},
 		{"admin token as nonce", "GET", "/agent/decision", nil, map[string]string{api.NonceHeader: e.adminToken}, 401},
-		{"agent decision with nonce", "GET", "/agent/decision", nil, map[string]string{api.NonceHeader: a.nonce}, 200},
+		{"agent decision with the nonce alone", "GET", "/agent/decision", nil, map[string]string{api.NonceHeader: a.nonce}, 401},
 		{"env token reads", "GET", "/tokens", nil, map[string]string{"Authorization": "Bearer env-secret-for-automation"}, 200},
 	}
 	for _, tc := range cases {

@@ -24,7 +24,7 @@ import (
 
 // agentClient is the agent's client for a discovered machine.
 func (a *agent) client() *discovery.Client {
-	return &discovery.Client{BaseURL: a.e.ts.URL, Nonce: a.nonce, HTTP: a.e.ts.Client()}
+	return &discovery.Client{BaseURL: a.e.ts.URL, Nonce: a.nonce, Key: a.key, HTTP: a.e.ts.Client()}
 }
 
 // newWireToken draws a registration token and its salted hash as the agent
@@ -50,10 +50,16 @@ func TestContractNonceHeader(t *testing.T) {
 	a := e.discover(macA)
 	c := a.client()
 	c.Nonce = "not-a-nonce"
-	_, err := c.Decision(context.Background(), 0)
+	inv, _ := json.Marshal(testInventory(macA))
+	_, tok := newWireToken(t, e.clock.Now())
+	_, err := c.Register(context.Background(), agentwire.AgentRegister{MAC: macA, Inventory: inv, Token: tok})
 	var ae *discovery.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || !discovery.IsPermanent(err) {
 		t.Fatalf("unknown nonce: %v, want a permanent 401", err)
+	}
+	// A key that never registered has no session.
+	if _, err := a.client().Decision(context.Background(), 0); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		t.Fatalf("unregistered key: %v, want 401", err)
 	}
 }
 
@@ -77,8 +83,8 @@ func TestContractRegisterApproveProvision(t *testing.T) {
 	if string(m.Inventory) != string(inv) {
 		t.Errorf("stored inventory differs from what the agent sent:\n got %s\nsent %s", m.Inventory, inv)
 	}
-	if m.Token == nil || string(m.Token.Hash) != string(firstHash.Hash) || string(m.Token.Salt) != string(firstHash.Salt) {
-		t.Fatalf("stored token %+v, sent %+v", m.Token, firstHash)
+	if ss := e.sessions(macA); len(ss) != 1 || ss[0].ID != a.session() || string(ss[0].Token.Hash) != string(firstHash.Hash) || string(ss[0].Token.Salt) != string(firstHash.Salt) {
+		t.Fatalf("stored session %+v, sent %+v", ss, firstHash)
 	}
 
 	d, err := c.Decision(ctx, 0)
@@ -94,8 +100,8 @@ func TestContractRegisterApproveProvision(t *testing.T) {
 	if err := c.Token(ctx, secondHash); err != nil {
 		t.Fatalf("token update: %v", err)
 	}
-	if m := e.machine(macA); m.Token == nil || string(m.Token.Hash) != string(secondHash.Hash) {
-		t.Fatalf("stored token after update: %+v", m.Token)
+	if ss := e.sessions(macA); len(ss) != 1 || string(ss[0].Token.Hash) != string(secondHash.Hash) {
+		t.Fatalf("stored session after update: %+v", ss)
 	}
 
 	// The long-poll is parked until the administrator decides.
@@ -132,7 +138,7 @@ func TestContractRegisterApproveProvision(t *testing.T) {
 		Decision: agentwire.KindImage, State: "approved", Hostname: "node-01", SSHKeys: []string{goodKey},
 		Image: &agentwire.DecisionImage{URL: e.ts.URL + "/images/debian.raw.gz",
 			SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-			Disk:   "/dev/nvme0n1", DiskByPath: "/dev/disk/by-path/pci-0000:00:04.0-nvme-1"},
+			Disk:   "/dev/disk/by-path/pci-0000:00:04.0-nvme-1", DiskByPath: "/dev/disk/by-path/pci-0000:00:04.0-nvme-1"},
 		Network: &agentwire.Network{Mode: "static", Address: "10.77.0.50/24", Gateway: "10.77.0.1", DNS: []string{"10.77.0.1"}},
 	}
 	if r.err != nil || !equalDecision(r.d, want) {
@@ -155,7 +161,7 @@ func TestContractRegisterApproveProvision(t *testing.T) {
 	if m := e.machine(macA); m.State != store.StateReady || m.Progress != 100 || m.Message != "image written and verified" {
 		t.Fatalf("after result: %s %d %q", m.State, m.Progress, m.Message)
 	}
-	// The install ended the boot session: the nonce can report no more.
+	// The install ended the boot session: its key can report no more.
 	err = c.Progress(ctx, 50, "after the end")
 	var ae *discovery.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || !discovery.IsPermanent(err) {

@@ -3,16 +3,20 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/foundry-appliance/foundry/agentsig"
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/api/client"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
@@ -113,13 +117,28 @@ func testInventory(mac string) inventory.Inventory {
 	}
 }
 
-// agent is one simulated discovery agent.
+// agent is one simulated discovery agent: one boot's nonce and key.
 type agent struct {
 	e     *env
 	mac   string
 	nonce string
+	key   ed25519.PrivateKey
+	seq   atomic.Uint64
 	tok   token.Token
 }
+
+// newKey is a fresh boot key.
+func newKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// session is the ID of the agent's boot session (its key's).
+func (a *agent) session() string { return agentsig.KeyID(a.key.Public().(ed25519.PublicKey)) }
 
 // discover creates a discovered machine (as DHCP would) and its boot nonce.
 func (e *env) discover(mac string) *agent {
@@ -135,18 +154,18 @@ func (e *env) discover(mac string) *agent {
 	if err != nil {
 		e.t.Fatalf("issue nonce: %v", err)
 	}
-	return &agent{e: e, mac: mac, nonce: nonce}
+	return &agent{e: e, mac: mac, nonce: nonce, key: newKey(e.t)}
 }
 
-// newBoot gives the agent the nonce of a new boot, as the machine's next
-// DHCP exchange and discovery script would.
-func (a *agent) newBoot() {
+// newBoot is the agent of the machine's next boot: the nonce its DHCP
+// exchange and discovery script would give it, and a new key.
+func (a *agent) newBoot() *agent {
 	a.e.t.Helper()
 	nonce, err := a.e.db.IssueNonce(a.mac, 2*time.Hour)
 	if err != nil {
 		a.e.t.Fatalf("issue nonce: %v", err)
 	}
-	a.nonce = nonce
+	return &agent{e: a.e, mac: a.mac, nonce: nonce, key: newKey(a.e.t)}
 }
 
 // inventoried discovers mac and registers it with a fresh token.
@@ -174,17 +193,42 @@ func (a *agent) tokenBody() map[string]any {
 }
 
 func (a *agent) register(inv inventory.Inventory) (int, string) {
-	return a.call(http.MethodPost, "/agent/register", map[string]any{"mac": a.mac, "inventory": inv, "token": a.tokenBody()})
+	return a.call(http.MethodPost, "/agent/register", a.registerBody(inv))
 }
 
-// call sends an agent request with the nonce and returns status and body.
+func (a *agent) registerBody(inv inventory.Inventory) map[string]any {
+	return map[string]any{"mac": a.mac, "inventory": inv, "token": a.tokenBody(), "public_key": a.key.Public()}
+}
+
+// call sends an agent request, signed with the agent's key and its next
+// call number, with the nonce on the registration; it returns status and
+// body.
 func (a *agent) call(method, path string, body any) (int, string) {
 	a.e.t.Helper()
-	return a.e.raw(method, path, body, map[string]string{api.NonceHeader: a.nonce})
+	return a.e.send(a.request(method, path, body))
+}
+
+// request builds a signed agent request (the test may alter it after).
+func (a *agent) request(method, path string, body any) *http.Request {
+	a.e.t.Helper()
+	req := a.e.request(method, path, body, nil)
+	if strings.HasSuffix(path, "/agent/register") {
+		req.Header.Set(api.NonceHeader, a.nonce)
+	}
+	if err := agentsig.Sign(req, a.key, a.seq.Add(1)); err != nil {
+		a.e.t.Fatal(err)
+	}
+	return req
 }
 
 // raw sends a request to /api/v1+path with the given headers.
 func (e *env) raw(method, path string, body any, headers map[string]string) (int, string) {
+	e.t.Helper()
+	return e.send(e.request(method, path, body, headers))
+}
+
+// request builds a request to /api/v1+path with the given headers.
+func (e *env) request(method, path string, body any, headers map[string]string) *http.Request {
 	e.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -204,9 +248,15 @@ func (e *env) raw(method, path string, body any, headers map[string]string) (int
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
+	return req
+}
+
+// send sends req and returns status and body.
+func (e *env) send(req *http.Request) (int, string) {
+	e.t.Helper()
 	resp, err := e.ts.Client().Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -274,4 +324,14 @@ func newTestServer(t *testing.T, srv *api.Server) string {
 		ts.Close()
 	})
 	return ts.URL
+}
+
+// sessions returns the live sessions of mac from the store.
+func (e *env) sessions(mac string) []store.Session {
+	e.t.Helper()
+	ss, err := e.db.MachineSessions(mac)
+	if err != nil {
+		e.t.Fatalf("sessions of %s: %v", mac, err)
+	}
+	return ss
 }

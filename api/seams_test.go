@@ -33,6 +33,13 @@ func (f *failingStore) UpdateMachine(mac string, a store.Audit, fn func(*store.M
 	return f.Store.UpdateMachine(mac, a, fn)
 }
 
+func (f *failingStore) UpdateMachineSessions(mac string, a store.Audit, fn func(*store.Machine, *store.Sessions) error) (store.Machine, error) {
+	if f.update != nil && a.Action == "approve" {
+		return store.Machine{}, f.update
+	}
+	return f.Store.UpdateMachineSessions(mac, a, fn)
+}
+
 // A store failure during approval is a 500 problem (it used to panic the
 // handler), and the machine is left as it was.
 func TestApproveStoreFailure(t *testing.T) {

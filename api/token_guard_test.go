@@ -51,7 +51,7 @@ func TestConcurrentWrongTokensCompareAtMostFive(t *testing.T) {
 	if count[http.StatusUnprocessableEntity] != 5 || count[http.StatusLocked] != n-5 {
 		t.Fatalf("statuses %v, want five 422 and %d 423", count, n-5)
 	}
-	if f := e.machine(macA).Token.Failures; f != 5 {
+	if f := e.sessions(macA)[0].Token.Failures; f != 5 {
 		t.Fatalf("failure count %d, want 5", f)
 	}
 	denied, err := e.admin.ListAudit(ctx, client.AuditOptions{MAC: macA, Action: "approve-denied"})
@@ -97,7 +97,7 @@ func TestRightTokenAmongWrongOnes(t *testing.T) {
 	if err != nil || !check.Valid {
 		t.Fatalf("right token with three wrong ones beside it: %+v %v", check, err)
 	}
-	if f := e.machine(macA).Token.Failures; f != 3 {
+	if f := e.sessions(macA)[0].Token.Failures; f != 3 {
 		t.Fatalf("failure count %d, want 3", f)
 	}
 }
