@@ -23,6 +23,7 @@ func machinesCmd(o *cliOptions) *cobra.Command {
 		machineSimpleCmd(o, "rediscover", "Send an approved or ready machine back to discovery on its next boot"),
 		machineSimpleCmd(o, "retry", "Retry the provisioning of a failed machine"),
 		machineSimpleCmd(o, "delete", "Delete a machine record (its audit history stays)"),
+		machineVerifyTokenCmd(o), machineEndRegistrationCmd(o),
 		machineWatchCmd(o), machineScriptCmd(o), machineExportCmd(o), machineBootCmd(o))
 	return c
 }
@@ -33,7 +34,9 @@ func machinesLsCmd(o *cliOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ls",
 		Short: "List machines",
-		Args:  args(0),
+		Long: "List machines. A state followed by " + conflictMark + " has more than one active registration for its MAC " +
+			"(a MAC conflict, possible spoofing): `foundry machines show MAC` lists them.",
+		Args: args(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl := o.client()
 			var items []api.Machine
@@ -58,13 +61,18 @@ func machinesLsCmd(o *cliOptions) *cobra.Command {
 			}
 			now := time.Now()
 			rows := make([][]string, 0, len(items))
+			conflicts := false
 			for _, m := range items {
-				rows = append(rows, []string{m.MAC, m.State, m.Hostname, m.Segment, m.Cluster, m.Profile,
+				conflicts = conflicts || m.MACConflict
+				rows = append(rows, []string{m.MAC, stateCell(m), m.Hostname, m.Segment, m.Cluster, m.Profile,
 					strings.TrimSpace(m.Summary.Vendor + " " + m.Summary.Model), cpus(m.Summary), humanBytes(m.Summary.MemoryBytes),
 					disks(m.Summary), ago(m.FirstSeen, now), progress(m)})
 			}
 			if err := table(cmd.OutOrStdout(), []string{"MAC", "STATE", "HOSTNAME", "SEGMENT", "CLUSTER", "PROFILE", "SYSTEM", "CPU", "MEMORY", "DISKS", "SEEN", "PROGRESS"}, rows); err != nil {
 				return err
+			}
+			if conflicts {
+				textf(cmd.ErrOrStderr(), "%s\n", conflictNote)
 			}
 			if page.NextCursor != "" {
 				textf(cmd.ErrOrStderr(), "(%d of %d shown; --all for every page)\n", len(items), page.Total)
@@ -127,6 +135,12 @@ func machineShowCmd(o *cliOptions) *cobra.Command {
 
 func printMachine(cmd *cobra.Command, m api.Machine) error {
 	now := time.Now()
+	w := cmd.OutOrStdout()
+	if m.MACConflict {
+		if _, err := textf(w, "%s\n\n", conflictWarning(m)); err != nil {
+			return err
+		}
+	}
 	kv := [][2]string{
 		{"MAC", m.MAC}, {"State", m.State}, {"Hostname", m.Hostname}, {"Segment", m.Segment}, {"IP", m.IP},
 		{"Arch", m.Arch}, {"Cluster", m.Cluster}, {"Profile", m.Profile},
@@ -149,7 +163,11 @@ func printMachine(cmd *cobra.Command, m api.Machine) error {
 		case t.Failures > 0:
 			status += fmt.Sprintf(", %d wrong attempt(s)", t.Failures)
 		}
-		kv = append(kv, [2]string{"Token", status})
+		label := "Token"
+		if len(m.Registrations) > 1 {
+			label = "Token (newest)"
+		}
+		kv = append(kv, [2]string{label, status})
 	}
 	if a := m.Approval; a != nil {
 		net := a.Network.Mode
@@ -159,7 +177,10 @@ func printMachine(cmd *cobra.Command, m api.Machine) error {
 		kv = append(kv, [2]string{"Approved by", a.ApprovedBy + " at " + a.ApprovedAt.Format(time.RFC3339)},
 			[2]string{"Disk", a.Disk}, [2]string{"Network", net}, [2]string{"SSH keys", strconv.Itoa(len(a.SSHKeys))})
 	}
-	return fields(cmd.OutOrStdout(), kv)
+	if err := fields(w, kv); err != nil {
+		return err
+	}
+	return printRegistrations(w, m, now)
 }
 
 func threadsText(s api.Summary) string {
@@ -178,7 +199,9 @@ func machineApproveCmd(o *cliOptions) *cobra.Command {
 		Use:   "approve MAC --console-token FOUNDRY-XXXX-XXXX-XXXX --cluster NAME",
 		Short: "Approve an inventoried machine with the token shown on its console",
 		Long: "Approve an inventoried machine. The token is the one its console shows; the cluster is required; " +
-			"the profile defaults to the cluster's, the disk to the first fixed disk by stable path, the network to DHCP.",
+			"the profile defaults to the cluster's, the disk to the first fixed disk by stable path, the network to DHCP. " +
+			"When the MAC has more than one registration (a MAC conflict), approval binds to the one whose token matches; " +
+			"the answer names it.",
 		Args: args(1, "MAC"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			for _, f := range keyFiles {
@@ -206,6 +229,12 @@ func machineApproveCmd(o *cliOptions) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), m)
 			}
 			textf(cmd.OutOrStdout(), "approved %s as %s (cluster %s, profile %s): %s\n", m.MAC, m.Hostname, m.Cluster, m.Profile, m.State)
+			if r, ok := boundRegistration(m); ok {
+				textf(cmd.OutOrStdout(), "bound to registration %s (the one whose token matched)\n", registrationText(r))
+			}
+			if m.MACConflict {
+				textf(cmd.OutOrStdout(), "%s\n", conflictWarning(m))
+			}
 			return nil
 		},
 	}
@@ -302,7 +331,7 @@ func machineWatchCmd(o *cliOptions) *cobra.Command {
 					return err
 				}
 				m := ev.Machine.Machine
-				_, err := textf(w, "%s %-8s %s %-12s %s %s\n", time.Now().Format(time.TimeOnly), ev.Machine.Type, m.MAC, m.State, m.Hostname, progress(m))
+				_, err := textf(w, "%s %-8s %s %-12s %s %s\n", time.Now().Format(time.TimeOnly), ev.Machine.Type, m.MAC, stateCell(m), m.Hostname, progress(m))
 				return err
 			})
 			if cmd.Context().Err() != nil {

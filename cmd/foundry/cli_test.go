@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/foundry-appliance/foundry/agentsig"
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
@@ -90,26 +93,48 @@ func (e *cliEnv) registerMachine(mac string) string {
 		Temporary: true, ExpiresAt: time.Now().Add(time.Hour), Segment: "lab"}, store.Audit{Actor: "dhcp"}); err != nil {
 		e.t.Fatal(err)
 	}
+	code, _ := e.boot(mac, inventory.System{Vendor: "QEMU", Product: "Standard PC"})
+	return code
+}
+
+// boot plays one discovery boot of the known machine mac: the nonce its
+// DHCP exchange gets, a new Ed25519 key, and the agent's registration
+// (call number 1) signed with that key. It returns the console token and
+// the registration's ID. A second boot for one MAC (another host, or the
+// same one rebooted) is a second registration.
+func (e *cliEnv) boot(mac string, sys inventory.System) (code, id string) {
+	e.t.Helper()
 	nonce, err := e.db.IssueNonce(mac, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	tok, _ := token.New(rand.Reader, time.Now())
 	salt, _ := token.NewSalt(rand.Reader)
-	inv := inventory.Inventory{SchemaVersion: inventory.SchemaVersion, System: inventory.System{Vendor: "QEMU", Product: "Standard PC"},
+	inv := inventory.Inventory{SchemaVersion: inventory.SchemaVersion, System: sys,
 		CPU: inventory.CPU{Threads: 2, Cores: 2}, Memory: inventory.Memory{TotalBytes: 2 << 30},
 		Disks: []inventory.Disk{{Name: "sda", Path: "/dev/sda", SizeBytes: 8 << 30, ByPath: "pci-0000:00:1f.2-ata-1"}}}
-	b, _ := json.Marshal(map[string]any{"mac": mac, "inventory": inv,
+	b, _ := json.Marshal(map[string]any{"mac": mac, "inventory": inv, "public_key": pub,
 		"token": map[string]any{"salt": salt, "hash": token.Hash(tok.Value, salt), "expires_at": tok.ExpiresAt}})
 	req, _ := http.NewRequest(http.MethodPost, e.url+api.Prefix+"/agent/register", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(api.NonceHeader, nonce)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		e.t.Fatalf("register: %v %v", resp, err)
+	if err := agentsig.Sign(req, key, 1); err != nil {
+		e.t.Fatal(err)
 	}
-	resp.Body.Close()
-	return tok.Value
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("register: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		e.t.Fatalf("register: %s: %s", resp.Status, body)
+	}
+	return tok.Value, agentsig.KeyID(pub)
 }
 
 func TestCLIRoundTrip(t *testing.T) {
