@@ -17,3 +17,7 @@ export type Lease = S['Lease'];
 export type Segment = S['Segment'];
 export type BootScript = S['BootScript'];
 export type WhoAmI = S['WhoAmI'];
+export type Registration = S['Registration'];
+export type TokenStatus = S['TokenStatus'];
+export type TokenCheck = S['TokenCheck'];
+export type Summary = S['Summary'];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyEvent, can, countByState, distinct, emptyFilter, filterMachines, fromList, type Filter } from './machines';
-import { event, machine } from '../test/fixtures';
+import { event, machine, registration } from '../test/fixtures';
 
 describe('applyEvent', () => {
   const a = machine({ mac: '52:54:00:aa:00:01', revision: 3 });
@@ -49,13 +49,18 @@ describe('filterMachines and countByState', () => {
     machine({ mac: '52:54:00:cc:00:03', state: 'ready', segment: 'lab', cluster: 'c1', hostname: 'node-1', ip: '10.77.0.10' }),
     machine({ mac: '52:54:00:cc:00:04', state: 'failed', segment: 'lab', cluster: 'c1', message: 'checksum mismatch' }),
     machine({ mac: '52:54:00:cc:00:05', state: 'discovered', segment: 'rack' }),
+    // Two hosts answer for this MAC: one of them from 10.77.0.66.
+    machine({
+      mac: '52:54:00:cc:00:06', state: 'inventoried', segment: 'lab', mac_conflict: true,
+      registrations: [registration({ ip: '10.77.0.60' }), registration({ ip: '10.77.0.66' })],
+    }),
   ];
   const f = (p: Partial<Filter>): Filter => ({ ...emptyFilter, ...p });
   const macs = (xs: { mac: string }[]) => xs.map((m) => m.mac.slice(-2)).sort();
 
   it.each([
-    ['no filter', f({}), ['01', '02', '03', '04', '05']],
-    ['one state', f({ states: new Set(['inventoried']) }), ['01', '02']],
+    ['no filter', f({}), ['01', '02', '03', '04', '05', '06']],
+    ['one state', f({ states: new Set(['inventoried']) }), ['01', '02', '06']],
     ['two states', f({ states: new Set(['ready', 'failed']) }), ['03', '04']],
     ['segment', f({ segment: 'rack' }), ['02', '05']],
     ['cluster', f({ cluster: 'c1' }), ['03', '04']],
@@ -64,7 +69,10 @@ describe('filterMachines and countByState', () => {
     ['search MAC with dashes', f({ q: '52-54-00-CC-00-03' }), ['03']],
     ['search MAC without separators', f({ q: '525400cc0004' }), ['04']],
     ['search IP', f({ q: '10.77.0.10' }), ['03']],
-    ['search and state', f({ q: 'lab', states: new Set(['inventoried']) }), ['01']],
+    ['search and state', f({ q: 'lab', states: new Set(['inventoried']) }), ['01', '06']],
+    ['search a registration\'s address', f({ q: '10.77.0.66' }), ['06']],
+    ['MAC conflicts only', f({ conflict: true }), ['06']],
+    ['MAC conflicts and another state', f({ conflict: true, states: new Set(['ready']) }), []],
     ['nothing matches', f({ q: 'no-such-thing' }), []],
   ] as const)('%s', (_, filter, want) => {
     expect(macs(filterMachines(ms, filter))).toEqual(want);
@@ -72,14 +80,15 @@ describe('filterMachines and countByState', () => {
 
   it('counts every state under the other filters, ignoring the state filter', () => {
     const c = countByState(ms, f({ segment: 'lab', states: new Set(['ready']) }));
-    expect(c).toMatchObject({ all: 3, inventoried: 1, ready: 1, failed: 1, discovered: 0, rejected: 0 });
-    expect(countByState(ms)).toMatchObject({ all: 5, inventoried: 2, discovered: 1 });
+    expect(c).toMatchObject({ all: 4, inventoried: 2, ready: 1, failed: 1, discovered: 0, rejected: 0 });
+    expect(countByState(ms)).toMatchObject({ all: 6, inventoried: 3, discovered: 1 });
+    expect(countByState(ms, f({ conflict: true }))).toMatchObject({ all: 1, inventoried: 1 });
   });
 
   it('sorts newest first by default and by state in life-cycle order', () => {
-    expect(macs(filterMachines(ms, emptyFilter).slice(0, 1))).toEqual(['05']);
+    expect(macs(filterMachines(ms, emptyFilter).slice(0, 1))).toEqual(['06']);
     expect(filterMachines(ms, emptyFilter, 'state').map((m) => m.state)).toEqual([
-      'discovered', 'inventoried', 'inventoried', 'ready', 'failed',
+      'discovered', 'inventoried', 'inventoried', 'inventoried', 'ready', 'failed',
     ]);
   });
 

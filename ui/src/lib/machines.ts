@@ -53,8 +53,13 @@ export interface Filter {
   states: ReadonlySet<string>;
   segment: string;
   cluster: string;
-  /** Case-insensitive text in MAC, host name, IP, cluster, profile, segment, vendor, model, serial. */
+  /**
+   * Case-insensitive text in MAC, host name, IP, cluster, profile,
+   * segment, vendor, model, serial and the registrations' addresses.
+   */
   q: string;
+  /** Only machines with a MAC conflict (more than one active registration). */
+  conflict?: boolean;
 }
 
 export const emptyFilter: Filter = { states: new Set(), segment: '', cluster: '', q: '' };
@@ -62,7 +67,8 @@ export const emptyFilter: Filter = { states: new Set(), segment: '', cluster: ''
 /** searchable is every text a search can match, lower-cased. */
 function searchable(m: Machine): string {
   const s = m.summary;
-  return [m.mac, m.hostname, m.ip, m.cluster, m.profile, m.segment, s?.vendor, s?.model, s?.serial, s?.cpu_model]
+  const regIPs = (m.registrations ?? []).map((r) => r.ip);
+  return [m.mac, m.hostname, m.ip, m.cluster, m.profile, m.segment, s?.vendor, s?.model, s?.serial, s?.cpu_model, ...regIPs]
     .filter(Boolean)
     .join('\n')
     .toLowerCase();
@@ -72,6 +78,7 @@ function searchable(m: Machine): string {
 function matchesRest(m: Machine, f: Filter, q: string): boolean {
   if (f.segment && m.segment !== f.segment) return false;
   if (f.cluster && m.cluster !== f.cluster) return false;
+  if (f.conflict && !m.mac_conflict) return false;
   if (!q) return true;
   // A MAC typed with dashes or without separators still finds the machine.
   const text = searchable(m);

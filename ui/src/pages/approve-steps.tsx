@@ -2,16 +2,34 @@
 import { Field } from '../components/common';
 import { Inventory } from './inventory';
 import type { Cluster, Machine, Profile, Segment } from '../api/types';
-import { bytes } from '../lib/format';
+import { absTime, bytes } from '../lib/format';
 import { diskID, type Disk, type Inventory as Inv } from '../lib/inventory';
+import { matchedRegistration, registrationsOf, shortID, summaryText } from '../lib/registrations';
 import type { ApprovalForm, Errors } from '../lib/wizard';
 
 /** ReviewStep shows what the machine is, so the operator can recognise it. */
-export function ReviewStep({ m, inv }: { m: Machine; inv: Inv | undefined }) {
+export function ReviewStep({ m, inv, matched }: { m: Machine; inv: Inv | undefined; matched?: string }) {
   const disks = inv?.disks ?? [];
+  const hit = matchedRegistration(m, matched);
+  const several = registrationsOf(m).length > 1;
   return (
     <div class="review">
       <p>The token is right. Check that this is the machine you expect:</p>
+      {hit && (
+        <div class={`notice ${hit.differs ? 'notice-error' : 'notice-info'} matched-registration`} role="status" data-registration={hit.reg.id}>
+          The token matches registration <span class="mono">{shortID(hit.reg.id)}</span> from{' '}
+          <span class="mono">{hit.reg.ip || 'an unknown address'}</span>, registered {absTime(hit.reg.registered_at)}
+          {hit.reg.summary && summaryText(hit.reg.summary) ? <>: {summaryText(hit.reg.summary)}</> : null}.
+          {several && ' Approval binds the machine to this registration only; the others can neither fetch the decision nor report.'}
+          {hit.differs && (
+            <>
+              {'\n'}
+              <strong>The hardware below is another registration's report, not this one's.</strong> Approval uses the matched
+              registration's inventory; end the registrations you do not recognise on the machine's page and review again.
+            </>
+          )}
+        </div>
+      )}
       <dl class="kv">
         <div><dt>Machine</dt><dd>{[inv?.system?.vendor, inv?.system?.product].filter(Boolean).join(' ') || 'unknown'}{inv?.system?.serial && `, serial ${inv.system.serial}`}</dd></div>
         <div><dt>CPU</dt><dd>{inv?.cpu?.model || '—'}{inv?.cpu?.cores ? ` · ${inv.cpu.cores} cores, ${inv.cpu.threads} threads` : ''}</dd></div>

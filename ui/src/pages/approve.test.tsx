@@ -2,7 +2,7 @@ import { fireEvent, screen, waitFor, cleanup } from '@testing-library/preact';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApprovePage } from './approve';
 import { fakeAPI, json, renderAt, type Handler } from '../test/harness';
-import { machine } from '../test/fixtures';
+import { machine, registration } from '../test/fixtures';
 
 const mac = '52:54:00:12:34:56';
 const inventory = {
@@ -123,6 +123,48 @@ describe('approval wizard', () => {
       token: 'FOUNDRY-ABCD-EFGH-JK23', cluster: 'rack1', hostname: 'node-02',
       disk: '/dev/disk/by-path/pci-0000:00:04.0', network: { mode: 'static', address: '10.77.0.5/24' },
     });
+  });
+
+  it('says the token picks the registration when the MAC has several, then shows which one matched', async () => {
+    const genuine = registration({ id: 'GENUINE1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', ip: '10.77.0.5', summary: { vendor: 'Supermicro', serial: 'S1' } });
+    const spoofer = registration({ id: 'SPOOFER1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', ip: '10.77.0.66', summary: { vendor: 'QEMU', model: 'Standard PC' } });
+    fakeAPI(
+      routes({
+        // Until approval the record shows the latest report: the spoofer's.
+        'GET /api/v1/machines/{mac}': () =>
+          json(200, machine({ mac, inventory, segment: 'lab', mac_conflict: true, registrations: [genuine, spoofer], summary: { vendor: 'QEMU', model: 'Standard PC' } })),
+        'POST /api/v1/machines/{mac}/verify-token': () => json(200, { valid: true, expires_at: '2026-01-01T01:00:00Z', registration: genuine.id }),
+      }),
+    );
+    renderAt(`/machines/${mac}/approve`, page);
+    await typeToken('FOUNDRY-ABCD-EFGH-JK23');
+    const hint = document.querySelector('[data-registrations]')?.textContent ?? '';
+    expect(hint).toContain('MAC conflict: possible MAC spoofing.');
+    expect(hint).toContain('2 registrations (GENUINE1 from 10.77.0.5, SPOOFER1 from 10.77.0.66)');
+    expect(hint).toContain('The token decides which registration is approved');
+    fireEvent.click(screen.getByRole('button', { name: 'Verify token' }));
+    await screen.findByText('The token is right. Check that this is the machine you expect:');
+    const hit = document.querySelector('.matched-registration');
+    expect(hit?.getAttribute('data-registration')).toBe(genuine.id);
+    expect(hit?.textContent).toContain('The token matches registration GENUINE1 from 10.77.0.5');
+    expect(hit?.textContent).toContain('Supermicro · serial S1');
+    // The hardware below is the spoofer's report: the page says so.
+    expect(hit?.textContent).toContain("The hardware below is another registration's report");
+  });
+
+  it('says nothing about registrations for a machine with one', async () => {
+    fakeAPI(
+      routes({
+        'GET /api/v1/machines/{mac}': () => json(200, machine({ mac, inventory, segment: 'lab', registrations: [registration({ id: 'ONLYONE1xxxx' })] })),
+        'POST /api/v1/machines/{mac}/verify-token': () => json(200, { valid: true, expires_at: '2026-01-01T01:00:00Z', registration: 'ONLYONE1xxxx' }),
+      }),
+    );
+    renderAt(`/machines/${mac}/approve`, page);
+    await typeToken('FOUNDRY-ABCD-EFGH-JK23');
+    expect(document.querySelector('[data-registrations]')).toBeNull();
+    fireEvent.click(screen.getByRole('button', { name: 'Verify token' }));
+    await screen.findByText('The token is right. Check that this is the machine you expect:');
+    expect(document.querySelector('.matched-registration')?.textContent).not.toContain('another registration');
   });
 
   it('offers a viewer no way to approve', async () => {

@@ -9,6 +9,7 @@ import type { Cluster, Machine, Profile, Segment } from '../api/types';
 import { Field, Notice, StateBadge } from '../components/common';
 import { useTitle } from '../lib/hooks';
 import { asInventory, defaultDisk, diskID } from '../lib/inventory';
+import { registrationsOf, shortID } from '../lib/registrations';
 import { useAdmin, useSession } from '../lib/session';
 import { ReviewStep, SettingsStep } from './approve-steps';
 import {
@@ -47,6 +48,8 @@ export function ApprovePage() {
   const [general, setGeneral] = useState<string[]>([]);
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState<Machine | null>(null);
+  // The registration whose token the appliance matched: approval binds to it.
+  const [matched, setMatched] = useState('');
 
   useEffect(() => {
     const ac = new AbortController();
@@ -106,12 +109,13 @@ export function ApprovePage() {
     if (step === 'token') {
       setBusy(true);
       try {
-        await must(
+        const check = await must(
           session.client.POST('/api/v1/machines/{mac}/verify-token', {
             params: { path: { mac } },
             body: { token: normalizeToken(form.token) ?? form.token },
           }),
         );
+        setMatched(check.registration);
         setStep('review');
       } catch (err) {
         refused(err);
@@ -220,6 +224,7 @@ export function ApprovePage() {
 
         {step === 'token' && (
           <>
+            <RegistrationsHint m={m} />
             <Field
               label="Registration token"
               name="token"
@@ -258,7 +263,7 @@ export function ApprovePage() {
           </>
         )}
 
-        {step === 'review' && <ReviewStep m={m} inv={inv} />}
+        {step === 'review' && <ReviewStep m={m} inv={inv} matched={matched} />}
 
         {step === 'settings' && (
           <SettingsStep form={form} set={set} errors={errors} disks={disks} profiles={profiles} cluster={cluster} segment={segment} />
@@ -286,5 +291,24 @@ export function ApprovePage() {
         </div>
       </form>
     </section>
+  );
+}
+
+/**
+ * RegistrationsHint tells, before the token is typed, that the MAC has
+ * more than one registration and that the token picks the one approved.
+ */
+function RegistrationsHint({ m }: { m: Machine }) {
+  const regs = registrationsOf(m);
+  if (regs.length < 2) return null;
+  const list = regs.map((r) => `${shortID(r.id)} from ${r.ip || 'an unknown address'}${r.active ? '' : ' (silent)'}`).join(', ');
+  return (
+    <Notice kind={m.mac_conflict ? 'error' : 'info'}>
+      <span data-registrations={regs.length}>
+        {m.mac_conflict ? <strong>MAC conflict: possible MAC spoofing. </strong> : null}
+        {m.mac} has {regs.length} registrations ({list}). The token decides which registration is approved: type the token shown
+        on the console of the machine you can see, and only that registration's agent will install it.
+      </span>
+    </Notice>
   );
 }

@@ -1,6 +1,7 @@
-// One machine: its state and actions, provisioning, approval, the whole
-// inventory, its DHCP lease, its boot script and its audit history. It reloads itself when
-// the event stream reports a change of this machine.
+// One machine: its state and actions, a MAC conflict and its
+// registrations, provisioning, approval, the whole inventory, its DHCP
+// lease, its boot script and its audit history. It reloads itself when the
+// event stream reports a change of this machine.
 import { useEffect, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
 import { must } from '../api/client';
@@ -12,11 +13,13 @@ import { useNow, useTitle } from '../lib/hooks';
 import { asInventory } from '../lib/inventory';
 import { useLive } from '../lib/live';
 import { can } from '../lib/machines';
+import { tokenState } from '../lib/registrations';
 import { useAdmin, useSession } from '../lib/session';
 import { BootCard } from './boot';
 import { BootScriptCard } from './bootscript';
 import { Inventory } from './inventory';
 import { RejectDialog, Status } from './machines';
+import { ConflictBadge, ConflictBanner, RegistrationsCard } from './registrations';
 
 export function MachinePage() {
   const { params } = useRoute();
@@ -112,12 +115,15 @@ export function MachinePage() {
   if (!m) return <p class="loading" role="status">Loading {mac}…</p>;
 
   const inv = asInventory(m.inventory);
+  // First when two hosts answer for the MAC, after the status otherwise.
+  const registrations = <RegistrationsCard m={m} admin={admin} now={now} onChanged={(got) => { setM(got); setRev((r) => r + 1); }} />;
   return (
     <section class="machine" data-mac={m.mac}>
       <nav class="crumbs" aria-label="Breadcrumb"><a href="/">Machines</a> / {m.hostname}</nav>
       <div class="page-head">
         <h1>
           {m.hostname} <StateBadge state={m.state} />
+          <ConflictBadge m={m} />
         </h1>
         <div class="actions" role="group" aria-label="Machine actions">
           {admin && can(m, 'approve') && (
@@ -135,8 +141,10 @@ export function MachinePage() {
         </div>
       </div>
       {actionError && <Notice>{actionError}</Notice>}
+      <ConflictBanner m={m} admin={admin} />
 
       <div class="grid">
+        {m.mac_conflict && registrations}
         <article class="card">
           <h2>Overview</h2>
           <KV
@@ -157,16 +165,7 @@ export function MachinePage() {
                   'permanent'
                 ),
               ],
-              [
-                'Console token',
-                m.token
-                  ? m.token.locked
-                    ? `locked after ${m.token.failures} wrong attempts`
-                    : m.token.expired
-                      ? `expired ${relTime(m.token.expires_at, now)}`
-                      : `valid until ${absTime(m.token.expires_at)}${m.token.failures ? ` (${m.token.failures} wrong attempts)` : ''}`
-                  : undefined,
-              ],
+              ['Console token', m.token ? `${tokenState(m.token, now).text}${(m.registrations?.length ?? 0) > 1 ? ' (newest registration)' : ''}` : undefined],
             ]}
           />
         </article>
@@ -218,6 +217,7 @@ export function MachinePage() {
             />
           )}
         </article>
+        {!m.mac_conflict && registrations}
         <BootCard m={m} onSaved={(saved) => { setM(saved); setRev((r) => r + 1); }} />
         <BootScriptCard mac={mac} rev={rev} />
       </div>

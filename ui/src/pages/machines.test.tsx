@@ -2,7 +2,7 @@ import { cleanup, fireEvent, screen, waitFor, within } from '@testing-library/pr
 import { afterEach, describe, expect, it } from 'vitest';
 import { MachinesPage } from './machines';
 import { fakeAPI, json, renderAt } from '../test/harness';
-import { machine, sse, streamOf } from '../test/fixtures';
+import { machine, registration, sse, streamOf } from '../test/fixtures';
 
 const page = [{ path: '/', component: MachinesPage }];
 const count = (s: string) => document.querySelector(`[data-count="${s}"]`)?.textContent;
@@ -107,5 +107,33 @@ describe('machine list', () => {
     expect(document.querySelector('[data-action="approve"]')).toBeNull();
     expect(document.querySelectorAll('input[type="checkbox"]')).toHaveLength(0);
     expect(screen.getByText('awaiting approval')).toBeTruthy();
+  });
+
+  it('marks a MAC conflict in its row and above the list, and filters to the conflicts', async () => {
+    const c = machine({
+      mac: '52:54:00:aa:00:07', hostname: 'discovered-aa0007', mac_conflict: true,
+      registrations: [registration({ ip: '10.77.0.5' }), registration({ ip: '10.77.0.66' })],
+    });
+    const l = live([a, b, c]);
+    renderAt('/', page, 'admin', true);
+    await waitFor(() => expect(rows()).toHaveLength(3));
+    const badge = document.querySelector(`tr[data-mac="${c.mac}"] .badge-conflict`);
+    expect(badge?.textContent).toContain('MAC conflict');
+    expect(badge?.getAttribute('title')).toContain('from 10.77.0.5, 10.77.0.66');
+    expect(document.querySelector(`tr[data-mac="${c.mac}"]`)?.getAttribute('data-conflict')).toBe('true');
+    expect(document.querySelectorAll('.badge-conflict')).toHaveLength(1);
+    expect(screen.getByRole('alert').textContent).toContain('1 machine has a MAC conflict');
+
+    fireEvent.click(screen.getByRole('button', { name: 'Show only these' }));
+    expect(rows()).toEqual([c.mac]);
+    expect(count('all')).toBe('1');
+
+    // The spoofer's registration is ended: the event clears the marker.
+    l.streams[0]!.push(sse([{ event: 'machine', data: { type: 'updated', machine: { ...c, mac_conflict: false, registrations: c.registrations!.slice(0, 1), revision: 2 } } }]));
+    await waitFor(() => expect(document.querySelector('.badge-conflict')).toBeNull());
+    expect(rows()).toEqual([]);
+    fireEvent.click(screen.getByRole('button', { name: 'Show every machine' }));
+    expect(rows()).toHaveLength(3);
+    expect(screen.queryByRole('alert')).toBeNull();
   });
 });

@@ -11,6 +11,8 @@ import { Dialog, Field, Notice, Progress, StateBadge } from '../components/commo
 import { must } from '../api/client';
 import { message } from '../api/problem';
 import { useNow, useTitle } from '../lib/hooks';
+import { conflicts } from '../lib/registrations';
+import { ConflictBadge } from './registrations';
 
 export function MachinesPage() {
   useTitle('Machines');
@@ -22,14 +24,16 @@ export function MachinesPage() {
   const { query } = useLocation();
   const [cluster, setCluster] = useState(query.cluster ?? '');
   const [q, setQ] = useState('');
+  const [conflictOnly, setConflictOnly] = useState(false);
   const [sort, setSort] = useState<SortKey>('first_seen');
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [rejecting, setRejecting] = useState<string[] | null>(null);
 
-  const filter: Filter = { states, segment, cluster, q };
+  const filter: Filter = { states, segment, cluster, q, conflict: conflictOnly };
   const all = [...machines.values()];
-  const shown = useMemo(() => filterMachines(all, filter, sort), [machines, states, segment, cluster, q, sort]);
-  const counts = useMemo(() => countByState(all, filter), [machines, segment, cluster, q]);
+  const shown = useMemo(() => filterMachines(all, filter, sort), [machines, states, segment, cluster, q, sort, conflictOnly]);
+  const counts = useMemo(() => countByState(all, filter), [machines, segment, cluster, q, conflictOnly]);
+  const nConflicts = useMemo(() => conflicts(all), [machines]);
   const segments = useMemo(() => distinct(all, 'segment'), [machines]);
   const clusters = useMemo(() => distinct(all, 'cluster'), [machines]);
   // Only what is still listed and may be rejected stays selected.
@@ -59,6 +63,15 @@ export function MachinesPage() {
         </p>
       </div>
       {error && <Notice>Could not load the machines: {error}</Notice>}
+      {(nConflicts > 0 || conflictOnly) && (
+        <div class="notice notice-error conflict-summary" role="alert">
+          <strong>⚠ {nConflicts === 1 ? '1 machine has' : `${nConflicts} machines have`} a MAC conflict</strong>: more than one host
+          registered with the same MAC (possible MAC spoofing). Open the machine to see its registrations before approving it.{' '}
+          <button type="button" class="small secondary" aria-pressed={conflictOnly} onClick={() => setConflictOnly(!conflictOnly)}>
+            {conflictOnly ? 'Show every machine' : 'Show only these'}
+          </button>
+        </div>
+      )}
 
       <div class="state-filter" role="group" aria-label="Filter by state">
         <button type="button" class="chip" aria-pressed={states.size === 0} onClick={() => setStates(new Set())}>
@@ -163,7 +176,7 @@ function Row({ m, now, admin, selected, onSelect }: { m: Machine; now: number; a
   const s = m.summary;
   const href = `/machines/${m.mac}`;
   return (
-    <tr data-mac={m.mac} data-state={m.state}>
+    <tr data-mac={m.mac} data-state={m.state} data-conflict={m.mac_conflict ? 'true' : undefined} class={m.mac_conflict ? 'conflict' : undefined}>
       {admin && (
         <td class="sel">
           {can(m, 'reject') && (
@@ -171,7 +184,10 @@ function Row({ m, now, admin, selected, onSelect }: { m: Machine; now: number; a
           )}
         </td>
       )}
-      <td><StateBadge state={m.state} /></td>
+      <td>
+        <StateBadge state={m.state} />
+        <ConflictBadge m={m} />
+      </td>
       <td>
         <a href={href} class="host">{m.hostname || m.mac}</a>
         {m.cluster && <div class="sub">{m.cluster}{m.profile ? ` · ${m.profile}` : ''}</div>}

@@ -1,5 +1,5 @@
 // Test data shaped like the API's answers.
-import type { Machine, MachineEvent } from '../api/types';
+import type { Machine, MachineEvent, Registration } from '../api/types';
 import lifecycle from '../lib/lifecycle.json';
 
 let n = 0;
@@ -15,11 +15,30 @@ export function machine(p: Partial<Machine> = {}): Machine {
     last_seen: new Date(Date.UTC(2026, 0, 1, 1, n)).toISOString(),
     progress: 0,
     revision: 1,
+    registrations: [],
+    mac_conflict: false,
     summary: { vendor: 'QEMU', model: 'Standard PC (Q35 + ICH9, 2009)', cores: 2, threads: 4, memory_bytes: 2 * 2 ** 30, disks: 1, disk_bytes: 8 * 2 ** 30 },
     ...p,
     // The API lists the actions its life cycle allows in the state.
     actions: p.actions ?? (lifecycle as Record<string, string[]>)[p.state ?? 'inventoried'],
   } as Machine;
+}
+
+let r = 0;
+/** registration is one live boot session of a machine, as the API shows it. */
+export function registration(p: Partial<Registration> = {}): Registration {
+  r++;
+  const id = p.id ?? `${r.toString(36).padStart(4, '0')}q3Zq0Jm7S0nM2s8yYl8yQ0b9vHq6S3hC1xJr2mR9`;
+  return {
+    id,
+    ip: `10.77.0.${100 + r}`,
+    registered_at: new Date(Date.UTC(2026, 0, 1, 0, r)).toISOString(),
+    last_seen: new Date(Date.UTC(2026, 0, 1, 1, r)).toISOString(),
+    active: true,
+    bound: false,
+    token: { expires_at: new Date(Date.UTC(2099, 0, 1)).toISOString(), expired: false, failures: 0, locked: false },
+    ...p,
+  };
 }
 
 export function event(type: MachineEvent['type'], m: Machine): MachineEvent {
