@@ -1,21 +1,66 @@
 package e2e
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"net"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/foundry-appliance/foundry/agentsig"
+	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
 )
 
-// agent plays the discovery OS of one machine: it holds the boot nonce and
-// the registration token shown on the console.
+// agent plays the discovery OS of one boot of a machine: it holds the
+// boot nonce, the boot's key that signs every call, and the registration
+// token shown on the console.
 type agent struct {
 	mac   string
 	nonce string
 	token string // what the console shows
+	key   ed25519.PrivateKey
+	seq   uint64 // the last call number used
+	// client sends the calls; its source address is the boot's.
+	client *http.Client
+}
+
+// from is an HTTP client whose connections come from ip, a loopback
+// address (all of 127.0.0.0/8 is local): two simulated hosts that claim
+// one MAC register from different addresses, as on a real segment.
+func from(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 30 * time.Second}
+}
+
+// call sends a call of the agent API, signed with the boot's key and its
+// next call number; the registration also carries the boot nonce. It
+// decodes the answer into out when it is not nil and returns the status.
+func (ag *agent) call(t *testing.T, a *appliance, method, path string, body, out any) int {
+	t.Helper()
+	req := a.request(t, method, path, body)
+	if path == "/api/v1/agent/register" {
+		req.Header.Set(api.NonceHeader, ag.nonce)
+	}
+	ag.seq++
+	if err := agentsig.Sign(req, ag.key, ag.seq); err != nil {
+		t.Fatal(err)
+	}
+	c := ag.client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	return a.send(t, c, req, out)
+}
+
+// must is call that fails the test unless the status is want.
+func (ag *agent) must(t *testing.T, a *appliance, want int, method, path string, body, out any) {
+	t.Helper()
+	if got := ag.call(t, a, method, path, body, out); got != want {
+		t.Fatalf("agent %s: %s %s: status %d, want %d", ag.mac, method, path, got, want)
+	}
 }
 
 // sampleInventory is a small server with every section the dashboard shows.
@@ -58,11 +103,23 @@ func sampleInventory(mac string) inventory.Inventory {
 }
 
 // register boots the machine into discovery as far as the agent API is
-// concerned: it reads the nonce from the iPXE script, draws a console
-// token and posts the inventory with the token's salted hash.
+// concerned: with the nonce its iPXE script carried, it makes the boot's
+// key, draws a console token and posts the inventory with the token's
+// salted hash and the public key.
 func register(t *testing.T, a *appliance, mac string) *agent {
 	t.Helper()
-	ag := &agent{mac: mac, nonce: a.bootNonce(t, mac)}
+	return registerBoot(t, a, &agent{mac: mac, nonce: a.bootNonce(t, mac)}, sampleInventory(mac))
+}
+
+// registerBoot registers one boot (ag with its nonce and, optionally, its
+// client) with inv.
+func registerBoot(t *testing.T, a *appliance, ag *agent, inv inventory.Inventory) *agent {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag.key = key
 	tok, err := token.New(rand.Reader, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -73,14 +130,15 @@ func register(t *testing.T, a *appliance, mac string) *agent {
 	}
 	ag.token = tok.Value
 	body := map[string]any{
-		"mac":       mac,
-		"inventory": sampleInventory(mac),
-		"token":     map[string]any{"salt": salt, "hash": token.Hash(tok.Value, salt), "expires_at": tok.ExpiresAt},
+		"mac":        ag.mac,
+		"inventory":  inv,
+		"token":      map[string]any{"salt": salt, "hash": token.Hash(tok.Value, salt), "expires_at": tok.ExpiresAt},
+		"public_key": key.Public(), // []byte: base64 in JSON
 	}
 	var out struct{ State string }
-	a.must(t, http.StatusOK, "POST", "/api/v1/agent/register", "", ag.nonce, body, &out)
+	ag.must(t, a, http.StatusOK, "POST", "/api/v1/agent/register", body, &out)
 	if out.State != "inventoried" {
-		t.Fatalf("register %s: state %q, want inventoried", mac, out.State)
+		t.Fatalf("register %s: state %q, want inventoried", ag.mac, out.State)
 	}
 	return ag
 }
@@ -88,12 +146,12 @@ func register(t *testing.T, a *appliance, mac string) *agent {
 // progress and result report provisioning as the agent does.
 func (ag *agent) progress(t *testing.T, a *appliance, percent int, msg string) {
 	t.Helper()
-	a.must(t, http.StatusOK, "POST", "/api/v1/agent/progress", "", ag.nonce, map[string]any{"percent": percent, "message": msg}, nil)
+	ag.must(t, a, http.StatusOK, "POST", "/api/v1/agent/progress", map[string]any{"percent": percent, "message": msg}, nil)
 }
 
 func (ag *agent) result(t *testing.T, a *appliance, ok bool, msg string) {
 	t.Helper()
-	a.must(t, http.StatusOK, "POST", "/api/v1/agent/result", "", ag.nonce, map[string]any{"success": ok, "message": msg}, nil)
+	ag.must(t, a, http.StatusOK, "POST", "/api/v1/agent/result", map[string]any{"success": ok, "message": msg}, nil)
 }
 
 // wrongToken is a well-formed token that is not the machine's.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,14 @@ type appliance struct {
 	log     *bytes.Buffer
 	// nonces are the seeded machines' boot nonces, by MAC.
 	nonces map[string]string
+	bin    string
+	config string
+	// stop ends the running serve and waits for it; it may be called
+	// more than once.
+	stop func()
+	// owner is the test that started the appliance: serve runs until it
+	// ends, even when a subtest restarts it.
+	owner *testing.T
 }
 
 // repoRoot is the module root (where go.mod is).
@@ -150,45 +159,17 @@ func startAppliance(t *testing.T, bin string, seed ...string) *appliance {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := &appliance{URL: url, DataDir: dataDir, Admin: "e2e-admin-token-" + strings.Repeat("x", 16), log: &bytes.Buffer{}, nonces: nonces}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "serve", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "FOUNDRY_ADMIN_TOKEN="+a.Admin)
-	cmd.Stdout, cmd.Stderr = a.log, a.log
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 15 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start foundry serve: %v", err)
+	a := &appliance{
+		URL: url, DataDir: dataDir, Admin: "e2e-admin-token-" + strings.Repeat("x", 16), log: &bytes.Buffer{}, nonces: nonces,
+		bin: bin, config: cfgPath, owner: t,
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// Registered first, so that it runs last: after serve has stopped.
 	t.Cleanup(func() {
-		cancel()
-		<-exited
 		if t.Failed() {
 			t.Logf("foundry serve log:\n%s", a.log.String())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err // for the cleanup
-			t.Fatalf("foundry serve exited: %v", err)
-		default:
-		}
-		res, err := http.Get(url + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("foundry serve not ready after 30 s: %v\n%s", err, a.log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	a.start(t)
 	// The binary must serve the dashboard, not the API's placeholder.
 	res, err := http.Get(url + "/")
 	if err != nil {
@@ -202,9 +183,81 @@ func startAppliance(t *testing.T, bin string, seed ...string) *appliance {
 	return a
 }
 
-// call makes an API request with a bearer token (or, for agent calls, the
-// nonce) and decodes the JSON answer into out when it is not nil.
-func (a *appliance) call(t *testing.T, method, path, bearer, nonce string, body, out any) int {
+// start runs `foundry serve` with the appliance's configuration until the
+// test ends or stop is called, and waits until it is ready.
+func (a *appliance) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, a.bin, "serve", "--config", a.config)
+	cmd.Env = append(os.Environ(), "FOUNDRY_ADMIN_TOKEN="+a.Admin)
+	cmd.Stdout, cmd.Stderr = a.log, a.log
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 15 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start foundry serve: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var once sync.Once
+	a.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-exited
+		})
+	}
+	a.owner.Cleanup(a.stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			exited <- err // for stop
+			t.Fatalf("foundry serve exited: %v", err)
+		default:
+		}
+		res, err := http.Get(a.URL + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("foundry serve not ready after 30 s: %v\n%s", err, a.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// offline stops serve, runs fn on its database (Badger allows one
+// process per database) and starts serve again on the same address.
+func (a *appliance) offline(t *testing.T, fn func(db *store.DB)) {
+	t.Helper()
+	a.stop()
+	db, err := store.Open(filepath.Join(a.DataDir, "db"), store.Options{})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	fn(db)
+	if err := db.Close(); err != nil {
+		t.Fatalf("close store: %v", err)
+	}
+	a.start(t)
+}
+
+// call makes an API request with a bearer token and decodes the JSON
+// answer into out when it is not nil.
+func (a *appliance) call(t *testing.T, method, path, bearer string, body, out any) int {
+	t.Helper()
+	req := a.request(t, method, path, body)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return a.send(t, http.DefaultClient, req, out)
+}
+
+// request builds an API request with a JSON body when body is not nil.
+func (a *appliance) request(t *testing.T, method, path string, body any) *http.Request {
 	t.Helper()
 	var r io.Reader
 	if body != nil {
@@ -221,13 +274,15 @@ func (a *appliance) call(t *testing.T, method, path, bearer, nonce string, body,
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	if nonce != "" {
-		req.Header.Set("X-Foundry-Nonce", nonce)
-	}
-	res, err := http.DefaultClient.Do(req)
+	return req
+}
+
+// send sends req with c and decodes a JSON answer into out when it is
+// not nil; it returns the status.
+func (a *appliance) send(t *testing.T, c *http.Client, req *http.Request, out any) int {
+	t.Helper()
+	method, path := req.Method, req.URL.RequestURI()
+	res, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -245,9 +300,9 @@ func (a *appliance) call(t *testing.T, method, path, bearer, nonce string, body,
 }
 
 // must is call that fails the test unless the status is want.
-func (a *appliance) must(t *testing.T, want int, method, path, bearer, nonce string, body, out any) {
+func (a *appliance) must(t *testing.T, want int, method, path, bearer string, body, out any) {
 	t.Helper()
-	if got := a.call(t, method, path, bearer, nonce, body, out); got != want {
+	if got := a.call(t, method, path, bearer, body, out); got != want {
 		t.Fatalf("%s %s: status %d, want %d", method, path, got, want)
 	}
 }

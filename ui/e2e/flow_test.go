@@ -41,11 +41,11 @@ func TestDashboard(t *testing.T) {
 	// A cluster whose default profile writes an image, so that the machine
 	// goes through provisioning after approval.
 	sum := sha256.Sum256([]byte("image"))
-	a.must(t, http.StatusCreated, "POST", "/api/v1/profiles", a.Admin, "", map[string]any{
+	a.must(t, http.StatusCreated, "POST", "/api/v1/profiles", a.Admin, map[string]any{
 		"name": "debian-12", "kind": "image", "description": "Debian 12 generic cloud image",
 		"image_url": a.URL + "/images/debian-12.raw.zst", "image_sha256": hex.EncodeToString(sum[:]),
 	}, nil)
-	a.must(t, http.StatusCreated, "POST", "/api/v1/clusters", a.Admin, "", map[string]any{
+	a.must(t, http.StatusCreated, "POST", "/api/v1/clusters", a.Admin, map[string]any{
 		"name": "rack4", "description": "Rack 4, row B", "default_profile": "debian-12",
 	}, nil)
 
@@ -121,8 +121,8 @@ func TestDashboard(t *testing.T) {
 		if got := b.text(t, `.boot-script pre.script`); !strings.HasPrefix(got, "#!ipxe") || !strings.Contains(got, kernel) {
 			t.Errorf("boot script lacks %q:\n%s", kernel, got)
 		}
-		// ...and showing it left the agent's real nonce valid.
-		a.must(t, http.StatusOK, "GET", "/api/v1/agent/decision?wait=0", "", agents[mac1].nonce, nil, nil)
+		// ...and showing it left the agent's boot session valid.
+		agents[mac1].must(t, a, http.StatusOK, "GET", "/api/v1/agent/decision?wait=0", nil, nil)
 		b.do(t, "tall viewport", chromedp.EmulateViewport(1280, 1800))
 		b.screenshot(t, root, "machine", true)
 		b.do(t, "laptop viewport", chromedp.EmulateViewport(1280, 860))
@@ -165,7 +165,7 @@ func TestDashboard(t *testing.T) {
 			Temporary                         bool
 			Approval                          struct{ Disk string }
 		}
-		a.must(t, http.StatusOK, "GET", "/api/v1/machines/"+mac1, a.Admin, "", nil, &m)
+		a.must(t, http.StatusOK, "GET", "/api/v1/machines/"+mac1, a.Admin, nil, &m)
 		if m.State != "approved" || m.Hostname != "node-01" || m.Cluster != "rack4" || m.Profile != "debian-12" ||
 			m.Temporary || m.Approval.Disk != "/dev/disk/by-path/pci-0000:5e:00.0-nvme-1" {
 			t.Errorf("after approval: %+v", m)
@@ -187,7 +187,7 @@ func TestDashboard(t *testing.T) {
 			Temporary bool
 			ExpiresAt *string `json:"expires_at"`
 		}
-		a.must(t, http.StatusOK, "GET", "/api/v1/machines/"+mac3, a.Admin, "", nil, &rejected)
+		a.must(t, http.StatusOK, "GET", "/api/v1/machines/"+mac3, a.Admin, nil, &rejected)
 		if rejected.Temporary || rejected.ExpiresAt != nil {
 			t.Errorf("a rejected machine must be a permanent deny entry: %+v", rejected)
 		}
@@ -229,7 +229,7 @@ func TestDashboard(t *testing.T) {
 		seen := len(b.network)
 		b.mu.Unlock()
 		var tok struct{ Secret string }
-		a.must(t, http.StatusCreated, "POST", "/api/v1/tokens", a.Admin, "", map[string]any{"name": "e2e-viewer", "role": "viewer"}, &tok)
+		a.must(t, http.StatusCreated, "POST", "/api/v1/tokens", a.Admin, map[string]any{"name": "e2e-viewer", "role": "viewer"}, &tok)
 		b.do(t, "sign in as viewer", click(`.who button`), visible(`input[name="token"]`),
 			typeIn(`input[name="token"]`, tok.Secret+kb.Enter),
 			visible(`[data-role="viewer"]`), visible(`tr[data-name="rack4"]`))
@@ -253,10 +253,10 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("viewer wizard shows %v controls", n)
 		}
 		// And the API refuses the viewer even with the right console token.
-		a.must(t, http.StatusForbidden, "POST", "/api/v1/machines/"+mac2+"/approve", tok.Secret, "",
+		a.must(t, http.StatusForbidden, "POST", "/api/v1/machines/"+mac2+"/approve", tok.Secret,
 			map[string]any{"token": agents[mac2].token, "cluster": "rack4"}, nil)
 		var m struct{ State string }
-		a.must(t, http.StatusOK, "GET", "/api/v1/machines/"+mac2, tok.Secret, "", nil, &m)
+		a.must(t, http.StatusOK, "GET", "/api/v1/machines/"+mac2, tok.Secret, nil, &m)
 		if m.State != "inventoried" {
 			t.Errorf("after the viewer's refused approval the machine is %s", m.State)
 		}
