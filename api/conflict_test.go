@@ -123,6 +123,28 @@ func TestMACConflictApprovalBindsByToken(t *testing.T) {
 	}
 }
 
+// Ending the newest registration before approval puts the machine's
+// inventory back to the newest remaining one's.
+func TestEndingARegistrationRestoresTheInventory(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	genuine := e.inventoried(macA)
+	e.clock.Add(time.Second)
+	spoofer := genuine.newBoot()
+	if code, body := spoofer.register(spoofInventory()); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	if !strings.Contains(string(e.machine(macA).Inventory), "SPOOF") {
+		t.Fatal("the newest registration's inventory is not shown")
+	}
+	if _, err := e.admin.EndRegistration(context.Background(), macA, spoofer.session()); err != nil {
+		t.Fatal(err)
+	}
+	if inv := string(e.machine(macA).Inventory); strings.Contains(inv, "SPOOF") || !strings.Contains(inv, "S-"+macA) {
+		t.Fatalf("inventory after ending the spoofer's registration: %s", inv)
+	}
+}
+
 // A disk that only the spoofer's inventory has is refused when approval
 // binds to the genuine registration.
 func TestApprovalDiskFromBoundRegistration(t *testing.T) {

@@ -204,7 +204,24 @@ func (s *Server) endRegistration(ctx context.Context, in *registrationPath) (*ma
 			if _, err := ss.Get(in.ID); err != nil {
 				return errNoRegistration
 			}
-			return ss.End(in.ID)
+			if err := ss.End(in.ID); err != nil {
+				return err
+			}
+			if m.State.Accepted() || m.State == store.StateRejected {
+				return nil // the inventory was frozen at approval
+			}
+			// Until approval the machine shows the newest registration's
+			// inventory: an ended registration's report must not stay.
+			left, err := ss.List()
+			if err != nil || len(left) == 0 {
+				return err
+			}
+			inv, err := ss.Inventory(left[len(left)-1].ID)
+			if err != nil {
+				return err
+			}
+			m.Inventory = inv
+			return nil
 		})
 	if errors.Is(err, errNoRegistration) {
 		return nil, huma.Error404NotFound("machine "+mac+" has no live registration "+names.Ref(in.ID),
