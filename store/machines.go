@@ -272,7 +272,7 @@ func (db *DB) deleteMachine(txn *badger.Txn, mac string, a Audit) (Machine, erro
 	if err := claimUnique(txn, m, Machine{}); err != nil {
 		return Machine{}, err
 	}
-	if err := revokeNonce(txn, mac); err != nil {
+	if err := revokeNonces(txn, mac); err != nil {
 		return Machine{}, err
 	}
 	ss := &Sessions{db: db, txn: txn, mac: mac}

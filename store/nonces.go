@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -8,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -16,18 +20,29 @@ import (
 // maxNonceLen bounds what CheckNonce hashes; issued nonces are 43 bytes.
 const maxNonceLen = 256
 
-func nonceKey(hash string) []byte   { return []byte("n/" + hash) }
-func nonceMACKey(mac string) []byte { return []byte("nm/" + mac) }
+// MaxUnusedNonces is how many unused boot nonces one MAC may hold. Each
+// DHCP exchange that boots the machine into discovery issues one, and a
+// host that spoofs the MAC can make such exchanges too: keeping a few means
+// that a spoofer's exchange does not revoke the nonce of the genuine
+// machine still booting its discovery OS, while the oldest beyond the
+// bound is revoked so that the database cannot grow.
+const MaxUnusedNonces = 4
+
+func nonceKey(hash string) []byte            { return []byte("n/" + hash) }
+func nonceLockKey(mac string) []byte         { return []byte("nl/" + mac) }
+func unusedNonceKey(mac, hash string) []byte { return []byte("nu/" + mac + "/" + hash) }
+func unusedNoncePrefix(mac string) []byte    { return []byte("nu/" + mac + "/") }
 
 func hashNonce(nonce string) string {
 	h := sha256.Sum256([]byte(nonce))
 	return hex.EncodeToString(h[:])
 }
 
-// IssueNonce creates a boot nonce for mac valid for ttl and revokes the
-// MAC's previous unused one; a nonce a session has used stays with that
-// session, so issuing never ends a live session. The nonce is 32 random bytes in unpadded base64url
-// (safe on a kernel command line); only its SHA-256 is stored.
+// IssueNonce creates a boot nonce for mac valid for ttl. The MAC keeps at
+// most MaxUnusedNonces unused ones (the oldest is revoked); a nonce a
+// session has used stays with that session, so issuing never ends a live
+// session. The nonce is 32 random bytes in unpadded base64url (safe on a
+// kernel command line); only its SHA-256 is stored.
 func (db *DB) IssueNonce(mac string, ttl time.Duration) (string, error) {
 	if err := checkMAC(mac); err != nil {
 		return "", fmt.Errorf("issue nonce: %w", err)
@@ -42,16 +57,26 @@ func (db *DB) IssueNonce(mac string, ttl time.Duration) (string, error) {
 	nonce := base64.RawURLEncoding.EncodeToString(raw[:])
 	hash := hashNonce(nonce)
 	err := db.update(func(txn *badger.Txn) error {
-		// Reading nm/<mac> makes two concurrent issues conflict, so only
-		// one nonce per MAC can survive.
-		if err := revokeNonce(txn, mac); err != nil {
+		// Reading and writing the MAC's lock key makes concurrent issues
+		// for one MAC conflict (Badger retries one), so the bound holds.
+		if err := touchLock(txn, nonceLockKey(mac)); err != nil {
 			return err
 		}
-		n := Nonce{MAC: mac, ExpiresAt: db.now().Add(ttl)}
-		if err := setJSON(txn, nonceKey(hash), n); err != nil {
+		unused, err := unusedNonces(txn, mac)
+		if err != nil {
 			return err
 		}
-		return txn.Set(nonceMACKey(mac), []byte(hash))
+		for len(unused) >= MaxUnusedNonces {
+			if err := dropUnused(txn, mac, unused[0].hash); err != nil {
+				return err
+			}
+			unused = unused[1:]
+		}
+		now := db.now()
+		if err := setJSON(txn, nonceKey(hash), Nonce{MAC: mac, ExpiresAt: now.Add(ttl)}); err != nil {
+			return err
+		}
+		return txn.Set(unusedNonceKey(mac, hash), []byte(strconv.FormatInt(now.UnixNano(), 10)))
 	})
 	if err != nil {
 		return "", fmt.Errorf("issue nonce for %s: %w", mac, err)
@@ -59,19 +84,59 @@ func (db *DB) IssueNonce(mac string, ttl time.Duration) (string, error) {
 	return nonce, nil
 }
 
-// revokeNonce deletes the MAC's current nonce, if any, in txn.
-func revokeNonce(txn *badger.Txn, mac string) error {
-	old, err := getRaw(txn, nonceMACKey(mac))
-	if errors.Is(err, ErrNotFound) {
-		return nil
+// touchLock reads and rewrites key, so that two transactions touching it
+// conflict.
+func touchLock(txn *badger.Txn, key []byte) error {
+	if _, err := getRaw(txn, key); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
 	}
+	return txn.Set(key, nil)
+}
+
+type unusedNonce struct {
+	hash   string
+	issued int64
+}
+
+// unusedNonces lists the MAC's unused nonces, oldest first.
+func unusedNonces(txn *badger.Txn, mac string) ([]unusedNonce, error) {
+	opt := badger.DefaultIteratorOptions
+	opt.Prefix = unusedNoncePrefix(mac)
+	it := txn.NewIterator(opt)
+	defer it.Close()
+	var out []unusedNonce
+	for it.Rewind(); it.Valid(); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		issued, _ := strconv.ParseInt(string(v), 10, 64)
+		out = append(out, unusedNonce{hash: string(bytes.TrimPrefix(it.Item().Key(), opt.Prefix)), issued: issued})
+	}
+	slices.SortFunc(out, func(a, b unusedNonce) int { return cmp.Compare(a.issued, b.issued) })
+	return out, nil
+}
+
+// dropUnused revokes one unused nonce of the MAC.
+func dropUnused(txn *badger.Txn, mac, hash string) error {
+	if err := txn.Delete(nonceKey(hash)); err != nil {
+		return err
+	}
+	return txn.Delete(unusedNonceKey(mac, hash))
+}
+
+// revokeNonces revokes every unused nonce of the MAC, in txn.
+func revokeNonces(txn *badger.Txn, mac string) error {
+	unused, err := unusedNonces(txn, mac)
 	if err != nil {
 		return err
 	}
-	if err := txn.Delete(nonceKey(string(old))); err != nil {
-		return err
+	for _, u := range unused {
+		if err := dropUnused(txn, mac, u.hash); err != nil {
+			return err
+		}
 	}
-	return txn.Delete(nonceMACKey(mac))
+	return nil
 }
 
 // CheckNonce returns the MAC a nonce is bound to, used or not; ErrNotFound
@@ -124,12 +189,7 @@ func (db *DB) sweepNonces() (int, error) {
 				if err := txn.Delete(nonceKey(d.hash)); err != nil {
 					return err
 				}
-				// Only drop the MAC's pointer if a newer nonce has not replaced it.
-				cur, err := getRaw(txn, nonceMACKey(d.mac))
-				if err == nil && string(cur) == d.hash {
-					err = txn.Delete(nonceMACKey(d.mac))
-				}
-				if err != nil && !errors.Is(err, ErrNotFound) {
+				if err := txn.Delete(unusedNonceKey(d.mac, d.hash)); err != nil {
 					return err
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,28 +50,52 @@ func TestNonceIssueAndCheck(t *testing.T) {
 	}
 }
 
-func TestNonceRevokedByNewer(t *testing.T) {
-	db, _, _ := openTest(t)
-	old, err := db.IssueNonce(mac(1), time.Hour)
+// A MAC keeps its last MaxUnusedNonces unused nonces: a spoofer's DHCP
+// exchange does not revoke the nonce of the machine still booting, and
+// the oldest beyond the bound is revoked. Used nonces do not count.
+func TestNonceUnusedBound(t *testing.T) {
+	db, clk, _ := openTest(t)
+	mustCreate(t, db, Machine{MAC: mac(1)})
+	used, err := db.IssueNonce(mac(1), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
+	openWith(t, db, mac(1), used, testSession(1, clk), `{}`)
 	other, err := db.IssueNonce(mac(2), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cur, err := db.IssueNonce(mac(1), time.Hour)
-	if err != nil {
-		t.Fatal(err)
+	var issued []string
+	for range MaxUnusedNonces + 1 {
+		clk.Add(time.Millisecond)
+		n, err := db.IssueNonce(mac(1), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		issued = append(issued, n)
 	}
-	if _, err := db.CheckNonce(old); !errors.Is(err, ErrNotFound) {
-		t.Errorf("revoked nonce: %v, want ErrNotFound", err)
+	if _, err := db.CheckNonce(issued[0]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the oldest unused nonce beyond the bound: %v, want ErrNotFound", err)
 	}
-	if got, err := db.CheckNonce(cur); err != nil || got != mac(1) {
-		t.Errorf("current nonce: %q, %v", got, err)
+	for _, n := range append(issued[1:], used) {
+		if got, err := db.CheckNonce(n); err != nil || got != mac(1) {
+			t.Errorf("nonce revoked too early: %q, %v", got, err)
+		}
+	}
+	if _, err := db.GetSession(testSession(1, clk).ID); err != nil {
+		t.Errorf("issuing nonces ended a session: %v", err)
 	}
 	if got, err := db.CheckNonce(other); err != nil || got != mac(2) {
 		t.Errorf("another MAC's nonce was revoked: %q, %v", got, err)
+	}
+	// Deleting the machine revokes them all.
+	if err := db.DeleteMachine(mac(1), admin); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range append(issued[1:], used) {
+		if _, err := db.CheckNonce(n); !errors.Is(err, ErrNotFound) {
+			t.Errorf("nonce of a deleted machine: %v", err)
+		}
 	}
 }
 
@@ -91,7 +116,7 @@ func TestNonceExpiry(t *testing.T) {
 	if swept, err := db.sweepNonces(); err != nil || swept != 1 {
 		t.Errorf("sweepNonces = %d, %v; want 1", swept, err)
 	}
-	// Sweeping removed the MAC's pointer too: a new nonce is issued cleanly.
+	// Sweeping removed its index entry too: a new nonce is issued cleanly.
 	if _, err := db.IssueNonce(mac(1), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -114,5 +139,41 @@ func TestNonceErrors(t *testing.T) {
 		if _, err := db.CheckNonce(n); !errors.Is(err, ErrNotFound) {
 			t.Errorf("CheckNonce(%.20q) = %v, want ErrNotFound", n, err)
 		}
+	}
+}
+
+// Concurrent issues for one MAC conflict on its lock key, so the bound on
+// unused nonces holds however many DHCP exchanges arrive at once.
+func TestNonceUnusedBoundConcurrent(t *testing.T) {
+	db, _, _ := openTest(t)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := db.IssueNonce(mac(1), time.Hour); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		unused, err := unusedNonces(txn, mac(1))
+		if len(unused) != MaxUnusedNonces {
+			t.Errorf("%d unused nonces, want %d", len(unused), MaxUnusedNonces)
+		}
+		n := 0
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("n/")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		if n != MaxUnusedNonces {
+			t.Errorf("%d nonce records, want %d", n, MaxUnusedNonces)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -212,11 +212,9 @@ func (ss *Sessions) Open(nonce string, s Session, inv json.RawMessage) (opened S
 	if err := setJSON(ss.txn, nonceKey(hash), n); err != nil {
 		return Session{}, false, err
 	}
-	// The MAC's pointer names its unused nonce; this one is used now.
-	if cur, err := getRaw(ss.txn, nonceMACKey(ss.mac)); err == nil && string(cur) == hash {
-		if err := ss.txn.Delete(nonceMACKey(ss.mac)); err != nil {
-			return Session{}, false, err
-		}
+	// Used now: it no longer counts against the MAC's unused nonces.
+	if err := ss.txn.Delete(unusedNonceKey(ss.mac, hash)); err != nil {
+		return Session{}, false, err
 	}
 	return s, false, nil
 }

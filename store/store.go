@@ -11,7 +11,8 @@
 //	a/<id>                   AuditEntry; ids sort by time (see nextID)
 //	am/<mac>/<id>            empty: index of one machine's audit entries
 //	n/<hex sha256(nonce)>    Nonce
-//	nm/<mac>                 hex sha256 of the MAC's unused nonce (raw bytes)
+//	nu/<mac>/<hex sha256>    issue time of an unused nonce (unix ns, decimal)
+//	nl/<mac>                 empty: serialises nonce issues for one MAC
 //	s/<session id>           Session, including its registration token hash
 //	si/<session id>          the session's inventory (raw JSON)
 //	sm/<mac>/<session id>    empty: index of one machine's sessions
