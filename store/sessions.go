@@ -88,19 +88,24 @@ type Sessions struct {
 // only inside the transaction.
 func (ss *Sessions) SetDetail(d string) { *ss.detail = d }
 
-// List returns the machine's live sessions, oldest first.
-func (ss *Sessions) List() ([]Session, error) {
-	var out []Session
+// sessionIDs lists the IDs in the machine's session index.
+func (ss *Sessions) sessionIDs() []string {
 	opt := badger.DefaultIteratorOptions
 	opt.PrefetchValues = false
 	opt.Prefix = sessionMACPrefix(ss.mac)
 	it := ss.txn.NewIterator(opt)
+	defer it.Close()
 	var ids []string
 	for it.Rewind(); it.Valid(); it.Next() {
 		ids = append(ids, string(bytes.TrimPrefix(it.Item().Key(), opt.Prefix)))
 	}
-	it.Close()
-	for _, id := range ids {
+	return ids
+}
+
+// List returns the machine's live sessions, oldest first.
+func (ss *Sessions) List() ([]Session, error) {
+	var out []Session
+	for _, id := range ss.sessionIDs() {
 		var s Session
 		if err := getJSON(ss.txn, sessionKey(id), &s); errors.Is(err, ErrNotFound) {
 			continue
@@ -237,16 +242,7 @@ func (ss *Sessions) End(id string) error {
 
 // EndAll ends every session of the machine.
 func (ss *Sessions) EndAll() error {
-	opt := badger.DefaultIteratorOptions
-	opt.PrefetchValues = false
-	opt.Prefix = sessionMACPrefix(ss.mac)
-	it := ss.txn.NewIterator(opt)
-	var ids []string
-	for it.Rewind(); it.Valid(); it.Next() {
-		ids = append(ids, string(bytes.TrimPrefix(it.Item().Key(), opt.Prefix)))
-	}
-	it.Close()
-	for _, id := range ids {
+	for _, id := range ss.sessionIDs() {
 		if err := endSession(ss.txn, ss.mac, id); err != nil {
 			return err
 		}
