@@ -225,10 +225,12 @@ type Profile struct {
 	Cmdline string `json:"cmdline,omitempty"`
 	Script  string `json:"script,omitempty"`
 	// Image: where the agent fetches the image and its checksum.
-	ImageURL    string    `json:"image_url,omitempty"`
-	ImageSHA256 string    `json:"image_sha256,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ImageURL    string `json:"image_url,omitempty"`
+	ImageSHA256 string `json:"image_sha256,omitempty"`
+	// Image names a ready library image instead of ImageURL (images.go).
+	Image     string    `json:"image,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Role is an admin API token's permission.

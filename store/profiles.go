@@ -12,15 +12,19 @@ const profilePrefix = "p/"
 func profileKey(name string) []byte { return []byte(profilePrefix + name) }
 
 // profileKind is what profiles add to the shared named-record code: a
-// kind, and no delete while a machine uses the profile or a cluster names
-// it as its default. It is never changed.
+// kind, a library image that must exist and be ready, and no delete while
+// a machine uses the profile or a cluster names it as its default. It is
+// never changed.
 var profileKind = namedKind[Profile]{
 	kind:   "profile",
 	prefix: profilePrefix,
 	name:   func(p Profile) string { return p.Name },
 	times:  func(p *Profile) (*time.Time, *time.Time) { return &p.CreatedAt, &p.UpdatedAt },
 	check:  checkProfile,
-	inUse:  profileInUse,
+	refs: func(txn *badger.Txn, old, next Profile) error {
+		return refImage(txn, old.Image, next.Image)
+	},
+	inUse: profileInUse,
 }
 
 func checkProfile(p Profile) error {
@@ -29,6 +33,14 @@ func checkProfile(p Profile) error {
 	}
 	if p.Kind != ProfileNetboot && p.Kind != ProfileImage {
 		return fmt.Errorf("%w: profile kind %s: want %q or %q", ErrInvalid, label(string(p.Kind)), ProfileNetboot, ProfileImage)
+	}
+	if p.Image != "" {
+		if p.Kind != ProfileImage {
+			return fmt.Errorf("%w: a %s profile cannot name an image", ErrInvalid, p.Kind)
+		}
+		if err := checkName("image", p.Image); err != nil {
+			return err
+		}
 	}
 	return checkText("description", p.Description, maxText)
 }

@@ -1,7 +1,7 @@
 // Package store owns Foundry's persistent state: machines, DHCP leases, the
-// audit log, boot nonces and sessions, clusters, profiles and API tokens, all in one Badger
-// database on disk. Writes that a client is told about (an ACK, an API 2xx)
-// are synced before the call returns.
+// audit log, boot nonces and sessions, clusters, profiles, library images
+// and API tokens, all in one Badger database on disk. Writes that a client
+// is told about (an ACK, an API 2xx) are synced before the call returns.
 //
 // Key layout (values are JSON unless noted):
 //
@@ -18,6 +18,7 @@
 //	sm/<mac>/<session id>    empty: index of one machine's sessions
 //	c/<name>                 Cluster
 //	p/<name>                 Profile
+//	i/<name>                 Image (library image; its file is <image_dir>/Image.File)
 //	t/<id>                   APIToken, including its hash
 //	th/<hex sha256>          token id (raw bytes)
 //	uh/<lower-case hostname> MAC of the machine with that host name
@@ -48,7 +49,8 @@ var (
 	// ErrTransition is returned when a change would move a machine between
 	// states that the life cycle does not connect.
 	ErrTransition = errors.New("invalid state transition")
-	// ErrInUse is returned when deleting a cluster or profile that a machine uses.
+	// ErrInUse is returned when deleting a cluster or profile that a machine
+	// uses, or an image that a profile names.
 	ErrInUse = errors.New("in use")
 	// ErrInvalid is returned for input the store refuses (a MAC not in
 	// canonical form, an empty name, a record that is too large, …); the
