@@ -11,7 +11,7 @@ BIN := bin
 # Debian packages the build, the tests and the demo use.
 APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
 	tftp-hpa dnsmasq-base busybox-static pci.ids chromium socat iproute2 util-linux \
-	ca-certificates xz-utils zstd
+	ca-certificates xz-utils zstd qemu-utils
 
 # The discovery OS kernel: Debian's packaged kernel, the version that
 # linux-image-amd64 depends on today (recorded in images/discovery/manifest.json).
