@@ -54,6 +54,7 @@ func (s *Server) newAPI(mux *http.ServeMux) huma.API {
 		{Name: "machines", Description: "Discovered machines: review, approve, reject"},
 		{Name: "clusters", Description: "Clusters group machines and carry defaults"},
 		{Name: "profiles", Description: "Production workflows (netboot or image)"},
+		{Name: "images", Description: "The image library: OS images imported by URL or upload, served to machines under /images/library/"},
 		{Name: "segments", Description: "Configured network segments and their leases"},
 		{Name: "audit", Description: "Who did what"},
 		{Name: "tokens", Description: "Admin API tokens (managing them is admin only; whoami is open to every token)"},
@@ -132,6 +133,7 @@ func (s *Server) registerRoutes() {
 	s.registerApproval()
 	s.registerClusters()
 	s.registerProfiles()
+	s.registerImages()
 	s.registerSegments()
 	s.registerAudit()
 	s.registerTokens()

@@ -39,7 +39,11 @@ func (s *Server) decision(m store.Machine, session, base string) Decision {
 		d.Network = &n
 	}
 	if f.Agent == lifecycle.AgentImage {
-		img := &DecisionImage{URL: absURL(base, prof.ImageURL), SHA256: prof.ImageSHA256}
+		ref, sum := prof.ImageURL, prof.ImageSHA256
+		if prof.Image != "" {
+			ref, sum = s.libraryImage(prof.Image)
+		}
+		img := &DecisionImage{URL: absURL(base, ref), SHA256: sum}
 		if m.Approval != nil {
 			// The approved disk as chosen from the inventory frozen at
 			// approval; the agent resolves it on its own hardware.

@@ -11,6 +11,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/foundry-appliance/foundry/ipxe"
+	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -24,6 +25,7 @@ type ProfileFields struct {
 	Script      string `json:"script,omitempty" maxLength:"65536" doc:"netboot: a whole iPXE script (starting with #!ipxe) instead of kernel/initrd/cmdline"`
 	ImageURL    string `json:"image_url,omitempty" maxLength:"2048" example:"http://10.77.0.1:8080/images/debian-12.raw.zst" doc:"image: raw, .gz, .zst or .xz image URL"`
 	ImageSHA256 string `json:"image_sha256,omitempty" maxLength:"64" example:"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" doc:"image: SHA-256 of the image file as served"`
+	Image       string `json:"image,omitempty" maxLength:"64" example:"debian-12" doc:"image: the name of a ready library image, instead of image_url and image_sha256 (the agent gets its appliance URL and checksum)"`
 }
 
 // ProfileCreate is the body that creates a profile.
@@ -61,13 +63,25 @@ func checkProfile(f ProfileFields) error {
 		if f.ImageURL != "" || f.ImageSHA256 != "" {
 			bad("image_url", "image fields belong to image profiles", f.ImageURL)
 		}
-	case store.ProfileImage:
-		if f.ImageURL == "" {
-			bad("image_url", "an image profile needs an image URL", nil)
+		if f.Image != "" {
+			bad("image", "image fields belong to image profiles", f.Image)
 		}
-		checkURL("image_url", f.ImageURL)
-		if b, err := hex.DecodeString(f.ImageSHA256); err != nil || len(b) != 32 {
-			bad("image_sha256", "want the image's SHA-256 as 64 hex digits", f.ImageSHA256)
+	case store.ProfileImage:
+		switch {
+		case f.Image != "":
+			if names.CheckName(f.Image) != nil {
+				bad("image", "want the name of a library image", f.Image)
+			}
+			if f.ImageURL != "" || f.ImageSHA256 != "" {
+				bad("image_url", "name a library image or give an image URL and checksum, not both", f.ImageURL)
+			}
+		case f.ImageURL == "":
+			bad("image_url", "an image profile needs a library image (image) or an image URL", nil)
+		default:
+			checkURL("image_url", f.ImageURL)
+			if b, err := hex.DecodeString(f.ImageSHA256); err != nil || len(b) != 32 {
+				bad("image_sha256", "want the image's SHA-256 as 64 hex digits", f.ImageSHA256)
+			}
 		}
 		if f.Kernel != "" || f.Initrd != "" || f.Cmdline != "" || f.Script != "" {
 			bad("kernel", "kernel, initrd, cmdline and script belong to netboot profiles", nil)
@@ -127,6 +141,7 @@ func (f ProfileFields) apply(p *store.Profile) {
 	p.Kind, p.Description = store.ProfileKind(f.Kind), f.Description
 	p.Kernel, p.Initrd, p.Cmdline, p.Script = f.Kernel, f.Initrd, f.Cmdline, f.Script
 	p.ImageURL, p.ImageSHA256 = f.ImageURL, strings.ToLower(f.ImageSHA256)
+	p.Image = f.Image
 }
 
 func (s *Server) registerProfiles() {
@@ -157,6 +172,9 @@ func (s *Server) registerProfiles() {
 		if err := checkBootSafe("body.name", in.Body.Name, in.Body.ProfileFields); err != nil {
 			return nil, err
 		}
+		if err := s.checkProfileImage(in.Body.ProfileFields); err != nil {
+			return nil, err
+		}
 		p := store.Profile{Name: in.Body.Name}
 		in.Body.apply(&p)
 		p, err := s.Store.CreateProfile(p, store.Audit{Actor: caller(ctx).Actor, Action: "profile-create", Detail: in.Body.Name})
@@ -177,6 +195,9 @@ func (s *Server) registerProfiles() {
 			return nil, err
 		}
 		if err := checkBootSafe("path.name", in.Name, in.Body); err != nil {
+			return nil, err
+		}
+		if err := s.checkProfileImage(in.Body); err != nil {
 			return nil, err
 		}
 		p, err := s.Store.UpdateProfile(in.Name, store.Audit{Actor: caller(ctx).Actor, Action: "profile-update", Detail: in.Name},

@@ -49,6 +49,13 @@ type Store interface {
 	ListProfiles() ([]store.Profile, error)
 	UpdateProfile(name string, a store.Audit, fn func(*store.Profile) error) (store.Profile, error)
 	DeleteProfile(name string, a store.Audit) error
+	CreateImage(store.Image, store.Audit) (store.Image, error)
+	GetImage(name string) (store.Image, error)
+	ListImages() ([]store.Image, error)
+	UpdateImage(name string, a store.Audit, fn func(*store.Image) error) (store.Image, error)
+	ImageProgress(name string, done, total int64) error
+	DeleteImage(name string, a store.Audit) (store.Image, error)
+	FailImports(reason string, a store.Audit) ([]store.Image, error)
 
 	AppendAudit(mac string, a store.Audit) error
 	ListAudit(f store.AuditFilter) ([]store.AuditEntry, error)
@@ -97,8 +104,15 @@ type Server struct {
 	// means Boot's own Preview method when Boot has one (an *ipxe.Server
 	// does); with neither, that call answers 404.
 	BootPreview func(mac string) (kind, text string, err error)
-	// ImageDir is served read-only under /images/; "" serves nothing.
+	// ImageDir is served read-only under /images/; "" serves nothing. The
+	// image library keeps its files in ImageDir/library/ (images*.go).
 	ImageDir string
+	// ImageMaxSize bounds a library image, enforced while it streams in
+	// (and, for qcow2, the size of its disk); default DefaultImageMaxSize.
+	ImageMaxSize int64
+	// QemuImg is the qemu-img program that converts qcow2 imports; default
+	// "qemu-img" from PATH.
+	QemuImg string
 	// UI serves the dashboard at /; nil serves a small placeholder page.
 	UI http.Handler
 	// Segments are the configured network segments, shown by the API and
@@ -137,6 +151,7 @@ type Server struct {
 	envHash []byte
 	stop    chan struct{} // closed when Serve begins shutting down
 	stopped sync.Once
+	images  *library // image imports (images_ingest.go)
 }
 
 // DefaultSessionTTL is how long a boot session lives after its agent's
@@ -281,6 +296,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Warn("http shutdown: closing connections still busy", "grace", grace, "err", err)
 		srv.Close()
 	}
+	s.Close()
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve http: %w", err)
 	}

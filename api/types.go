@@ -242,6 +242,7 @@ type Profile struct {
 	Script      string    `json:"script,omitempty" doc:"A whole iPXE script instead of kernel/initrd/cmdline"`
 	ImageURL    string    `json:"image_url,omitempty" example:"http://10.77.0.1:8080/images/debian-12.raw.zst"`
 	ImageSHA256 string    `json:"image_sha256,omitempty" example:"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"`
+	Image       string    `json:"image,omitempty" example:"debian-12" doc:"The library image the profile installs (instead of image_url)"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
@@ -254,7 +255,7 @@ func profileView(p store.Profile) Profile {
 	return Profile{
 		Name: p.Name, Kind: string(p.Kind), Description: p.Description,
 		Kernel: p.Kernel, Initrd: p.Initrd, Cmdline: p.Cmdline, Script: p.Script,
-		ImageURL: p.ImageURL, ImageSHA256: p.ImageSHA256, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		ImageURL: p.ImageURL, ImageSHA256: p.ImageSHA256, Image: p.Image, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 }
 

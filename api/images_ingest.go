@@ -1,0 +1,544 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/foundry-appliance/foundry/names"
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// Why an import stopped before its end (context causes, shown as the
+// failed image's error).
+var (
+	errShutdown = errors.New("stopped: the appliance shut down during the import")
+	errDeleted  = errors.New("stopped: the image was deleted")
+	errStalled  = fmt.Errorf("stopped: no data for %s", importStall)
+	// errTooLarge: the image is above Server.ImageMaxSize.
+	errTooLarge = errors.New("the image is larger than the limit")
+)
+
+// badImage is a received file that cannot become a library image; loc is
+// the request field to blame for it.
+type badImage struct {
+	loc string
+	msg string
+}
+
+func (e *badImage) Error() string { return e.msg }
+
+const (
+	// importStall ends an import that receives nothing for this long.
+	importStall = 2 * time.Minute
+	// progressEvery is how often an import writes its progress.
+	progressEvery = time.Second
+	// tempPrefix starts the name of an import's temporary files: a dotfile,
+	// which the image server never serves, and which start-up removes.
+	tempPrefix = ".import-"
+	// maxReason bounds the reason kept with a failed image.
+	maxReason = 1024
+)
+
+// library runs imports and uploads into the image directory. Every
+// import is a job owned by the Server: Close cancels them and waits.
+type library struct {
+	s      *Server
+	log    *slog.Logger
+	client *http.Client
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex // guards jobs and closed
+	jobs   map[string]*job
+	closed bool
+
+	// files serialises moving a file into place with its record's change,
+	// and a record's delete with removing its files, so that a delete
+	// never removes the file of a new image of the same name.
+	files sync.Mutex
+}
+
+// job is one running import or upload.
+type job struct {
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+func newLibrary(s *Server) *library {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = time.Minute
+	l := &library{s: s, log: s.log, ctx: ctx, cancel: cancel, jobs: map[string]*job{}}
+	l.client = &http.Client{Transport: tr, CheckRedirect: checkRedirect}
+	if s.ImageDir != "" {
+		l.recover()
+	}
+	return l
+}
+
+// checkRedirect follows redirects to http and https URLs only: a server
+// that redirects an import elsewhere (file:, ftp:, a URL with
+// credentials) is refused.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return fmt.Errorf("redirect to a %s URL refused: only http and https are followed", names.Label(req.URL.Scheme))
+	}
+	if req.URL.User != nil {
+		return errors.New("redirect to a URL with credentials refused")
+	}
+	return nil
+}
+
+// recover marks the imports that a stop cut off as failed and removes
+// what they left in the library directory.
+func (l *library) recover() {
+	failed, err := l.s.Store.FailImports("stopped: the appliance restarted during the import",
+		store.Audit{Actor: "system", Action: "image-failed"})
+	if err != nil {
+		l.log.Error("mark interrupted image imports failed", "err", err)
+	}
+	root, err := l.open()
+	if err != nil {
+		l.log.Error("open the image library", "err", err)
+		return
+	}
+	defer root.Close()
+	for _, img := range failed {
+		l.log.Warn("image import was interrupted by a restart", "image", img.Name)
+		removeFiles(root, img.Name)
+	}
+	entries, _ := fs.ReadDir(root.FS(), store.ImageDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix) {
+			root.Remove(store.ImageDir + "/" + e.Name())
+		}
+	}
+}
+
+// open returns the image directory as an os.Root, creating it and its
+// library directory when needed: every file the library touches is
+// reached through it, so no name can lead outside.
+func (l *library) open() (*os.Root, error) {
+	if err := os.MkdirAll(l.s.ImageDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create image directory: %w", err)
+	}
+	root, err := os.OpenRoot(l.s.ImageDir)
+	if err != nil {
+		return nil, fmt.Errorf("open image directory: %w", err)
+	}
+	if err := root.MkdirAll(store.ImageDir, 0o755); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("create image library directory: %w", err)
+	}
+	return root, nil
+}
+
+// removeFiles removes every file image name may have.
+func removeFiles(root *os.Root, name string) {
+	for _, f := range []store.ImageFormat{store.ImageRaw, store.ImageGzip, store.ImageZstd, store.ImageXz} {
+		root.Remove(store.ImageFile(name, f))
+	}
+}
+
+// Close cancels the running image imports and waits until each has
+// cleaned up (its image failed, its partial file removed). Serve calls it
+// when it stops; afterwards imports and uploads are refused.
+func (s *Server) Close() {
+	if s.images != nil {
+		s.images.close()
+	}
+}
+
+func (l *library) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cancel(errShutdown)
+	l.wg.Wait()
+}
+
+// begin creates the importing record of name and registers its job, whose
+// context derives from parent and also ends when the library closes.
+func (l *library) begin(parent context.Context, actor, action string, img store.Image) (store.Image, context.Context, *job, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return store.Image{}, nil, nil, huma.Error503ServiceUnavailable("the appliance is shutting down")
+	}
+	if _, busy := l.jobs[img.Name]; busy {
+		return store.Image{}, nil, nil, huma.Error409Conflict("an import of image " + img.Name + " is still stopping; try again")
+	}
+	img.State = store.ImageImporting
+	img, err := l.s.Store.CreateImage(img, store.Audit{Actor: actor, Action: action, Detail: "image " + img.Name + " from " + img.Source})
+	if err != nil {
+		return store.Image{}, nil, nil, err
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	stop := context.AfterFunc(l.ctx, func() { cancel(context.Cause(l.ctx)) })
+	j := &job{cancel: cancel, done: make(chan struct{})}
+	l.jobs[img.Name] = j
+	l.wg.Add(1)
+	go func() {
+		<-j.done
+		stop()
+		cancel(nil)
+		l.mu.Lock()
+		delete(l.jobs, img.Name)
+		l.mu.Unlock()
+		l.wg.Done()
+	}()
+	return img, ctx, j, nil
+}
+
+// start begins importing rawURL as image name and returns the importing
+// record; the import goes on in a goroutine.
+func (l *library) start(actor, name, rawURL, sum string) (store.Image, error) {
+	img, ctx, j, err := l.begin(context.Background(), actor, "image-import", store.Image{Name: name, Source: rawURL})
+	if err != nil {
+		return img, err
+	}
+	go func() {
+		defer close(j.done)
+		body, total, err := l.fetch(ctx, rawURL)
+		if err == nil {
+			_, err = l.ingest(ctx, j.cancel, name, body, total, sum, "body.sha256")
+			body.Close()
+		}
+		if err != nil {
+			l.fail(name, err)
+		}
+	}()
+	return img, nil
+}
+
+// upload stores body as image name and returns the ready record. length
+// is the announced size (-1: unknown).
+func (l *library) upload(ctx context.Context, actor, name string, body io.Reader, length int64, sum string) (store.Image, error) {
+	img := store.Image{Name: name, Source: store.ImageUpload, BytesTotal: max(length, 0)}
+	_, ctx, j, err := l.begin(ctx, actor, "image-upload", img)
+	if err != nil {
+		return store.Image{}, err
+	}
+	defer close(j.done)
+	img, err = l.ingest(ctx, j.cancel, name, body, length, sum, "query.sha256")
+	if err != nil {
+		l.fail(name, err)
+		return store.Image{}, err
+	}
+	return img, nil
+}
+
+// remove stops a running import of name, then deletes the record and its
+// files; a record that a profile names is kept (store.ErrInUse).
+func (l *library) remove(actor, name string) error {
+	l.mu.Lock()
+	j := l.jobs[name]
+	l.mu.Unlock()
+	if j != nil {
+		j.cancel(errDeleted)
+		<-j.done
+	}
+	l.files.Lock()
+	defer l.files.Unlock()
+	if _, err := l.s.Store.DeleteImage(name, store.Audit{Actor: actor, Action: "image-delete"}); err != nil {
+		return err
+	}
+	if l.s.ImageDir == "" {
+		return nil
+	}
+	root, err := l.open()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	removeFiles(root, name)
+	return nil
+}
+
+// fail marks image name failed with err as the reason.
+func (l *library) fail(name string, err error) {
+	reason := failReason(err)
+	l.log.Warn("image import failed", "image", name, "err", err)
+	_, uerr := l.s.Store.UpdateImage(name, store.Audit{Actor: "system", Action: "image-failed", Detail: "image " + name + ": " + reason},
+		func(i *store.Image) error {
+			if i.State != store.ImageImporting {
+				return errors.New("no longer importing")
+			}
+			i.State, i.Error = store.ImageFailed, reason
+			return nil
+		})
+	if uerr != nil && !errors.Is(uerr, store.ErrNotFound) {
+		l.log.Error("mark image import failed", "image", name, "err", uerr)
+	}
+}
+
+// failReason is err as one printable line of at most maxReason bytes: it
+// may quote what a remote server said.
+func failReason(err error) string {
+	r := strings.Map(func(c rune) rune {
+		if c == ' ' || unicode.IsPrint(c) {
+			return c
+		}
+		return '?'
+	}, strings.ToValidUTF8(err.Error(), "?"))
+	if len(r) > maxReason {
+		r = strings.ToValidUTF8(r[:maxReason-3], "") + "..."
+	}
+	return r
+}
+
+// fetch opens rawURL for an import; total is its announced size (-1:
+// unknown).
+func (l *library) fetch(ctx context.Context, rawURL string) (io.ReadCloser, int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("fetch: %w", err)
+	}
+	req.Header.Set("User-Agent", "foundry-image-import")
+	resp, err := l.client.Do(req)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			return nil, 0, cause
+		}
+		return nil, 0, fmt.Errorf("fetch: %w", err)
+	}
+	fail := func(err error) (io.ReadCloser, int64, error) {
+		resp.Body.Close()
+		return nil, 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fail(fmt.Errorf("fetch: the server answered %s", names.Label(resp.Status)))
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
+		return fail(errors.New("fetch: the server answered with an HTML page, not an image"))
+	}
+	if resp.ContentLength > l.s.imageMaxSize() {
+		return fail(fmt.Errorf("%w: the server announces %d bytes, the limit is %d", errTooLarge, resp.ContentLength, l.s.imageMaxSize()))
+	}
+	return resp.Body, resp.ContentLength, nil
+}
+
+// Magic numbers of the formats an import recognises.
+var (
+	magicGzip  = []byte{0x1f, 0x8b}
+	magicZstd  = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+	magicQcow2 = []byte{'Q', 'F', 'I', 0xfb}
+)
+
+// sniff names the format of a file that starts with head: "qcow2" for a
+// qcow2 image, else one of the formats served.
+func sniff(head []byte) store.ImageFormat {
+	switch {
+	case bytes.HasPrefix(head, magicGzip):
+		return store.ImageGzip
+	case bytes.HasPrefix(head, magicZstd):
+		return store.ImageZstd
+	case bytes.HasPrefix(head, magicXz):
+		return store.ImageXz
+	case bytes.HasPrefix(head, magicQcow2):
+		return formatQcow2
+	}
+	return store.ImageRaw
+}
+
+// formatQcow2 is never stored: a qcow2 image is converted on import.
+const formatQcow2 store.ImageFormat = "qcow2"
+
+// ingest streams src into a temporary file of the library, checks its
+// size and checksum, converts a qcow2 image, moves the file into place and
+// marks image name ready. On any error it leaves no file behind. total is
+// the announced size (-1: unknown); want the expected SHA-256 of src ("":
+// none), sumLoc the request field that carried it.
+func (l *library) ingest(ctx context.Context, cancel context.CancelCauseFunc, name string, src io.Reader, total int64, want, sumLoc string) (store.Image, error) {
+	root, err := l.open()
+	if err != nil {
+		return store.Image{}, err
+	}
+	defer root.Close()
+	tmp := tempName(name)
+	temps := []string{tmp}
+	defer func() {
+		for _, t := range temps {
+			root.Remove(t)
+		}
+	}()
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return store.Image{}, fmt.Errorf("create temporary file: %w", err)
+	}
+	defer f.Close()
+
+	limit := l.s.imageMaxSize()
+	stall := time.AfterFunc(importStall, func() { cancel(errStalled) })
+	defer stall.Stop()
+	prog := &progress{stall: stall}
+	defer l.report(name, max(total, 0), prog)()
+	br := bufio.NewReaderSize(ctxReader{ctx, src}, 1<<20)
+	head, _ := br.Peek(8) // a short file is shorter than every magic number
+	format := sniff(head)
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(f, h, prog), io.LimitReader(br, limit+1), make([]byte, 1<<20))
+	if cause := context.Cause(ctx); cause != nil {
+		return store.Image{}, cause
+	}
+	switch {
+	case err != nil:
+		return store.Image{}, fmt.Errorf("receive: %w", err)
+	case n > limit:
+		return store.Image{}, fmt.Errorf("%w of %d bytes", errTooLarge, limit)
+	case n == 0:
+		return store.Image{}, &badImage{loc: "body", msg: "the image is empty"}
+	case total >= 0 && n != total:
+		return store.Image{}, fmt.Errorf("receive: got %d of the %d bytes announced", n, total)
+	}
+	stall.Stop() // conversion and checks below send no data
+	if err := f.Sync(); err != nil {
+		return store.Image{}, fmt.Errorf("write image: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return store.Image{}, fmt.Errorf("write image: %w", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want != "" && sum != want {
+		return store.Image{}, &badImage{loc: sumLoc, msg: fmt.Sprintf("checksum mismatch: the image's SHA-256 is %s, not %s", sum, want)}
+	}
+	size := n
+	if format == formatQcow2 {
+		out := tmp + ".raw.zst"
+		temps = append(temps, out)
+		if size, sum, err = l.convert(ctx, root, tmp, out); err != nil {
+			return store.Image{}, err
+		}
+		tmp, format = out, store.ImageZstd
+	}
+	return l.finish(root, name, tmp, store.Image{Format: format, Size: size, SHA256: sum, BytesDone: n})
+}
+
+// finish moves tmp into place as image name's file and marks the record
+// ready with the fields of got.
+func (l *library) finish(root *os.Root, name, tmp string, got store.Image) (store.Image, error) {
+	l.files.Lock()
+	defer l.files.Unlock()
+	file := store.ImageFile(name, got.Format)
+	if err := root.Rename(tmp, file); err != nil {
+		return store.Image{}, fmt.Errorf("move image into place: %w", err)
+	}
+	img, err := l.s.Store.UpdateImage(name, store.Audit{Actor: "system", Action: "image-ready",
+		Detail: fmt.Sprintf("image %s: %s, %d bytes, sha256 %s", name, got.Format, got.Size, got.SHA256)},
+		func(i *store.Image) error {
+			if i.State != store.ImageImporting {
+				return fmt.Errorf("%w: image %s is %s, no longer importing", store.ErrInvalid, name, i.State)
+			}
+			i.State, i.Format, i.File, i.Size, i.SHA256, i.BytesDone = store.ImageReady, got.Format, file, got.Size, got.SHA256, got.BytesDone
+			i.Error = ""
+			return nil
+		})
+	if err != nil {
+		root.Remove(file)
+		return store.Image{}, fmt.Errorf("mark image ready: %w", err)
+	}
+	l.log.Info("image ready", "image", name, "format", got.Format, "size", got.Size, "sha256", got.SHA256)
+	return img, nil
+}
+
+func tempName(name string) string {
+	var b [8]byte
+	rand.Read(b[:])
+	return store.ImageDir + "/" + tempPrefix + name + "-" + hex.EncodeToString(b[:])
+}
+
+// ctxReader stops reading once ctx ends, so that a deleted or shut-down
+// import stops at its next read.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := context.Cause(c.ctx); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// progress counts the bytes an import has received and keeps the stall
+// timer from firing.
+type progress struct {
+	done  atomic.Int64
+	stall *time.Timer
+}
+
+func (p *progress) Write(b []byte) (int, error) {
+	p.done.Add(int64(len(b)))
+	p.stall.Reset(importStall)
+	return len(b), nil
+}
+
+// report writes p's count to image name's record every progressEvery
+// while it changes, until the returned stop is called: from a ticker, so
+// that the record is right even while the source sends nothing.
+func (l *library) report(name string, total int64, p *progress) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(progressEvery)
+		defer tick.Stop()
+		var last int64
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+			if n := p.done.Load(); n != last {
+				last = n
+				if err := l.s.Store.ImageProgress(name, n, total); err != nil {
+					l.log.Debug("image progress", "image", name, "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
+// hashWriter counts and hashes what is written through it.
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (c *hashWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.h.Write(b[:n])
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,737 @@
+package api_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+
+	"github.com/foundry-appliance/foundry/api"
+	"github.com/foundry-appliance/foundry/api/client"
+	"github.com/foundry-appliance/foundry/store"
+)
+
+// imageEnv is an env whose server has an image directory; its imports
+// are stopped before the store closes.
+func imageEnv(t *testing.T, configure ...func(*api.Server)) (*env, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "images")
+	e := newEnv(t, append([]func(*api.Server){func(s *api.Server) { s.ImageDir = dir }}, configure...)...)
+	t.Cleanup(e.srv.Close) // runs before newEnv's cleanup closes the store
+	return e, dir
+}
+
+// diskImage is a raw disk image of n bytes: a boot sector signature and
+// incompressible data in the first half, zeros after.
+func diskImage(n int) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(uint64(n), 1))
+	for i := 0; i < n/2; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8 && i+j < n/2; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	b[510], b[511] = 0x55, 0xaa
+	return b
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func gzipOf(t *testing.T, b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func zstdOf(t *testing.T, b []byte) []byte {
+	w, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w.EncodeAll(b, nil)
+}
+
+func xzOf(t *testing.T, b []byte) []byte {
+	var buf bytes.Buffer
+	w, err := xz.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(b)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// qcow2Of converts raw to qcow2 with qemu-img (extra: more options).
+func qcow2Of(t *testing.T, raw []byte, extra ...string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Fatal("qemu-img is needed (Debian qemu-utils; make deps installs it)")
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.raw"), filepath.Join(dir, "out.qcow2")
+	if err := os.WriteFile(in, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"convert", "-q", "-f", "raw", "-O", "qcow2"}, extra...)
+	if b, err := exec.Command("qemu-img", append(args, in, out)...).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v: %s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// source is a web server on loopback that images are imported from.
+type source struct {
+	*httptest.Server
+	mu    sync.Mutex
+	files map[string][]byte
+	// release unblocks /slow.
+	release chan struct{}
+	// slowStarted is closed once /slow has sent its first bytes.
+	slowStarted chan struct{}
+	once        sync.Once
+}
+
+func newSource(t *testing.T) *source {
+	s := &source{files: map[string][]byte{}, release: make(chan struct{}), slowStarted: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/f/", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		b, ok := s.files[strings.TrimPrefix(r.URL.Path, "/f/")]
+		s.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	})
+	// /chunked/N sends N bytes without announcing a length.
+	mux.HandleFunc("/chunked/{n}", func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		fmt.Sscan(r.PathValue("n"), &n)
+		chunk := make([]byte, 64<<10)
+		for sent := 0; sent < n; sent += len(chunk) {
+			if _, err := w.Write(chunk[:min(len(chunk), n-sent)]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	})
+	mux.HandleFunc("/to-file", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "file:///etc/passwd", http.StatusFound)
+	})
+	mux.HandleFunc("/to-raw", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/f/disk.raw", http.StatusMovedPermanently)
+	})
+	mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, "<!doctype html><p>Download the image here</p>")
+	})
+	// /slow sends 1 MiB of an 8 MiB image, then waits for release.
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(8<<20))
+		w.Write(make([]byte, 1<<20))
+		w.(http.Flusher).Flush()
+		s.once.Do(func() { close(s.slowStarted) })
+		select {
+		case <-s.release:
+			w.Write(make([]byte, 7<<20))
+		case <-r.Context().Done():
+		}
+	})
+	s.Server = httptest.NewServer(mux)
+	t.Cleanup(func() {
+		s.CloseClientConnections()
+		s.Close()
+	})
+	return s
+}
+
+func (s *source) put(name string, b []byte) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.files[name] = b
+	return s.URL + "/f/" + name
+}
+
+// waitImage polls until image name is no longer importing.
+func waitImage(t *testing.T, c *client.Client, name string) api.Image {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		img, err := c.GetImage(context.Background(), name)
+		if err != nil {
+			t.Fatalf("get image %s: %v", name, err)
+		}
+		if img.State != "importing" {
+			return img
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("image %s still importing: %+v", name, img)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// served fetches an image's URL from the appliance.
+func served(t *testing.T, e *env, img api.Image) []byte {
+	t.Helper()
+	resp, err := http.Get(e.ts.URL + img.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", img.URL, resp.StatusCode)
+	}
+	return b
+}
+
+// libraryFiles lists what the library directory holds, dotfiles included.
+func libraryFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, "library"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestImageImportFormats imports every format from a web server: the
+// compressed ones are kept as they are, qcow2 becomes zstd-compressed raw,
+// and the appliance serves exactly what it recorded the checksum of.
+func TestImageImportFormats(t *testing.T) {
+	e, dir := imageEnv(t)
+	src := newSource(t)
+	raw := diskImage(3 << 20)
+	qcow := qcow2Of(t, raw)
+	cases := []struct {
+		name, file string
+		body       []byte
+		format     string
+	}{
+		{"plain", "disk.raw", raw, "raw"},
+		{"gz", "disk.raw.gz", gzipOf(t, raw), "gz"},
+		{"zst", "disk.img.zst", zstdOf(t, raw), "zst"},
+		{"xz", "disk.xz", xzOf(t, raw), "xz"},
+		{"qcow", "disk.qcow2", qcow, "zst"},
+		{"qcow-compressed", "disk-c.qcow2", qcow2Of(t, raw, "-c"), "zst"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			url := src.put(tc.file, tc.body)
+			img, err := e.admin.ImportImage(context.Background(), api.ImageImport{Name: tc.name, URL: url, SHA256: sha(tc.body)})
+			if err != nil || img.State != "importing" || img.Source != url {
+				t.Fatalf("import: %+v, %v", img, err)
+			}
+			img = waitImage(t, e.admin, tc.name)
+			if img.State != "ready" || img.Format != tc.format || img.BytesDone != int64(len(tc.body)) {
+				t.Fatalf("imported: %+v", img)
+			}
+			got := served(t, e, img)
+			if sha(got) != img.SHA256 || int64(len(got)) != img.Size {
+				t.Fatalf("served %d bytes with sha %s, record says %d and %s", len(got), sha(got), img.Size, img.SHA256)
+			}
+			wantSuffix := map[string]string{"raw": ".raw", "gz": ".raw.gz", "zst": ".raw.zst", "xz": ".raw.xz"}[tc.format]
+			if img.URL != "/images/library/"+tc.name+wantSuffix {
+				t.Errorf("url %s", img.URL)
+			}
+			if tc.format == tc.name || tc.name == "plain" {
+				if !bytes.Equal(got, tc.body) {
+					t.Error("the served file is not the file imported")
+				}
+			}
+			if strings.HasPrefix(tc.name, "qcow") {
+				d, _ := zstd.NewReader(nil)
+				plain, err := d.DecodeAll(got, nil)
+				if err != nil || !bytes.Equal(plain, raw) {
+					t.Fatalf("converted image differs from the disk (%d bytes, %v)", len(plain), err)
+				}
+			}
+		})
+	}
+	if files := libraryFiles(t, dir); len(files) != len(cases) {
+		t.Errorf("library holds %v", files)
+	}
+	// A redirect to http is followed.
+	src.put("disk.raw", raw)
+	if _, err := e.admin.ImportImage(context.Background(), api.ImageImport{Name: "moved", URL: src.URL + "/to-raw"}); err != nil {
+		t.Fatal(err)
+	}
+	if img := waitImage(t, e.admin, "moved"); img.State != "ready" || img.SHA256 != sha(raw) {
+		t.Errorf("after redirect: %+v", img)
+	}
+}
+
+// TestImageImportFails: each import that cannot succeed ends failed with
+// its reason and leaves no file behind.
+func TestImageImportFails(t *testing.T) {
+	e, dir := imageEnv(t, func(s *api.Server) { s.ImageMaxSize = 2 << 20 })
+	src := newSource(t)
+	raw := diskImage(1 << 20)
+	withBacking := func() []byte {
+		d := t.TempDir()
+		base := filepath.Join(d, "base.raw")
+		os.WriteFile(base, []byte("appliance secret"), 0o644)
+		ov := filepath.Join(d, "ov.qcow2")
+		if b, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", ov).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img: %v: %s", err, b)
+		}
+		b, _ := os.ReadFile(ov)
+		return b
+	}()
+	hugeDisk := func() []byte {
+		d := t.TempDir()
+		f := filepath.Join(d, "huge.qcow2")
+		if b, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", f, "1G").CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img: %v: %s", err, b)
+		}
+		b, _ := os.ReadFile(f)
+		return b
+	}()
+	cases := []struct {
+		name, url, sum, reason string
+	}{
+		{"mismatch", src.put("a.raw", raw), strings.Repeat("ab", 32), "checksum mismatch"},
+		{"too-large", src.put("big.raw", diskImage(3<<20)), "", "larger than the limit"},
+		{"too-large-unannounced", src.URL + "/chunked/3145728", "", "larger than the limit"},
+		{"to-file", src.URL + "/to-file", "", `redirect to a "file" URL refused`},
+		{"missing", src.URL + "/f/nothing", "", "404"},
+		{"html", src.URL + "/page", "", "HTML page"},
+		{"backing", src.put("ov.qcow2", withBacking), "", "backing file"},
+		{"huge-disk", src.put("huge.qcow2", hugeDisk), "", "larger than the limit"},
+		{"bad-qcow2", src.put("bad.qcow2", append([]byte("QFI\xfb"), make([]byte, 600)...)), "", "not a readable qcow2 image"},
+		{"unreachable", "http://127.0.0.1:1/x.raw", "", "fetch"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := e.admin.ImportImage(context.Background(), api.ImageImport{Name: tc.name, URL: tc.url, SHA256: tc.sum}); err != nil {
+				t.Fatal(err)
+			}
+			img := waitImage(t, e.admin, tc.name)
+			if img.State != "failed" || !strings.Contains(img.Error, tc.reason) || img.URL != "" {
+				t.Fatalf("got %+v, want failed with %q", img, tc.reason)
+			}
+			if files := libraryFiles(t, dir); len(files) != 0 {
+				t.Fatalf("left behind: %v", files)
+			}
+		})
+	}
+	// A failed image keeps its name until it is deleted; then it can be
+	// imported again.
+	if _, err := e.admin.ImportImage(context.Background(), api.ImageImport{Name: "mismatch", URL: src.put("a.raw", raw)}); client.StatusOf(err) != 409 {
+		t.Fatalf("import over a failed image: %v", err)
+	}
+	if err := e.admin.DeleteImage(context.Background(), "mismatch"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.ImportImage(context.Background(), api.ImageImport{Name: "mismatch", URL: src.put("a.raw", raw), SHA256: strings.ToUpper(sha(raw))}); err != nil {
+		t.Fatal(err)
+	}
+	if img := waitImage(t, e.admin, "mismatch"); img.State != "ready" {
+		t.Fatalf("re-import: %+v", img)
+	}
+}
+
+// TestImageImportRefused: hostile names, URLs and checksums are refused
+// before anything is stored; viewers cannot import.
+func TestImageImportRefused(t *testing.T) {
+	e, _ := imageEnv(t)
+	admin := map[string]string{"Authorization": "Bearer " + e.adminToken}
+	good := "http://127.0.0.1:9/x.raw"
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+		loc  string
+	}{
+		{"dot-dot name", map[string]any{"name": "../x", "url": good}, "body.name"},
+		{"slash name", map[string]any{"name": "a/b", "url": good}, "body.name"},
+		{"file URL", map[string]any{"name": "x", "url": "file:///etc/passwd"}, "body.url"},
+		{"ftp URL", map[string]any{"name": "x", "url": "ftp://127.0.0.1/x.raw"}, "body.url"},
+		{"relative URL", map[string]any{"name": "x", "url": "/images/x.raw"}, "body.url"},
+		{"credentials", map[string]any{"name": "x", "url": "http://u:p@127.0.0.1/x.raw"}, "body.url"},
+		{"newline", map[string]any{"name": "x", "url": "http://127.0.0.1/x\n.raw"}, "body.url"},
+		{"short sha", map[string]any{"name": "x", "url": good, "sha256": "abc"}, "body.sha256"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := e.raw("POST", "/images", tc.body, admin)
+			if code != 422 || !hasLocation(problem(t, body), tc.loc) {
+				t.Fatalf("%d %s", code, body)
+			}
+		})
+	}
+	if imgs, _ := e.admin.ListImages(context.Background()); len(imgs) != 0 {
+		t.Fatalf("stored: %+v", imgs)
+	}
+	if _, err := e.viewer.ImportImage(context.Background(), api.ImageImport{Name: "x", URL: good}); client.StatusOf(err) != 403 {
+		t.Fatalf("viewer import: %v", err)
+	}
+	if _, err := e.viewer.UploadImage(context.Background(), "x", strings.NewReader("data"), 4, ""); client.StatusOf(err) != 403 {
+		t.Fatalf("viewer upload: %v", err)
+	}
+	for _, path := range []string{"/images/..%2Fx", "/images/.x", "/images/-x"} {
+		req := e.request("PUT", path, nil, admin)
+		req.Body = io.NopCloser(strings.NewReader("data"))
+		if code, body := e.send(req); code != 422 && code != 404 {
+			t.Errorf("PUT %s: %d %s", path, code, body)
+		}
+	}
+	// Without an image directory there is no library.
+	bare := newEnv(t)
+	if _, err := bare.admin.ImportImage(context.Background(), api.ImageImport{Name: "x", URL: good}); client.StatusOf(err) != 503 {
+		t.Fatalf("import without image_dir: %v", err)
+	}
+}
+
+type runtimeStats struct{ totalAlloc, heapInuse uint64 }
+
+func (r *runtimeStats) read() {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	r.totalAlloc, r.heapInuse = m.TotalAlloc, m.HeapInuse
+}
+
+// countingReader produces n bytes of a pattern without holding them.
+type countingReader struct {
+	n, off int64
+	h      io.Writer
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	if r.off >= r.n {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), r.n-r.off)
+	for i := range k {
+		p[i] = byte((r.off + i) * 7)
+	}
+	r.off += k
+	r.h.Write(p[:k])
+	return int(k), nil
+}
+
+// TestImageUpload streams an upload to disk: a 200 MB body costs the
+// process a few MiB of allocations, not its size.
+func TestImageUpload(t *testing.T) {
+	e, dir := imageEnv(t)
+	ctx := context.Background()
+	const size = 200 << 20
+	h := sha256.New()
+	body := &countingReader{n: size, h: h}
+	var before, after runtimeStats
+	before.read()
+	img, err := e.admin.UploadImage(ctx, "big", body, size, "")
+	after.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := hex.EncodeToString(h.Sum(nil))
+	if img.State != "ready" || img.Size != size || img.SHA256 != want || img.Source != "upload" || img.Format != "raw" {
+		t.Fatalf("uploaded: %+v", img)
+	}
+	alloc := after.totalAlloc - before.totalAlloc
+	t.Logf("200 MiB upload: %.1f MiB allocated in total, heap in use %.1f → %.1f MiB",
+		float64(alloc)/(1<<20), float64(before.heapInuse)/(1<<20), float64(after.heapInuse)/(1<<20))
+	if alloc > 32<<20 {
+		t.Errorf("the upload allocated %d MiB: the body is being buffered", alloc>>20)
+	}
+	st, err := os.Stat(filepath.Join(dir, "library", "big.raw"))
+	if err != nil || st.Size() != size {
+		t.Fatalf("file: %v %v", st, err)
+	}
+
+	// A checksum mismatch fails the upload and keeps no file.
+	data := diskImage(1 << 20)
+	_, err = e.admin.UploadImage(ctx, "bad", bytes.NewReader(data), int64(len(data)), strings.Repeat("0", 64))
+	if client.StatusOf(err) != 422 || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("mismatch: %v", err)
+	}
+	if img, _ := e.admin.GetImage(ctx, "bad"); img.State != "failed" || !strings.Contains(img.Error, "checksum mismatch") {
+		t.Fatalf("after mismatch: %+v", img)
+	}
+	// The name is taken, by a ready or failed image alike.
+	for _, name := range []string{"big", "bad"} {
+		if _, err := e.admin.UploadImage(ctx, name, bytes.NewReader(data), int64(len(data)), ""); client.StatusOf(err) != 409 {
+			t.Fatalf("upload over %s: %v", name, err)
+		}
+	}
+	// An upload of unannounced length works, and a matching checksum passes.
+	img, err = e.admin.UploadImage(ctx, "chunked", io.MultiReader(bytes.NewReader(data)), -1, sha(data))
+	if err != nil || img.State != "ready" || img.Size != int64(len(data)) {
+		t.Fatalf("chunked upload: %+v, %v", img, err)
+	}
+	// An empty body is no image.
+	if _, err := e.admin.UploadImage(ctx, "empty", bytes.NewReader(nil), 0, ""); client.StatusOf(err) != 422 {
+		t.Fatalf("empty upload: %v", err)
+	}
+	if files := libraryFiles(t, dir); strings.Join(files, " ") != "big.raw chunked.raw" {
+		t.Errorf("library holds %v", files)
+	}
+}
+
+// TestImageUploadTooLarge: an upload above the limit is refused, announced
+// or not, and leaves no file.
+func TestImageUploadTooLarge(t *testing.T) {
+	e, dir := imageEnv(t, func(s *api.Server) { s.ImageMaxSize = 1 << 20 })
+	ctx := context.Background()
+	data := diskImage(2 << 20)
+	if _, err := e.admin.UploadImage(ctx, "announced", bytes.NewReader(data), int64(len(data)), ""); client.StatusOf(err) != 413 {
+		t.Fatalf("announced: %v", err)
+	}
+	if _, err := e.admin.GetImage(ctx, "announced"); client.StatusOf(err) != 404 {
+		t.Errorf("a refused upload left a record: %v", err)
+	}
+	if _, err := e.admin.UploadImage(ctx, "streamed", io.MultiReader(bytes.NewReader(data)), -1, ""); client.StatusOf(err) != 413 {
+		t.Fatalf("streamed: %v", err)
+	}
+	if img, _ := e.admin.GetImage(ctx, "streamed"); img.State != "failed" || !strings.Contains(img.Error, "larger than the limit") {
+		t.Errorf("streamed: %+v", img)
+	}
+	if files := libraryFiles(t, dir); len(files) != 0 {
+		t.Errorf("left behind: %v", files)
+	}
+}
+
+// TestImageRange: the image server answers Range requests, which is how
+// the agent resumes an interrupted download.
+func TestImageRange(t *testing.T) {
+	e, _ := imageEnv(t)
+	data := diskImage(1 << 20)
+	img, err := e.admin.UploadImage(context.Background(), "deb", bytes.NewReader(data), int64(len(data)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rng        string
+		from, to   int // the bytes wanted, to exclusive
+		contentRng string
+	}{
+		{"bytes=1000-1999", 1000, 2000, "bytes 1000-1999/1048576"},
+		{"bytes=524288-", 524288, 1 << 20, "bytes 524288-1048575/1048576"},
+		{"bytes=-10", 1<<20 - 10, 1 << 20, "bytes 1048566-1048575/1048576"},
+	} {
+		req, _ := http.NewRequest("GET", e.ts.URL+img.URL, nil)
+		req.Header.Set("Range", tc.rng)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPartialContent || resp.Header.Get("Content-Range") != tc.contentRng || !bytes.Equal(b, data[tc.from:tc.to]) {
+			t.Errorf("%s: %d %q, %d bytes", tc.rng, resp.StatusCode, resp.Header.Get("Content-Range"), len(b))
+		}
+	}
+	if resp, err := http.Get(e.ts.URL + img.URL); err != nil || resp.Header.Get("Accept-Ranges") != "bytes" {
+		t.Errorf("Accept-Ranges missing: %v %v", resp.Header, err)
+	}
+}
+
+// TestImageProfileAndDecision: a profile names a ready library image, the
+// agent's decision carries its appliance URL and checksum, and the image
+// cannot be deleted while the profile names it.
+func TestImageProfileAndDecision(t *testing.T) {
+	e, dir := imageEnv(t)
+	e.setup()
+	ctx := context.Background()
+	data := diskImage(1 << 20)
+	img, err := e.admin.UploadImage(ctx, "deb", bytes.NewReader(gzipOf(t, data)), -1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := map[string]string{"Authorization": "Bearer " + e.adminToken}
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+		loc  string
+	}{
+		{"unknown image", map[string]any{"name": "p", "kind": "image", "image": "ghost"}, "body.image"},
+		{"image and url", map[string]any{"name": "p", "kind": "image", "image": "deb", "image_url": "/images/x.raw"}, "body.image_url"},
+		{"netboot with image", map[string]any{"name": "p", "kind": "netboot", "kernel": "/k", "image": "deb"}, "body.image"},
+		{"neither", map[string]any{"name": "p", "kind": "image"}, "body.image_url"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, body := e.raw("POST", "/profiles", tc.body, admin); code != 422 || !hasLocation(problem(t, body), tc.loc) {
+				t.Fatalf("%d %s", code, body)
+			}
+		})
+	}
+	// An image still importing cannot be named either.
+	src := newSource(t)
+	if _, err := e.admin.ImportImage(ctx, api.ImageImport{Name: "half", URL: src.URL + "/slow"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := e.raw("POST", "/profiles", map[string]any{"name": "p", "kind": "image", "image": "half"}, admin); code != 422 || !strings.Contains(body, "not ready") {
+		t.Fatalf("importing image: %d %s", code, body)
+	}
+	if _, err := e.admin.CreateProfile(ctx, api.ProfileCreate{Name: "lib", ProfileFields: api.ProfileFields{Kind: "image", Image: "deb"}}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.inventoried("52:54:00:00:10:01")
+	if _, err := e.admin.Approve(ctx, a.mac, api.ApproveRequest{Token: a.tok.Value, Cluster: "bare", Profile: "lib", Hostname: "node-lib"}); err != nil {
+		t.Fatal(err)
+	}
+	code, body := a.call("GET", "/agent/decision?wait=0", nil)
+	d := decisionOf(t, body)
+	if code != 200 || d.Decision != "image" || d.Image == nil || d.Image.URL != e.ts.URL+img.URL || d.Image.SHA256 != img.SHA256 ||
+		!strings.HasSuffix(d.Image.URL, "/images/library/deb.raw.gz") {
+		t.Fatalf("decision: %d %s", code, body)
+	}
+	if got := served(t, e, img); sha(got) != d.Image.SHA256 {
+		t.Fatal("the decision's checksum is not the served file's")
+	}
+
+	// In use: refused, the file stays.
+	err = e.admin.DeleteImage(ctx, "deb")
+	if client.StatusOf(err) != 409 || !strings.Contains(err.Error(), "profile lib") {
+		t.Fatalf("delete in use: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "library", "deb.raw.gz")); err != nil {
+		t.Fatalf("refused delete removed the file: %v", err)
+	}
+	// Once the profile uses a URL instead, the image can go, and its file with it.
+	if _, err := e.admin.UpdateProfile(ctx, "lib", api.ProfileFields{Kind: "image", ImageURL: "/images/other.raw", ImageSHA256: sha(data)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.admin.DeleteImage(ctx, "deb"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "library", "deb.raw.gz")); !os.IsNotExist(err) {
+		t.Fatalf("file after delete: %v", err)
+	}
+	if resp, _ := http.Get(e.ts.URL + img.URL); resp.StatusCode != 404 {
+		t.Errorf("deleted image still served: %d", resp.StatusCode)
+	}
+}
+
+// TestImageDeleteStopsImport: deleting an image that is still importing
+// stops the import and leaves nothing.
+func TestImageDeleteStopsImport(t *testing.T) {
+	e, dir := imageEnv(t)
+	src := newSource(t)
+	ctx := context.Background()
+	if _, err := e.admin.ImportImage(ctx, api.ImageImport{Name: "slow", URL: src.URL + "/slow"}); err != nil {
+		t.Fatal(err)
+	}
+	<-src.slowStarted
+	// Progress shows up while the import runs.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		img, _ := e.admin.GetImage(ctx, "slow")
+		if img.BytesDone == 1<<20 && img.BytesTotal == 8<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress: %+v", img)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := e.admin.DeleteImage(ctx, "slow"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.GetImage(ctx, "slow"); client.StatusOf(err) != 404 {
+		t.Fatalf("after delete: %v", err)
+	}
+	if files := libraryFiles(t, dir); len(files) != 0 {
+		t.Fatalf("left behind: %v", files)
+	}
+}
+
+// TestImageImportShutdownAndRestart: stopping the server stops its imports
+// (failed, no partial file), and an import that a crash cut off is marked
+// failed when the next server starts.
+func TestImageImportShutdownAndRestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "images")
+	db, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	src := newSource(t)
+	srv := &api.Server{Store: db, ImageDir: dir, Listen: "127.0.0.1:0"}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Serve(ctx) }()
+	secret, hash, _ := api.NewAPIToken()
+	db.CreateAPIToken(store.APIToken{ID: "a", Name: "a", Role: store.RoleAdmin, Hash: hash})
+	// The import is started through the handler; Serve owns it all the same.
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	c := &client.Client{BaseURL: ts.URL, Token: secret}
+	if _, err := c.ImportImage(context.Background(), api.ImageImport{Name: "cut", URL: src.URL + "/slow"}); err != nil {
+		t.Fatal(err)
+	}
+	<-src.slowStarted
+	cancel()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	img, _ := db.GetImage("cut")
+	if img.State != store.ImageFailed || !strings.Contains(img.Error, "shut down") {
+		t.Fatalf("after shutdown: %+v", img)
+	}
+	if files := libraryFiles(t, dir); len(files) != 0 {
+		t.Fatalf("left behind: %v", files)
+	}
+	if _, err := c.ImportImage(context.Background(), api.ImageImport{Name: "late", URL: src.URL + "/slow"}); client.StatusOf(err) != 503 {
+		t.Fatalf("import after shutdown: %v", err)
+	}
+
+	// A crash: the record says importing, a temporary file is on disk.
+	if _, err := db.CreateImage(store.Image{Name: "crashed", Source: store.ImageUpload, State: store.ImageImporting}, store.Audit{Actor: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "library", ".import-crashed-0123456789abcdef"), []byte("partial"), 0o644)
+	os.WriteFile(filepath.Join(dir, "library", "crashed.raw"), []byte("moved, not recorded"), 0o644)
+	next := &api.Server{Store: db, ImageDir: dir}
+	next.Handler()
+	defer next.Close()
+	if img, _ := db.GetImage("crashed"); img.State != store.ImageFailed || !strings.Contains(img.Error, "restarted") {
+		t.Fatalf("after restart: %+v", img)
+	}
+	if files := libraryFiles(t, dir); len(files) != 0 {
+		t.Fatalf("left behind: %v", files)
+	}
+}
