@@ -79,6 +79,7 @@ func profilesCmd(o *cliOptions) *cobra.Command {
 		fl.StringVar(&scriptFile, "script-file", "", "netboot: file with a whole iPXE script (instead of kernel/initrd)")
 		fl.StringVar(&f.ImageURL, "image-url", "", "image: URL of the raw/.gz/.zst/.xz image")
 		fl.StringVar(&f.ImageSHA256, "image-sha256", "", "image: SHA-256 of the image file")
+		fl.StringVar(&f.Image, "image", "", "image: name of a library image (instead of --image-url; see foundry images)")
 		return cmd
 	}
 	readScript := func() error {
@@ -102,7 +103,7 @@ func profilesCmd(o *cliOptions) *cobra.Command {
 		}
 		return fields2(cmd, [][2]string{{"Name", p.Name}, {"Kind", p.Kind}, {"Description", p.Description},
 			{"Kernel", p.Kernel}, {"Initrd", p.Initrd}, {"Cmdline", p.Cmdline}, {"Script", script},
-			{"Image URL", p.ImageURL}, {"Image SHA-256", p.ImageSHA256},
+			{"Library image", p.Image}, {"Image URL", p.ImageURL}, {"Image SHA-256", p.ImageSHA256},
 			{"Created", p.CreatedAt.Format(time.RFC3339)}, {"Updated", p.UpdatedAt.Format(time.RFC3339)}})
 	}
 	c.AddCommand(
@@ -111,6 +112,9 @@ func profilesCmd(o *cliOptions) *cobra.Command {
 				what := p.Kernel
 				if p.Kind == "image" {
 					what = p.ImageURL
+					if p.Image != "" {
+						what = "image " + p.Image
+					}
 				} else if p.Script != "" {
 					what = "(iPXE script)"
 				}
@@ -136,9 +140,9 @@ func profilesCmd(o *cliOptions) *cobra.Command {
 				return err
 			}
 			next := api.ProfileFields{Kind: cur.Kind, Description: cur.Description, Kernel: cur.Kernel, Initrd: cur.Initrd,
-				Cmdline: cur.Cmdline, Script: cur.Script, ImageURL: cur.ImageURL, ImageSHA256: cur.ImageSHA256}
+				Cmdline: cur.Cmdline, Script: cur.Script, ImageURL: cur.ImageURL, ImageSHA256: cur.ImageSHA256, Image: cur.Image}
 			for flag, dst := range map[string]*string{"kind": &next.Kind, "description": &next.Description, "kernel": &next.Kernel,
-				"initrd": &next.Initrd, "cmdline": &next.Cmdline, "image-url": &next.ImageURL, "image-sha256": &next.ImageSHA256} {
+				"initrd": &next.Initrd, "cmdline": &next.Cmdline, "image-url": &next.ImageURL, "image-sha256": &next.ImageSHA256, "image": &next.Image} {
 				if cmd.Flags().Changed(flag) {
 					v, _ := cmd.Flags().GetString(flag)
 					*dst = v
@@ -146,6 +150,13 @@ func profilesCmd(o *cliOptions) *cobra.Command {
 			}
 			if cmd.Flags().Changed("script-file") {
 				next.Script = f.Script
+			}
+			// A library image and an image URL replace each other.
+			if cmd.Flags().Changed("image") && next.Image != "" && !cmd.Flags().Changed("image-url") {
+				next.ImageURL, next.ImageSHA256 = "", ""
+			}
+			if cmd.Flags().Changed("image-url") && next.ImageURL != "" && !cmd.Flags().Changed("image") {
+				next.Image = ""
 			}
 			p, err := o.client().UpdateProfile(cmd.Context(), a[0], next)
 			if err != nil {

@@ -19,7 +19,7 @@ import (
 const (
 	exitGeneral  = 1 // anything else (network errors, server errors)
 	exitUsage    = 2 // bad arguments or flags
-	exitNotFound = 3 // the machine, cluster, profile or token does not exist
+	exitNotFound = 3 // the machine, cluster, profile, image or token does not exist
 	exitRefused  = 4 // the server refused the input or the change conflicts with the state
 	exitAuth     = 5 // no, unknown or insufficient API token
 )
@@ -91,7 +91,7 @@ func (o *cliOptions) json() bool { return o.output == "json" }
 // cliCommands returns the admin commands for the root command.
 func cliCommands() []*cobra.Command {
 	o := &cliOptions{}
-	cmds := []*cobra.Command{machinesCmd(o), clustersCmd(o), profilesCmd(o), auditCmd(o), tokensCmd(o)}
+	cmds := []*cobra.Command{machinesCmd(o), clustersCmd(o), profilesCmd(o), imagesCmd(o), auditCmd(o), tokensCmd(o)}
 	for _, c := range cmds {
 		f := c.PersistentFlags()
 		f.StringVar(&o.server, "server", "", "appliance URL (default $FOUNDRY_URL or "+client.DefaultURL+")")

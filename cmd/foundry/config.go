@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +48,9 @@ type fileConfig struct {
 		RelaySources    []string `yaml:"relay_sources"`
 	} `yaml:"dhcp"`
 	Segments []fileSegment `yaml:"segments"`
+
+	// ImageMaxSize is a byte count, optionally with KiB, MiB, GiB or TiB.
+	ImageMaxSize string `yaml:"image_max_size"`
 }
 
 type fileSegment struct {
@@ -69,6 +74,7 @@ type fileSegment struct {
 type config struct {
 	DataDir       string
 	ImageDir      string
+	ImageMaxSize  int64
 	LogLevel      string
 	HTTPListen    string
 	Advertise     string
@@ -140,6 +146,7 @@ func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 		c.ImageDir = c.DataDir + "/images"
 	}
 	checkDirs(&errs, c)
+	c.ImageMaxSize = byteCount(&errs, "image_max_size", f.ImageMaxSize)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -305,6 +312,27 @@ func duration(errs *configErrors, key, v string, def time.Duration) time.Duratio
 		return def
 	}
 	return d
+}
+
+// byteCount parses "68719476736" or "64GiB" (KiB, MiB, GiB, TiB; a space
+// before the unit is allowed); "" is 0, the default.
+func byteCount(errs *configErrors, key, v string) int64 {
+	if v == "" {
+		return 0
+	}
+	num, shift := strings.TrimSpace(v), 0
+	for i, unit := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		if strings.HasSuffix(num, unit) {
+			num, shift = strings.TrimSpace(strings.TrimSuffix(num, unit)), 10*(i+1)
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64>>shift {
+		errs.add(key, "%s is not a positive size such as 64GiB or 68719476736", names.Label(v))
+		return 0
+	}
+	return n << shift
 }
 
 func or(v, def string) string {

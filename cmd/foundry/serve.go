@@ -134,6 +134,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Boot:                      boot,
 		UI:                        ui.Handler(),
 		ImageDir:                  cfg.ImageDir,
+		ImageMaxSize:              cfg.ImageMaxSize,
 		Segments:                  segmentInfo(cfg.Segments),
 		AllowApprovalWithoutToken: cfg.AllowNoToken,
 		AdminToken:                envToken,
