@@ -3,17 +3,23 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/foundry-appliance/foundry/agentsig"
+	"github.com/foundry-appliance/foundry/agentwire"
+	"github.com/foundry-appliance/foundry/discovery-os/agent"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
 )
@@ -40,44 +46,153 @@ func cli(t *testing.T, a *appliance, apiToken string, args ...string) (string, i
 	return "", 0
 }
 
-// registerAgent does what the discovery agent does after booting: it posts
-// an inventory and the hash of a fresh console token, authenticated by the
-// nonce from its kernel command line, which it fetched from ns, where it
-// has just taken its DHCP lease. It returns the console token.
-func registerAgent(t *testing.T, a *appliance, ns, mac string) string {
+// nsHTTP is an HTTP client whose connections are made from inside client
+// namespace ns ("" = the test's own), the way a booting machine calls the
+// appliance. When tap is not nil it records every byte the client writes,
+// one entry per connection: what a host on the segment could sniff.
+func nsHTTP(ns string, tap *wireTap) *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			var err error
+			if ns == "" {
+				var d net.Dialer
+				c, err = d.DialContext(ctx, network, addr)
+			} else {
+				c, err = dialIn(ctx, ns, network, addr)
+			}
+			if err != nil || tap == nil {
+				return c, err
+			}
+			return tap.conn(c), nil
+		},
+	}}
+}
+
+// wireTap keeps the bytes written on each connection, in order.
+type wireTap struct {
+	mu    sync.Mutex
+	conns []*bytes.Buffer
+}
+
+func (w *wireTap) conn(c net.Conn) net.Conn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := new(bytes.Buffer)
+	w.conns = append(w.conns, b)
+	return &tappedConn{Conn: c, mu: &w.mu, out: b}
+}
+
+// last returns a copy of the bytes of the most recent connection.
+func (w *wireTap) last() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.conns) == 0 {
+		return nil
+	}
+	return bytes.Clone(w.conns[len(w.conns)-1].Bytes())
+}
+
+type tappedConn struct {
+	net.Conn
+	mu  *sync.Mutex
+	out *bytes.Buffer
+}
+
+func (c *tappedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.out.Write(p)
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// discoveryNonce fetches mac's boot script from client namespace ns, where
+// the machine has just taken its DHCP lease (the appliance gives a nonce
+// only there), and returns the nonce on its kernel command line.
+func discoveryNonce(t *testing.T, a *appliance, ns, mac string) string {
 	t.Helper()
 	code, script := getFrom(t, ns, a.base+"/boot/"+mac)
 	m := nonceRE.FindStringSubmatch(script)
 	if code != 200 || m == nil {
 		t.Fatalf("no discovery nonce for %s (%d):\n%s", mac, code, script)
 	}
+	return m[1]
+}
+
+// bootAgent is one discovery boot's agent: the real agent client
+// (discovery-os/agent) with the boot's fresh Ed25519 key and nonce, calling
+// from the namespace the machine booted in, and the console token it shows.
+type bootAgent struct {
+	*agent.Client
+	Console string
+	salt    []byte
+	expires time.Time
+}
+
+// newBootAgent makes the agent of a new boot that got nonce, calling base
+// from namespace ns through tap (both may be empty).
+func newBootAgent(t *testing.T, base, ns, nonce string, tap *wireTap) *bootAgent {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
 	tok, err := token.New(rand.Reader, time.Now())
 	must(t, err)
 	salt, err := token.NewSalt(rand.Reader)
 	must(t, err)
-	inv := inventory.Inventory{
+	return &bootAgent{
+		Client:  &agent.Client{BaseURL: base, Nonce: nonce, Key: key, HTTP: nsHTTP(ns, tap)},
+		Console: tok.Value, salt: salt, expires: tok.ExpiresAt,
+	}
+}
+
+// session is the boot session's ID: the key's ID.
+func (b *bootAgent) session() string {
+	return agentsig.KeyID(b.Key.Public().(ed25519.PublicKey))
+}
+
+// tokenHash is what the agent sends for its console token.
+func (b *bootAgent) tokenHash() agentwire.AgentToken {
+	return agentwire.AgentToken{Salt: b.salt, Hash: token.Hash(b.Console, b.salt), ExpiresAt: b.expires}
+}
+
+// register opens the boot's session with inv, as the agent does after
+// booting, and returns the machine's state.
+func (b *bootAgent) register(mac string, inv inventory.Inventory) (string, error) {
+	raw, err := json.Marshal(inv)
+	if err != nil {
+		return "", err
+	}
+	return b.Register(context.Background(), agentwire.AgentRegister{MAC: mac, Inventory: raw, Token: b.tokenHash()})
+}
+
+// testInventory is a small virtual machine's inventory with one disk at
+// /dev/disk/by-path/<byPath>.
+func testInventory(mac, serial, byPath string) inventory.Inventory {
+	return inventory.Inventory{
 		SchemaVersion: inventory.SchemaVersion,
 		CollectedAt:   time.Now(),
+		System:        inventory.System{Vendor: "QEMU", Serial: serial},
 		Memory:        inventory.Memory{TotalBytes: 2 << 30, UsableBytes: 2 << 30},
 		Disks: []inventory.Disk{{Name: "vda", Path: "/dev/vda", SizeBytes: 8 << 30,
-			ByPath: "/dev/disk/by-path/pci-0000:00:04.0", Rotational: true}},
+			ByPath: byPath, Rotational: true}},
 		NICs: []inventory.NIC{{Name: "eth0", MAC: mac, Driver: "virtio_net", Link: true, OperState: "up"}},
 	}
-	body, err := json.Marshal(map[string]any{"mac": mac, "inventory": inv,
-		"token": map[string]any{"salt": salt, "hash": token.Hash(tok.Value, salt), "expires_at": tok.ExpiresAt}})
-	must(t, err)
-	req, err := http.NewRequest("POST", a.base+"/api/v1/agent/register", bytes.NewReader(body))
-	must(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Foundry-Nonce", m[1])
-	resp, err := http.DefaultClient.Do(req)
-	must(t, err)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("agent register: %s", resp.Status)
+}
+
+// registerAgent does what the discovery agent does after booting: with the
+// nonce from its boot script, fetched from ns, where it has just taken its
+// DHCP lease, it registers a fresh key, an inventory and the hash of a
+// fresh console token, the call signed with that key. It returns the
+// console token.
+func registerAgent(t *testing.T, a *appliance, ns, mac string) string {
+	t.Helper()
+	nonce := discoveryNonce(t, a, ns, mac)
+	b := newBootAgent(t, a.base, ns, nonce, nil)
+	if _, err := b.register(mac, testInventory(mac, "", "pci-0000:00:04.0")); err != nil {
+		t.Fatalf("agent register: %v", err)
 	}
 	// The nonce is the agent's credential, never an administrator's.
-	for _, h := range []http.Header{{"X-Foundry-Nonce": {m[1]}}, {"Authorization": {"Bearer " + m[1]}}} {
+	for _, h := range []http.Header{{"X-Foundry-Nonce": {nonce}}, {"Authorization": {"Bearer " + nonce}}} {
 		req, _ := http.NewRequest("GET", a.base+"/api/v1/machines", nil)
 		req.Header = h
 		resp, err := http.DefaultClient.Do(req)
@@ -87,7 +202,7 @@ func registerAgent(t *testing.T, a *appliance, ns, mac string) string {
 			t.Errorf("agent nonce on an admin path (%v): %s, want 401", h, resp.Status)
 		}
 	}
-	return tok.Value
+	return b.Console
 }
 
 type machineJSON struct {

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,8 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foundry-appliance/foundry/agentsig"
+	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/api/client"
-	"github.com/foundry-appliance/foundry/discovery-os/token"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -217,26 +218,27 @@ func TestSecurityRevokedTokenStream(t *testing.T) {
 	}
 }
 
-// 40 wrong console tokens sent at once to approve a registered machine:
-// at most five are compared (five approve-denied audit entries, the
-// fifth saying the approval is locked), every other request is refused
-// with 423 without a comparison, and the right token is then locked out
-// too.
+// 40 wrong console tokens sent at once to approve a machine that the real
+// agent client registered: at most five are compared (five approve-denied
+// audit entries naming the registration and the attempt, the last "5 of
+// 5"), every other request is refused with 423 without a comparison, and
+// the right token is then locked out too.
 func TestSecurityConcurrentWrongTokens(t *testing.T) {
 	const mac = "52:54:00:5a:00:02"
-	tok, err := token.New(rand.Reader, time.Now())
-	must(t, err)
-	salt, err := token.NewSalt(rand.Reader)
-	must(t, err)
-	secAppliance(t, func(db *store.DB) {
+	var nonce string
+	a := secAppliance(t, func(db *store.DB) {
 		_, err := db.CreateProfile(store.Profile{Name: "prod", Kind: store.ProfileNetboot, Kernel: "/images/discovery/vmlinuz"}, store.Audit{Actor: "test"})
 		must(t, err)
 		_, err = db.CreateCluster(store.Cluster{Name: "rack1", DefaultProfile: "prod"}, store.Audit{Actor: "test"})
 		must(t, err)
-		seedMachine(t, db, store.Machine{MAC: mac, State: store.StateInventoried,
-			Inventory: json.RawMessage(`{"schema_version":1,"disks":[{"name":"vda","path":"/dev/vda","size_bytes":8589934592,"by_path":"pci-0000:00:04.0"}]}`),
-			Token:     &store.RegToken{Salt: salt, Hash: token.Hash(tok.Value, salt), ExpiresAt: time.Now().Add(time.Hour)}})
+		seedMachine(t, db, store.Machine{MAC: mac, State: store.StateDiscovered})
+		nonce, err = db.IssueNonce(mac, time.Hour)
+		must(t, err)
 	})
+	boot := newBootAgent(t, a.base, "", nonce, nil)
+	if _, err := boot.register(mac, testInventory(mac, "", "pci-0000:00:04.0")); err != nil {
+		t.Fatalf("register: %v", err)
+	}
 
 	const n = 40
 	codes := make([]int, n)
@@ -272,14 +274,16 @@ func TestSecurityConcurrentWrongTokens(t *testing.T) {
 	if len(audit.Items) != count[http.StatusUnprocessableEntity] || len(audit.Items) > 5 {
 		t.Fatalf("%d approve-denied audit entries for %d compared tokens: %s", len(audit.Items), count[http.StatusUnprocessableEntity], body)
 	}
+	// Each denial names the registration compared and its attempt number;
+	// the fifth is the one that locks it.
 	locked := false
 	for _, e := range audit.Items {
-		locked = locked || strings.Contains(e.Detail, "locked")
+		locked = locked || strings.Contains(e.Detail, boot.session()[:8]+" (5 of 5)")
 	}
 	if len(audit.Items) == 5 && !locked {
-		t.Errorf("the fifth denial does not record the lockout: %s", body)
+		t.Errorf("no denial records the registration's fifth (locking) attempt: %s", body)
 	}
-	code, body = adminCall(t, adminToken, "POST", "/machines/"+mac+"/approve", map[string]string{"token": tok.Value, "cluster": "rack1"})
+	code, body = adminCall(t, adminToken, "POST", "/machines/"+mac+"/approve", map[string]string{"token": boot.Console, "cluster": "rack1"})
 	if code != http.StatusLocked {
 		t.Fatalf("right token after the burst: %d %s, want 423", code, body)
 	}
@@ -357,11 +361,18 @@ func vmKiB(t *testing.T, pid int, field string) int {
 
 // rawPost sends a body of size bytes ('{' then spaces: the start of a JSON
 // document that never ends) over its own connection, with or without a
-// Content-Length, and returns the status. The body is written while the
-// answer is read: the appliance answers as soon as it refuses, and stops
-// reading.
-func rawPost(t *testing.T, path, nonce string, size int, declared bool) int {
+// Content-Length, and returns the status. The request is signed with key
+// (RFC 9421, the body's digest included) and carries nonce, like a
+// registration: an unsigned one is refused with 401 before its body is
+// read, so only a signed one reaches the body limit. The body is written
+// while the answer is read: the appliance answers as soon as it refuses,
+// and stops reading.
+func rawPost(t *testing.T, path, nonce string, key ed25519.PrivateKey, size int, declared bool) int {
 	t.Helper()
+	body := append([]byte("{"), bytes.Repeat([]byte(" "), size-1)...)
+	req, err := http.NewRequest("POST", apiSecBase+path, bytes.NewReader(body))
+	must(t, err)
+	must(t, agentsig.Sign(req, key, 1))
 	conn, err := net.DialTimeout("tcp", "10.63.0.1:8080", 5*time.Second)
 	must(t, err)
 	defer conn.Close()
@@ -369,14 +380,16 @@ func rawPost(t *testing.T, path, nonce string, size int, declared bool) int {
 	go func() {
 		w := bufio.NewWriterSize(conn, 64<<10)
 		fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: 10.63.0.1:8080\r\nContent-Type: application/json\r\nX-Foundry-Nonce: %s\r\n", path, nonce)
+		for _, h := range []string{"Content-Digest", "Signature-Input", "Signature"} {
+			fmt.Fprintf(w, "%s: %s\r\n", h, req.Header.Get(h))
+		}
 		if declared {
 			fmt.Fprintf(w, "Content-Length: %d\r\n\r\n", size)
 		} else {
 			w.WriteString("Transfer-Encoding: chunked\r\n\r\n")
 		}
-		chunk := append([]byte("{"), bytes.Repeat([]byte(" "), 64<<10-1)...)
-		for sent := 0; sent < size; sent += len(chunk) {
-			c := chunk[:min(len(chunk), size-sent)]
+		for sent := 0; sent < size; sent += 64 << 10 {
+			c := body[sent:min(sent+64<<10, size)]
 			if !declared {
 				fmt.Fprintf(w, "%x\r\n", len(c))
 			}
@@ -386,7 +399,6 @@ func rawPost(t *testing.T, path, nonce string, size int, declared bool) int {
 			if !declared {
 				w.WriteString("\r\n")
 			}
-			chunk[0] = ' '
 		}
 		if !declared {
 			w.WriteString("0\r\n\r\n")
@@ -407,8 +419,8 @@ func rawPost(t *testing.T, path, nonce string, size int, declared bool) int {
 // before it is read and an undeclared one after at most 512 KiB.
 const rssGrowthLimit = 24 << 10 // KiB
 
-// A discovery agent (or anyone holding a boot nonce) posts register bodies
-// of 4 MiB, four times the store's record limit: each is refused with 413,
+// A discovery agent (or anyone holding a boot nonce) posts signed register
+// bodies of 4 MiB, four times the store's record limit: each is refused with 413,
 // and the appliance's peak RSS grows by less than rssGrowthLimit. The
 // largest body the API accepts is stored, so the limit is not below what
 // a real inventory needs.
@@ -424,23 +436,22 @@ func TestSecurityRegisterBodyLimit(t *testing.T) {
 	pid := a.cmd.Process.Pid
 
 	// A normal registration first, so that the baseline includes a warm
-	// heap and the paths a refusal shares with it.
-	salt, err := token.NewSalt(rand.Reader)
+	// heap and the paths a refusal shares with it: the largest body the
+	// limit admits, sent by the real agent client.
+	boot := newBootAgent(t, a.base, "", nonce, nil)
+	reg := agentwire.AgentRegister{MAC: mac, PublicKey: boot.Key.Public().(ed25519.PublicKey), Token: boot.tokenHash()}
+	head, tail := `{"warnings":["`, `"]}`
+	reg.Inventory = agentwire.RawInventory(head + tail)
+	frame, err := json.Marshal(reg)
 	must(t, err)
-	tok, err := token.New(rand.Reader, time.Now())
+	reg.Inventory = agentwire.RawInventory(head + strings.Repeat("x", 512<<10-1-len(frame)) + tail)
+	largest, err := json.Marshal(reg)
 	must(t, err)
-	tb, _ := json.Marshal(map[string]any{"salt": salt, "hash": token.Hash(tok.Value, salt), "expires_at": tok.ExpiresAt})
-	head := `{"mac":"` + mac + `","token":` + string(tb) + `,"inventory":{"warnings":["`
-	tail := `"]}}`
-	largest := head + strings.Repeat("x", 512<<10-1-len(head)-len(tail)) + tail
-	req, _ := http.NewRequest("POST", a.base+"/api/v1/agent/register", strings.NewReader(largest))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Foundry-Nonce", nonce)
-	resp, err := http.DefaultClient.Do(req)
-	must(t, err)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("the largest accepted register body (%d bytes): %s", len(largest), resp.Status)
+	if len(largest) != 512<<10-1 {
+		t.Fatalf("the largest body is %d bytes, want %d", len(largest), 512<<10-1)
+	}
+	if _, err := boot.Register(context.Background(), reg); err != nil {
+		t.Fatalf("the largest accepted register body (%d bytes): %v", len(largest), err)
 	}
 
 	// Reset the peak to the current resident size (proc(5), clear_refs 5).
@@ -453,7 +464,7 @@ func TestSecurityRegisterBodyLimit(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				codes <- rawPost(t, "/api/v1/agent/register", nonce, 4<<20, (i+round)%2 == 0)
+				codes <- rawPost(t, "/api/v1/agent/register", nonce, boot.Key, 4<<20, (i+round)%2 == 0)
 			}()
 		}
 		wg.Wait()
