@@ -215,3 +215,30 @@ func (a *agent) signedRequest(path string, body io.Reader) *http.Request {
 	}
 	return req
 }
+
+// TestNoBodyBufferWithoutCredential: a caller without a live nonce or
+// session is refused before its body is read, so it cannot make the
+// appliance reserve the half-megabyte body buffer.
+func TestNoBodyBufferWithoutCredential(t *testing.T) {
+	e := newEnv(t)
+	a := e.discover(macA)
+	h := e.srv.Handler()
+	stranger := &agent{e: e, mac: macA, nonce: "not-a-nonce", key: newKey(t)}
+	body := registerBody(t, a, registerLimit-1, "{},")
+	for _, tc := range []struct {
+		name string
+		who  *agent
+		path string
+	}{
+		{"register with an unknown nonce", stranger, "/agent/register"},
+		{"progress signed by an unknown key", stranger, "/agent/progress"},
+	} {
+		n := minAlloc(t, http.StatusUnauthorized, func() (int, uint64) {
+			return serve(h, tc.who, tc.path, hidden{bytes.NewReader(body)})
+		})
+		t.Logf("%s: %.1f KiB allocated", tc.name, float64(n)/1024)
+		if n > 64<<10 {
+			t.Errorf("%s allocated %d bytes before refusing", tc.name, n)
+		}
+	}
+}

@@ -221,15 +221,11 @@ func (s *Server) authAgent(ctx huma.Context) (principal, error) {
 	if err != nil {
 		return principal{}, unsigned(err)
 	}
-	// The signature covers the body's digest, so the body is read here,
-	// once and bounded like huma bounds it, and then put back for huma.
-	body, err := readBody(r, ctx.Operation().MaxBodyBytes)
-	if err != nil {
-		return principal{}, err
-	}
 	if ctx.Operation().OperationID == opAgentRegister {
-		return s.authRegistration(ctx, r, body, base)
+		return s.authRegistration(ctx, r, base)
 	}
+	// The credential is looked up before the body is read: a caller
+	// without a live session costs no body buffer.
 	sess, err := s.Store.GetSession(params.KeyID)
 	if errors.Is(err, store.ErrNotFound) {
 		return principal{}, huma.Error401Unauthorized("unknown or ended boot session; reboot the machine into discovery",
@@ -237,6 +233,12 @@ func (s *Server) authAgent(ctx huma.Context) (principal, error) {
 	}
 	if err != nil {
 		return principal{}, fmt.Errorf("find session: %w", err)
+	}
+	// The signature covers the body's digest, so the body is read here,
+	// once and bounded like huma bounds it, and then put back for huma.
+	body, err := readBody(r, ctx.Operation().MaxBodyBytes)
+	if err != nil {
+		return principal{}, err
 	}
 	if _, err := agentsig.Verify(r, ed25519.PublicKey(sess.PublicKey), body); err != nil {
 		return principal{}, badSignature(err)
@@ -284,7 +286,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 
 // authRegistration admits a registration: a live boot nonce, and a
 // signature by the public key the body registers.
-func (s *Server) authRegistration(ctx huma.Context, r *http.Request, body []byte, base string) (principal, error) {
+func (s *Server) authRegistration(ctx huma.Context, r *http.Request, base string) (principal, error) {
 	nonce := ctx.Header(NonceHeader)
 	if nonce == "" {
 		return principal{}, huma.Error401Unauthorized("registration needs the boot nonce in the "+NonceHeader+" header",
@@ -297,6 +299,10 @@ func (s *Server) authRegistration(ctx huma.Context, r *http.Request, body []byte
 	}
 	if err != nil {
 		return principal{}, fmt.Errorf("check nonce: %w", err)
+	}
+	body, err := readBody(r, ctx.Operation().MaxBodyBytes)
+	if err != nil {
+		return principal{}, err
 	}
 	var k struct {
 		PublicKey []byte `json:"public_key"`
