@@ -178,7 +178,12 @@ func (f *fakeAppliance) authenticate(w http.ResponseWriter, r *http.Request) (ui
 		problem(w, http.StatusUnauthorized, "unknown or ended boot session")
 		return 0, false
 	}
-	p, err := agentsig.Verify(r, pub, 1<<20)
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		f.t.Errorf("%s %s: read body: %v", r.Method, r.URL.Path, err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	p, err := agentsig.Verify(r, pub, body)
 	if err != nil {
 		f.t.Errorf("%s %s: %v", r.Method, r.URL.Path, err)
 		problem(w, http.StatusUnauthorized, err.Error())
