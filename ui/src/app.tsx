@@ -9,6 +9,7 @@ import { ApprovePage } from './pages/approve';
 import { AuditPage } from './pages/audit';
 import { ClustersPage } from './pages/clusters';
 import { ProfilesPage } from './pages/profiles';
+import { ImagesPage } from './pages/images';
 import { LiveProvider, useLive } from './lib/live';
 import { newSession, whoAmI, saveToken, savedToken, SessionContext, useSession, type Session } from './lib/session';
 import { message } from './api/problem';
@@ -63,6 +64,7 @@ const nav = [
   ['/audit', 'Audit log'],
   ['/clusters', 'Clusters'],
   ['/profiles', 'Profiles'],
+  ['/images', 'Images'],
 ] as const;
 
 function Shell() {
@@ -104,6 +106,7 @@ function Shell() {
           <Route path="/audit" component={AuditPage} />
           <Route path="/clusters" component={ClustersPage} />
           <Route path="/profiles" component={ProfilesPage} />
+          <Route path="/images" component={ImagesPage} />
           <Route default component={NotFound} />
         </Router>
       </main>

@@ -1,14 +1,18 @@
 // Profiles: the production workflows (netboot or image).
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { must } from '../api/client';
+import { message } from '../api/problem';
 import type { Profile } from '../api/types';
 import { Field } from '../components/common';
 import { EditorDialog, ResourcePage } from '../components/resource';
 import { useLoad } from '../lib/hooks';
+import { readyImages, type Image } from '../lib/images';
 import { useSession } from '../lib/session';
 
-const fields = ['name', 'kind', 'description', 'kernel', 'initrd', 'cmdline', 'script', 'image_url', 'image_sha256'] as const;
+const fields = ['name', 'kind', 'description', 'kernel', 'initrd', 'cmdline', 'script', 'image', 'image_url', 'image_sha256'] as const;
 type Kind = 'netboot' | 'image';
+/** Where an image profile's image comes from: the library, or a URL. */
+type Source = 'library' | 'url';
 
 export function ProfilesPage() {
   const { session } = useSession();
@@ -30,7 +34,7 @@ export function ProfilesPage() {
         <>
           <td>{p.name}</td>
           <td>{p.kind}</td>
-          <td class="mono small">{p.kind === 'image' ? p.image_url : p.script ? 'own iPXE script' : p.kernel}</td>
+          <td class="mono small">{p.kind === 'image' ? (p.image ? `library image ${p.image}` : p.image_url) : p.script ? 'own iPXE script' : p.kernel}</td>
           <td>{p.description}</td>
         </>
       )}
@@ -52,18 +56,34 @@ function ProfileEditor({ profile, onClose }: { profile: Profile | null; onClose:
     initrd: profile?.initrd ?? '',
     cmdline: profile?.cmdline ?? '',
     script: profile?.script ?? '',
+    image: profile?.image ?? '',
     image_url: profile?.image_url ?? '',
     image_sha256: profile?.image_sha256 ?? '',
   });
+  const [source, setSource] = useState<Source>(profile?.image_url ? 'url' : 'library');
+  // The library is loaded once the form is about an image.
+  const [images, setImages] = useState<Image[] | null>(null);
+  const [imagesError, setImagesError] = useState('');
+  useEffect(() => {
+    if (v.kind !== 'image' || images !== null) return;
+    must(session.client.GET('/api/v1/images'))
+      .then((l) => setImages(readyImages(l ?? [])))
+      .catch((err) => {
+        setImages([]);
+        setImagesError(message(err));
+      });
+  }, [v.kind]);
   const upd = (k: keyof typeof v) => (e: { currentTarget: HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement }) =>
     setV({ ...v, [k]: e.currentTarget.value });
 
   async function save() {
     // Only the fields of the chosen kind are sent: the API refuses the others.
     const body =
-      v.kind === 'image'
-        ? { kind: v.kind, description: v.description, image_url: v.image_url.trim(), image_sha256: v.image_sha256.trim() }
-        : { kind: v.kind, description: v.description, kernel: v.kernel.trim(), initrd: v.initrd.trim(), cmdline: v.cmdline, script: v.script };
+      v.kind === 'netboot'
+        ? { kind: v.kind, description: v.description, kernel: v.kernel.trim(), initrd: v.initrd.trim(), cmdline: v.cmdline, script: v.script }
+        : source === 'library'
+          ? { kind: v.kind, description: v.description, image: v.image }
+          : { kind: v.kind, description: v.description, image_url: v.image_url.trim(), image_sha256: v.image_sha256.trim() };
     if (profile) await must(session.client.PUT('/api/v1/profiles/{name}', { params: { path: { name: profile.name } }, body }));
     else await must(session.client.POST('/api/v1/profiles', { body: { name: v.name.trim(), ...body } }));
   }
@@ -105,12 +125,40 @@ function ProfileEditor({ profile, onClose }: { profile: Profile | null; onClose:
             </>
           ) : (
             <>
-              <Field label="Image URL" name="image_url" error={errors.image_url} hint="raw, .gz, .zst or .xz">
-                {(p) => <input {...p} class="mono" value={v.image_url} onInput={upd('image_url')} />}
+              <Field label="Image source" name="source">
+                {(p) => (
+                  <select {...p} value={source} onChange={(e) => setSource(e.currentTarget.value as Source)}>
+                    <option value="library">an image of the library</option>
+                    <option value="url">a URL and its checksum</option>
+                  </select>
+                )}
               </Field>
-              <Field label="Image SHA-256" name="image_sha256" error={errors.image_sha256}>
-                {(p) => <input {...p} class="mono" value={v.image_sha256} onInput={upd('image_sha256')} />}
-              </Field>
+              {source === 'library' ? (
+                <Field
+                  label="Library image"
+                  name="image"
+                  error={errors.image || imagesError}
+                  hint={images && images.length === 0 && !imagesError ? <>No ready image yet: <a href="/images">import or upload one</a>.</> : 'Ready images only.'}
+                >
+                  {(p) => (
+                    <select {...p} value={v.image} onChange={upd('image')}>
+                      <option value="">choose an image</option>
+                      {/* A profile keeps naming its image while the list loads. */}
+                      {v.image && !(images ?? []).some((i) => i.name === v.image) && <option value={v.image}>{v.image}</option>}
+                      {(images ?? []).map((i) => <option key={i.name} value={i.name}>{i.name} ({i.format})</option>)}
+                    </select>
+                  )}
+                </Field>
+              ) : (
+                <>
+                  <Field label="Image URL" name="image_url" error={errors.image_url} hint="raw, .gz, .zst or .xz">
+                    {(p) => <input {...p} class="mono" value={v.image_url} onInput={upd('image_url')} />}
+                  </Field>
+                  <Field label="Image SHA-256" name="image_sha256" error={errors.image_sha256}>
+                    {(p) => <input {...p} class="mono" value={v.image_sha256} onInput={upd('image_sha256')} />}
+                  </Field>
+                </>
+              )}
             </>
           )}
         </>
