@@ -11,13 +11,14 @@ BIN := bin
 # Debian packages the build, the tests and the demo use.
 APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
 	tftp-hpa dnsmasq-base busybox-static pci.ids chromium socat iproute2 util-linux \
-	ca-certificates xz-utils zstd qemu-utils
+	ca-certificates xz-utils zstd qemu-utils \
+	mmdebstrap e2fsprogs dosfstools mtools extlinux syslinux-common grub-efi-amd64-bin
 
 # The discovery OS kernel: Debian's packaged kernel, the version that
 # linux-image-amd64 depends on today (recorded in images/discovery/manifest.json).
 KERNEL_PKG_CMD = apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $$2; exit}'
 
-.PHONY: all deps build images ipxe-images discovery-image docs-assets ui openapi test e2e unit demo demo-stop bench clean
+.PHONY: all deps build images ipxe-images discovery-image os-image docs-assets ui openapi test e2e unit demo demo-stop bench clean
 
 all: build
 
@@ -84,16 +85,23 @@ discovery-image: $(BUILD)/.apt $(BUILD)/.gomod
 	$(GO) run ./discovery-os/cmd/mkdiscovery -kernel-deb $$(cat $(BUILD)/kernel/current) \
 		-agent $(BUILD)/foundry-agent -pciids /usr/share/misc/pci.ids -out images/discovery
 
+## os-image: a real Debian 12 disk image (BIOS and UEFI, cloud-init reading
+## only a NoCloud seed) built from Debian's packages with mmdebstrap into
+## build/os/ (.raw, .raw.zst, .sha256); rebuilt only when its recipe
+## (images/osimage) or the build tools change.
+os-image: $(BUILD)/.apt $(BUILD)/.gomod
+	$(GO) run ./images/cmd/mkosimage -dir $(BUILD)/os
+
 ## test: the whole suite — unit, integration in network namespaces, and
 ## emulated machines. This is what CI runs.
-test: deps images docs-assets ui
+test: deps images os-image docs-assets ui
 	$(GO) vet ./...
 	cd ui && npm test
 	$(GO) test -count=1 -timeout 45m -tags qemu ./...
 
 ## e2e: only the emulated-machine tests (the whole discovery loop under
 ## QEMU); `make test` runs them too.
-e2e: deps images docs-assets ui
+e2e: deps images os-image docs-assets ui
 	$(GO) test -count=1 -timeout 30m -run 'E2E|QEMU' -v ./test/
 
 ## unit: every test that needs no root and no namespace, with -short, run

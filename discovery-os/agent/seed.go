@@ -47,8 +47,12 @@ func NoCloudFiles(instanceID, mac string, d agentwire.Decision) (map[string][]by
 	}
 	meta, _ := json.Marshal(map[string]string{"instance-id": instanceID, "local-hostname": host})
 	user, _ := json.Marshal(map[string]any{
-		"hostname":            strings.SplitN(host, ".", 2)[0],
-		"fqdn":                host,
+		"hostname": strings.SplitN(host, ".", 2)[0],
+		"fqdn":     host,
+		// Without an /etc/hosts line for the name, `hostname -f` fails
+		// and sudo warns on every call (seen on Debian 12's cloud-init,
+		// which leaves /etc/hosts alone by default).
+		"manage_etc_hosts":    true,
 		"ssh_authorized_keys": append([]string{}, d.SSHKeys...),
 	})
 	eth := map[string]any{"match": map[string]string{"macaddress": mac}}
@@ -66,7 +70,13 @@ func NoCloudFiles(instanceID, mac string, d agentwire.Decision) (map[string][]by
 			if err != nil {
 				return nil, fmt.Errorf("network gateway %q: %w", printable(nw.Gateway), err)
 			}
-			eth["routes"] = []map[string]string{{"to": "default", "via": gw.String()}}
+			// gateway4, not a route "to: default": cloud-init 22.4
+			// (Debian 12) rejects "default" as an address and fails the
+			// whole network configuration, and its ifupdown renderer
+			// turns routes into `route add` lines that need net-tools.
+			// gateway4 is read by every cloud-init release and renderer
+			// (netplan only warns that it is deprecated).
+			eth["gateway4"] = gw.String()
 		}
 		var dns []string
 		for _, s := range nw.DNS {

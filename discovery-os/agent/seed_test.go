@@ -30,13 +30,14 @@ func TestNoCloudFiles(t *testing.T) {
 	var user struct {
 		Hostname string   `json:"hostname"`
 		FQDN     string   `json:"fqdn"`
+		EtcHosts bool     `json:"manage_etc_hosts"`
 		Keys     []string `json:"ssh_authorized_keys"`
 	}
 	json.Unmarshal(files["user-data"][len("#cloud-config\n"):], &user)
-	if user.Hostname != "web1" || user.FQDN != "web1.lab" || user.Keys[0] != d.SSHKeys[0] {
+	if user.Hostname != "web1" || user.FQDN != "web1.lab" || !user.EtcHosts || user.Keys[0] != d.SSHKeys[0] {
 		t.Errorf("user-data %+v", user)
 	}
-	const wantNet = `{"ethernets":{"primary":{"addresses":["10.77.0.50/24"],"match":{"macaddress":"52:54:00:12:34:56"},"nameservers":{"addresses":["10.77.0.1"]},"routes":[{"to":"default","via":"10.77.0.1"}]}},"version":2}` + "\n"
+	const wantNet = `{"ethernets":{"primary":{"addresses":["10.77.0.50/24"],"gateway4":"10.77.0.1","match":{"macaddress":"52:54:00:12:34:56"},"nameservers":{"addresses":["10.77.0.1"]}}},"version":2}` + "\n"
 	if string(files["network-config"]) != wantNet {
 		t.Errorf("network-config:\n%s\nwant\n%s", files["network-config"], wantNet)
 	}
