@@ -200,6 +200,8 @@ func bootAndCheck(t *testing.T, c bootCase, imageURL, zstSum, authorized string,
 		{"ip -4 -o addr show scope global", func(o string) bool { return strings.Contains(o, " "+c.addr+"/24 ") }, "address " + c.addr + "/24"},
 		{"ip -4 route show default", func(o string) bool { return strings.HasPrefix(o, "default via 10.77.0.1 ") }, "default route via 10.77.0.1"},
 		{"cat .ssh/authorized_keys", func(o string) bool { return o == authorized }, "exactly the seed's key"},
+		// No unit failed (cloud-init's own units included).
+		{"systemctl is-system-running --wait", func(o string) bool { return o == "running" }, "running, not degraded"},
 		{"sudo -n id -u", func(o string) bool { return o == "0" }, "password-less sudo for the operator"},
 		{"cat /run/cloud-init/result.json", cloudInitClean, "cloud-init done with NoCloud and no errors"},
 		// cloud-init grew the root into the space the seed partition left

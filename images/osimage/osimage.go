@@ -59,9 +59,11 @@ var DefaultSources = []string{
 // without recommends. cloud-init renders NoCloud network-config for
 // ifupdown (its ENI renderer, the one Debian's cloud-init picks when
 // ifupdown is installed); resolvconf applies the seed's name servers;
-// cloud-guest-utils lets cloud-init grow the root partition.
+// cloud-guest-utils lets cloud-init grow the root partition; dbus and
+// libpam-systemd let the operator use systemctl, hostnamectl and the like
+// without root, as on any Debian server.
 var DefaultPackages = []string{
-	"linux-image-amd64", "systemd-sysv", "udev", "kmod", "e2fsprogs",
+	"linux-image-amd64", "systemd-sysv", "udev", "kmod", "e2fsprogs", "dbus", "libpam-systemd",
 	"cloud-init", "cloud-guest-utils", "openssh-server", "sudo",
 	"ifupdown", "isc-dhcp-client", "iproute2", "netbase", "resolvconf", "ca-certificates",
 	"procps", "iputils-ping", "less", "vim-tiny",
