@@ -86,6 +86,10 @@ type Decision struct {
 	Image    *DecisionImage `json:"image,omitempty"`
 	SSHKeys  []string       `json:"ssh_keys,omitempty"`
 	Network  *Network       `json:"network,omitempty"`
+	// FirstBootURL is where the installed system reports its first boot
+	// (cloud-init phone_home, in the seed the agent writes); with an image
+	// decision only. It carries a one-time secret.
+	FirstBootURL string `json:"first_boot_url,omitempty" doc:"Where the installed system reports its first boot (cloud-init phone_home); image decisions only"`
 	// Message explains a wait that approval will not end, for the console.
 	Message string `json:"message,omitempty" example:"this machine was approved in another boot session"`
 }

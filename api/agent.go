@@ -137,7 +137,7 @@ func (s *Server) registerAgent() {
 			action, act = "provisioned", lifecycle.ActSucceed
 		}
 		return s.agentReport(p, act, action, in.Body.Message, func(m *store.Machine) error {
-			if in.Body.Success && m.State == store.StateReady {
+			if in.Body.Success && (m.State == store.StateReady || m.Installed) {
 				return nil // a repeated report
 			}
 			to, err := lifecycle.Next(act, lifecycle.RoleAgent, m.State)
@@ -146,7 +146,9 @@ func (s *Server) registerAgent() {
 			}
 			m.State, m.Message = to, in.Body.Message
 			if in.Body.Success {
-				m.Progress = 100
+				// Written: the machine boots its disk, and is ready once
+				// the installed system reports its first boot.
+				m.Progress, m.Installed = 100, true
 			}
 			return nil
 		})
@@ -168,7 +170,7 @@ func (s *Server) agentReport(p principal, act lifecycle.Action, action, detail s
 			if err := fn(m); err != nil {
 				return err
 			}
-			if lifecycle.EndsSession(act) && m.State == store.StateReady {
+			if lifecycle.EndsSession(act) {
 				return ss.EndAll()
 			}
 			return nil

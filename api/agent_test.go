@@ -83,7 +83,7 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 	}{
 		{"/agent/progress", map[string]any{"percent": 40, "message": "writing"}, store.StateProvisioning},
 		{"/agent/progress", map[string]any{"percent": 90}, store.StateProvisioning},
-		{"/agent/result", map[string]any{"success": true, "message": "verified"}, store.StateReady},
+		{"/agent/result", map[string]any{"success": true, "message": "verified"}, store.StateProvisioning},
 	}
 	if code, body := a.call(http.MethodPost, "/agent/progress", map[string]any{"percent": 101}); code != 422 || !hasLocation(problem(t, body), "body.percent") {
 		t.Errorf("percent 101: %d %s", code, body)
@@ -105,6 +105,51 @@ func TestAgentRegisterAndProvision(t *testing.T) {
 		if code, body := a.call(c.method, c.path, map[string]any{"success": true}); code != http.StatusUnauthorized {
 			t.Errorf("%s %s after the install: %d %s", c.method, c.path, code, body)
 		}
+	}
+	// Written: the machine boots its disk until the installed system
+	// reports its first boot with the secret its seed carries. A wrong
+	// secret, another MAC, or the right one sent twice changes nothing.
+	if m := e.machine(macA); !m.Installed || m.State != store.StateProvisioning {
+		t.Fatalf("after the agent's success: installed %v, %s", m.Installed, m.State)
+	}
+	if !strings.HasPrefix(d.FirstBootURL, e.ts.URL+"/api/v1/first-boot/"+macA+"/") {
+		t.Fatalf("first-boot URL %q", d.FirstBootURL)
+	}
+	report := func(u string) int {
+		t.Helper()
+		resp, err := http.Post(u, "application/x-www-form-urlencoded",
+			strings.NewReader("instance_id=i-1&hostname=node-01&fqdn=node-01&pub_key_ed25519=ssh-ed25519+AAAAC3NzaC1lZDI1NTE5AAAAIGt6ZmZ5b3VyLWtleS1oZXJlLXBsZWFzZS1yZXBsYWNl+root%40node-01"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	before := e.machine(macA)
+	for _, u := range []string{
+		d.FirstBootURL[:len(d.FirstBootURL)-1] + "x",
+		strings.Replace(d.FirstBootURL, macA, macB, 1),
+		e.ts.URL + "/api/v1/first-boot/" + macA + "/",
+	} {
+		if code := report(u); code != http.StatusNotFound {
+			t.Errorf("report to %s: %d, want 404", u, code)
+		}
+	}
+	if m := e.machine(macA); m.Revision != before.Revision {
+		t.Fatal("a refused first-boot report changed the machine")
+	}
+	if code := report(d.FirstBootURL); code != 200 {
+		t.Fatalf("first-boot report: %d", code)
+	}
+	m = e.machine(macA)
+	if m.State != store.StateReady || m.FirstBoot == nil || m.FirstBoot.Hostname != "node-01" || len(m.FirstBoot.SSHHostKeys) != 1 || m.ReadyAt.IsZero() || m.FirstBootSecret != "" {
+		t.Fatalf("after the first-boot report: %s %+v", m.State, m.FirstBoot)
+	}
+	if code := report(d.FirstBootURL); code != http.StatusNotFound {
+		t.Fatalf("the first-boot URL used twice: %d", code)
+	}
+	if v, err := e.admin.GetMachine(ctx, macA); err != nil || v.ReadyAt == nil || v.DeploySeconds == nil || strings.Contains(fmt.Sprint(v), d.FirstBootURL[len(d.FirstBootURL)-20:]) {
+		t.Fatalf("machine view: %+v %v", v, err)
 	}
 	// A one-off discovery boot of a ready machine (a new boot, a new
 	// nonce and key) is a registration of its own: the machine's inventory

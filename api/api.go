@@ -99,6 +99,15 @@ func register[I, O any](s *Server, acc access, op huma.Operation, h func(context
 
 // prepare fills in what every operation has.
 func (s *Server) prepare(acc access, op *huma.Operation) {
+	if acc == accessSecret {
+		// The handler checks the secret in the path; there is no header
+		// credential to check first ({} is OpenAPI's "none").
+		op.Security = []map[string][]string{{}}
+		if op.MaxBodyBytes == 0 {
+			op.MaxBodyBytes = 64 << 10
+		}
+		return
+	}
 	if acc == accessAgent {
 		op.Security = []map[string][]string{{schemeNonce: {}}}
 		op.Tags = []string{"agent"}
@@ -139,6 +148,7 @@ func (s *Server) registerRoutes() {
 	s.registerTokens()
 	s.registerEvents()
 	s.registerAgent()
+	s.registerFirstBoot()
 }
 
 // storeErr turns a store error into a problem response. what names the

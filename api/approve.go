@@ -281,6 +281,11 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 		detail += "; approved WITHOUT the console token (allow_approval_without_token is on)"
 		s.log.Warn("machine approved without registration token", "mac", m.MAC, "actor", actor)
 	}
+	// The installed system presents this secret to report its first boot.
+	secret, err := newSecret()
+	if err != nil {
+		return nil, fmt.Errorf("draw first-boot secret: %w", err)
+	}
 	out, err := s.Store.UpdateMachineSessions(m.MAC, store.Audit{Actor: actor, Action: "approve", Detail: detail},
 		func(cur *store.Machine, ss *store.Sessions) error {
 			to, err := lifecycle.Next(lifecycle.ActApprove, lifecycle.RoleAdmin, cur.State)
@@ -297,6 +302,7 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 			a := plan.approval
 			cur.Approval = &a
 			cur.Progress, cur.Message = 0, ""
+			cur.Installed, cur.FirstBootSecret, cur.FirstBoot, cur.ReadyAt = false, secret, nil, time.Time{}
 			return nil
 		})
 	if errors.Is(err, errChanged) {
@@ -325,7 +331,7 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 				if err != nil {
 					return errChanged
 				}
-				cur.State = to
+				cur.State, cur.ReadyAt = to, s.now()
 				return nil
 			}); err == nil {
 			out = r

@@ -38,9 +38,10 @@ const NonceHeader = agentwire.NonceHeader
 type access int
 
 const (
-	accessRead  access = iota // any admin-API token (viewer or admin)
-	accessWrite               // an admin token
-	accessAgent               // a discovery agent's signed call
+	accessRead   access = iota // any admin-API token (viewer or admin)
+	accessWrite                // an admin token
+	accessAgent                // a discovery agent's signed call
+	accessSecret               // a secret in the URL, checked by the handler (the first-boot report)
 )
 
 // principal is the authenticated caller, kept in the request context.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,11 @@ func TestContractRegisterApproveProvision(t *testing.T) {
 			Disk:   "/dev/disk/by-path/pci-0000:00:04.0-nvme-1", DiskByPath: "/dev/disk/by-path/pci-0000:00:04.0-nvme-1"},
 		Network: &agentwire.Network{Mode: "static", Address: "10.77.0.50/24", Gateway: "10.77.0.1", DNS: []string{"10.77.0.1"}},
 	}
+	// The first-boot URL carries a secret drawn at approval.
+	if !strings.HasPrefix(r.d.FirstBootURL, e.ts.URL+"/api/v1/first-boot/"+macA+"/") {
+		t.Fatalf("first-boot URL %q", r.d.FirstBootURL)
+	}
+	want.FirstBootURL = r.d.FirstBootURL
 	if r.err != nil || !equalDecision(r.d, want) {
 		t.Fatalf("decision after approval: %+v %v\nwant %+v", r.d, r.err, want)
 	}
@@ -158,14 +164,14 @@ func TestContractRegisterApproveProvision(t *testing.T) {
 	if err := c.Result(ctx, true, "image written and verified"); err != nil {
 		t.Fatalf("result: %v", err)
 	}
-	if m := e.machine(macA); m.State != store.StateReady || m.Progress != 100 || m.Message != "image written and verified" {
-		t.Fatalf("after result: %s %d %q", m.State, m.Progress, m.Message)
+	if m := e.machine(macA); m.State != store.StateProvisioning || !m.Installed || m.Progress != 100 || m.Message != "image written and verified" {
+		t.Fatalf("after result: %s installed %v %d %q", m.State, m.Installed, m.Progress, m.Message)
 	}
 	// The install ended the boot session: its key can report no more.
 	err = c.Progress(ctx, 50, "after the end")
 	var ae *discovery.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || !discovery.IsPermanent(err) {
-		t.Fatalf("progress of a ready machine: %v, want a permanent 401", err)
+		t.Fatalf("progress of an installed machine: %v, want a permanent 401", err)
 	}
 }
 

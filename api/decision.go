@@ -17,12 +17,7 @@ import (
 // them (the session approval bound). base is the appliance URL the agent
 // used, for image URLs given as a path on the appliance.
 func (s *Server) decision(m store.Machine, session, base string) Decision {
-	var prof store.Profile
-	if m.Profile != "" {
-		if p, err := s.Store.GetProfile(m.Profile); err == nil {
-			prof = p
-		}
-	}
+	prof := s.profileOf(m)
 	bound := m.Session != "" && m.Session == session
 	f := lifecycle.Decide(lifecycle.Query{Machine: m.Lifecycle(prof.Kind), Bound: bound})
 	d := Decision{Decision: string(f.Agent), State: m.State.String()}
@@ -53,8 +48,21 @@ func (s *Server) decision(m store.Machine, session, base string) Decision {
 			}
 		}
 		d.Image = img
+		d.FirstBootURL = firstBootURL(base, m)
 	}
 	return d
+}
+
+// profileOf is m's profile; zero when it has none or it does not exist.
+func (s *Server) profileOf(m store.Machine) store.Profile {
+	if m.Profile == "" {
+		return store.Profile{}
+	}
+	p, err := s.Store.GetProfile(m.Profile)
+	if err != nil {
+		return store.Profile{}
+	}
+	return p
 }
 
 func absURL(base, ref string) string {
@@ -77,7 +85,7 @@ func absURL(base, ref string) string {
 // decided answers the agent with d, ending its boot session when d is
 // its final decision (lifecycle.FinalDecision).
 func (s *Server) decided(p principal, m store.Machine, d Decision) *struct{ Body Decision } {
-	if lifecycle.FinalDecision(m.State, lifecycle.Agent(d.Decision)) {
+	if lifecycle.FinalDecision(m.Lifecycle(s.profileOf(m).Kind), lifecycle.Agent(d.Decision)) {
 		_, err := s.Store.UpdateMachineSessions(p.MAC, store.Audit{Actor: p.Actor, Action: "session-end", Detail: d.Decision + " decision delivered"},
 			func(_ *store.Machine, ss *store.Sessions) error { return ss.End(p.Session) })
 		if err != nil {

@@ -27,10 +27,16 @@ type Machine struct {
 	Profile   string     `json:"profile,omitempty" example:"debian-netboot"`
 	Approval  *Approval  `json:"approval,omitempty"`
 	Progress  int        `json:"progress" minimum:"0" maximum:"100" doc:"Provisioning progress in percent"`
-	Message   string     `json:"message,omitempty" doc:"Last status, failure or rejection reason"`
-	Revision  uint64     `json:"revision" doc:"Increases on every change"`
-	Client    string     `json:"client,omitempty" enum:"pxe,ipxe,http" doc:"Network-boot client seen last: firmware PXE, iPXE or UEFI HTTP boot"`
-	Actions   []string   `json:"actions" doc:"What an administrator may do to the machine in its state (docs/lifecycle.md); the dashboard shows exactly these"`
+	// Installed, ReadyAt and DeploySeconds follow an image install to the
+	// installed system's first boot.
+	Installed     bool       `json:"installed" doc:"The image is written; the machine boots its disk and becomes ready when the installed system reports its first boot"`
+	ReadyAt       *time.Time `json:"ready_at,omitempty"`
+	DeploySeconds *float64   `json:"deploy_seconds,omitempty" doc:"Seconds from approval to ready"`
+	FirstBoot     *FirstBoot `json:"first_boot,omitempty" doc:"What the installed system reported at its first boot"`
+	Message       string     `json:"message,omitempty" doc:"Last status, failure or rejection reason"`
+	Revision      uint64     `json:"revision" doc:"Increases on every change"`
+	Client        string     `json:"client,omitempty" enum:"pxe,ipxe,http" doc:"Network-boot client seen last: firmware PXE, iPXE or UEFI HTTP boot"`
+	Actions       []string   `json:"actions" doc:"What an administrator may do to the machine in its state (docs/lifecycle.md); the dashboard shows exactly these"`
 
 	// Boot settings, set by PUT /api/v1/machines/{mac}/boot.
 	Menu       BootMenu `json:"menu" doc:"The iPXE boot menu"`
@@ -47,6 +53,13 @@ type Machine struct {
 	Summary     Summary `json:"summary"`
 	// Inventory is the agent's report exactly as received (docs/inventory.md).
 	Inventory json.RawMessage `json:"inventory,omitempty" doc:"Hardware inventory as reported by the discovery agent (schema in docs/inventory.md); only in single-machine responses"`
+}
+
+// FirstBoot is the installed system's first-boot report.
+type FirstBoot struct {
+	At          time.Time `json:"at"`
+	Hostname    string    `json:"hostname,omitempty"`
+	SSHHostKeys []string  `json:"ssh_host_keys,omitempty" doc:"Public SSH host keys, for known_hosts"`
 }
 
 // Approval is what an administrator decided.
@@ -172,6 +185,18 @@ func machineView(m store.Machine, sessions []store.Session, invs map[string]json
 	if !m.ExpiresAt.IsZero() {
 		t := m.ExpiresAt
 		v.ExpiresAt = &t
+	}
+	v.Installed = m.Installed
+	if !m.ReadyAt.IsZero() {
+		t := m.ReadyAt
+		v.ReadyAt = &t
+		if m.Approval != nil && !m.Approval.ApprovedAt.IsZero() {
+			d := m.ReadyAt.Sub(m.Approval.ApprovedAt).Seconds()
+			v.DeploySeconds = &d
+		}
+	}
+	if fb := m.FirstBoot; fb != nil {
+		v.FirstBoot = &FirstBoot{At: fb.At, Hostname: fb.Hostname, SSHHostKeys: fb.SSHHostKeys}
 	}
 	if a := m.Approval; a != nil {
 		v.Approval = &Approval{

@@ -12,6 +12,16 @@ type Machine struct {
 	Menu bool
 	// UEFIBinary overrides Segment.UEFIBinary; "" keeps the segment's.
 	UEFIBinary string
+	// Installed says that the agent has written the image: a provisioning
+	// image machine then boots its disk until the installed system reports
+	// its first boot. It means nothing in any other state.
+	Installed bool
+}
+
+// awaitingFirstBoot: the image is written and the installed system has not
+// reported its first boot yet.
+func (m *Machine) awaitingFirstBoot() bool {
+	return m.Installed && m.State == Provisioning && m.Profile == Image
 }
 
 // Segment is what Decide needs of the segment the machine is on: for DHCP
@@ -296,6 +306,7 @@ func bootFile(q Query) (BootKind, string, string) {
 //	discovered, inventoried                   → discovery, or held off discovery segments
 //	rejected                                  → rejected
 //	image profile: approved, provisioning, failed → discovery (the agent writes the image)
+//	image profile: provisioning, installed    → local disk (its first boot)
 //	image profile: ready                      → local disk
 //	netboot profile: approved, ready          → production
 //	netboot profile: provisioning, failed     → discovery (the agent reports)
@@ -318,7 +329,7 @@ func script(q Query) Script {
 	}
 	var kind Script
 	switch {
-	case m.Profile == Image && m.State == Ready:
+	case m.Profile == Image && (m.State == Ready || m.awaitingFirstBoot()):
 		kind = ScriptLocal
 	case m.Profile == Image:
 		return ScriptDiscovery
@@ -346,6 +357,7 @@ func script(q Query) Script {
 //	discovered, inventoried, failed       → wait (failed waits for a retry)
 //	rejected                              → reject
 //	approved, provisioning + image        → image
+//	provisioning + image, installed       → netboot (reboot: the next boot is the disk)
 //	approved, provisioning + netboot      → netboot (reboot into production)
 //	ready                                 → netboot (reboot: the next boot is production or the disk)
 func agent(m *Machine) Agent {
@@ -356,10 +368,12 @@ func agent(m *Machine) Agent {
 	case Rejected:
 		return AgentReject
 	case Approved, Provisioning:
-		switch m.Profile {
-		case Image:
+		switch {
+		case m.awaitingFirstBoot():
+			return AgentNetboot
+		case m.Profile == Image:
 			return AgentImage
-		case Netboot:
+		case m.Profile == Netboot:
 			return AgentNetboot
 		}
 	case Ready:

@@ -19,7 +19,9 @@ func allQueries() []Query {
 		for _, p := range []ProfileKind{"", Netboot, Image} {
 			for _, menu := range []bool{false, true} {
 				for _, uefi := range []string{"", BinaryIPXE, BinarySNP, "bogus.efi"} {
-					machines = append(machines, &Machine{State: s, Profile: p, Menu: menu, UEFIBinary: uefi})
+					for _, inst := range []bool{false, true} {
+						machines = append(machines, &Machine{State: s, Profile: p, Menu: menu, UEFIBinary: uefi, Installed: inst})
+					}
 				}
 			}
 		}
@@ -197,7 +199,9 @@ func TestNext(t *testing.T) {
 		{ActRetry, RoleAdmin, Ready, Ready, ErrTransition},
 		{ActRediscover, RoleAdmin, Ready, Discovered, nil},
 		{ActRediscover, RoleAdmin, Rejected, Rejected, ErrTransition},
-		{ActSucceed, RoleAgent, Provisioning, Ready, nil},
+		{ActSucceed, RoleAgent, Provisioning, Provisioning, nil},
+		{ActFirstBoot, RoleOS, Provisioning, Ready, nil},
+		{ActFirstBoot, RoleOS, Approved, Approved, ErrTransition},
 		{ActDelete, RoleAdmin, Rejected, Gone, nil},
 		{Action("fly"), RoleAdmin, Ready, Ready, ErrTransition},
 	} {
@@ -276,14 +280,40 @@ func checkGenerated(t *testing.T, path, want string) {
 func TestFinalDecision(t *testing.T) {
 	for _, st := range States() {
 		for _, p := range []ProfileKind{Netboot, Image} {
-			a := Decide(Query{Machine: &Machine{State: st, Profile: p}}).Agent
-			final := FinalDecision(st, a)
-			switch {
-			case st == Rejected && !final, st == Ready && !final:
-				t.Errorf("%s (%s): decision %s is not final", st, p, a)
-			case st != Rejected && st != Ready && final:
-				t.Errorf("%s (%s): decision %s ends a session that still has work", st, p, a)
+			for _, installed := range []bool{false, true} {
+				m := &Machine{State: st, Profile: p, Installed: installed}
+				a := Decide(Query{Machine: m, Bound: true}).Agent
+				final := FinalDecision(m, a)
+				done := st == Rejected || st == Ready || st == Provisioning && p == Image && installed
+				switch {
+				case done && !final:
+					t.Errorf("%s (%s, installed %v): decision %s is not final", st, p, installed, a)
+				case !done && final:
+					t.Errorf("%s (%s, installed %v): decision %s ends a session that still has work", st, p, installed, a)
+				}
 			}
 		}
+	}
+}
+
+// An installed image machine boots its disk until its first-boot report,
+// which only the installed system (or the appliance) may make.
+func TestInstalledBootsItsDisk(t *testing.T) {
+	m := &Machine{State: Provisioning, Profile: Image, Installed: true}
+	f := Decide(Query{Machine: m, Segment: Segment{Discovery: true}, Bound: true})
+	if f.Script != ScriptLocal || f.Agent != AgentNetboot {
+		t.Fatalf("installed: script %s, agent %s", f.Script, f.Agent)
+	}
+	m.Menu = true
+	if f := Decide(Query{Machine: m, Segment: Segment{Discovery: true}}); f.Script != ScriptMenu {
+		t.Fatalf("installed with a menu: script %s", f.Script)
+	}
+	for _, by := range []Role{RoleAgent, RoleAdmin, RoleDHCP} {
+		if _, err := Next(ActFirstBoot, by, Provisioning); err == nil {
+			t.Errorf("%s reported a first boot", by)
+		}
+	}
+	if to, err := Next(ActFirstBoot, RoleOS, Provisioning); err != nil || to != Ready {
+		t.Errorf("first boot: %s %v", to, err)
 	}
 }

@@ -108,6 +108,9 @@ const (
 	RoleAdmin Role = "admin"
 	// RoleSystem is the appliance itself (expiry, netboot readiness).
 	RoleSystem Role = "system"
+	// RoleOS is the installed operating system, reporting its first boot
+	// with the secret its seed carries.
+	RoleOS Role = "os"
 )
 
 // Action is a named move of the life cycle; the audit log records it.
@@ -121,7 +124,8 @@ const (
 	ActReject     Action = "reject"     // an administrator rejects: a permanent deny entry
 	ActNetbootOK  Action = "ready"      // a netboot approval needs nothing more
 	ActProgress   Action = "progress"   // the agent reports image progress
-	ActSucceed    Action = "succeed"    // the agent reports a successful install
+	ActSucceed    Action = "succeed"    // the agent reports the image written
+	ActFirstBoot  Action = "first-boot" // the installed system reports its first boot
 	ActFail       Action = "fail"       // the agent reports a failed install
 	ActRetry      Action = "retry"      // an administrator retries a failed install
 	ActRediscover Action = "rediscover" // an administrator sends the machine back to discovery
@@ -152,7 +156,8 @@ var rules = []rule{
 	{ActReject, []State{Inventoried}, Rejected, []Role{RoleAdmin}, "kept as a deny entry until deleted"},
 	{ActNetbootOK, []State{Approved}, Ready, []Role{RoleSystem}, "a netboot profile needs no install"},
 	{ActProgress, []State{Approved, Provisioning}, Provisioning, []Role{RoleAgent}, "image download and write progress"},
-	{ActSucceed, []State{Approved, Provisioning}, Ready, []Role{RoleAgent}, "the install finished"},
+	{ActSucceed, []State{Approved, Provisioning}, Provisioning, []Role{RoleAgent}, "the image is written; the machine boots its disk"},
+	{ActFirstBoot, []State{Provisioning}, Ready, []Role{RoleOS, RoleSystem}, "the installed system reported its first boot (the appliance itself for a profile that expects no report)"},
 	{ActFail, []State{Approved, Provisioning}, Failed, []Role{RoleAgent}, "the install failed; the reason is kept"},
 	{ActRetry, []State{Failed}, Provisioning, []Role{RoleAdmin}, "the agent tries the install again"},
 	{ActRediscover, []State{Approved, Provisioning, Ready, Failed}, Discovered, []Role{RoleAdmin}, "discovery on the next boot; approval needed again"},
@@ -211,12 +216,12 @@ func EndsSession(a Action) bool {
 	return false
 }
 
-// FinalDecision reports whether telling the agent a (for a machine in state
-// s) is the last thing its boot session can do: it powers off (reject) or
-// reboots into production or its disk (a ready machine's netboot). The
-// session ends as the answer goes out.
-func FinalDecision(s State, a Agent) bool {
-	return a == AgentReject || s == Ready && a == AgentNetboot
+// FinalDecision reports whether telling the agent a (for machine m) is the
+// last thing its boot session can do: it powers off (reject) or reboots
+// into production or its disk (a ready machine's netboot, or an installed
+// one's first boot). The session ends as the answer goes out.
+func FinalDecision(m *Machine, a Agent) bool {
+	return a == AgentReject || a == AgentNetboot && (m.State == Ready || m.awaitingFirstBoot())
 }
 
 // Allowed lists the actions role by may take on a machine in state s, in

@@ -106,6 +106,9 @@ func sampleMachines(menus bool) []*Machine {
 			if menus && p != "" {
 				out = append(out, &Machine{State: s, Profile: p, Menu: true})
 			}
+			if s == Provisioning && p == Image {
+				out = append(out, &Machine{State: s, Profile: p, Installed: true})
+			}
 		}
 	}
 	return out
@@ -123,6 +126,9 @@ func machineLabel(m *Machine) string {
 		default:
 			s += ", " + string(m.Profile)
 		}
+	}
+	if m.awaitingFirstBoot() {
+		s += ", installed"
 	}
 	if m.Menu {
 		s += ", menu"

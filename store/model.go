@@ -93,6 +93,17 @@ type Machine struct {
 	Cluster  string    `json:"cluster,omitempty"`
 	Profile  string    `json:"profile,omitempty"`
 	Approval *Approval `json:"approval,omitempty"`
+	// Installed says that the agent wrote the image; the machine boots its
+	// disk until the installed system reports its first boot.
+	Installed bool `json:"installed,omitempty"`
+	// FirstBootSecret is what the installed system presents to report its
+	// first boot (in the first-boot URL of its cloud-init seed). It is
+	// drawn at approval and cleared by the report; the API never shows it.
+	FirstBootSecret string `json:"first_boot_secret,omitempty"`
+	// FirstBoot is the installed system's report, and ReadyAt when the
+	// machine became ready.
+	FirstBoot *FirstBoot `json:"first_boot,omitempty"`
+	ReadyAt   time.Time  `json:"ready_at,omitzero"`
 	// Progress is the provisioning percentage (0–100) and Message the last
 	// status or failure reason reported by the agent.
 	Progress int    `json:"progress"`
@@ -105,6 +116,15 @@ type Machine struct {
 	// Revision increases on every write; the API uses it for ETags and the
 	// event stream.
 	Revision uint64 `json:"revision"`
+}
+
+// FirstBoot is what the installed system reported at its first boot.
+type FirstBoot struct {
+	At       time.Time `json:"at"`
+	Hostname string    `json:"hostname,omitempty"`
+	// SSHHostKeys are the installed system's public host keys, for the
+	// administrator's known_hosts.
+	SSHHostKeys []string `json:"ssh_host_keys,omitempty"`
 }
 
 // Boot menu items, in the order the menu shows them.
@@ -262,5 +282,5 @@ type Event struct {
 // profile ("" when it has none, or when the caller's step does not depend
 // on it, as DHCP's answer does not).
 func (m *Machine) Lifecycle(kind ProfileKind) *lifecycle.Machine {
-	return &lifecycle.Machine{State: m.State, Profile: kind, Menu: m.Menu.Enabled, UEFIBinary: m.UEFIBinary}
+	return &lifecycle.Machine{State: m.State, Profile: kind, Menu: m.Menu.Enabled, UEFIBinary: m.UEFIBinary, Installed: m.Installed}
 }

@@ -282,11 +282,12 @@ func TestSecuritySessionMACSpoofing(t *testing.T) {
 		t.Fatalf("after the spoofer's reports: %s %d%% %q, want provisioning 30%% \"writing image\"", m.State, m.Progress, m.Message)
 	}
 
-	// The genuine result ends every session of the MAC with it.
+	// The genuine result ends every session of the MAC with it; the
+	// machine then boots its disk and waits for its first-boot report.
 	if err := genuine.Result(ctx, true, "image written"); err != nil {
 		t.Fatalf("genuine result: %v", err)
 	}
-	if m := showSession(t, a, mac); m.State != "ready" || len(m.Registrations) != 0 || m.MACConflict {
+	if m := showSession(t, a, mac); m.State != "provisioning" || len(m.Registrations) != 0 || m.MACConflict {
 		t.Fatalf("after the install: %s, registrations %+v", m.State, m.Registrations)
 	}
 	if _, err := spoofer.Decision(ctx, 0); status(err) != http.StatusUnauthorized {
