@@ -43,6 +43,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -220,14 +221,21 @@ func (b Builder) Build(ctx context.Context) (m Manifest, cached bool, err error)
 	}
 	// A previous stamp must not vouch for files this build is replacing.
 	os.Remove(paths.Stamp)
-	work := filepath.Join(b.Dir, ".work-"+b.Name)
-	if err := os.RemoveAll(work); err != nil {
-		return Manifest{}, false, fmt.Errorf("clear work directory: %w", err)
+	work, err := filepath.Abs(filepath.Join(b.Dir, ".work-"+b.Name))
+	if err != nil {
+		return Manifest{}, false, err
+	}
+	if err := clearWork(work); err != nil {
+		return Manifest{}, false, err
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return Manifest{}, false, fmt.Errorf("create work directory: %w", err)
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if cerr := clearWork(work); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
 
 	m, err = b.build(ctx, work, paths)
 	if err != nil {
@@ -384,9 +392,52 @@ func installedPackages(ctx context.Context, root string) (map[string]string, err
 	return pkgs, nil
 }
 
-// run runs a program and returns its combined output.
+// clearWork removes the work directory, after unmounting anything a
+// killed build left mounted in it: removing files through a leftover
+// mount (mmdebstrap's /proc, /sys and /dev in the tree, or the root file
+// system mounted for extlinux) would remove them elsewhere.
+func clearWork(work string) error {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read mount table: %w", err)
+	}
+	for _, m := range mountsUnder(string(info), work) {
+		syscall.Unmount(m, syscall.MNT_DETACH)
+	}
+	info, _ = os.ReadFile("/proc/self/mountinfo")
+	if left := mountsUnder(string(info), work); len(left) > 0 {
+		return fmt.Errorf("cannot unmount %s: not removing %s", strings.Join(left, ", "), work)
+	}
+	if err := os.RemoveAll(work); err != nil {
+		return fmt.Errorf("clear work directory: %w", err)
+	}
+	return nil
+}
+
+// mountsUnder returns the mount points in mountinfo (proc(5)'s format) at
+// or below dir, deepest first.
+func mountsUnder(mountinfo, dir string) []string {
+	var found []string
+	unescape := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	for _, l := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		if m := unescape.Replace(f[4]); m == dir || strings.HasPrefix(m, dir+"/") {
+			found = append(found, m)
+		}
+	}
+	slices.SortStableFunc(found, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	return found
+}
+
+// run runs a program and returns its combined output. When ctx ends the
+// program gets SIGTERM, so that mmdebstrap can unmount what it mounted.
 func run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = time.Minute
 	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8", "MTOOLS_SKIP_CHECK=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -221,3 +221,22 @@ func TestConfigure(t *testing.T) {
 		t.Error("boot configuration not written")
 	}
 }
+
+func TestMountsUnder(t *testing.T) {
+	const info = `22 1 0:21 / / rw - ext4 /dev/vda rw
+90 22 0:5 / /work/build/os/.work-x/root/proc rw - proc proc rw
+91 22 0:6 / /work/build/os/.work-x/root/dev rw - devtmpfs udev rw
+92 91 0:7 / /work/build/os/.work-x/root/dev/pts rw - devpts devpts rw
+93 22 7:0 / /work/build/os/.work-x/mnt\040dir rw - ext4 /dev/loop0 rw
+94 22 7:1 / /work/build/os/.work-xy rw - ext4 /dev/loop1 rw
+`
+	got := mountsUnder(info, "/work/build/os/.work-x")
+	want := []string{"/work/build/os/.work-x/root/dev/pts", "/work/build/os/.work-x/root/proc",
+		"/work/build/os/.work-x/root/dev", "/work/build/os/.work-x/mnt dir"}
+	if !slices.Equal(got, want) {
+		t.Errorf("mountsUnder = %q\nwant %q (deepest first, no sibling with a longer name)", got, want)
+	}
+	if got := mountsUnder(info, "/elsewhere"); len(got) != 0 {
+		t.Errorf("mounts under /elsewhere: %q", got)
+	}
+}
