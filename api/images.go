@@ -175,7 +175,7 @@ func (s *Server) registerImages() {
 		Description: "The request body is the image file (application/octet-stream), streamed to disk. " +
 			"While it arrives the image is importing (GET shows the bytes received); the answer is the ready image, " +
 			"or a problem, the image then being failed with the reason. Formats as for an import. A name in use is refused (409).",
-		Errors: []int{http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+		Errors: []int{http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
 		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
 			"application/octet-stream": {Schema: &huma.Schema{Type: "string", Format: "binary"}},
 		}},
@@ -194,7 +194,8 @@ func (s *Server) registerImages() {
 		if in.length > s.imageMaxSize() {
 			return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf("the image is %d bytes, the limit is %d", in.length, s.imageMaxSize()))
 		}
-		img, err := s.images.upload(ctx, caller(ctx).Actor, in.Name, in.body.BodyReader(), in.length, sum)
+		interrupt := func() { in.body.SetReadDeadline(time.Now()) }
+		img, err := s.images.upload(ctx, caller(ctx).Actor, in.Name, in.body.BodyReader(), in.length, sum, interrupt)
 		if err != nil {
 			return nil, s.ingestErr(err, in.Name)
 		}
@@ -220,6 +221,14 @@ func (s *Server) ingestErr(err error, name string) error {
 		return huma.Error413RequestEntityTooLarge(err.Error())
 	case errors.As(err, &bad):
 		return huma.Error422UnprocessableEntity(err.Error(), &huma.ErrorDetail{Location: bad.loc, Message: err.Error()})
+	case errors.Is(err, errReceive):
+		return huma.Error400BadRequest(err.Error())
+	case errors.Is(err, errDeleted):
+		return huma.Error409Conflict(err.Error())
+	case errors.Is(err, errStalled):
+		return huma.NewError(http.StatusRequestTimeout, err.Error())
+	case errors.Is(err, errShutdown):
+		return huma.Error503ServiceUnavailable(err.Error())
 	}
 	return s.storeErr(err, "image "+name, "path.name")
 }

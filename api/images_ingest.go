@@ -36,6 +36,8 @@ var (
 	errStalled  = fmt.Errorf("stopped: no data for %s", importStall)
 	// errTooLarge: the image is above Server.ImageMaxSize.
 	errTooLarge = errors.New("the image is larger than the limit")
+	// errReceive: the source broke off or sent less than it announced.
+	errReceive = errors.New("receive")
 )
 
 // badImage is a received file that cannot become a library image; loc is
@@ -236,15 +238,22 @@ func (l *library) start(actor, name, rawURL, sum string) (store.Image, error) {
 }
 
 // upload stores body as image name and returns the ready record. length
-// is the announced size (-1: unknown).
-func (l *library) upload(ctx context.Context, actor, name string, body io.Reader, length int64, sum string) (store.Image, error) {
+// is the announced size (-1: unknown). interrupt makes a blocked read of
+// body return: a delete, a stall or a shutdown stops the upload at once
+// instead of when the client next sends something.
+func (l *library) upload(ctx context.Context, actor, name string, body io.Reader, length int64, sum string, interrupt func()) (store.Image, error) {
 	img := store.Image{Name: name, Source: store.ImageUpload, BytesTotal: max(length, 0)}
 	_, ctx, j, err := l.begin(ctx, actor, "image-upload", img)
 	if err != nil {
 		return store.Image{}, err
 	}
 	defer close(j.done)
+	defer context.AfterFunc(ctx, interrupt)()
 	img, err = l.ingest(ctx, j.cancel, name, body, length, sum, "query.sha256")
+	if errors.Is(err, context.Canceled) {
+		// The client went away (the request's context), not a stop of ours.
+		err = fmt.Errorf("%w: the upload was interrupted", errReceive)
+	}
 	if err != nil {
 		l.fail(name, err)
 		return store.Image{}, err
@@ -408,13 +417,13 @@ func (l *library) ingest(ctx context.Context, cancel context.CancelCauseFunc, na
 	}
 	switch {
 	case err != nil:
-		return store.Image{}, fmt.Errorf("receive: %w", err)
+		return store.Image{}, fmt.Errorf("%w: %w", errReceive, err)
 	case n > limit:
 		return store.Image{}, fmt.Errorf("%w of %d bytes", errTooLarge, limit)
 	case n == 0:
 		return store.Image{}, &badImage{loc: "body", msg: "the image is empty"}
 	case total >= 0 && n != total:
-		return store.Image{}, fmt.Errorf("receive: got %d of the %d bytes announced", n, total)
+		return store.Image{}, fmt.Errorf("%w: got %d of the %d bytes announced", errReceive, n, total)
 	}
 	stall.Stop() // conversion and checks below send no data
 	if err := f.Sync(); err != nil {

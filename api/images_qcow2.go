@@ -51,6 +51,9 @@ func (l *library) convert(ctx context.Context, root *os.Root, src, dst string) (
 	defer in.Close()
 	out, err := l.qemu(ctx, []*os.File{in}, "info", "--output=json", "-f", "qcow2", "/dev/fd/3")
 	if err != nil {
+		if context.Cause(ctx) != nil {
+			return 0, "", err
+		}
 		return 0, "", &badImage{loc: "body", msg: "not a readable qcow2 image: " + err.Error()}
 	}
 	var info qcow2Info
@@ -84,7 +87,10 @@ func (l *library) convert(ctx context.Context, root *os.Root, src, dst string) (
 	}
 	if _, err := l.qemu(ctx, []*os.File{in, raw}, "convert", "-q", "-n", "--target-is-zero",
 		"-f", "qcow2", "-O", "raw", "/dev/fd/3", "/dev/fd/4"); err != nil {
-		return 0, "", fmt.Errorf("convert qcow2: %w", err)
+		if context.Cause(ctx) != nil {
+			return 0, "", err
+		}
+		return 0, "", &badImage{loc: "body", msg: "the qcow2 image could not be converted: " + err.Error()}
 	}
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return 0, "", fmt.Errorf("convert qcow2: %w", err)

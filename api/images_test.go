@@ -735,3 +735,73 @@ func TestImageImportShutdownAndRestart(t *testing.T) {
 		t.Fatalf("left behind: %v", files)
 	}
 }
+
+// TestImageUploadStopped: an upload that is deleted while it streams, or
+// whose client goes away, ends failed or gone, and leaves no file.
+func TestImageUploadStopped(t *testing.T) {
+	e, dir := imageEnv(t)
+	ctx := context.Background()
+	started := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if img, err := e.admin.GetImage(ctx, name); err == nil && img.State == "importing" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("upload of %s did not start", name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	// Deleted while it streams: the uploader is told 409.
+	pr, pw := io.Pipe()
+	go pw.Write(make([]byte, 1<<20))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.admin.UploadImage(ctx, "deleted", pr, 8<<20, "")
+		errc <- err
+	}()
+	started("deleted")
+	if err := e.admin.DeleteImage(ctx, "deleted"); err != nil {
+		t.Fatal(err)
+	}
+	pw.CloseWithError(io.ErrClosedPipe)
+	if err := <-errc; client.StatusOf(err) != 409 && client.StatusOf(err) != 0 {
+		t.Fatalf("uploader of a deleted image: %v", err)
+	}
+	if _, err := e.admin.GetImage(ctx, "deleted"); client.StatusOf(err) != 404 {
+		t.Fatalf("after delete: %v", err)
+	}
+
+	// The client goes away: the image fails with the reason.
+	pr, pw = io.Pipe()
+	go pw.Write(make([]byte, 1<<20))
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		_, err := e.admin.UploadImage(cctx, "gone", pr, 8<<20, "")
+		errc <- err
+	}()
+	started("gone")
+	cancel()
+	pw.CloseWithError(io.ErrClosedPipe) // the transport waits for its body writer
+	<-errc
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		img, _ := e.admin.GetImage(ctx, "gone")
+		if img.State == "failed" {
+			if !strings.Contains(img.Error, "receive") {
+				t.Errorf("reason: %q", img.Error)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("interrupted upload: %+v", img)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if files := libraryFiles(t, dir); len(files) != 0 {
+		t.Fatalf("left behind: %v", files)
+	}
+}
