@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/foundry-appliance/foundry/names"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -46,7 +47,7 @@ func NoCloudFiles(instanceID, mac string, d agentwire.Decision) (map[string][]by
 		}
 	}
 	meta, _ := json.Marshal(map[string]string{"instance-id": instanceID, "local-hostname": host})
-	user, _ := json.Marshal(map[string]any{
+	cfg := map[string]any{
 		"hostname": strings.SplitN(host, ".", 2)[0],
 		"fqdn":     host,
 		// Without an /etc/hosts line for the name, `hostname -f` fails
@@ -54,7 +55,22 @@ func NoCloudFiles(instanceID, mac string, d agentwire.Decision) (map[string][]by
 		// which leaves /etc/hosts alone by default).
 		"manage_etc_hosts":    true,
 		"ssh_authorized_keys": append([]string{}, d.SSHKeys...),
-	})
+	}
+	if d.FirstBootURL != "" {
+		u, err := url.Parse(d.FirstBootURL)
+		// cloud-init substitutes $INSTANCE_ID and the like in the URL, so
+		// a "$" would not reach the appliance as written.
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			!names.Printable(d.FirstBootURL) || strings.ContainsAny(d.FirstBootURL, "$ ") {
+			return nil, fmt.Errorf("first boot URL %q is not a plain http(s) URL", printable(d.FirstBootURL))
+		}
+		// phone_home runs last in the first boot and posts a form with
+		// the instance ID, the host names and the new host keys; the
+		// appliance marks the machine ready when it arrives. Its tries
+		// are 3 s apart.
+		cfg["phone_home"] = map[string]any{"url": d.FirstBootURL, "post": "all", "tries": 20}
+	}
+	user, _ := json.Marshal(cfg)
 	eth := map[string]any{"match": map[string]string{"macaddress": mac}}
 	nw := d.Network
 	if nw == nil || nw.Mode == "" || nw.Mode == "dhcp" {

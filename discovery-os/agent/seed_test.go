@@ -19,7 +19,8 @@ import (
 
 func TestNoCloudFiles(t *testing.T) {
 	d := agentwire.Decision{Hostname: "Web1.lab", SSHKeys: []string{`ssh-ed25519 AAAA admin@lab "quoted"`},
-		Network: &agentwire.Network{Mode: "static", Address: "10.77.0.50/24", Gateway: "10.77.0.1", DNS: []string{"10.77.0.1"}}}
+		Network:      &agentwire.Network{Mode: "static", Address: "10.77.0.50/24", Gateway: "10.77.0.1", DNS: []string{"10.77.0.1"}},
+		FirstBootURL: "http://10.77.0.1:8080/api/v1/first-boot/52:54:00:12:34:56/c2VjcmV0LXNlY3JldA"}
 	files, err := NoCloudFiles("foundry-525400123456-1", "52:54:00:12:34:56", d)
 	if err != nil {
 		t.Fatal(err)
@@ -28,14 +29,27 @@ func TestNoCloudFiles(t *testing.T) {
 		t.Errorf("user-data: %s", files["user-data"])
 	}
 	var user struct {
-		Hostname string   `json:"hostname"`
-		FQDN     string   `json:"fqdn"`
-		EtcHosts bool     `json:"manage_etc_hosts"`
-		Keys     []string `json:"ssh_authorized_keys"`
+		Hostname  string   `json:"hostname"`
+		FQDN      string   `json:"fqdn"`
+		EtcHosts  bool     `json:"manage_etc_hosts"`
+		Keys      []string `json:"ssh_authorized_keys"`
+		PhoneHome *struct {
+			URL   string `json:"url"`
+			Post  string `json:"post"`
+			Tries int    `json:"tries"`
+		} `json:"phone_home"`
 	}
 	json.Unmarshal(files["user-data"][len("#cloud-config\n"):], &user)
 	if user.Hostname != "web1" || user.FQDN != "web1.lab" || !user.EtcHosts || user.Keys[0] != d.SSHKeys[0] {
 		t.Errorf("user-data %+v", user)
+	}
+	if p := user.PhoneHome; p == nil || p.URL != d.FirstBootURL || p.Post != "all" || p.Tries < 10 {
+		t.Errorf("phone_home %+v, want the first boot URL, posting everything", p)
+	}
+	without := d
+	without.FirstBootURL = ""
+	if files, _ := NoCloudFiles("i", "52:54:00:12:34:56", without); strings.Contains(string(files["user-data"]), "phone_home") {
+		t.Errorf("phone_home without a first boot URL: %s", files["user-data"])
 	}
 	const wantNet = `{"ethernets":{"primary":{"addresses":["10.77.0.50/24"],"gateway4":"10.77.0.1","match":{"macaddress":"52:54:00:12:34:56"},"nameservers":{"addresses":["10.77.0.1"]}}},"version":2}` + "\n"
 	if string(files["network-config"]) != wantNet {
@@ -55,6 +69,10 @@ func TestNoCloudFiles(t *testing.T) {
 		{"key with newline", agentwire.Decision{Hostname: "a", SSHKeys: []string{"ssh-rsa AAA\nssh-rsa BBB"}}, "ssh key 1"},
 		{"bad address", agentwire.Decision{Hostname: "a", Network: &agentwire.Network{Mode: "static", Address: "10.0.0.300/24"}}, "network address"},
 		{"bad mode", agentwire.Decision{Hostname: "a", Network: &agentwire.Network{Mode: "magic"}}, "neither dhcp nor static"},
+		{"first boot URL not http", agentwire.Decision{Hostname: "a", FirstBootURL: "file:///etc/shadow"}, "first boot URL"},
+		{"first boot URL relative", agentwire.Decision{Hostname: "a", FirstBootURL: "/api/v1/first-boot/x/y"}, "first boot URL"},
+		{"first boot URL with a template", agentwire.Decision{Hostname: "a", FirstBootURL: "http://h/$INSTANCE_ID"}, "first boot URL"},
+		{"first boot URL with a newline", agentwire.Decision{Hostname: "a", FirstBootURL: "http://h/x\nruncmd: [reboot]"}, "first boot URL"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

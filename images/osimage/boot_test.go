@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +71,7 @@ func TestRealCloudInit(t *testing.T) {
 		nstest.Run(t, "ip", "link", "set", tap, "up")
 	}
 	startDnsmasq(t, "52:54:00:0a:00:01,10.77.0.101")
+	home := startPhoneHome(t, "10.77.0.1:0")
 	// The agent downloads the image over HTTP; here from loopback.
 	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(paths.Zst))))
 	t.Cleanup(srv.Close)
@@ -83,12 +85,17 @@ func TestRealCloudInit(t *testing.T) {
 	authorized := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " operator@foundry-test"
 	signer, _ := ssh.NewSignerFromKey(priv)
 
+	firstBoot := func(mac string) string {
+		return "http://" + home.addr + "/api/v1/first-boot/" + mac + "/" + rand.Text()
+	}
 	cases := []bootCase{
 		{name: "bios-dhcp", firmware: vm.BIOS, mac: "52:54:00:0a:00:01", tap: "tapbios", addr: "10.77.0.101",
-			decision: agentwire.Decision{Hostname: "bios1.lab.foundry.test", SSHKeys: []string{authorized}}},
+			decision: agentwire.Decision{Hostname: "bios1.lab.foundry.test", SSHKeys: []string{authorized},
+				FirstBootURL: firstBoot("52:54:00:0a:00:01")}},
 		{name: "uefi-static", firmware: vm.UEFI, mac: "52:54:00:0a:00:02", tap: "tapuefi", addr: "10.77.0.50",
 			decision: agentwire.Decision{Hostname: "uefi1.lab.foundry.test", SSHKeys: []string{authorized},
-				Network: &agentwire.Network{Mode: "static", Address: "10.77.0.50/24", Gateway: "10.77.0.1", DNS: []string{"10.77.0.1"}}}},
+				Network:      &agentwire.Network{Mode: "static", Address: "10.77.0.50/24", Gateway: "10.77.0.1", DNS: []string{"10.77.0.1"}},
+				FirstBootURL: firstBoot("52:54:00:0a:00:02")}},
 	}
 	var mu sync.Mutex
 	hostKeys := map[string]string{}
@@ -96,7 +103,7 @@ func TestRealCloudInit(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				key := bootAndCheck(t, c, imageURL, zstSum, authorized, signer)
+				key := bootAndCheck(t, c, imageURL, zstSum, authorized, signer, home)
 				mu.Lock()
 				hostKeys[c.name] = key
 				mu.Unlock()
@@ -110,7 +117,7 @@ func TestRealCloudInit(t *testing.T) {
 
 // bootAndCheck installs, boots and inspects one machine; it returns the
 // host key the machine's SSH server showed.
-func bootAndCheck(t *testing.T, c bootCase, imageURL, zstSum, authorized string, signer ssh.Signer) string {
+func bootAndCheck(t *testing.T, c bootCase, imageURL, zstSum, authorized string, signer ssh.Signer, home *phoneHome) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	disk := filepath.Join(t.TempDir(), "disk.raw")
@@ -129,7 +136,8 @@ func bootAndCheck(t *testing.T, c bootCase, imageURL, zstSum, authorized string,
 	if err != nil {
 		t.Fatalf("WriteImage: %v", err)
 	}
-	files, err := agent.NoCloudFiles("foundry-"+strings.ReplaceAll(c.mac, ":", "")+"-1", c.mac, c.decision)
+	instanceID := "foundry-" + strings.ReplaceAll(c.mac, ":", "") + "-1"
+	files, err := agent.NoCloudFiles(instanceID, c.mac, c.decision)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +223,24 @@ func bootAndCheck(t *testing.T, c bootCase, imageURL, zstSum, authorized string,
 		out, err := runSSH(client, ch.cmd)
 		if err != nil || !ch.want(out) {
 			t.Errorf("%s: %q gave %q (err %v), want %s", c.name, ch.cmd, out, err, ch.what)
+		}
+	}
+	// The first-boot report: cloud-init's phone_home posts a form to the
+	// seed's URL with the instance ID, the names and the host keys, one of
+	// which the SSH server just showed.
+	if r, ok := home.wait(c.decision.FirstBootURL, time.Minute); !ok {
+		t.Errorf("%s: no first-boot report at %s", c.name, c.decision.FirstBootURL)
+	} else {
+		keys := map[string]bool{}
+		for _, k := range []string{"pub_key_ed25519", "pub_key_ecdsa", "pub_key_rsa"} {
+			if f := strings.Fields(r.form.Get(k)); len(f) >= 2 {
+				keys[f[0]+" "+f[1]] = true
+			}
+		}
+		if r.contentType != "application/x-www-form-urlencoded" || r.form.Get("instance_id") != instanceID ||
+			r.form.Get("fqdn") != fqdn || !keys[shown] {
+			t.Errorf("%s: first-boot report %s %v, want a form with instance %s, fqdn %s and the host key %s",
+				c.name, r.contentType, r.form, instanceID, fqdn, shown)
 		}
 	}
 	// A warning is cloud-init saying it skipped or misread part of the
@@ -311,4 +337,51 @@ func startDnsmasq(t *testing.T, reservation string) {
 			t.Logf("dnsmasq:\n%s", log.String())
 		}
 	})
+}
+
+// phoneHome receives first-boot reports, as the appliance would.
+type phoneHome struct {
+	addr    string
+	mu      sync.Mutex
+	reports map[string]report
+}
+
+type report struct {
+	contentType string
+	form        url.Values
+}
+
+// startPhoneHome serves on addr (inside the test's namespace) and records
+// each POST by its URL.
+func startPhoneHome(t *testing.T, addr string) *phoneHome {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &phoneHome{addr: ln.Addr().String(), reports: map[string]report{}}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.ParseForm() != nil {
+			http.Error(w, "a form, posted", http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		h.reports["http://"+h.addr+r.URL.Path] = report{contentType: r.Header.Get("Content-Type"), form: r.PostForm}
+		h.mu.Unlock()
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return h
+}
+
+// wait waits for the report posted to u.
+func (h *phoneHome) wait(u string, timeout time.Duration) (report, bool) {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(time.Second) {
+		h.mu.Lock()
+		r, ok := h.reports[u]
+		h.mu.Unlock()
+		if ok || time.Now().After(deadline) {
+			return r, ok
+		}
+	}
 }
