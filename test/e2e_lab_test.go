@@ -156,6 +156,13 @@ func (m *machine) powerOff() {
 // waitState polls the API until the machine is in state, and returns it.
 func (l *e2eLab) waitState(t *testing.T, mac, state string, timeout time.Duration) (api.Machine, bool) {
 	t.Helper()
+	return l.waitFor(t, mac, func(m api.Machine) bool { return m.State == state }, timeout)
+}
+
+// waitFor polls the machine until ok says so or timeout passes; it returns
+// the last record seen and whether ok held.
+func (l *e2eLab) waitFor(t *testing.T, mac string, ok func(api.Machine) bool, timeout time.Duration) (api.Machine, bool) {
+	t.Helper()
 	var last api.Machine
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -164,7 +171,7 @@ func (l *e2eLab) waitState(t *testing.T, mac, state string, timeout time.Duratio
 		cancel()
 		if err == nil {
 			last = m
-			if m.State == state {
+			if ok(m) {
 				return m, true
 			}
 		} else if client.StatusOf(err) != 404 {
