@@ -116,11 +116,23 @@ type Network struct {
 	DNS     []string `json:"dns,omitempty" example:"[\"10.77.0.1\"]"`
 }
 
-// AgentProgress is the body of PathProgress.
+// AgentProgress is the body of PathProgress. The byte counts, rate and
+// time left describe an image download (the file as published, compressed
+// or not); an agent that does not know them leaves them out.
 type AgentProgress struct {
 	Percent int    `json:"percent" minimum:"0" maximum:"100" example:"42"`
 	Message string `json:"message,omitempty" maxLength:"4096" example:"writing image"`
+	// BytesDone is at most BytesTotal when BytesTotal is known.
+	BytesDone  int64 `json:"bytes_done,omitempty" minimum:"0" example:"734003200" doc:"Bytes of the image file received and written"`
+	BytesTotal int64 `json:"bytes_total,omitempty" minimum:"0" example:"1747838976" doc:"The image file's size; 0 when unknown"`
+	RateBps    int64 `json:"rate_bps,omitempty" minimum:"0" example:"52428800" doc:"Download rate over the last seconds, in bytes per second"`
+	// ETASeconds is bounded by MaxETASeconds.
+	ETASeconds int64 `json:"eta_seconds,omitempty" minimum:"0" maximum:"604800" example:"19" doc:"Seconds left at that rate; 0 when unknown"`
 }
+
+// MaxETASeconds bounds AgentProgress.ETASeconds (a week): a longer time
+// left is no estimate, and the agent reports it as unknown (0).
+const MaxETASeconds = 7 * 24 * 3600
 
 // AgentResult is the body of PathResult: how carrying out the decision
 // ended.

@@ -297,13 +297,16 @@ func TestImageDecision(t *testing.T) {
 	if len(h.seeds) != 1 || !strings.HasPrefix(h.seeds[0], "/dev/sda ") || !strings.Contains(h.seeds[0], `"local-hostname":"web1.lab"`) {
 		t.Errorf("seeds %q", h.seeds)
 	}
+	// The clock stands still: only changes of phase are reported (at most
+	// downloading, writing, verifying, seed and the end; a newer report
+	// replaces one not yet sent), never one per read.
 	p := h.app.progress
-	if len(p) < 3 || p[0] != 0 || p[len(p)-1] != 100 {
+	if len(p) < 2 || len(p) > 5 || p[0] != 0 || p[len(p)-1] != 100 {
 		t.Errorf("progress %v", p)
 	}
 	for i := 1; i < len(p); i++ {
-		if p[i] <= p[i-1] || (p[i] != 100 && p[i]%progressStep != 0) {
-			t.Errorf("progress not increasing in %d%% steps: %v", progressStep, p)
+		if p[i] < p[i-1] {
+			t.Errorf("progress went back: %v", p)
 			break
 		}
 	}

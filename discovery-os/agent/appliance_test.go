@@ -90,10 +90,7 @@ func newFakeAppliance(t *testing.T, decisions ...agentwire.Decision) (*fakeAppli
 		json.NewEncoder(w).Encode(d)
 	}))
 	mux.HandleFunc("POST /api/v1/agent/progress", f.handle(func(w http.ResponseWriter, r *http.Request) {
-		var p struct {
-			Percent int    `json:"percent"`
-			Message string `json:"message"`
-		}
+		var p agentwire.AgentProgress
 		if !decode(w, r, &p) {
 			return
 		}

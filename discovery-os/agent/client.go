@@ -24,7 +24,7 @@ type API interface {
 	Register(ctx context.Context, req agentwire.AgentRegister) (state string, err error)
 	Token(ctx context.Context, t agentwire.AgentToken) error
 	Decision(ctx context.Context, wait time.Duration) (agentwire.Decision, error)
-	Progress(ctx context.Context, percent int, message string) error
+	ReportProgress(ctx context.Context, p agentwire.AgentProgress) error
 	Result(ctx context.Context, success bool, message string) error
 }
 
@@ -165,9 +165,15 @@ func (c *Client) Decision(ctx context.Context, wait time.Duration) (agentwire.De
 	return d, err
 }
 
-// Progress reports provisioning progress.
+// Progress reports provisioning progress: a percentage and a message.
 func (c *Client) Progress(ctx context.Context, percent int, message string) error {
-	return c.do(ctx, http.MethodPost, agentwire.PathProgress, "", agentwire.AgentProgress{Percent: percent, Message: message}, nil)
+	return c.ReportProgress(ctx, agentwire.AgentProgress{Percent: percent, Message: message})
+}
+
+// ReportProgress reports provisioning progress with the download's bytes,
+// rate and time left.
+func (c *Client) ReportProgress(ctx context.Context, p agentwire.AgentProgress) error {
+	return c.do(ctx, http.MethodPost, agentwire.PathProgress, "", p, nil)
 }
 
 // Result reports the outcome of carrying out the decision.

@@ -9,12 +9,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/klauspost/compress/zstd"
@@ -99,14 +102,84 @@ var magics = []struct {
 	{".xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}},
 }
 
-// WriteImage streams the image at img.URL onto dst, decompressing .gz,
-// .zst and .xz (chosen by the URL's suffix, else by magic number; anything
-// else is raw). The sha256 is checked over the bytes as downloaded — the
-// file as published, which is what a checksum next to an image on a web
-// server describes. progress is called with the share of the download
-// done, in percent, whenever it grows. On a checksum mismatch the start of
+// Phases of an image install, as Transfer.Phase and the progress reports
+// name them.
+const (
+	PhaseDownloading = "downloading" // the request is sent; nothing written yet
+	PhaseWriting     = "writing"     // the file streams onto the disk
+	PhaseVerifying   = "verifying"   // flushing the disk and checking the sha256
+	PhaseSeed        = "seed"        // writing the cloud-init seed
+	phaseDone        = "done"        // the install's last report
+)
+
+// Transfer is how far an image download has come.
+type Transfer struct {
+	// Phase is PhaseDownloading, PhaseWriting or PhaseVerifying.
+	Phase string
+	// Done counts the bytes of the file received (compressed, as
+	// published), Total its size: 0 while unknown.
+	Done, Total int64
+	// Resumes counts the requests after the first: a connection that broke
+	// off, and the download went on from where it stopped.
+	Resumes int
+}
+
+// ImageWriter streams an image file onto a disk; a download that breaks
+// off resumes where it stopped (resume.go). The zero value is ready to use.
+type ImageWriter struct {
+	// HTTP fetches the image. Default: http.DefaultClient.
+	HTTP Doer
+	// Progress is told how far the download has come: at the start, after
+	// every read, and when verification starts. It runs in the download's
+	// path and must return quickly. Default: none.
+	Progress func(Transfer)
+	// Attempts is how many requests in a row may fail, no byte arriving
+	// between them, before the download fails. Default 6.
+	Attempts int
+	// MaxResumes bounds how often one download is resumed. Default 100.
+	MaxResumes int
+	// Backoff is the pause before the second attempt in a row; it doubles
+	// with each further one, up to 30 s. The first resume after bytes
+	// arrived is immediate. Default 1 s.
+	Backoff time.Duration
+	// Sleep waits between attempts. Default: Pause.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Log receives the breaks and resumes. Default: silent.
+	Log *slog.Logger
+}
+
+// WriteImage writes with an ImageWriter using hc and tells progress the
+// share of the download done, in percent, whenever it grows, and 100 once
+// the image is verified.
+func WriteImage(ctx context.Context, hc Doer, imgURL, sum string, dst Disk, progress func(percent int)) (int64, error) {
+	w := ImageWriter{HTTP: hc}
+	if progress != nil {
+		last := 0
+		w.Progress = func(t Transfer) {
+			if t.Phase != PhaseWriting || t.Total <= 0 {
+				return
+			}
+			if pct := int(t.Done * 100 / t.Total); pct > last && pct < 100 {
+				last = pct
+				progress(pct)
+			}
+		}
+	}
+	n, err := w.Write(ctx, imgURL, sum, dst)
+	if err == nil && progress != nil {
+		progress(100)
+	}
+	return n, err
+}
+
+// Write streams the image at imgURL onto dst, decompressing .gz, .zst and
+// .xz (chosen by the URL's suffix, else by magic number; anything else is
+// raw). The sha256 is checked over the bytes as downloaded — the file as
+// published, which is what a checksum next to an image on a web server
+// describes — across every resume. When the install fails after writing
+// (a checksum mismatch, a download that broke off for good), the start of
 // the disk is zeroed so the machine cannot boot a corrupt image.
-func WriteImage(ctx context.Context, hc Doer, imgURL, sum string, dst Disk, progress func(percent int)) (written int64, err error) {
+func (w *ImageWriter) Write(ctx context.Context, imgURL, sum string, dst Disk) (written int64, err error) {
 	want, err := hex.DecodeString(strings.TrimSpace(sum))
 	if err != nil || len(want) != sha256.Size {
 		return 0, fmt.Errorf("image sha256 %q is not 64 hex digits", printable(sum))
@@ -115,34 +188,43 @@ func WriteImage(ctx context.Context, hc Doer, imgURL, sum string, dst Disk, prog
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return 0, fmt.Errorf("image URL %q is not http(s)", printable(imgURL))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, imgURL, nil)
+	w.report(Transfer{Phase: PhaseDownloading})
+	body, err := w.openDownload(ctx, imgURL)
 	if err != nil {
-		return 0, fmt.Errorf("image request: %w", err)
+		return 0, err
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("download image: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("download image: %s answered %s", u.Host, resp.Status)
-	}
+	defer body.Close()
+	defer func() {
+		// A failed install leaves no half image to boot (a checksum
+		// mismatch has wiped already).
+		if err != nil && written > 0 && !errors.Is(err, ErrChecksum) {
+			wipe(dst)
+		}
+	}()
 	h := sha256.New()
-	counted := &progressReader{r: io.TeeReader(resp.Body, h), total: resp.ContentLength, report: progress}
+	counted := &countingReader{body: body, hash: h, report: w.report}
 	br := bufio.NewReaderSize(counted, 1<<20)
 	src, closeSrc, err := decompressor(path.Ext(u.Path), br)
 	if err != nil {
+		if counted.err != nil {
+			return 0, counted.err
+		}
 		return 0, err
 	}
 	defer closeSrc()
 	written, err = io.CopyBuffer(dst, src, make([]byte, 1<<20))
+	if err == nil {
+		// Trailing bytes after the compressed stream are still part of
+		// the file.
+		_, err = io.Copy(io.Discard, br)
+	}
+	if counted.err != nil {
+		return written, counted.err // the download's own failure
+	}
 	if err != nil {
 		return written, fmt.Errorf("write image: %w", err)
 	}
-	// Trailing bytes after the compressed stream are still part of the file.
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return written, fmt.Errorf("download image: %w", err)
-	}
+	w.report(Transfer{Phase: PhaseVerifying, Done: body.off, Total: max(body.size, 0), Resumes: body.resumes})
 	if err := dst.Sync(); err != nil {
 		return written, fmt.Errorf("sync disk: %w", err)
 	}
@@ -150,10 +232,34 @@ func WriteImage(ctx context.Context, hc Doer, imgURL, sum string, dst Disk, prog
 		wipe(dst)
 		return written, fmt.Errorf("%w: got %x, want %x", ErrChecksum, got, want)
 	}
-	if progress != nil {
-		progress(100)
-	}
 	return written, nil
+}
+
+func (w *ImageWriter) report(t Transfer) {
+	if w.Progress != nil {
+		w.Progress(t)
+	}
+}
+
+// countingReader hashes what the download delivers, reports how far it
+// has come, and keeps the download's error apart from the disk's.
+type countingReader struct {
+	body   *resumingBody
+	hash   hash.Hash
+	report func(Transfer)
+	err    error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.body.Read(p)
+	c.hash.Write(p[:n])
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	if n > 0 {
+		c.report(Transfer{Phase: PhaseWriting, Done: c.body.off, Total: max(c.body.size, 0), Resumes: c.body.resumes})
+	}
+	return n, err
 }
 
 // wipe zeroes the first MiB (partition table and boot code).
@@ -198,25 +304,4 @@ func decompressor(ext string, br *bufio.Reader) (io.Reader, func(), error) {
 		return zr, func() {}, nil
 	}
 	return br, func() {}, nil
-}
-
-// progressReader counts bytes and reports whole percentages.
-type progressReader struct {
-	r      io.Reader
-	n      int64
-	total  int64
-	last   int
-	report func(int)
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if p.report != nil && p.total > 0 {
-		if pct := int(p.n * 100 / p.total); pct > p.last && pct < 100 {
-			p.last = pct
-			p.report(pct)
-		}
-	}
-	return n, err
 }

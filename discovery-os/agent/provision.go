@@ -11,9 +11,6 @@ import (
 	"github.com/foundry-appliance/foundry/agentwire"
 )
 
-// progressStep is how often (in percent) progress goes to the appliance.
-const progressStep = 5
-
 // provision writes the image of an image decision and its cloud-init seed.
 // Everything from the appliance is validated before the disk is touched.
 func (a *Agent) provision(ctx context.Context, d agentwire.Decision) error {
@@ -38,20 +35,27 @@ func (a *Agent) provision(ctx context.Context, d agentwire.Decision) error {
 		return fmt.Errorf("open %s: %w", dev, err)
 	}
 	defer disk.Close()
-	a.status("writing image to %s", dev)
-	a.progress(ctx, 0, "writing image to "+dev)
-	last := 0
 	hc := a.Download
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	n, err := WriteImage(ctx, hc, d.Image.URL, d.Image.SHA256, disk, func(pct int) {
-		if pct >= last+progressStep && pct < 100 {
-			last = pct - pct%progressStep
-			a.status("writing image to %s: %d%%", dev, last)
-			a.progress(ctx, last, fmt.Sprintf("writing image to %s", dev))
+	rep := startReporter(a.sendProgress(ctx))
+	// Closed before provision returns: the result is reported after it,
+	// and calls are made one at a time.
+	defer rep.close()
+	m := newMeter()
+	var last agentwire.AgentProgress
+	w := ImageWriter{HTTP: hc, Sleep: a.sleep, Log: a.Log, Progress: func(t Transfer) {
+		p, due := m.observe(t, a.now())
+		if !due {
+			return
 		}
-	})
+		p.Message = phaseMessage(t, dev)
+		a.status("%s", progressText(p.Message, p))
+		rep.post(t.Phase, p)
+		last = p
+	}}
+	n, err := w.Write(ctx, d.Image.URL, d.Image.SHA256, disk)
 	if err != nil {
 		return err
 	}
@@ -59,6 +63,10 @@ func (a *Agent) provision(ctx context.Context, d agentwire.Decision) error {
 		return fmt.Errorf("close %s: %w", dev, err)
 	}
 	a.status("image verified (%d bytes written): writing the cloud-init seed", n)
+	// The seed and the end keep the download's size, without a rate.
+	last.RateBps, last.ETASeconds = 0, 0
+	last.Percent, last.Message = 99, "writing the cloud-init seed to "+dev
+	rep.post(PhaseSeed, last)
 	seed := a.Seed
 	if seed == nil {
 		seed = WriteSeed
@@ -68,19 +76,29 @@ func (a *Agent) provision(ctx context.Context, d agentwire.Decision) error {
 		// A bare file system or data image: nothing to put a seed beside,
 		// and nothing cloud-init-driven to boot. The image stands.
 		a.log().Warn("no cloud-init seed written", "err", err)
-		a.progress(ctx, 100, "image written; no cloud-init seed: the image has no partition table")
+		last.Message = "image written; no cloud-init seed: the image has no partition table"
 	case err != nil:
 		return fmt.Errorf("cloud-init seed: %w", err)
 	default:
-		a.progress(ctx, 100, "image and cloud-init seed written")
+		last.Message = "image and cloud-init seed written"
 	}
+	last.Percent = 100
+	rep.post(phaseDone, last)
 	return nil
 }
 
-// progress reports to the appliance; a lost report is not worth failing
-// the installation for.
-func (a *Agent) progress(ctx context.Context, pct int, msg string) {
-	if err := a.API.Progress(ctx, pct, msg); err != nil {
-		a.log().Warn("report progress", "percent", pct, "err", err)
+// phaseMessage says what the install is doing, for the appliance and the
+// console.
+func phaseMessage(t Transfer, dev string) string {
+	switch t.Phase {
+	case PhaseDownloading:
+		return "downloading the image for " + dev
+	case PhaseVerifying:
+		return "verifying the image written to " + dev
 	}
+	msg := "writing image to " + dev
+	if t.Resumes > 0 {
+		msg += fmt.Sprintf(" (download resumed %d×)", t.Resumes)
+	}
+	return msg
 }
