@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -117,12 +118,17 @@ func (s *Server) registerAgent() {
 		Errors: []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *struct{ Body AgentProgress }) (*agentStateOut, error) {
 		p := caller(ctx)
+		detail, err := progressDetail(in.Body, s.now())
+		if err != nil {
+			return nil, err
+		}
 		return s.agentReport(p, lifecycle.ActProgress, "progress", fmt.Sprintf("%d%% %s", in.Body.Percent, in.Body.Message), func(m *store.Machine) error {
 			to, err := lifecycle.Next(lifecycle.ActProgress, lifecycle.RoleAgent, m.State)
 			if err != nil {
 				return fmt.Errorf("%w: machine is %s; progress is only expected while provisioning", store.ErrTransition, m.State)
 			}
 			m.State, m.Progress, m.Message = to, in.Body.Percent, in.Body.Message
+			m.ProgressDetail = detail
 			return nil
 		})
 	})
@@ -153,6 +159,27 @@ func (s *Server) registerAgent() {
 			return nil
 		})
 	})
+}
+
+// progressDetail checks a report's download figures (the schema has bounded
+// each; their relation is checked here) and returns them as stored: nil
+// when the report has none.
+func progressDetail(p AgentProgress, now time.Time) (*store.ProgressDetail, error) {
+	switch {
+	case p.BytesDone < 0:
+		return nil, fieldErr("body.bytes_done", "must not be negative", p.BytesDone)
+	case p.BytesTotal < 0:
+		return nil, fieldErr("body.bytes_total", "must not be negative", p.BytesTotal)
+	case p.RateBps < 0:
+		return nil, fieldErr("body.rate_bps", "must not be negative", p.RateBps)
+	case p.ETASeconds < 0 || p.ETASeconds > agentwire.MaxETASeconds:
+		return nil, fieldErr("body.eta_seconds", fmt.Sprintf("want 0-%d seconds", agentwire.MaxETASeconds), p.ETASeconds)
+	case p.BytesTotal > 0 && p.BytesDone > p.BytesTotal:
+		return nil, fieldErr("body.bytes_done", "more than bytes_total", p.BytesDone)
+	case p.BytesDone == 0 && p.BytesTotal == 0 && p.RateBps == 0 && p.ETASeconds == 0:
+		return nil, nil
+	}
+	return &store.ProgressDetail{BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, RateBps: p.RateBps, ETASeconds: p.ETASeconds, At: now}, nil
 }
 
 // errNotBound refuses a report from a session approval did not bind.

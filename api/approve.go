@@ -302,6 +302,7 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 			a := plan.approval
 			cur.Approval = &a
 			cur.Progress, cur.Message = 0, ""
+			cur.ProgressDetail = nil
 			cur.Installed, cur.FirstBootSecret, cur.FirstBoot, cur.ReadyAt = false, secret, nil, time.Time{}
 			return nil
 		})

@@ -109,6 +109,7 @@ func (s *Server) registerMachines() {
 	}, func(ctx context.Context, in *macPath) (*machineOut, error) {
 		return s.transition(ctx, in.MAC, lifecycle.ActRediscover, "", func(m *store.Machine) error {
 			m.Progress, m.Message = 0, "rediscover requested"
+			m.ProgressDetail = nil
 			m.Installed, m.FirstBootSecret = false, ""
 			return nil
 		})
@@ -120,6 +121,7 @@ func (s *Server) registerMachines() {
 	}, func(ctx context.Context, in *macPath) (*machineOut, error) {
 		return s.transition(ctx, in.MAC, lifecycle.ActRetry, "", func(m *store.Machine) error {
 			m.Progress, m.Message = 0, "retry requested"
+			m.ProgressDetail = nil
 			m.Installed = false
 			return nil
 		})

@@ -27,6 +27,9 @@ type Machine struct {
 	Profile   string     `json:"profile,omitempty" example:"debian-netboot"`
 	Approval  *Approval  `json:"approval,omitempty"`
 	Progress  int        `json:"progress" minimum:"0" maximum:"100" doc:"Provisioning progress in percent"`
+	// ProgressDetail is shown while provisioning and after a failure; an
+	// approval, a retry and a rediscovery clear it.
+	ProgressDetail *ProgressDetail `json:"progress_detail,omitempty" doc:"The image download as the agent last reported it: bytes, rate and time left (provisioning and failed machines only)"`
 	// Installed, ReadyAt and DeploySeconds follow an image install to the
 	// installed system's first boot.
 	Installed     bool       `json:"installed" doc:"The image is written; the machine boots its disk and becomes ready when the installed system reports its first boot"`
@@ -53,6 +56,15 @@ type Machine struct {
 	Summary     Summary `json:"summary"`
 	// Inventory is the agent's report exactly as received (docs/inventory.md).
 	Inventory json.RawMessage `json:"inventory,omitempty" doc:"Hardware inventory as reported by the discovery agent (schema in docs/inventory.md); only in single-machine responses"`
+}
+
+// ProgressDetail is how far a machine's image download has come.
+type ProgressDetail struct {
+	BytesDone  int64     `json:"bytes_done" minimum:"0" example:"734003200" doc:"Bytes of the image file received and written"`
+	BytesTotal int64     `json:"bytes_total" minimum:"0" example:"1747838976" doc:"The image file's size; 0 when unknown"`
+	RateBps    int64     `json:"rate_bps" minimum:"0" example:"52428800" doc:"Download rate, bytes per second; 0 when unknown"`
+	ETASeconds int64     `json:"eta_seconds" minimum:"0" example:"19" doc:"Seconds left at that rate, counted from at; 0 when unknown"`
+	At         time.Time `json:"at" doc:"When the agent's report arrived"`
 }
 
 // FirstBoot is the installed system's first-boot report.
@@ -194,6 +206,9 @@ func machineView(m store.Machine, sessions []store.Session, invs map[string]json
 			d := m.ReadyAt.Sub(m.Approval.ApprovedAt).Seconds()
 			v.DeploySeconds = &d
 		}
+	}
+	if d := m.ProgressDetail; d != nil && (m.State == store.StateProvisioning || m.State == store.StateFailed) {
+		v.ProgressDetail = &ProgressDetail{BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, RateBps: d.RateBps, ETASeconds: d.ETASeconds, At: d.At}
 	}
 	if fb := m.FirstBoot; fb != nil {
 		v.FirstBoot = &FirstBoot{At: fb.At, Hostname: fb.Hostname, SSHHostKeys: fb.SSHHostKeys}

@@ -108,6 +108,9 @@ type Machine struct {
 	// status or failure reason reported by the agent.
 	Progress int    `json:"progress"`
 	Message  string `json:"message,omitempty"`
+	// ProgressDetail is the agent's last account of the image download;
+	// nil when its last report had none.
+	ProgressDetail *ProgressDetail `json:"progress_detail,omitempty"`
 	// Menu makes the production boot an iPXE menu instead of a direct boot.
 	Menu BootMenu `json:"menu,omitzero"`
 	// UEFIBinary overrides the segment's choice of x86-64 UEFI iPXE binary
@@ -116,6 +119,20 @@ type Machine struct {
 	// Revision increases on every write; the API uses it for ETags and the
 	// event stream.
 	Revision uint64 `json:"revision"`
+}
+
+// ProgressDetail is how far an image download has come, as the agent
+// reported it (agentwire.AgentProgress; the API bounds it).
+type ProgressDetail struct {
+	// BytesDone of BytesTotal (0: unknown) bytes of the image file.
+	BytesDone  int64 `json:"bytes_done"`
+	BytesTotal int64 `json:"bytes_total,omitempty"`
+	// RateBps is bytes per second; ETASeconds the time left at that rate
+	// (0: unknown).
+	RateBps    int64 `json:"rate_bps,omitempty"`
+	ETASeconds int64 `json:"eta_seconds,omitempty"`
+	// At is when the appliance received the report.
+	At time.Time `json:"at"`
 }
 
 // FirstBoot is what the installed system reported at its first boot.
