@@ -108,11 +108,35 @@ func disks(s api.Summary) string {
 func progress(m api.Machine) string {
 	switch m.State {
 	case "provisioning":
-		return fmt.Sprintf("%d%%", m.Progress)
+		return fmt.Sprintf("%d%%", m.Progress) + transferText(m.ProgressDetail, time.Now())
 	case "failed":
-		return "failed: " + m.Message
+		return "failed: " + m.Message + transferText(m.ProgressDetail, time.Time{})
 	}
 	return ""
+}
+
+// transferText describes an image download: " (1.2 GiB of 2.9 GiB,
+// 85.0 MiB/s, 20s left)". The time left is counted down from the report
+// to now; a zero now leaves it out (a failed download has none).
+func transferText(d *api.ProgressDetail, now time.Time) string {
+	if d == nil || (d.BytesDone <= 0 && d.BytesTotal <= 0) {
+		return ""
+	}
+	parts := []string{humanBytes(uint64(max(d.BytesDone, 0)))}
+	if parts[0] == "" {
+		parts[0] = "0 B"
+	}
+	if d.BytesTotal > 0 {
+		parts[0] += " of " + humanBytes(uint64(d.BytesTotal))
+	}
+	if d.RateBps > 0 && !now.IsZero() {
+		parts = append(parts, humanBytes(uint64(d.RateBps))+"/s")
+	}
+	if d.ETASeconds > 0 && !now.IsZero() {
+		left := time.Duration(d.ETASeconds)*time.Second - max(now.Sub(d.At), 0)
+		parts = append(parts, roundDur(max(left, 0))+" left")
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 func machineShowCmd(o *cliOptions) *cobra.Command {
