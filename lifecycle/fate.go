@@ -16,6 +16,9 @@ type Machine struct {
 	// image machine then boots its disk until the installed system reports
 	// its first boot. It means nothing in any other state.
 	Installed bool
+	// Wipe says that a release asked for the machine's disks to be wiped
+	// before it can be approved again.
+	Wipe bool
 }
 
 // awaitingFirstBoot: the image is written and the installed system has not
@@ -120,6 +123,9 @@ type Query struct {
 	// earlier boot's, or a spoofer's) is never given the image to write nor
 	// the approval's details.
 	Bound bool
+	// Wiped says, for an agent's question, that its boot session has
+	// already wiped the machine's disks for a release.
+	Wiped bool
 }
 
 // BootKind is what the DHCP answer tells the client to boot.
@@ -190,6 +196,7 @@ const (
 	AgentNetboot Agent = "netboot" // reboot: the next PXE boot is production
 	AgentImage   Agent = "image"   // write the profile's image, then boot the disk
 	AgentReject  Agent = "reject"  // power off
+	AgentWipe    Agent = "wipe"    // wipe the disks (a release), report, then wait
 )
 
 // Fate is everything a machine gets for one Query.
@@ -221,6 +228,12 @@ func Decide(q Query) Fate {
 	f := Fate{Script: script(q), Agent: agent(q.Machine)}
 	if f.Agent == AgentImage && !q.Bound {
 		f.Agent = AgentWait
+	}
+	// A released machine's disks are wiped by every boot session before
+	// one of them can be approved: each session wipes its own hardware, so
+	// a spoofer's report cannot spare the genuine machine's disks.
+	if m := q.Machine; m != nil && m.Wipe && m.State.Pending() && !q.Wiped {
+		f.Agent = AgentWipe
 	}
 	f.AgentDetails = q.Bound && (f.Agent == AgentImage || f.Agent == AgentNetboot)
 	m, seg := q.Machine, q.Segment

@@ -19,8 +19,15 @@ func allQueries() []Query {
 		for _, p := range []ProfileKind{"", Netboot, Image} {
 			for _, menu := range []bool{false, true} {
 				for _, uefi := range []string{"", BinaryIPXE, BinarySNP, "bogus.efi"} {
-					for _, inst := range []bool{false, true} {
-						machines = append(machines, &Machine{State: s, Profile: p, Menu: menu, UEFIBinary: uefi, Installed: inst})
+					machines = append(machines, &Machine{State: s, Profile: p, Menu: menu, UEFIBinary: uefi})
+					// The flags that matter in one state only are
+					// crossed with that state (and two others, where a
+					// stale flag must change nothing).
+					if s == Provisioning || s == Ready || s == Approved {
+						machines = append(machines, &Machine{State: s, Profile: p, Menu: menu, UEFIBinary: uefi, Installed: true})
+					}
+					if s.Pending() || s == Ready || s == Rejected {
+						machines = append(machines, &Machine{State: s, Profile: p, Menu: menu, UEFIBinary: uefi, Wipe: true})
 					}
 				}
 			}
@@ -45,6 +52,9 @@ func allQueries() []Query {
 						for _, arm := range []bool{false, true} {
 							for _, bound := range []bool{false, true} {
 								out = append(out, Query{Machine: m, Segment: seg, Client: Client{fw, a}, Mode: mode, HaveARM64: arm, Bound: bound})
+								if m != nil && m.Wipe {
+									out = append(out, Query{Machine: m, Segment: seg, Client: Client{fw, a}, Mode: mode, HaveARM64: arm, Bound: bound, Wiped: true})
+								}
 							}
 						}
 					}
@@ -105,9 +115,11 @@ func TestDecideEverywhere(t *testing.T) {
 			fail(q, f, "the machine's UEFI binary wins over the segment's, which defaults to ipxe.efi")
 		case f.Agent == AgentImage && (m.Profile != Image || (m.State != Approved && m.State != Provisioning)):
 			fail(q, f, "only an approved image machine writes an image")
+		case f.Agent == AgentWipe && !(m.Wipe && pending && !q.Wiped), m != nil && m.Wipe && pending && !q.Wiped && f.Agent != AgentWipe:
+			fail(q, f, "a released machine's every session wipes its disks once, and nothing else does")
 		case f.Agent == AgentImage && !q.Bound:
 			fail(q, f, "only the session approval bound is given the image")
-		case f.AgentDetails && (!q.Bound || f.Agent == AgentWait || f.Agent == AgentReject):
+		case f.AgentDetails && (!q.Bound || f.Agent == AgentWait || f.Agent == AgentReject || f.Agent == AgentWipe):
 			fail(q, f, "the approval's details go only to the bound session, with a decision that uses them")
 		case q.Bound && m != nil && m.State.Accepted() && m.Profile != "" && f.Agent != AgentReject && !f.AgentDetails && f.Agent != AgentWait:
 			fail(q, f, "the bound session gets the details its decision needs")

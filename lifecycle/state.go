@@ -129,6 +129,9 @@ const (
 	ActFail       Action = "fail"       // the agent reports a failed install
 	ActRetry      Action = "retry"      // an administrator retries a failed install
 	ActRediscover Action = "rediscover" // an administrator sends the machine back to discovery
+	ActRelease    Action = "release"    // an administrator releases the machine: discovery, disks wiped, approval again
+	ActRedeploy   Action = "redeploy"   // an administrator installs a ready machine again (same or another profile)
+	ActBind       Action = "bind"       // an administrator binds a new boot of an approved machine with its console token
 	ActExpire     Action = "expire"     // a temporary record outlived its TTL (deleted)
 	ActDelete     Action = "delete"     // an administrator deletes the record
 )
@@ -161,6 +164,9 @@ var rules = []rule{
 	{ActFail, []State{Approved, Provisioning}, Failed, []Role{RoleAgent}, "the install failed; the reason is kept"},
 	{ActRetry, []State{Failed}, Provisioning, []Role{RoleAdmin}, "the agent tries the install again"},
 	{ActRediscover, []State{Approved, Provisioning, Ready, Failed}, Discovered, []Role{RoleAdmin}, "discovery on the next boot; approval needed again"},
+	{ActRelease, []State{Approved, Provisioning, Ready, Failed}, Discovered, []Role{RoleAdmin}, "discovery on the next boot wipes the disks; approval needed again"},
+	{ActRedeploy, []State{Ready}, Approved, []Role{RoleAdmin}, "the approval stays; the next discovery boot is bound with its console token"},
+	{ActBind, []State{Approved, Provisioning, Failed}, Approved, []Role{RoleAdmin}, "a new boot (its console token) takes over the install"},
 	{ActExpire, []State{Discovered, Inventoried}, Gone, []Role{RoleSystem}, "temporary record past its TTL"},
 	{ActDelete, anyState, Gone, []Role{RoleAdmin}, "the audit history stays"},
 }
@@ -210,7 +216,7 @@ func (s State) CanTransition(to State) bool {
 // (power off, reboot): its session ends once that decision is delivered.
 func EndsSession(a Action) bool {
 	switch a {
-	case ActRediscover, ActSucceed, ActExpire, ActDelete:
+	case ActRediscover, ActRelease, ActRedeploy, ActSucceed, ActExpire, ActDelete:
 		return true
 	}
 	return false

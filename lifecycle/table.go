@@ -99,6 +99,9 @@ func sampleMachines(menus bool) []*Machine {
 	for _, s := range States() {
 		if !s.Accepted() {
 			out = append(out, &Machine{State: s})
+			if s.Pending() {
+				out = append(out, &Machine{State: s, Wipe: true})
+			}
 			continue
 		}
 		for _, p := range []ProfileKind{Netboot, Image, ""} {
@@ -129,6 +132,9 @@ func machineLabel(m *Machine) string {
 	}
 	if m.awaitingFirstBoot() {
 		s += ", installed"
+	}
+	if m.Wipe && m.State.Pending() {
+		s += ", released (wipe)"
 	}
 	if m.Menu {
 		s += ", menu"

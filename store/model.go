@@ -100,6 +100,11 @@ type Machine struct {
 	// first boot (in the first-boot URL of its cloud-init seed). It is
 	// drawn at approval and cleared by the report; the API never shows it.
 	FirstBootSecret string `json:"first_boot_secret,omitempty"`
+	// Wipe is a release's request that every boot session wipe the disks
+	// before one of them is approved (WipeFull: the whole disk, not only
+	// its partition tables, signatures and first and last MiB).
+	Wipe     bool `json:"wipe,omitempty"`
+	WipeFull bool `json:"wipe_full,omitempty"`
 	// FirstBoot is the installed system's report, and ReadyAt when the
 	// machine became ready.
 	FirstBoot *FirstBoot `json:"first_boot,omitempty"`
@@ -299,5 +304,5 @@ type Event struct {
 // profile ("" when it has none, or when the caller's step does not depend
 // on it, as DHCP's answer does not).
 func (m *Machine) Lifecycle(kind ProfileKind) *lifecycle.Machine {
-	return &lifecycle.Machine{State: m.State, Profile: kind, Menu: m.Menu.Enabled, UEFIBinary: m.UEFIBinary, Installed: m.Installed}
+	return &lifecycle.Machine{State: m.State, Profile: kind, Menu: m.Menu.Enabled, UEFIBinary: m.UEFIBinary, Installed: m.Installed, Wipe: m.Wipe}
 }

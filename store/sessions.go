@@ -50,6 +50,9 @@ type Session struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// Seq is the highest call number accepted (agentsig).
 	Seq uint64 `json:"seq"`
+	// Wiped is when the session's agent reported the disks wiped for a
+	// release (Machine.Wipe).
+	Wiped time.Time `json:"wiped,omitzero"`
 }
 
 func sessionKey(id string) []byte         { return []byte("s/" + id) }
@@ -224,13 +227,14 @@ func (ss *Sessions) Open(nonce string, s Session, inv json.RawMessage) (opened S
 	return s, false, nil
 }
 
-// Put replaces a live session of the machine; only its Token may change.
+// Put replaces a live session of the machine; only its Token and Wiped
+// may change.
 func (ss *Sessions) Put(s Session) error {
 	cur, err := ss.Get(s.ID)
 	if err != nil {
 		return err
 	}
-	cur.Token = s.Token
+	cur.Token, cur.Wiped = s.Token, s.Wiped
 	return setJSON(ss.txn, sessionKey(s.ID), cur)
 }
 
