@@ -172,7 +172,7 @@ export function MachinePage() {
         <article class="card">
           <h2>Status</h2>
           <div class="status-big">
-            <Status m={m} admin={admin} />
+            <Status m={m} admin={admin} now={now} />
             {m.state === 'ready' && <p>In production{m.message ? `: ${m.message}` : ''}.</p>}
           </div>
           {m.approval && (

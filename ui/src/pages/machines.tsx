@@ -11,6 +11,7 @@ import { Dialog, Field, Notice, Progress, StateBadge } from '../components/commo
 import { must } from '../api/client';
 import { message } from '../api/problem';
 import { useNow, useTitle } from '../lib/hooks';
+import { downloadText } from '../lib/progress';
 import { conflicts } from '../lib/registrations';
 import { ConflictBadge } from './registrations';
 
@@ -219,14 +220,23 @@ function Row({ m, now, admin, selected, onSelect }: { m: Machine; now: number; a
         )}
       </td>
       <td class="status">
-        <Status m={m} admin={admin} />
+        <Status m={m} admin={admin} now={now} />
       </td>
     </tr>
   );
 }
 
-/** Status is what to do or watch: approve, progress, a failure and retry. */
-export function Status({ m, admin }: { m: Machine; admin: boolean }) {
+/** Download is the image download's line under the status, if reported. */
+function Download({ m, now, live }: { m: Machine; now: number; live: boolean }) {
+  const text = downloadText(m.progress_detail, now, live);
+  return text ? <div class="sub download">{text}</div> : null;
+}
+
+/**
+ * Status is what to do or watch: approve, progress (with the image
+ * download's bytes, rate and time left at now), a failure and retry.
+ */
+export function Status({ m, admin, now = Date.now() }: { m: Machine; admin: boolean; now?: number }) {
   const { session } = useSession();
   const [busy, setBusy] = useState(false);
   const [err, setErr] = useState('');
@@ -254,12 +264,14 @@ export function Status({ m, admin }: { m: Machine; admin: boolean }) {
         <>
           <Progress value={m.progress} label={`Provisioning progress of ${m.hostname}`} />
           {m.message && <div class="sub">{m.message}</div>}
+          <Download m={m} now={now} live />
         </>
       );
     case 'failed':
       return (
         <>
           <div class="fail">{m.message || 'failed'}</div>
+          <Download m={m} now={now} live={false} />
           {admin && (
             <button type="button" class="small" disabled={busy} onClick={retry}>Retry</button>
           )}
