@@ -49,6 +49,9 @@ const (
 	KindImage = string(lifecycle.AgentImage)
 	// KindReject: power off.
 	KindReject = string(lifecycle.AgentReject)
+	// KindWipe: wipe the machine's disks as Decision.Wipe says (a
+	// release), report the result, then ask again.
+	KindWipe = string(lifecycle.AgentWipe)
 )
 
 // AgentToken is the salted hash of the registration token shown on the
@@ -80,12 +83,14 @@ type AgentState struct {
 
 // Decision is the answer of PathDecision.
 type Decision struct {
-	Decision string         `json:"decision" enum:"wait,netboot,image,reject" example:"image" doc:"wait: ask again; netboot: reboot (the next PXE boot gets this machine's production boot); image: write the image, then report the result; reject: power off"`
+	Decision string         `json:"decision" enum:"wait,netboot,image,reject,wipe" example:"image" doc:"wait: ask again; netboot: reboot (the next PXE boot gets this machine's production boot); image: write the image, then report the result; reject: power off; wipe: wipe the disks, report the result, then ask again"`
 	State    string         `json:"state" example:"approved"`
 	Hostname string         `json:"hostname,omitempty" example:"node-01"`
 	Image    *DecisionImage `json:"image,omitempty"`
 	SSHKeys  []string       `json:"ssh_keys,omitempty"`
 	Network  *Network       `json:"network,omitempty"`
+	// Wipe says how to wipe the disks; with a wipe decision only.
+	Wipe *DecisionWipe `json:"wipe,omitempty"`
 	// FirstBootURL is where the installed system reports its first boot
 	// (cloud-init phone_home, in the seed the agent writes); with an image
 	// decision only. It carries a one-time secret.
@@ -105,6 +110,14 @@ type DecisionImage struct {
 	Disk string `json:"disk" example:"/dev/disk/by-path/pci-0000:00:1f.2-ata-1" doc:"The approved disk's stable path; the agent resolves it on its own hardware"`
 	// DiskByPath repeats Disk when it is a /dev/disk/by-path/ name.
 	DiskByPath string `json:"disk_by_path,omitempty" example:"/dev/disk/by-path/pci-0000:00:1f.2-ata-1"`
+}
+
+// DecisionWipe tells the agent how to wipe the machine's fixed disks: by
+// default their partition tables and signatures (the first and last MiB
+// of each, which hold the GPT and its backup and the superblocks of
+// LVM, md and the common file systems); Full overwrites every byte.
+type DecisionWipe struct {
+	Full bool `json:"full,omitempty" doc:"Overwrite every byte of every fixed disk, not only the first and last MiB"`
 }
 
 // Network is a machine's production network configuration, as approved:

@@ -134,10 +134,13 @@ func (s *Server) registerAgent() {
 	})
 	register(s, accessAgent, huma.Operation{
 		OperationID: "agent-result", Method: http.MethodPost, Path: Prefix + "/agent/result",
-		Summary: "Report the end of provisioning (the bound session only)", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
+		Summary: "Report the end of provisioning (the bound session only) or of a release's wipe (every session)", MaxBodyBytes: maxAgentBytes, Middlewares: huma.Middlewares{s.declaredTooLarge(maxAgentBytes)},
 		Errors: []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *struct{ Body AgentResult }) (*agentStateOut, error) {
 		p := caller(ctx)
+		if out, ok, err := s.wipeReport(p, in.Body); ok {
+			return out, err
+		}
 		action, act := "provision-failed", lifecycle.ActFail
 		if in.Body.Success {
 			action, act = "provisioned", lifecycle.ActSucceed
@@ -145,6 +148,17 @@ func (s *Server) registerAgent() {
 		return s.agentReport(p, act, action, in.Body.Message, func(m *store.Machine) error {
 			if in.Body.Success && (m.State == store.StateReady || m.Installed) {
 				return nil // a repeated report
+			}
+			if in.Body.Success && m.State == store.StateApproved && s.profileOf(*m).Kind == store.ProfileNetboot {
+				// The agent of a netboot machine reboots into production
+				// as soon as it is told; its report may arrive before the
+				// approval's own move to ready.
+				to, err := lifecycle.Next(lifecycle.ActNetbootOK, lifecycle.RoleSystem, m.State)
+				if err != nil {
+					return fmt.Errorf("%w: %w", store.ErrTransition, err)
+				}
+				m.State, m.ReadyAt = to, s.now()
+				return nil
 			}
 			to, err := lifecycle.Next(act, lifecycle.RoleAgent, m.State)
 			if err != nil {

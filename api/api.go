@@ -149,6 +149,7 @@ func (s *Server) registerRoutes() {
 	s.registerEvents()
 	s.registerAgent()
 	s.registerFirstBoot()
+	s.registerRelease()
 }
 
 // storeErr turns a store error into a problem response. what names the

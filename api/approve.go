@@ -257,6 +257,11 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 		}
 		matched = detail == nil
 	}
+	// A released machine is approved only through a registration whose
+	// agent has wiped the disks.
+	if matched && m.Wipe && sess.Wiped.IsZero() {
+		return nil, huma.Error409Conflict("machine " + m.MAC + " was released and this registration has not wiped its disks yet; wait for its agent to report the wipe")
+	}
 	// The disk is chosen from the inventory of the registration approval
 	// binds to; it is frozen into the machine's record with the approval.
 	inv := m.Inventory
@@ -304,6 +309,7 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 			cur.Progress, cur.Message = 0, ""
 			cur.ProgressDetail = nil
 			cur.Installed, cur.FirstBootSecret, cur.FirstBoot, cur.ReadyAt = false, secret, nil, time.Time{}
+			cur.Wipe, cur.WipeFull = false, false
 			return nil
 		})
 	if errors.Is(err, errChanged) {
@@ -323,24 +329,12 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 	if err != nil {
 		return nil, s.storeErr(err, "machine "+m.MAC, "body")
 	}
+	res := &machineOut{Body: s.machineView(out, true)}
 	if plan.profile.Kind == store.ProfileNetboot {
-		// A netboot machine needs nothing more: every PXE boot from now on
-		// gets the production script (docs/spec.md §1, approved → ready).
-		if r, err := s.Store.UpdateMachine(m.MAC, store.Audit{Actor: actor, Action: "ready", Detail: "netboot profile " + plan.profile.Name},
-			func(cur *store.Machine) error {
-				to, err := lifecycle.Next(lifecycle.ActNetbootOK, lifecycle.RoleSystem, cur.State)
-				if err != nil {
-					return errChanged
-				}
-				cur.State, cur.ReadyAt = to, s.now()
-				return nil
-			}); err == nil {
-			out = r
-		} else if !errors.Is(err, errChanged) {
-			s.log.Error("mark netboot machine ready", "mac", m.MAC, "err", err)
-		}
+		return s.netbootReady(ctx, m.MAC, plan.profile.Name, res)
 	}
-	return &machineOut{Body: s.machineView(out, true)}, nil
+	return res, nil
+
 }
 
 var errChanged = errors.New("machine changed concurrently")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -16,13 +17,17 @@ import (
 // lifecycle.Decide, with the approval's details only where Decide allows
 // them (the session approval bound). base is the appliance URL the agent
 // used, for image URLs given as a path on the appliance.
-func (s *Server) decision(m store.Machine, session, base string) Decision {
+func (s *Server) decision(m store.Machine, sess store.Session, base string) Decision {
 	prof := s.profileOf(m)
-	bound := m.Session != "" && m.Session == session
-	f := lifecycle.Decide(lifecycle.Query{Machine: m.Lifecycle(prof.Kind), Bound: bound})
+	bound := m.Session != "" && m.Session == sess.ID
+	f := lifecycle.Decide(lifecycle.Query{Machine: m.Lifecycle(prof.Kind), Bound: bound, Wiped: !sess.Wiped.IsZero()})
 	d := Decision{Decision: string(f.Agent), State: m.State.String()}
+	if f.Agent == lifecycle.AgentWipe {
+		d.Wipe = &agentwire.DecisionWipe{Full: m.WipeFull}
+		return d
+	}
 	if f.Agent == lifecycle.AgentWait && m.State.Accepted() && !bound {
-		d.Message = "this machine was approved in another boot session; an administrator must rediscover it before this boot can be approved"
+		d.Message = "this machine's approval is bound to another boot; an administrator can bind this boot with the token on this console (foundry machines bind)"
 	}
 	if !f.AgentDetails {
 		return d
@@ -106,8 +111,10 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 	// that an end since the call was admitted is not missed either.
 	events, cancel := s.Store.Subscribe(16)
 	defer func() { cancel() }()
+	var sess store.Session
 	ended := func() bool {
-		_, err := s.Store.GetSession(p.Session)
+		var err error
+		sess, err = s.Store.GetSession(p.Session)
 		return err != nil
 	}
 	if ended() {
@@ -117,7 +124,7 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 	if err != nil {
 		return nil, s.storeErr(err, "machine "+p.MAC, "")
 	}
-	d := s.decision(m, p.Session, p.Base)
+	d := s.decision(m, sess, p.Base)
 	wait := time.Duration(min(max(in.Wait, 0), maxWait)) * time.Second
 	if d.Decision != "wait" || wait == 0 {
 		return s.decided(p, m, d), nil
@@ -147,7 +154,7 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 			if m, err = s.Store.GetMachine(p.MAC); err != nil {
 				return nil, s.storeErr(err, "machine "+p.MAC, "")
 			}
-			if d = s.decision(m, p.Session, p.Base); d.Decision != "wait" {
+			if d = s.decision(m, sess, p.Base); d.Decision != "wait" {
 				return s.decided(p, m, d), nil
 			}
 		}
