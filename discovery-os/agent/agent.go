@@ -287,6 +287,8 @@ func (a *Agent) handle(ctx context.Context, d agentwire.Decision) (done bool, er
 		a.status("approved: rebooting into the production netboot profile")
 		a.report(ctx, true, "rebooting into the netboot profile")
 		return true, a.Reboot()
+	case agentwire.KindWipe:
+		return false, a.wipe(ctx, d.Wipe)
 	case agentwire.KindReject:
 		a.status("rejected by the administrator: powering off")
 		a.report(ctx, true, "powering off (rejected)")

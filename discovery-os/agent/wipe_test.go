@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/foundry-appliance/foundry/agentwire"
+	"github.com/foundry-appliance/foundry/discovery-os/inventory"
+)
+
+// fileDisks makes disk files full of random bytes, named as inv's disks,
+// and an opener that maps each device path to its file.
+func fileDisks(t *testing.T, inv inventory.Inventory) (func(string) (Disk, error), map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{}
+	for _, d := range inv.Disks {
+		b := make([]byte, d.SizeBytes)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, d.Name)
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files[d.Path] = f
+	}
+	return func(p string) (Disk, error) {
+		f, ok := files[p]
+		if !ok {
+			return nil, errors.New("no such disk " + p)
+		}
+		return os.OpenFile(f, os.O_WRONLY, 0)
+	}, files
+}
+
+func TestWipeDisks(t *testing.T) {
+	const size = 5 << 20
+	inv := inventory.Inventory{Disks: []inventory.Disk{
+		{Name: "sda", Path: "/dev/sda", SizeBytes: size},
+		{Name: "nvme0n1", Path: "/dev/nvme0n1", SizeBytes: size},
+		{Name: "sdb", Path: "/dev/sdb", SizeBytes: size, Removable: true},
+		{Name: "sr0", Path: "/dev/sr0", SizeBytes: size, ReadOnly: true},
+	}}
+	zero := make([]byte, size)
+	for _, full := range []bool{false, true} {
+		open, files := fileDisks(t, inv)
+		before := map[string][]byte{}
+		for p, f := range files {
+			before[p], _ = os.ReadFile(f)
+		}
+		n, err := WipeDisks(context.Background(), inv, open, full)
+		if err != nil || n != 2 {
+			t.Fatalf("full=%v: wiped %d, %v", full, n, err)
+		}
+		for p, f := range files {
+			got, _ := os.ReadFile(f)
+			switch {
+			case p == "/dev/sdb" || p == "/dev/sr0":
+				if !bytes.Equal(got, before[p]) {
+					t.Errorf("%s (removable or read-only) was written", p)
+				}
+			case full:
+				if !bytes.Equal(got, zero) {
+					t.Errorf("full wipe left data on %s", p)
+				}
+			default:
+				edge := wipeEdge
+				if !bytes.Equal(got[:edge], zero[:edge]) || !bytes.Equal(got[size-edge:], zero[:edge]) {
+					t.Errorf("quick wipe left the first or last MiB of %s", p)
+				}
+				if !bytes.Equal(got[edge:size-edge], before[p][edge:size-edge]) {
+					t.Errorf("quick wipe wrote the middle of %s", p)
+				}
+			}
+		}
+	}
+	// A disk that fails is reported; the others are still wiped.
+	open, _ := fileDisks(t, inv)
+	failing := func(p string) (Disk, error) {
+		if p == "/dev/sda" {
+			return nil, errors.New("I/O error")
+		}
+		return open(p)
+	}
+	n, err := WipeDisks(context.Background(), inv, failing, false)
+	if n != 1 || err == nil || !strings.Contains(err.Error(), "/dev/sda") {
+		t.Fatalf("with a failing disk: wiped %d, %v", n, err)
+	}
+}
+
+// A release's wipe decision: the agent wipes, reports success with what it
+// did, and carries out the next decision.
+func TestWipeDecision(t *testing.T) {
+	h := newHarness(t,
+		agentwire.Decision{Decision: agentwire.KindWipe, Wipe: &agentwire.DecisionWipe{}},
+		agentwire.Decision{Decision: agentwire.KindReject})
+	h.agent.Inventory = inventory.Inventory{SchemaVersion: inventory.SchemaVersion,
+		Disks: []inventory.Disk{{Name: "sda", Path: "/dev/sda", SizeBytes: 3 << 20}}}
+	open, files := fileDisks(t, h.agent.Inventory)
+	h.agent.Disks = open
+	if err := h.run(t); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(files["/dev/sda"])
+	if !bytes.Equal(got[:wipeEdge], make([]byte, wipeEdge)) {
+		t.Error("the disk's first MiB was not wiped")
+	}
+	if len(h.app.results) != 2 || h.app.results[0]["success"] != true ||
+		!strings.Contains(h.app.results[0]["message"].(string), "wiped 1 disks") || h.poweroff != 1 {
+		t.Fatalf("results %v, powered off %d", h.app.results, h.poweroff)
+	}
+}
