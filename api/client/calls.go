@@ -108,6 +108,29 @@ func (c *Client) Rediscover(ctx context.Context, mac string) (api.Machine, error
 	return out, c.do(ctx, http.MethodPost, "/machines/"+esc(mac)+"/rediscover", nil, nil, &out)
 }
 
+// Release ends the machine's sessions and sends it back to discovery,
+// where every boot wipes its disks (full: every byte) before it can be
+// approved again.
+func (c *Client) Release(ctx context.Context, mac string, full bool) (api.Machine, error) {
+	var out api.Machine
+	return out, c.do(ctx, http.MethodPost, "/machines/"+esc(mac)+"/release", nil, api.ReleaseRequest{Full: full}, &out)
+}
+
+// Redeploy installs a ready machine again with its approval, with profile
+// ("" for its current one). A netboot profile is ready at once; an image
+// profile waits for a discovery boot to be bound (Bind).
+func (c *Client) Redeploy(ctx context.Context, mac, profile string) (api.Machine, error) {
+	var out api.Machine
+	return out, c.do(ctx, http.MethodPost, "/machines/"+esc(mac)+"/redeploy", nil, api.RedeployRequest{Profile: profile}, &out)
+}
+
+// Bind hands an approved machine's install to the boot whose console
+// shows token (a wrong one counts as at approval).
+func (c *Client) Bind(ctx context.Context, mac, token string) (api.Machine, error) {
+	var out api.Machine
+	return out, c.do(ctx, http.MethodPost, "/machines/"+esc(mac)+"/bind", nil, map[string]string{"token": token}, &out)
+}
+
 // EndRegistration ends one registration (boot session) of a machine.
 func (c *Client) EndRegistration(ctx context.Context, mac, id string) (api.Machine, error) {
 	var out api.Machine
