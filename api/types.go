@@ -36,10 +36,13 @@ type Machine struct {
 	ReadyAt       *time.Time `json:"ready_at,omitempty"`
 	DeploySeconds *float64   `json:"deploy_seconds,omitempty" doc:"Seconds from approval to ready"`
 	FirstBoot     *FirstBoot `json:"first_boot,omitempty" doc:"What the installed system reported at its first boot"`
-	Message       string     `json:"message,omitempty" doc:"Last status, failure or rejection reason"`
-	Revision      uint64     `json:"revision" doc:"Increases on every change"`
-	Client        string     `json:"client,omitempty" enum:"pxe,ipxe,http" doc:"Network-boot client seen last: firmware PXE, iPXE or UEFI HTTP boot"`
-	Actions       []string   `json:"actions" doc:"What an administrator may do to the machine in its state (docs/lifecycle.md); the dashboard shows exactly these"`
+	// Wipe is a release's pending wipe: every boot into discovery wipes
+	// the disks before one of its registrations can be approved.
+	Wipe     *Wipe    `json:"wipe,omitempty" doc:"A release's wipe, pending until a registration is approved (each registration's wiped_at says whether its agent has wiped)"`
+	Message  string   `json:"message,omitempty" doc:"Last status, failure or rejection reason"`
+	Revision uint64   `json:"revision" doc:"Increases on every change"`
+	Client   string   `json:"client,omitempty" enum:"pxe,ipxe,http" doc:"Network-boot client seen last: firmware PXE, iPXE or UEFI HTTP boot"`
+	Actions  []string `json:"actions" doc:"What an administrator may do to the machine in its state (docs/lifecycle.md); the dashboard shows exactly these"`
 
 	// Boot settings, set by PUT /api/v1/machines/{mac}/boot.
 	Menu       BootMenu `json:"menu" doc:"The iPXE boot menu"`
@@ -65,6 +68,11 @@ type ProgressDetail struct {
 	RateBps    int64     `json:"rate_bps" minimum:"0" example:"52428800" doc:"Download rate, bytes per second; 0 when unknown"`
 	ETASeconds int64     `json:"eta_seconds" minimum:"0" example:"19" doc:"Seconds left at that rate, counted from at; 0 when unknown"`
 	At         time.Time `json:"at" doc:"When the agent's report arrived"`
+}
+
+// Wipe is how a released machine's disks are wiped.
+type Wipe struct {
+	Full bool `json:"full" doc:"Every byte of every fixed disk, not only partition tables, signatures and the first and last MiB"`
 }
 
 // FirstBoot is the installed system's first-boot report.
@@ -121,6 +129,7 @@ type Registration struct {
 	LastSeen     time.Time   `json:"last_seen" doc:"Last signed call of its agent"`
 	Active       bool        `json:"active" doc:"Its agent called within the last 150 s"`
 	Bound        bool        `json:"bound" doc:"Approval bound the machine to this registration: only its agent is told the decision and may report"`
+	WipedAt      *time.Time  `json:"wiped_at,omitempty" doc:"When its agent reported the disks of a released machine wiped; only such a registration can be approved"`
 	Token        TokenStatus `json:"token"`
 	Summary      *Summary    `json:"summary,omitempty" doc:"Its inventory's summary; only in single-machine responses"`
 }
@@ -142,6 +151,10 @@ func registrationViews(m store.Machine, sessions []store.Session, invs map[strin
 			ID: se.ID, IP: se.Remote, RegisteredAt: se.OpenedAt, LastSeen: se.LastSeen,
 			Active: now.Sub(se.LastSeen) < activeWithin, Bound: se.ID == m.Session,
 			Token: tokenStatus(se.Token, now),
+		}
+		if !se.Wiped.IsZero() {
+			t := se.Wiped
+			r.WipedAt = &t
 		}
 		if inv, ok := invs[se.ID]; ok {
 			var parsed inventory.Inventory
@@ -209,6 +222,9 @@ func machineView(m store.Machine, sessions []store.Session, invs map[string]json
 	}
 	if d := m.ProgressDetail; d != nil && (m.State == store.StateProvisioning || m.State == store.StateFailed) {
 		v.ProgressDetail = &ProgressDetail{BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, RateBps: d.RateBps, ETASeconds: d.ETASeconds, At: d.At}
+	}
+	if m.Wipe {
+		v.Wipe = &Wipe{Full: m.WipeFull}
 	}
 	if fb := m.FirstBoot; fb != nil {
 		v.FirstBoot = &FirstBoot{At: fb.At, Hostname: fb.Hostname, SSHHostKeys: fb.SSHHostKeys}
