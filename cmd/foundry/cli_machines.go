@@ -23,6 +23,7 @@ func machinesCmd(o *cliOptions) *cobra.Command {
 		machineSimpleCmd(o, "rediscover", "Send an approved or ready machine back to discovery on its next boot"),
 		machineSimpleCmd(o, "retry", "Retry the provisioning of a failed machine"),
 		machineSimpleCmd(o, "delete", "Delete a machine record (its audit history stays)"),
+		machineReleaseCmd(o), machineRedeployCmd(o), machineBindCmd(o),
 		machineVerifyTokenCmd(o), machineEndRegistrationCmd(o),
 		machineWatchCmd(o), machineScriptCmd(o), machineExportCmd(o), machineBootCmd(o))
 	return c
@@ -108,9 +109,15 @@ func disks(s api.Summary) string {
 func progress(m api.Machine) string {
 	switch m.State {
 	case "provisioning":
+		if m.Installed {
+			return "installed, waiting for its first boot"
+		}
 		return fmt.Sprintf("%d%%", m.Progress) + transferText(m.ProgressDetail, time.Now())
 	case "failed":
 		return "failed: " + m.Message + transferText(m.ProgressDetail, time.Time{})
+	}
+	if m.Wipe != nil {
+		return "released: wipe pending"
 	}
 	return ""
 }
@@ -172,7 +179,8 @@ func printMachine(cmd *cobra.Command, m api.Machine) error {
 		{"Last seen", m.LastSeen.Format(time.RFC3339) + " (" + ago(m.LastSeen, now) + ")"},
 		{"System", strings.TrimSpace(m.Summary.Vendor + " " + m.Summary.Model)}, {"Serial", m.Summary.Serial},
 		{"CPU", strings.TrimSpace(fmt.Sprintf("%s %s", m.Summary.CPUModel, threadsText(m.Summary)))},
-		{"Memory", humanBytes(m.Summary.MemoryBytes)}, {"Disks", disks(m.Summary)}, {"Progress", progress(m)}, {"Message", m.Message},
+		{"Memory", humanBytes(m.Summary.MemoryBytes)}, {"Disks", disks(m.Summary)}, {"Progress", progressRow(m)}, {"Message", m.Message},
+		{"Installed", installText(m)}, {"Ready at", readyText(m)}, {"First boot", firstBootText(m)}, {"Wipe", wipeText(m)},
 	}
 	if m.ExpiresAt != nil {
 		kv = append(kv, [2]string{"Expires", m.ExpiresAt.Format(time.RFC3339) + " (" + ago(*m.ExpiresAt, now) + ")"})
@@ -202,6 +210,9 @@ func printMachine(cmd *cobra.Command, m api.Machine) error {
 			[2]string{"Disk", a.Disk}, [2]string{"Network", net}, [2]string{"SSH keys", strconv.Itoa(len(a.SSHKeys))})
 	}
 	if err := fields(w, kv); err != nil {
+		return err
+	}
+	if err := printHostKeys(w, m); err != nil {
 		return err
 	}
 	return printRegistrations(w, m, now)
