@@ -147,7 +147,7 @@ export function distinct(all: Iterable<Machine>, field: 'segment' | 'cluster'): 
  * `actions` (from Go's package lifecycle, docs/lifecycle.md), so the
  * dashboard never restates the rules.
  */
-export type Action = 'approve' | 'reject' | 'rediscover' | 'retry' | 'delete';
+export type Action = 'approve' | 'reject' | 'rediscover' | 'retry' | 'release' | 'redeploy' | 'bind' | 'delete';
 
 export function can(m: Pick<Machine, 'actions'>, action: Action): boolean {
   return (m.actions ?? []).includes(action);

@@ -19,6 +19,7 @@ import { BootCard } from './boot';
 import { BootScriptCard } from './bootscript';
 import { Inventory } from './inventory';
 import { RejectDialog, Status } from './machines';
+import { BindDialog, InstallReport, PendingNotice, RedeployDialog, ReleaseDialog } from './release';
 import { ConflictBadge, ConflictBanner, RegistrationsCard } from './registrations';
 
 export function MachinePage() {
@@ -37,6 +38,7 @@ export function MachinePage() {
   const [rev, setRev] = useState(0);
   const [rejecting, setRejecting] = useState(false);
   const [confirm, setConfirm] = useState<'' | 'rediscover' | 'delete'>('');
+  const [dialog, setDialog] = useState<'' | 'release' | 'redeploy' | 'bind'>('');
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState('');
   useTitle(m?.hostname ?? mac);
@@ -104,6 +106,13 @@ export function MachinePage() {
     }
   }
 
+  // A release, redeploy or bind answers with the machine as it is now.
+  function acted(got: Machine) {
+    setM(got);
+    setRev((r) => r + 1);
+    setDialog('');
+  }
+
   if (gone)
     return (
       <section>
@@ -135,6 +144,15 @@ export function MachinePage() {
           {admin && can(m, 'rediscover') && (
             <button type="button" class="secondary" onClick={() => setConfirm('rediscover')}>Rediscover…</button>
           )}
+          {admin && can(m, 'bind') && (
+            <button type="button" data-action="bind" onClick={() => setDialog('bind')}>Bind new boot…</button>
+          )}
+          {admin && can(m, 'redeploy') && (
+            <button type="button" class="secondary" data-action="redeploy" onClick={() => setDialog('redeploy')}>Redeploy…</button>
+          )}
+          {admin && can(m, 'release') && (
+            <button type="button" class="secondary danger-text" data-action="release" onClick={() => setDialog('release')}>Release…</button>
+          )}
           {admin && (
             <button type="button" class="secondary danger-text" onClick={() => setConfirm('delete')}>Delete…</button>
           )}
@@ -142,6 +160,7 @@ export function MachinePage() {
       </div>
       {actionError && <Notice>{actionError}</Notice>}
       <ConflictBanner m={m} admin={admin} />
+      <PendingNotice m={m} admin={admin} />
 
       <div class="grid">
         {m.mac_conflict && registrations}
@@ -198,6 +217,7 @@ export function MachinePage() {
           {(m.state === 'provisioning' || m.state === 'approved') && m.progress > 0 && (
             <Progress value={m.progress} label={`Provisioning progress of ${m.hostname}`} />
           )}
+          <InstallReport m={m} now={now} />
         </article>
         <article class="card">
           <h2>DHCP lease</h2>
@@ -250,6 +270,9 @@ export function MachinePage() {
       )}
 
       <RejectDialog macs={rejecting ? [m.mac] : null} onClose={() => setRejecting(false)} />
+      <ReleaseDialog m={m} open={dialog === 'release'} onClose={() => setDialog('')} onDone={acted} />
+      <RedeployDialog m={m} open={dialog === 'redeploy'} onClose={() => setDialog('')} onDone={acted} />
+      <BindDialog m={m} open={dialog === 'bind'} onClose={() => setDialog('')} onDone={acted} />
       <Dialog title={confirm === 'delete' ? 'Delete machine' : 'Rediscover machine'} open={confirm !== ''} onClose={() => setConfirm('')}>
         <p>
           {confirm === 'delete'

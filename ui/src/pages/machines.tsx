@@ -13,6 +13,7 @@ import { message } from '../api/problem';
 import { useNow, useTitle } from '../lib/hooks';
 import { downloadText } from '../lib/progress';
 import { conflicts } from '../lib/registrations';
+import { awaitingFirstBoot, deployTime, pendingWipe } from '../lib/release';
 import { ConflictBadge } from './registrations';
 
 export function MachinesPage() {
@@ -251,15 +252,29 @@ export function Status({ m, admin, now = Date.now() }: { m: Machine; admin: bool
       setBusy(false);
     }
   }
+  // A released machine is discovered and approved again once wiped.
+  const pw = pendingWipe(m);
+  const wipe = pw && (
+    <div class="sub wipe-pending">
+      {pw.wiped.length ? 'released: disks wiped, approve it again' : 'release pending: disks are wiped at the next discovery boot'}
+    </div>
+  );
   switch (m.state) {
     case 'inventoried':
-      return admin ? (
-        <a class="button small" href={`/machines/${m.mac}/approve`} data-action="approve">Approve…</a>
-      ) : (
-        <span class="muted">awaiting approval</span>
+      return (
+        <>
+          {admin ? (
+            <a class="button small" href={`/machines/${m.mac}/approve`} data-action="approve">Approve…</a>
+          ) : (
+            <span class="muted">awaiting approval</span>
+          )}
+          {wipe}
+        </>
       );
     case 'provisioning':
     case 'approved':
+      if (awaitingFirstBoot(m))
+        return <span class="install-waiting">installed — waiting for the first boot report</span>;
       return (
         <>
           <Progress value={m.progress} label={`Provisioning progress of ${m.hostname}`} />
@@ -281,9 +296,21 @@ export function Status({ m, admin, now = Date.now() }: { m: Machine; admin: bool
     case 'rejected':
       return <span class="muted">{m.message || 'rejected'}</span>;
     case 'discovered':
-      return <span class="muted">waiting for inventory</span>;
-    default:
-      return <span class="muted">{m.message}</span>;
+      return (
+        <>
+          <span class="muted">waiting for inventory</span>
+          {wipe}
+        </>
+      );
+    default: {
+      const took = deployTime(m);
+      return (
+        <>
+          <span class="muted">{m.message}</span>
+          {took && <div class="sub deploy-time">deployed in {took}</div>}
+        </>
+      );
+    }
   }
 }
 

@@ -107,6 +107,7 @@ export function RegistrationsCard({ m, admin, now, onChanged }: { m: Machine; ad
                       <td class="mono" title={r.id}>
                         {shortID(r.id)}
                         {r.bound && <div class="sub">approved</div>}
+                        {r.wiped_at && <div class="sub" title={absTime(r.wiped_at)}>disks wiped</div>}
                       </td>
                       <td class="mono">{r.ip || '—'}</td>
                       <td title={absTime(r.registered_at)}>{relTime(r.registered_at, now)}</td>
