@@ -207,6 +207,22 @@ func TestDashboard(t *testing.T) {
 		b.checkConsole(t)
 	})
 
+	step("release from the machine page wipes every byte at the next discovery boot", func(t *testing.T) {
+		b.do(t, "open machine", click(row(mac1)+` a.host`), visible(`.page-head [data-action="release"]`))
+		b.do(t, "release dialog", click(`.page-head [data-action="release"]`), visible(`dialog[open] input[type="checkbox"]`),
+			click(`dialog[open] input[type="checkbox"]`), click(`dialog[open] button.danger`),
+			visible(`.wipe-pending[data-wipe="full"]`), gone(`dialog[open]`), gone(`.page-head [data-action="release"]`))
+		var m struct {
+			State string
+			Wipe  *struct{ Full bool }
+		}
+		a.must(t, http.StatusOK, "GET", "/api/v1/machines/"+mac1, a.Admin, nil, &m)
+		if m.State != "discovered" || m.Wipe == nil || !m.Wipe.Full {
+			t.Errorf("released from the dashboard: %+v", m)
+		}
+		b.checkConsole(t)
+	})
+
 	step("audit log and the cluster rules", func(t *testing.T) {
 		b.do(t, "audit", click(`nav a[href="/audit"]`), visible(`input[placeholder="approve"]`),
 			typeIn(`input[placeholder="approve"]`, "approve"), click(`form.toolbar button[type="submit"]`),

@@ -78,7 +78,7 @@ export function RegistrationsCard({ m, admin, now, onChanged }: { m: Machine; ad
     <article class={`card wide registrations${m.mac_conflict ? ' conflict' : ''}`} aria-labelledby="registrations">
       <h2 id="registrations">Registrations</h2>
       {regs.length === 0 ? (
-        <p class="muted">No live registration: the machine's discovery agent is not running (registrations end at ready, reject, rediscover and delete).</p>
+        <p class="muted">No live registration: the machine's discovery agent is not running (registrations end when the machine is installed, rejected, rediscovered, released, redeployed or deleted).</p>
       ) : (
         <>
           <p class="sub">
