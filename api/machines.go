@@ -110,7 +110,7 @@ func (s *Server) registerMachines() {
 		return s.transition(ctx, in.MAC, lifecycle.ActRediscover, "", func(m *store.Machine) error {
 			m.Progress, m.Message = 0, "rediscover requested"
 			m.ProgressDetail = nil
-			m.Installed, m.FirstBootSecret = false, ""
+			m.Installed, m.FirstBootSecret, m.FirstBoot, m.ReadyAt = false, "", nil, time.Time{}
 			return nil
 		})
 	})

@@ -63,6 +63,7 @@ func (s *Server) registerRelease() {
 		return s.transition(ctx, in.MAC, lifecycle.ActRelease, detail, func(m *store.Machine) error {
 			m.Wipe, m.WipeFull = true, full
 			m.Installed, m.FirstBootSecret, m.Progress = false, "", 0
+			m.FirstBoot, m.ReadyAt = nil, time.Time{}
 			m.Message = "released: the disks are wiped at the next discovery boot"
 			return nil
 		})
