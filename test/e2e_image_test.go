@@ -62,7 +62,8 @@ func testImage(t *testing.T, msg string) []byte {
 // disk: the boot sector's marker appears on its serial console. The disk
 // file then holds the image, plus the cloud-init seed partition (CIDATA)
 // the agent adds at the end of the disk, whose phone_home URL makes the
-// machine ready.
+// machine ready. Released, its next discovery boot wipes the disk's first
+// and last MiB, and it is inventoried again.
 func TestE2EImageToLocalBoot(t *testing.T) {
 	l := newE2ELab(t)
 	const mac = "52:54:00:e2:e0:03"
@@ -160,6 +161,40 @@ func TestE2EImageToLocalBoot(t *testing.T) {
 		t.Fatalf("after the first-boot report: %s, deploy seconds %v", ready.State, ready.DeploySeconds)
 	}
 	t.Logf("approval (retry) to ready: %.1f s", *ready.DeploySeconds)
+
+	// Release: the machine's next boot into discovery wipes its disk, and
+	// it is inventoried again, to be approved anew.
+	req, err := http.NewRequest(http.MethodPost, l.app.base+"/api/v1/machines/"+mac+"/release", nil)
+	must(t, err)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err = http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("release: %s", resp.Status)
+	}
+	releasedAt := time.Now()
+	again := bootBIOSMachine(t, l.lab.tap(), mac, disk)
+	wiped, ok := l.waitFor(t, mac, func(m api.Machine) bool { return strings.HasPrefix(m.Message, "disks wiped") }, bootTimeout)
+	if !ok || wiped.State != "inventoried" {
+		t.Fatalf("after the release: %s %q", wiped.State, wiped.Message)
+	}
+	t.Logf("release to disks wiped and inventoried in %v", time.Since(releasedAt).Round(100*time.Millisecond))
+	again.powerOff()
+	f, err := os.Open(disk)
+	must(t, err)
+	defer f.Close()
+	st, err := f.Stat()
+	must(t, err)
+	zero := make([]byte, 1<<20)
+	for _, off := range []int64{0, st.Size() - 1<<20} {
+		got := make([]byte, 1<<20)
+		_, err := f.ReadAt(got, off)
+		must(t, err)
+		if !bytes.Equal(got, zero) {
+			t.Errorf("the MiB at %d of the released disk is not wiped", off)
+		}
+	}
 }
 
 // readHead returns the first n bytes of a file.
