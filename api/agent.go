@@ -208,8 +208,14 @@ func (s *Server) agentReport(p principal, act lifecycle.Action, action, detail s
 			if m.Session == "" || m.Session != p.Session {
 				return errNotBound
 			}
+			before := m.Progress
 			if err := fn(m); err != nil {
 				return err
+			}
+			// Progress arrives every few seconds: the audit log keeps the
+			// first report and one per ten percent.
+			if act == lifecycle.ActProgress && before/10 == m.Progress/10 {
+				ss.Quiet()
 			}
 			if lifecycle.EndsSession(act) {
 				return ss.EndAll()

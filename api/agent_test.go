@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/foundry-appliance/foundry/api"
+	"github.com/foundry-appliance/foundry/api/client"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -364,4 +365,35 @@ func (a *agent) longPoll(seconds int) <-chan pollResult {
 		done <- pollResult{code, body, time.Since(start)}
 	}()
 	return done
+}
+
+// Progress arrives every few seconds; the audit log keeps the report that
+// starts provisioning and one per ten percent, not every step.
+func TestProgressAuditIsThinned(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	ctx := context.Background()
+	a := e.inventoried(macA)
+	if _, err := e.admin.Approve(ctx, macA, api.ApproveRequest{Token: a.tok.Value, Cluster: "rack1"}); err != nil {
+		t.Fatal(err)
+	}
+	for p := 1; p <= 25; p++ {
+		if code, body := a.call(http.MethodPost, "/agent/progress", map[string]any{"percent": p}); code != 200 {
+			t.Fatalf("progress %d: %d %s", p, code, body)
+		}
+	}
+	if m := e.machine(macA); m.Progress != 25 {
+		t.Fatalf("progress %d, want 25 (every report is kept in the record)", m.Progress)
+	}
+	audit, err := e.admin.ListAudit(ctx, client.AuditOptions{MAC: macA, Action: "progress"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range audit.Items {
+		got = append(got, it.Detail)
+	}
+	if len(got) != 3 {
+		t.Fatalf("progress audit entries %q, want three (1%%, 10%%, 20%%)", got)
+	}
 }

@@ -199,7 +199,8 @@ func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) er
 		}
 		next := old
 		entry := a
-		ss := &Sessions{db: db, txn: txn, mac: mac, bound: old.Session, now: db.now(), detail: &entry.Detail}
+		quiet := false
+		ss := &Sessions{db: db, txn: txn, mac: mac, bound: old.Session, now: db.now(), detail: &entry.Detail, quiet: &quiet}
 		if err := fn(&next, ss); err != nil {
 			return err
 		}
@@ -226,6 +227,9 @@ func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) er
 			entry.Detail = fmt.Sprintf("state %s -> %s", old.State, next.State)
 		}
 		out = next
+		if quiet && next.State == old.State {
+			return nil
+		}
 		return db.writeAudit(txn, mac, entry, db.now())
 	})
 	if err != nil {

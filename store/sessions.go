@@ -85,11 +85,21 @@ type Sessions struct {
 	bound  string // the machine's bound session before this update
 	now    time.Time
 	detail *string
+	quiet  *bool
 }
 
 // SetDetail replaces the audit entry's detail: some outcomes are known
 // only inside the transaction.
 func (ss *Sessions) SetDetail(d string) { *ss.detail = d }
+
+// Quiet writes no audit entry for this update unless it changes the
+// machine's state: for reports as frequent as download progress, whose
+// every step the audit log need not keep.
+func (ss *Sessions) Quiet() {
+	if ss.quiet != nil {
+		*ss.quiet = true
+	}
+}
 
 // sessionIDs lists the IDs in the machine's session index.
 func (ss *Sessions) sessionIDs() []string {
