@@ -166,9 +166,11 @@ func name(d TemplateData) string {
 
 // localBoot hands the machine back to its first disk: on BIOS iPXE boots
 // drive 0x80 itself; on UEFI iPXE exits so the firmware tries its next boot
-// option (the disk). One script serves both, chosen by ${platform} at run
-// time ("pcbios" or "efi").
-const localBoot = "iseq ${platform} efi && exit ||\nsanboot --no-describe --drive 0x80\n"
+// option (the disk). It exits with a failure: on success OVMF stops at its
+// boot manager menu instead of trying the next option (seen with
+// snponly.efi; Debian's 2019 ipxe.efi hangs on exit either way). One
+// script serves both, chosen by ${platform} at run time ("pcbios" or "efi").
+const localBoot = "iseq ${platform} efi && exit 1 ||\nsanboot --no-describe --drive 0x80\n"
 
 func localScript(in Input) (string, error) {
 	d, err := templateData(in)
