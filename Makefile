@@ -111,8 +111,10 @@ unit: deps
 	GO=$(GO) ./test/unit.sh
 
 ## demo: the appliance in a private network namespace with an emulated
-## machine PXE-booting into discovery; prints the dashboard URL.
-demo: build images
+## machine PXE-booting into discovery, and the Debian image of os-image in
+## its image library as the default production profile; prints the
+## dashboard URL.
+demo: build images os-image
 	./test/demo.sh start
 
 demo-stop:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The `make demo` lab: the appliance serving a private network namespace
 # (foundry-demo) with one emulated BIOS machine that PXE-boots into
-# discovery. Nothing answers DHCP outside the namespace; the dashboard is
+# discovery. The real Debian image (make os-image) is in the appliance's
+# image library, and the cluster "demo" installs it by default (profile
+# debian-12). Nothing answers DHCP outside the namespace; the dashboard is
 # forwarded to 127.0.0.1 on the host.
 #
 #   test/demo.sh start|stop|status
@@ -13,6 +15,8 @@ DATA=/var/lib/foundry-demo
 PORT=${FOUNDRY_DEMO_PORT:-8080}
 MAC=52:54:00:12:34:56
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OS_IMAGE=$ROOT/build/os/debian-12-amd64.raw.zst
+API=http://10.77.0.1:8080
 
 stop() {
 	for p in qemu socat foundry; do
@@ -38,6 +42,12 @@ status() {
 start() {
 	stop
 	mkdir -p "$STATE" "$DATA"
+	[ -f "$OS_IMAGE" ] || { echo "$OS_IMAGE is missing: run make os-image (make demo does)" >&2; exit 1; }
+	# The appliance's own image directory: the boot files are copied in
+	# (it serves no symlinks out of it), the library lives beside them and
+	# stays across demo restarts, as the database does.
+	mkdir -p "$DATA/images"
+	cp -r "$ROOT/images/ipxe" "$ROOT/images/discovery" "$DATA/images/"
 	ip netns add "$NS"
 	ip -n "$NS" link set lo up
 	ip -n "$NS" link add br0 type bridge
@@ -48,7 +58,7 @@ start() {
 
 	cat >"$STATE/foundry.yaml" <<EOF
 data_dir: $DATA
-image_dir: $ROOT/images
+image_dir: $DATA/images
 http:
   listen: ":8080"
   advertise: "http://10.77.0.1:8080"
@@ -87,7 +97,8 @@ EOF
 		</dev/null >"$STATE/qemu.log" 2>&1 &
 	echo $! >"$STATE/qemu.pid"
 
-	token=$(cat "$DATA/admin-token" 2>/dev/null || echo "(see $DATA/admin-token)")
+	token=$(cat "$DATA/admin-token")
+	library "$token"
 	cat <<EOF
 
 Foundry demo is running.
@@ -96,8 +107,42 @@ Foundry demo is running.
   Appliance log:    $STATE/foundry.log
   Machine console:  tail -f $STATE/machine-console.log   (MAC $MAC, PXE-booting into discovery)
   CLI:              FOUNDRY_URL=http://127.0.0.1:$PORT FOUNDRY_TOKEN=$token bin/foundry machines ls
+  Production image: library image $IMAGE (Debian 12 from make os-image), profile
+                    debian-12, the default of cluster demo: approve into demo with an SSH key
+  Log in after:     ip netns exec $NS ssh debian@<the machine's address>
   Stop:             make demo-stop
 EOF
+}
+
+# library puts the Debian image built by make os-image into the appliance's
+# image library (uploaded through the API, checked against its SHA-256)
+# under a name that carries its checksum, so that a rebuilt image is a new
+# library image; the profile debian-12 names it and is the cluster demo's
+# default. Older builds that no profile names any more are deleted.
+library() {
+	local token=$1 sum state old
+	cli() { ip netns exec "$NS" "$ROOT/bin/foundry" --server "$API" --token "$token" "$@"; }
+	sum=$(awk -v f="$(basename "$OS_IMAGE")" '$2 == f {print $1}' "$ROOT/build/os/debian-12-amd64.sha256")
+	[ -n "$sum" ] || { echo "no checksum of $OS_IMAGE in build/os/debian-12-amd64.sha256" >&2; exit 1; }
+	IMAGE=debian-12-${sum:0:12}
+	# The table's first two columns are the name and the state.
+	state=$(cli images ls | awk -v n="$IMAGE" '$1 == n {print $2}')
+	if [ "$state" != ready ]; then
+		[ -z "$state" ] || cli images rm "$IMAGE" >/dev/null
+		echo "uploading $OS_IMAGE into the image library as $IMAGE"
+		cli images upload "$IMAGE" "$OS_IMAGE" --sha256 "$sum" >/dev/null
+	fi
+	if cli profiles show debian-12 >/dev/null 2>&1; then
+		cli profiles update debian-12 --image "$IMAGE" >/dev/null
+	else
+		cli profiles create debian-12 --kind image --image "$IMAGE" \
+			--description "Debian 12 with cloud-init, built by make os-image" >/dev/null
+	fi
+	cli clusters show demo >/dev/null 2>&1 ||
+		cli clusters create demo --default-profile debian-12 --description "make demo" >/dev/null
+	for old in $(cli images ls | awk 'NR > 1 && $1 ~ /^debian-12-/ {print $1}'); do
+		[ "$old" = "$IMAGE" ] || cli images rm "$old" >/dev/null 2>&1 || true
+	done
 }
 
 case "${1:-start}" in
