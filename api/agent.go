@@ -57,6 +57,7 @@ type (
 	AgentRegister = agentwire.AgentRegister
 	AgentState    = agentwire.AgentState
 	DecisionImage = agentwire.DecisionImage
+	DecisionWipe  = agentwire.DecisionWipe
 	Decision      = agentwire.Decision
 	AgentProgress = agentwire.AgentProgress
 	AgentResult   = agentwire.AgentResult

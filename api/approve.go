@@ -259,7 +259,7 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 	}
 	// A released machine is approved only through a registration whose
 	// agent has wiped the disks.
-	if matched && m.Wipe && sess.Wiped.IsZero() {
+	if matched && m.Lifecycle("").WipePending() && sess.Wiped.IsZero() {
 		return nil, huma.Error409Conflict("machine " + m.MAC + " was released and this registration has not wiped its disks yet; wait for its agent to report the wipe")
 	}
 	// The disk is chosen from the inventory of the registration approval

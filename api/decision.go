@@ -8,7 +8,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -16,21 +15,24 @@ import (
 // decision builds the answer for the agent of session: the decision of
 // lifecycle.Decide, with the approval's details only where Decide allows
 // them (the session approval bound). base is the appliance URL the agent
-// used, for image URLs given as a path on the appliance.
-func (s *Server) decision(m store.Machine, sess store.Session, base string) Decision {
+// used, for image URLs given as a path on the appliance. final reports
+// that the answer ends the session (lifecycle.FinalDecision).
+func (s *Server) decision(m store.Machine, sess store.Session, base string) (d Decision, final bool) {
 	prof := s.profileOf(m)
+	lm := m.Lifecycle(prof.Kind)
 	bound := m.Session != "" && m.Session == sess.ID
-	f := lifecycle.Decide(lifecycle.Query{Machine: m.Lifecycle(prof.Kind), Bound: bound, Wiped: !sess.Wiped.IsZero()})
-	d := Decision{Decision: string(f.Agent), State: m.State.String()}
+	f := lifecycle.Decide(lifecycle.Query{Machine: lm, Bound: bound, Wiped: !sess.Wiped.IsZero()})
+	d = Decision{Decision: string(f.Agent), State: m.State.String()}
+	final = lifecycle.FinalDecision(lm, f.Agent)
 	if f.Agent == lifecycle.AgentWipe {
-		d.Wipe = &agentwire.DecisionWipe{Full: m.WipeFull}
-		return d
+		d.Wipe = &DecisionWipe{Full: m.WipeFull}
+		return d, final
 	}
 	if f.Agent == lifecycle.AgentWait && m.State.Accepted() && !bound {
 		d.Message = "this machine's approval is bound to another boot; an administrator can bind this boot with the token on this console (foundry machines bind)"
 	}
 	if !f.AgentDetails {
-		return d
+		return d, final
 	}
 	d.Hostname = m.Hostname
 	if a := m.Approval; a != nil {
@@ -55,7 +57,7 @@ func (s *Server) decision(m store.Machine, sess store.Session, base string) Deci
 		d.Image = img
 		d.FirstBootURL = firstBootURL(base, m)
 	}
-	return d
+	return d, final
 }
 
 // profileOf is m's profile; zero when it has none or it does not exist.
@@ -88,9 +90,9 @@ func absURL(base, ref string) string {
 // agentDecision answers at once when the decision is not "wait" or the
 
 // decided answers the agent with d, ending its boot session when d is
-// its final decision (lifecycle.FinalDecision).
-func (s *Server) decided(p principal, m store.Machine, d Decision) *struct{ Body Decision } {
-	if lifecycle.FinalDecision(m.Lifecycle(s.profileOf(m).Kind), lifecycle.Agent(d.Decision)) {
+// its final decision.
+func (s *Server) decided(p principal, d Decision, final bool) *struct{ Body Decision } {
+	if final {
 		_, err := s.Store.UpdateMachineSessions(p.MAC, store.Audit{Actor: p.Actor, Action: "session-end", Detail: d.Decision + " decision delivered"},
 			func(_ *store.Machine, ss *store.Sessions) error { return ss.End(p.Session) })
 		if err != nil {
@@ -124,10 +126,10 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 	if err != nil {
 		return nil, s.storeErr(err, "machine "+p.MAC, "")
 	}
-	d := s.decision(m, sess, p.Base)
+	d, final := s.decision(m, sess, p.Base)
 	wait := time.Duration(min(max(in.Wait, 0), maxWait)) * time.Second
 	if d.Decision != "wait" || wait == 0 {
-		return s.decided(p, m, d), nil
+		return s.decided(p, d, final), nil
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -154,8 +156,8 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 			if m, err = s.Store.GetMachine(p.MAC); err != nil {
 				return nil, s.storeErr(err, "machine "+p.MAC, "")
 			}
-			if d = s.decision(m, sess, p.Base); d.Decision != "wait" {
-				return s.decided(p, m, d), nil
+			if d, final = s.decision(m, sess, p.Base); d.Decision != "wait" {
+				return s.decided(p, d, final), nil
 			}
 		}
 	}

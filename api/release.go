@@ -207,7 +207,7 @@ func (s *Server) wipeReport(p principal, r AgentResult) (*agentStateOut, bool, e
 	var notWipe = errors.New("not a wipe")
 	m, err := s.Store.UpdateMachineSessions(p.MAC, store.Audit{Actor: p.Actor, Action: action, Detail: r.Message},
 		func(m *store.Machine, ss *store.Sessions) error {
-			if !m.Wipe || !m.State.Pending() {
+			if !m.Lifecycle("").WipePending() {
 				return notWipe
 			}
 			sess, err := ss.Get(p.Session)

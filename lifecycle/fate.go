@@ -21,6 +21,11 @@ type Machine struct {
 	Wipe bool
 }
 
+// WipePending says that a release's wipe is still to be done: a released
+// machine waits in discovery, and each of its boot sessions wipes before
+// one can be approved (Decide tells a session that has not wiped to wipe).
+func (m *Machine) WipePending() bool { return m.Wipe && m.State.Pending() }
+
 // awaitingFirstBoot: the image is written and the installed system has not
 // reported its first boot yet.
 func (m *Machine) awaitingFirstBoot() bool {
@@ -232,7 +237,7 @@ func Decide(q Query) Fate {
 	// A released machine's disks are wiped by every boot session before
 	// one of them can be approved: each session wipes its own hardware, so
 	// a spoofer's report cannot spare the genuine machine's disks.
-	if m := q.Machine; m != nil && m.Wipe && m.State.Pending() && !q.Wiped {
+	if m := q.Machine; m != nil && m.WipePending() && !q.Wiped {
 		f.Agent = AgentWipe
 	}
 	f.AgentDetails = q.Bound && (f.Agent == AgentImage || f.Agent == AgentNetboot)

@@ -133,7 +133,7 @@ func machineLabel(m *Machine) string {
 	if m.awaitingFirstBoot() {
 		s += ", installed"
 	}
-	if m.Wipe && m.State.Pending() {
+	if m.WipePending() {
 		s += ", released (wipe)"
 	}
 	if m.Menu {
