@@ -170,9 +170,16 @@ func (l *lab) reset(answerUnicast, answerBroadcast, noMask bool, addrs ...string
 
 // summary says what the server saw, for the log.
 func (l *lab) summary() string {
-	return fmt.Sprintf("DISCOVER %d, renewals (unicast) %d, rebindings (broadcast) %d",
-		l.count("broadcast", dhcpv4.MessageTypeDiscover, false),
+	return fmt.Sprintf("DISCOVER %d, leases taken %d, renewals (unicast) %d, rebindings (broadcast) %d",
+		l.count("broadcast", dhcpv4.MessageTypeDiscover, false), l.acquisitions(),
 		l.count("unicast", dhcpv4.MessageTypeRequest, true), l.count("broadcast", dhcpv4.MessageTypeRequest, true))
+}
+
+// acquisitions counts the leases the client took: its SELECTING requests
+// (broadcast, no ciaddr), one per DISCOVER–OFFER–REQUEST exchange however
+// many DISCOVERs it retransmitted.
+func (l *lab) acquisitions() int {
+	return l.count("broadcast", dhcpv4.MessageTypeRequest, false)
 }
 
 // count returns how many requests of type typ arrived via via, with
@@ -327,8 +334,10 @@ func TestLeaseInNamespace(t *testing.T) {
 		if n := l.count("broadcast", dhcpv4.MessageTypeRequest, true); n != 0 {
 			t.Errorf("%d rebinding broadcasts although every renewal was answered", n)
 		}
-		if n := l.count("broadcast", dhcpv4.MessageTypeDiscover, false); n != 1 {
-			t.Errorf("%d DISCOVERs, want 1", n)
+		// A DISCOVER retransmitted while acquiring (a slow offer under load) is
+		// fine; a second lease taken (a second SELECTING request) is not.
+		if n := l.acquisitions(); n != 1 {
+			t.Errorf("%d leases taken, want 1", n)
 		}
 		if got := k.changed(); !slices.Equal(got, []netip.Prefix{a50}) {
 			t.Errorf("address changes %v", got)
@@ -347,8 +356,8 @@ func TestLeaseInNamespace(t *testing.T) {
 		if n := l.count("broadcast", dhcpv4.MessageTypeRequest, true); n < 1 {
 			t.Errorf("no rebinding broadcast")
 		}
-		if n := l.count("broadcast", dhcpv4.MessageTypeDiscover, false); n != 1 {
-			t.Errorf("%d DISCOVERs: the lease was lost instead of rebound", n)
+		if n := l.acquisitions(); n != 1 {
+			t.Errorf("%d leases taken: the lease was lost instead of rebound", n)
 		}
 	})
 
@@ -368,8 +377,8 @@ func TestLeaseInNamespace(t *testing.T) {
 		if got := k.changed(); !slices.Equal(got, []netip.Prefix{a50, {}, a51}) {
 			t.Errorf("address changes %v, want %v, none, %v", got, a50, a51)
 		}
-		if n := l.count("broadcast", dhcpv4.MessageTypeDiscover, false); n != 2 {
-			t.Errorf("%d DISCOVERs, want 2", n)
+		if n := l.acquisitions(); n != 2 {
+			t.Errorf("%d leases taken, want 2", n)
 		}
 	})
 
