@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/foundry-appliance/foundry/discovery-os/drivers"
 	"github.com/foundry-appliance/foundry/discovery-os/initramfs"
 	"github.com/foundry-appliance/foundry/discovery-os/kmod"
 )
@@ -53,7 +54,7 @@ func build(ctx context.Context, o options) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, fmt.Errorf("open module tree of %s: %w", k.release, err)
 	}
-	names, err := selectModules(tree)
+	names, err := drivers.Select(tree)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("select modules of %s: %w", k.release, err)
 	}

@@ -14,12 +14,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/foundry-appliance/foundry/discovery-os/kmod"
 	"github.com/foundry-appliance/foundry/discovery-os/kmod/kmodtest"
 )
 
 // fakeModules is kmodtest.Debian plus the remaining required drivers and a
-// few optional ones.
+// few optional ones (package drivers tests the selection itself).
 func fakeModules() []kmodtest.Module {
 	return append(slices.Clone(kmodtest.Debian),
 		kmodtest.Module{Path: "kernel/drivers/scsi/virtio_scsi.ko", Depends: []string{"scsi_mod"}},
@@ -29,36 +28,6 @@ func fakeModules() []kmodtest.Module {
 		kmodtest.Module{Path: "kernel/drivers/dca/dca.ko"},
 		kmodtest.Module{Path: "kernel/drivers/i2c/algos/i2c-algo-bit.ko"},
 	)
-}
-
-func TestSelectModules(t *testing.T) {
-	tests := []struct {
-		name    string
-		mods    []kmodtest.Module
-		want    []string
-		wantErr string
-	}{
-		{"full tree", fakeModules(), append(slices.Clone(requiredModules), "igb"), ""},
-		{"virtio_scsi built in", kmodtest.Debian, nil, "virtio_scsi ahci"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tree, err := kmod.OpenTree(kmodtest.Tree(t, t.TempDir(), tt.mods))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := selectModules(tree)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want it to name %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || !slices.Equal(got, tt.want) {
-				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
-			}
-		})
-	}
 }
 
 // TestRun builds a fake linux-image .deb with dpkg-deb and runs the whole
