@@ -2,6 +2,8 @@
 // newc cpio archive holding the agent as /init, the kernel modules the
 // hardware may need with a modules.dep and modules.alias for exactly that
 // set, pci.ids, and the directories and device nodes the agent expects.
+// The appliance ISO's initramfs is built with it too, adding its own files
+// (Spec.Files).
 //
 // The output is deterministic: entries are sorted, every time stamp is
 // Spec.MTime, inode numbers are assigned in order and the gzip header
@@ -16,6 +18,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/foundry-appliance/foundry/discovery-os/kmod"
@@ -46,6 +49,22 @@ type Spec struct {
 	MTime time.Time
 	// Level is the gzip level. Default: gzip.BestCompression.
 	Level int
+	// Files are further files copied into the image, after everything
+	// above; a Dst named twice, or naming an entry the image already has
+	// (/init, a module, pci.ids, a directory), is an error. Default: none.
+	Files []File
+}
+
+// File is one file copied from the build host into the image.
+type File struct {
+	// Src is the file on the build host; a symbolic link is followed.
+	Src string
+	// Dst is the absolute path in the image ("/sbin/mke2fs"); missing
+	// parent directories are created with mode 0755.
+	Dst string
+	// Mode holds the permission bits in the image. Default (0): those of
+	// Src.
+	Mode os.FileMode
 }
 
 // Build writes the compressed archive for spec to w.
@@ -73,6 +92,11 @@ func Build(w io.Writer, spec Spec) error {
 	if len(spec.Modules) > 0 {
 		if err := b.modules(spec); err != nil {
 			return fmt.Errorf("add kernel modules: %w", err)
+		}
+	}
+	for _, f := range spec.Files {
+		if err := b.extra(f); err != nil {
+			return fmt.Errorf("add %s: %w", f.Dst, err)
 		}
 	}
 
@@ -142,6 +166,43 @@ func (b *builder) modules(spec Spec) error {
 	}
 	b.file(base+"/modules.dep", 0o644, dep.Bytes())
 	b.file(base+"/modules.alias", 0o644, alias.Bytes())
+	return nil
+}
+
+// extra adds one of Spec.Files. Unlike the builder's own entries, which
+// are known not to collide, these come from the caller and are checked.
+func (b *builder) extra(f File) error {
+	if !path.IsAbs(f.Dst) {
+		return fmt.Errorf("destination %q is not an absolute path", f.Dst)
+	}
+	name := strings.TrimPrefix(path.Clean(f.Dst), "/")
+	if name == "" {
+		return fmt.Errorf("destination %q is the root directory", f.Dst)
+	}
+	if _, dup := b.files[name]; dup {
+		return fmt.Errorf("the image already has /%s", name)
+	}
+	for d := path.Dir(name); d != "."; d = path.Dir(d) {
+		if r, ok := b.files[d]; ok && r.Mode&cpio.S_IFMT != cpio.S_IFDIR {
+			return fmt.Errorf("parent /%s is not a directory in the image", d)
+		}
+	}
+	st, err := os.Stat(f.Src)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("source %s is not a regular file", f.Src)
+	}
+	data, err := os.ReadFile(f.Src)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	perm := f.Mode.Perm()
+	if f.Mode == 0 {
+		perm = st.Mode().Perm()
+	}
+	b.file(name, uint64(perm), data)
 	return nil
 }
 

@@ -166,3 +166,109 @@ func TestBuildErrors(t *testing.T) {
 		})
 	}
 }
+
+// filesSpec is spec plus two extra files: a program whose mode comes from
+// its source and a configuration file with a mode of its own.
+func filesSpec(t *testing.T) Spec {
+	t.Helper()
+	s := spec(t)
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "mke2fs")
+	os.WriteFile(prog, []byte("\x7fELF mke2fs"), 0o750)
+	conf := filepath.Join(dir, "mke2fs.conf")
+	os.WriteFile(conf, []byte("[defaults]\n"), 0o600)
+	// Reached through a symbolic link, as the host's /lib64 loader is.
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(prog, link); err != nil {
+		t.Fatal(err)
+	}
+	s.Files = []File{
+		{Src: conf, Dst: "/etc/mke2fs.conf", Mode: 0o644},
+		{Src: link, Dst: "/sbin/mke2fs"},
+		{Src: prog, Dst: "/usr/share/foundry/images/discovery/initrd"},
+	}
+	return s
+}
+
+func TestBuildFiles(t *testing.T) {
+	s := filesSpec(t)
+	var buf bytes.Buffer
+	if err := Build(&buf, s); err != nil {
+		t.Fatal(err)
+	}
+	recs, content, order := readBack(t, buf.Bytes())
+	if !slices.IsSorted(order) {
+		t.Errorf("entries not sorted: %v", order)
+	}
+	want := []struct {
+		name    string
+		mode    uint64
+		content string
+	}{
+		{"etc/mke2fs.conf", cpio.S_IFREG | 0o644, "[defaults]\n"},
+		{"sbin", cpio.S_IFDIR | 0o755, ""},
+		{"sbin/mke2fs", cpio.S_IFREG | 0o750, "\x7fELF mke2fs"},
+		{"usr/share/foundry", cpio.S_IFDIR | 0o755, ""},
+		{"usr/share/foundry/images", cpio.S_IFDIR | 0o755, ""},
+		{"usr/share/foundry/images/discovery", cpio.S_IFDIR | 0o755, ""},
+		{"usr/share/foundry/images/discovery/initrd", cpio.S_IFREG | 0o750, "\x7fELF mke2fs"},
+		// The spec's own entries are still there.
+		{"init", cpio.S_IFREG | 0o755, "\x7fELF fake agent"},
+		{"usr/share/misc/pci.ids", cpio.S_IFREG | 0o644, "8086  Intel Corporation\n"},
+	}
+	for _, w := range want {
+		r, ok := recs[w.name]
+		if !ok {
+			t.Errorf("missing %s", w.name)
+			continue
+		}
+		if r.Mode != w.mode || content[w.name] != w.content || r.MTime != 0 {
+			t.Errorf("%s: mode %#o mtime %d content %q; want %#o, %q", w.name, r.Mode, r.MTime, content[w.name], w.mode, w.content)
+		}
+	}
+
+	// The order of Files does not change a byte.
+	slices.Reverse(s.Files)
+	var again bytes.Buffer
+	if err := Build(&again, s); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), again.Bytes()) {
+		t.Error("the same files in another order give another image")
+	}
+}
+
+func TestBuildFilesErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		file func(s Spec) File
+		want string
+	}{
+		{"duplicate destination", func(s Spec) File { return File{Src: s.Files[0].Src, Dst: "/sbin/mke2fs"} },
+			"add /sbin/mke2fs: the image already has /sbin/mke2fs"},
+		{"same destination spelled otherwise", func(s Spec) File { return File{Src: s.Files[0].Src, Dst: "//sbin/./mke2fs"} },
+			"the image already has /sbin/mke2fs"},
+		{"over /init", func(s Spec) File { return File{Src: s.Files[0].Src, Dst: "/init"} }, "the image already has /init"},
+		{"over pci.ids", func(s Spec) File { return File{Src: s.Files[0].Src, Dst: "/usr/share/misc/pci.ids"} },
+			"the image already has /usr/share/misc/pci.ids"},
+		{"over a module", func(s Spec) File {
+			return File{Src: s.Files[0].Src, Dst: "/lib/modules/6.1.0-99-amd64/modules.dep"}
+		}, "the image already has /lib/modules/6.1.0-99-amd64/modules.dep"},
+		{"over a directory", func(s Spec) File { return File{Src: s.Files[0].Src, Dst: "/etc"} }, "the image already has /etc"},
+		{"under a file", func(s Spec) File { return File{Src: s.Files[0].Src, Dst: "/init/x"} }, "parent /init is not a directory"},
+		{"relative destination", func(s Spec) File { return File{Src: s.Files[0].Src, Dst: "etc/x"} }, `destination "etc/x" is not an absolute path`},
+		{"root", func(s Spec) File { return File{Src: s.Files[0].Src, Dst: "/"} }, "is the root directory"},
+		{"missing source", func(s Spec) File { return File{Src: "/nonexistent/x", Dst: "/x"} }, "add /x: source: stat /nonexistent/x"},
+		{"directory source", func(s Spec) File { return File{Src: t.TempDir(), Dst: "/x"} }, "is not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := filesSpec(t)
+			s.Files = append(s.Files, tt.file(s))
+			err := Build(io.Discard, s)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
