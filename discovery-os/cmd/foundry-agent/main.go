@@ -21,13 +21,14 @@ import (
 	"time"
 
 	"github.com/foundry-appliance/foundry/discovery-os/agent"
+	"github.com/foundry-appliance/foundry/pid1"
 	"golang.org/x/sys/unix"
 )
 
 func main() {
-	pid1 := os.Getpid() == 1
+	isInit := os.Getpid() == 1
 	ctx := context.Background()
-	if !pid1 {
+	if !isInit {
 		var stop context.CancelFunc
 		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, unix.SIGTERM)
 		defer stop()
@@ -36,18 +37,18 @@ func main() {
 	cmdline := fs.String("cmdline", "/proc/cmdline", "file holding the kernel command line")
 	fs.Parse(os.Args[1:])
 
-	err := run(ctx, pid1, *cmdline)
+	err := run(ctx, isInit, *cmdline)
 	if err == nil {
 		return
 	}
 	fmt.Fprintln(os.Stdout, "foundry: fatal:", err)
-	if !pid1 {
+	if !isInit {
 		os.Exit(1)
 	}
 	// PID 1 must never exit (the kernel would panic): show the error, give
 	// a person time to read it, then boot again, which retries discovery.
 	fmt.Fprintln(os.Stdout, "foundry: rebooting in 60 seconds")
 	agent.Pause(ctx, 60*time.Second)
-	agent.Reboot()
+	pid1.Reboot()
 	select {} // a failed reboot leaves the error on the screen; exiting would panic the kernel
 }

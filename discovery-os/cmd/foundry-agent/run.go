@@ -19,6 +19,7 @@ import (
 	"github.com/foundry-appliance/foundry/discovery-os/agent"
 	"github.com/foundry-appliance/foundry/discovery-os/agent/dhcpc"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
+	"github.com/foundry-appliance/foundry/pid1"
 )
 
 // retryDelay is the pause between attempts at a step that must succeed
@@ -27,12 +28,12 @@ const retryDelay = 5 * time.Second
 
 // run is the agent's whole life. Every goroutine it starts ends with ctx,
 // and run waits for them before it returns: nothing it started outlives it.
-func run(ctx context.Context, pid1 bool, cmdlinePath string) error {
+func run(ctx context.Context, isInit bool, cmdlinePath string) error {
 	// Only the discovery OS owns the screen; on a workstation the agent
 	// keeps off the virtual terminals. Opened first so that it is closed
 	// last, after the goroutines that draw on it have ended.
 	var screen io.Writer
-	if pid1 {
+	if isInit {
 		if tty, err := os.OpenFile("/dev/tty0", os.O_WRONLY, 0); err == nil {
 			defer tty.Close()
 			screen = tty
@@ -45,11 +46,12 @@ func run(ctx context.Context, pid1 bool, cmdlinePath string) error {
 
 	serial := os.Stdout // /dev/console: the last console= on the kernel line, ttyS0
 	log := slog.New(slog.NewTextHandler(serial, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if pid1 {
-		if err := agent.MountAll(); err != nil {
+	if isInit {
+		if err := pid1.MountAll(); err != nil {
 			log.Error("mount", "err", err)
 		}
-		wg.Go(func() { agent.Reap(ctx) })
+		var reaper pid1.Reaper
+		wg.Go(func() { reaper.Run(ctx) })
 		// Before anything reads crypto/rand (DHCP transaction IDs, the token).
 		if err := agent.SeedEntropy(); err != nil {
 			log.Error("entropy", "err", err)
@@ -77,7 +79,7 @@ func run(ctx context.Context, pid1 bool, cmdlinePath string) error {
 	}
 	con.Update(func(s *agent.Screen) { s.MAC, s.URL = cl.MAC, cl.URL })
 
-	if pid1 {
+	if isInit {
 		status("loading drivers")
 		loaded, err := agent.LoadModules(log)
 		if err != nil {
@@ -97,7 +99,7 @@ func run(ctx context.Context, pid1 bool, cmdlinePath string) error {
 		}
 		showErr(err)
 	}
-	if pid1 {
+	if isInit {
 		// The lease is kept (renewed, rebound, replaced) for as long as
 		// the machine waits; the console follows its address.
 		dc := &dhcpc.Client{Interface: ifname, Log: log, OnChange: func(p netip.Prefix) {
@@ -148,10 +150,10 @@ func run(ctx context.Context, pid1 bool, cmdlinePath string) error {
 		Console:   con,
 		Download:  &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 60 * time.Second}},
 		Log:       log,
-		Reboot:    agent.Reboot,
-		PowerOff:  agent.PowerOff,
+		Reboot:    pid1.Reboot,
+		PowerOff:  pid1.PowerOff,
 	}
-	if !pid1 {
+	if !isInit {
 		a.Reboot = func() error { fmt.Println("foundry: would reboot now"); return nil }
 		a.PowerOff = func() error { fmt.Println("foundry: would power off now"); return nil }
 		a.Disks = func(p string) (agent.Disk, error) {
