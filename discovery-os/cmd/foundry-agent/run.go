@@ -53,7 +53,7 @@ func run(ctx context.Context, isInit bool, cmdlinePath string) error {
 		var reaper pid1.Reaper
 		wg.Go(func() { reaper.Run(ctx) })
 		// Before anything reads crypto/rand (DHCP transaction IDs, the token).
-		if err := agent.SeedEntropy(); err != nil {
+		if err := pid1.SeedEntropy(); err != nil {
 			log.Error("entropy", "err", err)
 		}
 	}

@@ -1,4 +1,4 @@
-package agent
+package pid1
 
 import (
 	"crypto/sha256"
@@ -21,7 +21,7 @@ func CRNGReady() bool {
 	return !errors.Is(err, unix.EAGAIN)
 }
 
-// SeedEntropy credits the kernel's pool with timing jitter the agent
+// SeedEntropy credits the kernel's pool with timing jitter the program
 // measures itself, as jitterentropy-rngd does, when the CRNG is not yet
 // initialised. Early in boot a machine without RDRAND or a virtio-rng
 // device (an emulated CPU under QEMU TCG, some old servers) can otherwise
