@@ -144,6 +144,7 @@ func (s *Server) registerRoutes() {
 	s.registerProfiles()
 	s.registerImages()
 	s.registerSegments()
+	s.registerAbout()
 	s.registerAudit()
 	s.registerTokens()
 	s.registerEvents()

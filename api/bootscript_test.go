@@ -195,3 +195,21 @@ func TestRejectedIsDenyEntry(t *testing.T) {
 		t.Fatalf("rejected record after expiry: state %s, message %q", st.State, st.Message)
 	}
 }
+
+// TestAbout: the build and the database layout are visible to any token
+// holder (an upgrade check), and to nobody without one.
+func TestAbout(t *testing.T) {
+	e := newEnv(t, func(s *api.Server) { s.Version = "v9.8.7-test" })
+	ctx := context.Background()
+	got, err := e.viewer.About(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := api.About{Version: "v9.8.7-test", APIVersion: api.Version, SchemaVersion: store.SchemaVersion}
+	if got != want {
+		t.Errorf("about = %+v, want %+v", got, want)
+	}
+	if _, err := (&client.Client{BaseURL: e.ts.URL}).About(ctx); client.StatusOf(err) != 401 {
+		t.Errorf("about without a token: %v, want 401", err)
+	}
+}

@@ -104,6 +104,8 @@ type Server struct {
 	// means Boot's own Preview method when Boot has one (an *ipxe.Server
 	// does); with neither, that call answers 404.
 	BootPreview func(mac string) (kind, text string, err error)
+	// Version is the build shown by GET /api/v1/about; default "dev".
+	Version string
 	// ImageDir is served read-only under /images/; "" serves nothing. The
 	// image library keeps its files in ImageDir/library/ (images*.go).
 	ImageDir string

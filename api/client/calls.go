@@ -78,6 +78,13 @@ func (c *Client) WhoAmI(ctx context.Context) (api.WhoAmI, error) {
 	return out, c.do(ctx, http.MethodGet, "/whoami", nil, nil, &out)
 }
 
+// About returns the appliance's version and database schema.
+func (c *Client) About(ctx context.Context) (api.About, error) {
+	var out api.About
+	err := c.do(ctx, http.MethodGet, "/about", nil, nil, &out)
+	return out, err
+}
+
 // Approve approves an inventoried machine.
 func (c *Client) Approve(ctx context.Context, mac string, req api.ApproveRequest) (api.Machine, error) {
 	var out api.Machine

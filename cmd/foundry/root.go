@@ -6,9 +6,14 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// version is the build, set by the linker (make iso: -X main.version=…).
+// A variable because the linker can only set variables; nothing assigns it.
+var version = "dev"
+
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "foundry",
+		Version:       version,
 		Short:         "Bare-metal discovery and provisioning appliance",
 		SilenceUsage:  true,
 		SilenceErrors: true,

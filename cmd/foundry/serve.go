@@ -134,6 +134,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Boot:                      boot,
 		UI:                        ui.Handler(),
 		ImageDir:                  cfg.ImageDir,
+		Version:                   version,
 		ImageMaxSize:              cfg.ImageMaxSize,
 		Segments:                  segmentInfo(cfg.Segments),
 		AllowApprovalWithoutToken: cfg.AllowNoToken,
@@ -154,7 +155,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	g.Go(func() error { return tftpSrv.Serve(ctx) })
 	g.Go(func() error { return httpSrv.Serve(ctx) })
 	g.Go(func() error { return db.RunExpiry(ctx, time.Minute) })
-	log.Info("foundry serving", "advertise", cfg.Advertise, "segments", len(cfg.Segments), "data_dir", cfg.DataDir)
+	log.Info("foundry serving", "version", version, "advertise", cfg.Advertise, "segments", len(cfg.Segments), "data_dir", cfg.DataDir)
 	err = g.Wait()
 	log.Info("foundry stopped", "err", err)
 	return err
