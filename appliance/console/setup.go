@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/foundry-appliance/foundry/appliance/datadisk"
+	"github.com/foundry-appliance/foundry/appliance/netplan"
 	"github.com/foundry-appliance/foundry/names"
 )
 
@@ -28,9 +30,6 @@ const (
 // DefaultAddress is the appliance's address offered on the provisioning
 // interface.
 const DefaultAddress = "10.77.0.1/24"
-
-// dataLabel is the file system label of the data disk.
-const dataLabel = "FOUNDRY-DATA"
 
 // Disk is a blank disk the setup may format as the data disk.
 type Disk struct {
@@ -114,7 +113,7 @@ func Setup(ctx context.Context, in *Input, out io.Writer, links []Link, blanks [
 		// typed yes every time.
 		a.Format = ""
 		for _, disk := range blanks {
-			yes, err := d.yesNo(PromptFormat+disk.String()+" as the data disk "+dataLabel+"? Everything on it is erased.", false)
+			yes, err := d.yesNo(PromptFormat+disk.String()+" as the data disk "+datadisk.Label+"? Everything on it is erased.", false)
 			if err != nil {
 				return Answers{}, err
 			}
@@ -203,18 +202,18 @@ func (d *dialog) network(a *Answers) error {
 		def = a.Address.String()
 	}
 	err := d.ask(PromptAddress, def, func(s string) (err error) {
-		a.Address, err = parseAddress(s)
+		a.Address, err = netplan.ParseAddress(s)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	start, end := a.RangeStart, a.RangeEnd
-	if checkRange(a.Address, start, end) != nil {
-		start, end = defaultRange(a.Address)
+	if netplan.CheckRange(a.Address, start, end) != nil {
+		start, end = netplan.DefaultRange(a.Address)
 	}
-	err = d.ask(PromptRange, rangeText(start, end), func(s string) (err error) {
-		a.RangeStart, a.RangeEnd, err = parseRange(a.Address, s)
+	err = d.ask(PromptRange, netplan.RangeText(start, end), func(s string) (err error) {
+		a.RangeStart, a.RangeEnd, err = netplan.ParseRange(a.Address, s)
 		return err
 	})
 	if err != nil {
@@ -223,7 +222,7 @@ func (d *dialog) network(a *Answers) error {
 	// No default router: "Enter for none" must mean none, even on a second
 	// round.
 	return d.ask(PromptRouter, "", func(s string) (err error) {
-		a.Router, err = parseRouter(*a, s)
+		a.Router, err = netplan.ParseRouter(netplan.Provisioning{Address: a.Address, RangeStart: a.RangeStart, RangeEnd: a.RangeEnd}, s)
 		return err
 	})
 }
@@ -233,7 +232,7 @@ func (d *dialog) summary(a Answers, disks bool) {
 	d.say("Summary:")
 	d.say("  Provisioning interface  %s (%s)", clean(a.Link.Name), clean(or(a.Link.MAC, "no MAC")))
 	d.say("  Appliance address       %s", a.Address)
-	d.say("  DHCP range              %s", rangeText(a.RangeStart, a.RangeEnd))
+	d.say("  DHCP range              %s", netplan.RangeText(a.RangeStart, a.RangeEnd))
 	router := "none"
 	if a.Router.IsValid() {
 		router = a.Router.String()
@@ -242,7 +241,7 @@ func (d *dialog) summary(a Answers, disks bool) {
 	if disks {
 		disk := "none formatted: running from RAM, nothing is kept"
 		if a.Format != "" {
-			disk = clean(a.Format) + ", to be formatted as " + dataLabel
+			disk = clean(a.Format) + ", to be formatted as " + datadisk.Label
 		}
 		d.say("  Data disk               %s", disk)
 	}
