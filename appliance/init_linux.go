@@ -146,7 +146,9 @@ func (in *Init) Run(ctx context.Context) (reboot bool, err error) {
 	serveCtx, stopServe := context.WithCancel(context.Background()) // stopped on purpose only, after ctx
 	defer stopServe()
 	svc := &Service{Binary: in.Foundry, Config: cfgPath, Log: logFile, Reaper: in.Reaper, Logger: log,
-		OnExit: func(err error) { in.setError("foundry serve stopped (" + err.Error() + "); restarting. Log: " + logPath) }}
+		OnExit: func(err error) {
+			in.setError("foundry serve stopped (" + err.Error() + "); restarting. Log: " + logPath)
+		}}
 	var serveErr error
 	wg.Go(func() { serveErr = svc.Run(serveCtx) })
 	if !plan.NoManagement {
