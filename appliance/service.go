@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -60,6 +61,9 @@ func (s *Service) Run(ctx context.Context) error {
 		select {
 		case ws := <-exited:
 			err := exitErr(ws)
+			if err == nil {
+				err = errors.New("exit status 0 before it was asked to stop")
+			}
 			log.Error("foundry serve exited", "err", err, "after", time.Since(started).Round(time.Second))
 			if s.OnExit != nil {
 				s.OnExit(err)
