@@ -18,12 +18,14 @@ const KernelArgs = "console=tty0 console=ttyS0,115200 panic=10"
 type entry struct{ suffix, args string }
 
 // entries are the boot menu; the first is the default. The arguments are
-// the init's (package appliance reads them from /proc/cmdline).
+// the init's (package appliance reads them from /proc/cmdline). Titles are
+// ASCII: GRUB's text console and its serial terminal, without a font,
+// print an em dash as "?" (seen under QEMU, BIOS, GRUB 2.06).
 var entries = []entry{
 	{"", ""},
-	{" — format a blank data disk", "foundry.format=yes"},
-	{" — run from RAM, ignore data disks", "foundry.data=ram"},
-	{" — run the setup again", "foundry.setup=yes"},
+	{" - format a blank data disk", "foundry.format=yes"},
+	{" - run from RAM, ignore data disks", "foundry.data=ram"},
+	{" - run the setup again", "foundry.setup=yes"},
 }
 
 // grubConfig returns /boot/grub/grub.cfg: the menu on the screen and on

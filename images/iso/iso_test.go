@@ -31,9 +31,9 @@ func TestGrubConfig(t *testing.T) {
 	const base = "linux /boot/vmlinuz console=tty0 console=ttyS0,115200 panic=10"
 	want := []struct{ title, linux string }{
 		{"Foundry 1.2.3", base},
-		{"Foundry 1.2.3 — format a blank data disk", base + " foundry.format=yes"},
-		{"Foundry 1.2.3 — run from RAM, ignore data disks", base + " foundry.data=ram"},
-		{"Foundry 1.2.3 — run the setup again", base + " foundry.setup=yes"},
+		{"Foundry 1.2.3 - format a blank data disk", base + " foundry.format=yes"},
+		{"Foundry 1.2.3 - run from RAM, ignore data disks", base + " foundry.data=ram"},
+		{"Foundry 1.2.3 - run the setup again", base + " foundry.setup=yes"},
 	}
 	blocks := strings.Split(cfg, "menuentry ")[1:]
 	if len(blocks) != len(want) {

@@ -120,10 +120,10 @@ func checkDiscovery(dir, release string) error {
 }
 
 // measure fills in the part's sizes; the compressed one by compressing its
-// files as the initramfs does, which takes about as long as building it.
+// files as the initramfs does.
 func (p *part) measure(ctx context.Context) error {
 	var n countWriter
-	zw, err := gzip.NewWriterLevel(&n, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&n, initrdLevel)
 	if err != nil {
 		return err
 	}
