@@ -12,13 +12,14 @@ BIN := bin
 APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
 	tftp-hpa dnsmasq-base busybox-static pci.ids chromium socat iproute2 util-linux \
 	ca-certificates xz-utils zstd qemu-utils \
-	mmdebstrap e2fsprogs dosfstools mtools extlinux syslinux-common grub-efi-amd64-bin
+	mmdebstrap e2fsprogs dosfstools mtools extlinux syslinux-common grub-efi-amd64-bin \
+	xorriso grub-pc-bin
 
 # The discovery OS kernel: Debian's packaged kernel, the version that
 # linux-image-amd64 depends on today (recorded in images/discovery/manifest.json).
 KERNEL_PKG_CMD = apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $$2; exit}'
 
-.PHONY: all deps build images ipxe-images discovery-image os-image docs-assets ui openapi test e2e unit demo demo-stop bench clean
+.PHONY: all deps build images ipxe-images discovery-image os-image iso docs-assets ui openapi test e2e unit demo demo-stop bench clean
 
 all: build
 
@@ -85,6 +86,24 @@ discovery-image: $(BUILD)/.apt $(BUILD)/.gomod
 	$(GO) run ./discovery-os/cmd/mkdiscovery -kernel-deb $$(cat $(BUILD)/kernel/current) \
 		-agent $(BUILD)/foundry-agent -pciids /usr/share/misc/pci.ids -out images/discovery
 
+## iso: the appliance ISO, images/foundry-$(VERSION).iso — GRUB (BIOS and
+## UEFI, CD and USB stick), the discovery image's kernel and one initramfs
+## with foundry, foundry-init, the discovery and iPXE images; prints its size
+## part by part against ISO_BUDGET (see images/README.md) and writes
+## images/foundry-$(VERSION).iso.json. `make iso VERSION=1.2.3` names a release.
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+ISO_BUDGET := 64000000
+ISO_LDFLAGS := -s -w -X main.version=$(VERSION)
+
+iso: images docs-assets ui
+	@mkdir -p $(BUILD)/iso
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(ISO_LDFLAGS)' -o $(BUILD)/iso/foundry ./cmd/foundry
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(ISO_LDFLAGS)' -o $(BUILD)/iso/foundry-init ./cmd/foundry-init
+	$(GO) run ./images/cmd/mkiso -kernel-deb $$(cat $(BUILD)/kernel/current) \
+		-init $(BUILD)/iso/foundry-init -foundry $(BUILD)/iso/foundry \
+		-discovery images/discovery -ipxe images/ipxe -pciids /usr/share/misc/pci.ids \
+		-version $(VERSION) -budget $(ISO_BUDGET) -out images/foundry-$(VERSION).iso
+
 ## os-image: a real Debian 12 disk image (BIOS and UEFI, cloud-init reading
 ## only a NoCloud seed) built from Debian's packages with mmdebstrap into
 ## build/os/ (.raw, .raw.zst, .sha256); rebuilt only when its recipe
@@ -139,4 +158,4 @@ $(BUILD)/.bench-peers: | $(BUILD)/.apt
 	@touch $@
 
 clean:
-	rm -rf $(BIN) $(BUILD) images/ipxe images/discovery api/docs/node_modules ui/node_modules ui/dist
+	rm -rf $(BIN) $(BUILD) images/ipxe images/discovery images/foundry-*.iso* api/docs/node_modules ui/node_modules ui/dist
