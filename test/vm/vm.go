@@ -1,9 +1,11 @@
 // Package vm starts emulated x86-64 machines for tests: qemu-system-x86_64
-// under TCG (no KVM needed), SeaBIOS or OVMF firmware, one network card on
-// a tap device, a QEMU socket or QEMU's user-mode network, and the serial
-// console captured for the test to read. Every test that boots a machine
-// builds its command line here, so that firmware paths, boot order and the
-// way QEMU is stopped are decided once.
+// under TCG (no KVM needed), SeaBIOS or OVMF firmware, network cards on tap
+// devices, QEMU sockets or QEMU's user-mode network, disks and a CD-ROM,
+// and the serial console captured for the test to read and, when asked,
+// to type into. Every machine has a QMP socket, through which a test
+// presses the ACPI power button. Every test that boots a machine builds
+// its command line here, so that firmware paths, boot order and the way
+// QEMU is stopped are decided once.
 //
 //	m := vm.Machine{NIC: &vm.NIC{Tap: "lab0t1", MAC: mac}}
 //	inst, err := m.Start(ctx)
@@ -16,11 +18,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,10 +68,21 @@ type Machine struct {
 	// MemoryMiB is the RAM; default 1024.
 	MemoryMiB int
 	// NIC is the network card; nil means none. A BIOS machine with a card
-	// boots from the network first (-boot n).
+	// and neither a CDROM nor a disk with a BootIndex boots from the
+	// network first (-boot n).
 	NIC *NIC
+	// MoreNICs are further cards, after NIC (which they need): their
+	// backends are n1, n2, … as NIC's is n0. Default none.
+	MoreNICs []NIC
 	// Disks are attached in order; default none.
 	Disks []Disk
+	// CDROM is an ISO image attached read-only as an IDE CD-ROM that the
+	// firmware boots first (bootindex=0, before any card or disk, on BIOS
+	// and UEFI alike); default none.
+	CDROM string
+	// Input lets the test type into the serial console (Instance.Type):
+	// QEMU's standard input is a pipe. Default: it reads /dev/null.
+	Input bool
 	// ExitOnReboot ends QEMU when the guest reboots (-no-reboot), so that
 	// a test sees a reboot as the end of the run; default: it reboots.
 	ExitOnReboot bool
@@ -80,35 +96,6 @@ type Machine struct {
 	Extra []string
 }
 
-// NIC is a network card and what it is plugged into: exactly one of Tap,
-// Socket and User.
-type NIC struct {
-	// Model is QEMU's device; default "e1000", which Debian's ipxe-qemu
-	// gives an iPXE option ROM. "virtio-net-pci" is another.
-	Model string
-	// MAC is the card's address; default "52:54:00:12:34:56".
-	MAC string
-	// NoROM removes the card's option ROM (romfile=), so that the
-	// firmware's own PXE client boots; default: QEMU's ROM for the model.
-	NoROM bool
-	// BootIndex, when above 0, puts the card at that place in the
-	// firmware's boot order (bootindex=); default: not set.
-	BootIndex int
-
-	// Tap is a tap device the test created (tap, no scripts).
-	Tap string
-	// Socket is a QEMU socket backend's options, e.g.
-	// "listen=127.0.0.1:5555" or "connect=127.0.0.1:5555"; keep it on
-	// loopback.
-	Socket string
-	// User is QEMU's user-mode network: the guest is 10.0.2.15 and reaches
-	// the host's loopback at 10.0.2.2.
-	User bool
-	// BootFile is the file QEMU's user-mode DHCP offers (a TFTP name or an
-	// HTTP URL); User only.
-	BootFile string
-}
-
 // Disk is a drive.
 type Disk struct {
 	// Path is the image file.
@@ -120,11 +107,18 @@ type Disk struct {
 	// Snapshot discards the guest's writes (snapshot=on); default: they
 	// reach the file.
 	Snapshot bool
+	// BootIndex, when above 0, puts the disk at that place in the
+	// firmware's boot order (bootindex=), e.g. to boot an ISO file as a
+	// hard disk the way a USB stick it was written to boots; Interface
+	// "ide" or "virtio" only. Default: not set.
+	BootIndex int
 }
 
 // Args returns QEMU's arguments for m; vars is the UEFI variable store the
-// machine writes (ignored for BIOS).
-func (m Machine) Args(vars string) ([]string, error) {
+// machine writes (ignored for BIOS). Start adds a QMP socket before Extra.
+func (m Machine) Args(vars string) ([]string, error) { return m.args(vars, "") }
+
+func (m Machine) args(vars, qmp string) ([]string, error) {
 	mem := m.MemoryMiB
 	if mem == 0 {
 		mem = 1024
@@ -132,7 +126,7 @@ func (m Machine) Args(vars string) ([]string, error) {
 	args := []string{"-accel", "tcg", "-nographic", "-m", strconv.Itoa(mem)}
 	switch m.Firmware {
 	case BIOS:
-		if m.NIC != nil {
+		if m.NIC != nil && m.CDROM == "" && !slices.ContainsFunc(m.Disks, func(d Disk) bool { return d.BootIndex > 0 }) {
 			args = append(args, "-boot", "n")
 		}
 	case UEFI:
@@ -146,59 +140,72 @@ func (m Machine) Args(vars string) ([]string, error) {
 		args = append(args, "-no-reboot")
 	}
 	if m.NIC == nil {
+		if len(m.MoreNICs) > 0 {
+			return nil, errors.New("vm: MoreNICs without a NIC")
+		}
 		args = append(args, "-nic", "none")
-	} else {
-		nic, err := m.NIC.args()
+	}
+	for i, n := range append([]*NIC{m.NIC}, pointers(m.MoreNICs)...) {
+		if n == nil {
+			continue
+		}
+		nic, err := n.args("n" + strconv.Itoa(i))
 		if err != nil {
 			return nil, err
 		}
 		args = append(args, nic...)
 	}
-	for _, d := range m.Disks {
-		if d.Path == "" || strings.Contains(d.Path, ",") {
-			return nil, fmt.Errorf("vm: disk path %q: empty or with a comma", d.Path)
+	if m.CDROM != "" {
+		if strings.Contains(m.CDROM, ",") {
+			return nil, fmt.Errorf("vm: CD-ROM path %q has a comma", m.CDROM)
 		}
-		drive := "file=" + d.Path + ",format=" + or(d.Format, "raw") + ",if=" + or(d.Interface, "ide")
-		if d.Snapshot {
-			drive += ",snapshot=on"
+		// -device with a bootindex rather than -cdrom and -boot d: the
+		// same words put the CD first on SeaBIOS and on OVMF, ahead of
+		// the cards' option ROMs.
+		args = append(args, "-drive", "if=none,id=cd0,media=cdrom,readonly=on,file="+m.CDROM,
+			"-device", "ide-cd,drive=cd0,bootindex=0")
+	}
+	for i, d := range m.Disks {
+		disk, err := d.args("disk" + strconv.Itoa(i))
+		if err != nil {
+			return nil, err
 		}
-		args = append(args, "-drive", drive)
+		args = append(args, disk...)
+	}
+	if qmp != "" {
+		args = append(args, "-qmp", "unix:"+qmp+",server=on,wait=off")
 	}
 	return append(args, m.Extra...), nil
 }
 
-func (n *NIC) args() ([]string, error) {
-	var netdev string
-	backends := 0
-	if n.Tap != "" {
-		backends++
-		netdev = "tap,id=n0,ifname=" + n.Tap + ",script=no,downscript=no"
+func pointers(nics []NIC) []*NIC {
+	p := make([]*NIC, len(nics))
+	for i := range nics {
+		p[i] = &nics[i]
 	}
-	if n.Socket != "" {
-		backends++
-		netdev = "socket,id=n0," + n.Socket
+	return p
+}
+
+// args returns the -drive (and, with a BootIndex, -device) arguments of
+// the disk; id names its drive when it has a -device.
+func (d Disk) args(id string) ([]string, error) {
+	if d.Path == "" || strings.Contains(d.Path, ",") {
+		return nil, fmt.Errorf("vm: disk path %q: empty or with a comma", d.Path)
 	}
-	if n.User {
-		backends++
-		netdev = "user,id=n0"
-		if n.BootFile != "" {
-			netdev += ",bootfile=" + n.BootFile
-		}
+	snapshot := ""
+	if d.Snapshot {
+		snapshot = ",snapshot=on"
 	}
-	if backends != 1 {
-		return nil, fmt.Errorf("vm: a NIC needs exactly one of Tap, Socket and User, has %d", backends)
+	file := "file=" + d.Path + ",format=" + or(d.Format, "raw")
+	if d.BootIndex <= 0 {
+		return []string{"-drive", file + ",if=" + or(d.Interface, "ide") + snapshot}, nil
 	}
-	if n.BootFile != "" && !n.User {
-		return nil, errors.New("vm: BootFile is for the user-mode network only")
+	dev, ok := map[string]string{"ide": "ide-hd", "virtio": "virtio-blk-pci"}[or(d.Interface, "ide")]
+	if !ok {
+		return nil, fmt.Errorf("vm: disk %s: BootIndex on interface %q (only ide and virtio)", d.Path, d.Interface)
 	}
-	dev := or(n.Model, "e1000") + ",netdev=n0,mac=" + or(n.MAC, "52:54:00:12:34:56")
-	if n.NoROM {
-		dev += ",romfile="
-	}
-	if n.BootIndex > 0 {
-		dev += ",bootindex=" + strconv.Itoa(n.BootIndex)
-	}
-	return []string{"-netdev", netdev, "-device", dev}, nil
+	return []string{"-drive", file + ",if=none,id=" + id + snapshot,
+		"-device", dev + ",drive=" + id + ",bootindex=" + strconv.Itoa(d.BootIndex)}, nil
 }
 
 func or(s, def string) string {
@@ -215,8 +222,17 @@ type Instance struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 	err     error // set before done is closed
+	stopped bool  // set before done is closed: Stop or ctx ended it
 	dir     string
+	qmp     string // the QMP socket's path
+
+	typing sync.Mutex // one Type at a time, so that texts do not interleave
+	stdin  io.WriteCloser
 }
+
+// maxSocketPath is the room for a path in a unix socket address
+// (sockaddr_un.sun_path, with its NUL).
+const maxSocketPath = 108
 
 // stopGrace is how long QEMU has to exit after SIGTERM before it is
 // killed.
@@ -241,15 +257,28 @@ func (m Machine) Start(ctx context.Context) (*Instance, error) {
 			return nil, fmt.Errorf("vm: copy the UEFI variable store: %w", err)
 		}
 	}
-	args, err := m.Args(vars)
+	qmp := filepath.Join(dir, "qmp.sock")
+	if len(qmp) >= maxSocketPath {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("vm: QMP socket path %s is too long for a unix socket (set a shorter TMPDIR)", qmp)
+	}
+	args, err := m.args(vars, qmp)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(ctx)
-	in := &Instance{stop: stop, done: make(chan struct{}), dir: dir}
+	in := &Instance{stop: stop, done: make(chan struct{}), dir: dir, qmp: qmp}
 	in.cmd = exec.CommandContext(ctx, or(m.Binary, "qemu-system-x86_64"), args...)
 	in.cmd.Stdout, in.cmd.Stderr = &in.console, &in.console
+	if m.Input {
+		// An *os.File pipe that Wait closes once QEMU has exited.
+		if in.stdin, err = in.cmd.StdinPipe(); err != nil {
+			stop()
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("vm: %w", err)
+		}
+	}
 	in.cmd.Cancel = func() error { return in.cmd.Process.Signal(syscall.SIGTERM) }
 	in.cmd.WaitDelay = stopGrace
 	if err := in.cmd.Start(); err != nil {
@@ -261,7 +290,7 @@ func (m Machine) Start(ctx context.Context) (*Instance, error) {
 		in.err = in.cmd.Wait()
 		if ctx.Err() != nil {
 			// Stopped on purpose: SIGTERM's exit status is no failure.
-			in.err = nil
+			in.err, in.stopped = nil, true
 		}
 		os.RemoveAll(dir)
 		stop()
@@ -303,6 +332,20 @@ func (in *Instance) Done() <-chan struct{} { return in.done }
 func (in *Instance) Wait() error {
 	<-in.done
 	return in.err
+}
+
+// WaitExit says whether QEMU exited by itself (the guest powered off, or
+// rebooted with ExitOnReboot) within timeout; an exit caused by Stop or by
+// the end of Start's context is not one.
+func (in *Instance) WaitExit(timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-in.done:
+		return !in.stopped
+	case <-t.C:
+		return false
+	}
 }
 
 // Stop stops QEMU (SIGTERM, then SIGKILL after 10 s) and waits until it
