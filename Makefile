@@ -19,7 +19,7 @@ APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
 # linux-image-amd64 depends on today (recorded in images/discovery/manifest.json).
 KERNEL_PKG_CMD = apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $$2; exit}'
 
-.PHONY: all deps build images ipxe-images discovery-image os-image iso docs-assets ui openapi test e2e unit demo demo-stop bench clean
+.PHONY: all deps build images ipxe-images discovery-image os-image iso iso-previous iso-test docs-assets ui openapi test e2e unit demo demo-stop bench clean
 
 all: build
 
@@ -93,16 +93,39 @@ discovery-image: $(BUILD)/.apt $(BUILD)/.gomod
 ## images/foundry-$(VERSION).iso.json. `make iso VERSION=1.2.3` names a release.
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ISO_BUDGET := 64000000
-ISO_LDFLAGS := -s -w -X main.version=$(VERSION)
+
+ISO := images/foundry-$(VERSION).iso
+# The "previous release" that iso-test upgrades from: this tree under another
+# version, so the upgrade is proven on every run without a second checkout.
+ISO_PREVIOUS := $(BUILD)/iso/previous/foundry-$(VERSION)-previous.iso
+
+# build-iso VERSION OUT: foundry and foundry-init (static, the version linked
+# in) and the ISO around them.
+define build-iso
+	@mkdir -p $(BUILD)/iso/$(1) $(dir $(2))
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(1)' -o $(BUILD)/iso/$(1)/foundry ./cmd/foundry
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(1)' -o $(BUILD)/iso/$(1)/foundry-init ./cmd/foundry-init
+	$(GO) run ./images/cmd/mkiso -kernel-deb $$(cat $(BUILD)/kernel/current) \
+		-init $(BUILD)/iso/$(1)/foundry-init -foundry $(BUILD)/iso/$(1)/foundry \
+		-discovery images/discovery -ipxe images/ipxe -pciids /usr/share/misc/pci.ids \
+		-version $(1) -budget $(ISO_BUDGET) -out $(2)
+endef
 
 iso: images docs-assets ui
-	@mkdir -p $(BUILD)/iso
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(ISO_LDFLAGS)' -o $(BUILD)/iso/foundry ./cmd/foundry
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(ISO_LDFLAGS)' -o $(BUILD)/iso/foundry-init ./cmd/foundry-init
-	$(GO) run ./images/cmd/mkiso -kernel-deb $$(cat $(BUILD)/kernel/current) \
-		-init $(BUILD)/iso/foundry-init -foundry $(BUILD)/iso/foundry \
-		-discovery images/discovery -ipxe images/ipxe -pciids /usr/share/misc/pci.ids \
-		-version $(VERSION) -budget $(ISO_BUDGET) -out images/foundry-$(VERSION).iso
+	@rm -f images/foundry-*.iso images/foundry-*.iso.json
+	$(call build-iso,$(VERSION),$(ISO))
+
+iso-previous: images docs-assets ui
+	@rm -rf $(BUILD)/iso/previous
+	$(call build-iso,$(VERSION)-previous,$(ISO_PREVIOUS))
+
+## iso-test: the ISO's acceptance run (test/e2e_iso_test.go): the previous
+## release set up on a blank data disk (BIOS), a machine PXE-booting from it,
+## the power button, then this release (UEFI, as a USB stick) on the same
+## disk; `make test` runs it too.
+iso-test: deps iso iso-previous
+	FOUNDRY_ISO=$(abspath $(ISO)) FOUNDRY_ISO_PREVIOUS=$(abspath $(ISO_PREVIOUS)) \
+		$(GO) test -count=1 -timeout 20m -tags qemu -run 'TestE2EISO' -v ./test/
 
 ## os-image: a real Debian 12 disk image (BIOS and UEFI, cloud-init reading
 ## only a NoCloud seed) built from Debian's packages with mmdebstrap into
@@ -113,15 +136,17 @@ os-image: $(BUILD)/.apt $(BUILD)/.gomod
 
 ## test: the whole suite — unit, integration in network namespaces, and
 ## emulated machines. This is what CI runs.
-test: deps images os-image docs-assets ui
+test: deps images os-image docs-assets ui iso iso-previous
 	$(GO) vet ./...
 	cd ui && npm test
-	$(GO) test -count=1 -timeout 45m -tags qemu ./...
+	FOUNDRY_ISO=$(abspath $(ISO)) FOUNDRY_ISO_PREVIOUS=$(abspath $(ISO_PREVIOUS)) \
+		$(GO) test -count=1 -timeout 45m -tags qemu ./...
 
 ## e2e: only the emulated-machine tests (the whole discovery loop under
 ## QEMU); `make test` runs them too.
-e2e: deps images os-image docs-assets ui
-	$(GO) test -count=1 -timeout 30m -run 'E2E|QEMU' -v ./test/
+e2e: deps images os-image docs-assets ui iso iso-previous
+	FOUNDRY_ISO=$(abspath $(ISO)) FOUNDRY_ISO_PREVIOUS=$(abspath $(ISO_PREVIOUS)) \
+		$(GO) test -count=1 -timeout 30m -run 'E2E|QEMU' -v ./test/
 
 ## unit: every test that needs no root and no namespace, with -short, run
 ## as a user without privileges (as root: a system user, foundry-unit);

@@ -120,7 +120,7 @@ func (in *Init) Run(ctx context.Context) (reboot bool, err error) {
 		in.warn("No provisioning segment: Foundry answers no DHCP and discovers nothing. Type s and Enter to run the setup.")
 	}
 
-	for _, d := range []string{dirs.Data, dirs.Images, filepath.Dir(logPath)} {
+	for _, d := range []string{RAMRoot, dirs.Data, dirs.Images, filepath.Dir(logPath)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return false, fmt.Errorf("create %s: %w", d, err)
 		}
@@ -140,7 +140,6 @@ func (in *Init) Run(ctx context.Context) (reboot bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer logFile.Close()
 
 	var wg sync.WaitGroup
 	serveCtx, stopServe := context.WithCancel(context.Background()) // stopped on purpose only, after ctx
@@ -167,10 +166,15 @@ func (in *Init) Run(ctx context.Context) (reboot bool, err error) {
 		in.say("foundry serve: %v", serveErr)
 	}
 	logFile.Sync()
+	logFile.Close() // it is on the data disk: open, it would keep the disk busy
 	if mounted {
 		if err := datadisk.Unmount(DataMount); err != nil {
-			in.say("unmount the data disk: %v", err)
-			return reboot, err
+			// Still busy: read-only is as safe for the power-off, and a
+			// reboot loop over it would help nobody.
+			rerr := unix.Mount("", DataMount, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+			unix.Sync()
+			in.say("unmount the data disk: %v; remounted read-only: %v", err, rerr)
+			return reboot, nil
 		}
 		in.say("data disk unmounted cleanly")
 	}
@@ -302,9 +306,11 @@ func (in *Init) loadDrivers(log *slog.Logger) {
 	}
 	for _, m := range []string{"crc32c_intel", "crc32c_generic", "ext4", "evdev", "af_packet"} {
 		if _, ok := l.Index.Paths[m]; !ok {
-			continue // built in, or not for this CPU
+			continue // built in
 		}
-		if err := l.Load(m); err != nil {
+		// crc32c_intel refuses a CPU without SSE 4.2 (ENODEV);
+		// crc32c_generic then does the work.
+		if err := l.Load(m); err != nil && !errors.Is(err, unix.ENODEV) {
 			log.Warn("module", "module", m, "err", err)
 		}
 	}
