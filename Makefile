@@ -88,7 +88,7 @@ discovery-image: $(BUILD)/.apt $(BUILD)/.gomod
 
 ## iso: the appliance ISO, images/foundry-$(VERSION).iso — GRUB (BIOS and
 ## UEFI, CD and USB stick), the discovery image's kernel and one initramfs
-## with foundry, foundry-init, the discovery and iPXE images; prints its size
+## with foundry (its own init), the discovery and iPXE images; prints its size
 ## part by part against ISO_BUDGET (see images/README.md) and writes
 ## images/foundry-$(VERSION).iso.json. `make iso VERSION=1.2.3` names a release.
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -99,14 +99,13 @@ ISO := images/foundry-$(VERSION).iso
 # version, so the upgrade is proven on every run without a second checkout.
 ISO_PREVIOUS := $(BUILD)/iso/previous/foundry-$(VERSION)-previous.iso
 
-# build-iso VERSION OUT: foundry and foundry-init (static, the version linked
-# in) and the ISO around them.
+# build-iso VERSION OUT: foundry (static, the version linked in; as PID 1 it is
+# the appliance's init) and the ISO around it.
 define build-iso
 	@mkdir -p $(BUILD)/iso/$(1) $(dir $(2))
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(1)' -o $(BUILD)/iso/$(1)/foundry ./cmd/foundry
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(1)' -o $(BUILD)/iso/$(1)/foundry-init ./cmd/foundry-init
 	$(GO) run ./images/cmd/mkiso -kernel-deb $$(cat $(BUILD)/kernel/current) \
-		-init $(BUILD)/iso/$(1)/foundry-init -foundry $(BUILD)/iso/$(1)/foundry \
+		-foundry $(BUILD)/iso/$(1)/foundry \
 		-discovery images/discovery -ipxe images/ipxe -pciids /usr/share/misc/pci.ids \
 		-version $(1) -budget $(ISO_BUDGET) -out $(2)
 endef

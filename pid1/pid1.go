@@ -19,8 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MountAll mounts proc, sysfs, devtmpfs and tmpfs on /run and /tmp. Mount
-// points that are already mounted (EBUSY) are fine.
+// MountAll mounts proc, sysfs, devtmpfs and tmpfs on /run and /tmp, and
+// makes /dev/fd and /dev/std{in,out,err}. Mount points that are already
+// mounted (EBUSY) and links that exist are fine.
 func MountAll() error {
 	mounts := []struct {
 		fstype, target, data string
@@ -41,6 +42,15 @@ func MountAll() error {
 		err := unix.Mount(m.fstype, m.target, m.fstype, m.flags, m.data)
 		if err != nil && !errors.Is(err, unix.EBUSY) {
 			errs = append(errs, fmt.Errorf("mount %s on %s: %w", m.fstype, m.target, err))
+		}
+	}
+	// devtmpfs makes device nodes only; these links come from udev or
+	// systemd elsewhere, and programs use them (qemu-img opens the image
+	// it is handed as /dev/fd/N).
+	for link, target := range map[string]string{"/dev/fd": "/proc/self/fd", "/dev/stdin": "/proc/self/fd/0",
+		"/dev/stdout": "/proc/self/fd/1", "/dev/stderr": "/proc/self/fd/2"} {
+		if err := os.Symlink(target, link); err != nil && !errors.Is(err, os.ErrExist) {
+			errs = append(errs, fmt.Errorf("link %s: %w", link, err))
 		}
 	}
 	return errors.Join(errs...)

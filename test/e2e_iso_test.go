@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -257,6 +258,21 @@ func TestE2EISOAppliance(t *testing.T) {
 		t.Errorf("the console does not show the formatted data disk in use")
 	}
 
+	// The image library works on the appliance: a qcow2 upload is
+	// converted with the ISO's own qemu-img and kept on the data disk.
+	qcow := filepath.Join(t.TempDir(), "tiny.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", qcow, "16M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	f, err := os.Open(qcow)
+	must(t, err)
+	st, _ := f.Stat()
+	img, err := c.UploadImage(ctx, "tiny", f, st.Size(), "")
+	f.Close()
+	if err != nil || img.State != "ready" || img.Format != "zst" {
+		t.Fatalf("qcow2 upload on the appliance: %+v, %v", img, err)
+	}
+
 	// A machine on the provisioning segment PXE-boots from the appliance
 	// and registers.
 	pxe := bootBIOS(t, clientTap, isoClientMAC)
@@ -342,6 +358,9 @@ func TestE2EISOAppliance(t *testing.T) {
 		if !ids[e.ID] {
 			t.Errorf("audit entry %s (%s %s) lost in the upgrade", e.ID, e.Action, e.MAC)
 		}
+	}
+	if img2, err := c.GetImage(ctx, "tiny"); err != nil || img2.SHA256 != img.SHA256 || img2.State != "ready" {
+		t.Errorf("library image after the upgrade: %+v, %v; before %+v", img2, err, img)
 	}
 	t.Logf("kept across the upgrade: machine %s (%s), %d leases, %d audit entries", got.MAC, got.State, len(leases2), len(audit.Items))
 	app.powerButton(2 * time.Minute)

@@ -11,6 +11,9 @@ import (
 )
 
 func main() {
+	if os.Getpid() == 1 {
+		applianceInit() // the appliance ISO's /init; never returns
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {

@@ -29,7 +29,12 @@ import (
 // Spec says what goes into the image.
 type Spec struct {
 	// Init is the path of the agent binary; it becomes /init (mode 0755).
+	// Required unless InitLink is set.
 	Init string
+	// InitLink, instead of Init, makes /init a symbolic link to a program
+	// of the image (one of Files, "/usr/bin/foundry"): a multi-call binary
+	// that is its own init. Default: none.
+	InitLink string
 	// ModuleDir is the kernel's module directory (…/lib/modules/<version>).
 	// Optional when Modules is empty.
 	ModuleDir string
@@ -77,11 +82,21 @@ func Build(w io.Writer, spec Spec) error {
 	b.node("dev/console", 0o600, 5, 1) // the kernel opens it for /init's stdio
 	b.node("dev/null", 0o666, 1, 3)
 
-	agent, err := os.ReadFile(spec.Init)
-	if err != nil {
-		return fmt.Errorf("read agent: %w", err)
+	switch {
+	case spec.Init != "" && spec.InitLink != "":
+		return fmt.Errorf("both Init (%s) and InitLink (%s) given", spec.Init, spec.InitLink)
+	case spec.InitLink != "":
+		if !path.IsAbs(spec.InitLink) {
+			return fmt.Errorf("InitLink %q is not an absolute path", spec.InitLink)
+		}
+		b.symlink("init", spec.InitLink)
+	default:
+		agent, err := os.ReadFile(spec.Init)
+		if err != nil {
+			return fmt.Errorf("read agent: %w", err)
+		}
+		b.file("init", 0o755, agent)
 	}
-	b.file("init", 0o755, agent)
 	if spec.PCIIDs != "" {
 		ids, err := os.ReadFile(spec.PCIIDs)
 		if err != nil {
@@ -97,6 +112,13 @@ func Build(w io.Writer, spec Spec) error {
 	for _, f := range spec.Files {
 		if err := b.extra(f); err != nil {
 			return fmt.Errorf("add %s: %w", f.Dst, err)
+		}
+	}
+	if spec.InitLink != "" {
+		// A dangling /init would only show as a kernel panic at boot.
+		r, ok := b.files[strings.TrimPrefix(path.Clean(spec.InitLink), "/")]
+		if !ok || r.Mode&cpio.S_IFMT != cpio.S_IFREG || r.Mode&0o111 == 0 {
+			return fmt.Errorf("InitLink %s is not an executable file of the image", spec.InitLink)
 		}
 	}
 
@@ -228,6 +250,13 @@ func (b *builder) file(name string, perm uint64, data []byte) {
 	b.dir(path.Dir(name), 0o755)
 	b.files[name] = cpio.Record{ReaderAt: bytes.NewReader(data), Info: cpio.Info{
 		Name: name, Mode: cpio.S_IFREG | perm, NLink: 1, MTime: b.mtime, FileSize: uint64(len(data))}}
+}
+
+func (b *builder) symlink(name, target string) {
+	b.dir(path.Dir(name), 0o755)
+	r := cpio.Symlink(name, target)
+	r.MTime = b.mtime
+	b.files[name] = r
 }
 
 func (b *builder) node(name string, perm uint64, major, minor uint64) {

@@ -272,3 +272,33 @@ func TestBuildFilesErrors(t *testing.T) {
 		})
 	}
 }
+
+// A multi-call binary can be its own init: /init links to it.
+func TestBuildInitLink(t *testing.T) {
+	s := filesSpec(t)
+	s.Init, s.InitLink = "", "/sbin/mke2fs"
+	var buf bytes.Buffer
+	if err := Build(&buf, s); err != nil {
+		t.Fatal(err)
+	}
+	recs, content, _ := readBack(t, buf.Bytes())
+	if r := recs["init"]; r.Mode&cpio.S_IFMT != cpio.S_IFLNK || content["init"] != "/sbin/mke2fs" {
+		t.Errorf("/init: mode %#o target %q, want a link to /sbin/mke2fs", r.Mode, content["init"])
+	}
+	for name, mutate := range map[string]func(*Spec){
+		"dangling":     func(s *Spec) { s.InitLink = "/usr/bin/nothing" },
+		"not a file":   func(s *Spec) { s.InitLink = "/sbin" },
+		"not runnable": func(s *Spec) { s.InitLink = "/etc/mke2fs.conf" },
+		"relative":     func(s *Spec) { s.InitLink = "sbin/mke2fs" },
+		"both":         func(s *Spec) { s.Init = s.Files[0].Src },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := filesSpec(t)
+			s.Init, s.InitLink = "", "/sbin/mke2fs"
+			mutate(&s)
+			if err := Build(io.Discard, s); err == nil {
+				t.Errorf("built an image whose /init is %s", s.InitLink)
+			}
+		})
+	}
+}

@@ -17,8 +17,8 @@ import (
 )
 
 // TestQEMUBoot builds a small ISO — the real kernel package and module
-// selection, the host's e2fsprogs, and testdata/testinit as /init and as
-// foundry, with stand-ins for the discovery and iPXE images — and boots it
+// selection, the host's e2fsprogs, and testdata/testinit as foundry (so
+// as /init), with stand-ins for the discovery and iPXE images — and boots it
 // three ways at once under emulation: from a CD under BIOS, from a CD
 // under UEFI, and as a BIOS hard disk, as a written USB stick is. Each
 // machine has a blank virtio disk, which the init formats with the ISO's
@@ -67,7 +67,7 @@ func TestQEMUBoot(t *testing.T) {
 	const version = "0.0.0-test"
 	iso := filepath.Join(dir, "foundry-test.iso")
 	start := time.Now()
-	r, err := Build(context.Background(), Spec{KernelDeb: deb, Init: init, Foundry: init,
+	r, err := Build(context.Background(), Spec{KernelDeb: deb, Foundry: init,
 		DiscoveryDir: discovery, IPXEDir: ipxe, Version: version, Out: iso})
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,13 @@
 // one initramfs as /boot/initrd.img with everything the appliance runs —
 // nothing is read from the boot medium after GRUB:
 //
-//	/init                                  foundry-init (static)
-//	/usr/bin/foundry                       foundry (static)
+//	/init                                  a link to /usr/bin/foundry
+//	/usr/bin/foundry                       foundry (static): as PID 1, the appliance init
 //	/usr/share/foundry/images/discovery/   vmlinuz, initrd, manifest.json
 //	/usr/share/foundry/images/ipxe/        the iPXE binaries
 //	/lib/modules/<release>/                NIC, disk, ext4, USB, input drivers
 //	/sbin/mke2fs, /sbin/e2fsck             the build host's, with their libraries
+//	/usr/bin/qemu-img                      likewise (qcow2 imports)
 //	/etc/mke2fs.conf, /usr/share/misc/pci.ids
 //
 // Build writes the ISO and, next to it, <iso>.json: the Result, with each
@@ -35,16 +36,17 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
-// Spec says what goes into the ISO. KernelDeb, Init, Foundry,
-// DiscoveryDir, IPXEDir and Out are required.
+// Spec says what goes into the ISO. KernelDeb, Foundry, DiscoveryDir,
+// IPXEDir and Out are required.
 type Spec struct {
 	// KernelDeb is Debian's linux-image package (.deb) whose kernel and
 	// modules the appliance runs; build/kernel/current names the one the
 	// discovery image is built from.
 	KernelDeb string
-	// Init is the static foundry-init binary, installed as /init.
-	Init string
-	// Foundry is the static foundry binary, installed as /usr/bin/foundry.
+	// Foundry is the static foundry binary, installed as /usr/bin/foundry
+	// and linked as /init: started as PID 1, foundry is the appliance's
+	// init (package appliance), so the init costs no second copy of the
+	// libraries it shares with foundry.
 	Foundry string
 	// DiscoveryDir holds the discovery image (vmlinuz, initrd,
 	// manifest.json), installed under /usr/share/foundry/images/discovery/.
@@ -73,6 +75,10 @@ type Spec struct {
 	// libraries. Default: the build host's /sbin/mke2fs, /sbin/e2fsck and
 	// /etc/mke2fs.conf (Debian's e2fsprogs).
 	Mke2fs, E2fsck, Mke2fsConf string
+	// QemuImg is installed as /usr/bin/qemu-img, with its libraries: the
+	// image library converts qcow2 imports with it. Default: the build
+	// host's /usr/bin/qemu-img (Debian's qemu-utils).
+	QemuImg string
 	// LibDirs are searched, in order, for the programs' shared libraries.
 	// Default: /lib/x86_64-linux-gnu, /usr/lib/x86_64-linux-gnu.
 	LibDirs []string
@@ -134,7 +140,7 @@ var versionRE = regexp.MustCompile(`^[A-Za-z0-9._+~-]{1,64}$`)
 
 func (s Spec) withDefaults() (Spec, error) {
 	for _, req := range []struct{ name, val string }{
-		{"KernelDeb", s.KernelDeb}, {"Init", s.Init}, {"Foundry", s.Foundry},
+		{"KernelDeb", s.KernelDeb}, {"Foundry", s.Foundry},
 		{"DiscoveryDir", s.DiscoveryDir}, {"IPXEDir", s.IPXEDir}, {"Out", s.Out},
 	} {
 		if req.val == "" {
@@ -157,6 +163,7 @@ func (s Spec) withDefaults() (Spec, error) {
 	def(&s.Mke2fs, "/sbin/mke2fs")
 	def(&s.E2fsck, "/sbin/e2fsck")
 	def(&s.Mke2fsConf, "/etc/mke2fs.conf")
+	def(&s.QemuImg, "/usr/bin/qemu-img")
 	if len(s.LibDirs) == 0 {
 		s.LibDirs = hostLibDirs
 	}
@@ -217,7 +224,7 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 	s.Log.Info("building initramfs", "modules", len(mods), "files", len(files))
 	initrd := filepath.Join(root, "boot", "initrd.img")
 	if r.Initrd, err = writeInitrd(initrd, initramfs.Spec{
-		Init: s.Init, ModuleDir: k.moduleDir, KernelVersion: k.release,
+		InitLink: FoundryPath, ModuleDir: k.moduleDir, KernelVersion: k.release,
 		Modules: names, PCIIDs: s.PCIIDs, Files: files, Level: initrdLevel,
 	}); err != nil {
 		return r, fmt.Errorf("build initramfs: %w", err)

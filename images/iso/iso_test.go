@@ -206,14 +206,13 @@ func TestSelectModules(t *testing.T) {
 
 func TestBuildSpecErrors(t *testing.T) {
 	dir := t.TempDir()
-	ok := Spec{KernelDeb: "k.deb", Init: "init", Foundry: "foundry", DiscoveryDir: dir, IPXEDir: dir, Out: filepath.Join(dir, "x.iso")}
+	ok := Spec{KernelDeb: "k.deb", Foundry: "foundry", DiscoveryDir: dir, IPXEDir: dir, Out: filepath.Join(dir, "x.iso")}
 	tests := []struct {
 		name   string
 		modify func(*Spec)
 		want   string
 	}{
 		{"no kernel", func(s *Spec) { s.KernelDeb = "" }, "KernelDeb is required"},
-		{"no init", func(s *Spec) { s.Init = "" }, "Init is required"},
 		{"no output", func(s *Spec) { s.Out = "" }, "Out is required"},
 		{"quote in version", func(s *Spec) { s.Version = "1'2" }, `version "1'2"`},
 		{"space in version", func(s *Spec) { s.Version = "1 2" }, `version "1 2"`},

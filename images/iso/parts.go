@@ -31,12 +31,9 @@ var ipxeRequired = []string{"undionly.kpxe", "ipxe.efi", "snponly.efi"}
 
 // parts checks the inputs and lays out where each goes in the image.
 func (s Spec) parts(k kernel, tree *kmod.Tree, mods []kmod.Module) ([]*part, error) {
-	for _, p := range []struct{ name, file string }{{"init", s.Init}, {"foundry", s.Foundry}} {
-		if err := checkStatic(p.file); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", p.name, p.file, err)
-		}
+	if err := checkStatic(s.Foundry); err != nil {
+		return nil, fmt.Errorf("foundry %s: %w", s.Foundry, err)
 	}
-	initPart := &part{Part: Part{Name: "init"}, sources: []string{s.Init}}
 	foundry := &part{Part: Part{Name: "foundry"}, files: []initramfs.File{{Src: s.Foundry, Dst: FoundryPath, Mode: 0o755}}}
 
 	if err := checkDiscovery(s.DiscoveryDir, k.release); err != nil {
@@ -72,19 +69,22 @@ func (s Spec) parts(k kernel, tree *kmod.Tree, mods []kmod.Module) ([]*part, err
 		modules.sources = append(modules.sources, filepath.Join(tree.Dir, m.Path))
 	}
 
-	e2fs := &part{Part: Part{Name: "e2fsprogs"}, files: []initramfs.File{
+	// The host's programs share their libraries (libc at least): one
+	// part, each library once.
+	tools := &part{Part: Part{Name: "e2fsprogs, qemu-img"}, files: []initramfs.File{
 		{Src: s.Mke2fs, Dst: "/sbin/mke2fs", Mode: 0o755},
 		{Src: s.E2fsck, Dst: "/sbin/e2fsck", Mode: 0o755},
 		{Src: s.Mke2fsConf, Dst: "/etc/mke2fs.conf", Mode: 0o644},
+		{Src: s.QemuImg, Dst: "/usr/bin/qemu-img", Mode: 0o755},
 	}}
-	libs, err := libraries([]string{s.Mke2fs, s.E2fsck}, s.LibDirs)
+	libs, err := libraries([]string{s.Mke2fs, s.E2fsck, s.QemuImg}, s.LibDirs)
 	if err != nil {
-		return nil, fmt.Errorf("e2fsprogs: %w", err)
+		return nil, fmt.Errorf("host tools: %w", err)
 	}
-	e2fs.files = append(e2fs.files, libs...)
+	tools.files = append(tools.files, libs...)
 
 	pciids := &part{Part: Part{Name: "pci.ids"}, sources: []string{s.PCIIDs}}
-	all := []*part{initPart, foundry, discovery, ipxe, modules, e2fs, pciids}
+	all := []*part{foundry, discovery, ipxe, modules, tools, pciids}
 	for _, p := range all {
 		for _, f := range p.files {
 			p.sources = append(p.sources, f.Src)

@@ -1,8 +1,8 @@
 // Command mkiso builds the Foundry appliance ISO (see package images/iso)
 // and prints its size against the budget, part by part.
 //
-//	mkiso -kernel-deb $(cat build/kernel/current) -init build/iso/foundry-init \
-//	    -foundry build/iso/foundry -version 1.2.3 -out images/foundry-1.2.3.iso
+//	mkiso -kernel-deb $(cat build/kernel/current) -foundry build/iso/foundry \
+//	    -version 1.2.3 -out images/foundry-1.2.3.iso
 package main
 
 import (
@@ -30,7 +30,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("mkiso", flag.ContinueOnError)
 	var s iso.Spec
 	fs.StringVar(&s.KernelDeb, "kernel-deb", "", "Debian linux-image package (.deb), the discovery image's (build/kernel/current)")
-	fs.StringVar(&s.Init, "init", "", "static foundry-init binary, installed as /init")
 	fs.StringVar(&s.Foundry, "foundry", "", "static foundry binary, installed as "+iso.FoundryPath)
 	fs.StringVar(&s.DiscoveryDir, "discovery", "images/discovery", "discovery image directory (vmlinuz, initrd, manifest.json)")
 	fs.StringVar(&s.IPXEDir, "ipxe", "images/ipxe", "iPXE binaries directory")
@@ -43,9 +42,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
 	}
-	if s.KernelDeb == "" || s.Init == "" || s.Foundry == "" {
+	if s.KernelDeb == "" || s.Foundry == "" {
 		fs.Usage()
-		return fmt.Errorf("-kernel-deb, -init and -foundry are required")
+		return fmt.Errorf("-kernel-deb and -foundry are required")
 	}
 	if s.Out == "" {
 		s.Out = "images/foundry-" + s.Version + ".iso"

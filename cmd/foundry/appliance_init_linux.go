@@ -1,11 +1,3 @@
-// Command foundry-init is /init of the Foundry appliance ISO: PID 1 of the
-// initramfs that holds the whole appliance. It mounts the kernel file
-// systems, then hands over to appliance.Init, which finds the data disk,
-// decides the network, runs `foundry serve` and the console status page,
-// and shuts down cleanly on the power button. PID 1 must never exit (the
-// kernel would panic), so every end is a power-off or a reboot.
-//
-// Build it static: CGO_ENABLED=0 go build.
 package main
 
 import (
@@ -17,22 +9,27 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/foundry-appliance/foundry/appliance"
 	"github.com/foundry-appliance/foundry/appliance/console"
 	"github.com/foundry-appliance/foundry/pid1"
 )
 
-// version is the build, set by the linker (make iso).
-var version = "dev"
-
-func main() {
-	if os.Getpid() != 1 {
-		fmt.Fprintln(os.Stderr, "foundry-init: not PID 1; this program is the appliance ISO's init and only runs there")
-		os.Exit(2)
-	}
-	reboot, err := run()
+// applianceInit is foundry started as PID 1: /init of the appliance ISO,
+// whose initramfs holds the whole appliance. It mounts the kernel file
+// systems, then hands over to appliance.Init, which finds the data disk,
+// decides the network, runs `foundry serve` (this same binary) and the
+// console status page, and shuts down cleanly on the power button. PID 1
+// must never exit (the kernel would panic), so every end is a power-off or
+// a reboot.
+func applianceInit() {
+	// The kernel starts init with no PATH; serve runs qemu-img, the init
+	// mke2fs and e2fsck.
+	os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+	reboot, err := runApplianceInit()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "\nfoundry-init: %v\nrebooting in 60 s\n", err)
+		fmt.Fprintf(os.Stderr, "\nfoundry init: %v\nrebooting in 60 s\n", err)
 		time.Sleep(time.Minute)
 		reboot = true
 	}
@@ -41,11 +38,11 @@ func main() {
 	} else {
 		err = pid1.PowerOff()
 	}
-	fmt.Fprintf(os.Stderr, "foundry-init: power-off/reboot failed: %v\n", err)
+	fmt.Fprintf(os.Stderr, "foundry init: power-off/reboot failed: %v\n", err)
 	select {} // exiting would panic the kernel
 }
 
-func run() (reboot bool, err error) {
+func runApplianceInit() (reboot bool, err error) {
 	if err := pid1.MountAll(); err != nil {
 		fmt.Fprintln(os.Stderr, "mount:", err)
 	}
@@ -68,12 +65,12 @@ func run() (reboot bool, err error) {
 	serial := os.Stdout
 	var screen io.Writer
 	readers := []io.Reader{}
-	if tty, err := os.OpenFile("/dev/tty1", os.O_RDWR|unixNoCTTY, 0); err == nil {
+	if tty, err := os.OpenFile("/dev/tty1", os.O_RDWR|unix.O_NOCTTY, 0); err == nil {
 		defer tty.Close()
 		screen = tty
 		readers = append(readers, tty)
 	}
-	if ser, err := os.OpenFile("/dev/ttyS0", os.O_RDWR|unixNoCTTY, 0); err == nil {
+	if ser, err := os.OpenFile("/dev/ttyS0", os.O_RDWR|unix.O_NOCTTY, 0); err == nil {
 		defer ser.Close()
 		readers = append(readers, ser)
 	} else {
@@ -91,10 +88,14 @@ func run() (reboot bool, err error) {
 		return false, fmt.Errorf("read the kernel command line: %w", err)
 	}
 	cl, clErr := appliance.ParseCmdline(string(raw))
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/usr/bin/foundry"
+	}
 	in := &appliance.Init{
 		Version: version, Cmdline: cl, CmdlineErr: clErr,
 		Console: con, Out: out, In: console.NewInput(ctx, readers...),
-		Log: log, Reaper: &reaper,
+		Log: log, Reaper: &reaper, Foundry: exe,
 	}
 	return in.Run(ctx)
 }
