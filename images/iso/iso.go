@@ -31,6 +31,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/foundry-appliance/foundry/discovery-os/debkernel"
 	"github.com/foundry-appliance/foundry/discovery-os/initramfs"
 	"github.com/foundry-appliance/foundry/discovery-os/kmod"
 	"github.com/klauspost/compress/gzip"
@@ -188,22 +189,22 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 	}
 	defer os.RemoveAll(work)
 
-	k, err := unpackKernel(ctx, s.KernelDeb, filepath.Join(work, "kernel"))
+	k, err := debkernel.Unpack(ctx, s.KernelDeb, filepath.Join(work, "kernel"))
 	if err != nil {
 		return r, fmt.Errorf("kernel package %s: %w", s.KernelDeb, err)
 	}
-	r.KernelPackage, r.KernelVersion, r.KernelRelease = k.pkg, k.version, k.release
-	tree, err := kmod.OpenTree(k.moduleDir)
+	r.KernelPackage, r.KernelVersion, r.KernelRelease = k.Package, k.Version, k.Release
+	tree, err := kmod.OpenTree(k.ModuleDir)
 	if err != nil {
-		return r, fmt.Errorf("open module tree of %s: %w", k.release, err)
+		return r, fmt.Errorf("open module tree of %s: %w", k.Release, err)
 	}
 	names, err := selectModules(tree)
 	if err != nil {
-		return r, fmt.Errorf("select modules of %s: %w", k.release, err)
+		return r, fmt.Errorf("select modules of %s: %w", k.Release, err)
 	}
 	mods, _, err := tree.Closure(names)
 	if err != nil {
-		return r, fmt.Errorf("resolve module dependencies of %s: %w", k.release, err)
+		return r, fmt.Errorf("resolve module dependencies of %s: %w", k.Release, err)
 	}
 	for _, m := range mods {
 		r.Modules = append(r.Modules, m.Name)
@@ -224,12 +225,12 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 	s.Log.Info("building initramfs", "modules", len(mods), "files", len(files))
 	initrd := filepath.Join(root, "boot", "initrd.img")
 	if r.Initrd, err = writeInitrd(initrd, initramfs.Spec{
-		InitLink: FoundryPath, ModuleDir: k.moduleDir, KernelVersion: k.release,
+		InitLink: FoundryPath, ModuleDir: k.ModuleDir, KernelVersion: k.Release,
 		Modules: names, PCIIDs: s.PCIIDs, Files: files, Level: initrdLevel,
 	}); err != nil {
 		return r, fmt.Errorf("build initramfs: %w", err)
 	}
-	if r.Kernel, err = copyFile(k.vmlinuz, filepath.Join(root, "boot", "vmlinuz")); err != nil {
+	if r.Kernel, err = copyFile(k.Vmlinuz, filepath.Join(root, "boot", "vmlinuz")); err != nil {
 		return r, fmt.Errorf("copy kernel: %w", err)
 	}
 	cfg := filepath.Join(root, "boot", "grub", "grub.cfg")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/foundry-appliance/foundry/discovery-os/debkernel"
 	"github.com/foundry-appliance/foundry/discovery-os/initramfs"
 	"github.com/foundry-appliance/foundry/discovery-os/kmod"
 	"github.com/klauspost/compress/gzip"
@@ -30,13 +31,13 @@ type part struct {
 var ipxeRequired = []string{"undionly.kpxe", "ipxe.efi", "snponly.efi"}
 
 // parts checks the inputs and lays out where each goes in the image.
-func (s Spec) parts(k kernel, tree *kmod.Tree, mods []kmod.Module) ([]*part, error) {
+func (s Spec) parts(k debkernel.Kernel, tree *kmod.Tree, mods []kmod.Module) ([]*part, error) {
 	if err := checkStatic(s.Foundry); err != nil {
 		return nil, fmt.Errorf("foundry %s: %w", s.Foundry, err)
 	}
 	foundry := &part{Part: Part{Name: "foundry"}, files: []initramfs.File{{Src: s.Foundry, Dst: FoundryPath, Mode: 0o755}}}
 
-	if err := checkDiscovery(s.DiscoveryDir, k.release); err != nil {
+	if err := checkDiscovery(s.DiscoveryDir, k.Release); err != nil {
 		return nil, fmt.Errorf("discovery image %s: %w", s.DiscoveryDir, err)
 	}
 	discovery := &part{Part: Part{Name: "discovery image"}}

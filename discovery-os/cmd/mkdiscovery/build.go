@@ -8,10 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
+	"github.com/foundry-appliance/foundry/discovery-os/debkernel"
 	"github.com/foundry-appliance/foundry/discovery-os/drivers"
 	"github.com/foundry-appliance/foundry/discovery-os/initramfs"
 	"github.com/foundry-appliance/foundry/discovery-os/kmod"
@@ -46,38 +45,38 @@ func build(ctx context.Context, o options) (Manifest, error) {
 		return Manifest{}, fmt.Errorf("create work directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	k, err := unpackKernel(ctx, o.KernelDeb, tmp)
+	k, err := debkernel.Unpack(ctx, o.KernelDeb, tmp)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("kernel package %s: %w", o.KernelDeb, err)
 	}
-	tree, err := kmod.OpenTree(k.moduleDir)
+	tree, err := kmod.OpenTree(k.ModuleDir)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("open module tree of %s: %w", k.release, err)
+		return Manifest{}, fmt.Errorf("open module tree of %s: %w", k.Release, err)
 	}
 	names, err := drivers.Select(tree)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("select modules of %s: %w", k.release, err)
+		return Manifest{}, fmt.Errorf("select modules of %s: %w", k.Release, err)
 	}
 	mods, _, err := tree.Closure(names)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("resolve module dependencies of %s: %w", k.release, err)
+		return Manifest{}, fmt.Errorf("resolve module dependencies of %s: %w", k.Release, err)
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return Manifest{}, fmt.Errorf("create output directory: %w", err)
 	}
 	var initrd bytes.Buffer
 	err = initramfs.Build(&initrd, initramfs.Spec{
-		Init: o.Agent, ModuleDir: k.moduleDir, KernelVersion: k.release,
+		Init: o.Agent, ModuleDir: k.ModuleDir, KernelVersion: k.Release,
 		Modules: names, PCIIDs: o.PCIIDs,
 	})
 	if err != nil {
 		return Manifest{}, fmt.Errorf("build initramfs: %w", err)
 	}
-	vmlinuz, err := os.ReadFile(k.vmlinuz)
+	vmlinuz, err := os.ReadFile(k.Vmlinuz)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("read kernel image: %w", err)
 	}
-	m := Manifest{KernelPackage: k.pkg, KernelVersion: k.version, KernelRelease: k.release,
+	m := Manifest{KernelPackage: k.Package, KernelVersion: k.Version, KernelRelease: k.Release,
 		Files: map[string]FileInfo{}, ModuleCount: len(mods)}
 	for _, mod := range mods {
 		m.Modules = append(m.Modules, mod.Name)
@@ -114,59 +113,4 @@ func writeAtomic(path string, data []byte) error {
 		return fmt.Errorf("rename into place: %w", err)
 	}
 	return nil
-}
-
-// kernel is what unpackKernel found in the package.
-type kernel struct {
-	pkg, version, release string
-	vmlinuz, moduleDir    string
-}
-
-// unpackKernel extracts a linux-image .deb with dpkg-deb (present on every
-// Debian system) and finds the kernel image and module directory in it.
-func unpackKernel(ctx context.Context, deb, dir string) (kernel, error) {
-	var k kernel
-	out, err := exec.CommandContext(ctx, "dpkg-deb", "-f", deb, "Package", "Version").Output()
-	if err != nil {
-		return k, fmt.Errorf("read %s control fields: %w", deb, cmdErr(err))
-	}
-	for line := range strings.Lines(string(out)) {
-		key, val, _ := strings.Cut(strings.TrimSpace(line), ": ")
-		switch key {
-		case "Package":
-			k.pkg = val
-		case "Version":
-			k.version = val
-		}
-	}
-	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
-		return k, fmt.Errorf("unpack %s: %w: %s", deb, err, out)
-	}
-	return findKernel(k, dir)
-}
-
-// findKernel locates boot/vmlinuz-<release> and its module directory
-// (lib/modules or, on newer Debian, usr/lib/modules).
-func findKernel(k kernel, dir string) (kernel, error) {
-	images, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
-	if len(images) != 1 {
-		return k, fmt.Errorf("want one boot/vmlinuz-* in the package, found %d", len(images))
-	}
-	k.vmlinuz = images[0]
-	k.release = strings.TrimPrefix(filepath.Base(images[0]), "vmlinuz-")
-	for _, base := range []string{"lib/modules", "usr/lib/modules"} {
-		d := filepath.Join(dir, base, k.release)
-		if st, err := os.Stat(d); err == nil && st.IsDir() {
-			k.moduleDir = d
-			return k, nil
-		}
-	}
-	return k, fmt.Errorf("no module directory for %s in the package", k.release)
-}
-
-func cmdErr(err error) error {
-	if ee, ok := err.(*exec.ExitError); ok && len(ee.Stderr) > 0 {
-		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(ee.Stderr))
-	}
-	return err
 }
