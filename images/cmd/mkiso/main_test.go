@@ -19,10 +19,10 @@ func TestRunErrorsSayWhat(t *testing.T) {
 		want []string
 	}{
 		{"unknown flag", []string{"-nope"}, []string{"parse flags"}},
-		{"no init", []string{"-kernel-deb", deb, "-foundry", "f"}, []string{"-kernel-deb, -init and -foundry are required"}},
-		{"bad version", []string{"-kernel-deb", deb, "-init", "i", "-foundry", "f", "-version", "1 2"},
+		{"no foundry", []string{"-kernel-deb", deb}, []string{"-kernel-deb and -foundry are required"}},
+		{"bad version", []string{"-kernel-deb", deb, "-foundry", "f", "-version", "1 2"},
 			[]string{"build ISO images/foundry-1 2.iso", `version "1 2"`}},
-		{"missing kernel package", []string{"-kernel-deb", deb, "-init", "i", "-foundry", "f", "-out", filepath.Join(dir, "x.iso")},
+		{"missing kernel package", []string{"-kernel-deb", deb, "-foundry", "f", "-out", filepath.Join(dir, "x.iso")},
 			[]string{"build ISO " + filepath.Join(dir, "x.iso"), "kernel package " + deb}},
 	}
 	for _, tt := range tests {
