@@ -124,8 +124,8 @@ type Part struct {
 	Compressed int64 `json:"compressed"`
 }
 
-// Image paths of the appliance's files, which the init (cmd/foundry-init)
-// relies on.
+// Image paths of the appliance's files, which the init (package
+// appliance, foundry as PID 1) relies on.
 const (
 	FoundryPath   = "/usr/bin/foundry"
 	DiscoveryPath = "/usr/share/foundry/images/discovery"
