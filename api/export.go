@@ -7,8 +7,8 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
-	"gopkg.in/yaml.v3"
 
+	"github.com/foundry-appliance/foundry/hardware"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -43,26 +43,33 @@ func yamlResponse(desc, example string) map[string]*huma.Response {
 const tinkExample = `apiVersion: tinkerbell.org/v1alpha1
 kind: Hardware
 metadata:
-  name: node-01.lab
+  annotations:
+    foundry/approved-at: "2026-01-05T10:00:00Z"
+    foundry/approved-by: token:alice
+    foundry/mac: "52:54:00:12:34:56"
+    foundry/network: static
+    foundry/state: ready
   labels:
     foundry/cluster: rack1
+    foundry/profile: debian
+  name: node-01.lab
 spec:
+  disks:
+    - device: /dev/disk/by-path/pci-0000:00:1f.2-ata-1
   interfaces:
     - dhcp:
-        mac: 52:54:00:12:34:56
-        hostname: node-01.lab
         arch: x86_64
-        uefi: true
+        hostname: node-01.lab
         ip:
           address: 10.77.0.50
-          netmask: 255.255.255.0
-          gateway: 10.77.0.1
           family: 4
+          gateway: 10.77.0.1
+          netmask: 255.255.255.0
+        mac: "52:54:00:12:34:56"
+        uefi: true
       netboot:
         allowPXE: false
         allowWorkflow: false
-  disks:
-    - device: /dev/disk/by-path/pci-0000:00:1f.2-ata-1
 `
 
 func (s *Server) registerExport() {
@@ -117,24 +124,21 @@ func (s *Server) registerExport() {
 // exportYAML renders machines as a YAML stream of Hardware objects.
 func (s *Server) exportYAML(ms []store.Machine, leases []store.Lease, namespace string) (*yamlOut, error) {
 	var buf bytes.Buffer
-	if len(ms) == 0 {
-		// An empty YAML stream; the encoder cannot close one.
-		return &yamlOut{ContentType: YAMLContentType, Body: []byte{}}, nil
-	}
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	for _, m := range ms {
+	for i, m := range ms {
 		h, err := tinkerbellHardware(m, s.segment(m.Segment), leaseOf(leases, m.Segment, m.MAC), namespace)
 		if err != nil {
 			return nil, huma.Error409Conflict(err.Error())
 		}
-		if err := enc.Encode(h); err != nil {
+		doc, err := hardware.Marshal(h)
+		if err != nil {
 			return nil, s.storeErr(fmt.Errorf("encode hardware of %s: %w", m.MAC, err), "export", "")
 		}
+		if i > 0 {
+			buf.WriteString("---\n")
+		}
+		buf.Write(doc)
 	}
-	if err := enc.Close(); err != nil {
-		return nil, s.storeErr(fmt.Errorf("encode hardware: %w", err), "export", "")
-	}
+	// An empty stream when no machine is approved.
 	return &yamlOut{ContentType: YAMLContentType, Body: buf.Bytes()}, nil
 }
 

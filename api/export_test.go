@@ -12,10 +12,13 @@ import (
 	"testing"
 	"time"
 
+	tink "github.com/tinkerbell/tinkerbell/api/v1alpha1/tinkerbell"
 	"gopkg.in/yaml.v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/api/client"
+	"github.com/foundry-appliance/foundry/hardware"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -42,25 +45,24 @@ func path(v any, keys ...any) (any, bool) {
 	return v, true
 }
 
-// decodeAll decodes a YAML stream strictly into Hardware objects (an
-// unknown field fails) and loosely into maps (to check the field names
-// as written).
-func decodeAll(t *testing.T, b []byte) ([]api.TinkHardware, []map[string]any) {
+// decodeAll decodes a YAML stream strictly into Tinkerbell's Hardware
+// type (an unknown field fails; hardware.Parse) and loosely into maps (to
+// check the field names as written).
+func decodeAll(t *testing.T, b []byte) ([]tink.Hardware, []map[string]any) {
 	t.Helper()
-	var hs []api.TinkHardware
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	for {
-		var h api.TinkHardware
-		if err := dec.Decode(&h); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
+	var hs []tink.Hardware
+	for _, doc := range bytes.Split(b, []byte("\n---\n")) {
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		h, err := hardware.Parse(doc)
+		if err != nil {
 			t.Fatalf("decode hardware: %v\n%s", err, b)
 		}
-		hs = append(hs, h)
+		hs = append(hs, *h)
 	}
 	var ms []map[string]any
-	dec = yaml.NewDecoder(bytes.NewReader(b))
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	for {
 		var m map[string]any
 		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
@@ -112,28 +114,29 @@ func TestExportTinkerbell(t *testing.T) {
 			t.Fatalf("%d documents:\n%s", len(hs), b)
 		}
 		no := false
-		want := api.TinkHardware{
-			APIVersion: "tinkerbell.org/v1alpha1", Kind: "Hardware",
-			Spec: api.TinkSpec{
-				Interfaces: []api.TinkInterface{{
-					DHCP: &api.TinkDHCP{MAC: static, Hostname: "node-01.lab", LeaseTime: 3600, NameServers: []string{"10.77.0.53"}, IfaceName: "ens3",
-						IP: &api.TinkIP{Address: "10.77.0.50", Netmask: "255.255.255.0", Gateway: "10.77.0.1", Family: 4}},
-					Netboot: &api.TinkNetboot{AllowPXE: &no, AllowWorkflow: &no},
+		want := tink.Hardware{
+			TypeMeta: metav1.TypeMeta{APIVersion: "tinkerbell.org/v1alpha1", Kind: "Hardware"},
+			Spec: tink.HardwareSpec{
+				Interfaces: []tink.Interface{{
+					DHCP: &tink.DHCP{MAC: static, Hostname: "node-01.lab", LeaseTime: 3600, NameServers: []string{"10.77.0.53"}, IfaceName: "ens3",
+						IP: &tink.IP{Address: "10.77.0.50", Netmask: "255.255.255.0", Gateway: "10.77.0.1", Family: 4}},
+					Netboot: &tink.Netboot{AllowPXE: &no, AllowWorkflow: &no},
 				}},
-				Metadata: &api.TinkMetadata{
-					Manufacturer: &api.TinkManufacturer{Slug: "qemu"},
-					Instance: &api.TinkInstance{ID: static, Hostname: "node-01.lab", SSHKeys: []string{goodKey},
-						Ips: []api.TinkIP{{Address: "10.77.0.50", Netmask: "255.255.255.0", Gateway: "10.77.0.1", Family: 4}}},
+				Metadata: &tink.HardwareMetadata{
+					Manufacturer: &tink.MetadataManufacturer{Slug: "qemu"},
+					Instance: &tink.MetadataInstance{ID: static, Hostname: "node-01.lab", SSHKeys: []string{goodKey},
+						Ips: []*tink.MetadataInstanceIP{{Address: "10.77.0.50", Netmask: "255.255.255.0", Gateway: "10.77.0.1", Family: 4}}},
 				},
-				Disks: []api.TinkDisk{{Device: "/dev/disk/by-path/pci-0000:00:04.0-nvme-1"}},
+				Disks: []tink.Disk{{Device: "/dev/disk/by-path/pci-0000:00:04.0-nvme-1"}},
 			},
 		}
 		got := hs[0]
-		if got.Metadata.Name != "node-01.lab" || got.Metadata.Labels["foundry/cluster"] != "rack1" || got.Metadata.Labels["foundry/profile"] != "disk-image" ||
-			got.Metadata.Annotations["foundry/mac"] != static || got.Metadata.Annotations["foundry/approved-by"] != "token:admin" {
-			t.Errorf("metadata %+v", got.Metadata)
+		if got.Name != "node-01.lab" || got.Labels["foundry/cluster"] != "rack1" || got.Labels["foundry/profile"] != "disk-image" ||
+			got.Annotations["foundry/mac"] != static || got.Annotations["foundry/approved-by"] != "token:admin" ||
+			got.Annotations["foundry/state"] != "approved" || got.Annotations["foundry/network"] != "static" {
+			t.Errorf("metadata %+v", got.ObjectMeta)
 		}
-		got.Metadata = api.TinkMeta{}
+		got.ObjectMeta = metav1.ObjectMeta{}
 		if !reflect.DeepEqual(got, want) {
 			gb, _ := yaml.Marshal(got)
 			wb, _ := yaml.Marshal(want)
@@ -144,7 +147,7 @@ func TestExportTinkerbell(t *testing.T) {
 			{"apiVersion"}, {"kind"}, {"metadata", "name"},
 			{"spec", "interfaces", 0, "dhcp", "mac"}, {"spec", "interfaces", 0, "dhcp", "hostname"},
 			{"spec", "interfaces", 0, "dhcp", "lease_time"}, {"spec", "interfaces", 0, "dhcp", "name_servers", 0},
-			{"spec", "interfaces", 0, "dhcp", "uefi"}, {"spec", "interfaces", 0, "dhcp", "iface_name"},
+			{"spec", "interfaces", 0, "dhcp", "iface_name"},
 			{"spec", "interfaces", 0, "dhcp", "ip", "address"}, {"spec", "interfaces", 0, "dhcp", "ip", "netmask"},
 			{"spec", "interfaces", 0, "dhcp", "ip", "gateway"},
 			{"spec", "interfaces", 0, "netboot", "allowPXE"}, {"spec", "interfaces", 0, "netboot", "allowWorkflow"},
@@ -158,12 +161,12 @@ func TestExportTinkerbell(t *testing.T) {
 			}
 		}
 		// Round trip: what we decoded encodes to the same document.
-		again, err := yaml.Marshal(hs[0])
+		again, err := hardware.Marshal(&hs[0])
 		if err != nil {
 			t.Fatal(err)
 		}
-		if hs2, _ := decodeAll(t, again); !reflect.DeepEqual(hs2[0], hs[0]) {
-			t.Errorf("round trip changed the object:\n%s", again)
+		if !bytes.Equal(again, b) {
+			t.Errorf("round trip changed the document:\n%s\nwant\n%s", again, b)
 		}
 	})
 
@@ -173,16 +176,16 @@ func TestExportTinkerbell(t *testing.T) {
 			t.Fatal(err)
 		}
 		hs, _ := decodeAll(t, b)
-		if len(hs) != 2 || hs[0].Metadata.Name != "node-01.lab" || hs[1].Metadata.Name != "node-02" {
+		if len(hs) != 2 || hs[0].Name != "node-01.lab" || hs[1].Name != "node-02" {
 			t.Fatalf("documents %+v", hs)
 		}
 		for _, h := range hs {
-			if h.Metadata.Namespace != "tink-system" {
-				t.Errorf("%s: namespace %q", h.Metadata.Name, h.Metadata.Namespace)
+			if h.Namespace != "tink-system" {
+				t.Errorf("%s: namespace %q", h.Name, h.Namespace)
 			}
 		}
 		d := hs[1].Spec.Interfaces[0].DHCP
-		wantIP := &api.TinkIP{Address: "10.77.0.123", Netmask: "255.255.255.0", Gateway: "10.77.0.1", Family: 4}
+		wantIP := &tink.IP{Address: "10.77.0.123", Netmask: "255.255.255.0", Gateway: "10.77.0.1", Family: 4}
 		if d.MAC != dhcp || d.Arch != "x86_64" || !d.UEFI || !reflect.DeepEqual(d.IP, wantIP) || !reflect.DeepEqual(d.NameServers, []string{"10.77.0.1"}) {
 			t.Errorf("DHCP machine from its lease: %+v ip %+v", d, d.IP)
 		}

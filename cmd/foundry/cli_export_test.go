@@ -6,9 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/foundry-appliance/foundry/api"
+	"github.com/foundry-appliance/foundry/hardware"
 	"github.com/foundry-appliance/foundry/ipxe"
 	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/store"
@@ -63,8 +62,8 @@ func TestCLIScriptAndExport(t *testing.T) {
 		t.Fatalf("script -o json: exit %d %+v %v", exit, bs, err)
 	}
 	out, _, exit = e.run(ctx, "machines", "export", "--all", "--namespace", "tink-system")
-	var h api.TinkHardware
-	if err := yaml.Unmarshal([]byte(out), &h); exit != 0 || err != nil || h.Metadata.Name != "node-01" || h.Metadata.Namespace != "tink-system" ||
+	h, err := hardware.Parse([]byte(out))
+	if exit != 0 || err != nil || h.Name != "node-01" || h.Namespace != "tink-system" ||
 		len(h.Spec.Interfaces) != 1 || h.Spec.Interfaces[0].DHCP.MAC != mac || len(h.Spec.Disks) != 1 || h.Spec.Disks[0].Device != "/dev/disk/by-path/pci-0000:00:1f.2-ata-1" {
 		t.Fatalf("export --all: exit %d %+v %v\n%s", exit, h, err, out)
 	}
