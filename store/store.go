@@ -6,6 +6,7 @@
 // Key layout (values are JSON unless noted):
 //
 //	meta/schema              schema version (int)
+//	meta/cursor/<name>       an exporter's last delivered audit id (raw; cursor.go)
 //	m/<mac>                  Machine
 //	l/<segment>/<mac>        Lease
 //	a/<id>                   AuditEntry; ids sort by time (see nextID)

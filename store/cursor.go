@@ -1,0 +1,122 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/foundry-appliance/foundry/names"
+)
+
+// An exporter (the GitOps repository, package gitops) follows the audit
+// log: it reads the entries after the last one it has delivered, in the
+// order they were written, and keeps that entry's id as a named cursor
+// (meta/cursor/<name>). The audit log is written in the same synced
+// transaction as every change, so a cursor that moves only once an entry's
+// effect is delivered loses nothing across a crash or a restart.
+
+func cursorKey(name string) []byte { return []byte("meta/cursor/" + name) }
+
+// AuditAfter returns up to limit entries written after the entry with id
+// after ("" = from the first), oldest first. Limit 0 means 100; larger
+// than 1000 means 1000.
+//
+// Ids are drawn inside their transaction, before it commits, so an entry
+// can appear after one with a later id (two writes racing by a fraction
+// of a second). A follower that must see every entry reads again from a
+// little before its cursor (AuditIDBefore) and ignores what it has seen.
+func (db *DB) AuditAfter(after string, limit int) ([]AuditEntry, error) {
+	switch {
+	case limit < 0:
+		return nil, fmt.Errorf("audit after: %w: negative limit %d", ErrInvalid, limit)
+	case limit == 0:
+		limit = defaultAuditLimit
+	case limit > maxAuditLimit:
+		limit = maxAuditLimit
+	}
+	if after != "" {
+		if _, _, ok := parseID(after); !ok {
+			return nil, fmt.Errorf("audit after: %w: cursor %s is not an audit id", ErrInvalid, label(after))
+		}
+	}
+	out := []AuditEntry{}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("a/"), PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Seek(auditKey(after)); it.Valid() && len(out) < limit; it.Next() {
+			item := it.Item()
+			id := string(item.Key()[2:])
+			if id == after {
+				continue
+			}
+			var e AuditEntry
+			if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &e) }); err != nil {
+				return fmt.Errorf("read audit entry %s: %w", id, err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit after: %w", err)
+	}
+	return out, nil
+}
+
+// AuditIDBefore returns the smallest id that an entry written d before
+// the entry with id could have ("" for "" or an id that is not one), for
+// re-reading behind a cursor.
+func AuditIDBefore(id string, d time.Duration) string {
+	n, _, ok := parseID(id)
+	if !ok {
+		return ""
+	}
+	if uint64(d) >= n {
+		return ""
+	}
+	return formatID(n-uint64(d), 0)
+}
+
+// Cursor returns the value of the named cursor; "" when it was never set.
+func (db *DB) Cursor(name string) (string, error) {
+	if err := names.CheckName(name); err != nil {
+		return "", fmt.Errorf("read cursor: %w: %v", ErrInvalid, err)
+	}
+	var v string
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		b, err := getRaw(txn, cursorKey(name))
+		if err != nil {
+			return err
+		}
+		v = string(b)
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read cursor %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// SetCursor sets the named cursor to value (an audit id, or "" to start
+// over), synced.
+func (db *DB) SetCursor(name, value string) error {
+	if err := names.CheckName(name); err != nil {
+		return fmt.Errorf("set cursor: %w: %v", ErrInvalid, err)
+	}
+	if value != "" {
+		if _, _, ok := parseID(value); !ok {
+			return fmt.Errorf("set cursor: %w: %s is not an audit id", ErrInvalid, label(value))
+		}
+	}
+	err := db.update(func(txn *badger.Txn) error { return txn.Set(cursorKey(name), []byte(value)) })
+	if err != nil {
+		return fmt.Errorf("set cursor %s: %w", name, err)
+	}
+	return nil
+}
