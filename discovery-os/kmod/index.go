@@ -26,10 +26,16 @@ type Index struct {
 	// (the last one is loaded first).
 	Deps    map[string][]string
 	Aliases []Alias
+	// SoftPre and SoftPost map a module name to the modules to load before
+	// and after it (modules.softdep), failures allowed.
+	SoftPre, SoftPost map[string][]string
+
+	prefixes []string // literal head of each alias pattern, for Match
 }
 
-// ReadIndex reads modules.dep and modules.alias from a module directory.
-// A missing modules.alias only disables modalias matching.
+// ReadIndex reads modules.dep, modules.alias and modules.softdep from a
+// module directory. A missing modules.alias only disables modalias
+// matching, a missing modules.softdep soft dependencies.
 func ReadIndex(dir string) (*Index, error) {
 	f, err := os.Open(filepath.Join(dir, "modules.dep"))
 	if err != nil {
@@ -51,7 +57,40 @@ func ReadIndex(dir string) (*Index, error) {
 	if ix.Aliases, err = ParseAlias(a); err != nil {
 		return nil, fmt.Errorf("modules.alias: %w", err)
 	}
+	sd, err := os.Open(filepath.Join(dir, "modules.softdep"))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return ix, nil
+		}
+		return nil, fmt.Errorf("read module soft dependencies: %w", err)
+	}
+	defer sd.Close()
+	if ix.SoftPre, ix.SoftPost, err = ParseSoftdepFile(sd); err != nil {
+		return nil, fmt.Errorf("modules.softdep: %w", err)
+	}
 	return ix, nil
+}
+
+// ParseSoftdepFile reads the modules.softdep format:
+// "softdep module pre: a b post: c".
+func ParseSoftdepFile(r io.Reader) (pre, post map[string][]string, err error) {
+	pre, post = map[string][]string{}, map[string][]string{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if len(f) < 3 || f[0] != "softdep" {
+			return nil, nil, fmt.Errorf("line %d: not \"softdep module pre: … post: …\"", n)
+		}
+		name := Normalize(f[1])
+		p, q := ParseSoftdep(strings.Join(f[2:], " "))
+		pre[name] = append(pre[name], p...)
+		post[name] = append(post[name], q...)
+	}
+	return pre, post, sc.Err()
 }
 
 // ParseDep reads the modules.dep format: "path: dep-path dep-path…".
@@ -103,13 +142,30 @@ func ParseAlias(r io.Reader) ([]Alias, error) {
 // Match returns the modules whose alias patterns match a device's modalias,
 // each once, in modules.alias order.
 func (ix *Index) Match(modalias string) []string {
+	// Thousands of aliases, matched against every device many times under
+	// an emulator at boot: a pattern whose literal head the modalias lacks
+	// cannot match, and comparing heads is far cheaper than globbing.
+	if len(ix.prefixes) != len(ix.Aliases) {
+		ix.prefixes = make([]string, len(ix.Aliases))
+		for i, a := range ix.Aliases {
+			ix.prefixes[i] = literalPrefix(a.Pattern)
+		}
+	}
 	var out []string
-	for _, a := range ix.Aliases {
-		if Glob(a.Pattern, modalias) && !slices.Contains(out, a.Module) {
+	for i, a := range ix.Aliases {
+		if strings.HasPrefix(modalias, ix.prefixes[i]) && Glob(a.Pattern, modalias) && !slices.Contains(out, a.Module) {
 			out = append(out, a.Module)
 		}
 	}
 	return out
+}
+
+// literalPrefix is the part of a pattern before its first wildcard.
+func literalPrefix(pattern string) string {
+	if i := strings.IndexAny(pattern, "*?["); i >= 0 {
+		return pattern[:i]
+	}
+	return pattern
 }
 
 // WriteDep writes modules.dep for mods, which must be closed under
@@ -159,6 +215,28 @@ func WriteAlias(w io.Writer, mods []Module) error {
 		for _, a := range m.Aliases {
 			fmt.Fprintf(bw, "alias %s %s\n", a, m.Name)
 		}
+	}
+	return bw.Flush()
+}
+
+// WriteSoftdep writes modules.softdep for the modules of mods that have
+// soft dependencies (Tree.Closure's result, whose softdeps are module
+// names).
+func WriteSoftdep(w io.Writer, mods []Module) error {
+	bw := bufio.NewWriter(w)
+	bw.WriteString("# Soft dependencies extracted from modules themselves.\n")
+	for _, m := range mods {
+		if len(m.SoftPre) == 0 && len(m.SoftPost) == 0 {
+			continue
+		}
+		fmt.Fprintf(bw, "softdep %s", m.Name)
+		if len(m.SoftPre) > 0 {
+			fmt.Fprintf(bw, " pre: %s", strings.Join(m.SoftPre, " "))
+		}
+		if len(m.SoftPost) > 0 {
+			fmt.Fprintf(bw, " post: %s", strings.Join(m.SoftPost, " "))
+		}
+		bw.WriteString("\n")
 	}
 	return bw.Flush()
 }

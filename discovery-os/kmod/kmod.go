@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -36,6 +37,15 @@ type Module struct {
 	Depends []string
 	// Aliases are the modalias patterns the module handles.
 	Aliases []string
+	// SoftPre and SoftPost are the modules its softdep entry asks to be
+	// loaded before and after it (r8169 needs the realtek PHY driver, which
+	// only request_module would otherwise load); their failure does not
+	// stop the module. In a Tree they may still be aliases ("crc32c"); in
+	// an Index and in Tree.Closure's result they are module names.
+	SoftPre, SoftPost []string
+	// Firmware names the files the module may ask the kernel for,
+	// relative to /lib/firmware.
+	Firmware []string
 }
 
 // NameOf returns the module name for a file name or path:
@@ -102,9 +112,12 @@ func ReadFile(path string) ([]byte, error) {
 
 // Modinfo is the content of a module's .modinfo section.
 type Modinfo struct {
-	Name    string
-	Depends []string
-	Aliases []string
+	Name     string
+	Depends  []string
+	Aliases  []string
+	SoftPre  []string
+	SoftPost []string
+	Firmware []string
 }
 
 // ParseModinfo reads the .modinfo section of an ELF module image: a run of
@@ -139,7 +152,35 @@ func ParseModinfo(image []byte) (Modinfo, error) {
 					mi.Depends = append(mi.Depends, Normalize(d))
 				}
 			}
+		case "firmware":
+			if v != "" && !slices.Contains(mi.Firmware, v) {
+				mi.Firmware = append(mi.Firmware, v)
+			}
+		case "softdep":
+			pre, post := ParseSoftdep(v)
+			mi.SoftPre = append(mi.SoftPre, pre...)
+			mi.SoftPost = append(mi.SoftPost, post...)
 		}
 	}
 	return mi, nil
+}
+
+// ParseSoftdep reads a softdep value, "pre: a b post: c" (either part may
+// be missing), as modprobe.d and MODULE_SOFTDEP write it. Words before any
+// "pre:" or "post:" are ignored, as modprobe does.
+func ParseSoftdep(v string) (pre, post []string) {
+	var into *[]string
+	for _, w := range strings.Fields(v) {
+		switch w {
+		case "pre:":
+			into = &pre
+		case "post:":
+			into = &post
+		default:
+			if into != nil {
+				*into = append(*into, Normalize(w))
+			}
+		}
+	}
+	return pre, post
 }

@@ -69,19 +69,79 @@ func (t *Tree) Module(name string) (Module, error) {
 	if err != nil {
 		return Module{}, fmt.Errorf("module %s (%s): %w", name, rel, err)
 	}
-	m := Module{Name: name, Path: rel, Depends: mi.Depends, Aliases: mi.Aliases}
+	m := Module{Name: name, Path: rel, Depends: mi.Depends, Aliases: mi.Aliases,
+		SoftPre: mi.SoftPre, SoftPost: mi.SoftPost, Firmware: mi.Firmware}
 	t.info[name] = m
 	return m, nil
 }
 
+// Names lists the module files of the tree by name, sorted.
+func (t *Tree) Names() []string {
+	out := make([]string, 0, len(t.paths))
+	for n := range t.paths {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Path returns a module's file relative to Dir ("kernel/drivers/net/
+// virtio_net.ko"), or "" when the tree has no such module file.
+func (t *Tree) Path(name string) string { return t.paths[Normalize(name)] }
+
+// Resolve returns the modules a softdep word names: the module of that
+// name, or else every module with an alias matching it ("crc32c" →
+// crc32c_generic, crc32c_intel), as modprobe resolves it. Matching an
+// alias reads every module of the tree once.
+func (t *Tree) Resolve(word string) ([]string, error) {
+	if t.Has(word) {
+		return []string{Normalize(word)}, nil
+	}
+	var out []string
+	for _, n := range t.Names() {
+		m, err := t.Module(n)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(m.Aliases, func(a string) bool { return Glob(a, word) }) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
 // Closure returns the named modules and everything they depend on, each
-// once, dependencies before the modules that need them. Names that are not
-// module files are reported in missing (the caller decides whether a
-// built-in or absent driver matters).
+// once, dependencies before the modules that need them. Soft dependencies
+// come along too, resolved to module names (a softdep that names nothing
+// in the tree is dropped: it is soft). Names that are not module files are
+// reported in missing (the caller decides whether a built-in or absent
+// driver matters).
 func (t *Tree) Closure(names []string) (mods []Module, missing []string, err error) {
 	seen := map[string]bool{}
-	var visit func(name string, stack []string) error
-	visit = func(name string, stack []string) error {
+	var visit func(name string, stack []string, soft bool) error
+	resolve := func(words []string, stack []string) ([]string, error) {
+		var out []string
+		for _, w := range words {
+			rs, err := t.Resolve(w)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rs {
+				if slices.Contains(out, r) {
+					continue
+				}
+				out = append(out, r)
+				if slices.Contains(stack, r) {
+					continue // a soft cycle is not an error: the loader breaks it too
+				}
+				if err := visit(r, stack, true); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return out, nil
+	}
+	visit = func(name string, stack []string, soft bool) error {
 		name = Normalize(name)
 		if seen[name] {
 			return nil
@@ -90,7 +150,9 @@ func (t *Tree) Closure(names []string) (mods []Module, missing []string, err err
 			return fmt.Errorf("dependency cycle: %v → %s", stack, name)
 		}
 		if !t.Has(name) {
-			missing = append(missing, name)
+			if !soft {
+				missing = append(missing, name)
+			}
 			seen[name] = true
 			return nil
 		}
@@ -98,17 +160,29 @@ func (t *Tree) Closure(names []string) (mods []Module, missing []string, err err
 		if err != nil {
 			return fmt.Errorf("module %s: %w", name, err)
 		}
+		stack = append(stack, name)
 		for _, d := range m.Depends {
-			if err := visit(d, append(stack, name)); err != nil {
+			if err := visit(d, stack, false); err != nil {
 				return err
 			}
 		}
+		if m.SoftPre, err = resolve(m.SoftPre, stack); err != nil {
+			return fmt.Errorf("module %s: %w", name, err)
+		}
 		seen[name] = true
 		mods = append(mods, m)
+		// Post-softdeps are recorded on the module in mods; the slice
+		// element is updated once they are resolved.
+		i := len(mods) - 1
+		post, err := resolve(m.SoftPost, stack)
+		if err != nil {
+			return fmt.Errorf("module %s: %w", name, err)
+		}
+		mods[i].SoftPost = post
 		return nil
 	}
 	for _, n := range names {
-		if err := visit(n, nil); err != nil {
+		if err := visit(n, nil, false); err != nil {
 			return nil, nil, err
 		}
 	}

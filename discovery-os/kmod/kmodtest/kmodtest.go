@@ -19,16 +19,30 @@ type Module struct {
 	Path    string
 	Depends []string
 	Aliases []string
+	// Softdep is the module's softdep entry ("pre: realtek"); Firmware its
+	// firmware entries. Default none.
+	Softdep  string
+	Firmware []string
 }
 
 // ELF returns a minimal x86-64 ELF relocatable whose .modinfo section holds
 // name, depends and alias entries, as the kernel build writes them.
 func ELF(name string, depends, aliases []string) []byte {
+	return Module{Depends: depends, Aliases: aliases}.elf(name)
+}
+
+func (m Module) elf(name string) []byte {
 	var mi bytes.Buffer
-	for _, a := range aliases {
+	for _, f := range m.Firmware {
+		mi.WriteString("firmware=" + f + "\x00")
+	}
+	if m.Softdep != "" {
+		mi.WriteString("softdep=" + m.Softdep + "\x00")
+	}
+	for _, a := range m.Aliases {
 		mi.WriteString("alias=" + a + "\x00")
 	}
-	mi.WriteString("depends=" + strings.Join(depends, ",") + "\x00")
+	mi.WriteString("depends=" + strings.Join(m.Depends, ",") + "\x00")
 	mi.WriteString("name=" + name + "\x00")
 	shstr := []byte("\x00.modinfo\x00.shstrtab\x00")
 
@@ -66,7 +80,7 @@ func Tree(t testing.TB, dir string, mods []Module) string {
 			t.Fatal(err)
 		}
 		name := strings.TrimSuffix(filepath.Base(m.Path), ".ko")
-		if err := os.WriteFile(p, ELF(name, m.Depends, m.Aliases), 0o644); err != nil {
+		if err := os.WriteFile(p, m.elf(name), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
