@@ -1,13 +1,21 @@
-// Package initramfs assembles the discovery OS initramfs: a gzip-compressed
+// Package initramfs assembles the discovery OS initramfs: a compressed
 // newc cpio archive holding the agent as /init, the kernel modules the
-// hardware may need with a modules.dep and modules.alias for exactly that
-// set, pci.ids, and the directories and device nodes the agent expects.
-// The appliance ISO's initramfs is built with it too, adding its own files
-// (Spec.Files).
+// hardware may need with a modules.dep, modules.alias and modules.softdep
+// for exactly that set, the firmware those modules ask for, pci.ids, and
+// the directories and device nodes the agent expects. The appliance ISO's
+// initramfs is built with it too, adding its own files (Spec.Files).
+//
+// With Spec.Compress set, every module and firmware file is compressed on
+// its own (xz, as Debian's later kernels ship them): only what the
+// hardware present uses is ever decompressed, by the agent's module loader
+// and the kernel's firmware loader. Those files go into a first,
+// uncompressed cpio archive and everything else into a second, compressed
+// one; the kernel unpacks the concatenation (as it does early microcode),
+// and nothing is compressed twice.
 //
 // The output is deterministic: entries are sorted, every time stamp is
-// Spec.MTime, inode numbers are assigned in order and the gzip header
-// carries no name or time, so the same inputs give the same bytes.
+// Spec.MTime, inode numbers are assigned in order and the compressed
+// streams carry no name or time, so the same inputs give the same bytes.
 package initramfs
 
 import (
@@ -52,12 +60,45 @@ type Spec struct {
 	PCIIDs string
 	// MTime is the time stamp of every entry. Default: the Unix epoch.
 	MTime time.Time
+	// Compression is the archive's compression: Gzip or XZ. Default
+	// (None): gzip.
+	Compression Compression
 	// Level is the gzip level. Default: gzip.BestCompression.
 	Level int
+	// Compress, when XZ, compresses each module (.ko → .ko.xz) and each
+	// firmware file (→ <name>.xz, which the kernel reads directly) on its
+	// own. Default None: files are stored as the kernel package has them.
+	Compress Compression
+	// Cache is a directory where compressed modules and firmware are kept
+	// by content, so that a rebuild compresses only what changed.
+	// Default: none.
+	Cache string
+	// Firmware are files installed under /lib/firmware. Default: none.
+	Firmware []Firmware
+	// Links are symbolic links made in the image (the agent as
+	// /sbin/modprobe). Default: none.
+	Links []Link
 	// Files are further files copied into the image, after everything
 	// above; a Dst named twice, or naming an entry the image already has
 	// (/init, a module, pci.ids, a directory), is an error. Default: none.
 	Files []File
+}
+
+// Firmware is one firmware file for /lib/firmware.
+type Firmware struct {
+	// Name is the path under /lib/firmware that a driver asks for
+	// ("rtl_nic/rtl8168e-3.fw").
+	Name string
+	// Src is the file on the build host; a symbolic link is followed.
+	Src string
+}
+
+// Link is a symbolic link in the image.
+type Link struct {
+	// Path is where the link is ("/sbin/modprobe").
+	Path string
+	// Target is what it points to ("/init").
+	Target string
 }
 
 // File is one file copied from the build host into the image.
@@ -74,13 +115,17 @@ type File struct {
 
 // Build writes the compressed archive for spec to w.
 func Build(w io.Writer, spec Spec) error {
-	b := &builder{mtime: uint64(max(spec.MTime.Unix(), 0)), files: map[string]cpio.Record{}}
+	b := &builder{mtime: uint64(max(spec.MTime.Unix(), 0)), files: map[string]cpio.Record{},
+		stored: map[string]bool{}, xz: &xzCache{dir: spec.Cache}}
 	for _, d := range []string{"dev", "etc", "proc", "run", "sys", "usr/share/misc"} {
 		b.dir(d, 0o755)
 	}
 	b.dir("tmp", 0o1777)
 	b.node("dev/console", 0o600, 5, 1) // the kernel opens it for /init's stdio
 	b.node("dev/null", 0o666, 1, 3)
+	if spec.Compress != None && spec.Compress != XZ {
+		return fmt.Errorf("per-file compression %v: only xz is read back by the loaders", spec.Compress)
+	}
 
 	switch {
 	case spec.Init != "" && spec.InitLink != "":
@@ -109,10 +154,23 @@ func Build(w io.Writer, spec Spec) error {
 			return fmt.Errorf("add kernel modules: %w", err)
 		}
 	}
+	if err := b.firmware(spec); err != nil {
+		return fmt.Errorf("add firmware: %w", err)
+	}
 	for _, f := range spec.Files {
 		if err := b.extra(f); err != nil {
 			return fmt.Errorf("add %s: %w", f.Dst, err)
 		}
+	}
+	for _, l := range spec.Links {
+		name := strings.TrimPrefix(path.Clean(l.Path), "/")
+		if !path.IsAbs(l.Path) || name == "" || l.Target == "" {
+			return fmt.Errorf("link %q → %q: want an absolute path and a target", l.Path, l.Target)
+		}
+		if _, dup := b.files[name]; dup {
+			return fmt.Errorf("link %s: the image already has /%s", l.Path, name)
+		}
+		b.symlink(name, l.Target)
 	}
 	if spec.InitLink != "" {
 		// A dangling /init would only show as a kernel panic at boot.
@@ -121,24 +179,87 @@ func Build(w io.Writer, spec Spec) error {
 			return fmt.Errorf("InitLink %s is not an executable file of the image", spec.InitLink)
 		}
 	}
+	return b.write(w, spec)
+}
 
-	level := spec.Level
-	if level == 0 {
-		level = gzip.BestCompression
-	}
-	zw, err := gzip.NewWriterLevel(w, level)
-	if err != nil {
-		return fmt.Errorf("gzip: %w", err)
-	}
-	cw := cpio.Newc.Writer(zw)
-	names := make([]string, 0, len(b.files))
+// write emits the archive: the files compressed one by one first, in an
+// uncompressed cpio with their directories, then everything else in a
+// compressed one.
+func (b *builder) write(w io.Writer, spec Spec) error {
+	var stored, rest []string
 	for n := range b.files {
-		names = append(names, n)
+		if b.stored[n] {
+			stored = append(stored, n)
+		} else {
+			rest = append(rest, n)
+		}
 	}
-	slices.Sort(names) // parents sort before their children
-	for i, n := range names {
+	ino := uint64(0)
+	if len(stored) > 0 {
+		for _, n := range stored {
+			for d := path.Dir(n); d != "."; d = path.Dir(d) {
+				if !slices.Contains(stored, d) {
+					stored = append(stored, d)
+				}
+			}
+		}
+		cw := &countingWriter{w: w}
+		if err := b.writeCPIO(cw, stored, &ino); err != nil {
+			return err
+		}
+		// The kernel looks for the next archive at a 4-byte boundary;
+		// 512 is what dracut pads early microcode to.
+		if pad := (512 - cw.n%512) % 512; pad > 0 {
+			if _, err := w.Write(make([]byte, pad)); err != nil {
+				return fmt.Errorf("pad the stored archive: %w", err)
+			}
+		}
+	}
+	switch spec.Compression {
+	case None, Gzip:
+		level := spec.Level
+		if level == 0 {
+			level = gzip.BestCompression
+		}
+		zw, err := gzip.NewWriterLevel(w, level)
+		if err != nil {
+			return fmt.Errorf("gzip: %w", err)
+		}
+		if err := b.writeCPIO(zw, rest, &ino); err != nil {
+			return err
+		}
+		if err := zw.Close(); err != nil {
+			return fmt.Errorf("gzip: %w", err)
+		}
+	case XZ:
+		var raw bytes.Buffer
+		if err := b.writeCPIO(&raw, rest, &ino); err != nil {
+			return err
+		}
+		// The kernel's decoder handles the x86 branch filter (the agent is
+		// most of this archive) and CRC32 checks only.
+		z, err := xzRun(raw.Bytes(), "--x86", "--lzma2=preset=9")
+		if err != nil {
+			return fmt.Errorf("compress the archive: %w", err)
+		}
+		if _, err := w.Write(z); err != nil {
+			return fmt.Errorf("write the archive: %w", err)
+		}
+	default:
+		return fmt.Errorf("archive compression %v: want gzip or xz", spec.Compression)
+	}
+	return nil
+}
+
+// writeCPIO writes the named records sorted (parents before children) and
+// a trailer.
+func (b *builder) writeCPIO(w io.Writer, names []string, ino *uint64) error {
+	slices.Sort(names)
+	cw := cpio.Newc.Writer(w)
+	for _, n := range names {
 		rec := b.files[n]
-		rec.Ino = uint64(i + 1)
+		*ino++
+		rec.Ino = *ino
 		if err := cw.WriteRecord(rec); err != nil {
 			return fmt.Errorf("write %s: %w", n, err)
 		}
@@ -146,10 +267,18 @@ func Build(w io.Writer, spec Spec) error {
 	if err := cpio.WriteTrailer(cw); err != nil {
 		return fmt.Errorf("write cpio trailer: %w", err)
 	}
-	if err := zw.Close(); err != nil {
-		return fmt.Errorf("gzip: %w", err)
-	}
 	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // modules adds the selected modules, their dependencies and the index files.
@@ -172,22 +301,90 @@ func (b *builder) modules(spec Spec) error {
 		version = filepath.Base(spec.ModuleDir)
 	}
 	base := "lib/modules/" + version
-	for _, m := range mods {
-		data, err := tree.ReadModuleFile(m)
-		if err != nil {
+	data := make([][]byte, len(mods))
+	for i, m := range mods {
+		if data[i], err = tree.ReadModuleFile(m); err != nil {
 			return fmt.Errorf("read module %s: %w", m.Name, err)
 		}
-		b.file(base+"/"+m.Path, 0o644, data)
 	}
-	var dep, alias bytes.Buffer
+	if spec.Compress == XZ {
+		var todo []int
+		for i, m := range mods {
+			if strings.HasSuffix(m.Path, ".ko") {
+				todo = append(todo, i)
+			}
+		}
+		// Small dictionaries: no module is near 8 MiB, and the agent's
+		// decoder allocates what the header asks for.
+		if err := b.xz.each(todo, func(i int) (err error) {
+			data[i], err = b.xz.compress(data[i], "--lzma2=preset=9,dict=8MiB")
+			return err
+		}); err != nil {
+			return fmt.Errorf("compress modules: %w", err)
+		}
+		for _, i := range todo {
+			mods[i].Path += ".xz"
+		}
+	}
+	for i, m := range mods {
+		b.file(base+"/"+m.Path, 0o644, data[i])
+		b.stored[base+"/"+m.Path] = !strings.HasSuffix(m.Path, ".ko")
+	}
+	var dep, alias, soft bytes.Buffer
 	if err := kmod.WriteDep(&dep, mods); err != nil {
 		return fmt.Errorf("write %s/modules.dep: %w", base, err)
 	}
 	if err := kmod.WriteAlias(&alias, mods); err != nil {
 		return fmt.Errorf("write %s/modules.alias: %w", base, err)
 	}
+	if err := kmod.WriteSoftdep(&soft, mods); err != nil {
+		return fmt.Errorf("write %s/modules.softdep: %w", base, err)
+	}
 	b.file(base+"/modules.dep", 0o644, dep.Bytes())
 	b.file(base+"/modules.alias", 0o644, alias.Bytes())
+	b.file(base+"/modules.softdep", 0o644, soft.Bytes())
+	return nil
+}
+
+// firmware adds Spec.Firmware under lib/firmware, each compressed on its
+// own when Spec.Compress says so (the kernel's loader tries <name>.xz after
+// <name>).
+func (b *builder) firmware(spec Spec) error {
+	data := make([][]byte, len(spec.Firmware))
+	names := make([]string, len(spec.Firmware))
+	for i, f := range spec.Firmware {
+		clean := path.Clean(f.Name)
+		if f.Name == "" || path.IsAbs(f.Name) || clean != f.Name || strings.HasPrefix(clean, "../") {
+			return fmt.Errorf("firmware name %q is not a clean relative path", f.Name)
+		}
+		names[i] = "lib/firmware/" + clean
+		if _, dup := b.files[names[i]]; dup || slices.Contains(names[:i], names[i]) {
+			return fmt.Errorf("firmware %s named twice", f.Name)
+		}
+		var err error
+		if data[i], err = os.ReadFile(f.Src); err != nil {
+			return fmt.Errorf("read %s: %w", f.Name, err)
+		}
+	}
+	if spec.Compress == XZ {
+		idx := make([]int, len(data))
+		for i := range idx {
+			idx[i] = i
+		}
+		if err := b.xz.each(idx, func(i int) (err error) {
+			data[i], err = b.xz.compress(data[i], "--lzma2=preset=9")
+			return err
+		}); err != nil {
+			return err
+		}
+		for i := range names {
+			names[i] += ".xz"
+		}
+	}
+	for i, n := range names {
+		b.file(n, 0o644, data[i])
+		b.stored[n] = spec.Compress == XZ
+	}
 	return nil
 }
 
@@ -230,8 +427,10 @@ func (b *builder) extra(f File) error {
 
 // builder collects records by name; parent directories are added as needed.
 type builder struct {
-	mtime uint64
-	files map[string]cpio.Record
+	mtime  uint64
+	files  map[string]cpio.Record
+	stored map[string]bool // compressed on their own: the stored archive
+	xz     *xzCache
 }
 
 func (b *builder) dir(name string, perm uint64) {
