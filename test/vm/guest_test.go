@@ -110,8 +110,8 @@ func TestSerialInput(t *testing.T) {
 	if err := in.Type("first line\n" + long + "\n10.0.2.15/24\n"); err != nil {
 		t.Fatal(err)
 	}
-	// The guest's terminal echoes what it reads, interleaved with the
-	// answers: each answer is looked for after the previous one.
+	// The guest turned its terminal's echo off: only its answers come
+	// back, each after the previous one.
 	if !in.WaitConsole(time.Minute, "ECHO:10.0.2.15/24\r\n") {
 		t.Fatalf("the burst's last line did not come back; console:\n%s", in.Console())
 	}

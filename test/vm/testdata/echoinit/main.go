@@ -11,9 +11,17 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
+	// The terminal's own echo of a burst interleaves, byte by byte, with
+	// the answers written meanwhile; the answers alone say what was read.
+	if t, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+		t.Lflag &^= unix.ECHO
+		unix.IoctlSetTermios(0, unix.TCSETS, t)
+	}
 	fmt.Println("ECHOINIT READY")
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
