@@ -197,6 +197,17 @@ func Next(a Action, by Role, from State) (State, error) {
 	return from, fmt.Errorf("unknown action %q: %w", a, ErrTransition)
 }
 
+// Why says what action a means, from the table (a commit message or a log
+// line says it with the action); "" for an action the table does not have.
+func Why(a Action) string {
+	for _, r := range rules {
+		if r.Action == a {
+			return r.Why
+		}
+	}
+	return ""
+}
+
 // CanTransition reports whether some action moves a machine from s to to.
 // The store checks every write with it, so that no code path can invent a
 // move the table does not have.

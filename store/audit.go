@@ -81,9 +81,10 @@ func (db *DB) initIDs() error {
 	})
 }
 
-// writeAudit adds an entry (a already checked) inside txn.
-func (db *DB) writeAudit(txn *badger.Txn, mac string, a Audit, now time.Time) error {
-	e := AuditEntry{ID: db.nextID(now), Time: now, MAC: mac, Audit: a}
+// writeAudit adds an entry (a already checked) inside txn; rev is the
+// machine revision the change made (AuditEntry.Revision), 0 for none.
+func (db *DB) writeAudit(txn *badger.Txn, mac string, a Audit, now time.Time, rev uint64) error {
+	e := AuditEntry{ID: db.nextID(now), Time: now, MAC: mac, Revision: rev, Audit: a}
 	if err := setJSON(txn, auditKey(e.ID), e); err != nil {
 		return fmt.Errorf("write audit entry: %w", err)
 	}
@@ -106,7 +107,7 @@ func (db *DB) AppendAudit(mac string, a Audit) error {
 	if err := checkAudit(&a, "note"); err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
-	err := db.update(func(txn *badger.Txn) error { return db.writeAudit(txn, mac, a, db.now()) })
+	err := db.update(func(txn *badger.Txn) error { return db.writeAudit(txn, mac, a, db.now(), 0) })
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}

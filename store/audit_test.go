@@ -137,7 +137,7 @@ func TestListAuditLimits(t *testing.T) {
 	db, clk, _ := openTest(t)
 	err := db.update(func(txn *badger.Txn) error {
 		for range 1100 {
-			if err := db.writeAudit(txn, "", Audit{Actor: "a", Action: "b"}, clk.Now()); err != nil {
+			if err := db.writeAudit(txn, "", Audit{Actor: "a", Action: "b"}, clk.Now(), 0); err != nil {
 				return err
 			}
 		}

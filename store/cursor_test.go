@@ -75,3 +75,30 @@ func TestCursorSurvivesReopen(t *testing.T) {
 		t.Fatalf("after reopen: %q %v, want %s", v, err, es[0].ID)
 	}
 }
+
+// Each entry of a machine write names the revision it made, so that a
+// follower can pair it with the machine as it was then.
+func TestAuditRevision(t *testing.T) {
+	db, _, _ := openTest(t)
+	m := mustCreate(t, db, Machine{MAC: mac(7), Hostname: "n7"})
+	if _, err := db.UpdateMachine(m.MAC, admin, func(m *Machine) error { m.Hostname = "n7b"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AppendAudit(m.MAC, Audit{Actor: "a", Action: "note"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteMachine(m.MAC, admin); err != nil {
+		t.Fatal(err)
+	}
+	es, err := db.AuditAfter("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, e := range es {
+		got = append(got, e.Revision)
+	}
+	if len(got) != 4 || got[0] != 1 || got[1] != 2 || got[2] != 0 || got[3] != 3 {
+		t.Fatalf("revisions %v, want [1 2 0 3]", got)
+	}
+}

@@ -231,7 +231,7 @@ func (db *DB) DeleteImage(name string, a Audit) (Image, error) {
 		if err := txn.Delete(imageKey(name)); err != nil {
 			return err
 		}
-		return db.writeAudit(txn, "", a, db.now())
+		return db.writeAudit(txn, "", a, db.now(), 0)
 	})
 	if err != nil {
 		return fail(err)

@@ -126,7 +126,7 @@ func (db *DB) CreateMachine(m Machine, a Audit) (Machine, error) {
 		if err := putMachine(txn, m); err != nil {
 			return err
 		}
-		return db.writeAudit(txn, m.MAC, a, now)
+		return db.writeAudit(txn, m.MAC, a, now, m.Revision)
 	})
 	if err != nil {
 		return fail(err)
@@ -230,7 +230,7 @@ func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) er
 		if quiet && next.State == old.State {
 			return nil
 		}
-		return db.writeAudit(txn, mac, entry, db.now())
+		return db.writeAudit(txn, mac, entry, db.now(), next.Revision)
 	})
 	if err != nil {
 		return fail(err)
@@ -283,5 +283,5 @@ func (db *DB) deleteMachine(txn *badger.Txn, mac string, a Audit) (Machine, erro
 	if err := ss.EndAll(); err != nil {
 		return Machine{}, err
 	}
-	return m, db.writeAudit(txn, mac, a, db.now())
+	return m, db.writeAudit(txn, mac, a, db.now(), m.Revision+1)
 }

@@ -213,6 +213,12 @@ type AuditEntry struct {
 	ID   string    `json:"id"`
 	Time time.Time `json:"time"`
 	MAC  string    `json:"mac,omitempty"`
+	// Revision is the machine's revision that this entry's change made
+	// (Machine.Revision; for a deletion, the deleted record's plus one),
+	// so that a follower of the log can pair the entry with the machine
+	// as it was then (the Event of that revision); 0 when the entry
+	// changed no machine record.
+	Revision uint64 `json:"revision,omitempty"`
 	Audit
 }
 

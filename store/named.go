@@ -59,7 +59,7 @@ func (k namedKind[T]) create(db *DB, v T, a Audit) (T, error) {
 		if err := setJSON(txn, k.key(name), v); err != nil {
 			return err
 		}
-		return db.writeAudit(txn, "", a, now)
+		return db.writeAudit(txn, "", a, now, 0)
 	})
 	if err != nil {
 		return fail(err)
@@ -134,7 +134,7 @@ func (k namedKind[T]) update(db *DB, name string, a Audit, fn func(*T) error) (T
 			return err
 		}
 		out = next
-		return db.writeAudit(txn, "", a, now)
+		return db.writeAudit(txn, "", a, now, 0)
 	})
 	if err != nil {
 		return fail(err)
@@ -163,7 +163,7 @@ func (k namedKind[T]) delete(db *DB, name string, a Audit) error {
 		if err := txn.Delete(k.key(name)); err != nil {
 			return err
 		}
-		return db.writeAudit(txn, "", a, db.now())
+		return db.writeAudit(txn, "", a, db.now(), 0)
 	})
 	if err != nil {
 		return fmt.Errorf("delete %s %s: %w", k.kind, name, err)
