@@ -130,9 +130,9 @@ func TestQEMUBoot(t *testing.T) {
 			case m == nil:
 				t.Errorf("no marker from the test init within %s", b.took.Round(time.Second))
 			default:
-				// The modules, modules.dep and modules.alias.
-				if n, _ := strconv.Atoi(m[1]); n != len(r.Modules)+2 {
-					t.Errorf("%s files under /lib/modules, want %d", m[1], len(r.Modules)+2)
+				// The modules, modules.dep, modules.alias and modules.softdep.
+				if n, _ := strconv.Atoi(m[1]); n != len(r.Modules)+3 {
+					t.Errorf("%s files under /lib/modules, want %d", m[1], len(r.Modules)+3)
 				}
 				if m[2] != "ok" || m[3] != "ok" {
 					t.Errorf("mke2fs=%s disk=%s", m[2], m[3])
