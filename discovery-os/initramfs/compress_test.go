@@ -125,9 +125,14 @@ func TestBuildCompressed(t *testing.T) {
 	}
 	s := compressedSpec(t)
 	var buf bytes.Buffer
-	if err := Build(&buf, s); err != nil {
+	rep, err := BuildReport(&buf, s)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if rep.Stored+rep.Compressed != int64(buf.Len()) || rep.Stored%512 != 0 {
+		t.Errorf("report: stored %d + compressed %d, image %d bytes", rep.Stored, rep.Compressed, buf.Len())
+	}
+	fwSize := rep.Sizes["lib/firmware/rtl_nic/rtl8168e-3.fw.xz"]
 	segs := segments(t, buf.Bytes())
 	if len(segs) != 2 {
 		t.Fatalf("%d archives, want a stored one and a compressed one", len(segs))
@@ -150,6 +155,9 @@ func TestBuildCompressed(t *testing.T) {
 	}
 	if got := unxz(t, stored["lib/firmware/rtl_nic/rtl8168e-3.fw.xz"]); got != strings.Repeat("firmware ", 100) {
 		t.Errorf("firmware decompresses to %q", got)
+	}
+	if fwSize != int64(len(stored["lib/firmware/rtl_nic/rtl8168e-3.fw.xz"])) || fwSize == 0 {
+		t.Errorf("report says the firmware takes %d bytes", fwSize)
 	}
 	for _, n := range []string{"init", "usr/share/misc/pci.ids", base + "modules.dep", base + "modules.alias", base + "modules.softdep", "sbin/modprobe"} {
 		if _, ok := rest[n]; !ok {

@@ -115,6 +115,23 @@ type File struct {
 
 // Build writes the compressed archive for spec to w.
 func Build(w io.Writer, spec Spec) error {
+	_, err := BuildReport(w, spec)
+	return err
+}
+
+// Report says what an image holds.
+type Report struct {
+	// Sizes maps each regular file of the image ("lib/firmware/
+	// tigon/tg3.bin.xz") to its size in the archive, compressed for the
+	// files compressed one by one.
+	Sizes map[string]int64
+	// Stored is the size of the archive of files compressed one by one,
+	// Compressed that of the compressed archive of everything else.
+	Stored, Compressed int64
+}
+
+// BuildReport is Build, returning what went into the image.
+func BuildReport(w io.Writer, spec Spec) (Report, error) {
 	b := &builder{mtime: uint64(max(spec.MTime.Unix(), 0)), files: map[string]cpio.Record{},
 		stored: map[string]bool{}, xz: &xzCache{dir: spec.Cache}}
 	for _, d := range []string{"dev", "etc", "proc", "run", "sys", "usr/share/misc"} {
@@ -124,51 +141,51 @@ func Build(w io.Writer, spec Spec) error {
 	b.node("dev/console", 0o600, 5, 1) // the kernel opens it for /init's stdio
 	b.node("dev/null", 0o666, 1, 3)
 	if spec.Compress != None && spec.Compress != XZ {
-		return fmt.Errorf("per-file compression %v: only xz is read back by the loaders", spec.Compress)
+		return Report{}, fmt.Errorf("per-file compression %v: only xz is read back by the loaders", spec.Compress)
 	}
 
 	switch {
 	case spec.Init != "" && spec.InitLink != "":
-		return fmt.Errorf("both Init (%s) and InitLink (%s) given", spec.Init, spec.InitLink)
+		return Report{}, fmt.Errorf("both Init (%s) and InitLink (%s) given", spec.Init, spec.InitLink)
 	case spec.InitLink != "":
 		if !path.IsAbs(spec.InitLink) {
-			return fmt.Errorf("InitLink %q is not an absolute path", spec.InitLink)
+			return Report{}, fmt.Errorf("InitLink %q is not an absolute path", spec.InitLink)
 		}
 		b.symlink("init", spec.InitLink)
 	default:
 		agent, err := os.ReadFile(spec.Init)
 		if err != nil {
-			return fmt.Errorf("read agent: %w", err)
+			return Report{}, fmt.Errorf("read agent: %w", err)
 		}
 		b.file("init", 0o755, agent)
 	}
 	if spec.PCIIDs != "" {
 		ids, err := os.ReadFile(spec.PCIIDs)
 		if err != nil {
-			return fmt.Errorf("read pci.ids: %w", err)
+			return Report{}, fmt.Errorf("read pci.ids: %w", err)
 		}
 		b.file("usr/share/misc/pci.ids", 0o644, ids)
 	}
 	if len(spec.Modules) > 0 {
 		if err := b.modules(spec); err != nil {
-			return fmt.Errorf("add kernel modules: %w", err)
+			return Report{}, fmt.Errorf("add kernel modules: %w", err)
 		}
 	}
 	if err := b.firmware(spec); err != nil {
-		return fmt.Errorf("add firmware: %w", err)
+		return Report{}, fmt.Errorf("add firmware: %w", err)
 	}
 	for _, f := range spec.Files {
 		if err := b.extra(f); err != nil {
-			return fmt.Errorf("add %s: %w", f.Dst, err)
+			return Report{}, fmt.Errorf("add %s: %w", f.Dst, err)
 		}
 	}
 	for _, l := range spec.Links {
 		name := strings.TrimPrefix(path.Clean(l.Path), "/")
 		if !path.IsAbs(l.Path) || name == "" || l.Target == "" {
-			return fmt.Errorf("link %q → %q: want an absolute path and a target", l.Path, l.Target)
+			return Report{}, fmt.Errorf("link %q → %q: want an absolute path and a target", l.Path, l.Target)
 		}
 		if _, dup := b.files[name]; dup {
-			return fmt.Errorf("link %s: the image already has /%s", l.Path, name)
+			return Report{}, fmt.Errorf("link %s: the image already has /%s", l.Path, name)
 		}
 		b.symlink(name, l.Target)
 	}
@@ -176,7 +193,7 @@ func Build(w io.Writer, spec Spec) error {
 		// A dangling /init would only show as a kernel panic at boot.
 		r, ok := b.files[strings.TrimPrefix(path.Clean(spec.InitLink), "/")]
 		if !ok || r.Mode&cpio.S_IFMT != cpio.S_IFREG || r.Mode&0o111 == 0 {
-			return fmt.Errorf("InitLink %s is not an executable file of the image", spec.InitLink)
+			return Report{}, fmt.Errorf("InitLink %s is not an executable file of the image", spec.InitLink)
 		}
 	}
 	return b.write(w, spec)
@@ -185,7 +202,13 @@ func Build(w io.Writer, spec Spec) error {
 // write emits the archive: the files compressed one by one first, in an
 // uncompressed cpio with their directories, then everything else in a
 // compressed one.
-func (b *builder) write(w io.Writer, spec Spec) error {
+func (b *builder) write(w io.Writer, spec Spec) (Report, error) {
+	rep := Report{Sizes: map[string]int64{}}
+	for n, r := range b.files {
+		if r.Mode&cpio.S_IFMT == cpio.S_IFREG {
+			rep.Sizes[n] = int64(r.FileSize)
+		}
+	}
 	var stored, rest []string
 	for n := range b.files {
 		if b.stored[n] {
@@ -205,16 +228,19 @@ func (b *builder) write(w io.Writer, spec Spec) error {
 		}
 		cw := &countingWriter{w: w}
 		if err := b.writeCPIO(cw, stored, &ino); err != nil {
-			return err
+			return Report{}, err
 		}
 		// The kernel looks for the next archive at a 4-byte boundary;
 		// 512 is what dracut pads early microcode to.
 		if pad := (512 - cw.n%512) % 512; pad > 0 {
-			if _, err := w.Write(make([]byte, pad)); err != nil {
-				return fmt.Errorf("pad the stored archive: %w", err)
+			if _, err := cw.Write(make([]byte, pad)); err != nil {
+				return Report{}, fmt.Errorf("pad the stored archive: %w", err)
 			}
 		}
+		rep.Stored = cw.n
 	}
+	out := &countingWriter{w: w}
+	w = out
 	switch spec.Compression {
 	case None, Gzip:
 		level := spec.Level
@@ -223,32 +249,33 @@ func (b *builder) write(w io.Writer, spec Spec) error {
 		}
 		zw, err := gzip.NewWriterLevel(w, level)
 		if err != nil {
-			return fmt.Errorf("gzip: %w", err)
+			return Report{}, fmt.Errorf("gzip: %w", err)
 		}
 		if err := b.writeCPIO(zw, rest, &ino); err != nil {
-			return err
+			return Report{}, err
 		}
 		if err := zw.Close(); err != nil {
-			return fmt.Errorf("gzip: %w", err)
+			return Report{}, fmt.Errorf("gzip: %w", err)
 		}
 	case XZ:
 		var raw bytes.Buffer
 		if err := b.writeCPIO(&raw, rest, &ino); err != nil {
-			return err
+			return Report{}, err
 		}
 		// The kernel's decoder handles the x86 branch filter (the agent is
 		// most of this archive) and CRC32 checks only.
 		z, err := xzRun(raw.Bytes(), "--x86", "--lzma2=preset=9")
 		if err != nil {
-			return fmt.Errorf("compress the archive: %w", err)
+			return Report{}, fmt.Errorf("compress the archive: %w", err)
 		}
 		if _, err := w.Write(z); err != nil {
-			return fmt.Errorf("write the archive: %w", err)
+			return Report{}, fmt.Errorf("write the archive: %w", err)
 		}
 	default:
-		return fmt.Errorf("archive compression %v: want gzip or xz", spec.Compression)
+		return Report{}, fmt.Errorf("archive compression %v: want gzip or xz", spec.Compression)
 	}
-	return nil
+	rep.Compressed = out.n
+	return rep, nil
 }
 
 // writeCPIO writes the named records sorted (parents before children) and
