@@ -151,6 +151,7 @@ func (s *Server) registerRoutes() {
 	s.registerAgent()
 	s.registerFirstBoot()
 	s.registerRelease()
+	s.registerGitOps()
 }
 
 // storeErr turns a store error into a problem response. what names the

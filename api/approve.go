@@ -228,15 +228,33 @@ func lockedErr() error {
 }
 
 func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error) {
-	m, err := s.getMachine(in.MAC)
+	return s.approveMachine(ctx, in.MAC, in.Body, "")
+}
+
+// approveMachine approves mac as req says. declared is empty for an
+// administrator's approval, which needs the console token (unless the lab
+// switch allows none) and takes what it leaves out from the machine's
+// declaration in Git, if any; it is the declaration's origin for an
+// approval a Git declaration makes on its own (gitops, its
+// approve_without_token setting), which needs no token but binds only a
+// machine with exactly one registration.
+func (s *Server) approveMachine(ctx context.Context, mac string, req ApproveRequest, declared string) (*machineOut, error) {
+	m, err := s.getMachine(mac)
 	if err != nil {
 		return nil, err
 	}
 	if m.State != store.StateInventoried {
 		return nil, notInventoried(m)
 	}
-	req := in.Body
-	bypass := s.AllowApprovalWithoutToken && strings.TrimSpace(req.Token) == ""
+	role, from := lifecycle.RoleAdmin, declared
+	if declared != "" {
+		role = lifecycle.RoleGit
+	} else if s.GitOps != nil {
+		if d, origin, ok := s.GitOps.Declaration(m.MAC); ok {
+			req, from = fromDeclaration(req, d), origin
+		}
+	}
+	bypass := declared != "" || s.AllowApprovalWithoutToken && strings.TrimSpace(req.Token) == ""
 	var (
 		sess    store.Session
 		errs    []*huma.ErrorDetail
@@ -282,7 +300,10 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 	plan.approval.ApprovedBy, plan.approval.ApprovedAt, plan.approval.TokenBypassed = actor, s.now(), bypass
 	detail := fmt.Sprintf("cluster=%s profile=%s hostname=%s disk=%s network=%s registration=%s", plan.cluster, plan.profile.Name,
 		plan.hostname, plan.approval.Disk, plan.approval.Network.Mode, sess.ID[:8])
-	if bypass {
+	if from != "" {
+		detail += "; " + from
+	}
+	if bypass && declared == "" {
 		detail += "; approved WITHOUT the console token (allow_approval_without_token is on)"
 		s.log.Warn("machine approved without registration token", "mac", m.MAC, "actor", actor)
 	}
@@ -293,7 +314,7 @@ func (s *Server) approve(ctx context.Context, in *approveIn) (*machineOut, error
 	}
 	out, err := s.Store.UpdateMachineSessions(m.MAC, store.Audit{Actor: actor, Action: "approve", Detail: detail},
 		func(cur *store.Machine, ss *store.Sessions) error {
-			to, err := lifecycle.Next(lifecycle.ActApprove, lifecycle.RoleAdmin, cur.State)
+			to, err := lifecycle.Next(lifecycle.ActApprove, role, cur.State)
 			if err != nil {
 				return errChanged
 			}

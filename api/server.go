@@ -123,6 +123,10 @@ type Server struct {
 	// SessionTTL is how long an agent's boot session lives after its last
 	// call; default DefaultSessionTTL.
 	SessionTTL time.Duration
+	// GitOps is the GitOps repository exporter (package gitops): its state
+	// is shown at GET /api/v1/gitops, its webhook served, and a machine's
+	// declaration fills in what an approval leaves out. Nil: not configured.
+	GitOps GitOps
 	// AllowApprovalWithoutToken lets approval proceed without the console
 	// token (a lab switch; every use is audited). Default false.
 	AllowApprovalWithoutToken bool

@@ -111,6 +111,9 @@ const (
 	// RoleOS is the installed operating system, reporting its first boot
 	// with the secret its seed carries.
 	RoleOS Role = "os"
+	// RoleGit is a person's declaration of the machine in the GitOps
+	// repository, applied when the machine registers (docs/gitops.md).
+	RoleGit Role = "git"
 )
 
 // Action is a named move of the life cycle; the audit log records it.
@@ -155,7 +158,7 @@ var anyState = []State{Discovered, Inventoried, Approved, Provisioning, Ready, F
 var rules = []rule{
 	{ActDiscover, nil, Discovered, []Role{RoleDHCP}, "first DHCP request of an unknown MAC on a discovery segment"},
 	{ActRegister, []State{Discovered, Inventoried}, Inventoried, []Role{RoleAgent}, "inventory and token hash posted by the agent"},
-	{ActApprove, []State{Inventoried}, Approved, []Role{RoleAdmin}, "console token, cluster and profile checked"},
+	{ActApprove, []State{Inventoried}, Approved, []Role{RoleAdmin, RoleGit}, "console token (or a Git declaration, when gitops allows approval without it), cluster and profile checked"},
 	{ActReject, []State{Inventoried}, Rejected, []Role{RoleAdmin}, "kept as a deny entry until deleted"},
 	{ActNetbootOK, []State{Approved}, Ready, []Role{RoleSystem}, "a netboot profile needs no install"},
 	{ActProgress, []State{Approved, Provisioning}, Provisioning, []Role{RoleAgent}, "image download and write progress"},

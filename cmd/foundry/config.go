@@ -48,6 +48,8 @@ type fileConfig struct {
 		RelaySources    []string `yaml:"relay_sources"`
 	} `yaml:"dhcp"`
 	Segments []fileSegment `yaml:"segments"`
+	// GitOps is absent (nil) unless the file has a gitops section.
+	GitOps *fileGitOps `yaml:"gitops"`
 
 	// ImageMaxSize is a byte count, optionally with KiB, MiB, GiB or TiB.
 	ImageMaxSize string `yaml:"image_max_size"`
@@ -86,6 +88,8 @@ type config struct {
 	AllowNoToken  bool
 	Relays        dhcp.Relays
 	Segments      []dhcp.Segment
+	// GitOps is nil when the repository is not configured.
+	GitOps *gitopsConfig
 }
 
 // Defaults for keys the file leaves out.
@@ -165,6 +169,7 @@ func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 		errs.add("http.tls.self_signed", "cannot be combined with cert and key")
 	}
 	c.DiscoveryTTL = duration(&errs, "discovery.ttl", f.Discovery.TTL, defaultTTL)
+	c.GitOps = f.GitOps.validate(&errs)
 	// Segments are parsed here and checked by dhcp.CheckConfig, the code
 	// `serve` runs again before it opens a socket: one rule for both.
 	var at []int // the file position of each parsed segment

@@ -19,6 +19,8 @@ import (
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/bootgrant"
 	"github.com/foundry-appliance/foundry/dhcp"
+	"github.com/foundry-appliance/foundry/gitops"
+	"github.com/foundry-appliance/foundry/hardware"
 	"github.com/foundry-appliance/foundry/ipxe"
 	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/pxe"
@@ -61,6 +63,9 @@ func newCheckConfigCmd() *cobra.Command {
 			fmt.Fprintf(w, "configuration %s is valid\nadvertise %s, data in %s, images in %s\n", path, cfg.Advertise, cfg.DataDir, cfg.ImageDir)
 			for _, s := range cfg.Segments {
 				fmt.Fprintf(w, "segment %s: %s on %s, mode %s, discovery %t\n", s.Name, s.Subnet, ifaceOrRelay(s), s.Mode, s.Discovery)
+			}
+			if cfg.GitOps != nil {
+				fmt.Fprintf(w, "gitops: %s\n", cfg.GitOps)
 			}
 			return nil
 		},
@@ -142,6 +147,22 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Logger:                    log.With("service", "http"),
 		Registry:                  reg,
 	}
+	var repo *gitops.Server
+	if gc := cfg.GitOps; gc != nil {
+		auth, err := gc.auth()
+		if err != nil {
+			return fmt.Errorf("gitops: %w", err)
+		}
+		repo = &gitops.Server{
+			Store: db, Repository: gc.Repository, Branch: gc.Branch, Directory: gc.Directory,
+			CloneDir: filepath.Join(cfg.DataDir, "gitops"), Auth: auth,
+			AuthorName: gc.AuthorName, AuthorEmail: gc.AuthorEmail, Namespace: gc.Namespace,
+			Segments: hardwareSegments(cfg.Segments), PullInterval: gc.PullInterval, RetryMax: gc.RetryMax,
+			ApproveWithoutToken: gc.ApproveWithoutToken, WebhookSecret: gc.WebhookSecret,
+			Approver: httpSrv, Logger: log.With("service", "gitops"), Registerer: reg,
+		}
+		httpSrv.GitOps, httpSrv.Ready = repo, repo.Ready
+	}
 	if !fileExists(filepath.Join(ipxeDir, "undionly.kpxe")) {
 		log.Warn("no iPXE binaries in the image directory; run `make images`", "dir", ipxeDir)
 	}
@@ -155,6 +176,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	g.Go(func() error { return tftpSrv.Serve(ctx) })
 	g.Go(func() error { return httpSrv.Serve(ctx) })
 	g.Go(func() error { return db.RunExpiry(ctx, time.Minute) })
+	if repo != nil {
+		g.Go(func() error { return repo.Serve(ctx) })
+	}
 	log.Info("foundry serving", "version", version, "advertise", cfg.Advertise, "segments", len(cfg.Segments), "data_dir", cfg.DataDir)
 	err = g.Wait()
 	log.Info("foundry stopped", "err", err)
@@ -169,6 +193,15 @@ func segmentInfo(segs []dhcp.Segment) []api.SegmentInfo {
 			RangeStart: s.RangeStart, RangeEnd: s.RangeEnd, Router: s.Router, DNS: s.DNS,
 			Mode: s.Mode.String(), Discovery: s.Discovery, LeaseTime: s.LeaseTime,
 		})
+	}
+	return out
+}
+
+// hardwareSegments is what the GitOps Hardware files need of each segment.
+func hardwareSegments(segs []dhcp.Segment) map[string]hardware.Segment {
+	out := make(map[string]hardware.Segment, len(segs))
+	for _, s := range segs {
+		out[s.Name] = hardware.Segment{Subnet: s.Subnet, Router: s.Router, DNS: s.DNS, LeaseTime: s.LeaseTime}
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import { ClustersPage } from './pages/clusters';
 import { ProfilesPage } from './pages/profiles';
 import { ImagesPage } from './pages/images';
 import { LiveProvider, useLive } from './lib/live';
+import { GitOpsBadge, GitOpsBanner, useGitOps } from './components/gitops';
 import { newSession, whoAmI, saveToken, savedToken, SessionContext, useSession, type Session } from './lib/session';
 import { message } from './api/problem';
 
@@ -71,6 +72,7 @@ function Shell() {
   const { session, signOut } = useSession();
   const { status } = useLive();
   const { path } = useLocation();
+  const gitops = useGitOps();
   const active = (href: string) => (href === '/' ? path === '/' || path.startsWith('/machines') : path.startsWith(href));
   return (
     <div class="shell">
@@ -90,6 +92,7 @@ function Shell() {
           <span class={`live live-${status}`} role="status" title="Live updates">
             {status === 'open' ? 'live' : status}
           </span>
+          <GitOpsBadge status={gitops} />
           <span class={`role role-${session.role}`} data-role={session.role} title={session.name ? `Signed in with the token ${session.name}` : undefined}>
             {session.name ? `${session.name} · ` : ''}
             {session.role === 'viewer' ? 'viewer (read-only)' : 'admin'}
@@ -98,6 +101,7 @@ function Shell() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
+        <GitOpsBanner status={gitops} />
         <Router>
           <Route path="/" component={MachinesPage} />
           <Route path="/machines" component={MachinesPage} />

@@ -21,3 +21,4 @@ export type Registration = S['Registration'];
 export type TokenStatus = S['TokenStatus'];
 export type TokenCheck = S['TokenCheck'];
 export type Summary = S['Summary'];
+export type GitOpsStatus = S['GitOpsStatus'];
