@@ -139,7 +139,7 @@ func (s *Server) fileChanged(ctx context.Context, name, mac string, data []byte,
 		s.decl[mac], s.people[dd.Email] = dd, dd.Name
 		s.mu.Unlock()
 		s.log.Info("gitops: machine declared", "mac", mac, "hostname", d.Hostname, "cluster", d.Cluster, "profile", d.Profile, "by", dd.Email)
-		if err := s.Store.AppendAudit(mac, store.Audit{Actor: "git:" + dd.Email, Action: "gitops-declare",
+		if err := s.Store.AppendAudit(mac, store.Audit{Actor: "git:" + dd.Email, Action: actionDeclare,
 			Detail: fmt.Sprintf("%s: cluster=%s profile=%s hostname=%s network=%s", dd.origin(), d.Cluster, d.Profile, d.Hostname, d.Network)}); err != nil {
 			return fmt.Errorf("audit declaration: %w", err)
 		}
@@ -168,7 +168,7 @@ func (s *Server) fileChanged(ctx context.Context, name, mac string, data []byte,
 	s.m.conflicts.Inc()
 	// The audit entry names the machine, so the exporter restores its
 	// file with this as the commit's message.
-	if err := s.Store.AppendAudit(mac, store.Audit{Actor: "gitops", Action: "gitops-conflict", Detail: detail}); err != nil {
+	if err := s.Store.AppendAudit(mac, store.Audit{Actor: "gitops", Action: actionConflict, Detail: detail}); err != nil {
 		return fmt.Errorf("audit conflict: %w", err)
 	}
 	return nil
@@ -237,7 +237,7 @@ func (s *Server) applyDeclaration(ctx context.Context, mac string) error {
 	if err != nil {
 		s.refused[mac] = key
 		s.problem("declaration of %s not applied: %v", mac, err)
-		if aerr := s.Store.AppendAudit(mac, store.Audit{Actor: "git:" + d.Email, Action: "gitops-refused",
+		if aerr := s.Store.AppendAudit(mac, store.Audit{Actor: "git:" + d.Email, Action: actionRefused,
 			Detail: d.origin() + ": " + err.Error()}); aerr != nil {
 			return fmt.Errorf("audit refusal: %w", aerr)
 		}

@@ -93,6 +93,12 @@ func (s *Server) handle(ctx context.Context, e store.AuditEntry) error {
 	if e.MAC == "" {
 		return nil
 	}
+	if e.Revision == 0 && e.Action != actionConflict {
+		// A note that changed no machine (a refused approval, a
+		// declaration read): nothing to commit. A conflict restores the
+		// file people changed.
+		return s.applyDeclaration(ctx, e.MAC)
+	}
 	var then *snapshot
 	if e.Revision > 0 {
 		if sn, ok := s.snaps.take(e.MAC, e.Revision); ok {
@@ -389,8 +395,16 @@ func (s *Server) merge(theirs, mine []byte) ([]byte, error) {
 	return hardware.Marshal(h)
 }
 
+// Audit actions of the exporter's own entries.
+const (
+	actionConflict = "gitops-conflict"
+	actionMerge    = "gitops-merge"
+	actionDeclare  = "gitops-declare"
+	actionRefused  = "gitops-refused"
+)
+
 func auditMerge(name string, origin plumbing.Hash) store.Audit {
-	return store.Audit{Actor: "gitops", Action: "gitops-merge", Detail: fmt.Sprintf(
+	return store.Audit{Actor: "gitops", Action: actionMerge, Detail: fmt.Sprintf(
 		"%s was changed both in the repository (up to %s) and by Foundry; rebased: Foundry's fields from its record, "+
 			"everything else of the repository's version (and a pending machine's declaration) kept", name, origin.String()[:12])}
 }

@@ -358,6 +358,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		if want || s.dirty() && !s.failing() {
 			s.sync(ctx)
+			// What the remote brought (a conflict to restore, a
+			// declaration applied) is committed and pushed at once.
+			if err := s.export(ctx); err != nil {
+				return err
+			}
+			if s.dirty() && !s.failing() {
+				s.sync(ctx)
+			}
 		}
 	}
 }

@@ -139,7 +139,9 @@ func (p *person) git(args ...string) string {
 // commit writes files (path → content; "" deletes) and pushes them.
 func (p *person) commit(msg string, files map[string]string) {
 	p.t.Helper()
-	p.git("pull", "-q", "--rebase", "origin", "main")
+	if strings.TrimSpace(p.git("ls-remote", "--heads", "origin", "main")) != "" {
+		p.git("pull", "-q", "--rebase", "origin", "main")
+	}
 	for path, content := range files {
 		full := filepath.Join(p.dir, path)
 		if content == "" {

@@ -275,7 +275,7 @@ func machineApproveCmd(o *cliOptions) *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&req.Token, "console-token", "", "the registration token shown on the machine's console (FOUNDRY-XXXX-XXXX-XXXX)")
-	f.StringVar(&req.Cluster, "cluster", "", "cluster (required)")
+	f.StringVar(&req.Cluster, "cluster", "", "cluster (required unless the machine is declared in the GitOps repository)")
 	f.StringVar(&req.Profile, "profile", "", "profile (default: the cluster's default profile)")
 	f.StringVar(&req.Hostname, "hostname", "", "RFC 1123 host name (default: the current one)")
 	f.StringVar(&req.Disk, "disk", "", "target disk: path, by-path name or kernel name (default: first fixed disk by stable path)")

@@ -1,0 +1,92 @@
+package gitops
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"testing"
+
+	"github.com/foundry-appliance/foundry/store"
+)
+
+func TestSnapshots(t *testing.T) {
+	var c snapshots
+	const mac = "52:54:00:00:00:01"
+	for rev := uint64(1); rev <= 3; rev++ {
+		c.add(store.Event{Type: store.EventUpdated, Machine: store.Machine{MAC: mac, Revision: rev, Hostname: string(rune('a' + rev))}})
+	}
+	c.add(store.Event{Type: store.EventDeleted, Machine: store.Machine{MAC: mac, Revision: 3}})
+	if sn, ok := c.take(mac, 2); !ok || sn.m.Revision != 2 || sn.gone {
+		t.Fatalf("take 2: %+v %v", sn, ok)
+	}
+	if _, ok := c.take(mac, 1); ok {
+		t.Fatal("an older revision survived a take")
+	}
+	if sn, ok := c.take(mac, 4); !ok || !sn.gone {
+		t.Fatalf("the deletion pairs with revision 4: %+v %v", sn, ok)
+	}
+	if c.n != 0 || len(c.by) != 0 {
+		t.Fatalf("left %d", c.n)
+	}
+	// Bounded per machine: a machine seen often (sightings) keeps only
+	// its last revisions.
+	for rev := uint64(1); rev <= 3*snapsPerMachine; rev++ {
+		c.add(store.Event{Type: store.EventUpdated, Machine: store.Machine{MAC: mac, Revision: rev}})
+	}
+	if len(c.by[mac]) != snapsPerMachine || c.n != snapsPerMachine {
+		t.Fatalf("kept %d (%d)", len(c.by[mac]), c.n)
+	}
+	if _, ok := c.take(mac, 1); ok {
+		t.Fatal("revision 1 should have been dropped")
+	}
+}
+
+func TestVerifyWebhook(t *testing.T) {
+	const secret = "s3cret-s3cret-s3cret"
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	sig := "sha256=" + hex.EncodeToString(m.Sum(nil))
+	for _, tc := range []struct {
+		name   string
+		h      http.Header
+		secret string
+		ok     bool
+	}{
+		{"hmac", http.Header{"X-Hub-Signature-256": {sig}}, secret, true},
+		{"hmac of another body", http.Header{"X-Hub-Signature-256": {"sha256=" + hex.EncodeToString(make([]byte, 32))}}, secret, false},
+		{"hmac without prefix", http.Header{"X-Hub-Signature-256": {sig[7:]}}, secret, false},
+		{"not hex", http.Header{"X-Hub-Signature-256": {"sha256=zz"}}, secret, false},
+		{"gitlab", http.Header{"X-Gitlab-Token": {secret}}, secret, true},
+		{"gitlab wrong", http.Header{"X-Gitlab-Token": {secret + "x"}}, secret, false},
+		{"nothing", http.Header{}, secret, false},
+		{"no secret configured", http.Header{"X-Gitlab-Token": {""}}, "", false},
+	} {
+		if got := VerifyWebhook(tc.secret, tc.h, body); got != tc.ok {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://me:tok@git.example.org/f.git": "https://me:xxxxx@git.example.org/f.git",
+		"ssh://git@git.example.org/f.git":      "ssh://git@git.example.org/f.git",
+		"git@git.example.org:f.git":            "git@git.example.org:f.git",
+		"/srv/git/f.git":                       "/srv/git/f.git",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestMessage(t *testing.T) {
+	e := store.AuditEntry{ID: "0123456789abcdef01234567", MAC: "52:54:00:00:00:01", Audit: store.Audit{Actor: "token:alice", Action: "reject", Detail: "unknown vendor"}}
+	got := message(e, "discovered-000001", false)
+	want := "reject discovered-000001 (52:54:00:00:00:01)\n\nReject by token:alice at 0001-01-01T00:00:00Z.\nWhy: kept as a deny entry until deleted.\nunknown vendor\n\nFoundry-Audit-Id: 0123456789abcdef01234567\nFoundry-Actor: token:alice\n"
+	if got != want {
+		t.Errorf("message:\n%s\nwant\n%s", got, want)
+	}
+}
