@@ -394,6 +394,30 @@ func TestE2EISOAppliance(t *testing.T) {
 	if !strings.Contains(app.m.text(), "data disk unmounted cleanly") {
 		t.Errorf("p did not unmount the data disk cleanly:\n%s", tail(app.m.text(), 20))
 	}
+
+	// Phase 4: GRUB's "run from RAM" entry, chosen on the serial console,
+	// with phase 1's data disk attached: the disk is left alone, the
+	// status page says loudly that nothing is kept, and the machine the
+	// disk knows is not there.
+	app = bootISO(t, vm.BIOS, current.Path, true, data, provTap, mgmtTap)
+	if !app.m.waitConsole(3*time.Minute, "run from RAM, ignore data disks") {
+		t.Fatalf("no GRUB menu on the serial console:\n%s", tail(app.m.text(), 20))
+	}
+	must(t, app.m.vm.Type("\x1b[B\x1b[B\r")) // down, down, Enter: the third entry
+	seen = 0
+	app.answer(&seen, console.PromptInterface, isoProvMAC, 4*time.Minute)
+	app.answer(&seen, console.PromptAddress, isoAddress, time.Minute)
+	app.answer(&seen, console.PromptRange, "", time.Minute)
+	app.answer(&seen, console.PromptRouter, "", time.Minute)
+	app.answer(&seen, console.PromptApply, "", time.Minute)
+	c = app.connect(3 * time.Minute)
+	if !strings.Contains(app.m.text(), "RUNNING FROM RAM") || !strings.Contains(app.m.text(), "foundry.data=ram") {
+		t.Errorf("no loud RAM warning, or not booted with foundry.data=ram:\n%s", tail(app.m.text(), 40))
+	}
+	if _, err := c.GetMachine(ctx, isoClientMAC); client.StatusOf(err) != 404 {
+		t.Errorf("running from RAM, the data disk's machine is visible: %v", err)
+	}
+	app.powerButton(2 * time.Minute)
 }
 
 // probeNoOffer sends a DISCOVER on the management bridge and fails the
