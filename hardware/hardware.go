@@ -131,7 +131,12 @@ func Render(m store.Machine, in Input) (*tink.Hardware, error) {
 	d.MAC, d.Hostname = m.MAC, m.Hostname
 	d.Arch, d.UEFI = arch(m.Arch)
 	d.IP, d.NameServers, d.LeaseTime = nil, nil, 0
-	iface.Netboot = &tink.Netboot{AllowPXE: &no, AllowWorkflow: &no}
+	if iface.Netboot == nil {
+		// Foundry serves the machine's boots: a Tinkerbell that applies
+		// this must be allowed to take them over explicitly, by a person
+		// setting these (Foundry does not set them back).
+		iface.Netboot = &tink.Netboot{AllowPXE: &no, AllowWorkflow: &no}
+	}
 	if inv := parseInventory(m.Inventory); inv != nil {
 		for _, n := range inv.NICs {
 			if strings.EqualFold(n.MAC, m.MAC) {
