@@ -82,7 +82,7 @@ func (s *Server) Declaration(mac string) (d hardware.Declaration, origin string,
 // remoteChanges reads the files that commits from the remote changed
 // (names, in the branch as it is now): new and changed declarations are
 // taken in, and a change to a decided machine's record is settled.
-func (s *Server) remoteChanges(ctx context.Context, names map[string]bool, origin plumbing.Hash) error {
+func (s *Server) remoteChanges(ctx context.Context, names map[string]bool, origin plumbing.Hash, first bool) error {
 	tree, err := s.repo.treeOf(s.repo.head())
 	if err != nil {
 		return err
@@ -108,7 +108,7 @@ func (s *Server) remoteChanges(ctx context.Context, names map[string]bool, origi
 		if err != nil {
 			return err
 		}
-		if err := s.fileChanged(ctx, name, mac, data, origin); err != nil {
+		if err := s.fileChanged(ctx, name, mac, data, origin, first); err != nil {
 			return err
 		}
 	}
@@ -117,7 +117,7 @@ func (s *Server) remoteChanges(ctx context.Context, names map[string]bool, origi
 }
 
 // fileChanged applies the rule to one file a person changed.
-func (s *Server) fileChanged(ctx context.Context, name, mac string, data []byte, origin plumbing.Hash) error {
+func (s *Server) fileChanged(ctx context.Context, name, mac string, data []byte, origin plumbing.Hash, first bool) error {
 	h, err := hardware.Parse(data)
 	if err != nil {
 		return nil // reindex reported it
@@ -145,8 +145,11 @@ func (s *Server) fileChanged(ctx context.Context, name, mac string, data []byte,
 		}
 		return s.applyDeclaration(ctx, mac)
 	}
-	if gone {
-		return nil // a person's file for a machine Foundry has not seen
+	if gone || first {
+		// A person's file for a machine Foundry has not seen; or a
+		// repository seen for the first time, which catchUp brings up to
+		// date without calling its differences conflicts.
+		return nil
 	}
 	// A file of a machine Foundry has: does it still say what Foundry's
 	// record says?

@@ -241,8 +241,12 @@ func (s *Server) commitChanges(changes []fileChange, author object.Signature, ms
 		s.files[ch.mac], s.paths[ch.path] = ch.path, ch.mac
 	}
 	s.m.commits.Inc()
+	s.sinceCompact++
 	s.log.Debug("gitops: committed", "commit", c.String()[:12], "author", author.Name, "subject", strings.SplitN(msg, "\n", 2)[0])
-	s.setPending()
+	// One more commit waits; sync counts them exactly.
+	n := 0
+	s.update(func(st *Status) { st.Pending++; st.Head = c.String(); n = st.Pending })
+	s.m.pending.Set(float64(n))
 	return nil
 }
 

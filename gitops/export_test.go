@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+
 	"github.com/foundry-appliance/foundry/gitops"
 	"github.com/foundry-appliance/foundry/hardware"
 	"github.com/foundry-appliance/foundry/store"
@@ -115,7 +118,7 @@ func TestPushWaitsForRemoteAcrossRestart(t *testing.T) {
 	g.stop()
 	f.register(a)
 	f.approve(a, "alice", "node-a")
-	eventually(t, 10*time.Second, "the failure on /readyz", func() bool { return f.srv.Ready() != nil })
+	eventually(t, 10*time.Second, "the failure on /readyz, two commits waiting", func() bool { return f.srv.Ready() != nil && f.srv.Status().Pending == 2 })
 	st := f.srv.Status()
 	if st.Pending != 2 || st.LastError == "" || st.FailingSince.IsZero() {
 		t.Errorf("status while down: %+v", st)
@@ -224,7 +227,26 @@ func TestLocalPathRemoteWithoutGitProgram(t *testing.T) {
 	const mac = "52:54:00:dd:00:01"
 	f.discover(mac)
 	f.register(mac)
-	eventually(t, 10*time.Second, "delivery", func() bool { st := f.srv.Status(); return st.Pending == 0 && st.LastPush.After(time.Time{}) })
+	eventually(t, 10*time.Second, "delivery", func() bool {
+		r, err := git.PlainOpen(bare)
+		if err != nil {
+			return false
+		}
+		ref, err := r.Reference(plumbing.NewBranchReferenceName("main"), true)
+		if err != nil {
+			return false
+		}
+		c, err := r.CommitObject(ref.Hash())
+		if err != nil {
+			return false
+		}
+		file, err := c.File(fileOf(mac))
+		if err != nil {
+			return false
+		}
+		content, _ := file.Contents()
+		return strings.Contains(content, "foundry/state: inventoried")
+	})
 	f.stop()
 	os.Setenv("PATH", oldPath)
 	out := runGit(t, "", "--git-dir="+bare, "log", "--format=%an|%s", "main", "--", fileOf(mac))

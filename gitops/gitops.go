@@ -124,15 +124,17 @@ type Server struct {
 	people map[string]string   // email → name of the people who declared
 
 	// Owned by the Serve goroutine.
-	repo   *repo
-	files  map[string]string // MAC → file path
-	paths  map[string]string // file path → MAC
-	cursor string            // newest audit id whose effect is committed
-	seen   map[string]bool   // ids handled within the re-read window
+	repo    *repo
+	files   map[string]string // MAC → file path
+	paths   map[string]string // file path → MAC
+	cursor  string            // newest audit id whose effect is committed
+	seen    map[string]bool   // ids handled within the re-read window
 	refused map[string]string // MAC → declaration already refused (its content), not retried
 	retry   backoff
 	snaps   snapshots
 	wake    chan struct{} // an event arrived
+	// sinceCompact counts commits since the clone was last packed.
+	sinceCompact int
 }
 
 // Status is what the dashboard and GET /api/v1/gitops show.
@@ -321,6 +323,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { defer close(followed); s.follow(fctx) }()
 	defer func() { stopFollow(); <-followed }()
 
+	if s.repo.head().IsZero() {
+		// A new clone starts from what the remote has, if it answers.
+		s.sync(ctx)
+	}
 	// Whatever the store did while the exporter was not running is
 	// committed first (in the clone, without the remote), then pushed with
 	// what the clone already had.

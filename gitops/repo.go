@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/plumbing/transport/server"
@@ -397,4 +398,33 @@ func or(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// compactEvery is how many commits pass between packings of the clone:
+// each commit writes four loose objects (blob, two trees, commit), files
+// of a few KiB each on disk.
+const compactEvery = 2000
+
+// compact packs every object reachable from a reference into one pack
+// and removes the loose objects (now packed, or left unreachable by a
+// rebase). It must not run while objects are being written: the Serve
+// goroutine, the only writer, runs it.
+func (p *repo) compact() error {
+	if err := p.r.RepackObjects(&git.RepackConfig{}); err != nil {
+		return fmt.Errorf("repack: %w", err)
+	}
+	los, ok := p.r.Storer.(storer.LooseObjectStorer)
+	if !ok {
+		return nil
+	}
+	var loose []plumbing.Hash
+	if err := los.ForEachObjectHash(func(h plumbing.Hash) error { loose = append(loose, h); return nil }); err != nil {
+		return fmt.Errorf("list loose objects: %w", err)
+	}
+	for _, h := range loose {
+		if err := los.DeleteLooseObject(h); err != nil {
+			return fmt.Errorf("delete loose object %s: %w", h, err)
+		}
+	}
+	return nil
 }

@@ -25,11 +25,23 @@ func (s *Server) sync(ctx context.Context) {
 			err = s.syncOnce(ctx)
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return // shutting down, not a remote failure
+			}
 			s.fail(err)
 			return
 		}
 	}
 	s.ok()
+	if s.sinceCompact >= compactEvery && s.repo.head() == s.repo.origin() {
+		start := s.now()
+		if err := s.repo.compact(); err != nil {
+			s.log.Warn("gitops: compact the clone", "err", err)
+		} else {
+			s.log.Info("gitops: clone compacted", "commits_since_last", s.sinceCompact, "took", s.now().Sub(start).Round(time.Millisecond))
+		}
+		s.sinceCompact = 0
+	}
 }
 
 func (s *Server) syncOnce(ctx context.Context) error {
@@ -45,7 +57,7 @@ func (s *Server) syncOnce(ctx context.Context) error {
 	now := s.now()
 	s.update(func(st *Status) { st.LastFetch = now })
 	if origin := s.repo.origin(); origin != before || s.repo.head().IsZero() && !origin.IsZero() {
-		if err := s.integrate(ctx, origin); err != nil {
+		if err := s.integrate(ctx, origin, before.IsZero()); err != nil {
 			return err
 		}
 	}
@@ -87,8 +99,10 @@ func (s *Server) delivered() error {
 
 // integrate takes in what the remote has now (origin): a fresh clone
 // starts from it; local commits are replayed on top of it (rebase); then
-// the files people changed are read (declarations, conflicts).
-func (s *Server) integrate(ctx context.Context, origin plumbing.Hash) error {
+// the files people changed are read (declarations, and conflicts unless
+// this is the first time the remote is seen: a repository Foundry is
+// attached to may hold anything, which catchUp brings up to date).
+func (s *Server) integrate(ctx context.Context, origin plumbing.Hash, first bool) error {
 	if origin.IsZero() {
 		// The remote has no branch (new, or deleted): the push makes it
 		// from ours.
@@ -125,7 +139,7 @@ func (s *Server) integrate(ctx context.Context, origin plumbing.Hash) error {
 		if err := s.catchUp(); err != nil {
 			return err
 		}
-		return s.remoteChanges(ctx, remoteChanged, origin)
+		return s.remoteChanges(ctx, remoteChanged, origin, first)
 	}
 	cur := origin
 	merged := map[string]bool{}
@@ -151,7 +165,7 @@ func (s *Server) integrate(ctx context.Context, origin plumbing.Hash) error {
 			return fmt.Errorf("audit merge: %w", err)
 		}
 	}
-	return s.remoteChanges(ctx, remoteChanged, origin)
+	return s.remoteChanges(ctx, remoteChanged, origin, first)
 }
 
 // replay applies local commit c on top of commit onto and returns the new

@@ -4,8 +4,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -88,5 +93,56 @@ func TestMessage(t *testing.T) {
 	want := "reject discovered-000001 (52:54:00:00:00:01)\n\nReject by token:alice at 0001-01-01T00:00:00Z.\nWhy: kept as a deny entry until deleted.\nunknown vendor\n\nFoundry-Audit-Id: 0123456789abcdef01234567\nFoundry-Actor: token:alice\n"
 	if got != want {
 		t.Errorf("message:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// Packing the clone keeps every reachable object readable and leaves no
+// loose object behind.
+func TestCompact(t *testing.T) {
+	p, err := openRepo(t.TempDir(), "/nonexistent/fleet.git", "main", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := signature("t", "t@example.org", time.Unix(1700000000, 0))
+	for i, content := range []string{"one\n", "two\n", "three\n"} {
+		tree, err := p.treeOf(p.head())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := p.put(tree, fmt.Sprintf("hardware/f%d.yaml", i%2), []byte(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.newCommit(h, p.head(), sig, sig, content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.setHead(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.blob([]byte("garbage nobody refers to\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.compact(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	p.r.Storer.(storer.LooseObjectStorer).ForEachObjectHash(func(plumbing.Hash) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("%d loose objects left", n)
+	}
+	tree, err := p.treeOf(p.head())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"hardware/f0.yaml": "three\n", "hardware/f1.yaml": "two\n"} {
+		if got, err := p.read(tree, name); err != nil || string(got) != want {
+			t.Errorf("%s: %q %v", name, got, err)
+		}
+	}
+	locals, _, err := p.ahead(10)
+	if err != nil || len(locals) != 3 {
+		t.Errorf("history after packing: %d commits, %v", len(locals), err)
 	}
 }

@@ -51,7 +51,7 @@ const (
 	// it is approved (RFC 3339).
 	AnnotationDiscoveryTimeout = "foundry/discovery-timeout"
 	// AnnotationNetwork is the production network mode, "dhcp" or "static".
-	AnnotationNetwork = "foundry/network"
+	AnnotationNetwork    = "foundry/network"
 	AnnotationApprovedBy = "foundry/approved-by"
 	AnnotationApprovedAt = "foundry/approved-at"
 )
