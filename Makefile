@@ -92,7 +92,7 @@ discovery-image: $(BUILD)/.apt $(BUILD)/.gomod
 ## part by part against ISO_BUDGET (see images/README.md) and writes
 ## images/foundry-$(VERSION).iso.json. `make iso VERSION=1.2.3` names a release.
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-ISO_BUDGET := 64000000
+ISO_BUDGET := 80000000
 
 ISO := images/foundry-$(VERSION).iso
 # The "previous release" that iso-test upgrades from: this tree under another
@@ -107,7 +107,7 @@ define build-iso
 	$(GO) run ./images/cmd/mkiso -kernel-deb $$(cat $(BUILD)/kernel/current) \
 		-foundry $(BUILD)/iso/$(1)/foundry \
 		-discovery images/discovery -ipxe images/ipxe -pciids /usr/share/misc/pci.ids \
-		-version $(1) -budget $(ISO_BUDGET) -out $(2)
+		-cache $(BUILD)/iso/xz-cache -version $(1) -budget $(ISO_BUDGET) -out $(2)
 endef
 
 iso: images docs-assets ui

@@ -80,6 +80,10 @@ type Spec struct {
 	// image library converts qcow2 imports with it. Default: the build
 	// host's /usr/bin/qemu-img (Debian's qemu-utils).
 	QemuImg string
+	// Cache is a directory where the xz-compressed kernel modules are
+	// kept by content between builds (xz is slow; a rebuild then
+	// compresses only what changed). Default: none.
+	Cache string
 	// LibDirs are searched, in order, for the programs' shared libraries.
 	// Default: /lib/x86_64-linux-gnu, /usr/lib/x86_64-linux-gnu.
 	LibDirs []string
@@ -225,7 +229,7 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 	s.Log.Info("building initramfs", "modules", len(mods), "files", len(files))
 	initrd := filepath.Join(root, "boot", "initrd.img")
 	if r.Initrd, err = writeInitrd(initrd, initramfs.Spec{
-		InitLink: FoundryPath, ModuleDir: k.ModuleDir, KernelVersion: k.Release,
+		InitLink: FoundryPath, Compress: initramfs.XZ, Cache: s.Cache, ModuleDir: k.ModuleDir, KernelVersion: k.Release,
 		Modules: names, PCIIDs: s.PCIIDs, Files: files, Level: initrdLevel,
 	}); err != nil {
 		return r, fmt.Errorf("build initramfs: %w", err)

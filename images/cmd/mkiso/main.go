@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&s.Version, "version", "dev", "version, in the volume ID and the boot menu")
 	fs.StringVar(&s.Out, "out", "", "ISO file to write (default images/foundry-<version>.iso)")
 	fs.Int64Var(&s.Budget, "budget", 0, "largest ISO in bytes (0: no limit)")
+	fs.StringVar(&s.Cache, "cache", "", "directory that keeps xz-compressed modules between builds")
 	fs.StringVar(&s.GrubMkrescue, "grub-mkrescue", "grub-mkrescue", "grub-mkrescue program")
 	verbose := fs.Bool("v", false, "log progress")
 	if err := fs.Parse(args); err != nil {
