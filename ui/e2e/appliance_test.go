@@ -141,6 +141,13 @@ func labSegment(t *testing.T) string {
 // seeded machines were discovered.
 func startAppliance(t *testing.T, bin string, seed ...string) *appliance {
 	t.Helper()
+	return startApplianceWith(t, bin, "", seed...)
+}
+
+// startApplianceWith is startAppliance with extra configuration (YAML
+// appended to the file).
+func startApplianceWith(t *testing.T, bin, extra string, seed ...string) *appliance {
+	t.Helper()
 	dir := t.TempDir()
 	dataDir, imageDir := filepath.Join(dir, "data"), filepath.Join(dir, "images")
 	// TFTP serves image_dir/ipxe; empty is fine here.
@@ -155,6 +162,7 @@ func startAppliance(t *testing.T, bin string, seed ...string) *appliance {
 	if len(seed) > 0 {
 		cfg += labSegment(t)
 	}
+	cfg += extra
 	cfgPath := filepath.Join(dir, "foundry.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

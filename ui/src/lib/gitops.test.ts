@@ -21,6 +21,7 @@ describe('describeGitOps', () => {
     ['commits to push', { ...base, pending: 2 }, 'pending', 'git: 2 commits to push'],
     ['starting', { ...base, following: false }, 'pending', 'git: catching up'],
     ['remote down', { ...base, pending: 1, last_error: 'dial tcp: connection refused', failing_since: '2026-01-05T09:50:00Z' }, 'error', 'git: 1 commit waiting'],
+    ['remote down, nothing waiting', { ...base, last_error: 'repository not found', failing_since: '2026-01-05T09:50:00Z' }, 'error', 'git: remote unavailable'],
   ] as const)('%s', (_, s, level, badge) => {
     const v = describeGitOps(s as GitOpsStatus, now);
     expect(v.level).toBe(level);

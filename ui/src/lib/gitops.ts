@@ -24,12 +24,13 @@ export function describeGitOps(s: GitOpsStatus | null | undefined, now: number =
   const where = `${s.remote} (${s.branch}, ${s.directory}/)`;
   const waiting = plural(s.pending ?? 0, 'commit', 'commits');
   if (s.last_error) {
+    const held = (s.pending ?? 0) > 0
+      ? `${waiting} wait in the appliance and will be pushed when it answers; nothing is lost.`
+      : 'Changes are committed in the appliance meanwhile and pushed when it answers; nothing is lost.';
     return {
       level: 'error',
-      badge: `git: ${waiting} waiting`,
-      banner:
-        `The Git repository ${s.remote} (${s.branch}) cannot be updated since ${relTime(s.failing_since, now)}: ${s.last_error}. ` +
-        `${waiting} wait in the appliance and will be pushed when it answers; nothing is lost.`,
+      badge: (s.pending ?? 0) > 0 ? `git: ${waiting} waiting` : 'git: remote unavailable',
+      banner: `The Git repository ${s.remote} (${s.branch}) cannot be updated since ${relTime(s.failing_since, now)}: ${s.last_error}. ${held}`,
       title: where,
     };
   }
