@@ -56,6 +56,9 @@ type Machine struct {
 	// hosts answer for this MAC, or one rebooted less than a minute or two
 	// ago.
 	MACConflict bool    `json:"mac_conflict" doc:"More than one registration of this MAC is active (its agent called within the last 150 s): possible MAC spoofing. Approval binds to the registration whose console token is typed."`
+	// Declared is the machine's declaration in the GitOps repository
+	// while it waits for approval (docs/gitops.md).
+	Declared *Declared `json:"declared,omitempty" doc:"What a Hardware file in the GitOps repository declares for this machine; an approval takes what it leaves out from here"`
 	Summary     Summary `json:"summary"`
 	// Inventory is the agent's report exactly as received (docs/inventory.md).
 	Inventory json.RawMessage `json:"inventory,omitempty" doc:"Hardware inventory as reported by the discovery agent (schema in docs/inventory.md); only in single-machine responses"`
@@ -194,7 +197,25 @@ func (s *Server) machineView(m store.Machine, withInventory bool) Machine {
 			}
 		}
 	}
-	return machineView(m, sessions, invs, s.now(), withInventory)
+	v := machineView(m, sessions, invs, s.now(), withInventory)
+	if s.GitOps != nil && m.State.Pending() {
+		if d, origin, ok := s.GitOps.Declaration(m.MAC); ok {
+			v.Declared = &Declared{Cluster: d.Cluster, Profile: d.Profile, Hostname: d.Hostname, Disk: d.Disk,
+				Network: d.Network, Address: d.Address, Origin: origin}
+		}
+	}
+	return v
+}
+
+// Declared is a machine's declaration in Git, as the dashboard shows it.
+type Declared struct {
+	Cluster  string `json:"cluster" example:"rack1"`
+	Profile  string `json:"profile" example:"debian"`
+	Hostname string `json:"hostname" example:"node-07"`
+	Disk     string `json:"disk,omitempty" example:"/dev/disk/by-path/pci-0000:00:1f.2-ata-1"`
+	Network  string `json:"network" enum:"dhcp,static" example:"static"`
+	Address  string `json:"address,omitempty" example:"10.77.0.50/24"`
+	Origin   string `json:"origin" doc:"The file, the person and the commit" example:"declared in hardware/node-07.yaml by Dana Ops <dana@example.org> (commit 0123456789ab)"`
 }
 
 // machineView converts a stored machine with its live sessions (see

@@ -174,4 +174,20 @@ describe('approval wizard', () => {
     expect(screen.queryByLabelText('Registration token')).toBeNull();
     expect(screen.queryByRole('button', { name: 'Verify token' })).toBeNull();
   });
+
+  it('fills the form from a declaration in Git and says where it came from', async () => {
+    const declared = {
+      cluster: 'rack1', profile: 'debian', hostname: 'node-07', network: 'static' as const, address: '10.77.0.50/24',
+      origin: 'declared in hardware/node-07.yaml by Dana Ops <dana@example.org> (commit 0123456789ab)',
+    };
+    fakeAPI(
+      routes({
+        'GET /api/v1/machines/{mac}': () => json(200, machine({ mac, hostname: 'discovered-123456', inventory, segment: 'lab', declared })),
+      }),
+    );
+    renderAt(`/machines/${mac}/approve`, page);
+    await typeToken('FOUNDRY-ABCD-EFGH-JK23');
+    expect(document.querySelector('[data-declared]')?.textContent).toContain('Dana Ops <dana@example.org>');
+    expect((screen.getByLabelText('Cluster') as HTMLSelectElement).value).toBe('rack1');
+  });
 });

@@ -68,11 +68,17 @@ export function ApprovePage() {
         setSegments(ss ?? []);
         const inv = asInventory(mm.inventory);
         const d = inv ? defaultDisk(inv.disks ?? []) : undefined;
+        // A declaration in Git fills the form; the administrator still
+        // types the console token and may change anything.
+        const g = mm.declared;
         setForm((f) => ({
           ...f,
-          hostname: f.hostname || mm.hostname,
-          disk: f.disk || (d ? diskID(d) : ''),
-          cluster: f.cluster || (cs?.length === 1 ? cs[0]!.name : ''),
+          hostname: f.hostname || g?.hostname || mm.hostname,
+          disk: f.disk || g?.disk || (d ? diskID(d) : ''),
+          cluster: f.cluster || g?.cluster || (cs?.length === 1 ? cs[0]!.name : ''),
+          profile: f.profile || g?.profile || '',
+          mode: g?.network === 'static' ? 'static' : f.mode,
+          address: f.address || g?.address || '',
         }));
       } catch (err) {
         if (!ac.signal.aborted) setLoadError(message(err));
@@ -224,6 +230,12 @@ export function ApprovePage() {
 
         {step === 'token' && (
           <>
+            {m.declared && (
+              <Notice kind="info">
+                <span data-declared>Declared in Git: {m.declared.origin}.</span> The settings below come from it; type the
+                console token to approve.
+              </Notice>
+            )}
             <RegistrationsHint m={m} />
             <Field
               label="Registration token"
