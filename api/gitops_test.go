@@ -125,9 +125,12 @@ func TestApproveFillsFromDeclaration(t *testing.T) {
 		t.Errorf("audit %+v", es)
 	}
 	bg := e.inventoried(b)
+	if v, err := e.viewer.GetMachine(ctx, b); err != nil || v.Declared == nil || v.Declared.Hostname != "node-02" || !strings.Contains(v.Declared.Origin, "Dana") {
+		t.Fatalf("a waiting machine shows its declaration: %+v %v", v.Declared, err)
+	}
 	m, err = e.admin.Approve(ctx, b, api.ApproveRequest{Token: bg.tok.Value, Hostname: "chosen", Network: &api.Network{Mode: "dhcp"}})
-	if err != nil || m.Hostname != "chosen" || m.Approval.Network.Mode != "dhcp" {
-		t.Fatalf("the administrator's values: %+v %v", m, err)
+	if err != nil || m.Hostname != "chosen" || m.Approval.Network.Mode != "dhcp" || m.Declared != nil {
+		t.Fatalf("the administrator's values (and no declaration once approved): %+v %v", m, err)
 	}
 }
 
