@@ -152,6 +152,7 @@ func (s *Server) registerRoutes() {
 	s.registerFirstBoot()
 	s.registerRelease()
 	s.registerGitOps()
+	s.registerBMC()
 }
 
 // storeErr turns a store error into a problem response. what names the

@@ -165,6 +165,7 @@ func (s *Server) Close() {
 	if s.images != nil {
 		s.images.close()
 	}
+	s.waitBMC()
 }
 
 func (l *library) close() {

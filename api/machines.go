@@ -185,6 +185,7 @@ func (s *Server) transition(ctx context.Context, raw string, action lifecycle.Ac
 		}
 		return nil, se
 	}
+	s.afterTransition(ctx, action, m)
 	return &machineOut{Body: s.machineView(m, true)}, nil
 }
 

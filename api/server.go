@@ -25,6 +25,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/foundry-appliance/foundry/internal/seal"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -145,6 +146,18 @@ type Server struct {
 	// KeepAlive is the interval of keep-alive events on the event stream;
 	// default 15 s.
 	KeepAlive time.Duration
+	// BMC drives machines' BMCs (power, next boot PXE, password
+	// rotation); nil means a *bmc.Client with its defaults.
+	BMC BMCDriver
+	// Secrets seals BMC passwords at rest (package internal/seal; serve
+	// keeps its key in data_dir/bmc.key). Nil: BMC credentials can be
+	// neither stored nor used (those calls answer 503).
+	Secrets *seal.Box
+	// PowerPollInterval is how often PollPower reads each machine's power
+	// state; default DefaultPowerPollInterval. PowerPollGap is the least
+	// time between two of its BMC calls; default DefaultPowerPollGap.
+	PowerPollInterval time.Duration
+	PowerPollGap      time.Duration
 	// ShutdownGrace is how long Serve lets in-flight requests (a slow
 	// kernel download) finish after ctx ends before closing them; default 10 s.
 	ShutdownGrace time.Duration
@@ -157,7 +170,8 @@ type Server struct {
 	envHash []byte
 	stop    chan struct{} // closed when Serve begins shutting down
 	stopped sync.Once
-	images  *library // image imports (images_ingest.go)
+	images  *library  // image imports (images_ingest.go)
+	bmcs    *bmcState // power readings and background BMC calls (power.go)
 }
 
 // DefaultSessionTTL is how long a boot session lives after its agent's
@@ -215,6 +229,7 @@ func (s *Server) build() (http.Handler, error) {
 		s.envHash = h[:]
 	}
 	s.stop = make(chan struct{})
+	s.bmcs = newBMCState(s)
 	for _, seg := range s.Segments {
 		if !seg.Subnet.IsValid() {
 			return nil, fmt.Errorf("segment %q has no valid subnet", seg.Name)

@@ -47,6 +47,8 @@ type Machine struct {
 	// Boot settings, set by PUT /api/v1/machines/{mac}/boot.
 	Menu       BootMenu `json:"menu" doc:"The iPXE boot menu"`
 	UEFIBinary string   `json:"uefi_binary" enum:",ipxe.efi,snponly.efi" doc:"x86-64 UEFI iPXE binary for this machine; empty: the segment's choice"`
+	// BMC is the machine's BMC, never its password (bmc.go).
+	BMC *BMCInfo `json:"bmc,omitempty" doc:"The machine's BMC and whether the appliance holds a credential for it (never the password)"`
 	// Token describes the newest registration's token without revealing
 	// its hash.
 	Token *TokenStatus `json:"token,omitempty"`
@@ -226,7 +228,7 @@ func machineView(m store.Machine, sessions []store.Session, invs map[string]json
 		Segment: m.Segment, Arch: m.Arch, IP: m.IP, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen,
 		Cluster: m.Cluster, Profile: m.Profile, Progress: m.Progress, Message: m.Message,
 		Revision: m.Revision, Client: m.Client, Actions: adminActions(m.State),
-		Menu: bootMenuView(m.Menu), UEFIBinary: m.UEFIBinary,
+		Menu: bootMenuView(m.Menu), UEFIBinary: m.UEFIBinary, BMC: bmcView(m),
 	}
 	if !m.ExpiresAt.IsZero() {
 		t := m.ExpiresAt

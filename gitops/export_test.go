@@ -256,3 +256,28 @@ func TestLocalPathRemoteWithoutGitProgram(t *testing.T) {
 }
 
 var oldPath = os.Getenv("PATH")
+
+// A remote that refuses the push (here a pre-receive hook, as a protected
+// branch does) shows on Ready and is caught up once it accepts again.
+func TestRefusedPushShowsAndRecovers(t *testing.T) {
+	if nstest.Reexec(t) {
+		return
+	}
+	g := newGitd(t)
+	hook := filepath.Join(g.repo(), "hooks", "pre-receive")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho 'main is protected' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(t, g.url(), nil)
+	const mac = "52:54:00:bd:00:01"
+	f.discover(mac)
+	eventually(t, 10*time.Second, "the refusal on Ready", func() bool { return f.srv.Ready() != nil })
+	t.Logf("refused: %v", f.srv.Ready())
+	if len(g.log("")) != 0 {
+		t.Fatal("a refused push reached the branch")
+	}
+	if err := os.Remove(hook); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "delivery once accepted", func() bool { return len(g.log(fileOf(mac))) == 1 && f.srv.Ready() == nil })
+}

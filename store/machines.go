@@ -41,6 +41,9 @@ func checkMachine(m *Machine) error {
 	if len(m.Inventory) > 0 && !json.Valid(m.Inventory) {
 		return fmt.Errorf("%w: inventory is not valid JSON", ErrInvalid)
 	}
+	if err := checkBMC(m.BMC); err != nil {
+		return err
+	}
 	if m.Cluster != "" {
 		if err := checkName("cluster", m.Cluster); err != nil {
 			return err

@@ -121,6 +121,9 @@ type Machine struct {
 	// UEFIBinary overrides the segment's choice of x86-64 UEFI iPXE binary
 	// ("ipxe.efi" or "snponly.efi"); empty means the segment's.
 	UEFIBinary string `json:"uefi_binary,omitempty"`
+	// BMC is the machine's BMC and the appliance's credential on it
+	// (bmc.go); nil when none is known.
+	BMC *BMC `json:"bmc,omitempty"`
 	// Revision increases on every write; the API uses it for ETags and the
 	// event stream.
 	Revision uint64 `json:"revision"`
