@@ -13,7 +13,7 @@ APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
 	tftp-hpa dnsmasq-base busybox-static pci.ids chromium socat iproute2 util-linux \
 	ca-certificates xz-utils zstd qemu-utils \
 	mmdebstrap e2fsprogs dosfstools mtools extlinux syslinux-common grub-efi-amd64-bin \
-	xorriso grub-pc-bin git
+	xorriso grub-pc-bin git openipmi ipmitool
 
 # The discovery OS kernel: Debian's packaged kernel, the version that
 # linux-image-amd64 depends on today (recorded in images/discovery/manifest.json).

@@ -25,7 +25,8 @@ func machinesCmd(o *cliOptions) *cobra.Command {
 		machineSimpleCmd(o, "delete", "Delete a machine record (its audit history stays)"),
 		machineReleaseCmd(o), machineRedeployCmd(o), machineBindCmd(o),
 		machineVerifyTokenCmd(o), machineEndRegistrationCmd(o),
-		machineWatchCmd(o), machineScriptCmd(o), machineExportCmd(o), machineBootCmd(o))
+		machineWatchCmd(o), machineScriptCmd(o), machineExportCmd(o), machineBootCmd(o),
+		machinePowerCmd(o), machinePXENextCmd(o), machineBMCCmd(o))
 	return c
 }
 
@@ -180,7 +181,7 @@ func printMachine(cmd *cobra.Command, m api.Machine) error {
 		{"System", strings.TrimSpace(m.Summary.Vendor + " " + m.Summary.Model)}, {"Serial", m.Summary.Serial},
 		{"CPU", strings.TrimSpace(fmt.Sprintf("%s %s", m.Summary.CPUModel, threadsText(m.Summary)))},
 		{"Memory", humanBytes(m.Summary.MemoryBytes)}, {"Disks", disks(m.Summary)}, {"Progress", progressRow(m)}, {"Message", m.Message},
-		{"Installed", installText(m)}, {"Ready at", readyText(m)}, {"First boot", firstBootText(m)}, {"Wipe", wipeText(m)},
+		{"Installed", installText(m)}, {"Ready at", readyText(m)}, {"First boot", firstBootText(m)}, {"Wipe", wipeText(m)}, {"BMC", bmcText(m.BMC)},
 	}
 	if m.ExpiresAt != nil {
 		kv = append(kv, [2]string{"Expires", m.ExpiresAt.Format(time.RFC3339) + " (" + ago(*m.ExpiresAt, now) + ")"})

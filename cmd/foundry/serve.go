@@ -21,6 +21,7 @@ import (
 	"github.com/foundry-appliance/foundry/dhcp"
 	"github.com/foundry-appliance/foundry/gitops"
 	"github.com/foundry-appliance/foundry/hardware"
+	"github.com/foundry-appliance/foundry/internal/seal"
 	"github.com/foundry-appliance/foundry/ipxe"
 	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/pxe"
@@ -147,6 +148,13 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Logger:                    log.With("service", "http"),
 		Registry:                  reg,
 	}
+	// BMC passwords are sealed under a key kept beside the database, not
+	// in it (0600, made on first start).
+	secrets, err := seal.LoadOrCreate(filepath.Join(cfg.DataDir, "bmc.key"))
+	if err != nil {
+		return fmt.Errorf("bmc credential key: %w", err)
+	}
+	httpSrv.Secrets = secrets
 	var repo *gitops.Server
 	if gc := cfg.GitOps; gc != nil {
 		auth, err := gc.auth()
@@ -175,6 +183,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	g.Go(func() error { return tftpSrv.Serve(ctx) })
 	g.Go(func() error { return httpSrv.Serve(ctx) })
+	g.Go(func() error { return httpSrv.PollPower(ctx) })
 	g.Go(func() error { return db.RunExpiry(ctx, time.Minute) })
 	if repo != nil {
 		g.Go(func() error { return repo.Serve(ctx) })
