@@ -29,13 +29,16 @@ type Index struct {
 	// SoftPre and SoftPost map a module name to the modules to load before
 	// and after it (modules.softdep), failures allowed.
 	SoftPre, SoftPost map[string][]string
+	// Dict is the zstd dictionary of the .ko.zst modules (DictFile); nil
+	// when there is none.
+	Dict []byte
 
 	prefixes []string // literal head of each alias pattern, for Match
 }
 
-// ReadIndex reads modules.dep, modules.alias and modules.softdep from a
-// module directory. A missing modules.alias only disables modalias
-// matching, a missing modules.softdep soft dependencies.
+// ReadIndex reads modules.dep, modules.alias, modules.softdep and the zstd
+// dictionary from a module directory. A missing modules.alias only
+// disables modalias matching, a missing modules.softdep soft dependencies.
 func ReadIndex(dir string) (*Index, error) {
 	f, err := os.Open(filepath.Join(dir, "modules.dep"))
 	if err != nil {
@@ -45,6 +48,9 @@ func ReadIndex(dir string) (*Index, error) {
 	ix, err := ParseDep(f)
 	if err != nil {
 		return nil, fmt.Errorf("modules.dep: %w", err)
+	}
+	if ix.Dict, err = os.ReadFile(filepath.Join(dir, DictFile)); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("read %s: %w", DictFile, err)
 	}
 	a, err := os.Open(filepath.Join(dir, "modules.alias"))
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 // modules go through finit_module so the kernel can check them by file;
 // compressed ones are decompressed here and passed to init_module, which
 // works whether or not the kernel could decompress them itself.
-func insertModule(path string) error {
+func insertModule(path string, dict []byte) error {
 	var err error
 	if strings.HasSuffix(path, ".ko") {
 		var f *os.File
@@ -25,7 +25,7 @@ func insertModule(path string) error {
 		err = unix.FinitModule(int(f.Fd()), "", 0)
 	} else {
 		var img []byte
-		img, err = ReadFile(path)
+		img, err = ReadFileDict(path, dict)
 		if err != nil {
 			return fmt.Errorf("read module: %w", err)
 		}

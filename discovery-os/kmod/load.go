@@ -22,7 +22,8 @@ type Loader struct {
 	Index *Index
 	// Insert loads one module file into the kernel; an already loaded
 	// module must not be an error. Default: finit_module(2), or
-	// init_module(2) on the decompressed image for .ko.xz/.ko.zst.
+	// init_module(2) on the decompressed image for .ko.xz/.ko.zst (with
+	// Index.Dict).
 	Insert func(path string) error
 	// Log receives each module loaded and each failure. Default: silent.
 	Log *slog.Logger
@@ -91,7 +92,7 @@ func (l *Loader) load(name string, stack []string) error {
 	}
 	insert := l.Insert
 	if insert == nil {
-		insert = insertModule
+		insert = func(p string) error { return insertModule(p, l.Index.Dict) }
 	}
 	if err := insert(filepath.Join(l.Dir, rel)); err != nil {
 		return fmt.Errorf("load module %s: %w", name, err)
@@ -167,6 +168,49 @@ func (l *Loader) LoadFor(modalias string) (int, error) {
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+// Probe loads what a modprobe request names, as the kernel's
+// request_module asks for it: a module name ("mlx4_en") or an alias
+// ("mdio:0000…", "crypto-crc32c", "net-pf-17"), every module matching the
+// alias. It returns the modules it found (loaded now or before) and an
+// error when none is known or one failed.
+func (l *Loader) Probe(name string) ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	mods := []string{Normalize(name)}
+	if _, ok := l.Index.Paths[mods[0]]; !ok {
+		mods = l.Index.Match(name)
+	}
+	if len(mods) == 0 {
+		return nil, fmt.Errorf("modprobe %s: no module or alias of that name", name)
+	}
+	var errs []error
+	for _, m := range mods {
+		if err := l.load(m, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return mods, errors.Join(errs...)
+}
+
+// Match returns the modules of the index matching a modalias; unlike
+// Index.Match, it may be called while Watch runs.
+func (l *Loader) Match(modalias string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.Index.Match(modalias)
+}
+
+// Quiet returns how long ago the last module was loaded or device
+// announced (Watch counts its start as activity); zero before any.
+func (l *Loader) Quiet() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.activity.IsZero() {
+		return 0
+	}
+	return l.now().Sub(l.activity)
 }
 
 // touch records activity: a device announced by the kernel.

@@ -170,3 +170,48 @@ func writeIndex(t *testing.T, dir string, mods []Module) {
 		}
 	}
 }
+
+// TestProbe: what request_module asks for by name or by alias loads, with
+// dependencies; an unknown name is an error.
+func TestProbe(t *testing.T) {
+	dir := kmodtest.Tree(t, t.TempDir(), append(slices.Clone(softTree),
+		kmodtest.Module{Path: "kernel/drivers/net/ethernet/mellanox/mlx4/mlx4_en.ko", Depends: []string{"mlx4_core"}},
+		kmodtest.Module{Path: "kernel/drivers/net/ethernet/mellanox/mlx4/mlx4_core.ko", Aliases: []string{"pci:v000015B3d00001003sv*sd*bc*sc*i*"}},
+		kmodtest.Module{Path: "kernel/drivers/net/phy/marvell.ko", Depends: []string{"libphy"}, Aliases: []string{"mdio:0000000101000001000011001101????"}},
+	))
+	tree, err := OpenTree(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, _, err := tree.Closure(tree.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeIndex(t, dir, mods)
+	ix, err := ReadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inserted []string
+	l := &Loader{Dir: dir, Index: ix, Insert: func(p string) error { inserted = append(inserted, NameOf(p)); return nil }}
+	tests := []struct {
+		name    string
+		want    []string
+		inserts []string
+	}{
+		{"mlx4-en", []string{"mlx4_en"}, []string{"mlx4_core", "mlx4_en"}},
+		{"mdio:00000001010000010000110011010001", []string{"marvell"}, []string{"libphy", "marvell"}},
+		{"crypto-crc32c", []string{"crc32c_generic", "crc32c_intel"}, []string{"crc32c_generic", "crc32c_intel"}},
+		{"mlx4_en", []string{"mlx4_en"}, nil}, // already loaded
+	}
+	for _, tt := range tests {
+		inserted = nil
+		got, err := l.Probe(tt.name)
+		if err != nil || !slices.Equal(got, tt.want) || !slices.Equal(inserted, tt.inserts) {
+			t.Errorf("Probe(%q) = %v, %v, inserting %v; want %v inserting %v", tt.name, got, err, inserted, tt.want, tt.inserts)
+		}
+	}
+	if _, err := l.Probe("net-pf-99"); err == nil {
+		t.Error("an unknown alias was found")
+	}
+}

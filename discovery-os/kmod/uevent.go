@@ -63,6 +63,7 @@ type Event struct {
 // the first scan is not missed. Load failures are logged, not returned:
 // hardware without a working driver must not stop the rest.
 func (l *Loader) Watch(ctx context.Context, sysRoot string, events <-chan Event) error {
+	l.touch()
 	if err := l.LoadForDevices(sysRoot); err != nil {
 		l.log().Warn("some drivers did not load", "err", err)
 	}
@@ -100,7 +101,8 @@ func (l *Loader) Watch(ctx context.Context, sysRoot string, events <-chan Event)
 }
 
 // Settle waits until no device has appeared and no module has loaded for
-// quiet, or until limit has passed since the call, whichever is first: the
+// quiet (counted from the last one, which may be before the call), or
+// until limit has passed since the call, whichever is first: the
 // moment when the drivers of the hardware present have had their chance
 // (disks behind a SCSI scan, USB sticks still enumerating).
 func (l *Loader) Settle(ctx context.Context, quiet, limit time.Duration) error {
@@ -112,8 +114,11 @@ func (l *Loader) Settle(ctx context.Context, quiet, limit time.Duration) error {
 		l.mu.Lock()
 		last := l.activity
 		l.mu.Unlock()
+		if last.IsZero() {
+			last = start // nothing has happened: quiet since the call
+		}
 		now := l.now()
-		if now.Sub(later(last, start)) >= quiet || !now.Before(deadline) {
+		if now.Sub(last) >= quiet || !now.Before(deadline) {
 			return nil
 		}
 		select {
@@ -122,11 +127,4 @@ func (l *Loader) Settle(ctx context.Context, quiet, limit time.Duration) error {
 		case <-tick.C:
 		}
 	}
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

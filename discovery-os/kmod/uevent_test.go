@@ -195,6 +195,15 @@ func TestSettle(t *testing.T) {
 		t.Errorf("idle settle took %v", d)
 	}
 
+	// The last activity long enough ago: settled at once.
+	l.touch()
+	time.Sleep(50 * time.Millisecond)
+	start = time.Now()
+	l.Settle(ctx, 40*time.Millisecond, 5*time.Second)
+	if d := time.Since(start); d > 30*time.Millisecond {
+		t.Errorf("settle after %v of quiet took %v more", 50*time.Millisecond, d)
+	}
+
 	// Devices keep appearing: Settle gives up at its limit.
 	stop := make(chan struct{})
 	go func() {
