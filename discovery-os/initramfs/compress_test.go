@@ -2,6 +2,7 @@ package initramfs
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"github.com/foundry-appliance/foundry/discovery-os/kmod"
 	"github.com/foundry-appliance/foundry/discovery-os/kmod/kmodtest"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/u-root/u-root/pkg/cpio"
 	"github.com/ulikunitz/xz"
 )
@@ -64,6 +66,16 @@ func segments(t *testing.T, img []byte) []map[string]string {
 			if raw, err = cmd.Output(); err != nil {
 				t.Fatalf("xz -d: %v", err)
 			}
+			used = len(img)
+		case bytes.HasPrefix(img, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+			zr, err := zstd.NewReader(bytes.NewReader(img))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if raw, err = io.ReadAll(zr); err != nil {
+				t.Fatal(err)
+			}
+			zr.Close()
 			used = len(img)
 		default:
 			t.Fatalf("unknown data at a segment start: % x", img[:min(8, len(img))])
@@ -208,7 +220,7 @@ func TestBuildCompressedErrors(t *testing.T) {
 		{"missing firmware", func(s *Spec) { s.Firmware[0].Src = "/nonexistent" }, "read rtl_nic/rtl8168e-3.fw"},
 		{"link over init", func(s *Spec) { s.Links = append(s.Links, Link{Path: "/init", Target: "/x"}) }, "the image already has /init"},
 		{"relative link", func(s *Spec) { s.Links[0].Path = "sbin/x" }, "want an absolute path"},
-		{"gzip per file", func(s *Spec) { s.Compress = Gzip }, "only xz"},
+		{"gzip per file", func(s *Spec) { s.Compress = Gzip }, "xz and zstd only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -260,4 +272,89 @@ func keys(m map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestBuildZstd: modules compressed with zstd and a dictionary trained on
+// them, the dictionary beside the index, each module read back by the
+// agent's loader code; a set too small to train on gets no dictionary.
+func TestBuildZstd(t *testing.T) {
+	for _, p := range []string{"/usr/bin/zstd", "/usr/bin/xz"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("%s not installed", p)
+		}
+	}
+	// Twenty modules of 160 KB of aliases each: enough to train on.
+	var mods []kmodtest.Module
+	var names []string
+	for i := range 20 {
+		var aliases []string
+		for j := range 4000 {
+			aliases = append(aliases, fmt.Sprintf("pci:v0000%04Xd0000%04Xsv*sd*bc02sc00i*", 0x8000+i, j))
+		}
+		mods = append(mods, kmodtest.Module{Path: fmt.Sprintf("kernel/drivers/net/ethernet/x/nic%d.ko", i), Aliases: aliases})
+		names = append(names, fmt.Sprintf("nic%d", i))
+	}
+	for _, tt := range []struct {
+		name     string
+		mods     []kmodtest.Module
+		names    []string
+		wantDict bool
+	}{
+		{"trained", mods, names, true},
+		{"too few to train on", mods[:3], names[:3], false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			modDir := kmodtest.Tree(t, filepath.Join(dir, "lib/modules/6.1.0-99-amd64"), tt.mods)
+			agent := filepath.Join(dir, "agent")
+			os.WriteFile(agent, []byte("agent"), 0o755)
+			var buf bytes.Buffer
+			s := Spec{Init: agent, ModuleDir: modDir, Modules: tt.names, Compress: Zstd, Compression: Zstd, Cache: filepath.Join(dir, "cache")}
+			if _, err := BuildReport(&buf, s); err != nil {
+				t.Fatal(err)
+			}
+			segs := segments(t, buf.Bytes())
+			if len(segs) != 2 {
+				t.Fatalf("%d archives", len(segs))
+			}
+			const base = "lib/modules/6.1.0-99-amd64/"
+			dict, hasDict := segs[1][base+kmod.DictFile]
+			if hasDict != tt.wantDict {
+				t.Fatalf("dictionary in the image: %v, want %v", hasDict, tt.wantDict)
+			}
+			var raw, packed int
+			for _, m := range tt.mods {
+				z, ok := segs[0][base+m.Path+".zst"]
+				if !ok {
+					t.Fatalf("%s.zst not stored: %v", m.Path, keys(segs[0]))
+				}
+				p := filepath.Join(dir, "back.ko.zst")
+				os.WriteFile(p, []byte(z), 0o644)
+				var d []byte
+				if hasDict {
+					d = []byte(dict)
+				}
+				got, err := kmod.ReadFileDict(p, d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				orig, _ := os.ReadFile(filepath.Join(modDir, m.Path))
+				if !bytes.Equal(got, orig) {
+					t.Fatalf("%s does not decompress to the module", m.Path)
+				}
+				if hasDict {
+					if _, err := kmod.ReadFileDict(p, nil); err == nil {
+						t.Errorf("%s decompressed without its dictionary", m.Path)
+					}
+				}
+				raw += len(orig)
+				packed += len(z)
+			}
+			t.Logf("%d modules: %d bytes, %d compressed, dictionary %d", len(tt.mods), raw, packed, len(dict))
+			ix, err := kmod.ParseDep(strings.NewReader(segs[1][base+"modules.dep"]))
+			if err != nil || ix.Paths["nic1"] != "kernel/drivers/net/ethernet/x/nic1.ko.zst" {
+				t.Errorf("modules.dep: %v, %v", ix.Paths, err)
+			}
+		})
+	}
 }
