@@ -18,6 +18,7 @@ import { useAdmin, useSession } from '../lib/session';
 import { BootCard } from './boot';
 import { BootScriptCard } from './bootscript';
 import { Inventory } from './inventory';
+import { PowerCard } from './power';
 import { RejectDialog, Status } from './machines';
 import { BindDialog, InstallReport, PendingNotice, RedeployDialog, ReleaseDialog } from './release';
 import { ConflictBadge, ConflictBanner, RegistrationsCard } from './registrations';
@@ -238,6 +239,7 @@ export function MachinePage() {
           )}
         </article>
         {!m.mac_conflict && registrations}
+        <PowerCard m={m} admin={admin} now={now} onChanged={(got) => { setM(got); setRev((r) => r + 1); }} />
         <BootCard m={m} onSaved={(saved) => { setM(saved); setRev((r) => r + 1); }} />
         <BootScriptCard mac={mac} rev={rev} />
       </div>
