@@ -19,6 +19,12 @@ type Screen struct {
 	Status    string
 	// Error is the last failure, shown until the status changes.
 	Error string
+	// Via is the interface the agent reached the appliance through when it
+	// is not the boot NIC ("eth1 52:54:00:12:34:57"); "" for the boot NIC.
+	Via string
+	// Notice is a problem that stays on the screen until it is replaced
+	// (the boot NIC without a driver), unlike Error.
+	Notice string
 }
 
 // Console shows the agent's state to whoever stands at the machine.
@@ -52,6 +58,9 @@ func Render(s Screen, now time.Time) string {
 	}
 	line("")
 	line("  MAC        %s", s.MAC)
+	if s.Via != "" {
+		line("  Via        %s", s.Via)
+	}
 	line("  IP         %s", or(s.IP, "(none yet)"))
 	line("  Appliance  %s", s.URL)
 	line("  Status     %s", s.Status)
@@ -59,7 +68,34 @@ func Render(s Screen, now time.Time) string {
 		line("")
 		line("  ERROR      %s", s.Error)
 	}
+	if s.Notice != "" {
+		line("")
+		for i, l := range wrap(s.Notice, 65) {
+			line("  %-10s %s", map[bool]string{true: "NOTE", false: ""}[i == 0], l)
+		}
+	}
 	return b.String()
+}
+
+// wrap breaks text into lines of at most width bytes at spaces (a longer
+// word gets a line of its own).
+func wrap(text string, width int) []string {
+	var out []string
+	cur := ""
+	for _, w := range strings.Fields(text) {
+		if cur != "" && len(cur)+1+len(w) > width {
+			out = append(out, cur)
+			cur = ""
+		}
+		if cur != "" {
+			cur += " "
+		}
+		cur += w
+	}
+	if cur != "" {
+		out = append(out, cur)
+	}
+	return out
 }
 
 func or(s, def string) string {
@@ -83,7 +119,7 @@ type TTYConsole struct {
 	mu                    sync.Mutex
 	s                     Screen
 	lastToken, lastStatus string
-	lastError             string
+	lastError, lastNotice string
 }
 
 // Update applies fn and redraws.
@@ -105,8 +141,11 @@ func (c *TTYConsole) Update(fn func(*Screen)) {
 		if c.s.Error != c.lastError && c.s.Error != "" {
 			fmt.Fprintf(c.Serial, "foundry: error: %s\n", c.s.Error)
 		}
+		if c.s.Notice != c.lastNotice && c.s.Notice != "" {
+			fmt.Fprintf(c.Serial, "foundry: notice: %s\n", c.s.Notice)
+		}
 	}
-	c.lastToken, c.lastStatus, c.lastError = c.s.Token, c.s.Status, c.s.Error
+	c.lastToken, c.lastStatus, c.lastError, c.lastNotice = c.s.Token, c.s.Status, c.s.Error, c.s.Notice
 	c.draw()
 }
 

@@ -93,3 +93,44 @@ func TestTTYConsole(t *testing.T) {
 		t.Errorf("last frame:\n%q", last)
 	}
 }
+
+// TestRenderNotice: the no-driver notice and the interface used instead
+// of the boot NIC fit on a console beside the token, and the notice stays
+// when the status changes (an error would not).
+func TestRenderNotice(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	root, ids := fakeSys(t)
+	nics := NetworkControllers(root, ids)
+	notice := NoBootNICMessage("52:54:00:aa:bb:cc", nics[1:2], nil)
+	s := Screen{Token: "FOUNDRY-AB2C-D3EF-GH45", ExpiresAt: now.Add(time.Hour), MAC: "52:54:00:aa:bb:cc",
+		Via: "eth0 52:54:00:aa:bb:cd (the boot NIC has no driver)", IP: "10.77.0.101", URL: "http://10.77.0.1:8080",
+		Status: "waiting for approval", Notice: notice}
+	out := Render(s, now)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) > 25 {
+		t.Errorf("screen has %d lines, more than a console's 25:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); n > 80 {
+			t.Errorf("line of %d columns: %q", n, l)
+		}
+	}
+	if !strings.Contains(out, "Via        eth0 52:54:00:aa:bb:cd") || !strings.Contains(out, "NOTE       no driver for the network controller 10ec:8139") {
+		t.Errorf("screen:\n%s", out)
+	}
+	if joined := strings.Join(strings.Fields(out), " "); !strings.Contains(joined, strings.Join(strings.Fields(notice), " ")) {
+		t.Errorf("the wrapped notice lost words:\n%s", out)
+	}
+
+	var serial bytes.Buffer
+	c := &TTYConsole{Serial: &serial, Now: func() time.Time { return now }}
+	c.Update(func(s *Screen) { s.Notice = notice })
+	c.Update(func(s *Screen) { s.Status = "DHCP on eth0" })
+	c.Update(func(s *Screen) { s.Status = "registering" })
+	if n := strings.Count(serial.String(), "foundry: notice: no driver for the network controller 10ec:8139"); n != 1 {
+		t.Errorf("notice on the serial console %d times:\n%s", n, serial.String())
+	}
+	if !strings.Contains(Render(c.s, now), "NOTE") {
+		t.Error("a status change cleared the notice")
+	}
+}

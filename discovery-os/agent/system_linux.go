@@ -7,21 +7,32 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/foundry-appliance/foundry/discovery-os/kmod"
 	"github.com/foundry-appliance/foundry/pid1"
 	"github.com/u-root/u-root/pkg/ipmi"
+	"github.com/vishvananda/netlink"
 )
 
 // LoadModules loads the drivers for the devices present, from the module
 // directory of the running kernel, plus the helpers that no device asks
 // for: af_packet (DHCP and LLDP raw sockets) and, when a BMC driver came
-// up, ipmi_devintf (for /dev/ipmi0).
-func LoadModules(log *slog.Logger) ([]string, error) {
+// up, ipmi_devintf (for /dev/ipmi0). It subscribes to the kernel's device
+// events first: the caller runs Loader.Watch with them, so that devices
+// found later (disks behind a SCSI scan, USB sticks) get drivers too. A
+// nil channel means no subscription (Watch then only scans once).
+func LoadModules(ctx context.Context, log *slog.Logger) (*kmod.Loader, <-chan kmod.Event, error) {
+	events, evErr := kmod.OpenUevents(ctx)
+	if evErr != nil {
+		log.Warn("no device events: devices that appear later get no driver", "err", evErr)
+	}
 	l, err := pid1.ModuleLoader(log)
 	if err != nil {
-		return nil, err
+		return nil, events, err
 	}
 	errs := []error{l.LoadForDevices("/sys")}
 	for _, m := range []string{"af_packet", "ipmi_devintf"} {
@@ -33,13 +44,14 @@ func LoadModules(log *slog.Logger) ([]string, error) {
 		}
 		errs = append(errs, l.Load(m))
 	}
-	return l.Loaded(), errors.Join(errs...)
+	return l, events, errors.Join(errs...)
 }
 
 // FindInterface waits until a network interface with the given MAC exists
 // (drivers probe asynchronously) and returns its name; package dhcpc then
-// configures it.
-func FindInterface(ctx context.Context, mac string, timeout time.Duration) (string, error) {
+// configures it. It gives up after timeout, or earlier once settled
+// reports true (the drivers have had their chance; nil: never).
+func FindInterface(ctx context.Context, mac string, timeout time.Duration, settled func() bool) (string, error) {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -52,13 +64,58 @@ func FindInterface(ctx context.Context, mac string, timeout time.Duration) (stri
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("no network interface with MAC %s after %v (driver missing?)", mac, timeout)
+		if time.Now().After(deadline) || settled != nil && settled() {
+			return "", fmt.Errorf("%w: %s", ErrNoBootNIC, mac)
 		}
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-tick.C:
+		}
+	}
+}
+
+// ErrNoBootNIC is FindInterface's answer when no interface has the MAC.
+var ErrNoBootNIC = errors.New("no network interface with the boot MAC")
+
+// LinksWithCarrier brings every Ethernet interface but those named in
+// skip up and returns, after waiting up to wait for autonegotiation, the
+// ones with carrier, sorted by name: where DHCP can be tried when the boot
+// NIC is missing.
+func LinksWithCarrier(ctx context.Context, skip []string, wait time.Duration) []string {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil
+	}
+	var cands []string
+	for _, l := range links {
+		a := l.Attrs()
+		if a.EncapType != "ether" || len(a.HardwareAddr) != 6 || slices.Contains(skip, a.Name) {
+			continue
+		}
+		netlink.LinkSetUp(l) // best effort: a link that stays down has no carrier
+		cands = append(cands, a.Name)
+	}
+	slices.Sort(cands)
+	carrier := func(name string) bool {
+		b, err := os.ReadFile("/sys/class/net/" + name + "/carrier")
+		return err == nil && strings.TrimSpace(string(b)) == "1"
+	}
+	end := time.Now().Add(wait)
+	for {
+		var up []string
+		for _, c := range cands {
+			if carrier(c) {
+				up = append(up, c)
+			}
+		}
+		if len(up) == len(cands) || !time.Now().Before(end) {
+			return up
+		}
+		select {
+		case <-ctx.Done():
+			return up
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }

@@ -9,6 +9,10 @@
 //
 //	foundry-agent -cmdline <(echo foundry.url=http://127.0.0.1:8080 foundry.mac=… foundry.nonce=…)
 //
+// The image links /sbin/modprobe to it: called by that name (by the
+// kernel's request_module, as "modprobe -q -- NAME"), it loads the module
+// or the modules of the alias NAME from the image and exits.
+//
 // Build it static: CGO_ENABLED=0 go build.
 package main
 
@@ -18,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"time"
 
 	"github.com/foundry-appliance/foundry/discovery-os/agent"
@@ -26,6 +31,9 @@ import (
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == "modprobe" {
+		os.Exit(modprobe(os.Args[1:]))
+	}
 	isInit := os.Getpid() == 1
 	ctx := context.Background()
 	if !isInit {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -17,14 +16,21 @@ import (
 
 	"github.com/foundry-appliance/foundry/agentsig"
 	"github.com/foundry-appliance/foundry/discovery-os/agent"
-	"github.com/foundry-appliance/foundry/discovery-os/agent/dhcpc"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
+	"github.com/foundry-appliance/foundry/discovery-os/kmod"
 	"github.com/foundry-appliance/foundry/pid1"
 )
 
 // retryDelay is the pause between attempts at a step that must succeed
 // before anything else can happen (finding the NIC, DHCP).
 const retryDelay = 5 * time.Second
+
+// settleQuiet and settleLimit bound the wait for devices before the
+// inventory: no new device or module for settleQuiet, at most settleLimit.
+const (
+	settleQuiet = 2 * time.Second
+	settleLimit = 30 * time.Second
+)
 
 // run is the agent's whole life. Every goroutine it starts ends with ctx,
 // and run waits for them before it returns: nothing it started outlives it.
@@ -79,57 +85,52 @@ func run(ctx context.Context, isInit bool, cmdlinePath string) error {
 	}
 	con.Update(func(s *agent.Screen) { s.MAC, s.URL = cl.MAC, cl.URL })
 
+	var loader *kmod.Loader
 	if isInit {
 		status("loading drivers")
-		loaded, err := agent.LoadModules(log)
+		l, events, err := agent.LoadModules(ctx, log)
 		if err != nil {
 			showErr(fmt.Errorf("some drivers did not load: %w", err))
 		}
-		log.Info("drivers loaded", "modules", strings.Join(loaded, ","))
+		if l != nil {
+			loader = l
+			log.Info("drivers loaded", "modules", strings.Join(l.Loaded(), ","))
+			// Devices found later (disks behind a SCSI scan, USB sticks)
+			// get their drivers as the kernel announces them.
+			wg.Go(func() { l.Watch(ctx, "/sys", events) })
+		}
 	}
 
-	var ifname string
-	for attempt := 1; ; attempt++ {
-		status("looking for the boot NIC %s (attempt %d)", cl.MAC, attempt)
-		if ifname, err = agent.FindInterface(ctx, cl.MAC, 30*time.Second); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		showErr(err)
-	}
 	if isInit {
-		// The lease is kept (renewed, rebound, replaced) for as long as
-		// the machine waits; the console follows its address.
-		dc := &dhcpc.Client{Interface: ifname, Log: log, OnChange: func(p netip.Prefix) {
-			ip := ""
-			if p.IsValid() {
-				ip = p.String()
-			}
-			con.Update(func(s *agent.Screen) { s.IP = ip })
-		}}
-		for attempt := 1; ; attempt++ {
-			status("DHCP on %s (attempt %d)", ifname, attempt)
-			_, err := dc.Acquire(ctx, 30*time.Second)
-			if err == nil {
+		if err := bringUp(ctx, cl, loader, con, log, &wg); err != nil {
+			return err
+		}
+	} else {
+		var ifname string
+		for {
+			if ifname, err = agent.FindInterface(ctx, cl.MAC, 30*time.Second, nil); err == nil {
 				break
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			showErr(err)
-			if err := agent.Pause(ctx, retryDelay); err != nil {
-				return err
-			}
 		}
-		wg.Go(func() { dc.Keep(ctx) })
-	} else if ifi, err := net.InterfaceByName(ifname); err == nil {
-		if addrs, _ := ifi.Addrs(); len(addrs) > 0 {
-			con.Update(func(s *agent.Screen) { s.IP = addrs[0].String() })
+		if ifi, err := net.InterfaceByName(ifname); err == nil {
+			if addrs, _ := ifi.Addrs(); len(addrs) > 0 {
+				con.Update(func(s *agent.Screen) { s.IP = addrs[0].String() })
+			}
 		}
 	}
 
+	if loader != nil {
+		// The inventory lists the disks: let a SCSI scan or a USB
+		// enumeration still running finish first.
+		status("waiting for devices to settle")
+		if err := loader.Settle(ctx, settleQuiet, settleLimit); err != nil {
+			return err
+		}
+	}
 	status("collecting the inventory")
 	col := &inventory.Collector{Log: log}
 	if _, err := os.Stat("/dev/ipmi0"); err == nil {
