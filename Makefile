@@ -74,8 +74,35 @@ ipxe-images: $(BUILD)/.apt
 	@mkdir -p images/ipxe
 	cp /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi /usr/lib/ipxe/snponly.efi images/ipxe/
 
-## discovery-image: Debian's kernel + an initramfs whose /init is our agent.
-discovery-image: $(BUILD)/.apt $(BUILD)/.gomod
+# Debian's firmware packages holding the files the discovery image's
+# drivers ask for (the rule and the files chosen: discovery-os/drivers;
+# docs/discovery-coverage.md lists them). They are in the non-free-firmware
+# component, which gets a sources entry of its own on the mirror apt
+# already uses when no entry names it.
+FIRMWARE_PKGS := firmware-bnx2 firmware-bnx2x firmware-linux-free firmware-misc-nonfree firmware-qlogic firmware-realtek
+FIRMWARE_SOURCES := /etc/apt/sources.list.d/foundry-non-free-firmware.sources
+
+$(BUILD)/firmware/.fetched: Makefile | $(BUILD)/.apt
+	@mkdir -p $(BUILD)/firmware
+	@if ! grep -rqsw non-free-firmware /etc/apt/sources.list /etc/apt/sources.list.d/; then \
+		mirror=$$(awk '/^URIs:/{u=$$2} /^Suites:/ && / bookworm( |$$)/{print u; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null); \
+		[ -n "$$mirror" ] || mirror=$$(awk '$$1=="deb" && $$3=="bookworm"{print $$2; exit}' /etc/apt/sources.list 2>/dev/null); \
+		[ -n "$$mirror" ] || mirror=http://deb.debian.org/debian; \
+		echo "adding $(FIRMWARE_SOURCES) (bookworm non-free-firmware from $$mirror)"; \
+		printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: non-free-firmware\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$$mirror" > $(FIRMWARE_SOURCES); \
+		apt-get update -qq; \
+	fi
+	@for p in $(FIRMWARE_PKGS); do \
+		ls $(BUILD)/firmware/$${p}_*.deb >/dev/null 2>&1 && continue; \
+		apt-cache show $$p >/dev/null 2>&1 || apt-get update -qq; \
+		(cd $(BUILD)/firmware && apt-get download -qq $$p) || exit 1; \
+	done
+	@touch $@
+
+## discovery-image: Debian's kernel + an initramfs whose /init is our agent,
+## with the drivers and firmware of discovery-os/drivers; prints the sizes
+## and what the image covers.
+discovery-image: $(BUILD)/.apt $(BUILD)/.gomod $(BUILD)/firmware/.fetched
 	@mkdir -p $(BUILD)/kernel
 	@pkg=$$($(KERNEL_PKG_CMD)); \
 	if [ -z "$$pkg" ]; then apt-get update -qq; pkg=$$($(KERNEL_PKG_CMD)); fi; \
@@ -84,6 +111,7 @@ discovery-image: $(BUILD)/.apt $(BUILD)/.gomod
 	ls $(BUILD)/kernel/$${pkg}_*.deb | head -1 > $(BUILD)/kernel/current
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BUILD)/foundry-agent ./discovery-os/cmd/foundry-agent
 	$(GO) run ./discovery-os/cmd/mkdiscovery -kernel-deb $$(cat $(BUILD)/kernel/current) \
+		-firmware $(BUILD)/firmware -cache $(BUILD)/cache/initramfs \
 		-agent $(BUILD)/foundry-agent -pciids /usr/share/misc/pci.ids -out images/discovery
 
 ## iso: the appliance ISO, images/foundry-$(VERSION).iso — GRUB (BIOS and

@@ -178,7 +178,9 @@ type Driver struct {
 
 // Exclusion is a module under the rule's trees that is left out.
 type Exclusion struct {
-	Name, Path, Reason string
+	Name   string `json:"name"`
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
 }
 
 // Plan is the rule applied to one kernel's module tree.

@@ -23,7 +23,9 @@ import (
 //     compressed, which would take the image over its budget.
 //
 // Files no package holds are reported, not fatal: a few drivers still name
-// firmware Debian does not distribute (acenic, starfire, cassini).
+// firmware Debian does not distribute (acenic, starfire, cassini), and the
+// build reads only the packages that hold what it ships (the Makefile's
+// FIRMWARE_PKGS).
 
 // flashFirmware are the modules whose firmware is left out because their
 // cards start without it, each with what its driver does then (read in
@@ -58,9 +60,9 @@ type FirmwareFile struct {
 
 // FirmwareSkip is a named firmware file the image does not carry.
 type FirmwareSkip struct {
-	Name    string
-	Modules []string
-	Reason  string
+	Name    string   `json:"name"`
+	Modules []string `json:"modules"`
+	Reason  string   `json:"reason"`
 }
 
 // FirmwarePlan is the firmware rule applied to a set of modules.
@@ -106,7 +108,7 @@ func Firmware(mods []kmod.Module, pkgs []Package) (FirmwarePlan, error) {
 			return FirmwarePlan{}, err
 		}
 		if file.Src == "" {
-			plan.Skipped = append(plan.Skipped, FirmwareSkip{Name: f, Modules: by, Reason: "in no Debian firmware package"})
+			plan.Skipped = append(plan.Skipped, FirmwareSkip{Name: f, Modules: by, Reason: "in none of the firmware packages the build reads"})
 			continue
 		}
 		file.Modules = by

@@ -1,10 +1,12 @@
 // Command mkdiscovery builds the discovery OS image from Debian's packaged
-// kernel and the agent binary: it unpacks the linux-image .deb, selects the
-// NIC, disk and BMC drivers (with their dependencies), and writes vmlinuz,
-// initrd and manifest.json into the output directory.
+// kernel, Debian's firmware packages and the agent binary: it unpacks the
+// linux-image .deb, selects the NIC, disk and BMC drivers by the rule of
+// package drivers (with their dependencies) and the firmware they name,
+// writes vmlinuz, initrd and manifest.json into the output directory, and
+// prints the sizes and what the image covers.
 //
-//	mkdiscovery -kernel-deb linux-image-6.1.0-56-amd64_*.deb \
-//	    -agent bin/foundry-agent -pciids /usr/share/misc/pci.ids -out images/discovery
+//	mkdiscovery -kernel-deb linux-image-6.1.0-57-amd64_*.deb -firmware build/firmware \
+//	    -agent build/foundry-agent -pciids /usr/share/misc/pci.ids -out images/discovery
 package main
 
 import (
@@ -32,7 +34,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.Agent, "agent", "", "static foundry-agent binary, installed as /init")
 	fs.StringVar(&o.PCIIDs, "pciids", "/usr/share/misc/pci.ids", "pci.ids database")
 	fs.StringVar(&o.Out, "out", "images/discovery", "output directory")
-	fs.Int64Var(&o.Budget, "budget", 40_000_000, "maximum bytes of kernel + initrd")
+	fs.StringVar(&o.FirmwareDir, "firmware", "", "directory of Debian firmware packages (.deb); none: no firmware")
+	fs.StringVar(&o.Cache, "cache", "", "directory keeping compressed modules and firmware between builds")
+	fs.StringVar(&o.Compression, "compression", "zstd", "the initrd archive's compression: zstd, xz or gzip")
+	fs.StringVar(&o.ModuleCompression, "module-compression", "zstd", "each module's compression: zstd (with a dictionary) or xz")
+	fs.Int64Var(&o.Budget, "budget", 30_000_000, "maximum bytes of kernel + initrd")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
 	}
@@ -50,5 +56,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "total    %10d bytes  %.1f MB (budget %.1f MB), kernel %s %s, %d modules\n",
 		m.TotalBytes, float64(m.TotalBytes)/1e6, float64(o.Budget)/1e6, m.KernelPackage, m.KernelVersion, m.ModuleCount)
+	printCoverage(stdout, m)
 	return nil
 }

@@ -27,7 +27,22 @@ func fakeModules() []kmodtest.Module {
 		kmodtest.Module{Path: "kernel/drivers/net/ethernet/intel/igb/igb.ko", Depends: []string{"dca", "i2c_algo_bit"}},
 		kmodtest.Module{Path: "kernel/drivers/dca/dca.ko"},
 		kmodtest.Module{Path: "kernel/drivers/i2c/algos/i2c-algo-bit.ko"},
+		kmodtest.Module{Path: "kernel/drivers/net/ethernet/realtek/r8169.ko", Depends: []string{"libphy"}, Softdep: "pre: realtek",
+			Firmware: []string{"rtl_nic/rtl8168e-3.fw", "rtl_nic/rtl8168h-9.fw"}},
+		kmodtest.Module{Path: "kernel/drivers/net/phy/realtek.ko", Depends: []string{"libphy"}},
+		kmodtest.Module{Path: "kernel/drivers/net/phy/libphy.ko"},
 	)
+}
+
+// fakeDeb builds a package from a directory tree with dpkg-deb.
+func fakeDeb(t *testing.T, root, name, version, out string) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755)
+	os.WriteFile(filepath.Join(root, "DEBIAN", "control"), []byte("Package: "+name+
+		"\nVersion: "+version+"\nArchitecture: all\nMaintainer: test <t@example.org>\nDescription: fake\n"), 0o644)
+	if b, err := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "-b", root, out).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -b: %v\n%s", err, b)
+	}
 }
 
 // TestRun builds a fake linux-image .deb with dpkg-deb and runs the whole
@@ -53,14 +68,23 @@ func TestRun(t *testing.T) {
 	agent := filepath.Join(dir, "agent")
 	os.WriteFile(agent, []byte("\x7fELF agent"), 0o755)
 	out := filepath.Join(dir, "out")
+	fwDir := filepath.Join(dir, "firmware")
+	fwRoot := filepath.Join(dir, "fwpkg")
+	os.MkdirAll(filepath.Join(fwRoot, "lib/firmware/rtl_nic"), 0o755)
+	os.WriteFile(filepath.Join(fwRoot, "lib/firmware/rtl_nic/rtl8168e-3.fw"), bytes.Repeat([]byte("fw"), 500), 0o644)
+	os.WriteFile(filepath.Join(fwRoot, "lib/firmware/rtl_nic/unrelated.fw"), []byte("x"), 0o644)
+	os.MkdirAll(fwDir, 0o755)
+	fakeDeb(t, fwRoot, "firmware-realtek", "20230210-5", filepath.Join(fwDir, "firmware-realtek_20230210-5_all.deb"))
 
 	var stdout bytes.Buffer
-	err := run(context.Background(), []string{"-kernel-deb", deb, "-agent", agent, "-pciids", "", "-out", out}, &stdout)
+	err := run(context.Background(), []string{"-kernel-deb", deb, "-firmware", fwDir, "-agent", agent, "-pciids", "", "-out", out}, &stdout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stdout.String(), "vmlinuz") || !strings.Contains(stdout.String(), "total") {
-		t.Errorf("sizes not printed:\n%s", stdout.String())
+	for _, want := range []string{"vmlinuz", "total", "coverage: 24 modules", "Ethernet", "firmware from firmware-realtek                    1 files"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 	var m Manifest
 	b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
@@ -73,11 +97,23 @@ func TestRun(t *testing.T) {
 	if m.KernelPackage != "linux-image-"+rel || m.KernelVersion != "6.1.999-1" || m.KernelRelease != rel {
 		t.Errorf("kernel identity %q %q %q", m.KernelPackage, m.KernelVersion, m.KernelRelease)
 	}
-	// 9 required + igb, plus 11 dependencies: failover, net_failover, the
-	// two virtio_pci helpers, scsi_common, scsi_mod, libata, libahci,
-	// nvme_core, dca and i2c_algo_bit.
-	if m.ModuleCount != 21 || len(m.Modules) != 21 || slices.Contains(m.Modules, "snd") {
+	// The rule's 16 drivers (e1000, virtio_net, igb, r8169, virtio_pci,
+	// virtio_blk, ata_piix, ahci, libata, libahci, scsi_mod, scsi_common,
+	// sd_mod, virtio_scsi, nvme, nvme_core), plus 8 dependencies:
+	// failover, net_failover, the two virtio_pci helpers, dca,
+	// i2c_algo_bit, libphy and realtek (r8169's soft dependency).
+	if m.ModuleCount != 24 || len(m.Modules) != 24 || slices.Contains(m.Modules, "snd") || !slices.Contains(m.Modules, "realtek") {
 		t.Errorf("modules (%d): %v", m.ModuleCount, m.Modules)
+	}
+	c := m.Coverage
+	if len(c.Firmware) != 1 || c.Firmware[0].Name != "rtl_nic/rtl8168e-3.fw" || c.Firmware[0].Raw != 1000 || c.Firmware[0].Bytes == 0 {
+		t.Errorf("firmware %+v", c.Firmware)
+	}
+	if len(c.FirmwareSkipped) != 1 || c.FirmwareSkipped[0].Name != "rtl_nic/rtl8168h-9.fw" {
+		t.Errorf("firmware skipped %+v", c.FirmwareSkipped)
+	}
+	if c.Dependencies != 8 || len(c.Classes) == 0 || c.Classes[0].Class != "Ethernet" || c.Classes[0].Drivers != 4 {
+		t.Errorf("coverage %+v", c)
 	}
 	for _, name := range []string{"vmlinuz", "initrd"} {
 		data, err := os.ReadFile(filepath.Join(out, name))
