@@ -36,6 +36,7 @@ const (
 	PathDecision = "/api/v1/agent/decision" // GET ?wait=<seconds> → Decision
 	PathProgress = "/api/v1/agent/progress" // POST AgentProgress → AgentState
 	PathResult   = "/api/v1/agent/result"   // POST AgentResult → AgentState
+	PathBMC      = "/api/v1/agent/bmc"      // POST AgentBMC → AgentState
 )
 
 // Decision kinds: the values of Decision.Decision.
@@ -97,6 +98,30 @@ type Decision struct {
 	FirstBootURL string `json:"first_boot_url,omitempty" doc:"Where the installed system reports its first boot (cloud-init phone_home); image decisions only"`
 	// Message explains a wait that approval will not end, for the console.
 	Message string `json:"message,omitempty" example:"this machine was approved in another boot session"`
+	// BMCUser asks the agent, with a wait decision, to create the
+	// appliance's BMC user in band and report it (PathBMC) before it asks
+	// again.
+	BMCUser *DecisionBMCUser `json:"bmc_user,omitempty" doc:"With a wait decision: create this BMC user in band (over /dev/ipmi0) with a password of the agent's drawing, report it (POST /api/v1/agent/bmc), then ask again"`
+}
+
+// DecisionBMCUser names the BMC user the appliance wants.
+type DecisionBMCUser struct {
+	Username string `json:"username" maxLength:"16" example:"foundry"`
+}
+
+// AgentBMC is the body of PathBMC: the BMC user the agent created in band
+// and where the BMC listens, or, with Error, why it could not.
+type AgentBMC struct {
+	Protocol string `json:"protocol,omitempty" enum:"ipmi" example:"ipmi"`
+	// Address is the BMC's LAN IPv4 address as the BMC reports it; empty
+	// when it has none (0.0.0.0).
+	Address  string `json:"address,omitempty" maxLength:"64" example:"10.77.1.21"`
+	MAC      string `json:"mac,omitempty" maxLength:"64" example:"52:54:00:ba:5e:01"`
+	Channel  int    `json:"channel,omitempty" minimum:"0" maximum:"15" doc:"The LAN channel the user was given access to"`
+	UserID   int    `json:"user_id,omitempty" minimum:"0" maximum:"63" doc:"The user's slot on the BMC"`
+	Username string `json:"username,omitempty" maxLength:"16" example:"foundry"`
+	Password string `json:"password,omitempty" maxLength:"20" doc:"The password the agent drew (sent once, over the signed session; stored encrypted)"`
+	Error    string `json:"error,omitempty" maxLength:"4096" doc:"Why no user could be created; the appliance stops asking"`
 }
 
 // DecisionImage tells the agent what to write where.

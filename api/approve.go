@@ -27,6 +27,7 @@ type ApproveRequest struct {
 	Disk     string   `json:"disk,omitempty" maxLength:"4096" example:"/dev/disk/by-path/pci-0000:00:1f.2-ata-1" doc:"One of the inventoried disks (path, by-path or name); default the first fixed disk by stable path"`
 	SSHKeys  []string `json:"ssh_keys,omitempty" maxItems:"100" example:"[\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGt6ZmZ5b3VyLWtleS1oZXJlLXBsZWFzZS1yZXBsYWNl admin@example\"]" doc:"authorized_keys lines"`
 	Network  *Network `json:"network,omitempty" doc:"Default dhcp. Static: address/prefix inside the machine's segment, gateway (default the segment's router) and DNS (default the segment's)."`
+	BMCUser  bool     `json:"bmc_user,omitempty" doc:"Have the discovery OS create a BMC user for the appliance in band before it goes on (default: the cluster's bmc_user setting)"`
 }
 
 type approveIn struct {
@@ -312,6 +313,10 @@ func (s *Server) approveMachine(ctx context.Context, mac string, req ApproveRequ
 	if err != nil {
 		return nil, fmt.Errorf("draw first-boot secret: %w", err)
 	}
+	bmcUser := s.approvalBMCUser(req.BMCUser, plan.cluster)
+	if bmcUser != "" {
+		detail += "; BMC user " + bmcUser + " to be created in band"
+	}
 	out, err := s.Store.UpdateMachineSessions(m.MAC, store.Audit{Actor: actor, Action: "approve", Detail: detail},
 		func(cur *store.Machine, ss *store.Sessions) error {
 			to, err := lifecycle.Next(lifecycle.ActApprove, role, cur.State)
@@ -331,6 +336,7 @@ func (s *Server) approveMachine(ctx context.Context, mac string, req ApproveRequ
 			cur.ProgressDetail = nil
 			cur.Installed, cur.FirstBootSecret, cur.FirstBoot, cur.ReadyAt = false, secret, nil, time.Time{}
 			cur.Wipe, cur.WipeFull = false, false
+			cur.BMCUser = bmcUser
 			return nil
 		})
 	if errors.Is(err, errChanged) {

@@ -82,6 +82,7 @@ type powerGetIn struct {
 type powerOut struct{ Body PowerStatus }
 
 func (s *Server) registerBMC() {
+	s.registerAgentBMC()
 	errs := []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusBadGateway, http.StatusServiceUnavailable}
 	register(s, accessWrite, huma.Operation{
 		OperationID: "set-machine-bmc", Method: http.MethodPut, Path: Prefix + "/machines/{mac}/bmc",
@@ -336,6 +337,9 @@ func (s *Server) unseal(m store.Machine) (bmc.Endpoint, error) {
 	b := m.BMC
 	if b == nil || len(b.Secret) == 0 {
 		return bmc.Endpoint{}, errNoBMC
+	}
+	if b.Address == "" {
+		return bmc.Endpoint{}, huma.Error409Conflict("the BMC of " + m.MAC + " reported no LAN address: enter its address by hand (PUT /api/v1/machines/{mac}/bmc)")
 	}
 	if s.Secrets == nil {
 		return bmc.Endpoint{}, huma.Error503ServiceUnavailable("the appliance has no key for BMC credentials (Server.Secrets)")

@@ -383,3 +383,81 @@ func TestPowerPollIsBounded(t *testing.T) {
 		t.Fatalf("polled power: %+v, %v", p, err)
 	}
 }
+
+// Approval with bmc_user: the approved boot is asked, with a wait, to
+// create the BMC user; its report is sealed and the decision goes on.
+// Only that boot may report, and a failure stops the asking.
+func TestInBandBMCUserAtApproval(t *testing.T) {
+	f := &fakeBMC{}
+	e := newEnv(t, withBMC(f))
+	e.setup()
+	ctx := context.Background()
+	a := e.inventoried(macA)
+	other := a.newBoot()
+	if code, body := other.register(testInventory(macA)); code != 200 {
+		t.Fatalf("second registration: %d %s", code, body)
+	}
+	if _, err := e.admin.Approve(ctx, macA, api.ApproveRequest{Token: a.tok.Value, Cluster: "rack2", BMCUser: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.auditOf(macA, "approve")
+	code, body := a.call(http.MethodGet, "/agent/decision?wait=5", nil)
+	if code != 200 || !strings.Contains(body, `"decision":"wait"`) || !strings.Contains(body, `"bmc_user":{"username":"foundry"}`) {
+		t.Fatalf("decision after approval with bmc_user: %d %s", code, body)
+	}
+	report := api.AgentBMC{Protocol: "ipmi", Address: "10.77.1.21", MAC: "52:54:00:BA:5E:01", Channel: 1, UserID: 3, Username: "foundry", Password: "Gen3ratedPassw0"}
+	if code, body := other.call(http.MethodPost, "/agent/bmc", report); code != http.StatusForbidden {
+		t.Fatalf("another boot's report: %d %s", code, body)
+	}
+	if code, body := a.call(http.MethodPost, "/agent/bmc", report); code != 200 {
+		t.Fatalf("report: %d %s", code, body)
+	}
+	m := e.machine(macA)
+	if m.BMCUser != "" || m.BMC == nil || m.BMC.Source != store.BMCFromAgent || m.BMC.Address != "10.77.1.21" || strings.Contains(string(m.BMC.Secret), "Gen3rated") {
+		t.Fatalf("stored: request %q, BMC %+v", m.BMCUser, m.BMC)
+	}
+	if a := e.auditOf(macA, "bmc-created"); strings.Contains(a.Detail, "Gen3rated") || !strings.Contains(a.Detail, "10.77.1.21") {
+		t.Fatalf("audit %q", a.Detail)
+	}
+	code, body = a.call(http.MethodGet, "/agent/decision?wait=5", nil)
+	if code != 200 || !strings.Contains(body, `"decision":"netboot"`) || strings.Contains(body, "bmc_user") {
+		t.Fatalf("decision after the report: %d %s", code, body)
+	}
+	if _, err := e.admin.PXENext(ctx, macA); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.log(); got[len(got)-1] != "pxe 10.77.1.21 Gen3ratedPassw0" {
+		t.Fatalf("driver got %q", got[len(got)-1])
+	}
+	if code, _ := a.call(http.MethodPost, "/agent/bmc", report); code == 200 {
+		t.Fatal("a second report was taken without a request")
+	}
+}
+
+func TestClusterAsksForBMCUser(t *testing.T) {
+	e := newEnv(t, withBMC(&fakeBMC{}))
+	e.setup()
+	ctx := context.Background()
+	if _, err := e.admin.UpdateCluster(ctx, "rack2", api.ClusterFields{DefaultProfile: "netboot", BMCUser: true}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.inventoried(macA)
+	if _, err := e.admin.Approve(ctx, macA, api.ApproveRequest{Token: a.tok.Value, Cluster: "rack2"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := e.machine(macA); m.BMCUser != api.DefaultBMCUser {
+		t.Fatalf("cluster setting did not ask for a BMC user: %q", m.BMCUser)
+	}
+	// A BMC the discovery OS cannot reach: the failure is audited and
+	// the agent is no longer asked.
+	if code, body := a.call(http.MethodPost, "/agent/bmc", api.AgentBMC{Error: "open /dev/ipmi0: no such file or directory"}); code != 200 {
+		t.Fatalf("failure report: %d %s", code, body)
+	}
+	if a := e.auditOf(macA, "bmc-user-failed"); !strings.Contains(a.Detail, "/dev/ipmi0") {
+		t.Fatalf("audit %q", a.Detail)
+	}
+	code, body := a.call(http.MethodGet, "/agent/decision?wait=5", nil)
+	if code != 200 || !strings.Contains(body, `"decision":"netboot"`) {
+		t.Fatalf("decision after a failed BMC user: %d %s", code, body)
+	}
+}

@@ -14,6 +14,7 @@ import (
 type ClusterFields struct {
 	Description    string `json:"description,omitempty" maxLength:"4096" example:"Rack 1, row B"`
 	DefaultProfile string `json:"default_profile,omitempty" maxLength:"64" example:"debian-netboot" doc:"Profile used when an approval names none; must exist"`
+	BMCUser        bool   `json:"bmc_user,omitempty" doc:"Every approval into this cluster has the discovery OS create a BMC user for the appliance in band"`
 }
 
 // ClusterCreate is the body that creates a cluster.
@@ -54,7 +55,7 @@ func (s *Server) registerClusters() {
 			return nil, err
 		}
 		c, err := s.Store.CreateCluster(store.Cluster{Name: in.Body.Name, Description: in.Body.Description,
-			DefaultProfile: strings.TrimSpace(in.Body.DefaultProfile)},
+			DefaultProfile: strings.TrimSpace(in.Body.DefaultProfile), BMCUser: in.Body.BMCUser},
 			store.Audit{Actor: caller(ctx).Actor, Action: "cluster-create", Detail: in.Body.Name})
 		if err != nil {
 			return nil, s.storeErr(err, "cluster "+in.Body.Name, "body.name")
@@ -75,6 +76,7 @@ func (s *Server) registerClusters() {
 		c, err := s.Store.UpdateCluster(in.Name, store.Audit{Actor: caller(ctx).Actor, Action: "cluster-update", Detail: in.Name},
 			func(c *store.Cluster) error {
 				c.Description, c.DefaultProfile = in.Body.Description, strings.TrimSpace(in.Body.DefaultProfile)
+				c.BMCUser = in.Body.BMCUser
 				return nil
 			})
 		if err != nil {

@@ -34,6 +34,9 @@ func (s *Server) decision(m store.Machine, sess store.Session, base string) (d D
 	if !f.AgentDetails {
 		return d, final
 	}
+	if bd, ok := bmcUserDecision(m, f.Agent); ok {
+		return bd, false
+	}
 	d.Hostname = m.Hostname
 	if a := m.Approval; a != nil {
 		d.SSHKeys = a.SSHKeys
@@ -128,7 +131,7 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 	}
 	d, final := s.decision(m, sess, p.Base)
 	wait := time.Duration(min(max(in.Wait, 0), maxWait)) * time.Second
-	if d.Decision != "wait" || wait == 0 {
+	if d.Decision != "wait" || wait == 0 || d.BMCUser != nil {
 		return s.decided(p, d, final), nil
 	}
 	timer := time.NewTimer(wait)
@@ -156,7 +159,7 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 			if m, err = s.Store.GetMachine(p.MAC); err != nil {
 				return nil, s.storeErr(err, "machine "+p.MAC, "")
 			}
-			if d, final = s.decision(m, sess, p.Base); d.Decision != "wait" {
+			if d, final = s.decision(m, sess, p.Base); d.Decision != "wait" || d.BMCUser != nil {
 				return s.decided(p, d, final), nil
 			}
 		}

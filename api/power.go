@@ -169,7 +169,7 @@ func bootsIntoPXE(a lifecycle.Action) bool {
 // BMC that is slow or down delays nothing and blocks nothing; the outcome
 // (or the BMC's own error) is audited and shown with the machine's power.
 func (s *Server) afterTransition(ctx context.Context, a lifecycle.Action, m store.Machine) {
-	if !bootsIntoPXE(a) || m.BMC == nil || len(m.BMC.Secret) == 0 || s.bmcs == nil {
+	if !bootsIntoPXE(a) || m.BMC == nil || len(m.BMC.Secret) == 0 || m.BMC.Address == "" || s.bmcs == nil {
 		return
 	}
 	actor := caller(ctx).Actor
@@ -267,7 +267,7 @@ func (t *pollTargets) list() []string {
 }
 
 func (t *pollTargets) follow(ctx context.Context, s *Server) {
-	has := func(m store.Machine) bool { return m.BMC != nil && len(m.BMC.Secret) > 0 }
+	has := func(m store.Machine) bool { return m.BMC != nil && len(m.BMC.Secret) > 0 && m.BMC.Address != "" }
 	for ctx.Err() == nil {
 		events, cancel := s.Store.Subscribe(1024)
 		all, err := s.Store.ListMachines()

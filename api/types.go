@@ -306,6 +306,7 @@ type Cluster struct {
 	Name           string    `json:"name" example:"rack1"`
 	Description    string    `json:"description,omitempty" example:"Rack 1, row B"`
 	DefaultProfile string    `json:"default_profile,omitempty" example:"debian-netboot"`
+	BMCUser        bool      `json:"bmc_user,omitempty" doc:"Approvals into this cluster have the discovery OS create a BMC user for the appliance"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 }
@@ -327,7 +328,7 @@ type Profile struct {
 }
 
 func clusterView(c store.Cluster) Cluster {
-	return Cluster{Name: c.Name, Description: c.Description, DefaultProfile: c.DefaultProfile, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	return Cluster{Name: c.Name, Description: c.Description, DefaultProfile: c.DefaultProfile, BMCUser: c.BMCUser, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 }
 
 func profileView(p store.Profile) Profile {

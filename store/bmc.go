@@ -55,8 +55,5 @@ func checkBMC(b *BMC) error {
 			return err
 		}
 	}
-	if b.Address == "" {
-		return fmt.Errorf("%w: bmc address is empty", ErrInvalid)
-	}
 	return nil
 }

@@ -124,6 +124,9 @@ type Machine struct {
 	// BMC is the machine's BMC and the appliance's credential on it
 	// (bmc.go); nil when none is known.
 	BMC *BMC `json:"bmc,omitempty"`
+	// BMCUser is the BMC user approval asked the discovery OS to create
+	// in band ("" when none is pending); its report clears it.
+	BMCUser string `json:"bmc_user,omitempty"`
 	// Revision increases on every write; the API uses it for ETags and the
 	// event stream.
 	Revision uint64 `json:"revision"`
@@ -254,6 +257,9 @@ type Cluster struct {
 	DefaultProfile string    `json:"default_profile,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// BMCUser makes every approval into the cluster ask the discovery OS
+	// to create a BMC user for the appliance in band.
+	BMCUser bool `json:"bmc_user,omitempty"`
 }
 
 // ProfileKind says how a profile puts a machine into production.
