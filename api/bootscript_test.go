@@ -213,3 +213,19 @@ func TestAbout(t *testing.T) {
 		t.Errorf("about without a token: %v, want 401", err)
 	}
 }
+
+// TestSummaryCountsFixedDisks: the summary's disk space is what the
+// machine can install onto — the removable USB stick of the test inventory
+// (like a CD-ROM drive's medium) is listed but not counted.
+func TestSummaryCountsFixedDisks(t *testing.T) {
+	e := newEnv(t)
+	e.inventoried(macA)
+	m, err := e.admin.GetMachine(context.Background(), macA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(8<<30 + 64<<30); m.Summary.DiskBytes != want || m.Summary.Disks != 3 {
+		t.Errorf("summary: %d disks, %d bytes; want 3 disks listed and %d bytes (sda + nvme0n1, not the USB stick)",
+			m.Summary.Disks, m.Summary.DiskBytes, want)
+	}
+}

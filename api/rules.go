@@ -91,7 +91,7 @@ func diskChoice(inv *inventory.Inventory, want string, required bool) (string, *
 	}
 	var cands []inventory.Disk
 	for _, d := range inv.Disks {
-		if !d.Removable && !d.ReadOnly && d.SizeBytes > 0 {
+		if d.Fixed() {
 			cands = append(cands, d)
 		}
 	}

@@ -120,7 +120,7 @@ type Summary struct {
 	Threads     int    `json:"threads,omitempty"`
 	MemoryBytes uint64 `json:"memory_bytes,omitempty"`
 	Disks       int    `json:"disks,omitempty"`
-	DiskBytes   uint64 `json:"disk_bytes,omitempty"`
+	DiskBytes   uint64 `json:"disk_bytes,omitempty" doc:"Total size of the fixed, writable disks (not removable media or CD-ROM drives)"`
 	NICs        int    `json:"nics,omitempty"`
 	GPUs        int    `json:"gpus,omitempty"`
 }
@@ -296,7 +296,9 @@ func summarize(inv inventory.Inventory) Summary {
 		MemoryBytes: inv.Memory.TotalBytes, Disks: len(inv.Disks), NICs: len(inv.NICs), GPUs: len(inv.GPUs),
 	}
 	for _, d := range inv.Disks {
-		s.DiskBytes += d.SizeBytes
+		if d.Fixed() { // a CD-ROM's medium or a USB stick is no disk space
+			s.DiskBytes += d.SizeBytes
+		}
 	}
 	return s
 }

@@ -133,6 +133,11 @@ type Disk struct {
 	Driver string `json:"driver,omitempty"`
 }
 
+// Fixed says whether the disk can hold an installed system: not removable
+// (USB sticks, optical drives), writable, with a medium. The approval's
+// default disk and the machine summary's disk space both count only these.
+func (d Disk) Fixed() bool { return !d.Removable && !d.ReadOnly && d.SizeBytes > 0 }
+
 // NIC is one physical network interface.
 type NIC struct {
 	Name string `json:"name"`
