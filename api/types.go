@@ -57,11 +57,11 @@ type Machine struct {
 	// MACConflict says that more than one registration is active: two
 	// hosts answer for this MAC, or one rebooted less than a minute or two
 	// ago.
-	MACConflict bool    `json:"mac_conflict" doc:"More than one registration of this MAC is active (its agent called within the last 150 s): possible MAC spoofing. Approval binds to the registration whose console token is typed."`
+	MACConflict bool `json:"mac_conflict" doc:"More than one registration of this MAC is active (its agent called within the last 150 s): possible MAC spoofing. Approval binds to the registration whose console token is typed."`
 	// Declared is the machine's declaration in the GitOps repository
 	// while it waits for approval (docs/gitops.md).
 	Declared *Declared `json:"declared,omitempty" doc:"What a Hardware file in the GitOps repository declares for this machine; an approval takes what it leaves out from here"`
-	Summary     Summary `json:"summary"`
+	Summary  Summary   `json:"summary"`
 	// Inventory is the agent's report exactly as received (docs/inventory.md).
 	Inventory json.RawMessage `json:"inventory,omitempty" doc:"Hardware inventory as reported by the discovery agent (schema in docs/inventory.md); only in single-machine responses"`
 }
