@@ -63,6 +63,9 @@ type Agent struct {
 	RefusedDelay time.Duration
 	// Log receives what happens. Default: silent.
 	Log *slog.Logger
+	// OpenIPMI opens the BMC's system interface when a decision asks for
+	// the appliance's BMC user (bmcuser.go). Default: OpenIPMI.
+	OpenIPMI func() (IPMICloser, error)
 
 	tok token.Token
 	// pending is a new token hash the appliance has not acknowledged yet.
@@ -281,6 +284,9 @@ func (a *Agent) refreshToken(ctx context.Context) error {
 func (a *Agent) handle(ctx context.Context, d agentwire.Decision) (done bool, err error) {
 	switch d.Decision {
 	case agentwire.KindWait, "":
+		if d.BMCUser != nil {
+			a.createBMCUser(ctx, *d.BMCUser)
+		}
 		a.showWait(d.Message)
 		return false, nil
 	case agentwire.KindNetboot:

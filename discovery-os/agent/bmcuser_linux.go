@@ -1,0 +1,25 @@
+package agent
+
+import (
+	"fmt"
+
+	"github.com/u-root/u-root/pkg/ipmi"
+)
+
+// OpenIPMI opens the BMC's system interface, /dev/ipmi0 (the kernel's
+// ipmi_si and ipmi_devintf, which LoadModules loads when a BMC is there).
+func OpenIPMI() (IPMICloser, error) {
+	d, err := ipmi.Open(0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/ipmi0: %w", err)
+	}
+	return ipmiDev{d}, nil
+}
+
+type ipmiDev struct{ *ipmi.IPMI }
+
+// Send is SendRecv with plain bytes; data is never empty here (u-root
+// takes the address of its first byte).
+func (d ipmiDev) Send(netfn, cmd byte, data []byte) ([]byte, error) {
+	return d.SendRecv(ipmi.NetFn(netfn), ipmi.Command(cmd), data)
+}
