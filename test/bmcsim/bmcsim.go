@@ -18,7 +18,6 @@
 package bmcsim
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -30,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
 
 // Sim is a running ipmi_sim with its chassis.
@@ -43,7 +44,7 @@ type Sim struct {
 	Dir string
 
 	cmd *exec.Cmd
-	out *bytes.Buffer
+	out *syncbuf.Buffer
 }
 
 // Options configure Start.
@@ -56,6 +57,10 @@ type Options struct {
 	// LANAddress is what the BMC reports in band as its LAN IPv4 address
 	// (LAN configuration parameter 3); default 127.0.0.1.
 	LANAddress string
+	// Port is the IPMI LAN port on 127.0.0.1; 0 picks a free one. 623,
+	// IPMI's own, is what a BMC found in band is reached at: use it only
+	// in a network namespace of the test's own.
+	Port int
 }
 
 // Need skips the test when ipmi_sim, ipmitool or QEMU is missing.
@@ -74,7 +79,10 @@ func Start(t testing.TB, o Options) *Sim {
 	t.Helper()
 	Need(t)
 	dir := t.TempDir()
-	s := &Sim{Port: freeUDPPort(t), User: "admin", Password: "simpass", Dir: dir, out: &bytes.Buffer{}}
+	s := &Sim{Port: o.Port, User: "admin", Password: "simpass", Dir: dir, out: &syncbuf.Buffer{}}
+	if s.Port == 0 {
+		s.Port = freeUDPPort(t)
+	}
 	vmPort := freeTCPPort(t)
 	if o.LANAddress == "" {
 		o.LANAddress = "127.0.0.1"
@@ -100,7 +108,7 @@ set_working_mc 0x20
     allowed_auths_operator md5
     allowed_auths_admin md5
     guid a123456789abcdefa123456789abcdef
-    lan_config_program "%s/lancontrol"
+    lan_config_program "%s/lancontrol lan0"
   endlan
   chassis_control "%s/chassis 0x20"
   serial 15 127.0.0.1 %d codec VM
