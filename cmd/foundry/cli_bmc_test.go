@@ -136,3 +136,30 @@ func TestCLIPowerAndBMC(t *testing.T) {
 		t.Fatalf("power without a BMC: %d %s", code, stderr)
 	}
 }
+
+// The cluster setting and the approval flag: update keeps the setting
+// unless the flag is given.
+func TestCLIBMCUserSettings(t *testing.T) {
+	e := newCLIEnv(t)
+	base := []string{"--server", e.url, "--token", e.admin}
+	run := func(a ...string) (string, int) {
+		out, stderr, code := e.runIn("", append(a, base...)...)
+		return out + stderr, code
+	}
+	if out, code := run("clusters", "create", "rack9", "--bmc-user"); code != 0 || !strings.Contains(out, "BMC user at approval") {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	if _, code := run("clusters", "update", "rack9", "--description", "row 9"); code != 0 {
+		t.Fatal("update")
+	}
+	c, err := e.db.GetCluster("rack9")
+	if err != nil || !c.BMCUser || c.Description != "row 9" {
+		t.Fatalf("after update: %+v %v", c, err)
+	}
+	if _, code := run("clusters", "update", "rack9", "--bmc-user=false"); code != 0 {
+		t.Fatal("update")
+	}
+	if c, _ := e.db.GetCluster("rack9"); c.BMCUser {
+		t.Fatal("--bmc-user=false kept the setting")
+	}
+}

@@ -280,6 +280,7 @@ func machineApproveCmd(o *cliOptions) *cobra.Command {
 	f.StringVar(&req.Profile, "profile", "", "profile (default: the cluster's default profile)")
 	f.StringVar(&req.Hostname, "hostname", "", "RFC 1123 host name (default: the current one)")
 	f.StringVar(&req.Disk, "disk", "", "target disk: path, by-path name or kernel name (default: first fixed disk by stable path)")
+	f.BoolVar(&req.BMCUser, "bmc-user", false, "have the discovery OS create a BMC user for the appliance in band (default: the cluster's setting)")
 	f.StringArrayVar(&req.SSHKeys, "ssh-key", nil, "authorized_keys line (repeatable)")
 	f.StringArrayVar(&keyFiles, "ssh-key-file", nil, "file of authorized_keys lines (repeatable)")
 	f.StringVar(&static, "static", "", "static address with prefix, e.g. 10.77.0.50/24 (default: DHCP)")

@@ -19,13 +19,14 @@ func clustersCmd(o *cliOptions) *cobra.Command {
 	flags := func(cmd *cobra.Command) *cobra.Command {
 		cmd.Flags().StringVar(&fields.Description, "description", "", "description")
 		cmd.Flags().StringVar(&fields.DefaultProfile, "default-profile", "", "profile used when an approval names none")
+		cmd.Flags().BoolVar(&fields.BMCUser, "bmc-user", false, "every approval into the cluster has the discovery OS create a BMC user for the appliance")
 		return cmd
 	}
 	print := func(cmd *cobra.Command, cl api.Cluster) error {
 		if o.json() {
 			return writeJSON(cmd.OutOrStdout(), cl)
 		}
-		return fields2(cmd, [][2]string{{"Name", cl.Name}, {"Description", cl.Description}, {"Default profile", cl.DefaultProfile},
+		return fields2(cmd, [][2]string{{"Name", cl.Name}, {"Description", cl.Description}, {"Default profile", cl.DefaultProfile}, {"BMC user at approval", yesNo(cl.BMCUser)},
 			{"Created", cl.CreatedAt.Format(time.RFC3339)}, {"Updated", cl.UpdatedAt.Format(time.RFC3339)}})
 	}
 	c.AddCommand(
@@ -44,12 +45,15 @@ func clustersCmd(o *cliOptions) *cobra.Command {
 			if err != nil {
 				return apiErr(err)
 			}
-			next := api.ClusterFields{Description: cur.Description, DefaultProfile: cur.DefaultProfile}
+			next := api.ClusterFields{Description: cur.Description, DefaultProfile: cur.DefaultProfile, BMCUser: cur.BMCUser}
 			if cmd.Flags().Changed("description") {
 				next.Description = fields.Description
 			}
 			if cmd.Flags().Changed("default-profile") {
 				next.DefaultProfile = fields.DefaultProfile
+			}
+			if cmd.Flags().Changed("bmc-user") {
+				next.BMCUser = fields.BMCUser
 			}
 			cl, err := o.client().UpdateCluster(cmd.Context(), a[0], next)
 			if err != nil {

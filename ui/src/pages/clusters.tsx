@@ -9,7 +9,7 @@ import { absTime } from '../lib/format';
 import { useLoad } from '../lib/hooks';
 import { useSession } from '../lib/session';
 
-const fields = ['name', 'description', 'default_profile'] as const;
+const fields = ['name', 'description', 'default_profile', 'bmc_user'] as const;
 
 export function ClustersPage() {
   const { session } = useSession();
@@ -52,9 +52,10 @@ function ClusterEditor({ cluster, profiles, onClose }: { cluster: Cluster | null
   const [name, setName] = useState(cluster?.name ?? '');
   const [description, setDescription] = useState(cluster?.description ?? '');
   const [defaultProfile, setDefaultProfile] = useState(cluster?.default_profile ?? '');
+  const [bmcUser, setBMCUser] = useState(cluster?.bmc_user ?? false);
 
   async function save() {
-    const body = { description, default_profile: defaultProfile };
+    const body = { description, default_profile: defaultProfile, bmc_user: bmcUser };
     if (cluster) {
       await must(session.client.PUT('/api/v1/clusters/{name}', { params: { path: { name: cluster.name } }, body }));
     } else {
@@ -81,6 +82,14 @@ function ClusterEditor({ cluster, profiles, onClose }: { cluster: Cluster | null
                 {profiles.map((pr) => <option key={pr.name} value={pr.name}>{pr.name} ({pr.kind})</option>)}
               </select>
             )}
+          </Field>
+          <Field
+            label="Create a BMC user at approval"
+            name="bmc_user"
+            error={errors.bmc_user}
+            hint="The discovery OS of every machine approved into this cluster creates a BMC user for the appliance in band, so that it can power-cycle the machine."
+          >
+            {(p) => <input {...p} type="checkbox" checked={bmcUser} onChange={(e) => setBMCUser(e.currentTarget.checked)} />}
           </Field>
         </>
       )}

@@ -46,7 +46,7 @@ describe('clusters and profiles pages', () => {
     fireEvent.click(screen.getByRole('button', { name: 'Create' }));
     await waitFor(() => expect(document.querySelector('[data-error-for="name"]')?.textContent).toBe('bad name'));
     expect(dialog()?.querySelector('.notice-error')?.textContent).toBe('body.x: odd');
-    expect(api.calls.find((c) => c.method === 'POST')?.body).toEqual({ name: 'a b', description: '', default_profile: '' });
+    expect(api.calls.find((c) => c.method === 'POST')?.body).toEqual({ name: 'a b', description: '', default_profile: '', bmc_user: false });
   });
 
   it('saves an edited profile, closes the editor and reloads the list', async () => {
