@@ -79,3 +79,30 @@ func TestBMCAgainstIPMISimulator(t *testing.T) {
 		t.Fatal("power off left QEMU running")
 	}
 }
+
+// A Redfish BMC entered by hand: power through the API, and a release
+// cycles the machine into a one-time network boot.
+func TestBMCRedfishByHand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts QEMU")
+	}
+	r := bmcsim.StartRedfish(t)
+	e := newEnv(t, withBMC(&bmc.Client{Timeout: 20 * time.Second}))
+	e.setup()
+	e.ready(macA)
+	ctx := context.Background()
+	if _, err := e.admin.SetBMC(ctx, macA, api.BMCRequest{Protocol: "redfish", Address: r.Host, Port: r.Port, Username: r.User, Password: r.Password}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := e.admin.SetPower(ctx, macA, "on"); err != nil || p.State != "on" || r.MachinePID() == 0 {
+		t.Fatalf("power on: %+v, %v", p, err)
+	}
+	first := r.MachinePID()
+	if code, body := e.post("/machines/"+macA+"/release", nil); code != 200 {
+		t.Fatalf("release: %d %s", code, body)
+	}
+	e.auditOf(macA, "power-pxe")
+	if pid := r.MachinePID(); pid == 0 || pid == first || !strings.Contains(strings.Join(r.Log(), ","), "Boot Pxe Once") {
+		t.Fatalf("release did not cycle into PXE: pid %d (was %d), %q", pid, first, r.Log())
+	}
+}

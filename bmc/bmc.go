@@ -13,6 +13,7 @@ package bmc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -210,13 +211,13 @@ func bmcMessage(cl *bmclib.Client, err error) string {
 	md := cl.GetMetadata()
 	var parts []string
 	for _, name := range sortedKeys(md.FailedProviderDetail) {
-		parts = append(parts, oneLine(md.FailedProviderDetail[name]))
+		parts = append(parts, redfishMessage(oneLine(md.FailedProviderDetail[name])))
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		parts = append([]string{"no answer in time"}, parts...)
 	}
 	if len(parts) == 0 {
-		return oneLine(err.Error())
+		return redfishMessage(oneLine(err.Error()))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -228,6 +229,27 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// redfishMessage replaces a Redfish error body (DSP0266's {"error":
+// {"code", "message"}}) in s with its message and code.
+func redfishMessage(s string) string {
+	i := strings.Index(s, `{"error"`)
+	if i < 0 {
+		return s
+	}
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	dec := json.NewDecoder(strings.NewReader(s[i:]))
+	if dec.Decode(&body) != nil || body.Error.Message == "" {
+		return s
+	}
+	rest := s[i+int(dec.InputOffset()):]
+	return s[:i] + body.Error.Message + " (" + body.Error.Code + ")" + rest
 }
 
 // oneLine folds a multi-line message (ipmitool's output, a multierror)

@@ -138,3 +138,16 @@ func TestParseAction(t *testing.T) {
 		}
 	}
 }
+
+func TestRedfishMessage(t *testing.T) {
+	for in, want := range map[string]string{
+		`401: {"error":{"code":"Base.1.8.NoValidSession","message":"There is no valid session."}}`: "401: There is no valid session. (Base.1.8.NoValidSession)",
+		`plain failure`:          "plain failure",
+		`400: {"error": broken`:  `400: {"error": broken`,
+		`{"error":{"code":"X"}}`: `{"error":{"code":"X"}}`,
+	} {
+		if got := redfishMessage(in); got != want {
+			t.Errorf("redfishMessage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

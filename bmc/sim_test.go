@@ -124,3 +124,51 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Redfish through bmclib's gofish provider, against the test Redfish
+// service (test/bmcsim: no Redfish emulator installs here), whose Reset
+// starts and stops a real QEMU process.
+func TestRedfishService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts QEMU")
+	}
+	r := bmcsim.StartRedfish(t)
+	c := &bmc.Client{Timeout: 20 * time.Second}
+	ep := bmc.Endpoint{Protocol: bmc.Redfish, Host: r.Host, Port: r.Port, Username: r.User, Password: r.Password}
+	ctx := context.Background()
+	if st, err := c.PowerState(ctx, ep); err != nil || st != bmc.PowerOff {
+		t.Fatalf("power status = %s, %v", st, err)
+	}
+	if err := c.Power(ctx, ep, bmc.ActionOn); err != nil || r.MachinePID() == 0 {
+		t.Fatalf("power on: %v, pid %d", err, r.MachinePID())
+	}
+	first := r.MachinePID()
+	if was, err := c.RestartPXE(ctx, ep); err != nil || was != bmc.PowerOn {
+		t.Fatalf("RestartPXE = %s, %v", was, err)
+	}
+	if pid := r.MachinePID(); pid == 0 || pid == first {
+		t.Fatalf("no new QEMU process after the cycle: %d (was %d)", pid, first)
+	}
+	log := strings.Join(r.Log(), ", ")
+	if !strings.Contains(log, "Boot Pxe Once") || !strings.Contains(log, "Reset On") {
+		t.Fatalf("service was asked: %s", log)
+	}
+	if err := c.Power(ctx, ep, bmc.ActionOff); err != nil || r.MachinePID() != 0 {
+		t.Fatalf("power off: %v, pid %d", err, r.MachinePID())
+	}
+	next, _ := bmc.GeneratePassword()
+	if err := c.SetPassword(ctx, ep, next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PowerState(ctx, ep); err == nil {
+		t.Fatal("the old Redfish password still works")
+	} else if !strings.Contains(err.Error(), "There is no valid session established with the implementation. (Base.1.8.NoValidSession)") {
+		t.Fatalf("wrong-password error %v does not carry the service's message", err)
+	} else {
+		t.Logf("a wrong Redfish password is reported as: %v", err)
+	}
+	ep.Password = next
+	if st, err := c.PowerState(ctx, ep); err != nil || st != bmc.PowerOff {
+		t.Fatalf("new password: %s, %v", st, err)
+	}
+}
