@@ -98,6 +98,16 @@ describe('toRequest', () => {
   });
 });
 
+describe('bmc_user', () => {
+  it('asks for the BMC user only when ticked, and maps the API refusal onto it', () => {
+    const base = { ...emptyForm, token: 'FOUNDRY-ABCD-EFGH-JK23', cluster: 'rack1', hostname: 'n1' };
+    expect(toRequest(base).bmc_user).toBeUndefined();
+    expect(toRequest({ ...base, bmcUser: true }).bmc_user).toBe(true);
+    const r = problemErrors({ status: 422, title: 'x', errors: [{ location: 'body.bmc_user', message: 'no' }] });
+    expect(r.errors.bmc_user).toBe('no');
+  });
+});
+
 describe('problemErrors', () => {
   it.each([
     [

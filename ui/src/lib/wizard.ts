@@ -21,6 +21,8 @@ export interface ApprovalForm {
   address: string;
   gateway: string;
   dns: string;
+  /** Have the discovery OS create a BMC user for the appliance (bmc_user). */
+  bmcUser?: boolean;
 }
 
 export const emptyForm: ApprovalForm = {
@@ -31,7 +33,7 @@ export const emptyForm: ApprovalForm = {
 /** Field keys; the API's locations map onto the same names (fieldOf). */
 export const FIELDS = [
   'token', 'cluster', 'profile', 'hostname', 'disk', 'ssh_keys',
-  'network.mode', 'network.address', 'network.gateway', 'network.dns', 'network',
+  'network.mode', 'network.address', 'network.gateway', 'network.dns', 'network', 'bmc_user',
 ] as const;
 export type Field = (typeof FIELDS)[number];
 export type Errors = Partial<Record<Field, string>>;
@@ -187,6 +189,7 @@ export function toRequest(f: ApprovalForm): ApproveRequest {
   } else if (dns.length) {
     req.network = { mode: 'dhcp', dns };
   }
+  if (f.bmcUser) req.bmc_user = true;
   return req;
 }
 

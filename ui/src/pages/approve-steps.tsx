@@ -122,6 +122,14 @@ export function SettingsStep({ form, set, errors, disks, profiles, cluster, segm
       <Field label="DNS servers" name="network.dns" error={errors['network.dns']} hint={segment?.dns?.length ? `default ${segment.dns.join(', ')}` : 'space- or comma-separated; optional'}>
         {(p) => <input {...p} name="dns" class="mono" value={form.dns} onInput={(e) => set('dns', e.currentTarget.value)} />}
       </Field>
+      <Field
+        label="Create a BMC user for the appliance"
+        name="bmc_user"
+        error={errors.bmc_user}
+        hint={cluster?.bmc_user ? 'The cluster asks for one at every approval.' : 'The discovery OS creates it in band (IPMI), so that the appliance can power-cycle the machine.'}
+      >
+        {(p) => <input {...p} type="checkbox" name="bmc_user" checked={!!form.bmcUser || !!cluster?.bmc_user} disabled={!!cluster?.bmc_user} onChange={(e) => set('bmcUser', e.currentTarget.checked)} />}
+      </Field>
     </>
     </>
   );

@@ -289,6 +289,7 @@ export function ApprovePage() {
             <div><dt>Host name</dt><dd>{form.hostname.trim().toLowerCase()}</dd></div>
             <div><dt>Disk</dt><dd class="mono">{form.disk || 'none'}</dd></div>
             <div><dt>SSH keys</dt><dd>{toRequest(form).ssh_keys?.length ?? 0}</dd></div>
+            <div><dt>BMC user</dt><dd>{form.bmcUser || cluster?.bmc_user ? 'created by the discovery OS' : 'no'}</dd></div>
             <div><dt>Network</dt><dd>{form.mode === 'static' ? `static ${form.address}${form.gateway ? ` via ${form.gateway}` : ''}` : 'DHCP'}{form.dns && `, DNS ${form.dns}`}</dd></div>
           </dl>
         )}
