@@ -64,8 +64,8 @@ func TestE2EBMCReleasePowerCyclesIntoPXE(t *testing.T) {
 	}
 	t.Logf("power-on to registered: %v", time.Since(start).Round(100*time.Millisecond))
 	inv := parseInventory(t, rec)
-	if inv.BMC == nil || inv.BMC.Interface != "ipmi" || inv.BMC.Type != "KCS" || inv.BMC.Address != "127.0.0.1" {
-		t.Fatalf("inventory's BMC %+v: want the KCS BMC at 127.0.0.1 read in band", inv.BMC)
+	if inv.BMC == nil || inv.BMC.Interface != "ipmi" || inv.BMC.Type != "KCS" || inv.BMC.Address != "127.0.0.1" || inv.BMC.MAC != "52:54:00:ba:5e:01" {
+		t.Fatalf("inventory's BMC %+v: want the KCS BMC at 127.0.0.1 (MAC 52:54:00:ba:5e:01) read in band", inv.BMC)
 	}
 	tok := lastToken(text())
 	if tok == "" {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"net"
 
 	"github.com/u-root/u-root/pkg/ipmi"
 )
@@ -22,4 +23,22 @@ type ipmiDev struct{ *ipmi.IPMI }
 // takes the address of its first byte).
 func (d ipmiDev) Send(netfn, cmd byte, data []byte) ([]byte, error) {
 	return d.SendRecv(ipmi.NetFn(netfn), ipmi.Command(cmd), data)
+}
+
+// BMCMAC asks the BMC over /dev/ipmi0 for the MAC of its first LAN
+// channel (LAN configuration parameter 5).
+func BMCMAC() (string, error) {
+	dev, err := OpenIPMI()
+	if err != nil {
+		return "", err
+	}
+	defer dev.Close()
+	r, err := call(dev, netfnTransport, cmdGetLANConfig, lanChannel(dev), 5, 0, 0)
+	if err != nil {
+		return "", fmt.Errorf("get LAN MAC: %w", err)
+	}
+	if len(r) < 8 {
+		return "", fmt.Errorf("get LAN MAC: short answer of %d bytes", len(r))
+	}
+	return net.HardwareAddr(r[2:8]).String(), nil
 }

@@ -26,6 +26,9 @@ type Collector struct {
 	// BMCAddress asks the BMC for its LAN address (the agent does it over
 	// /dev/ipmi0). Called only when a BMC was found. Default: not asked.
 	BMCAddress func() (string, error)
+	// BMCMAC asks the BMC for its LAN MAC, like BMCAddress. Default: not
+	// asked.
+	BMCMAC func() (string, error)
 	// Log receives what could not be read. Default: silent.
 	Log *slog.Logger
 }

@@ -142,8 +142,9 @@ func TestCollectEmptyRoot(t *testing.T) {
 
 func TestBMCAddressHook(t *testing.T) {
 	c := &Collector{Root: "testdata/qemu", PCIIDs: "testdata/pci.ids",
-		BMCAddress: func() (string, error) { return "10.0.0.9", nil }}
-	if got := c.Collect().BMC; got == nil || got.Address != "10.0.0.9" {
+		BMCAddress: func() (string, error) { return "10.0.0.9", nil },
+		BMCMAC:     func() (string, error) { return "52:54:00:ba:5e:01", nil }}
+	if got := c.Collect().BMC; got == nil || got.Address != "10.0.0.9" || got.MAC != "52:54:00:ba:5e:01" {
 		t.Fatalf("BMC = %+v", got)
 	}
 }

@@ -230,5 +230,12 @@ func (r *reader) bmc(d smbiosData) *BMC {
 			b.Address = addr
 		}
 	}
+	if b != nil && r.c.BMCMAC != nil {
+		if mac, err := r.c.BMCMAC(); err != nil {
+			r.warn("read BMC LAN MAC: %v", err)
+		} else {
+			b.MAC = mac
+		}
+	}
 	return b
 }

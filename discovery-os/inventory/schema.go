@@ -188,6 +188,8 @@ type BMC struct {
 	// Address is the BMC's IP address when known: the Redfish service
 	// address of type 42, or the LAN address read over IPMI.
 	Address string `json:"address,omitempty"`
+	// MAC is the BMC's own LAN MAC, read over IPMI when known.
+	MAC string `json:"mac,omitempty"`
 }
 
 // NFSMount is one mounted NFS file system.

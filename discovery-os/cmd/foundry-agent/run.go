@@ -134,7 +134,7 @@ func run(ctx context.Context, isInit bool, cmdlinePath string) error {
 	status("collecting the inventory")
 	col := &inventory.Collector{Log: log}
 	if _, err := os.Stat("/dev/ipmi0"); err == nil {
-		col.BMCAddress = agent.BMCAddress
+		col.BMCAddress, col.BMCMAC = agent.BMCAddress, agent.BMCMAC
 	}
 	inv := col.Collect()
 	listenLLDP(ctx, &inv, log)
