@@ -81,7 +81,7 @@ describe('power card', () => {
       'GET /api/v1/machines/{mac}/power': () => json(200, { state: 'unknown' }),
     });
     renderAt('/', page(bare));
-    expect(screen.getByText(/saw a ipmi BMC at 10.77.1.99/)).toBeTruthy();
+    expect(screen.getByText(/saw the BMC at 10.77.1.99 \(IPMI, KCS\)/)).toBeTruthy();
     fireEvent.click(screen.getByRole('button', { name: 'Enter BMC…' }));
     const dialog = await screen.findByRole('dialog', { name: 'Edit BMC of node-07' });
     expect((within(dialog).getByLabelText('Address') as HTMLInputElement).value).toBe('10.77.1.99');

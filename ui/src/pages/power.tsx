@@ -95,9 +95,9 @@ export function PowerCard({ m, admin, now, onChanged }: { m: Machine; admin: boo
         <p class="muted">
           No BMC credential.
           {reported?.address
-            ? ` The discovery OS saw a ${reported.interface ?? ''} BMC at ${reported.address}.`
+            ? ` The discovery OS saw the BMC at ${reported.address} (${bmcKind(reported)}).`
             : reported
-              ? ` The discovery OS saw a ${reported.interface ?? ''} BMC without a LAN address.`
+              ? ` The discovery OS saw the BMC (${bmcKind(reported)}), without a LAN address.`
               : ''}{' '}
           Approve it with a BMC user, or enter its BMC by hand.
         </p>
@@ -159,6 +159,12 @@ export function PowerCard({ m, admin, now, onChanged }: { m: Machine; admin: boo
       )}
     </article>
   );
+}
+
+/** bmcKind names an inventoried BMC: "IPMI, KCS", "Redfish". */
+function bmcKind(b: { interface?: string; type?: string }): string {
+  const i = b.interface === 'redfish' ? 'Redfish' : (b.interface ?? '').toUpperCase();
+  return [i, b.type].filter(Boolean).join(', ');
 }
 
 const bmcFields = ['protocol', 'address', 'port', 'username', 'password'] as const;
