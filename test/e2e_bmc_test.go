@@ -127,8 +127,20 @@ func TestE2EBMCReleasePowerCyclesIntoPXE(t *testing.T) {
 	if !ok {
 		t.Fatalf("no wiped registration after the power-cycle (state %s, message %q)", rec.State, rec.Message)
 	}
-	t.Logf("release to rediscovered and wiped with nobody at the machine: %v; whole run %v",
-		time.Since(released).Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
+	t.Logf("release to rediscovered and wiped with nobody at the machine: %v",
+		time.Since(released).Round(100*time.Millisecond))
+
+	// The password the discovery OS drew is replaced over the LAN; the
+	// appliance keeps driving the BMC with the new one.
+	rotated := time.Now()
+	if _, err := l.api.RotateBMC(ctx, mac); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.api.SetPower(ctx, mac, "off"); err != nil || sim.MachinePID() != 0 {
+		t.Fatalf("power off after the rotation: %v (pid %d)", err, sim.MachinePID())
+	}
+	t.Logf("rotation of the in-band user's password, then power off: %v; whole run %v",
+		time.Since(rotated).Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
 }
 
 func lastToken(s string) string {
