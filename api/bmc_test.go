@@ -461,3 +461,22 @@ func TestClusterAsksForBMCUser(t *testing.T) {
 		t.Fatalf("decision after a failed BMC user: %d %s", code, body)
 	}
 }
+
+// Closing the server ends a power-cycle that a hung BMC holds: shutdown
+// waits for nothing.
+func TestCloseEndsHungBMCCalls(t *testing.T) {
+	f := &fakeBMC{hang: "10.9.0.66"}
+	e := newEnv(t, withBMC(f))
+	e.setup()
+	e.ready(macA)
+	e.enterBMC(macA, "10.9.0.66")
+	if code, body := e.post("/machines/"+macA+"/release", nil); code != 200 {
+		t.Fatalf("release: %d %s", code, body)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	e.srv.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close waited %v for a hung BMC", d)
+	}
+}

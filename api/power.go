@@ -36,10 +36,16 @@ type bmcState struct {
 	power  map[string]PowerStatus
 	busy   map[string]chan struct{}
 	wg     sync.WaitGroup
+	// ctx ends the background calls when the server closes: a BMC that
+	// hangs must not hold the appliance's shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func newBMCState(s *Server) *bmcState {
-	return &bmcState{client: &bmc.Client{Logger: s.log}, power: map[string]PowerStatus{}, busy: map[string]chan struct{}{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &bmcState{client: &bmc.Client{Logger: s.log}, power: map[string]PowerStatus{}, busy: map[string]chan struct{}{},
+		ctx: ctx, cancel: cancel}
 }
 
 func (b *bmcState) get(mac string) (PowerStatus, bool) {
@@ -152,7 +158,7 @@ func (b *bmcState) goRefresh(s *Server, mac string) {
 			return
 		}
 		if ep, err := s.unseal(m); err == nil {
-			b.refresh(context.Background(), s, mac, ep)
+			b.refresh(b.ctx, s, mac, ep)
 		}
 	}()
 }
@@ -181,7 +187,7 @@ func (s *Server) afterTransition(ctx context.Context, a lifecycle.Action, m stor
 			s.auditBMC(m.MAC, store.Audit{Actor: actor, Action: "bmc-failed", Detail: "power-cycle into PXE after " + string(a) + ": " + err.Error()})
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+		ctx, cancel := context.WithTimeout(s.bmcs.ctx, bootTimeout)
 		defer cancel()
 		release, err := s.bmcs.lock(ctx, m.MAC)
 		if err != nil {
@@ -198,9 +204,10 @@ func (s *Server) afterTransition(ctx context.Context, a lifecycle.Action, m stor
 	}()
 }
 
-// waitBMC waits for the background BMC calls (Close).
+// waitBMC ends the background BMC calls and waits for them (Close).
 func (s *Server) waitBMC() {
 	if s.bmcs != nil {
+		s.bmcs.cancel()
 		s.bmcs.wg.Wait()
 	}
 }
