@@ -11,7 +11,7 @@
 //	/usr/share/foundry/images/ipxe/        the iPXE binaries
 //	/lib/modules/<release>/                NIC, disk, ext4, USB, input drivers
 //	/sbin/mke2fs, /sbin/e2fsck             the build host's, with their libraries
-//	/usr/bin/qemu-img                      likewise (qcow2 imports)
+//	/usr/bin/qemu-img, /usr/bin/ipmitool   likewise (qcow2 imports, IPMI power)
 //	/etc/mke2fs.conf, /usr/share/misc/pci.ids
 //
 // Build writes the ISO and, next to it, <iso>.json: the Result, with each
@@ -80,6 +80,10 @@ type Spec struct {
 	// image library converts qcow2 imports with it. Default: the build
 	// host's /usr/bin/qemu-img (Debian's qemu-utils).
 	QemuImg string
+	// IPMITool is installed as /usr/bin/ipmitool, with its libraries:
+	// bmclib drives IPMI BMCs through it (power control). Default: the
+	// build host's /usr/bin/ipmitool (Debian's ipmitool).
+	IPMITool string
 	// Cache is a directory where the xz-compressed kernel modules are
 	// kept by content between builds (xz is slow; a rebuild then
 	// compresses only what changed). Default: none.
@@ -169,6 +173,7 @@ func (s Spec) withDefaults() (Spec, error) {
 	def(&s.E2fsck, "/sbin/e2fsck")
 	def(&s.Mke2fsConf, "/etc/mke2fs.conf")
 	def(&s.QemuImg, "/usr/bin/qemu-img")
+	def(&s.IPMITool, "/usr/bin/ipmitool")
 	if len(s.LibDirs) == 0 {
 		s.LibDirs = hostLibDirs
 	}

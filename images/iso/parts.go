@@ -72,13 +72,14 @@ func (s Spec) parts(k debkernel.Kernel, tree *kmod.Tree, mods []kmod.Module) ([]
 
 	// The host's programs share their libraries (libc at least): one
 	// part, each library once.
-	tools := &part{Part: Part{Name: "e2fsprogs, qemu-img"}, files: []initramfs.File{
+	tools := &part{Part: Part{Name: "e2fsprogs, qemu-img, ipmitool"}, files: []initramfs.File{
 		{Src: s.Mke2fs, Dst: "/sbin/mke2fs", Mode: 0o755},
 		{Src: s.E2fsck, Dst: "/sbin/e2fsck", Mode: 0o755},
 		{Src: s.Mke2fsConf, Dst: "/etc/mke2fs.conf", Mode: 0o644},
 		{Src: s.QemuImg, Dst: "/usr/bin/qemu-img", Mode: 0o755},
+		{Src: s.IPMITool, Dst: "/usr/bin/ipmitool", Mode: 0o755},
 	}}
-	libs, err := libraries([]string{s.Mke2fs, s.E2fsck, s.QemuImg}, s.LibDirs)
+	libs, err := libraries([]string{s.Mke2fs, s.E2fsck, s.QemuImg, s.IPMITool}, s.LibDirs)
 	if err != nil {
 		return nil, fmt.Errorf("host tools: %w", err)
 	}
