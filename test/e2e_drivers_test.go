@@ -38,6 +38,10 @@ type driverMachine struct {
 	// instead (nic then has no option ROM), whose driver the lab's image
 	// lacks: the agent must say so and reach the appliance through nic.
 	bootVia, bootMAC string
+	// more are further cards, after nic; console lines the machine must
+	// show.
+	more    []vm.NIC
+	console []string
 }
 
 // scsiDisk attaches a disk to a SCSI host adapter of the given model.
@@ -57,9 +61,14 @@ func scsiDisk(hba string) func(string) []string {
 var driverMachines = []driverMachine{
 	{name: "rtl8139-megasas", nic: "rtl8139", nicDriver: []string{"8139cp", "8139too"}, mac: "52:54:00:15:00:11",
 		disk: scsiDisk("megasas"), diskBytes: 3 << 30, diskDrv: "megaraid_sas"},
+	// An Intel 82559ER as a third card, on a socket nobody answers: the
+	// agent brings every card with link up when the boot NIC is missing,
+	// which makes e100 load its microcode from the image's /lib/firmware.
 	{name: "e1000-without-driver-pcnet-lsi53c895a", nic: "pcnet", nicDriver: []string{"pcnet32"}, mac: "52:54:00:15:00:12",
 		disk: scsiDisk("lsi53c895a"), diskBytes: 5 << 30, diskDrv: "sym53c8xx",
-		bootVia: "e1000", bootMAC: "52:54:00:15:00:22"},
+		bootVia: "e1000", bootMAC: "52:54:00:15:00:22",
+		more:    []vm.NIC{{Model: "i82559er", MAC: "52:54:00:15:00:32", Socket: "listen=127.0.0.1:47115", NoROM: true}},
+		console: []string{"firmware: direct-loading firmware e100/d101s_ucode.bin"}},
 	{name: "vmxnet3-nvme", nic: "vmxnet3", nicDriver: []string{"vmxnet3"}, mac: "52:54:00:15:00:13",
 		disk: func(p string) []string {
 			return []string{"-drive", "if=none,id=d0,format=raw,file=" + p, "-device", "nvme,drive=d0,serial=FOUNDRY15"}
@@ -113,6 +122,7 @@ func bootAndCheck(t *testing.T, l *e2eLab, dm driverMachine) {
 		spec.NIC = &vm.NIC{Tap: l.lab.tap(), MAC: dm.bootMAC, Model: dm.bootVia}
 		spec.MoreNICs = []vm.NIC{{Tap: l.lab.tap(), MAC: dm.mac, Model: dm.nic, NoROM: true}}
 	}
+	spec.MoreNICs = append(spec.MoreNICs, dm.more...)
 	poweredOn := time.Now()
 	m := startMachine(t, spec)
 	rec, tok := l.registered(t, m, id)
@@ -149,6 +159,13 @@ func bootAndCheck(t *testing.T, l *e2eLab, dm driverMachine) {
 	}
 	if dm.bootVia != "" {
 		checkDriverless(t, m, inv, dm)
+	}
+	for _, c := range dm.console {
+		if line := m.consoleLine(c); line == "" {
+			t.Errorf("the console never showed %q", c)
+		} else {
+			t.Logf("console: %s", line)
+		}
 	}
 	nicName, diskName := "", ""
 	if nic != nil {

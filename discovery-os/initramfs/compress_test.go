@@ -120,7 +120,7 @@ func compressedSpec(t *testing.T) Spec {
 	fw := filepath.Join(dir, "rtl8168e-3.fw")
 	os.WriteFile(fw, bytes.Repeat([]byte("firmware "), 100), 0o644)
 	s.Modules = append(s.Modules, "virtio_net")
-	s.Compress, s.Compression = XZ, XZ
+	s.Compress, s.Compression, s.FirmwareCompress = XZ, XZ, XZ
 	s.Firmware = []Firmware{{Name: "rtl_nic/rtl8168e-3.fw", Src: fw}}
 	s.Links = []Link{{Path: "/sbin/modprobe", Target: "/init"}}
 	s.Cache = filepath.Join(dir, "cache")
@@ -221,6 +221,7 @@ func TestBuildCompressedErrors(t *testing.T) {
 		{"link over init", func(s *Spec) { s.Links = append(s.Links, Link{Path: "/init", Target: "/x"}) }, "the image already has /init"},
 		{"relative link", func(s *Spec) { s.Links[0].Path = "sbin/x" }, "want an absolute path"},
 		{"gzip per file", func(s *Spec) { s.Compress = Gzip }, "xz and zstd only"},
+		{"zstd firmware", func(s *Spec) { s.FirmwareCompress = Zstd }, "the kernel reads back xz only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -356,5 +357,22 @@ func TestBuildZstd(t *testing.T) {
 				t.Errorf("modules.dep: %v, %v", ix.Paths, err)
 			}
 		})
+	}
+}
+
+// TestBuildFirmwarePlain: firmware not compressed on its own goes into the
+// compressed archive as it is, under the name the driver asks for.
+func TestBuildFirmwarePlain(t *testing.T) {
+	s := spec(t)
+	fw := filepath.Join(t.TempDir(), "tg3.bin")
+	os.WriteFile(fw, []byte("tigon"), 0o644)
+	s.Firmware = []Firmware{{Name: "tigon/tg3.bin", Src: fw}}
+	var buf bytes.Buffer
+	if err := Build(&buf, s); err != nil {
+		t.Fatal(err)
+	}
+	segs := segments(t, buf.Bytes())
+	if len(segs) != 1 || segs[0]["lib/firmware/tigon/tg3.bin"] != "tigon" {
+		t.Fatalf("%d archives; firmware %q", len(segs), segs[0]["lib/firmware/tigon/tg3.bin"])
 	}
 }

@@ -5,13 +5,14 @@
 // the directories and device nodes the agent expects. The appliance ISO's
 // initramfs is built with it too, adding its own files (Spec.Files).
 //
-// With Spec.Compress set, every module and firmware file is compressed on
-// its own (xz, as Debian's later kernels ship them): only what the
-// hardware present uses is ever decompressed, by the agent's module loader
-// and the kernel's firmware loader. Those files go into a first,
-// uncompressed cpio archive and everything else into a second, compressed
-// one; the kernel unpacks the concatenation (as it does early microcode),
-// and nothing is compressed twice.
+// With Spec.Compress set, every module is compressed on its own (zstd with
+// a dictionary, or xz as Debian's later kernels ship them), and with
+// Spec.FirmwareCompress every firmware file (xz): only what the hardware
+// present uses is ever decompressed, by the agent's module loader and the
+// kernel's firmware loader. Those files go into a first, uncompressed cpio
+// archive and everything else into a second, compressed one; the kernel
+// unpacks the concatenation (as it does early microcode), and nothing is
+// compressed twice.
 //
 // The output is deterministic: entries are sorted, every time stamp is
 // Spec.MTime, inode numbers are assigned in order and the compressed
@@ -65,14 +66,17 @@ type Spec struct {
 	Compression Compression
 	// Level is the gzip level. Default: gzip.BestCompression.
 	Level int
-	// Compress compresses each module and firmware file on its own. XZ:
-	// modules become .ko.xz. Zstd: modules become .ko.zst, compressed with
-	// a dictionary trained on the set (kmod.DictFile next to the index),
-	// which makes them about as small as xz and many times faster to
-	// decompress. Either way firmware becomes <name>.xz, which the kernel
-	// reads directly. Default None: files are stored as the kernel package
-	// has them.
+	// Compress compresses each module on its own. XZ: modules become
+	// .ko.xz. Zstd: modules become .ko.zst, compressed with a dictionary
+	// trained on the set (kmod.DictFile next to the index), which makes
+	// them about as small as xz and many times faster to decompress.
+	// Default None: modules are stored as the kernel package has them.
 	Compress Compression
+	// FirmwareCompress, when XZ, compresses each firmware file on its own
+	// (<name>.xz, which the kernel reads directly, after logging that the
+	// uncompressed name failed). Default None: firmware goes into the
+	// archive as it is.
+	FirmwareCompress Compression
 	// Cache is a directory where compressed modules and firmware are kept
 	// by content, so that a rebuild compresses only what changed.
 	// Default: none.
@@ -146,6 +150,9 @@ func BuildReport(w io.Writer, spec Spec) (Report, error) {
 	b.node("dev/null", 0o666, 1, 3)
 	if spec.Compress != None && spec.Compress != XZ && spec.Compress != Zstd {
 		return Report{}, fmt.Errorf("per-file compression %v: the loaders read back xz and zstd only", spec.Compress)
+	}
+	if spec.FirmwareCompress != None && spec.FirmwareCompress != XZ {
+		return Report{}, fmt.Errorf("firmware compression %v: the kernel reads back xz only", spec.FirmwareCompress)
 	}
 
 	switch {
@@ -412,7 +419,7 @@ func (b *builder) modules(spec Spec) error {
 }
 
 // firmware adds Spec.Firmware under lib/firmware, each compressed on its
-// own when Spec.Compress says so (the kernel's loader tries <name>.xz after
+// own when Spec.FirmwareCompress says so (the kernel's loader tries <name>.xz after
 // <name>).
 func (b *builder) firmware(spec Spec) error {
 	data := make([][]byte, len(spec.Firmware))
@@ -431,7 +438,7 @@ func (b *builder) firmware(spec Spec) error {
 			return fmt.Errorf("read %s: %w", f.Name, err)
 		}
 	}
-	if spec.Compress != None {
+	if spec.FirmwareCompress == XZ {
 		idx := make([]int, len(data))
 		for i := range idx {
 			idx[i] = i
@@ -448,7 +455,7 @@ func (b *builder) firmware(spec Spec) error {
 	}
 	for i, n := range names {
 		b.file(n, 0o644, data[i])
-		b.stored[n] = spec.Compress != None
+		b.stored[n] = spec.FirmwareCompress == XZ
 	}
 	return nil
 }

@@ -26,9 +26,10 @@ type options struct {
 	// Cache keeps compressed modules and firmware between builds.
 	Cache string
 	// Compression is the archive's: "xz", "zstd" or "gzip"; ModuleCompression
-	// the modules': "zstd" (with a dictionary) or "xz".
-	Compression, ModuleCompression string
-	Budget                         int64
+	// the modules': "zstd" (with a dictionary) or "xz"; FirmwareCompression
+	// the firmware's: "" (in the archive) or "xz" (each file on its own).
+	Compression, ModuleCompression, FirmwareCompression string
+	Budget                                              int64
 }
 
 // Manifest is images/discovery/manifest.json.
@@ -151,6 +152,13 @@ func build(ctx context.Context, o options) (Manifest, error) {
 	default:
 		return Manifest{}, fmt.Errorf("module compression %q: want zstd or xz", o.ModuleCompression)
 	}
+	switch o.FirmwareCompression {
+	case "", "none":
+	case "xz":
+		spec.FirmwareCompress = initramfs.XZ
+	default:
+		return Manifest{}, fmt.Errorf("firmware compression %q: want none or xz", o.FirmwareCompression)
+	}
 	for _, f := range fw.Files {
 		spec.Firmware = append(spec.Firmware, initramfs.Firmware{Name: f.Name, Src: f.Src})
 	}
@@ -168,8 +176,10 @@ func build(ctx context.Context, o options) (Manifest, error) {
 	}
 	m := Manifest{KernelPackage: k.Package, KernelVersion: k.Version, KernelRelease: k.Release,
 		Files: map[string]FileInfo{}, ModuleCount: len(mods),
-		Compression: "modules: " + spec.Compress.String() + " each; firmware: xz each; archive: " + spec.Compression.String(),
-		Coverage:    coverage(plan, mods, fw, rep, "lib/modules/"+k.Release+"/"),
+		Compression: "modules: " + spec.Compress.String() + " each; firmware: " +
+			map[bool]string{true: "xz each", false: "in the archive"}[spec.FirmwareCompress == initramfs.XZ] +
+			"; archive: " + spec.Compression.String(),
+		Coverage: coverage(plan, mods, fw, rep, "lib/modules/"+k.Release+"/"),
 	}
 	for _, mod := range mods {
 		m.Modules = append(m.Modules, mod.Name)

@@ -9,14 +9,14 @@ import (
 // printCoverage writes the coverage summary `make images` shows.
 func printCoverage(w io.Writer, m Manifest) {
 	c := m.Coverage
-	fmt.Fprintf(w, "coverage: %d modules (%.1f MB), %d firmware files (%.1f MB); docs/discovery-coverage.md lists them\n",
-		m.ModuleCount, mb(c.ModuleBytes), len(c.Firmware), mb(c.FirmwareBytes))
+	fmt.Fprintf(w, "coverage: %d modules (%.1f MB compressed), %d firmware files (%.1f MB); docs/discovery-coverage.md lists them\n",
+		m.ModuleCount, mb(c.ModuleBytes), len(c.Firmware), mb(c.FirmwareRawBytes))
 	for _, cl := range c.Classes {
 		fmt.Fprintf(w, "  %-46s %4d drivers  %5.2f MB\n", cl.Class, cl.Drivers, mb(cl.Bytes))
 	}
 	fmt.Fprintf(w, "  %-46s %4d modules  %5.2f MB\n", "their dependencies", c.Dependencies, mb(c.DependencyBytes))
 	for _, p := range c.FirmwarePackages {
-		fmt.Fprintf(w, "  firmware from %-32s %4d files    %5.2f MB\n", p.Package, p.Files, mb(p.Bytes))
+		fmt.Fprintf(w, "  firmware from %-32s %4d files    %5.2f MB\n", p.Package, p.Files, mb(p.Raw))
 	}
 	fmt.Fprintf(w, "  left out: %d modules under the rule's trees, %d named firmware files\n", len(c.Excluded), len(c.FirmwareSkipped))
 }
@@ -46,7 +46,7 @@ func coverageDoc(m Manifest) string {
 	p("| in the initrd | |")
 	p("| --- | ---: |")
 	p("| %d kernel modules, each compressed on its own | %.2f MB |", m.ModuleCount, mb(c.ModuleBytes))
-	p("| %d firmware files, xz each (%.2f MB as packaged) | %.2f MB |", len(c.Firmware), mb(c.FirmwareRawBytes), mb(c.FirmwareBytes))
+	p("| %d firmware files, as packaged | %.2f MB |", len(c.Firmware), mb(c.FirmwareRawBytes))
 	p("")
 	p("The kernel, the agent, `pci.ids` and the module index make up the rest of the image;")
 	p("`make images` prints every part's size.")
@@ -62,18 +62,18 @@ func coverageDoc(m Manifest) string {
 	p("")
 	p("## Firmware by package")
 	p("")
-	p("| package | files | as packaged | in the image |")
-	p("| --- | ---: | ---: | ---: |")
+	p("| package | files | size |")
+	p("| --- | ---: | ---: |")
 	for _, pk := range c.FirmwarePackages {
-		p("| %s | %d | %.2f MB | %.2f MB |", pk.Package, pk.Files, mb(pk.Raw), mb(pk.Bytes))
+		p("| %s | %d | %.2f MB |", pk.Package, pk.Files, mb(pk.Raw))
 	}
 	p("")
 	p("<details><summary>The %d firmware files</summary>", len(c.Firmware))
 	p("")
-	p("| file | package | for | in the image |")
+	p("| file | package | for | bytes |")
 	p("| --- | --- | --- | ---: |")
 	for _, f := range c.Firmware {
-		p("| `%s` | %s | %s | %d |", f.Name, f.Package, strings.Join(f.Modules, ", "), f.Bytes)
+		p("| `%s` | %s | %s | %d |", f.Name, f.Package, strings.Join(f.Modules, ", "), f.Raw)
 	}
 	p("")
 	p("</details>")

@@ -38,6 +38,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.Cache, "cache", "", "directory keeping compressed modules and firmware between builds")
 	fs.StringVar(&o.Compression, "compression", "zstd", "the initrd archive's compression: zstd, xz or gzip")
 	fs.StringVar(&o.ModuleCompression, "module-compression", "zstd", "each module's compression: zstd (with a dictionary) or xz")
+	fs.StringVar(&o.FirmwareCompression, "firmware-compression", "none", "each firmware file's compression: none (in the archive) or xz")
 	fs.Int64Var(&o.Budget, "budget", 30_000_000, "maximum bytes of kernel + initrd")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)

@@ -81,7 +81,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"vmlinuz", "total", "coverage: 24 modules", "Ethernet", "firmware from firmware-realtek                    1 files"} {
+	for _, want := range []string{"vmlinuz", "total", "coverage: 24 modules", "Ethernet", "firmware from firmware-realtek                    1 files     0.00 MB"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
