@@ -23,32 +23,44 @@ func modprobe(args []string) int {
 	}
 	l, err := pid1.ModuleLoader(nil)
 	if err != nil {
-		kmsg("modprobe %s: %v", strings.Join(names, " "), err)
+		kmsg(kernInfo, "modprobe %s: %v", strings.Join(names, " "), err)
 		return 1
 	}
 	status := 0
 	for _, n := range names {
 		start := time.Now()
 		mods, err := l.Probe(n)
-		if err != nil {
-			kmsg("modprobe %s: %v", n, err)
+		switch {
+		case len(mods) == 0:
+			// The kernel asks for what is built in or absent all the time
+			// (crypto algorithms, "cryptomgr"): not news for the console.
+			kmsg(kernDebug, "%v", err)
 			status = 1
-			continue
+		case err != nil:
+			kmsg(kernInfo, "%v", err)
+			status = 1
+		default:
+			kmsg(kernInfo, "modprobe %s: %s (%v)", n, strings.Join(mods, " "), time.Since(start).Round(time.Millisecond))
 		}
-		kmsg("modprobe %s: %s (%v)", n, strings.Join(mods, " "), time.Since(start).Round(time.Millisecond))
 	}
 	return status
 }
 
-// kmsg writes one line to the kernel log (dmesg, and the serial console
-// at the default log level).
-func kmsg(format string, args ...any) {
+// Kernel log levels: info reaches the console at the default log level,
+// debug only dmesg.
+const (
+	kernInfo  = 6
+	kernDebug = 7
+)
+
+// kmsg writes one line to the kernel log.
+func kmsg(level int, format string, args ...any) {
 	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	fmt.Fprintf(f, "<6>foundry: "+format+"\n", args...)
+	fmt.Fprintf(f, "<%d>foundry: "+format+"\n", append([]any{level}, args...)...)
 }
 
 // modprobeNames returns the modules and aliases a modprobe command line
