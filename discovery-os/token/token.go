@@ -111,7 +111,11 @@ func Normalize(s string) (string, error) {
 		}
 		return r
 	}, up)
-	compact = strings.TrimPrefix(compact, strings.TrimSuffix(Prefix, "-"))
+	// The prefix is only dropped from a token typed with it: the twelve
+	// characters may themselves start with FOUNDRY (all base32 letters).
+	if p := strings.TrimSuffix(Prefix, "-"); len(compact) == len(p)+chars {
+		compact = strings.TrimPrefix(compact, p)
+	}
 	if len(compact) != chars {
 		return "", fmt.Errorf("%w: want %d characters after %q, got %d", ErrFormat, chars, Prefix, len(compact))
 	}
