@@ -14,18 +14,21 @@ import (
 const KernelArgs = "console=tty0 console=ttyS0,115200 panic=10"
 
 // entry is one line of the GRUB menu: the title's suffix after "Foundry
-// <version>" and the kernel arguments it adds.
-type entry struct{ suffix, args string }
+// <version>", the kernel arguments it adds and its hotkey. A hotkey boots
+// its entry at once: one plain key works the same on a screen and over a
+// serial line, where arrow keys are escape sequences that a GRUB still
+// redrawing its menu can lose (seen under QEMU: the default entry booted).
+type entry struct{ suffix, args, key string }
 
 // entries are the boot menu; the first is the default. The arguments are
 // the init's (package appliance reads them from /proc/cmdline). Titles are
 // ASCII: GRUB's text console and its serial terminal, without a font,
 // print an em dash as "?" (seen under QEMU, BIOS, GRUB 2.06).
 var entries = []entry{
-	{"", ""},
-	{" - format a blank data disk", "foundry.format=yes"},
-	{" - run from RAM, ignore data disks", "foundry.data=ram"},
-	{" - run the setup again", "foundry.setup=yes"},
+	{"", "", ""},
+	{" - format a blank data disk", "foundry.format=yes", "f"},
+	{" - run from RAM, ignore data disks", "foundry.data=ram", "r"},
+	{" - run the setup again", "foundry.setup=yes", "s"},
 }
 
 // grubConfig returns /boot/grub/grub.cfg: the menu on the screen and on
@@ -45,8 +48,13 @@ set default=0
 		if e.args != "" {
 			args += " " + e.args
 		}
-		fmt.Fprintf(&b, "\nmenuentry '%s' {\n\tlinux /boot/vmlinuz %s\n\tinitrd /boot/initrd.img\n}\n",
-			"Foundry "+version+e.suffix, args)
+		title, hotkey := "Foundry "+version+e.suffix, ""
+		if e.key != "" {
+			title += " (key " + e.key + ")"
+			hotkey = " --hotkey=" + e.key
+		}
+		fmt.Fprintf(&b, "\nmenuentry '%s'%s {\n\tlinux /boot/vmlinuz %s\n\tinitrd /boot/initrd.img\n}\n",
+			title, hotkey, args)
 	}
 	return b.String()
 }

@@ -30,10 +30,10 @@ func TestGrubConfig(t *testing.T) {
 	// whole kernel line.
 	const base = "linux /boot/vmlinuz console=tty0 console=ttyS0,115200 panic=10"
 	want := []struct{ title, linux string }{
-		{"Foundry 1.2.3", base},
-		{"Foundry 1.2.3 - format a blank data disk", base + " foundry.format=yes"},
-		{"Foundry 1.2.3 - run from RAM, ignore data disks", base + " foundry.data=ram"},
-		{"Foundry 1.2.3 - run the setup again", base + " foundry.setup=yes"},
+		{"'Foundry 1.2.3'", base},
+		{"'Foundry 1.2.3 - format a blank data disk (key f)' --hotkey=f", base + " foundry.format=yes"},
+		{"'Foundry 1.2.3 - run from RAM, ignore data disks (key r)' --hotkey=r", base + " foundry.data=ram"},
+		{"'Foundry 1.2.3 - run the setup again (key s)' --hotkey=s", base + " foundry.setup=yes"},
 	}
 	blocks := strings.Split(cfg, "menuentry ")[1:]
 	if len(blocks) != len(want) {
@@ -45,7 +45,7 @@ func TestGrubConfig(t *testing.T) {
 		for _, l := range lines {
 			got = append(got, strings.TrimSpace(l))
 		}
-		wantLines := []string{"'" + w.title + "' {", w.linux, "initrd /boot/initrd.img", "}"}
+		wantLines := []string{w.title + " {", w.linux, "initrd /boot/initrd.img", "}"}
 		if !slices.Equal(got, wantLines) {
 			t.Errorf("entry %d:\n%q\nwant\n%q", i, got, wantLines)
 		}
