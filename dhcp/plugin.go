@@ -1,7 +1,6 @@
 package dhcp
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,7 +15,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 )
 
-// runner is a started listener: coredhcp's *server.Servers, or ownServer.
+// runner is a started listener: coredhcp's *server.Servers, or our own
+// batchServer.
 type runner interface {
 	Close()
 	Wait() error
@@ -90,55 +90,35 @@ func (l *listener) safeHandle(req, resp *dhcpv4.DHCPv4, src netip.Addr) (reply *
 	return l.handle(req, resp, src)
 }
 
-// ownServer is a listener served by insomniacslk/dhcp's server4 instead of
-// coredhcp: its handler is given the peer address, which a relay interface
-// needs to check dhcp.relay_sources. It is used only where relayed packets
-// arrive (Server.build), so every reply it sends goes to a relay or to a
-// client that already has an address (replyTo).
-type ownServer struct {
-	srv  *server4.Server
-	done chan error
-}
-
-func (o *ownServer) Close() { o.srv.Close() }
-
-func (o *ownServer) Wait() error {
-	err := <-o.done
-	o.done <- err // a second Wait returns too
-	return err
-}
-
 // startOwn opens l's socket (0.0.0.0 or l.bind, port l.port, bound to the
-// interface, as coredhcp's) and serves it.
-func (l *listener) startOwn() (*ownServer, error) {
+// interface, as coredhcp's) and serves it with a batchServer (batch.go):
+// its handler is given the peer address, which a relay interface needs to
+// check dhcp.relay_sources. It is used only where relayed packets arrive
+// (Server.build), so every reply it sends goes to a relay or to a client
+// that already has an address (replyTo).
+func (l *listener) startOwn() (*batchServer, error) {
 	addr := &net.UDPAddr{IP: net.IPv4zero, Port: l.port}
 	if l.bind.IsValid() {
 		addr.IP = l.bind.AsSlice()
 	}
-	srv, err := server4.NewServer(l.iface, addr, l.serveOwn)
+	conn, err := server4.NewIPv4UDPConn(l.iface, addr)
 	if err != nil {
 		return nil, fmt.Errorf("start dhcp on %s %v port %d: %w", l.iface, addr.IP, l.port, err)
 	}
-	o := &ownServer{srv: srv, done: make(chan error, 1)}
-	go func() {
-		err := srv.Serve()
-		if errors.Is(err, net.ErrClosed) {
-			err = nil // Close
-		}
-		o.done <- err
-	}()
-	return o, nil
+	return startBatch(conn, l.answerOwn, func() { l.in.m.drop(dropOverload) }, l.in.log.With("iface", l.iface)), nil
 }
 
-// serveOwn handles one packet read by an ownServer as coredhcp's server
-// would (server/handle.go): only the message types coredhcp passes to
-// plugins (DECLINE has its own reader, decline.go), a reply prepared from
-// the request, and the answer sent where replyTo says.
-func (l *listener) serveOwn(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4) {
-	var src netip.Addr
-	if u, ok := peer.(*net.UDPAddr); ok {
-		src, _ = netip.AddrFromSlice(u.IP.To4())
+// answerOwn answers one packet read by startOwn's server as coredhcp's
+// server would (server/handle.go): only the message types coredhcp passes
+// to plugins (DECLINE has its own reader, decline.go), a reply prepared
+// from the request, sent where replyTo says.
+func (l *listener) answerOwn(b []byte, peer *net.UDPAddr) datagram {
+	req, err := dhcpv4.FromBytes(b)
+	if err != nil {
+		l.in.m.drop(dropMalformed)
+		return datagram{}
 	}
+	src, _ := netip.AddrFromSlice(peer.IP.To4())
 	typ := dhcpv4.MessageTypeNone
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
@@ -147,24 +127,22 @@ func (l *listener) serveOwn(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCP
 		typ = dhcpv4.MessageTypeAck
 	case dhcpv4.MessageTypeRelease:
 	default:
-		return
+		return datagram{}
 	}
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
-		return
+		return datagram{}
 	}
 	resp, err := dhcpv4.NewReplyFromRequest(req)
 	if err != nil {
-		return
+		return datagram{}
 	}
 	if typ != dhcpv4.MessageTypeNone {
 		resp.UpdateOption(dhcpv4.OptMessageType(typ))
 	}
 	reply := l.safeHandle(req, resp, src)
 	if reply == nil {
-		return
+		return datagram{}
 	}
 	to := replyTo(req, reply)
-	if _, err := conn.WriteTo(reply.ToBytes(), to); err != nil {
-		l.in.log.Warn("dhcp reply not sent", "iface", l.iface, "to", to.String(), "err", err)
-	}
+	return datagram{b: reply.ToBytes(), addr: to}
 }

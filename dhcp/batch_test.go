@@ -1,0 +1,109 @@
+package dhcp
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// batchPair is a batchServer on a loopback socket and a client socket
+// that talks to it.
+func batchPair(t *testing.T, answer func([]byte, *net.UDPAddr) datagram, overload func()) (*batchServer, *net.UDPConn) {
+	t.Helper()
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startBatch(srv, answer, overload, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() { s.Close(); s.Wait() })
+	cli, err := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return s, cli
+}
+
+// TestBatchServerAnswers: every packet is answered, to the address the
+// answer names, with the bytes it returned; Close then Wait returns nil.
+func TestBatchServerAnswers(t *testing.T) {
+	echo := func(b []byte, peer *net.UDPAddr) datagram {
+		return datagram{b: append([]byte("re:"), b...), addr: peer}
+	}
+	s, cli := batchPair(t, echo, func() { t.Error("overload with an idle server") })
+	const n = 200
+	got := map[string]bool{}
+	cli.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := range n {
+		if _, err := fmt.Fprintf(cli, "p%d", i); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		k, err := cli.Read(buf)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		got[string(buf[:k])] = true
+	}
+	for i := range n {
+		if !got[fmt.Sprintf("re:p%d", i)] {
+			t.Errorf("no answer to p%d", i)
+		}
+	}
+	s.Close()
+	if err := s.Wait(); err != nil {
+		t.Errorf("Wait after Close: %v", err)
+	}
+}
+
+// TestBatchServerBoundsItsQueue: with every worker stuck (a store that
+// does not answer), the server holds at most batchWorkers + batchQueue
+// packets and drops the rest as overload, instead of queueing without
+// bound; once the workers move again, what it held is answered.
+func TestBatchServerBoundsItsQueue(t *testing.T) {
+	release := make(chan struct{})
+	var taken, overloads atomic.Int64
+	stuck := func(b []byte, peer *net.UDPAddr) datagram {
+		taken.Add(1)
+		<-release
+		return datagram{b: b, addr: peer}
+	}
+	_, cli := batchPair(t, stuck, func() { overloads.Add(1) })
+	const sent = batchWorkers + batchQueue + 1000
+	for i := range sent {
+		if _, err := fmt.Fprintf(cli, "p%d", i); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 0 {
+			time.Sleep(time.Millisecond) // let the reader keep up: the kernel's own drops are not what is tested
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for overloads.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if overloads.Load() == 0 {
+		t.Fatalf("no packet dropped as overload after %d sent to stuck workers (taken %d)", sent, taken.Load())
+	}
+	close(release)
+	answered := 0
+	buf := make([]byte, 64)
+	for {
+		cli.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := cli.Read(buf); err != nil {
+			break
+		}
+		answered++
+	}
+	t.Logf("sent %d, answered %d, dropped as overload %d", sent, answered, overloads.Load())
+	if answered > batchWorkers+batchQueue {
+		t.Errorf("answered %d packets, more than the %d workers + queue can hold", answered, batchWorkers+batchQueue)
+	}
+	if answered < batchWorkers {
+		t.Errorf("answered %d packets after the workers moved again, want at least the %d they held", answered, batchWorkers)
+	}
+}
