@@ -24,6 +24,8 @@ const pxePort = 4011
 type segState struct {
 	Segment
 	alloc *allocator
+	// found counts the segment's temporary records (MaxDiscovered).
+	found *discovered
 }
 
 // instance is the state of one running Serve call, shared by its listeners.
@@ -38,6 +40,10 @@ type instance struct {
 	relays   Relays
 	m        *metrics
 	warns    warnLimiter
+	lim      *limiter
+	// limits gathers the packets dropped by limits for the log line
+	// Serve writes every warnEvery (reportLimits).
+	limits limitReport
 
 	// gate and inflight let Serve wait for handlers still running after
 	// the sockets closed, so that nothing touches the store after Serve.
@@ -99,6 +105,9 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4, src netip.Addr) *dhcpv4.DHCP
 		return nil // handled, no reply due (RELEASE, DECLINE)
 	}
 	in.m.drop(reason)
+	if reason == dropLimited {
+		return nil // counted by segment and reason, logged once per interval
+	}
 	level := slog.LevelDebug
 	switch reason {
 	case dropStoreError:
@@ -165,6 +174,15 @@ func (l *listener) process(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*dhcpv4.DH
 		return nil, dropWrongPort, "port 4011 on a dhcp-mode segment"
 	}
 	mac := req.ClientHWAddr.String()
+	hw := [6]byte(req.ClientHWAddr)
+	now := in.now()
+	// A MAC already tracked is held to its rate before anything costs a
+	// store read; an untracked one gets its bucket once past the
+	// per-source limit below, so that random MACs do not fill the table.
+	macLimited, macTracked := in.lim.macLimited(hw, now, false)
+	if macLimited {
+		return nil, in.limitDrop(seg, limitMACRate, now), ""
+	}
 	if mt == dhcpv4.MessageTypeRelease || mt == dhcpv4.MessageTypeDecline {
 		return nil, l.releaseOrDecline(req, seg, serverIP, mac, mt), ""
 	}
@@ -181,23 +199,67 @@ func (l *listener) process(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*dhcpv4.DH
 	if !d.Reply {
 		return nil, dropPolicy, d.Reason
 	}
+	// Known machines and the holders of an offer or lease are never held
+	// to the per-source rate or the caps: a flood of new MACs slows only
+	// other new MACs.
+	established := (machine != nil && !machine.Temporary) || (seg.alloc != nil && seg.alloc.has(mac))
+	if !established && in.lim.sourceLimited(seg, src, now) {
+		return nil, in.limitDrop(seg, limitSourceRate, now), ""
+	}
+	if !macTracked {
+		if limited, _ := in.lim.macLimited(hw, now, true); limited {
+			return nil, in.limitDrop(seg, limitMACRate, now), ""
+		}
+	}
+	newRecord := machine == nil && d.Discover && (mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest)
+	if newRecord && !seg.found.reserve(mac, seg.Name, now, in.machines.GetMachine) {
+		return nil, in.limitDrop(seg, limitDiscovered, now), ""
+	}
 	var reply *dhcpv4.DHCPv4
 	if seg.Mode == ModeProxy {
 		reply, reason, detail = l.proxyReply(req, resp, seg, serverIP, d, mt)
 	} else {
-		reply, reason, detail = l.dhcpReply(req, resp, seg, serverIP, d, mt, mac)
+		reply, reason, detail = l.dhcpReply(req, resp, seg, serverIP, d, mt, mac, established)
 	}
+	if reason == dropLimited {
+		reason, detail = in.limitDrop(seg, detail, now), ""
+	}
+	kept := false
 	switch {
 	case reply == nil:
 	case machine != nil:
 		in.sighted(seg, req, reply, machine, client)
-	case d.Discover && (mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest) && boots(reply):
+	case newRecord && boots(reply):
 		// Only once the reply that boots it is built (and before it is
 		// sent, so the script server finds the record): a MAC that got no
 		// address (pool exhausted, NAK, silence) gets no record either.
-		in.discover(seg, mac, client)
+		kept = in.discover(seg, mac, client)
+	}
+	if newRecord && !kept {
+		seg.found.release(mac)
 	}
 	return reply, reason, detail
+}
+
+// limitDrop counts a packet of segment seg dropped by a limit and returns
+// the drop reason.
+func (in *instance) limitDrop(seg *segState, reason string, now time.Time) string {
+	in.m.limit(seg.Name, reason)
+	in.limits.add(seg.Name, reason, now)
+	return dropLimited
+}
+
+// reportLimits logs, one line per segment and reason, how many packets the
+// limits dropped since the last report, and updates the record gauges.
+func (in *instance) reportLimits(segs []*segState) {
+	counts, since := in.limits.take()
+	for k, n := range counts {
+		in.log.Warn("dhcp requests limited", "segment", k.seg, "reason", k.reason, "count", n,
+			"since", since.Format(time.RFC3339))
+	}
+	for _, s := range segs {
+		in.m.records.WithLabelValues(s.Name).Set(float64(s.found.count()))
+	}
 }
 
 // sighted records where a known machine was seen: its segment, the address
@@ -311,17 +373,39 @@ func (l *listener) proxyReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP 
 
 // dhcpReply answers on a dhcp-mode segment: an address from the allocator,
 // the segment's options and the boot information.
-func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, d decision, mt dhcpv4.MessageType, mac string) (*dhcpv4.DHCPv4, string, string) {
+//
+// A client that is not established (a known machine, or the holder of an
+// offer or lease) gets an offer only under the pool's MaxPendingOffers, and
+// no address from a REQUEST without an offer or lease: otherwise a flood of
+// SELECTING or RENEWING REQUESTs for random addresses would lease the pool
+// without one DISCOVER. (Such a client, after our restart lost its
+// offer, starts again from DISCOVER.) These drops return dropLimited with
+// the limit's reason as detail.
+func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, d decision, mt dhcpv4.MessageType, mac string, established bool) (*dhcpv4.DHCPv4, string, string) {
 	p := replyParams{Seg: &seg.Segment, ServerIP: serverIP, Config: true, Boot: d}
 	switch mt {
 	case dhcpv4.MessageTypeDiscover:
-		ip, err := seg.alloc.offer(mac, fromIP(req.RequestedIPAddress()))
+		offer := seg.alloc.offerCapped
+		if established {
+			offer = seg.alloc.offer
+		}
+		ip, err := offer(mac, fromIP(req.RequestedIPAddress()))
+		if errors.Is(err, errOfferCap) {
+			return nil, dropLimited, limitOffers
+		}
 		if err != nil {
 			return nil, dropExhausted, fmt.Sprintf("segment %s: %v", seg.Name, err)
 		}
 		p.YourIP, p.Lease = ip, seg.leaseTime()
 		fillReply(req, resp, dhcpv4.MessageTypeOffer, p)
 	case dhcpv4.MessageTypeRequest:
+		sid, ci := fromIP(req.ServerIdentifier()), fromIP(req.ClientIPAddr)
+		if !established && (sid == serverIP || (!sid.IsValid() && ci.IsValid())) {
+			// SELECTING without our offer, or RENEWING a lease we do not
+			// have: either would bind an address. (INIT-REBOOT never
+			// binds one for a client without a binding: NAK or silence.)
+			return nil, dropLimited, limitUnoffered
+		}
 		hostname := req.HostName()
 		if !validHostname(hostname) {
 			hostname = ""
@@ -372,8 +456,9 @@ func srcText(src netip.Addr) string {
 }
 
 // discover creates the temporary record of an unknown MAC booting on a
-// discovery segment. A concurrent packet may have created it first.
-func (in *instance) discover(seg *segState, mac string, c bootClient) {
+// discovery segment (its place in seg.found reserved) and reports whether
+// it exists now. A concurrent packet may have created it first.
+func (in *instance) discover(seg *segState, mac string, c bootClient) bool {
 	now := in.now()
 	m := store.Machine{
 		MAC:       mac,
@@ -402,5 +487,8 @@ func (in *instance) discover(seg *segState, mac string, c bootClient) {
 	case errors.Is(err, store.ErrExists):
 	default:
 		in.log.Error("create discovered machine", "mac", mac, "segment", seg.Name, "err", err)
+		return false
 	}
+	seg.found.keep(mac, m.ExpiresAt)
+	return true
 }

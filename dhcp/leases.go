@@ -25,7 +25,16 @@ type LeaseStore interface {
 // writing anything: long enough for the client's REQUEST to arrive.
 const offerHold = 30 * time.Second
 
-var errExhausted = errors.New("address range exhausted")
+var (
+	errExhausted = errors.New("address range exhausted")
+	// errOfferCap: the pool's pending offers are at MaxPendingOffers.
+	errOfferCap = errors.New("pending offers at the segment's max_pending_offers")
+)
+
+// purgeEvery is the least time between two purges of the pending offers
+// at the cap: a purge walks them all, and a flood would otherwise ask for
+// one with every packet.
+const purgeEvery = time.Second
 
 // binding is one address known to the allocator: a lease (live or expired,
 // kept for MAC affinity), an outstanding offer, or a declined address.
@@ -93,6 +102,12 @@ type allocator struct {
 	mu    sync.Mutex
 	byMAC map[string]*binding
 	byIP  map[uint32]*binding
+	// offers are the bindings offer made for MACs that had none, until a
+	// purge finds them taken up (stored), replaced or past their hold;
+	// maxPending bounds them for capped offers (offerCapped).
+	offers     map[string]*binding
+	maxPending int
+	lastPurge  time.Time
 }
 
 // newAllocator loads the segment's leases. reserved addresses (the server,
@@ -100,17 +115,19 @@ type allocator struct {
 // addresses never are either.
 func newAllocator(seg *Segment, reserved []netip.Addr, st LeaseStore, now func() time.Time, log *slog.Logger) (*allocator, error) {
 	a := &allocator{
-		seg:       seg.Name,
-		subnet:    seg.Subnet,
-		first:     u32(seg.RangeStart),
-		size:      u32(seg.RangeEnd) - u32(seg.RangeStart) + 1,
-		reserved:  map[uint32]bool{},
-		leaseTime: seg.leaseTime(),
-		store:     st,
-		now:       now,
-		log:       log,
-		byMAC:     map[string]*binding{},
-		byIP:      map[uint32]*binding{},
+		seg:        seg.Name,
+		subnet:     seg.Subnet,
+		first:      u32(seg.RangeStart),
+		size:       u32(seg.RangeEnd) - u32(seg.RangeStart) + 1,
+		reserved:   map[uint32]bool{},
+		leaseTime:  seg.leaseTime(),
+		store:      st,
+		now:        now,
+		log:        log,
+		byMAC:      map[string]*binding{},
+		byIP:       map[uint32]*binding{},
+		offers:     map[string]*binding{},
+		maxPending: seg.maxPendingOffers(),
 	}
 	network := u32(seg.Subnet.Addr())
 	a.reserved[network] = true
@@ -164,13 +181,60 @@ func (a *allocator) usable(ip netip.Addr) bool {
 func (a *allocator) offer(mac string, want netip.Addr) (netip.Addr, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.now()
+	return a.offerLocked(mac, want, a.now(), false)
+}
+
+// offerCapped is offer for a client that is neither a known machine nor
+// the holder of a binding: a MAC without a binding gets an address only
+// while fewer than maxPending offers are outstanding (errOfferCap; an
+// exhausted pool is errExhausted still).
+func (a *allocator) offerCapped(mac string, want netip.Addr) (netip.Addr, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.offerLocked(mac, want, a.now(), true)
+}
+
+// pendingFull reports whether maxPending offers are outstanding, purging
+// the ones that are not (taken up by a REQUEST, replaced, or past their
+// hold) at most every purgeEvery. The caller holds a.mu.
+func (a *allocator) pendingFull(now time.Time) bool {
+	if len(a.offers) < a.maxPending {
+		return false
+	}
+	if now.Sub(a.lastPurge) < purgeEvery && !now.Before(a.lastPurge) {
+		return true
+	}
+	a.lastPurge = now
+	for mac, b := range a.offers {
+		if a.byMAC[mac] != b || b.stored || !now.Before(b.hold) {
+			delete(a.offers, mac)
+		}
+	}
+	return len(a.offers) >= a.maxPending
+}
+
+// has reports whether mac holds a binding: a lease (live or expired) or
+// an offer.
+func (a *allocator) has(mac string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.byMAC[mac] != nil
+}
+
+// offerLocked is offer with a.mu held; capped applies maxPending to a new
+// binding.
+func (a *allocator) offerLocked(mac string, want netip.Addr, now time.Time, capped bool) (netip.Addr, error) {
 	if b := a.byMAC[mac]; b != nil {
 		b.hold = later(b.hold, now.Add(offerHold))
 		return b.ip, nil
 	}
+	if capped && len(a.offers) >= a.maxPending && now.Sub(a.lastPurge) < purgeEvery && !now.Before(a.lastPurge) {
+		// Under a flood, refused without looking for an address.
+		return netip.Addr{}, errOfferCap
+	}
 	b := &binding{key: mac, hold: now.Add(offerHold)}
 	var prior *binding // an expired declined entry whose address b takes
+	reclaim := false
 	if want.IsValid() && a.usable(want) {
 		if ok, p := a.free(u32(want), now); ok {
 			b.ip, prior = want, p
@@ -197,8 +261,13 @@ func (a *allocator) offer(mac string, want netip.Addr) (netip.Addr, error) {
 		if prior == nil {
 			return netip.Addr{}, errExhausted
 		}
+		b.ip, reclaim = prior.ip, true
+	}
+	if capped && a.pendingFull(now) {
+		return netip.Addr{}, errOfferCap
+	}
+	if reclaim {
 		a.log.Debug("reclaim expired address", "segment", a.seg, "ip", prior.ip, "from", prior.key, "to", mac)
-		b.ip = prior.ip
 	}
 	if prior != nil {
 		a.remove(prior)
@@ -209,6 +278,7 @@ func (a *allocator) offer(mac string, want netip.Addr) (netip.Addr, error) {
 	}
 	a.byMAC[mac] = b
 	a.byIP[u32(b.ip)] = b
+	a.offers[mac] = b
 	return b.ip, nil
 }
 

@@ -26,10 +26,31 @@ const (
 	dropShutdown     = "shutdown"
 	dropPanic        = "panic"
 	dropNoReply      = "no_reply_type"
+	// dropLimited: a rate limit or a cap (limit.go); which one, and on
+	// which segment, is counted in foundry_dhcp_limited_total.
+	dropLimited = "limited"
 	// dropOther counts a reason missing from the list above: a new reason
 	// must be added there before it gets its own series.
 	dropOther = "other"
 )
+
+// Reasons of foundry_dhcp_limited_total, a fixed set.
+const (
+	// limitMACRate: the client's MAC is over its rate (Limits.PerMAC).
+	limitMACRate = "mac_rate"
+	// limitSourceRate: a new client's source is over its rate
+	// (Limits.PerSource).
+	limitSourceRate = "source_rate"
+	// limitDiscovered: the segment holds MaxDiscovered temporary records.
+	limitDiscovered = "discovered_cap"
+	// limitOffers: the pool has MaxPendingOffers outstanding offers.
+	limitOffers = "offer_cap"
+	// limitUnoffered: a REQUEST from a new client that holds no offer or
+	// lease of ours (it would take an address without an offer).
+	limitUnoffered = "unoffered_request"
+)
+
+var limitReasons = []string{limitMACRate, limitSourceRate, limitDiscovered, limitOffers, limitUnoffered}
 
 // metrics counts what the server sees and does. The per-label counters
 // are resolved once: WithLabelValues hashes the labels and takes a lock on
@@ -38,11 +59,39 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	replies  *prometheus.CounterVec
 	drops    *prometheus.CounterVec
+	limited  *prometheus.CounterVec
+	// records is foundry_dhcp_discovered_records: the temporary records
+	// each segment counts against MaxDiscovered.
+	records *prometheus.GaugeVec
 
 	// byType are the requests and replies counters indexed by message
 	// type (1-8); index 0 is "other".
 	requestsByType, repliesByType [dhcpv4.MessageTypeInform + 1]prometheus.Counter
 	dropsByReason                 map[string]prometheus.Counter
+	// limitedBy are the limited counters by segment and reason, resolved
+	// for the configured segments (segmentMetrics).
+	limitedBy map[string]map[string]prometheus.Counter
+}
+
+// segmentMetrics resolves the per-segment series of segs.
+func (m *metrics) segmentMetrics(segs []Segment) {
+	m.limitedBy = map[string]map[string]prometheus.Counter{}
+	for _, s := range segs {
+		by := map[string]prometheus.Counter{}
+		for _, r := range limitReasons {
+			by[r] = m.limited.WithLabelValues(s.Name, r)
+		}
+		m.limitedBy[s.Name] = by
+		m.records.WithLabelValues(s.Name)
+	}
+}
+
+// limit counts a packet dropped on segment seg for a limit reason (the
+// handler counts it in drops_total{reason="limited"} too).
+func (m *metrics) limit(seg, reason string) {
+	if c := m.limitedBy[seg][reason]; c != nil {
+		c.Inc()
+	}
 }
 
 // request counts a request of type t.
@@ -70,7 +119,7 @@ func (m *metrics) resolve() {
 	}
 	m.dropsByReason = map[string]prometheus.Counter{}
 	for _, r := range []string{dropMalformed, dropUnknownRelay, dropRelayRefused, dropNoSegment, dropWrongPort, dropPolicy,
-		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply, dropOther} {
+		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply, dropLimited, dropOther} {
 		m.dropsByReason[r] = m.drops.WithLabelValues(r)
 	}
 }
@@ -92,12 +141,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "foundry", Subsystem: "dhcp", Name: "drops_total",
 			Help: "DHCP requests dropped without a reply, by reason.",
 		}, []string{"reason"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "foundry", Subsystem: "dhcp", Name: "limited_total",
+			Help: "DHCP requests dropped by a rate limit or a cap, by segment and reason (mac_rate, source_rate, discovered_cap, offer_cap, unoffered_request).",
+		}, []string{"segment", "reason"}),
+		records: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "foundry", Subsystem: "dhcp", Name: "discovered_records",
+			Help: "Temporary machine records DHCP counts against the segment's max_discovered.",
+		}, []string{"segment"}),
 	}
 	var err error
-	for _, c := range []**prometheus.CounterVec{&m.requests, &m.replies, &m.drops} {
+	for _, c := range []**prometheus.CounterVec{&m.requests, &m.replies, &m.drops, &m.limited} {
 		if *c, err = promx.Register(reg, *c); err != nil {
 			return nil, fmt.Errorf("register dhcp metrics: %w", err)
 		}
+	}
+	if m.records, err = promx.Register(reg, m.records); err != nil {
+		return nil, fmt.Errorf("register dhcp metrics: %w", err)
 	}
 	m.resolve()
 	return m, nil

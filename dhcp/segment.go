@@ -106,6 +106,56 @@ type Segment struct {
 	// first IPv4 address of the segment's interface, looked up at Serve (of
 	// the interface the packet arrived on, for a relayed segment).
 	ServerIP netip.Addr
+	// MaxDiscovered (max_discovered) bounds the temporary records DHCP
+	// keeps for unknown MACs discovered on this segment: at the bound an
+	// unknown MAC gets no answer, while every machine with a record, and
+	// every client holding an offer or lease, is served as before. Default
+	// (0): the segment's Capacity, at least MinDefaultMaxDiscovered and at
+	// most MaxDefaultMaxDiscovered — so that a boot storm filling the
+	// range is never refused, and a flood leaves at most that many records
+	// (about 1 KB each) until they expire.
+	MaxDiscovered int
+	// MaxPendingOffers (max_pending_offers) bounds the addresses held by
+	// offers not yet taken up by a REQUEST (dhcp mode): past it, a client
+	// that is neither a known machine nor the holder of an offer or lease
+	// gets no offer until one is taken up or its hold (30 s) ends. Default
+	// (0): half the range, at least one, so that a flood of DISCOVERs
+	// cannot hold the whole pool.
+	MaxPendingOffers int
+}
+
+// Bounds of the default of Segment.MaxDiscovered: small segments still
+// discover a rack's worth of machines, very large ones stay bounded.
+const (
+	MinDefaultMaxDiscovered = 1024
+	MaxDefaultMaxDiscovered = 65536
+)
+
+// Capacity is how many machines the segment can address: the size of the
+// range in dhcp mode, the subnet's host addresses in proxy mode (another
+// server leases them). It is 0 for a segment that does not validate.
+func (s *Segment) Capacity() int {
+	switch {
+	case s.Mode == ModeDHCP && s.RangeStart.Is4() && s.RangeEnd.Is4() && !s.RangeEnd.Less(s.RangeStart):
+		return int(u32(s.RangeEnd) - u32(s.RangeStart) + 1)
+	case s.Mode == ModeProxy && s.Subnet.IsValid() && s.Subnet.Addr().Is4() && s.Subnet.Bits() <= 30:
+		return 1<<(32-s.Subnet.Bits()) - 2
+	}
+	return 0
+}
+
+func (s *Segment) maxDiscovered() int {
+	if s.MaxDiscovered > 0 {
+		return s.MaxDiscovered
+	}
+	return min(max(s.Capacity(), MinDefaultMaxDiscovered), MaxDefaultMaxDiscovered)
+}
+
+func (s *Segment) maxPendingOffers() int {
+	if s.MaxPendingOffers > 0 {
+		return s.MaxPendingOffers
+	}
+	return max(1, s.Capacity()/2)
 }
 
 func (s *Segment) leaseTime() time.Duration {
@@ -221,6 +271,17 @@ func (s *Segment) problems() ConfigErrors {
 		}
 	default:
 		inSubnet("server_ip", s.ServerIP)
+	}
+	if s.MaxDiscovered < 0 {
+		bad("max_discovered", "%d is negative", s.MaxDiscovered)
+	}
+	switch n := s.Capacity(); {
+	case s.MaxPendingOffers < 0:
+		bad("max_pending_offers", "%d is negative", s.MaxPendingOffers)
+	case s.MaxPendingOffers > 0 && s.Mode == ModeProxy:
+		bad("max_pending_offers", "a proxy-mode segment offers no addresses")
+	case s.MaxPendingOffers > n && n > 0:
+		bad("max_pending_offers", "%d is more than the range's %d addresses", s.MaxPendingOffers, n)
 	}
 	return errs
 }

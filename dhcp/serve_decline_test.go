@@ -92,6 +92,9 @@ func TestServeDecline(t *testing.T) {
 	// Two addresses per segment: after a decline, one is left.
 	lab := labSegment("10.77.0.100", "10.77.0.101")
 	lab.Interface, lab.Discovery = "fdy5", true
+	// Both addresses may be offered at once: the exhaustion below is the
+	// declined address's, not the pending-offer cap's (half the range).
+	lab.MaxPendingOffers = 2
 	remote := Segment{Name: "remote", Relayed: true, Subnet: netip.MustParsePrefix("10.88.0.0/24"), Discovery: true,
 		RangeStart: mustAddr("10.88.0.100"), RangeEnd: mustAddr("10.88.0.101"), Router: mustAddr("10.88.0.1")}
 	db := openStore(t, t.TempDir())

@@ -61,15 +61,19 @@ type Server struct {
 	// DiscoveryTTL is the lifetime of a discovered record; default
 	// DefaultDiscoveryTTL (24h).
 	DiscoveryTTL time.Duration
+	// Limits are the per-MAC and per-source rate limits (limit.go); the
+	// zero value means their defaults. The caps are per segment
+	// (Segment.MaxDiscovered, Segment.MaxPendingOffers).
+	Limits Limits
 	// Relays are the interfaces that receive relayed packets (giaddr set)
 	// for relayed segments, and the sources relay agents may send from
 	// (relay.go). Default none: relayed packets are dropped everywhere.
 	Relays Relays
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
-	// Registerer receives the server's Prometheus counters
-	// (foundry_dhcp_requests_total, _replies_total, _drops_total); nil: no
-	// metrics.
+	// Registerer receives the server's Prometheus metrics
+	// (foundry_dhcp_requests_total, _replies_total, _drops_total,
+	// _limited_total, _discovered_records); nil: no metrics.
 	Registerer prometheus.Registerer
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
@@ -85,6 +89,35 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The limits' log line: once per warnEvery, and once more at the end.
+	var segs []*segState
+	for _, l := range listeners {
+		if l.direct != nil && !slices.Contains(segs, l.direct) {
+			segs = append(segs, l.direct)
+		}
+	}
+	for _, st := range in.relayed {
+		if !slices.Contains(segs, st) {
+			segs = append(segs, st)
+		}
+	}
+	reportDone := make(chan struct{})
+	reportStop := make(chan struct{})
+	go func() {
+		defer close(reportDone)
+		t := time.NewTicker(warnEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-reportStop:
+				in.reportLimits(segs)
+				return
+			case <-t.C:
+				in.reportLimits(segs)
+			}
+		}
+	}()
+	defer func() { close(reportStop); <-reportDone }()
 	// Each coredhcp server here has one listener, so its Wait returns when
 	// that listener stops: after Close (nil), or on a socket error.
 	type stopped struct {
@@ -173,6 +206,7 @@ func (s *Server) build(ifaces []string, addrs map[string][]netip.Addr) (*instanc
 	if err != nil {
 		return nil, nil, err
 	}
+	m.segmentMetrics(segs)
 	in := &instance{
 		log:      log,
 		now:      s.Now,
@@ -182,6 +216,7 @@ func (s *Server) build(ifaces []string, addrs map[string][]netip.Addr) (*instanc
 		relays:   s.Relays,
 		grants:   s.Grants,
 		m:        m,
+		lim:      newLimiter(s.Limits),
 	}
 	if in.now == nil {
 		in.now = time.Now
@@ -195,9 +230,11 @@ func (s *Server) build(ifaces []string, addrs map[string][]netip.Addr) (*instanc
 		ifaceIP[name] = firstIPv4(a)
 	}
 	states := map[string]*segState{}
+	byName := map[string]*segState{}
 	relayedProxy := false
 	for i := range segs {
-		st := &segState{Segment: segs[i]}
+		st := &segState{Segment: segs[i], found: newDiscovered(segs[i].maxDiscovered())}
+		byName[st.Name] = st
 		if st.Interface != "" && !st.ServerIP.IsValid() {
 			if !ifaceIP[st.Interface].IsValid() {
 				return nil, nil, fmt.Errorf("dhcp: segment %s: interface %s has no IPv4 address and no server ip is set", st.Name, st.Interface)
@@ -216,6 +253,12 @@ func (s *Server) build(ifaces []string, addrs map[string][]netip.Addr) (*instanc
 		} else {
 			states[st.Interface] = st
 		}
+	}
+	if err := seedDiscovered(s.Machines, byName, in.now(), in.ttl); err != nil {
+		return nil, nil, fmt.Errorf("dhcp: %w", err)
+	}
+	for name, st := range byName {
+		m.records.WithLabelValues(name).Set(float64(st.found.count()))
 	}
 	var listeners []*listener
 	for _, name := range ifaces {
@@ -256,6 +299,9 @@ func (s *Server) check() error {
 		return errors.New("dhcp: no segments")
 	}
 	if err := validateSegments(s.Segments); err != nil {
+		return fmt.Errorf("dhcp: %w", err)
+	}
+	if err := s.Limits.Validate(); err != nil {
 		return fmt.Errorf("dhcp: %w", err)
 	}
 	if s.Machines == nil {
