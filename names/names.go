@@ -87,3 +87,21 @@ func Printable(s string) bool {
 	}
 	return true
 }
+
+// OneLine reports whether s is valid UTF-8 without control characters
+// other than tab (C0, DEL, C1: NEL is a line break to YAML 1.1) and
+// without the noncharacters U+FFFE and U+FFFF: free text, such as an SSH
+// key's comment, that stays one line and that cloud-init's YAML loader
+// reads back unchanged from the JSON the agent writes (which escapes tab,
+// U+2028 and U+2029, but no other character).
+func OneLine(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\t' || r == 0xfffe || r == 0xffff {
+			return false
+		}
+	}
+	return true
+}

@@ -42,7 +42,7 @@ func NoCloudFiles(instanceID, mac string, d agentwire.Decision) (map[string][]by
 		return nil, fmt.Errorf("hostname %q: %w", printable(d.Hostname), err)
 	}
 	for i, k := range d.SSHKeys {
-		if strings.ContainsAny(k, "\r\n\x00") || len(strings.Fields(k)) < 2 {
+		if !names.OneLine(k) || len(strings.Fields(k)) < 2 {
 			return nil, fmt.Errorf("ssh key %d is not one authorized_keys line", i+1)
 		}
 	}
