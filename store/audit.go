@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -168,6 +169,9 @@ func (db *DB) ListAudit(f AuditFilter) ([]AuditEntry, error) {
 			var err error
 			if f.MAC != "" {
 				err = getJSON(txn, auditKey(id), &e)
+				if errors.Is(err, ErrNotFound) {
+					continue // pruned (retention.go deletes both keys at once; an older layout may not have)
+				}
 			} else {
 				err = item.Value(func(b []byte) error { return json.Unmarshal(b, &e) })
 			}
