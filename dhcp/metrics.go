@@ -119,7 +119,7 @@ func (m *metrics) resolve() {
 	}
 	m.dropsByReason = map[string]prometheus.Counter{}
 	for _, r := range []string{dropMalformed, dropUnknownRelay, dropRelayRefused, dropNoSegment, dropWrongPort, dropPolicy,
-		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply, dropLimited, dropOther} {
+		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply, dropLimited, dropOverload, dropOther} {
 		m.dropsByReason[r] = m.drops.WithLabelValues(r)
 	}
 }
