@@ -22,12 +22,7 @@ func getJSON(txn *badger.Txn, key []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	return item.Value(func(b []byte) error {
-		if err := json.Unmarshal(b, v); err != nil {
-			return fmt.Errorf("decode %s: %w", key, err)
-		}
-		return nil
-	})
+	return item.Value(func(b []byte) error { return decodeValue(key, b, v) })
 }
 
 // getRaw returns a copy of the value at key; ErrNotFound when absent.
@@ -88,8 +83,10 @@ func touch(txn *badger.Txn, key []byte) error {
 var errStop = errors.New("stop scan")
 
 // scan decodes every value under prefix, in key order, and calls each.
-// each may return errStop to end the scan.
-func scan[T any](txn *badger.Txn, prefix string, each func(T) error) error {
+// each may return errStop to end the scan. A value that cannot be read or
+// decoded is skipped, never the end of the scan: it is passed to report
+// when one is given (a DB's corrupt.report logs and counts it).
+func scan[T any](txn *badger.Txn, prefix string, each func(T) error, report ...func(key []byte, err error)) error {
 	opt := badger.DefaultIteratorOptions
 	opt.Prefix = []byte(prefix)
 	it := txn.NewIterator(opt)
@@ -97,9 +94,12 @@ func scan[T any](txn *badger.Txn, prefix string, each func(T) error) error {
 	for it.Rewind(); it.Valid(); it.Next() {
 		var v T
 		item := it.Item()
-		err := item.Value(func(b []byte) error { return json.Unmarshal(b, &v) })
+		err := item.Value(func(b []byte) error { return decodeValue(item.Key(), b, &v) })
 		if err != nil {
-			return fmt.Errorf("decode %s: %w", item.Key(), err)
+			for _, r := range report {
+				r(item.KeyCopy(nil), err)
+			}
+			continue
 		}
 		if err := each(v); err != nil {
 			if errors.Is(err, errStop) {
@@ -112,14 +112,15 @@ func scan[T any](txn *badger.Txn, prefix string, each func(T) error) error {
 }
 
 // list returns every record under prefix in key order (never nil, so that
-// an empty list encodes as []).
+// an empty list encodes as []). Records that do not decode are reported
+// and left out.
 func list[T any](db *DB, prefix string) ([]T, error) {
 	out := []T{}
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		return scan(txn, prefix, func(v T) error {
 			out = append(out, v)
 			return nil
-		})
+		}, db.corrupt.report)
 	})
 	return out, err
 }

@@ -81,6 +81,13 @@ type Options struct {
 	// LeaseBatchWindow bounds the wait of a batch's first lease; default
 	// DefaultLeaseBatchWindow (2ms), negative: no wait.
 	LeaseBatchWindow time.Duration
+	// SpaceReserve is the free space kept back on the database's file
+	// system (space.go): below it writes fail with ErrNoSpace. Default
+	// DefaultSpaceReserve (128 MiB); negative: no guard. Ignored InMemory.
+	SpaceReserve int64
+	// FreeSpace returns the bytes available on the file system holding
+	// dir; default statfs. Tests fake a full disk with it.
+	FreeSpace func(dir string) (int64, error)
 }
 
 // DB is an open Foundry database. It is safe for concurrent use.
@@ -92,6 +99,10 @@ type DB struct {
 	leases *leaseWriter
 	// known spares GetMachine a transaction for MACs without a record.
 	known knownMACs
+	// space refuses writes on a full disk (space.go); nil: no guard.
+	space *spaceGuard
+	// corrupt reports the records lists skip (corrupt.go).
+	corrupt corruptRecords
 
 	// macLocks serialise writes to one machine (striped by MAC) so that
 	// its events are published in Revision order and concurrent updates of
@@ -139,6 +150,10 @@ func Open(dir string, opt Options) (*DB, error) {
 		WithNumCompactors(2).
 		WithMetricsEnabled(false).
 		WithLogger(badgerLogger{log})
+	space, err := newSpaceGuard(dir, opt, log)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
 	bdb, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -147,7 +162,7 @@ func Open(dir string, opt Options) (*DB, error) {
 	if now == nil {
 		now = time.Now
 	}
-	db := &DB{bdb: bdb, now: now, log: log, subs: map[*subscriber]struct{}{}}
+	db := &DB{bdb: bdb, now: now, log: log, space: space, corrupt: corruptRecords{log: log}, subs: map[*subscriber]struct{}{}}
 	if err := db.initSchema(); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -161,6 +176,7 @@ func Open(dir string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	db.leases = newLeaseWriter(db, opt.LeaseBatchGap, opt.LeaseBatchWindow)
+	db.space.start()
 	return db, nil
 }
 
@@ -174,6 +190,13 @@ func (db *DB) Close() error {
 	}
 	db.subMu.Unlock()
 	db.leases.close()
+	if ok, free, need := db.space.close(); !ok {
+		// Badger's Close flushes the memtable into a new table, a write
+		// the disk has no room for. The write-ahead log is synced: the
+		// next Open replays it, as after a crash.
+		db.log.Error("data disk full: leaving the database open for the next start to replay", "free", mib(free), "need", mib(need))
+		return fmt.Errorf("close store: %w: %s free, flushing the memtable needs up to %s", ErrNoSpace, mib(free), mib(need))
+	}
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -224,7 +247,16 @@ const maxConflictRetries = 100
 // update runs fn in a read-write transaction and commits it (synced),
 // re-running fn from scratch when Badger reports a conflict with a
 // concurrent transaction. fn must therefore have no effects outside txn.
+// While the data disk is full (space.go) a write fails with ErrNoSpace.
 func (db *DB) update(fn func(txn *badger.Txn) error) error {
+	if err := db.space.check(); err != nil {
+		// On a full disk fn runs read-only: it succeeds if it changes
+		// nothing, and any write it tries is refused.
+		if ferr := db.bdb.View(fn); !errors.Is(ferr, badger.ErrReadOnlyTxn) {
+			return ferr
+		}
+		return err
+	}
 	for attempt := 0; ; attempt++ {
 		err := db.bdb.Update(fn)
 		if !errors.Is(err, badger.ErrConflict) || attempt == maxConflictRetries {
