@@ -18,6 +18,7 @@ import (
 
 	"github.com/foundry-appliance/foundry/dhcp"
 	"github.com/foundry-appliance/foundry/names"
+	"github.com/foundry-appliance/foundry/store"
 )
 
 // fileConfig is the YAML configuration file exactly as written; README.md
@@ -46,13 +47,34 @@ type fileConfig struct {
 	DHCP struct {
 		RelayInterfaces []string `yaml:"relay_interfaces"`
 		RelaySources    []string `yaml:"relay_sources"`
+		// MaxDiscovered is every segment's max_discovered unless it has
+		// its own.
+		MaxDiscovered int `yaml:"max_discovered"`
+		RateLimit     struct {
+			PerMAC    fileRate `yaml:"per_mac"`
+			PerSource fileRate `yaml:"per_source"`
+			MACTable  int      `yaml:"mac_table"`
+		} `yaml:"rate_limit"`
 	} `yaml:"dhcp"`
+	Audit struct {
+		// Nil: the default; 0 (or "0s") turns the bound off.
+		MaxEntries     *int   `yaml:"max_entries"`
+		MaxAge         string `yaml:"max_age"`
+		HardMaxEntries *int   `yaml:"hard_max_entries"`
+	} `yaml:"audit"`
 	Segments []fileSegment `yaml:"segments"`
 	// GitOps is absent (nil) unless the file has a gitops section.
 	GitOps *fileGitOps `yaml:"gitops"`
 
 	// ImageMaxSize is a byte count, optionally with KiB, MiB, GiB or TiB.
 	ImageMaxSize string `yaml:"image_max_size"`
+}
+
+// fileRate is a rate limit as written: rate nil means the default, 0
+// turns the limit off.
+type fileRate struct {
+	Rate  *float64 `yaml:"rate"`
+	Burst int      `yaml:"burst"`
 }
 
 type fileSegment struct {
@@ -70,6 +92,9 @@ type fileSegment struct {
 	AllowUnknown bool     `yaml:"allow_unknown"`
 	UEFIBinary   string   `yaml:"uefi_binary"`
 	ServerIP     string   `yaml:"server_ip"`
+	// MaxDiscovered and MaxPendingOffers: 0 (unset) is the default.
+	MaxDiscovered    int `yaml:"max_discovered"`
+	MaxPendingOffers int `yaml:"max_pending_offers"`
 }
 
 // config is the validated configuration that `serve` wires together.
@@ -87,7 +112,9 @@ type config struct {
 	DiscoveryTTL  time.Duration
 	AllowNoToken  bool
 	Relays        dhcp.Relays
+	Limits        dhcp.Limits
 	Segments      []dhcp.Segment
+	Audit         store.AuditRetention
 	// GitOps is nil when the repository is not configured.
 	GitOps *gitopsConfig
 }
@@ -169,12 +196,21 @@ func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 		errs.add("http.tls.self_signed", "cannot be combined with cert and key")
 	}
 	c.DiscoveryTTL = duration(&errs, "discovery.ttl", f.Discovery.TTL, defaultTTL)
+	c.Audit = f.auditRetention(&errs)
+	rl := f.DHCP.RateLimit
+	c.Limits = dhcp.Limits{PerMAC: rl.PerMAC.limit(), PerSource: rl.PerSource.limit(), MACTable: rl.MACTable}
+	if f.DHCP.MaxDiscovered < 0 {
+		errs.add("dhcp.max_discovered", "%d is negative", f.DHCP.MaxDiscovered)
+	}
 	c.GitOps = f.GitOps.validate(&errs)
 	// Segments are parsed here and checked by dhcp.CheckConfig, the code
 	// `serve` runs again before it opens a socket: one rule for both.
 	var at []int // the file position of each parsed segment
 	for i, s := range f.Segments {
 		if seg, ok := s.parse(&errs, i); ok {
+			if seg.MaxDiscovered == 0 && f.DHCP.MaxDiscovered > 0 {
+				seg.MaxDiscovered = f.DHCP.MaxDiscovered
+			}
 			c.Segments = append(c.Segments, seg)
 			at = append(at, i)
 		}
@@ -196,17 +232,21 @@ func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 		// planned, but the readable ones can still be checked.
 		err = dhcp.ValidateSegments(c.Segments)
 	}
-	var problems dhcp.ConfigErrors
-	switch {
-	case errors.As(err, &problems):
-		for _, p := range problems {
-			if p.Index >= 0 {
-				p.Index = at[p.Index]
+	// The limits' rules are dhcp's too, run again by Serve.
+	err = errors.Join(err, c.Limits.Validate())
+	for _, err := range unjoin(err) {
+		var problems dhcp.ConfigErrors
+		switch {
+		case errors.As(err, &problems):
+			for _, p := range problems {
+				if p.Index >= 0 {
+					p.Index = at[p.Index]
+				}
+				errs = append(errs, p.Error())
 			}
-			errs = append(errs, p.Error())
+		case err != nil:
+			errs = append(errs, err.Error())
 		}
-	case err != nil:
-		errs = append(errs, err.Error())
 	}
 	if c.Advertise == "" {
 		c.Advertise = defaultAdvertise(c, lookup)
@@ -237,6 +277,9 @@ func (s fileSegment) parse(errs *configErrors, i int) (dhcp.Segment, bool) {
 		Discovery:    s.Discovery,
 		AllowUnknown: s.AllowUnknown,
 		UEFIBinary:   or(s.UEFIBinary, dhcp.DefaultUEFIBinary),
+
+		MaxDiscovered:    s.MaxDiscovered,
+		MaxPendingOffers: s.MaxPendingOffers,
 	}
 	mode, err := dhcp.ParseMode(or(s.Mode, dhcp.ModeDHCP.String()))
 	if err != nil {
@@ -278,6 +321,63 @@ func (s fileSegment) parse(errs *configErrors, i int) (dhcp.Segment, bool) {
 	key := dhcp.ConfigError{Index: i, Segment: s.Name, Key: "lease_time"}
 	seg.LeaseTime = duration(errs, key.Path(), s.LeaseTime, dhcp.DefaultLeaseTime)
 	return seg, len(*errs) == n
+}
+
+// limit is r as dhcp.RateLimit: rate 0 (off) is negative there, unset
+// zero (the default).
+func (r fileRate) limit() dhcp.RateLimit {
+	l := dhcp.RateLimit{Burst: r.Burst}
+	switch {
+	case r.Rate == nil:
+	case *r.Rate == 0:
+		l.Rate = -1
+	default:
+		l.Rate = *r.Rate
+	}
+	return l
+}
+
+// auditRetention reads the audit section: an unset key is the store's
+// default, 0 turns the bound off.
+func (f fileConfig) auditRetention(errs *configErrors) store.AuditRetention {
+	var r store.AuditRetention
+	count := func(key string, v *int) int {
+		switch {
+		case v == nil:
+			return 0
+		case *v < 0:
+			errs.add(key, "%d is negative (0 turns the bound off)", *v)
+			return 0
+		case *v == 0:
+			return -1
+		}
+		return *v
+	}
+	r.MaxEntries = count("audit.max_entries", f.Audit.MaxEntries)
+	r.HardMaxEntries = count("audit.hard_max_entries", f.Audit.HardMaxEntries)
+	if v := f.Audit.MaxAge; v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil || d < 0:
+			errs.add("audit.max_age", "%q is not a duration such as 8784h (0 turns the bound off)", v)
+		case d == 0:
+			r.MaxAge = -1
+		default:
+			r.MaxAge = d
+		}
+	}
+	if r.MaxEntries > 0 && r.HardMaxEntries > 0 && r.HardMaxEntries < r.MaxEntries {
+		errs.add("audit.hard_max_entries", "%d is less than audit.max_entries (%d)", r.HardMaxEntries, r.MaxEntries)
+	}
+	return r
+}
+
+// unjoin is the errors joined in err (errors.Join), or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // relaySource reads an entry of dhcp.relay_sources: an address (one

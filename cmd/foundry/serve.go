@@ -125,6 +125,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		HaveFile:     func(name string) bool { return fileExists(filepath.Join(ipxeDir, name)) },
 		DiscoveryTTL: cfg.DiscoveryTTL,
 		Relays:       cfg.Relays,
+		Limits:       cfg.Limits,
 		Logger:       log.With("service", "dhcp"),
 		Registerer:   reg,
 	}
@@ -185,6 +186,13 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	g.Go(func() error { return httpSrv.Serve(ctx) })
 	g.Go(func() error { return httpSrv.PollPower(ctx) })
 	g.Go(func() error { return db.RunExpiry(ctx, time.Minute) })
+	retention := cfg.Audit
+	if repo != nil {
+		// Entries the repository has not taken in are kept, even before
+		// its first push sets the cursor.
+		retention.Exporters = append(retention.Exporters, "gitops") // gitops.cursorName
+	}
+	g.Go(func() error { return db.RunRetention(ctx, retention, 0, reg) })
 	if repo != nil {
 		g.Go(func() error { return repo.Serve(ctx) })
 	}
