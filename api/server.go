@@ -272,10 +272,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	if addr == "" {
 		addr = ":8080"
 	}
+	// Slow and oversized clients: a request's headers must arrive within
+	// ReadHeaderTimeout (a slowloris connection is closed then) and fit
+	// MaxHeaderBytes (431 past it); an idle keep-alive connection is closed
+	// after IdleTimeout. There is no ReadTimeout for the whole request: an
+	// image upload streams for minutes. Every JSON body is bounded by its
+	// operation instead (huma: MaxBodyBytes, 64 KiB unless the operation
+	// says otherwise, 413 past it; BodyReadTimeout 5 s, the connection
+	// dropped past it; bad JSON is a 400/422 problem), and downloads, long
+	// polls and the event stream have no body to wait for.
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    http.DefaultMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if s.tlsEnabled() {
