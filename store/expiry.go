@@ -25,7 +25,7 @@ func (db *DB) ExpireMachines() ([]Machine, error) {
 				due = append(due, m.MAC)
 			}
 			return nil
-		})
+		}, db.corrupt.report)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("expire machines: %w", err)
