@@ -171,6 +171,8 @@ func (s *Server) storeErr(err error, what, field string) error {
 		return huma.Error409Conflict(err.Error())
 	case errors.Is(err, store.ErrInvalid):
 		return huma.Error422UnprocessableEntity(err.Error(), &huma.ErrorDetail{Location: field, Message: err.Error()})
+	case errors.Is(err, store.ErrNoSpace):
+		return noSpace(err)
 	}
 	var se huma.StatusError
 	if errors.As(err, &se) {
