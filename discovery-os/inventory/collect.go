@@ -109,8 +109,13 @@ func (r *reader) read(p string) string {
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(b))
+	return validText(strings.TrimSpace(string(b)))
 }
+
+// validText replaces what is not UTF-8 in text the kernel or firmware
+// wrote (DMI strings may be Latin-1) with U+FFFD, as the JSON encoding of
+// the report would: the agent keeps what the appliance receives.
+func validText(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 func readLimited(p string) ([]byte, error) {
 	f, err := os.Open(p)

@@ -43,7 +43,7 @@ func parseCPUInfo(b []byte) CPU {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64*1024), maxFile)
 	for sc.Scan() {
-		line := sc.Text()
+		line := validText(sc.Text())
 		key, val, ok := strings.Cut(line, ":")
 		if !ok {
 			if strings.TrimSpace(line) == "" {

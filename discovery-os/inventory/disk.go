@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // skipDisk lists kernel block device prefixes that are never install
@@ -86,7 +87,7 @@ func parseVPD80(b []byte) string {
 	if n > len(b)-4 {
 		n = len(b) - 4
 	}
-	return strings.TrimSpace(strings.Trim(string(b[4:4+n]), "\x00"))
+	return validText(strings.TrimFunc(string(b[4:4+n]), func(r rune) bool { return r == 0 || unicode.IsSpace(r) }))
 }
 
 var (

@@ -48,6 +48,7 @@ func (r *reader) dmiID(inv *Inventory) {
 
 // cleanDMI drops the placeholders firmware writers leave in unused fields.
 func cleanDMI(s string) string {
+	s = validText(s)
 	switch strings.ToLower(s) {
 	case "", "to be filled by o.e.m.", "default string", "not specified", "none", "n/a", "0123456789":
 		return ""

@@ -27,7 +27,7 @@ func parseNFSMounts(b []byte) []NFSMount {
 		if len(f) < 4 || (f[2] != "nfs" && f[2] != "nfs4") {
 			continue
 		}
-		src := unescapeMount(f[0])
+		src := validText(unescapeMount(f[0]))
 		// "server:/export", with the server in brackets when it is IPv6.
 		i := strings.LastIndex(src, ":/")
 		if i < 0 {
@@ -37,9 +37,9 @@ func parseNFSMounts(b []byte) []NFSMount {
 		mounts = append(mounts, NFSMount{
 			Server:     server,
 			Export:     src[i+1:],
-			MountPoint: unescapeMount(f[1]),
+			MountPoint: validText(unescapeMount(f[1])),
 			FSType:     f[2],
-			Options:    f[3],
+			Options:    validText(f[3]),
 		})
 	}
 	return mounts
