@@ -106,6 +106,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerStoreMetrics(reg, db)
 	ipxeDir := filepath.Join(cfg.ImageDir, "ipxe")
 	bootSegs := make(map[string]lifecycle.Segment, len(cfg.Segments))
 	for i := range cfg.Segments {
@@ -170,7 +171,18 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			ApproveWithoutToken: gc.ApproveWithoutToken, WebhookSecret: gc.WebhookSecret,
 			Approver: httpSrv, Logger: log.With("service", "gitops"), Registerer: reg,
 		}
-		httpSrv.GitOps, httpSrv.Ready = repo, repo.Ready
+		httpSrv.GitOps = repo
+	}
+	// /readyz says when the data disk is full (writes refused, known
+	// machines still answered) and when the GitOps repository is behind.
+	httpSrv.Ready = func() error {
+		if err := db.Writable(); err != nil {
+			return err
+		}
+		if repo != nil {
+			return repo.Ready()
+		}
+		return nil
 	}
 	if !fileExists(filepath.Join(ipxeDir, "undionly.kpxe")) {
 		log.Warn("no iPXE binaries in the image directory; run `make images`", "dir", ipxeDir)
@@ -200,6 +212,27 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	err = g.Wait()
 	log.Info("foundry stopped", "err", err)
 	return err
+}
+
+// registerStoreMetrics exports the data disk's state and the records the
+// store skipped because they do not decode.
+func registerStoreMetrics(reg prometheus.Registerer, db *store.DB) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "foundry_store_free_bytes",
+			Help: "Space available on the file system holding the database (-1: unknown)."},
+			func() float64 { return float64(db.Space().Free) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "foundry_store_disk_full",
+			Help: "1 while the data disk is too full for writes (they are refused), else 0."},
+			func() float64 {
+				if db.Space().Full {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "foundry_store_corrupt_records",
+			Help: "Stored records met since start that do not decode (skipped by lists; logged with their key)."},
+			func() float64 { n, _ := db.CorruptRecords(); return float64(n) }),
+	)
 }
 
 func segmentInfo(segs []dhcp.Segment) []api.SegmentInfo {
