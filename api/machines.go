@@ -20,7 +20,8 @@ type MachineList struct {
 	Items      []Machine      `json:"items"`
 	NextCursor string         `json:"next_cursor,omitempty" doc:"Pass as cursor to get the next page; absent on the last page"`
 	Total      int            `json:"total" doc:"Machines matching the filters (all pages)"`
-	Counts     map[string]int `json:"counts" doc:"Machines per state, over all machines"`
+	Counts     map[string]int `json:"counts" doc:"Machines per state under every filter except state: what choosing that state would show (with no filter, over all machines)"`
+	Conflicts  int            `json:"conflicts" doc:"Machines with a MAC conflict (mac_conflict), over all machines"`
 }
 
 type macPath struct {
@@ -32,13 +33,14 @@ type machineOut struct {
 }
 
 type listMachinesIn struct {
-	State   []string `query:"state" example:"inventoried" doc:"Only these states (comma-separated)"`
-	Cluster string   `query:"cluster" example:"rack1"`
-	Segment string   `query:"segment" example:"lab"`
-	Q       string   `query:"q" maxLength:"200" example:"QEMU" doc:"Text search in MAC, hostname, IP, cluster, profile, vendor, model and serial"`
-	Sort    string   `query:"sort" default:"mac" enum:"mac,-mac,hostname,-hostname,state,-state,first_seen,-first_seen,last_seen,-last_seen" doc:"Sort key; a leading '-' sorts descending"`
-	Limit   int      `query:"limit" default:"100" minimum:"1" maximum:"1000"`
-	Cursor  string   `query:"cursor" maxLength:"1024" doc:"next_cursor of the previous page"`
+	State    []string `query:"state" example:"inventoried" doc:"Only these states (comma-separated)"`
+	Cluster  string   `query:"cluster" example:"rack1"`
+	Segment  string   `query:"segment" example:"lab"`
+	Q        string   `query:"q" maxLength:"200" example:"QEMU" doc:"Text search: every word, in any case, in the MAC, hostname, IP, cluster, profile, segment, vendor, model, serial, CPU model or a registration's address; a MAC may be written with dashes, dots or no separators"`
+	Conflict bool     `query:"conflict" doc:"Only machines with a MAC conflict (mac_conflict)"`
+	Sort     string   `query:"sort" default:"mac" enum:"mac,-mac,hostname,-hostname,state,-state,first_seen,-first_seen,last_seen,-last_seen" doc:"Sort key; a leading '-' sorts descending"`
+	Limit    int      `query:"limit" default:"100" minimum:"1" maximum:"1000"`
+	Cursor   string   `query:"cursor" maxLength:"1024" doc:"next_cursor of the previous page (of the same sort order)"`
 }
 
 type reasonIn struct {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/foundry-appliance/foundry/agentwire"
-	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -161,12 +160,9 @@ func registrationViews(m store.Machine, sessions []store.Session, invs map[strin
 			t := se.Wiped
 			r.WipedAt = &t
 		}
-		if inv, ok := invs[se.ID]; ok {
-			var parsed inventory.Inventory
-			if json.Unmarshal(inv, &parsed) == nil {
-				sum := summarize(parsed)
-				r.Summary = &sum
-			}
+		if inv, ok := invs[se.ID]; ok && len(inv) > 0 {
+			sum := summaryView(store.SummarizeInventory(inv))
+			r.Summary = &sum
 		}
 		if r.Active {
 			active++
@@ -263,14 +259,9 @@ func machineView(m store.Machine, sessions []store.Session, invs map[string]json
 		t := tokenStatus(sessions[n-1].Token, now)
 		v.Token = &t
 	}
-	if len(m.Inventory) > 0 {
-		var inv inventory.Inventory
-		if json.Unmarshal(m.Inventory, &inv) == nil {
-			v.Summary = summarize(inv)
-		}
-		if withInventory {
-			v.Inventory = m.Inventory
-		}
+	v.Summary = summaryView(m.Summary)
+	if withInventory && len(m.Inventory) > 0 {
+		v.Inventory = m.Inventory
 	}
 	return v
 }
@@ -289,18 +280,12 @@ func networkView(n store.Network) Network {
 	return out
 }
 
-func summarize(inv inventory.Inventory) Summary {
-	s := Summary{
-		Vendor: inv.System.Vendor, Model: inv.System.Product, Serial: inv.System.Serial,
-		CPUModel: inv.CPU.Model, Cores: inv.CPU.Cores, Threads: inv.CPU.Threads,
-		MemoryBytes: inv.Memory.TotalBytes, Disks: len(inv.Disks), NICs: len(inv.NICs), GPUs: len(inv.GPUs),
+// summaryView shows the summary the store keeps of a machine's inventory.
+func summaryView(s store.InventorySummary) Summary {
+	return Summary{
+		Vendor: s.Vendor, Model: s.Model, Serial: s.Serial, CPUModel: s.CPUModel, Cores: s.Cores, Threads: s.Threads,
+		MemoryBytes: s.MemoryBytes, Disks: s.Disks, DiskBytes: s.DiskBytes, NICs: s.NICs, GPUs: s.GPUs,
 	}
-	for _, d := range inv.Disks {
-		if d.Fixed() { // a CD-ROM's medium or a USB stick is no disk space
-			s.DiskBytes += d.SizeBytes
-		}
-	}
-	return s
 }
 
 // Cluster groups machines and carries their defaults.

@@ -12,7 +12,8 @@ import (
 
 func machineKey(mac string) []byte { return []byte("m/" + mac) }
 
-func getMachine(txn *badger.Txn, mac string) (Machine, error) {
+// getRecord reads a machine's record: everything but the inventory.
+func getRecord(txn *badger.Txn, mac string) (Machine, error) {
 	var m Machine
 	if err := getJSON(txn, machineKey(mac), &m); err != nil {
 		return Machine{}, err
@@ -20,8 +21,76 @@ func getMachine(txn *badger.Txn, mac string) (Machine, error) {
 	return m, nil
 }
 
+// getMachine reads a machine with its inventory.
+func getMachine(txn *badger.Txn, mac string) (Machine, error) {
+	m, err := getRecord(txn, mac)
+	if err != nil || m.Summary.Sum == 0 || len(m.Inventory) > 0 {
+		return m, err
+	}
+	inv, err := getRaw(txn, inventoryKey(mac))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Machine{}, fmt.Errorf("read inventory: %w", err)
+	}
+	m.Inventory = inv
+	return m, nil
+}
+
+// putMachine writes m, whose record may or may not exist, with its
+// inventory, indexes and counts.
 func putMachine(txn *badger.Txn, m Machine) error {
-	return setJSON(txn, machineKey(m.MAC), m)
+	old, err := getRecord(txn, m.MAC)
+	if errors.Is(err, ErrNotFound) {
+		return writeMachine(txn, nil, &m)
+	}
+	if err != nil {
+		return err
+	}
+	return writeMachine(txn, &old, &m)
+}
+
+// writeMachine writes next over old (its stored record, nil when it has
+// none): the inventory to its own key when it changed, with a new summary
+// in next.Summary; the record without it; and the list indexes.
+func writeMachine(txn *badger.Txn, old, next *Machine) error {
+	sum := inventorySum(next.Inventory)
+	if old != nil && sum == old.Summary.Sum {
+		next.Summary = old.Summary
+	} else {
+		if len(next.Inventory) > maxRecord {
+			return fmt.Errorf("%w: inventory is %d bytes, the limit is %d", ErrInvalid, len(next.Inventory), maxRecord)
+		}
+		next.Summary = SummarizeInventory(next.Inventory)
+		var err error
+		if len(next.Inventory) == 0 {
+			err = txn.Delete(inventoryKey(next.MAC))
+		} else {
+			err = txn.Set(inventoryKey(next.MAC), next.Inventory)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	rec := *next
+	rec.Inventory = nil
+	if err := setJSON(txn, machineKey(next.MAC), rec); err != nil {
+		return err
+	}
+	remotes, err := sessionRemotes(txn, next.MAC)
+	if err != nil {
+		return err
+	}
+	return writeIndexes(txn, old, next, remotes)
+}
+
+// dropMachine deletes the stored machine old with everything kept for it
+// but its sessions, nonces and audit history.
+func dropMachine(txn *badger.Txn, old Machine) error {
+	for _, k := range [][]byte{machineKey(old.MAC), inventoryKey(old.MAC), conflictKey(old.MAC)} {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return writeIndexes(txn, &old, nil, nil)
 }
 
 // checkMachine validates the fields a caller controls.
@@ -54,12 +123,17 @@ func checkMachine(m *Machine) error {
 			return err
 		}
 	}
+	// The segment names list index keys, like a cluster's.
+	if m.Segment != "" {
+		if err := checkSegment(m.Segment); err != nil {
+			return err
+		}
+	}
 	for _, c := range []struct {
 		field, v string
 		limit    int
 	}{
 		{"hostname", m.Hostname, maxHostname},
-		{"segment", m.Segment, maxName},
 		{"arch", m.Arch, maxLabel},
 		{"ip", m.IP, maxLabel},
 		{"message", m.Message, maxText},
@@ -126,7 +200,7 @@ func (db *DB) CreateMachine(m Machine, a Audit) (Machine, error) {
 		if err := claimUnique(txn, Machine{}, m); err != nil {
 			return err
 		}
-		if err := putMachine(txn, m); err != nil {
+		if err := writeMachine(txn, nil, &m); err != nil {
 			return err
 		}
 		return db.writeAudit(txn, m.MAC, a, now, m.Revision)
@@ -157,7 +231,9 @@ func (db *DB) GetMachine(mac string) (Machine, error) {
 	return m, nil
 }
 
-// ListMachines returns every machine sorted by MAC.
+// ListMachines returns every machine sorted by MAC, without inventories
+// (Summary stands for them; GetMachine has the inventory). A page of
+// machines is ListMachinePage's.
 func (db *DB) ListMachines() ([]Machine, error) {
 	out, err := list[Machine](db, "m/")
 	if err != nil {
@@ -223,7 +299,7 @@ func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) er
 		if err := claimUnique(txn, old, next); err != nil {
 			return err
 		}
-		if err := putMachine(txn, next); err != nil {
+		if err := writeMachine(txn, &old, &next); err != nil {
 			return err
 		}
 		if entry.Detail == "" && next.State != old.State {
@@ -273,7 +349,7 @@ func (db *DB) deleteMachine(txn *badger.Txn, mac string, a Audit) (Machine, erro
 	if err != nil {
 		return Machine{}, err
 	}
-	if err := txn.Delete(machineKey(mac)); err != nil {
+	if err := dropMachine(txn, m); err != nil {
 		return Machine{}, err
 	}
 	if err := claimUnique(txn, m, Machine{}); err != nil {

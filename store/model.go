@@ -83,10 +83,14 @@ type Machine struct {
 	IP        string    `json:"ip,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
-	// Inventory is the discovery agent's report, stored exactly as received.
-	// Before approval it is the latest registration's; approval freezes
-	// the bound session's.
+	// Inventory is the discovery agent's report, stored exactly as received
+	// (under its own key, mi/<mac>: lists never read it). Before approval
+	// it is the latest registration's; approval freezes the bound
+	// session's. ListMachines and ListMachinePage leave it out.
 	Inventory json.RawMessage `json:"inventory,omitempty"`
+	// Summary is derived from Inventory by the store on every write that
+	// changes it; what a caller sets here is ignored.
+	Summary InventorySummary `json:"summary,omitzero"`
 	// Session is the ID of the boot session approval bound the machine to
 	// (Session.ID): only its agent is told the decision and may report.
 	Session  string    `json:"session,omitempty"`

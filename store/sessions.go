@@ -102,25 +102,21 @@ func (ss *Sessions) Quiet() {
 }
 
 // sessionIDs lists the IDs in the machine's session index.
-func (ss *Sessions) sessionIDs() []string {
-	opt := badger.DefaultIteratorOptions
-	opt.PrefetchValues = false
-	opt.Prefix = sessionMACPrefix(ss.mac)
-	it := ss.txn.NewIterator(opt)
-	defer it.Close()
-	var ids []string
-	for it.Rewind(); it.Valid(); it.Next() {
-		ids = append(ids, string(bytes.TrimPrefix(it.Item().Key(), opt.Prefix)))
-	}
-	return ids
-}
+func (ss *Sessions) sessionIDs() []string { return sessionIDs(ss.txn, ss.mac) }
 
 // List returns the machine's live sessions, oldest first.
 func (ss *Sessions) List() ([]Session, error) {
 	var out []Session
 	for _, id := range ss.sessionIDs() {
 		var s Session
-		if err := getJSON(ss.txn, sessionKey(id), &s); errors.Is(err, ErrNotFound) {
+		err := getJSON(ss.txn, sessionKey(id), &s)
+		if errors.Is(err, ErrCorrupt) && ss.db != nil {
+			// Skipped like any undecodable record: the machine's other
+			// sessions, and the lists it is on, go on.
+			ss.db.corrupt.report(sessionKey(id), err)
+			continue
+		}
+		if errors.Is(err, ErrNotFound) {
 			continue
 		} else if err != nil {
 			return nil, err
@@ -226,6 +222,13 @@ func (ss *Sessions) Open(nonce string, s Session, inv json.RawMessage) (opened S
 	if err := ss.txn.Set(sessionMACKey(ss.mac, s.ID), nil); err != nil {
 		return Session{}, false, err
 	}
+	// Two sessions make the machine a candidate for a MAC conflict, which
+	// a list finds through this key instead of reading every session.
+	if len(ss.sessionIDs()) >= 2 {
+		if err := ss.txn.Set(conflictKey(ss.mac), nil); err != nil {
+			return Session{}, false, err
+		}
+	}
 	n.Session = s.ID
 	if err := setJSON(ss.txn, nonceKey(hash), n); err != nil {
 		return Session{}, false, err
@@ -283,7 +286,59 @@ func endSession(txn *badger.Txn, mac, id string) error {
 			return err
 		}
 	}
+	if n := len(sessionIDs(txn, mac)); n < 2 {
+		return txn.Delete(conflictKey(mac))
+	}
 	return nil
+}
+
+// sessionIDs lists the IDs in a machine's session index.
+func sessionIDs(txn *badger.Txn, mac string) []string {
+	opt := badger.DefaultIteratorOptions
+	opt.PrefetchValues = false
+	opt.Prefix = sessionMACPrefix(mac)
+	it := txn.NewIterator(opt)
+	defer it.Close()
+	var ids []string
+	for it.Rewind(); it.Valid(); it.Next() {
+		ids = append(ids, string(bytes.TrimPrefix(it.Item().Key(), opt.Prefix)))
+	}
+	return ids
+}
+
+// sessionRemotes lists the addresses a machine's sessions registered
+// from, for its search row.
+func sessionRemotes(txn *badger.Txn, mac string) ([]string, error) {
+	var out []string
+	for _, id := range sessionIDs(txn, mac) {
+		var s Session
+		if err := getJSON(txn, sessionKey(id), &s); errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if s.Remote != "" {
+			out = append(out, s.Remote)
+		}
+	}
+	return out, nil
+}
+
+// refreshRow rewrites a machine's search row after its sessions changed
+// outside a write of the machine (an expired session swept).
+func refreshRow(txn *badger.Txn, mac string) error {
+	m, err := getRecord(txn, mac)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	remotes, err := sessionRemotes(txn, mac)
+	if err != nil {
+		return err
+	}
+	return txn.Set(rowKey(mac), rowOf(&m, remotes))
 }
 
 // UpdateMachineSessions is UpdateMachine whose fn may also change the
@@ -425,7 +480,10 @@ func (db *DB) sweepSessions() (int, error) {
 			if cur.live(db.now()) {
 				return nil // it called again meanwhile
 			}
-			return endSession(txn, cur.MAC, cur.ID)
+			if err := endSession(txn, cur.MAC, cur.ID); err != nil {
+				return err
+			}
+			return refreshRow(txn, cur.MAC)
 		})
 		if err != nil {
 			return i, fmt.Errorf("sweep sessions: %w", err)

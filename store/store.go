@@ -7,7 +7,9 @@
 //
 //	meta/schema              schema version (int)
 //	meta/cursor/<name>       an exporter's last delivered audit id (raw; cursor.go)
-//	m/<mac>                  Machine
+//	m/<mac>                  Machine, without its inventory (Summary stands for it)
+//	mi/<mac>                 the machine's inventory (raw JSON)
+//	x/, xq/, xn/, xk/        machine list indexes, search rows, counts (index.go)
 //	l/<segment>/<mac>        Lease
 //	a/<id>                   AuditEntry; ids sort by time (see nextID)
 //	am/<mac>/<id>            empty: index of one machine's audit entries
@@ -63,7 +65,7 @@ var (
 )
 
 // SchemaVersion is the layout version written to a new database.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Options configure Open. The zero value is valid.
 type Options struct {
@@ -214,10 +216,11 @@ func (db *DB) SchemaVersion() (int, error) {
 }
 
 func (db *DB) initSchema() error {
-	return db.update(func(txn *badger.Txn) error {
-		var v int
+	var v int
+	err := db.update(func(txn *badger.Txn) error {
 		err := getJSON(txn, keySchema, &v)
 		if errors.Is(err, ErrNotFound) {
+			v = SchemaVersion
 			return setJSON(txn, keySchema, SchemaVersion)
 		}
 		if err != nil {
@@ -232,12 +235,20 @@ func (db *DB) initSchema() error {
 			if err := buildUnique(txn); err != nil {
 				return fmt.Errorf("migrate schema 1 to 2: %w", err)
 			}
-		}
-		if v < SchemaVersion {
-			return setJSON(txn, keySchema, SchemaVersion)
+			return setJSON(txn, keySchema, 2)
 		}
 		return nil
 	})
+	if err != nil || v >= 3 {
+		return err
+	}
+	// Version 3 keeps inventories apart and lists through indexes
+	// (migrate.go); too large for one transaction, so it commits the
+	// version only when it is done.
+	if err := db.migrateLists(); err != nil {
+		return fmt.Errorf("migrate schema 2 to 3: %w", err)
+	}
+	return db.update(func(txn *badger.Txn) error { return setJSON(txn, keySchema, 3) })
 }
 
 // maxConflictRetries bounds how often update re-runs a transaction that lost

@@ -102,7 +102,7 @@ func TestUniqueRelease(t *testing.T) {
 }
 
 // Opening a schema-1 database builds the index: a duplicate host name is
-// refused afterwards, and the version becomes 2.
+// refused afterwards, and the version becomes current.
 func TestUniqueMigration(t *testing.T) {
 	db, clk, dir := openTest(t)
 	mustCreate(t, db, Machine{MAC: mac(1), Hostname: "old-name"})
@@ -122,7 +122,7 @@ func TestUniqueMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if v, err := db.SchemaVersion(); err != nil || v != 2 {
+	if v, err := db.SchemaVersion(); err != nil || v != SchemaVersion {
 		t.Fatalf("schema %d, %v after migration", v, err)
 	}
 	if _, err := db.CreateMachine(Machine{MAC: mac(2), Hostname: "OLD-NAME"}, admin); !errors.Is(err, ErrTaken) {

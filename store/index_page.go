@@ -1,0 +1,614 @@
+package store
+
+import (
+	"cmp"
+	"container/heap"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Page sizes of ListMachinePage.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// MachineQuery asks ListMachinePage for one page of machines. Its zero
+// value is the first page of every machine by MAC.
+type MachineQuery struct {
+	// States keeps machines in any of these states; empty keeps all.
+	States []State
+	// Cluster and Segment keep the machines of one cluster or segment.
+	Cluster string
+	Segment string
+	// Text keeps machines whose search text (MAC, host name, address,
+	// cluster, profile, segment, vendor, model, serial, CPU model, the
+	// addresses their sessions registered from) holds every word of it,
+	// in any case; a word that is a MAC in another notation also matches
+	// its canonical form.
+	Text string
+	// Conflict keeps machines with a MAC conflict: two or more live
+	// sessions whose agents called within Active. It needs Active.
+	Conflict bool
+	// Active is how recently a session's agent must have called to count
+	// towards a MAC conflict; when positive, MachinePage.Conflicts is
+	// counted. Default 0: conflicts are neither counted nor filterable.
+	Active time.Duration
+	// Sort is one of SortOrders (default SortMAC); Desc reverses it.
+	Sort string
+	Desc bool
+	// After is the position after which the page starts (MachinePage.Next
+	// of the previous page); nil starts at the beginning.
+	After *PageKey
+	// Limit is the page size: default DefaultPageLimit, at most
+	// MaxPageLimit.
+	Limit int
+}
+
+// PageKey is a position in a sorted machine list: a machine's SortKey in
+// the list's order and its MAC. Paging by position rather than by offset
+// stays correct while machines appear, change and vanish between pages.
+type PageKey struct {
+	Key string
+	MAC string
+}
+
+// MachinePage is one page of machines.
+type MachinePage struct {
+	// Machines are the page's machines in order, without inventories.
+	Machines []Machine
+	// Sessions are the live sessions of the page's machines, by MAC,
+	// oldest first.
+	Sessions map[string][]Session
+	// Next is the position to ask for the next page from; nil when no
+	// machine follows.
+	Next *PageKey
+	// Total counts the machines that match every filter.
+	Total int
+	// Counts counts the machines of each state that match every filter but
+	// States: what choosing that state would show.
+	Counts map[State]int
+	// Conflicts counts the machines with a MAC conflict, of all machines
+	// (when MachineQuery.Active is positive).
+	Conflicts int
+}
+
+// ListMachinePage returns one page of the machines that match q, in q's
+// order. Without Text or Conflict the page is a range scan of one index
+// from the cursor and the counts are read from counters, so its cost does
+// not grow with the number of machines; Text reads every machine's
+// search row (never an inventory), and Conflict the machines with more
+// than one session.
+func (db *DB) ListMachinePage(q MachineQuery) (MachinePage, error) {
+	fail := func(err error) (MachinePage, error) { return MachinePage{}, fmt.Errorf("list machines: %w", err) }
+	if q.Sort == "" {
+		q.Sort = SortMAC
+	}
+	code, ok := sortCode(q.Sort)
+	if !ok {
+		return fail(fmt.Errorf("%w: sort order %s; want one of %s", ErrInvalid, label(q.Sort), strings.Join(SortOrders(), ", ")))
+	}
+	switch {
+	case q.Limit < 0:
+		return fail(fmt.Errorf("%w: negative limit %d", ErrInvalid, q.Limit))
+	case q.Limit == 0:
+		q.Limit = DefaultPageLimit
+	case q.Limit > MaxPageLimit:
+		q.Limit = MaxPageLimit
+	}
+	for _, st := range q.States {
+		if st < 0 || int(st) >= len(States()) {
+			return fail(fmt.Errorf("%w: unknown state %d", ErrInvalid, int(st)))
+		}
+	}
+	if q.Conflict && q.Active <= 0 {
+		return fail(fmt.Errorf("%w: a conflict filter needs an activity window", ErrInvalid))
+	}
+	var page MachinePage
+	var deltas int
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		counts, n, err := db.readCounts(txn)
+		if err != nil {
+			return err
+		}
+		deltas = n
+		var conflicts []string
+		if q.Active > 0 {
+			if conflicts, err = db.conflicted(txn, q.Active); err != nil {
+				return err
+			}
+		}
+		var macs []string
+		var next *PageKey
+		switch {
+		case q.Conflict:
+			p := newPicker(q)
+			if err := db.readRows(txn, conflicts, p); err != nil {
+				return err
+			}
+			macs, next = p.page()
+			page.Total, page.Counts = p.total, p.counts
+		case q.Text != "":
+			p := newPicker(q)
+			db.scanRows(txn, p)
+			macs, next = p.page()
+			page.Total, page.Counts = p.total, p.counts
+		default:
+			page.Total, page.Counts = countMatches(counts, q)
+			if macs, next, err = db.scanIndex(txn, counts, code, q); err != nil {
+				return err
+			}
+		}
+		page.Next, page.Conflicts = next, len(conflicts)
+		page.Machines, page.Sessions, err = db.readPage(txn, macs)
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if deltas > foldAt {
+		// Reading many deltas slows every list down: add them up now.
+		if err := db.foldCounts(); err != nil {
+			db.log.Warn("fold machine counts", "err", err)
+		}
+	}
+	return page, nil
+}
+
+// foldAt is how many count deltas a list reads before it folds them.
+const foldAt = 1024
+
+// readCounts sums the count keys by (state, cluster, segment) and returns
+// how many of them were deltas.
+func (db *DB) readCounts(txn *badger.Txn) (map[tuple]int, int, error) {
+	counts := map[tuple]int{}
+	deltas := 0
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xn/"), PrefetchValues: false})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		t, delta, ok := parseCounterKey(string(item.Key()))
+		var n int
+		err := item.Value(func(b []byte) (err error) { n, err = strconv.Atoi(string(b)); return err })
+		if !ok || err != nil {
+			db.corrupt.report(item.KeyCopy(nil), fmt.Errorf("%w: machine count %v", ErrCorrupt, err))
+			continue
+		}
+		counts[t] += n
+		if delta {
+			deltas++
+		}
+	}
+	return counts, deltas, nil
+}
+
+// countMatches derives a query's total and per-state counts from the
+// counts of every (state, cluster, segment).
+func countMatches(counts map[tuple]int, q MachineQuery) (int, map[State]int) {
+	by := map[State]int{}
+	for _, st := range States() {
+		by[st] = 0
+	}
+	total := 0
+	for t, n := range counts {
+		if n == 0 || q.Cluster != "" && t.cluster != q.Cluster || q.Segment != "" && t.segment != q.Segment {
+			continue
+		}
+		by[t.state] += n
+		if len(q.States) == 0 || slices.Contains(q.States, t.state) {
+			total += n
+		}
+	}
+	return total, by
+}
+
+// scanIndex finds a page by scanning the index family with the fewest
+// candidates from the cursor, checking each entry's tuple.
+func (db *DB) scanIndex(txn *badger.Txn, counts map[tuple]int, code byte, q MachineQuery) ([]string, *PageKey, error) {
+	sum := func(keep func(tuple) bool) int {
+		n := 0
+		for t, c := range counts {
+			if keep(t) {
+				n += c
+			}
+		}
+		return n
+	}
+	fams, best := []string{familyAll()}, sum(func(tuple) bool { return true })
+	consider := func(fs []string, n int) {
+		if n < best {
+			fams, best = fs, n
+		}
+	}
+	if len(q.States) > 0 {
+		var fs []string
+		for _, st := range q.States {
+			fs = append(fs, familyState(st))
+		}
+		consider(fs, sum(func(t tuple) bool { return slices.Contains(q.States, t.state) }))
+	}
+	if q.Cluster != "" {
+		consider([]string{familyCluster(q.Cluster)}, sum(func(t tuple) bool { return t.cluster == q.Cluster }))
+	}
+	if q.Segment != "" {
+		consider([]string{familySegment(q.Segment)}, sum(func(t tuple) bool { return t.segment == q.Segment }))
+	}
+	slices.Sort(fams)
+	fams = slices.Compact(fams)
+	m := newMerge(txn, fams, code, q.Desc, q.After)
+	defer m.close()
+	var macs []string
+	var last PageKey
+	for ; m.valid(); m.next() {
+		item := m.item()
+		ok := false
+		err := item.Value(func(b []byte) error {
+			if len(b) < 1 {
+				return errors.New("empty index entry")
+			}
+			d := decoder{b: b[1:]}
+			cluster, segment := d.bytes(), d.bytes()
+			ok = (len(q.States) == 0 || slices.Contains(q.States, State(b[0]))) &&
+				(q.Cluster == "" || string(cluster) == q.Cluster) && (q.Segment == "" || string(segment) == q.Segment)
+			return d.err
+		})
+		if err != nil {
+			db.corrupt.report(item.KeyCopy(nil), fmt.Errorf("%w: %v", ErrCorrupt, err))
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if len(macs) == q.Limit {
+			return macs, &last, nil // one more follows
+		}
+		key, mac, _ := strings.Cut(m.suffix(m.cur), "\x00")
+		macs = append(macs, mac)
+		last = PageKey{Key: key, MAC: mac}
+	}
+	return macs, nil, nil
+}
+
+// merge walks several index families of one order as one sorted stream
+// (several states at once); entries compare by their suffix, sort key and
+// MAC.
+type merge struct {
+	its      []*badger.Iterator
+	prefixes []string
+	desc     bool
+	cur      int
+}
+
+func newMerge(txn *badger.Txn, fams []string, code byte, desc bool, after *PageKey) *merge {
+	m := &merge{desc: desc}
+	for _, f := range fams {
+		p := indexPrefix(f, code)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(p), Reverse: desc, PrefetchValues: false})
+		var from string
+		switch {
+		case after != nil:
+			from = p + after.Key + "\x00" + after.MAC
+		case desc:
+			from = p[:len(p)-1] + "0" // just past the prefix ('/' + 1)
+		default:
+			from = p
+		}
+		it.Seek([]byte(from))
+		if after != nil && it.ValidForPrefix([]byte(p)) && string(it.Item().Key()) == from {
+			it.Next()
+		}
+		m.its = append(m.its, it)
+		m.prefixes = append(m.prefixes, p)
+	}
+	m.pick()
+	return m
+}
+
+func (m *merge) suffix(i int) string {
+	return string(m.its[i].Item().Key()[len(m.prefixes[i]):])
+}
+
+func (m *merge) pick() {
+	m.cur = -1
+	var best string
+	for i, it := range m.its {
+		if !it.ValidForPrefix([]byte(m.prefixes[i])) {
+			continue
+		}
+		s := m.suffix(i)
+		if m.cur < 0 || !m.desc && s < best || m.desc && s > best {
+			m.cur, best = i, s
+		}
+	}
+}
+
+func (m *merge) valid() bool { return m.cur >= 0 }
+
+func (m *merge) item() *badger.Item { return m.its[m.cur].Item() }
+
+func (m *merge) next() {
+	m.its[m.cur].Next()
+	m.pick()
+}
+
+func (m *merge) close() {
+	for _, it := range m.its {
+		it.Close()
+	}
+}
+
+// scanRows offers every search row to p.
+func (db *DB) scanRows(txn *badger.Txn, p *picker) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xq/"), PrefetchValues: false})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		mac := item.Key()[3:]
+		err := item.Value(func(b []byte) error {
+			r, err := decodeRow(mac, b)
+			if err == nil {
+				p.offer(&r)
+			}
+			return err
+		})
+		if err != nil {
+			db.corrupt.report(item.KeyCopy(nil), fmt.Errorf("%w: %v", ErrCorrupt, err))
+		}
+	}
+}
+
+// readRows offers the search rows of macs to p.
+func (db *DB) readRows(txn *badger.Txn, macs []string, p *picker) error {
+	for _, mac := range macs {
+		b, err := getRaw(txn, rowKey(mac))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		r, err := decodeRow([]byte(mac), b)
+		if err != nil {
+			db.corrupt.report(rowKey(mac), fmt.Errorf("%w: %v", ErrCorrupt, err))
+			continue
+		}
+		p.offer(&r)
+	}
+	return nil
+}
+
+// picker applies a query to machines offered one by one (free-text search,
+// conflicts): it counts them and keeps the page after the cursor, holding
+// no more than a page at a time and copying only what it keeps.
+type picker struct {
+	q      MachineQuery
+	words  [][][]byte
+	k      int
+	h      pageHeap
+	total  int
+	counts map[State]int
+}
+
+func newPicker(q MachineQuery) *picker {
+	p := &picker{q: q, words: queryWords(q.Text), k: sortIndex(q.Sort), h: pageHeap{desc: q.Desc}, counts: map[State]int{}}
+	for _, st := range States() {
+		p.counts[st] = 0
+	}
+	return p
+}
+
+func (p *picker) offer(r *row) {
+	q := &p.q
+	if q.Cluster != "" && string(r.cluster) != q.Cluster || q.Segment != "" && string(r.segment) != q.Segment {
+		return
+	}
+	if !matchWords(r.text, p.words) {
+		return
+	}
+	p.counts[r.state]++
+	if len(q.States) > 0 && !slices.Contains(q.States, r.state) {
+		return
+	}
+	p.total++
+	key := r.keys[p.k]
+	if q.After != nil && p.h.compareBytes(key, r.mac, *q.After) <= 0 {
+		return
+	}
+	// Keep the limit+1 first: the last one says that a next page exists.
+	switch {
+	case p.h.Len() <= q.Limit:
+		heap.Push(&p.h, PageKey{Key: string(key), MAC: string(r.mac)})
+	case p.h.compareBytes(key, r.mac, p.h.keys[0]) < 0:
+		p.h.keys[0] = PageKey{Key: string(key), MAC: string(r.mac)}
+		heap.Fix(&p.h, 0)
+	}
+}
+
+// page returns the page's MACs in order and the next page's position.
+func (p *picker) page() ([]string, *PageKey) {
+	keys := p.h.keys
+	slices.SortFunc(keys, p.h.compare)
+	var next *PageKey
+	if len(keys) > p.q.Limit {
+		keys = keys[:p.q.Limit]
+		last := keys[len(keys)-1]
+		next = &last
+	}
+	macs := make([]string, 0, len(keys))
+	for _, k := range keys {
+		macs = append(macs, k.MAC)
+	}
+	return macs, next
+}
+
+// pageHeap holds the first positions seen, its root the last of them.
+type pageHeap struct {
+	keys []PageKey
+	desc bool
+}
+
+func (h *pageHeap) compare(a, b PageKey) int {
+	c := cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.MAC, b.MAC))
+	if h.desc {
+		return -c
+	}
+	return c
+}
+
+// compareBytes compares the position (key, mac) with p, without copying.
+func (h *pageHeap) compareBytes(key, mac []byte, p PageKey) int {
+	c := compareBS(key, p.Key)
+	if c == 0 {
+		c = compareBS(mac, p.MAC)
+	}
+	if h.desc {
+		return -c
+	}
+	return c
+}
+
+func compareBS(b []byte, s string) int {
+	switch {
+	case string(b) < s:
+		return -1
+	case string(b) == s:
+		return 0
+	}
+	return 1
+}
+
+func (h *pageHeap) Len() int           { return len(h.keys) }
+func (h *pageHeap) Less(i, j int) bool { return h.compare(h.keys[j], h.keys[i]) < 0 }
+func (h *pageHeap) Swap(i, j int)      { h.keys[i], h.keys[j] = h.keys[j], h.keys[i] }
+func (h *pageHeap) Push(x any)         { h.keys = append(h.keys, x.(PageKey)) }
+func (h *pageHeap) Pop() any {
+	x := h.keys[len(h.keys)-1]
+	h.keys = h.keys[:len(h.keys)-1]
+	return x
+}
+
+// conflicted returns the machines with two or more live sessions whose
+// agents called within active.
+func (db *DB) conflicted(txn *badger.Txn, active time.Duration) ([]string, error) {
+	now := db.now()
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xk/"), PrefetchValues: false})
+	defer it.Close()
+	var out []string
+	for it.Rewind(); it.Valid(); it.Next() {
+		mac := string(it.Item().Key()[3:])
+		ss := &Sessions{db: db, txn: txn, mac: mac, now: now}
+		live, err := ss.List()
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, s := range live {
+			if now.Sub(s.LastSeen) < active {
+				n++
+			}
+		}
+		if n > 1 {
+			out = append(out, mac)
+		}
+	}
+	return out, nil
+}
+
+// readPage reads the records and live sessions of the page's machines.
+func (db *DB) readPage(txn *badger.Txn, macs []string) ([]Machine, map[string][]Session, error) {
+	ms := make([]Machine, 0, len(macs))
+	sessions := make(map[string][]Session, len(macs))
+	now := db.now()
+	for _, mac := range macs {
+		m, err := getRecord(txn, mac)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if errors.Is(err, ErrCorrupt) {
+			db.corrupt.report(machineKey(mac), err)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		m.Inventory = nil // a record of schema 2 that was never rewritten
+		ss := &Sessions{db: db, txn: txn, mac: mac, now: now}
+		live, err := ss.List()
+		if err != nil {
+			return nil, nil, err
+		}
+		ms = append(ms, m)
+		sessions[mac] = live
+	}
+	return ms, sessions, nil
+}
+
+// foldCounts adds the count deltas into their base keys, in transactions
+// of at most foldBatch deltas. Writers add only keys of their own, which
+// no fold has read, so they never conflict with it.
+func (db *DB) foldCounts() error {
+	for {
+		done := true
+		err := db.update(func(txn *badger.Txn) error {
+			done = true
+			sums := map[tuple]int{}
+			bases := map[tuple]bool{}
+			var gone [][]byte
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xn/")})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				item := it.Item()
+				t, delta, ok := parseCounterKey(string(item.Key()))
+				var n int
+				err := item.Value(func(b []byte) (err error) { n, err = strconv.Atoi(string(b)); return err })
+				if !ok || err != nil {
+					// A count that cannot be read is dropped: it would
+					// be skipped at every read.
+					db.corrupt.report(item.KeyCopy(nil), fmt.Errorf("%w: machine count %v (dropped)", ErrCorrupt, err))
+					gone = append(gone, item.KeyCopy(nil))
+					continue
+				}
+				sums[t] += n
+				if !delta {
+					bases[t] = true
+					continue
+				}
+				gone = append(gone, item.KeyCopy(nil))
+				if len(gone) >= foldBatch {
+					done = false
+					break
+				}
+			}
+			for _, k := range gone {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			for t, n := range sums {
+				var err error
+				switch {
+				case n != 0:
+					err = txn.Set([]byte(counterKey(t)), []byte(strconv.Itoa(n)))
+				case bases[t]:
+					err = txn.Delete([]byte(counterKey(t)))
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// foldBatch bounds the deltas one fold transaction deletes.
+const foldBatch = 10000

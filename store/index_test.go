@@ -1,0 +1,392 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// reference answers a query the slow way, from every record, as the API
+// did before the indexes: it is what ListMachinePage must agree with.
+func reference(t *testing.T, db *DB, q MachineQuery) (macs []string, total int, counts map[State]int) {
+	t.Helper()
+	all, err := db.ListMachines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts = map[State]int{}
+	for _, st := range States() {
+		counts[st] = 0
+	}
+	words := queryWords(q.Text)
+	type hit struct{ key, mac string }
+	var hits []hit
+	for _, m := range all {
+		if q.Cluster != "" && m.Cluster != q.Cluster || q.Segment != "" && m.Segment != q.Segment {
+			continue
+		}
+		ss, err := db.MachineSessions(m.MAC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var remotes []string
+		for _, s := range ss {
+			remotes = append(remotes, s.Remote)
+		}
+		if !matchWords([]byte(searchText(&m, remotes)), words) {
+			continue
+		}
+		counts[m.State]++
+		if len(q.States) > 0 && !slices.Contains(q.States, m.State) {
+			continue
+		}
+		hits = append(hits, hit{SortKey(&m, cmp.Or(q.Sort, SortMAC)), m.MAC})
+	}
+	slices.SortFunc(hits, func(a, b hit) int {
+		c := cmp.Or(strings.Compare(a.key, b.key), strings.Compare(a.mac, b.mac))
+		if q.Desc {
+			return -c
+		}
+		return c
+	})
+	for _, h := range hits {
+		macs = append(macs, h.mac)
+	}
+	return macs, len(hits), counts
+}
+
+// pages reads every page of q.
+func pages(t *testing.T, db *DB, q MachineQuery) (macs []string, first MachinePage) {
+	t.Helper()
+	for i := 0; ; i++ {
+		p, err := db.ListMachinePage(q)
+		if err != nil {
+			t.Fatalf("%+v: %v", q, err)
+		}
+		if i == 0 {
+			first = p
+		}
+		if len(p.Machines) > q.Limit {
+			t.Fatalf("%+v: page of %d", q, len(p.Machines))
+		}
+		for _, m := range p.Machines {
+			if len(m.Inventory) > 0 {
+				t.Fatalf("a list returned %s's inventory", m.MAC)
+			}
+			macs = append(macs, m.MAC)
+		}
+		if p.Next == nil {
+			return macs, first
+		}
+		if len(p.Machines) == 0 || i > 200 {
+			t.Fatalf("%+v: a next page after %d machines on page %d", q, len(p.Machines), i)
+		}
+		q.After = p.Next
+	}
+}
+
+// checkQueries pages through every combination of filter, order and page
+// size and compares each with reference.
+func checkQueries(t *testing.T, db *DB) {
+	t.Helper()
+	n := 0
+	for _, states := range [][]State{nil, {StateInventoried}, {StateReady, StateDiscovered}} {
+		for _, cluster := range []string{"", "c1"} {
+			for _, segment := range []string{"", "lab"} {
+				for _, text := range []string{"", "dell", "N01", "00-00-1F", "10.77.0.9", "lab c2"} {
+					for _, order := range SortOrders() {
+						for _, desc := range []bool{false, true} {
+							for _, limit := range []int{1, 7, 100} {
+								if limit == 1 && (desc || text != "") {
+									continue // long; the others cover them
+								}
+								q := MachineQuery{States: states, Cluster: cluster, Segment: segment, Text: text, Sort: order, Desc: desc, Limit: limit}
+								want, total, counts := reference(t, db, q)
+								got, first := pages(t, db, q)
+								if strings.Join(got, " ") != strings.Join(want, " ") {
+									t.Fatalf("%+v:\n got %v\nwant %v", q, got, want)
+								}
+								if first.Total != total || !mapsEqual(first.Counts, counts) {
+									t.Fatalf("%+v: total %d counts %v, want %d %v", q, first.Total, first.Counts, total, counts)
+								}
+								n++
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d queries agree with a scan of every record", n)
+}
+
+func mapsEqual(a, b map[State]int) bool {
+	for _, st := range States() {
+		if a[st] != b[st] {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
+
+// TestListMachinePageMatchesAScan drives machines through creates,
+// updates, sightings, registrations and deletes, and after each round
+// checks that every query answered from the indexes is what a scan of
+// every record answers.
+func TestListMachinePageMatchesAScan(t *testing.T) {
+	db, clk, _ := openTest(t)
+	for _, c := range []string{"c1", "c2"} {
+		if _, err := db.CreateCluster(Cluster{Name: c}, admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(14, 2))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	base := clk.Now()
+	const n = 40
+	for i := range n {
+		m := Machine{
+			MAC: mac(i), State: States()[rng.IntN(len(States()))], Cluster: pick("", "c1", "c2"),
+			Segment: pick("", "lab", "rack"), IP: fmt.Sprintf("10.77.0.%d", rng.IntN(100)),
+			// Equal times and equal host names test the MAC's tie break.
+			FirstSeen: base.Add(time.Duration(rng.IntN(5)) * time.Minute),
+			LastSeen:  base.Add(time.Duration(rng.IntN(5)) * time.Hour),
+		}
+		if i%3 != 0 {
+			m.Hostname = fmt.Sprintf("N%02d", i)
+		}
+		if i%4 == 0 {
+			m.Inventory = json.RawMessage(fmt.Sprintf(`{"system":{"vendor":"Dell Inc.","product":"PowerEdge R650","serial":"S%d"},"cpu":{"model":"Xeon"}}`, i))
+		}
+		mustCreate(t, db, m)
+	}
+	checkQueries(t, db)
+
+	for round := range 3 {
+		for i := range n {
+			switch rng.IntN(6) {
+			case 0:
+				_, err := db.UpdateMachine(mac(i), admin, func(m *Machine) error {
+					m.Cluster, m.Hostname = pick("", "c1", "c2"), pick("", fmt.Sprintf("r%d-%02d", round, i))
+					return nil
+				})
+				if err != nil && !strings.Contains(err.Error(), "not found") {
+					t.Fatal(err)
+				}
+			case 1:
+				if _, err := db.RecordSighting(mac(i), Sighting{Segment: pick("lab", "rack"), IP: fmt.Sprintf("10.77.0.%d", 90+i%10),
+					At: base.Add(time.Duration(round+5) * time.Hour)}); err != nil && !strings.Contains(err.Error(), "not found") {
+					t.Fatal(err)
+				}
+			case 2:
+				_, err := db.UpdateMachine(mac(i), admin, func(m *Machine) error {
+					m.Inventory = json.RawMessage(fmt.Sprintf(`{"system":{"vendor":"%s","serial":"R%d"}}`, pick("Dell", "HPE", "QEMU"), round))
+					return nil
+				})
+				if err != nil && !strings.Contains(err.Error(), "not found") {
+					t.Fatal(err)
+				}
+			case 3:
+				if rng.IntN(3) == 0 {
+					if err := db.DeleteMachine(mac(i), admin); err != nil && !strings.Contains(err.Error(), "not found") {
+						t.Fatal(err)
+					}
+				}
+			case 4:
+				if _, err := db.GetMachine(mac(i)); err == nil {
+					s := testSession(round*1000+i, clk)
+					s.Remote = fmt.Sprintf("10.77.0.%d", 9+round)
+					register(t, db, mac(i), s, `{"system":{"vendor":"Dell"}}`)
+				}
+			}
+		}
+		checkQueries(t, db)
+	}
+}
+
+func TestQueryWords(t *testing.T) {
+	m := Machine{MAC: "52:54:00:ab:cd:ef", Hostname: "Node-7", IP: "10.77.0.5", Cluster: "rack1", Segment: "lab",
+		Summary: InventorySummary{Vendor: "Dell Inc.", Model: "PowerEdge R650", Serial: "ABC123", CPUModel: "Xeon Gold"}}
+	text := []byte(searchText(&m, []string{"10.77.0.66"}))
+	for _, tc := range []struct {
+		q    string
+		want bool
+	}{
+		{"dell", true}, {"DELL poweredge", true}, {"dell hpe", false}, {"node-7", true},
+		{"52-54-00-AB-CD-EF", true}, {"525400abcdef", true}, {"5254.00ab.cdef", true}, {"ab-cd", true},
+		{"10.77.0.66", true}, {"xeon gold", true}, {"rack1 lab", true}, {"rack2", false}, {"", true},
+	} {
+		if got := matchWords(text, queryWords(tc.q)); got != tc.want {
+			t.Errorf("%q in %q: %v, want %v", tc.q, text, got, tc.want)
+		}
+	}
+}
+
+func TestListMachinePageRefusesBadQueries(t *testing.T) {
+	db, _, _ := openTest(t)
+	for _, q := range []MachineQuery{{Sort: "size"}, {Limit: -1}, {States: []State{99}}, {Conflict: true}} {
+		if _, err := db.ListMachinePage(q); err == nil || !strings.Contains(err.Error(), ErrInvalid.Error()) {
+			t.Errorf("%+v: %v, want ErrInvalid", q, err)
+		}
+	}
+}
+
+// A machine with two sessions whose agents both called recently is a MAC
+// conflict; the list counts and filters it, and stops when one falls
+// silent or ends.
+func TestListMachinePageConflicts(t *testing.T) {
+	db, clk, _ := openTest(t)
+	for i := range 3 {
+		mustCreate(t, db, Machine{MAC: mac(i), State: StateInventoried})
+	}
+	register(t, db, mac(1), testSession(1, clk), "{}")
+	register(t, db, mac(2), testSession(2, clk), "{}")
+	clk.Add(time.Minute)
+	b := register(t, db, mac(2), testSession(3, clk), "{}")
+	q := MachineQuery{Conflict: true, Active: 2 * time.Minute}
+	p, err := db.ListMachinePage(q)
+	if err != nil || p.Conflicts != 1 || p.Total != 1 || len(p.Machines) != 1 || p.Machines[0].MAC != mac(2) || len(p.Sessions[mac(2)]) != 2 {
+		t.Fatalf("conflicts: %+v %v", p, err)
+	}
+	if p.Counts[StateInventoried] != 1 {
+		t.Errorf("counts under the conflict filter: %v", p.Counts)
+	}
+	clk.Add(90 * time.Second) // the first session's agent has been silent for 2.5 min
+	if p, err := db.ListMachinePage(q); err != nil || p.Conflicts != 0 || len(p.Machines) != 0 {
+		t.Fatalf("silent session still a conflict: %+v %v", p, err)
+	}
+	if _, err := db.AdvanceSession(testSession(2, clk).ID, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := db.ListMachinePage(q); err != nil || p.Conflicts != 1 {
+		t.Fatalf("both active again: %+v %v", p, err)
+	}
+	_, err = db.UpdateMachineSessions(mac(2), admin, func(_ *Machine, ss *Sessions) error { return ss.End(b.ID) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := db.ListMachinePage(q); err != nil || p.Conflicts != 0 {
+		t.Fatalf("ended session still a conflict: %+v %v", p, err)
+	}
+	if ok, _ := hasKey(db, conflictKey(mac(2))); ok {
+		t.Error("the conflict key outlived the second session")
+	}
+}
+
+func hasKey(db *DB, k []byte) (bool, error) {
+	var ok bool
+	err := db.bdb.View(func(txn *badger.Txn) (err error) { ok, err = has(txn, k); return err })
+	return ok, err
+}
+
+// countKeys returns how many keys are under prefix.
+func countKeys(t *testing.T, db *DB, prefix string) int {
+	t.Helper()
+	n := 0
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Counts are deltas until a list finds many of them and adds them up.
+func TestCountsFold(t *testing.T) {
+	db, _, _ := openTest(t)
+	for i := range foldAt + 10 {
+		mustCreate(t, db, Machine{MAC: mac(i), State: States()[i%2], Segment: []string{"lab", "rack"}[i%3%2]})
+	}
+	if n := countKeys(t, db, "xn/"); n < foldAt {
+		t.Fatalf("%d count keys before a fold", n)
+	}
+	p, err := db.ListMachinePage(MachineQuery{Limit: 1})
+	if err != nil || p.Total != foldAt+10 {
+		t.Fatalf("%+v %v", p.Total, err)
+	}
+	if n := countKeys(t, db, "xn/"); n != 4 {
+		t.Errorf("%d count keys after the fold, want one per (state, segment): 4", n)
+	}
+	p2, err := db.ListMachinePage(MachineQuery{Limit: 1, Segment: "rack"})
+	want := 0
+	for i := range foldAt + 10 {
+		if i%3%2 == 1 {
+			want++
+		}
+	}
+	if err != nil || p2.Total != want || p2.Counts[StateDiscovered]+p2.Counts[StateInventoried] != want {
+		t.Fatalf("after the fold: %d %v %v, want %d", p2.Total, p2.Counts, err, want)
+	}
+}
+
+// A list skips what it cannot decode — an index entry, a search row, a
+// count, a machine record, a session — reports each once, and goes on.
+func TestListSkipsUndecodableRecords(t *testing.T) {
+	var log bytes.Buffer
+	clk := newClock()
+	db, err := Open(t.TempDir(), Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := range 6 {
+		mustCreate(t, db, Machine{MAC: mac(i), State: StateInventoried, Segment: "lab", Hostname: fmt.Sprintf("h%d", i)})
+	}
+	register(t, db, mac(5), testSession(1, clk), "{}")
+	register(t, db, mac(5), testSession(2, clk), "{}")
+	bad := map[string]string{
+		string(machineKey(mac(1))):                 `{"mac":`,
+		string(rowKey(mac(2))):                     "\x01\x7f",
+		"x/a/m/" + mac(3) + "\x00" + mac(3):        "",
+		"xn/01//lab/0000000000000bad":              "many",
+		string(sessionKey(testSession(1, clk).ID)): "[",
+	}
+	err = db.bdb.Update(func(txn *badger.Txn) error {
+		for k, v := range bad {
+			if err := txn.Set([]byte(k), []byte(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := pages(t, db, MachineQuery{Limit: 2, Active: time.Hour})
+	if want := []string{mac(0), mac(2), mac(4), mac(5)}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("by MAC: %v, want %v (the record and the index entry that do not decode left out)", got, want)
+	}
+	got, first := pages(t, db, MachineQuery{Limit: 2, Text: "lab", Conflict: true, Active: time.Hour})
+	if len(got) != 0 || first.Conflicts != 0 {
+		t.Errorf("one of two sessions undecodable is no conflict: %v %d", got, first.Conflicts)
+	}
+	got, first = pages(t, db, MachineQuery{Limit: 2, Text: "lab"})
+	if want := []string{mac(0), mac(3), mac(4), mac(5)}; strings.Join(got, " ") != strings.Join(want, " ") || first.Total != 5 {
+		t.Errorf("by text: %v (total %d), want %v (the row and the record that do not decode left out)", got, first.Total, want)
+	}
+	if p, err := db.ListMachinePage(MachineQuery{}); err != nil || p.Counts[StateInventoried] != 6 || len(p.Sessions[mac(5)]) != 1 {
+		t.Errorf("counts %v sessions %v: %v", p.Counts, p.Sessions[mac(5)], err)
+	}
+	n, keys := db.CorruptRecords()
+	if n != len(bad) {
+		t.Errorf("%d undecodable records reported (%q), want %d", n, keys, len(bad))
+	}
+	if c := strings.Count(log.String(), "level=ERROR"); c != len(bad) {
+		t.Errorf("%d log lines for %d undecodable records, want one each:\n%s", c, len(bad), log.String())
+	}
+}
