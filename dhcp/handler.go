@@ -490,5 +490,6 @@ func (in *instance) discover(seg *segState, mac string, c bootClient) bool {
 		return false
 	}
 	seg.found.keep(mac, m.ExpiresAt)
+	in.m.records.WithLabelValues(seg.Name).Set(float64(seg.found.count()))
 	return true
 }
