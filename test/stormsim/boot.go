@@ -143,8 +143,12 @@ func (b *booting) lease() (Lease, error) {
 		if err != nil {
 			return Lease{}, err
 		}
-		b.res.Acks = append(b.res.Acks, Ack{IP: l.IP, Firmware: l.Firmware, At: l.At})
+		ack := Ack{IP: l.IP, Firmware: l.Firmware, At: l.At}
+		b.res.Acks = append(b.res.Acks, ack)
 		b.res.IP = l.IP
+		if b.s.OnAck != nil {
+			b.s.OnAck(b.res.MAC, ack)
+		}
 		return l, nil
 	}
 }

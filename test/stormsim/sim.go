@@ -110,6 +110,10 @@ type Sim struct {
 	// machine's registration is acknowledged, with its result so far:
 	// a test approves machines from here while the storm goes on.
 	OnRegistered func(Result)
+	// OnAck is called (from the machine's goroutine) with every DHCPACK
+	// a machine receives, as it arrives: a test can tell what was
+	// acknowledged before a given moment.
+	OnAck func(mac string, a Ack)
 	// Logf, when set, gets one line per failed boot attempt.
 	Logf func(format string, args ...any)
 
