@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/foundry-appliance/foundry/internal/ratelog"
 	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store"
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -39,7 +40,7 @@ type instance struct {
 	relayed  []*segState
 	relays   Relays
 	m        *metrics
-	warns    warnLimiter
+	warns    ratelog.Limiter // its default interval is warnEvery
 	lim      *limiter
 	// limits gathers the packets dropped by limits for the log line
 	// Serve writes every warnEvery (reportLimits).
@@ -123,7 +124,7 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4, src netip.Addr) *dhcpv4.DHCP
 		// Hostile traffic chooses how often these happen: the counter
 		// has them all, the log one line per reason and interval.
 		var ok bool
-		if ok, held = in.warns.allow(reason, in.now()); !ok {
+		if ok, held = in.warns.Allow(reason, in.now()); !ok {
 			return nil
 		}
 	}

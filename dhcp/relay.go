@@ -5,10 +5,10 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sync"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/foundry-appliance/foundry/internal/ratelog"
 )
 
 // Relays says who may hand Foundry relayed DHCP: a packet with giaddr set
@@ -92,29 +92,4 @@ func replyTo(req, reply *dhcpv4.DHCPv4) *net.UDPAddr {
 // warnEvery is how often one drop reason may log a warning: a flood of
 // hostile packets is counted in foundry_dhcp_drops_total, not written to
 // the log one line each.
-const warnEvery = 10 * time.Second
-
-// warnLimiter lets one warning per reason through every warnEvery and
-// counts the ones it held back, reported with the next one let through.
-type warnLimiter struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-	held map[string]int
-}
-
-// allow reports whether a warning for reason may be logged at now, and how
-// many were held back since the last one.
-func (w *warnLimiter) allow(reason string, now time.Time) (bool, int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.last == nil {
-		w.last, w.held = map[string]time.Time{}, map[string]int{}
-	}
-	if t, ok := w.last[reason]; ok && now.Sub(t) < warnEvery && now.Sub(t) >= 0 {
-		w.held[reason]++
-		return false, 0
-	}
-	held := w.held[reason]
-	w.last[reason], w.held[reason] = now, 0
-	return true, held
-}
+const warnEvery = ratelog.DefaultEvery

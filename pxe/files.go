@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/pin/tftp/v3"
+
+	"github.com/foundry-appliance/foundry/internal/ratelog"
 )
 
 // Reasons a request is refused; they label foundry_tftp_errors_total.
@@ -39,6 +42,10 @@ type handler struct {
 	root    *os.Root
 	log     *slog.Logger
 	metrics *metrics
+	// warns lets one failure warning per reason through every ten
+	// seconds: a flood of junk datagrams is counted, not logged one line
+	// each (it wrote 15,000 lines in 5 s before).
+	warns ratelog.Limiter
 }
 
 // cleanName turns a requested file name into a name relative to Root, or
@@ -161,6 +168,13 @@ func (h *handler) OnFailure(st tftp.TransferStats, err error) {
 	}
 	if r != nil && r.cause != nil {
 		attrs = append(attrs, "cause", r.cause.Error())
+	}
+	ok, held := h.warns.Allow(reason, time.Now())
+	if !ok {
+		return
+	}
+	if held > 0 {
+		attrs = append(attrs, "held_back", held)
 	}
 	h.log.Warn("tftp request failed", attrs...)
 }

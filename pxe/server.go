@@ -39,7 +39,8 @@ type Server struct {
 	// absolute paths nor symlinks can reach anything outside it.
 	Root string
 	// Logger receives one record per transfer (Info on success, Warn on
-	// failure). Nil means silent.
+	// failure: at most one per failure reason every ten seconds, with the
+	// count held back; the metrics count each). Nil means silent.
 	Logger *slog.Logger
 	// Registerer, when not nil, gets the metrics
 	// foundry_tftp_transfers_total, foundry_tftp_sent_bytes_total and

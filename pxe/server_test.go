@@ -230,3 +230,39 @@ func TestMetricsAndLogs(t *testing.T) {
 	// A second server on the same registry shares the counters.
 	start(t, &Server{Root: f.root, Registerer: reg})
 }
+
+// TestJunkFloodLogsOnce: datagrams that are not TFTP requests are each
+// counted, but the log gets one warning for them, not one per datagram (a
+// flood wrote 15,000 lines in 5 s before).
+func TestJunkFloodLogsOnce(t *testing.T) {
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	srv := start(t, &Server{Root: f.root, Registerer: reg})
+	conn, err := net.Dial("udp4", srv.addr)
+	must(t, err)
+	defer conn.Close()
+	const junk = 200
+	for i := range junk {
+		if _, err := fmt.Fprintf(conn, "\x00\x09junk %d", i); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 0 {
+			time.Sleep(time.Millisecond) // not the kernel's drops under test
+		}
+	}
+	const series = `foundry_tftp_errors_total{reason="packet"}`
+	deadline := time.Now().Add(5 * time.Second)
+	for gather(t, reg)[series] < junk && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := gather(t, reg)[series]; got != junk {
+		t.Fatalf("%s = %v, want %d", series, got, junk)
+	}
+	if n := strings.Count(srv.logs.String(), "tftp request failed"); n != 1 {
+		t.Errorf("%d warnings for %d junk datagrams, want 1:\n%s", n, junk, srv.logs.String())
+	}
+	// A real transfer still works and is still logged.
+	if _, _, err := fetch(client(t, srv.addr, 0), "undionly.kpxe"); err != nil {
+		t.Fatal(err)
+	}
+}
