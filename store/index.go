@@ -2,12 +2,12 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // Machine lists read these keys, never a machine's inventory (schema 3;
@@ -15,7 +15,7 @@ import (
 //
 //	x/<family>/<order>/<sort key>\x00<mac>  list index entry: filter tuple
 //	xq/<mac>                                  search row
-//	xn/<state>/<cluster>/<segment>/[<id>]     machine count: base, or delta
+//	xn/<state>/<cluster>/<segment>/<shard>     machine count (decimal)
 //	xk/<mac>                                  empty: two or more sessions
 //
 // A family is every machine ("a"), one state ("s03"), one cluster
@@ -24,14 +24,15 @@ import (
 // range scan from the cursor. The value of an entry (state, cluster,
 // segment) lets a scan check the other filters without another read.
 //
-// Counts are kept as deltas: a write that moves a machine between
-// (state, cluster, segment) triples adds a key of its own for each change
-// instead of rewriting a shared counter, so concurrent writers of different
-// machines never conflict. foldCounts adds the deltas into the base key.
+// Counts are sharded by the MAC's write lock (lockMAC): a machine's write
+// reads and rewrites the count of its (state, cluster, segment) in its
+// lock's shard, which no concurrent writer touches, so writers of
+// different machines never conflict over a count, and no count is ever a
+// pile of deltas or tombstones that a list would have to step over.
 //
 // Every write of a machine record goes through writeMachine and every
 // delete through dropMachine, which keep all of this in the same
-// transaction.
+// transaction. The migration (migrate.go) builds it in batches.
 
 // Sort orders of a machine list (MachineQuery.Sort).
 const (
@@ -136,22 +137,33 @@ func indexEntries(m *Machine) map[string][]byte {
 	return out
 }
 
-// counterKey is the base key of a triple's count; deltas append an id.
-func counterKey(t tuple) string {
-	return "xn/" + stateKey(t.state) + "/" + t.cluster + "/" + t.segment + "/"
+// counterShards is how many shards a count has: one per MAC lock stripe.
+const counterShards = len(DB{}.macLocks)
+
+// macStripe is the MAC's write-lock stripe (lockMAC) and count shard.
+func macStripe(mac string) int {
+	var h uint32 = 2166136261 // FNV-1a
+	for i := 0; i < len(mac); i++ {
+		h = (h ^ uint32(mac[i])) * 16777619
+	}
+	return int(h % uint32(counterShards))
 }
 
-// parseCounterKey splits an xn/ key; delta reports a delta key.
-func parseCounterKey(k string) (t tuple, delta bool, ok bool) {
+func counterKey(t tuple, shard int) string {
+	return fmt.Sprintf("xn/%s/%s/%s/%02x", stateKey(t.state), t.cluster, t.segment, shard)
+}
+
+// parseCounterKey reads the triple of an xn/ key.
+func parseCounterKey(k string) (t tuple, ok bool) {
 	parts := strings.Split(strings.TrimPrefix(k, "xn/"), "/")
 	if len(parts) != 4 || !strings.HasPrefix(k, "xn/") {
-		return t, false, false
+		return t, false
 	}
 	st, err := strconv.Atoi(parts[0])
 	if err != nil || st < 0 || st > 255 {
-		return t, false, false
+		return t, false
 	}
-	return tuple{State(st), parts[1], parts[2]}, parts[3] != "", true
+	return tuple{State(st), parts[1], parts[2]}, true
 }
 
 // writer is what index maintenance writes through: a transaction, or the
@@ -161,12 +173,38 @@ type writer interface {
 	Delete(k []byte) error
 }
 
-// addCount records a change of n machines in triple t. The key is drawn at
-// random: no other transaction writes it, so none conflicts over it.
-func addCount(txn writer, t tuple, n int) error {
-	var id [8]byte
-	binary.BigEndian.PutUint64(id[:], rand.Uint64())
-	return txn.Set([]byte(counterKey(t)+hex.EncodeToString(id[:])), []byte(strconv.Itoa(n)))
+// countMove moves a machine's count from old's triple to next's (nil: none)
+// in the shard of its MAC. The caller holds the MAC's lock, the only one
+// that writes that shard.
+func countMove(txn *badger.Txn, old, next *Machine) error {
+	if old != nil && next != nil && tupleOf(old) == tupleOf(next) {
+		return nil
+	}
+	for _, c := range []struct {
+		m *Machine
+		n int
+	}{{old, -1}, {next, 1}} {
+		if c.m == nil {
+			continue
+		}
+		k := []byte(counterKey(tupleOf(c.m), macStripe(c.m.MAC)))
+		b, err := getRaw(txn, k)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		// A count that does not parse starts again from zero: refusing
+		// every write of its machines would be worse than a wrong count.
+		n, _ := strconv.Atoi(string(b))
+		if n += c.n; n == 0 {
+			err = txn.Delete(k)
+		} else {
+			err = txn.Set(k, []byte(strconv.Itoa(n)))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func rowKey(mac string) []byte      { return []byte("xq/" + mac) }
@@ -247,8 +285,9 @@ func (d *decoder) bytes() []byte {
 	return s
 }
 
-// writeIndexes brings the index entries, search row and counts of a
-// machine from old (nil: it had no record) to next (nil: it is deleted).
+// writeIndexes brings the index entries and search row of a machine from
+// old (nil: it had no record) to next (nil: it is deleted); countMove
+// does its count.
 // remotes are the addresses next's sessions registered from.
 func writeIndexes(txn writer, old, next *Machine, remotes []string) error {
 	var before, after map[string][]byte
@@ -271,20 +310,6 @@ func writeIndexes(txn writer, old, next *Machine, remotes []string) error {
 		}
 		if err := txn.Set([]byte(k), v); err != nil {
 			return err
-		}
-	}
-	switch {
-	case old != nil && next != nil && tupleOf(old) == tupleOf(next):
-	default:
-		if old != nil {
-			if err := addCount(txn, tupleOf(old), -1); err != nil {
-				return err
-			}
-		}
-		if next != nil {
-			if err := addCount(txn, tupleOf(next), 1); err != nil {
-				return err
-			}
 		}
 	}
 	if next == nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"container/heap"
 	"errors"
@@ -111,13 +112,11 @@ func (db *DB) ListMachinePage(q MachineQuery) (MachinePage, error) {
 		return fail(fmt.Errorf("%w: a conflict filter needs an activity window", ErrInvalid))
 	}
 	var page MachinePage
-	var deltas int
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		counts, n, err := db.readCounts(txn)
+		counts, err := db.readCounts(txn)
 		if err != nil {
 			return err
 		}
-		deltas = n
 		var conflicts []string
 		if q.Active > 0 {
 			if conflicts, err = db.conflicted(txn, q.Active); err != nil {
@@ -136,7 +135,9 @@ func (db *DB) ListMachinePage(q MachineQuery) (MachinePage, error) {
 			page.Total, page.Counts = p.total, p.counts
 		case q.Text != "":
 			p := newPicker(q)
-			db.scanRows(txn, p)
+			if err := db.searchRows(p); err != nil {
+				return err
+			}
 			macs, next = p.page()
 			page.Total, page.Counts = p.total, p.counts
 		default:
@@ -152,28 +153,17 @@ func (db *DB) ListMachinePage(q MachineQuery) (MachinePage, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if deltas > foldAt {
-		// Reading many deltas slows every list down: add them up now.
-		if err := db.foldCounts(); err != nil {
-			db.log.Warn("fold machine counts", "err", err)
-		}
-	}
 	return page, nil
 }
 
-// foldAt is how many count deltas a list reads before it folds them.
-const foldAt = 1024
-
-// readCounts sums the count keys by (state, cluster, segment) and returns
-// how many of them were deltas.
-func (db *DB) readCounts(txn *badger.Txn) (map[tuple]int, int, error) {
+// readCounts sums the count shards by (state, cluster, segment).
+func (db *DB) readCounts(txn *badger.Txn) (map[tuple]int, error) {
 	counts := map[tuple]int{}
-	deltas := 0
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xn/"), PrefetchValues: false})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xn/")})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
-		t, delta, ok := parseCounterKey(string(item.Key()))
+		t, ok := parseCounterKey(string(item.Key()))
 		var n int
 		err := item.Value(func(b []byte) (err error) { n, err = strconv.Atoi(string(b)); return err })
 		if !ok || err != nil {
@@ -181,11 +171,8 @@ func (db *DB) readCounts(txn *badger.Txn) (map[tuple]int, int, error) {
 			continue
 		}
 		counts[t] += n
-		if delta {
-			deltas++
-		}
 	}
-	return counts, deltas, nil
+	return counts, nil
 }
 
 // countMatches derives a query's total and per-state counts from the
@@ -343,26 +330,6 @@ func (m *merge) close() {
 	}
 }
 
-// scanRows offers every search row to p.
-func (db *DB) scanRows(txn *badger.Txn, p *picker) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xq/"), PrefetchValues: false})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		item := it.Item()
-		mac := item.Key()[3:]
-		err := item.Value(func(b []byte) error {
-			r, err := decodeRow(mac, b)
-			if err == nil {
-				p.offer(&r)
-			}
-			return err
-		})
-		if err != nil {
-			db.corrupt.report(item.KeyCopy(nil), fmt.Errorf("%w: %v", ErrCorrupt, err))
-		}
-	}
-}
-
 // readRows offers the search rows of macs to p.
 func (db *DB) readRows(txn *badger.Txn, macs []string, p *picker) error {
 	for _, mac := range macs {
@@ -421,11 +388,13 @@ func (p *picker) offer(r *row) {
 		return
 	}
 	// Keep the limit+1 first: the last one says that a next page exists.
+	// The heap holds the row's own bytes, which are never changed in
+	// place (the mirror replaces a row; readRows' are copies).
 	switch {
 	case p.h.Len() <= q.Limit:
-		heap.Push(&p.h, PageKey{Key: string(key), MAC: string(r.mac)})
-	case p.h.compareBytes(key, r.mac, p.h.keys[0]) < 0:
-		p.h.keys[0] = PageKey{Key: string(key), MAC: string(r.mac)}
+		heap.Push(&p.h, heapKey{key, r.mac})
+	case p.h.compare(heapKey{key, r.mac}, p.h.keys[0]) < 0:
+		p.h.keys[0] = heapKey{key, r.mac}
 		heap.Fix(&p.h, 0)
 	}
 }
@@ -438,23 +407,26 @@ func (p *picker) page() ([]string, *PageKey) {
 	if len(keys) > p.q.Limit {
 		keys = keys[:p.q.Limit]
 		last := keys[len(keys)-1]
-		next = &last
+		next = &PageKey{Key: string(last.key), MAC: string(last.mac)}
 	}
 	macs := make([]string, 0, len(keys))
 	for _, k := range keys {
-		macs = append(macs, k.MAC)
+		macs = append(macs, string(k.mac))
 	}
 	return macs, next
 }
 
+// heapKey is a position (sort key and MAC) in a row's bytes.
+type heapKey struct{ key, mac []byte }
+
 // pageHeap holds the first positions seen, its root the last of them.
 type pageHeap struct {
-	keys []PageKey
+	keys []heapKey
 	desc bool
 }
 
-func (h *pageHeap) compare(a, b PageKey) int {
-	c := cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.MAC, b.MAC))
+func (h *pageHeap) compare(a, b heapKey) int {
+	c := cmp.Or(bytes.Compare(a.key, b.key), bytes.Compare(a.mac, b.mac))
 	if h.desc {
 		return -c
 	}
@@ -486,7 +458,7 @@ func compareBS(b []byte, s string) int {
 func (h *pageHeap) Len() int           { return len(h.keys) }
 func (h *pageHeap) Less(i, j int) bool { return h.compare(h.keys[j], h.keys[i]) < 0 }
 func (h *pageHeap) Swap(i, j int)      { h.keys[i], h.keys[j] = h.keys[j], h.keys[i] }
-func (h *pageHeap) Push(x any)         { h.keys = append(h.keys, x.(PageKey)) }
+func (h *pageHeap) Push(x any)         { h.keys = append(h.keys, x.(heapKey)) }
 func (h *pageHeap) Pop() any {
 	x := h.keys[len(h.keys)-1]
 	h.keys = h.keys[:len(h.keys)-1]
@@ -548,67 +520,3 @@ func (db *DB) readPage(txn *badger.Txn, macs []string) ([]Machine, map[string][]
 	}
 	return ms, sessions, nil
 }
-
-// foldCounts adds the count deltas into their base keys, in transactions
-// of at most foldBatch deltas. Writers add only keys of their own, which
-// no fold has read, so they never conflict with it.
-func (db *DB) foldCounts() error {
-	for {
-		done := true
-		err := db.update(func(txn *badger.Txn) error {
-			done = true
-			sums := map[tuple]int{}
-			bases := map[tuple]bool{}
-			var gone [][]byte
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xn/")})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				item := it.Item()
-				t, delta, ok := parseCounterKey(string(item.Key()))
-				var n int
-				err := item.Value(func(b []byte) (err error) { n, err = strconv.Atoi(string(b)); return err })
-				if !ok || err != nil {
-					// A count that cannot be read is dropped: it would
-					// be skipped at every read.
-					db.corrupt.report(item.KeyCopy(nil), fmt.Errorf("%w: machine count %v (dropped)", ErrCorrupt, err))
-					gone = append(gone, item.KeyCopy(nil))
-					continue
-				}
-				sums[t] += n
-				if !delta {
-					bases[t] = true
-					continue
-				}
-				gone = append(gone, item.KeyCopy(nil))
-				if len(gone) >= foldBatch {
-					done = false
-					break
-				}
-			}
-			for _, k := range gone {
-				if err := txn.Delete(k); err != nil {
-					return err
-				}
-			}
-			for t, n := range sums {
-				var err error
-				switch {
-				case n != 0:
-					err = txn.Set([]byte(counterKey(t)), []byte(strconv.Itoa(n)))
-				case bases[t]:
-					err = txn.Delete([]byte(counterKey(t)))
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil || done {
-			return err
-		}
-	}
-}
-
-// foldBatch bounds the deltas one fold transaction deletes.
-const foldBatch = 10000

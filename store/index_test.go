@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -306,31 +307,48 @@ func countKeys(t *testing.T, db *DB, prefix string) int {
 	return n
 }
 
-// Counts are deltas until a list finds many of them and adds them up.
-func TestCountsFold(t *testing.T) {
+// Counts are sharded by the MAC's write lock: two writers of machines in
+// different stripes update counts of one triple at once without a
+// conflict, so a boot storm's creations never retry over a count; two in
+// one stripe would conflict, which is why lockMAC serialises them.
+func TestCountsDoNotConflict(t *testing.T) {
 	db, _, _ := openTest(t)
-	for i := range foldAt + 10 {
-		mustCreate(t, db, Machine{MAC: mac(i), State: States()[i%2], Segment: []string{"lab", "rack"}[i%3%2]})
+	a := Machine{MAC: mac(1), Segment: "lab"}
+	b := a
+	for i := 2; macStripe(b.MAC) == macStripe(a.MAC); i++ {
+		b.MAC = mac(i)
 	}
-	if n := countKeys(t, db, "xn/"); n < foldAt {
-		t.Fatalf("%d count keys before a fold", n)
+	same := a
+	for i := 300; macStripe(same.MAC) != macStripe(a.MAC) || same.MAC == a.MAC; i++ {
+		same.MAC = mac(i)
 	}
-	p, err := db.ListMachinePage(MachineQuery{Limit: 1})
-	if err != nil || p.Total != foldAt+10 {
-		t.Fatalf("%+v %v", p.Total, err)
-	}
-	if n := countKeys(t, db, "xn/"); n != 4 {
-		t.Errorf("%d count keys after the fold, want one per (state, segment): 4", n)
-	}
-	p2, err := db.ListMachinePage(MachineQuery{Limit: 1, Segment: "rack"})
-	want := 0
-	for i := range foldAt + 10 {
-		if i%3%2 == 1 {
-			want++
+	commitBoth := func(x, y Machine) error {
+		t1, t2 := db.bdb.NewTransaction(true), db.bdb.NewTransaction(true)
+		defer t1.Discard()
+		defer t2.Discard()
+		if err := countMove(t1, nil, &x); err != nil {
+			return err
 		}
+		if err := countMove(t2, nil, &y); err != nil {
+			return err
+		}
+		if err := t1.Commit(); err != nil {
+			return err
+		}
+		return t2.Commit()
 	}
-	if err != nil || p2.Total != want || p2.Counts[StateDiscovered]+p2.Counts[StateInventoried] != want {
-		t.Fatalf("after the fold: %d %v %v, want %d", p2.Total, p2.Counts, err, want)
+	if err := commitBoth(a, b); err != nil {
+		t.Fatalf("counts of two stripes conflict: %v", err)
+	}
+	if err := commitBoth(a, same); !errors.Is(err, badger.ErrConflict) {
+		t.Errorf("counts of one stripe, written at once: %v, want a conflict", err)
+	}
+	p, err := db.ListMachinePage(MachineQuery{Segment: "lab"})
+	if err != nil || p.Total != 3 || p.Counts[StateDiscovered] != 3 {
+		t.Errorf("total %d counts %v %v, want 3", p.Total, p.Counts, err)
+	}
+	if n := countKeys(t, db, "xn/"); n != 2 {
+		t.Errorf("%d count keys, want one per stripe used: 2", n)
 	}
 }
 
@@ -388,5 +406,40 @@ func TestListSkipsUndecodableRecords(t *testing.T) {
 	}
 	if c := strings.Count(log.String(), "level=ERROR"); c != len(bad) {
 		t.Errorf("%d log lines for %d undecodable records, want one each:\n%s", c, len(bad), log.String())
+	}
+}
+
+// A search sees a machine's registrations: the address a session
+// registered from finds the machine until the session is swept.
+func TestSearchFollowsSessions(t *testing.T) {
+	db, clk, _ := openTest(t)
+	mustCreate(t, db, Machine{MAC: mac(1), State: StateInventoried})
+	mustCreate(t, db, Machine{MAC: mac(2), State: StateInventoried})
+	find := func(text string) []string {
+		t.Helper()
+		got, _ := pages(t, db, MachineQuery{Text: text, Limit: 10})
+		return got
+	}
+	if got := find("10.77.0.123"); len(got) != 0 {
+		t.Fatalf("found %v before any registration", got)
+	}
+	s := testSession(1, clk)
+	s.Remote, s.ExpiresAt = "10.77.0.123", clk.Now().Add(time.Minute)
+	register(t, db, mac(2), s, "{}")
+	if got := find("10.77.0.123"); len(got) != 1 || got[0] != mac(2) {
+		t.Fatalf("by the registration's address: %v", got)
+	}
+	clk.Add(2 * time.Minute)
+	if n, err := db.sweepSessions(); n != 1 || err != nil {
+		t.Fatalf("swept %d: %v", n, err)
+	}
+	if got := find("10.77.0.123"); len(got) != 0 {
+		t.Errorf("an expired registration's address still finds %v", got)
+	}
+	if err := db.DeleteMachine(mac(2), admin); err != nil {
+		t.Fatal(err)
+	}
+	if got := find("52:54"); len(got) != 1 || got[0] != mac(1) {
+		t.Errorf("after a delete: %v", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -43,6 +44,7 @@ func (db *DB) migrateLists() error {
 	}
 	wb = db.bdb.NewWriteBatch()
 	n := 0
+	counts := map[string]int{}
 	err = db.eachMachineValue(func(txn *badger.Txn, mac string, b []byte) error {
 		var m Machine
 		if err := json.Unmarshal(b, &m); err != nil {
@@ -77,8 +79,15 @@ func (db *DB) migrateLists() error {
 			}
 		}
 		n++
+		counts[counterKey(tupleOf(&m), macStripe(mac))]++
 		return writeIndexes(wb, nil, &m, remotes)
 	})
+	for k, c := range counts {
+		if err != nil {
+			break
+		}
+		err = wb.Set([]byte(k), []byte(strconv.Itoa(c)))
+	}
 	if err == nil {
 		err = wb.Flush()
 	} else {
@@ -86,9 +95,6 @@ func (db *DB) migrateLists() error {
 	}
 	if err != nil {
 		return fmt.Errorf("index machines: %w", err)
-	}
-	if err := db.foldCounts(); err != nil {
-		return fmt.Errorf("count machines: %w", err)
 	}
 	db.log.Info("store migrated to schema 3: machine lists read indexes and summaries", "machines", n)
 	return nil

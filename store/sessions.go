@@ -470,6 +470,7 @@ func (db *DB) sweepSessions() (int, error) {
 		return 0, fmt.Errorf("sweep sessions: %w", err)
 	}
 	for i, s := range due {
+		unlock := db.lockMAC(s.MAC) // its search row changes
 		err := db.update(func(txn *badger.Txn) error {
 			var cur Session
 			if err := getJSON(txn, sessionKey(s.ID), &cur); errors.Is(err, ErrNotFound) {
@@ -485,6 +486,10 @@ func (db *DB) sweepSessions() (int, error) {
 			}
 			return refreshRow(txn, cur.MAC)
 		})
+		if err == nil {
+			db.mirror.refresh(db.bdb, s.MAC)
+		}
+		unlock()
 		if err != nil {
 			return i, fmt.Errorf("sweep sessions: %w", err)
 		}

@@ -105,6 +105,9 @@ type DB struct {
 	space *spaceGuard
 	// corrupt reports the records lists skip (corrupt.go).
 	corrupt corruptRecords
+	// mirror holds the machines' search rows for free-text lists
+	// (index_search.go).
+	mirror rowMirror
 
 	// macLocks serialise writes to one machine (striped by MAC) so that
 	// its events are published in Revision order and concurrent updates of
@@ -281,11 +284,7 @@ func (db *DB) update(fn func(txn *badger.Txn) error) error {
 
 // lockMAC takes the write lock stripe of one machine and returns its unlock.
 func (db *DB) lockMAC(mac string) func() {
-	var h uint32 = 2166136261 // FNV-1a
-	for i := 0; i < len(mac); i++ {
-		h = (h ^ uint32(mac[i])) * 16777619
-	}
-	mu := &db.macLocks[h%uint32(len(db.macLocks))]
+	mu := &db.macLocks[macStripe(mac)] // also its count shard (index.go)
 	mu.Lock()
 	return mu.Unlock
 }

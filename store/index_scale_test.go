@@ -1,0 +1,147 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fill stores n machines with inventories of about invSize bytes, the
+// fast way: schema-2 records written in a batch, then indexed by the
+// migration, as an upgraded appliance would be.
+func fill(tb testing.TB, db *DB, n, invSize int) {
+	tb.Helper()
+	if _, err := db.CreateCluster(Cluster{Name: "rack1"}, admin); err != nil {
+		tb.Fatal(err)
+	}
+	pad := strings.Repeat("x", max(0, invSize-300))
+	wb := db.bdb.NewWriteBatch()
+	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		m := Machine{
+			MAC: fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", i>>24&255, i>>16&255, i>>8&255, i&255), State: States()[i%len(States())],
+			Hostname: fmt.Sprintf("node-%06d", i), Segment: []string{"lab", "rack"}[i%2], IP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255),
+			FirstSeen: base.Add(time.Duration(i) * time.Second), LastSeen: base.Add(time.Duration(n-i) * time.Second), Revision: 1,
+			Inventory: json.RawMessage(fmt.Sprintf(`{"system":{"vendor":"Vendor %d","product":"Model %d","serial":"SN%08d"},"cpu":{"model":"CPU","cores":8},"pad":"%s"}`,
+				i%7, i%13, i, pad)),
+		}
+		if i%10 == 0 {
+			m.Cluster = "rack1"
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := wb.Set(machineKey(m.MAC), b); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := db.migrateLists(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := db.known.load(db.bdb); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// allocated returns the bytes fn allocates.
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestListReadsNoInventory is the short form of bench/scale_test.go: with
+// 5,000 machines of 16 KiB inventories (80 MiB), a list of one machine —
+// first page, filtered, searched — allocates a bounded amount, where one
+// that read every record (as the API did before the indexes) allocated
+// hundreds of MiB; so does reading one machine with its inventory.
+func TestListReadsNoInventory(t *testing.T) {
+	db, err := Open("", Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const n = 5000
+	fill(t, db, n, 16<<10)
+	// The first search loads the search rows into memory, once.
+	if _, err := db.ListMachinePage(MachineQuery{Text: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		q     MachineQuery
+		total int
+		limit uint64
+	}{
+		{"first page", MachineQuery{Limit: 1}, n, 256 << 10},
+		{"first page, newest first", MachineQuery{Limit: 1, Sort: SortFirstSeen, Desc: true}, n, 256 << 10},
+		{"by state", MachineQuery{Limit: 1, States: []State{StateReady}}, 714, 256 << 10},
+		{"by two states", MachineQuery{Limit: 1, States: []State{StateReady, StateFailed}}, 1428, 256 << 10},
+		{"by cluster and state", MachineQuery{Limit: 1, Cluster: "rack1", States: []State{StateFailed}}, 71, 256 << 10},
+		{"by segment, by host name", MachineQuery{Limit: 1, Segment: "rack", Sort: SortHostname}, n / 2, 256 << 10},
+		// A search reads every search row (a few hundred bytes), in place.
+		{"search", MachineQuery{Limit: 1, Text: "SN000012"}, 100, 512 << 10},
+		{"search, last seen", MachineQuery{Limit: 1, Text: "sn0000", Sort: SortLastSeen, Desc: true}, n, 512 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p MachinePage
+			var err error
+			got := allocated(func() { p, err = db.ListMachinePage(tc.q) })
+			if err != nil || len(p.Machines) != 1 || p.Total != tc.total {
+				t.Fatalf("%d machines of %d, %v", len(p.Machines), p.Total, err)
+			}
+			t.Logf("%d bytes allocated", got)
+			if got > tc.limit {
+				t.Errorf("a one-machine list allocated %d bytes (limit %d): is it reading records or inventories?", got, tc.limit)
+			}
+		})
+	}
+	mac := "52:54:00:00:10:00"
+	var m Machine
+	got := allocated(func() { m, err = db.GetMachine(mac) })
+	if err != nil || len(m.Inventory) < 15<<10 {
+		t.Fatalf("get: %d bytes of inventory, %v", len(m.Inventory), err)
+	}
+	if got > 256<<10 {
+		t.Errorf("reading one machine allocated %d bytes", got)
+	}
+}
+
+// BenchmarkListMachinePage measures pages of a store of 100,000 machines
+// in memory (the HTTP figures are bench/scale_test.go's).
+func BenchmarkListMachinePage(b *testing.B) {
+	db, err := Open("", Options{InMemory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	fill(b, db, 100000, 2<<10)
+	for _, tc := range []struct {
+		name string
+		q    MachineQuery
+	}{
+		{"first", MachineQuery{Sort: SortFirstSeen, Desc: true}},
+		{"state", MachineQuery{States: []State{StateInventoried}}},
+		{"cluster", MachineQuery{Cluster: "rack1"}},
+		{"text", MachineQuery{Text: "vendor 3", Sort: SortFirstSeen, Desc: true}},
+		{"text-rare", MachineQuery{Text: "sn00012345"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := db.ListMachinePage(tc.q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// rowMirror keeps every machine's search row (xq/<mac>) in memory for
+// free-text search. A search must look at every machine, and Badger steps
+// through 100,000 keys in tens of milliseconds where memory takes a few;
+// the rows are a few hundred bytes each (about 30 MB for 100,000
+// machines).
+//
+// Badger stays the truth: the mirror is loaded from it on the first
+// search, and afterwards re-reads a machine's row after every committed
+// change of that machine (publish calls refresh, under the machine's lock)
+// and after a swept session. Between a commit and its refresh, a search
+// may see the machine as it was a moment before.
+type rowMirror struct {
+	mu     sync.RWMutex
+	loaded bool
+	rows   []mirrorRow
+	at     map[string]int // index in rows by MAC
+}
+
+type mirrorRow struct {
+	mac []byte
+	row []byte
+}
+
+// load reads every row once; a second call does nothing.
+func (r *rowMirror) load(bdb *badger.DB) error {
+	r.mu.RLock()
+	loaded := r.loaded
+	r.mu.RUnlock()
+	if loaded {
+		return nil
+	}
+	// Refreshes wait while the snapshot is read, so none is lost to it.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.loaded {
+		return nil
+	}
+	rows, at := []mirrorRow{}, map[string]int{}
+	err := bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xq/")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			mac := item.KeyCopy(nil)[3:]
+			at[string(mac)] = len(rows)
+			rows = append(rows, mirrorRow{mac, v})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.rows, r.at, r.loaded = rows, at, true
+	return nil
+}
+
+// refresh re-reads one machine's row (deleting it when it is gone).
+func (r *rowMirror) refresh(bdb *badger.DB, mac string) {
+	r.mu.RLock()
+	loaded := r.loaded
+	r.mu.RUnlock()
+	if !loaded {
+		return
+	}
+	var v []byte
+	err := bdb.View(func(txn *badger.Txn) (err error) { v, err = getRaw(txn, rowKey(mac)); return err })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i, ok := r.at[mac]
+	switch {
+	case err == nil && ok:
+		r.rows[i].row = v
+	case err == nil:
+		r.at[mac] = len(r.rows)
+		r.rows = append(r.rows, mirrorRow{[]byte(mac), v})
+	case ok && errors.Is(err, ErrNotFound):
+		last := len(r.rows) - 1
+		r.rows[i] = r.rows[last]
+		r.at[string(r.rows[i].mac)] = i
+		r.rows = r.rows[:last]
+		delete(r.at, mac)
+	case !errors.Is(err, ErrNotFound):
+		// Unreadable now (a closed database): reload on the next search
+		// rather than answer from a mirror that may have missed a change.
+		r.loaded, r.rows, r.at = false, nil, nil
+	}
+}
+
+// each calls fn with every row, from the last one added when backwards;
+// fn must not change mac or row.
+func (r *rowMirror) each(backwards bool, fn func(mac, row []byte)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for i := range r.rows {
+		if backwards {
+			i = len(r.rows) - 1 - i
+		}
+		fn(r.rows[i].mac, r.rows[i].row)
+	}
+}
+
+// searchRows offers every machine's search row to p, from the mirror.
+func (db *DB) searchRows(p *picker) error {
+	if err := db.mirror.load(db.bdb); err != nil {
+		return err
+	}
+	// Machines added later are mostly newer: meeting them first when the
+	// newest come first lets few rows displace the page kept so far.
+	db.mirror.each(p.q.Desc, func(mac, b []byte) {
+		r, err := decodeRow(mac, b)
+		if err != nil {
+			db.corrupt.report(rowKey(string(mac)), errors.Join(ErrCorrupt, err))
+			return
+		}
+		p.offer(&r)
+	})
+	return nil
+}
