@@ -102,6 +102,13 @@ func checkBaseURL(s string) (string, error) {
 	return strings.TrimRight(s, "/"), nil
 }
 
+// CheckBaseURL refuses an appliance URL (http.advertise) that no script
+// can carry: the configuration checks it with the rule Render applies.
+func CheckBaseURL(s string) error {
+	_, err := checkBaseURL(s)
+	return err
+}
+
 // resolve turns a reference to a boot file into a URL: a path starting
 // with '/' is on the appliance (base + path), anything else must be an
 // absolute URL.

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/foundry-appliance/foundry/dhcp"
+	"github.com/foundry-appliance/foundry/ipxe"
 	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -253,6 +254,8 @@ func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 	}
 	if u, err := url.Parse(c.Advertise); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		errs.add("http.advertise", "%q is not an absolute http(s) URL (machines must be able to reach it)", c.Advertise)
+	} else if err := ipxe.CheckBaseURL(c.Advertise); err != nil {
+		errs.add("http.advertise", "boot scripts cannot carry it: %v", err)
 	}
 	if len(errs) > 0 {
 		return config{}, errs
