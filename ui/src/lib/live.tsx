@@ -4,17 +4,16 @@
 import { createContext, type ComponentChildren } from 'preact';
 import { useContext, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { connectEvents, type StreamStatus } from '../api/events';
-import { must } from '../api/client';
-import type { Machine, MachineEvent } from '../api/types';
-import { applyEvent, fromList, type MachineMap } from './machines';
+import type { MachineEvent } from '../api/types';
 import { useSession } from './session';
 
 export interface Live {
-  machines: MachineMap;
-  loaded: boolean;
   status: StreamStatus;
-  /** The error of the last list load, if it failed. */
-  error: string;
+  /**
+   * epoch grows whenever the stream (re)connects or the server says that
+   * it dropped events: what a page shows may be stale, and it loads again.
+   */
+  epoch: number;
   /** listen calls fn for every machine event until the returned function is called. */
   listen: (fn: (ev: MachineEvent) => void) => () => void;
 }
@@ -41,65 +40,30 @@ export function parseMachineEvent(data: string): MachineEvent | undefined {
 
 export function LiveProvider({ children }: { children: ComponentChildren }) {
   const { session, signOut } = useSession();
-  const [machines, setMachines] = useState<MachineMap>(new Map());
-  const [loaded, setLoaded] = useState(false);
   const [status, setStatus] = useState<StreamStatus>('connecting');
-  const [error, setError] = useState('');
+  const [epoch, setEpoch] = useState(0);
   const listeners = useRef(new Set<(ev: MachineEvent) => void>());
 
   useEffect(() => {
     const ac = new AbortController();
-    // Events that arrive while the list loads are replayed on top of it.
-    let pending: MachineEvent[] | null = null;
-    let loadSeq = 0;
-
-    async function load() {
-      const seq = ++loadSeq;
-      pending = [];
-      try {
-        const items: Machine[] = [];
-        let cursor: string | undefined;
-        do {
-          const page = await must(
-            session.client.GET('/api/v1/machines', {
-              params: { query: { limit: 1000, sort: 'mac', ...(cursor ? { cursor } : {}) } },
-              signal: ac.signal,
-            }),
-          );
-          items.push(...(page.items ?? []));
-          cursor = page.next_cursor || undefined;
-        } while (cursor);
-        if (seq !== loadSeq) return;
-        setMachines(fromList(items, pending));
-        setLoaded(true);
-        setError('');
-      } catch (err) {
-        if (!ac.signal.aborted && seq === loadSeq) setError(err instanceof Error ? err.message : String(err));
-      } finally {
-        if (seq === loadSeq) pending = null;
-      }
-    }
-
     void connectEvents({
       url: '/api/v1/events',
       token: session.token,
       signal: ac.signal,
       onStatus(s) {
         setStatus(s);
-        // Every (re)connection may have missed changes: reload the list.
-        if (s === 'open') void load();
+        // Every (re)connection may have missed changes.
+        if (s === 'open') setEpoch((e) => e + 1);
         if (s === 'unauthorized') signOut('Your token is no longer valid; sign in again.');
       },
       onMessage(m) {
         if (m.event === 'resync') {
-          void load();
+          setEpoch((e) => e + 1);
           return;
         }
         if (m.event !== 'machine') return;
         const ev = parseMachineEvent(m.data);
         if (!ev) return;
-        if (pending) pending.push(ev);
-        setMachines((cur) => applyEvent(cur, ev));
         for (const fn of listeners.current) fn(ev);
       },
     });
@@ -108,16 +72,14 @@ export function LiveProvider({ children }: { children: ComponentChildren }) {
 
   const value = useMemo<Live>(
     () => ({
-      machines,
-      loaded,
       status,
-      error,
+      epoch,
       listen(fn) {
         listeners.current.add(fn);
         return () => listeners.current.delete(fn);
       },
     }),
-    [machines, loaded, status, error],
+    [status, epoch],
   );
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }

@@ -1,7 +1,8 @@
-// The machine list as the dashboard keeps it: loaded once from the API,
-// then changed by events from the stream. Everything here is pure so the
-// list's behaviour can be tested without a browser.
-import type { Machine, MachineEvent } from '../api/types';
+// The machine list as the dashboard shows it: one page at a time from the
+// API, which filters, sorts, counts and searches (an appliance may hold
+// 100,000 machines), kept current by events from the stream. Everything
+// here is pure so the list's behaviour can be tested without a browser.
+import type { Machine, MachineEvent, MachineList } from '../api/types';
 
 /** Every machine state in life-cycle order (docs/spec.md §1). */
 export const STATES = [
@@ -15,38 +16,8 @@ export const STATES = [
 ] as const;
 export type State = (typeof STATES)[number];
 
-export type MachineMap = ReadonlyMap<string, Machine>;
-
-/**
- * applyEvent returns the map after one event. An update never goes back in
- * time: an event older (by revision) than the machine already known is
- * ignored, so events that overlap a list reload do no harm.
- */
-export function applyEvent(map: MachineMap, ev: MachineEvent): MachineMap {
-  const m = ev.machine;
-  if (!m || typeof m.mac !== 'string') return map;
-  const cur = map.get(m.mac);
-  const next = new Map(map);
-  if (ev.type === 'deleted') {
-    if (cur && cur.revision > m.revision) return map;
-    next.delete(m.mac);
-    return next;
-  }
-  if (cur && cur.revision > m.revision) return map;
-  // The list view has no inventory; keep a summary the event may lack.
-  next.set(m.mac, cur && !m.summary ? { ...m, summary: cur.summary } : m);
-  return next;
-}
-
-/**
- * fromList builds the map from a fresh list and replays the events that
- * arrived while the list was loading.
- */
-export function fromList(items: readonly Machine[], pending: readonly MachineEvent[] = []): MachineMap {
-  let map: MachineMap = new Map(items.map((m) => [m.mac, m]));
-  for (const ev of pending) map = applyEvent(map, ev);
-  return map;
-}
+/** PAGE_SIZE is how many machines one page of the list shows. */
+export const PAGE_SIZE = 100;
 
 export interface Filter {
   /** Only these states; empty means all. */
@@ -54,8 +25,9 @@ export interface Filter {
   segment: string;
   cluster: string;
   /**
-   * Case-insensitive text in MAC, host name, IP, cluster, profile,
-   * segment, vendor, model, serial and the registrations' addresses.
+   * Text the API looks for, word by word, in the MAC (in any notation),
+   * host name, IP, cluster, profile, segment, vendor, model, serial, CPU
+   * model and the registrations' addresses.
    */
   q: string;
   /** Only machines with a MAC conflict (more than one active registration). */
@@ -64,82 +36,87 @@ export interface Filter {
 
 export const emptyFilter: Filter = { states: new Set(), segment: '', cluster: '', q: '' };
 
-/** searchable is every text a search can match, lower-cased. */
-function searchable(m: Machine): string {
-  const s = m.summary;
-  const regIPs = (m.registrations ?? []).map((r) => r.ip);
-  return [m.mac, m.hostname, m.ip, m.cluster, m.profile, m.segment, s?.vendor, s?.model, s?.serial, s?.cpu_model, ...regIPs]
-    .filter(Boolean)
-    .join('\n')
-    .toLowerCase();
-}
-
-/** matches reports whether m passes every part of f except the states. */
-function matchesRest(m: Machine, f: Filter, q: string): boolean {
-  if (f.segment && m.segment !== f.segment) return false;
-  if (f.cluster && m.cluster !== f.cluster) return false;
-  if (f.conflict && !m.mac_conflict) return false;
-  if (!q) return true;
-  // A MAC typed with dashes or without separators still finds the machine.
-  const text = searchable(m);
-  return q.split(/\s+/).every((w) => text.includes(w) || text.includes(normalizeMAC(w)));
-}
-
-function normalizeMAC(w: string): string {
-  const hex = w.replace(/[-:.]/g, '');
-  if (!/^[0-9a-f]{4,12}$/.test(hex) || hex.length % 2) return w;
-  return hex.match(/../g)!.join(':');
-}
-
-/** filterMachines returns the machines that pass f, sorted. */
-export function filterMachines(all: Iterable<Machine>, f: Filter, sort: SortKey = 'first_seen'): Machine[] {
-  const q = f.q.trim().toLowerCase();
-  const out: Machine[] = [];
-  for (const m of all) {
-    if (f.states.size > 0 && !f.states.has(m.state)) continue;
-    if (!matchesRest(m, f, q)) continue;
-    out.push(m);
-  }
-  return out.sort(sorters[sort]);
-}
-
-/**
- * countByState counts the machines per state under every filter except the
- * state filter, so the counts say what clicking a state would show.
- */
-export function countByState(all: Iterable<Machine>, f: Filter = emptyFilter): Record<State, number> & { all: number } {
-  const q = f.q.trim().toLowerCase();
-  const c = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<State, number>;
-  let n = 0;
-  for (const m of all) {
-    if (!matchesRest(m, f, q)) continue;
-    n++;
-    if (m.state in c) c[m.state as State]++;
-  }
-  return { ...c, all: n };
+/** filtered says whether any filter is set. */
+export function filtered(f: Filter): boolean {
+  return f.states.size > 0 || !!f.segment || !!f.cluster || !!f.q.trim() || !!f.conflict;
 }
 
 export type SortKey = 'first_seen' | 'hostname' | 'mac' | 'state';
 
-const stateIndex = (s: string) => STATES.indexOf(s as State);
-
 // Newest first for time; life-cycle order for state, so what needs
 // attention (inventoried) comes before what is done.
-const sorters: Record<SortKey, (a: Machine, b: Machine) => number> = {
-  first_seen: (a, b) => b.first_seen.localeCompare(a.first_seen) || a.mac.localeCompare(b.mac),
-  hostname: (a, b) => a.hostname.localeCompare(b.hostname) || a.mac.localeCompare(b.mac),
-  mac: (a, b) => a.mac.localeCompare(b.mac),
-  state: (a, b) => stateIndex(a.state) - stateIndex(b.state) || a.mac.localeCompare(b.mac),
-};
+const apiSort = { first_seen: '-first_seen', hostname: 'hostname', mac: 'mac', state: 'state' } as const;
 
-/** distinct lists the non-empty values of one field, sorted, for filter menus. */
-export function distinct(all: Iterable<Machine>, field: 'segment' | 'cluster'): string[] {
-  const s = new Set<string>();
-  for (const m of all) {
-    const v = m[field];
-    if (v) s.add(v);
-  }
+/** ListQuery is the query of GET /api/v1/machines. */
+export interface ListQuery {
+  state?: string[];
+  segment?: string;
+  cluster?: string;
+  q?: string;
+  conflict?: boolean;
+  sort: (typeof apiSort)[SortKey];
+  limit: number;
+  cursor?: string;
+}
+
+/** listQuery asks for the page after cursor ('' for the first) of f in sort's order. */
+export function listQuery(f: Filter, sort: SortKey, cursor = '', limit = PAGE_SIZE): ListQuery {
+  const q: ListQuery = { sort: apiSort[sort], limit };
+  // One state parameter with commas: the API reads both forms.
+  if (f.states.size > 0) q.state = [STATES.filter((s) => f.states.has(s)).join(',')];
+  if (f.segment) q.segment = f.segment;
+  if (f.cluster) q.cluster = f.cluster;
+  if (f.q.trim()) q.q = f.q.trim();
+  if (f.conflict) q.conflict = true;
+  if (cursor) q.cursor = cursor;
+  return q;
+}
+
+/**
+ * countByState reads the API's counts, which count every state under every
+ * filter but the state filter: what clicking a state would show.
+ */
+export function countByState(list: Pick<MachineList, 'counts'> | null): Record<State, number> & { all: number } {
+  const c = Object.fromEntries(STATES.map((s) => [s, list?.counts?.[s] ?? 0])) as Record<State, number>;
+  return { ...c, all: STATES.reduce((n, s) => n + c[s], 0) };
+}
+
+/**
+ * applyEvent returns the page's machines after one event: a shown machine
+ * is updated or removed at once. An update never goes back in time: an
+ * event older (by revision) than the machine shown is ignored. A machine
+ * that is not shown is left to the next load of the page, which alone
+ * knows whether it belongs there; changed reports whether it might.
+ */
+export function applyEvent(items: readonly Machine[], ev: MachineEvent): { items: readonly Machine[]; changed: boolean } {
+  const m = ev.machine;
+  if (!m || typeof m.mac !== 'string') return { items, changed: false };
+  const i = items.findIndex((x) => x.mac === m.mac);
+  if (i < 0) return { items, changed: true };
+  const cur = items[i]!;
+  if (cur.revision > m.revision) return { items, changed: false };
+  if (ev.type === 'deleted') return { items: items.filter((_, j) => j !== i), changed: true };
+  const next = [...items];
+  // Keep a summary the event may lack.
+  next[i] = !m.summary ? { ...m, summary: cur.summary } : m;
+  return { items: next, changed: true };
+}
+
+/** options lists the values for a filter menu: known ones, those on the page and the chosen one, sorted. */
+export function options(known: readonly string[], items: readonly Machine[], field: 'segment' | 'cluster', chosen: string): string[] {
+  const s = new Set(known);
+  for (const m of items) if (m[field]) s.add(m[field]!);
+  if (chosen) s.add(chosen);
   return [...s].sort();
+}
+
+/** pageRange describes which machines a page shows ("101–200 of 12,345"). */
+export function pageRange(page: number, shown: number, total: number): string {
+  if (total === 0) return 'no machine';
+  const from = page * PAGE_SIZE + 1;
+  const fmt = (n: number) => n.toLocaleString('en-US');
+  if (shown === 0) return `none of ${fmt(total)}`;
+  return `${fmt(from)}–${fmt(from + shown - 1)} of ${fmt(total)}`;
 }
 
 /**

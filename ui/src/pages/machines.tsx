@@ -1,45 +1,120 @@
-// The machine list: live from the event stream, filtered and counted in the
-// browser (the appliance holds thousands of machines at most).
-import { useMemo, useState } from 'preact/hooks';
+// The machine list: one page at a time from the API, which filters,
+// sorts, counts and searches on the appliance (it may hold 100,000
+// machines), kept live by the event stream: a change to a machine shown
+// updates its row at once, and the page is loaded again soon after any
+// change, since only the appliance knows what now belongs on it.
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { useLive } from '../lib/live';
 import { useAdmin, useSession } from '../lib/session';
-import { can, countByState, distinct, filterMachines, STATES, type Filter, type SortKey } from '../lib/machines';
-import type { Machine } from '../api/types';
+import {
+  applyEvent, can, countByState, filtered, listQuery, options, pageRange, STATES, type Filter, type SortKey,
+} from '../lib/machines';
+import type { Machine, MachineList } from '../api/types';
 import { bytes, relTime, absTime } from '../lib/format';
 import { Dialog, Field, Notice, Progress, StateBadge } from '../components/common';
 import { must } from '../api/client';
 import { message } from '../api/problem';
 import { useNow, useTitle } from '../lib/hooks';
 import { downloadText } from '../lib/progress';
-import { conflicts } from '../lib/registrations';
 import { awaitingFirstBoot, deployTime, pendingWipe } from '../lib/release';
 import { ConflictBadge } from './registrations';
 
+/** How soon after a change the page is loaded again (at most once per this). */
+export const RELOAD_MS = 300;
+/** How long typing in the search box pauses before the search runs. */
+const SEARCH_MS = 250;
+
 export function MachinesPage() {
   useTitle('Machines');
-  const { machines, loaded, error } = useLive();
+  const { session } = useSession();
+  const live = useLive();
   const admin = useAdmin();
   const now = useNow();
   const [states, setStates] = useState<Set<string>>(new Set());
   const [segment, setSegment] = useState('');
   const { query } = useLocation();
   const [cluster, setCluster] = useState(query.cluster ?? '');
+  const [qInput, setQInput] = useState('');
   const [q, setQ] = useState('');
   const [conflictOnly, setConflictOnly] = useState(false);
   const [sort, setSort] = useState<SortKey>('first_seen');
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [rejecting, setRejecting] = useState<string[] | null>(null);
+  // The page shown, and which page it is (the cursors move before it loads).
+  const [list, setList] = useState<MachineList | null>(null);
+  const [shownPage, setShownPage] = useState(0);
+  const [items, setItems] = useState<readonly Machine[]>([]);
+  const [error, setError] = useState('');
+  const [stale, setStale] = useState(0);
+  const [known, setKnown] = useState<{ segments: string[]; clusters: string[] }>({ segments: [], clusters: [] });
 
   const filter: Filter = { states, segment, cluster, q, conflict: conflictOnly };
-  const all = [...machines.values()];
-  const shown = useMemo(() => filterMachines(all, filter, sort), [machines, states, segment, cluster, q, sort, conflictOnly]);
-  const counts = useMemo(() => countByState(all, filter), [machines, segment, cluster, q, conflictOnly]);
-  const nConflicts = useMemo(() => conflicts(all), [machines]);
-  const segments = useMemo(() => distinct(all, 'segment'), [machines]);
-  const clusters = useMemo(() => distinct(all, 'cluster'), [machines]);
-  // Only what is still listed and may be rejected stays selected.
-  const chosen = shown.filter((m) => selected.has(m.mac) && can(m, 'reject')).map((m) => m.mac);
+  // The pages' cursors belong to one filter and order: another starts again at the first page.
+  const key = JSON.stringify(listQuery(filter, sort));
+  const [paging, setPaging] = useState({ key, cursors: [''] });
+  const cursors = paging.key === key ? paging.cursors : [''];
+  const cursor = cursors[cursors.length - 1]!;
+
+  useEffect(() => {
+    const t = setTimeout(() => setQ(qInput), SEARCH_MS);
+    return () => clearTimeout(t);
+  }, [qInput]);
+
+  useEffect(() => {
+    const ac = new AbortController();
+    (async () => {
+      try {
+        const got = await must(session.client.GET('/api/v1/machines', { params: { query: listQuery(filter, sort, cursor) }, signal: ac.signal }));
+        setList(got);
+        setShownPage(cursors.length - 1);
+        setItems(got.items ?? []);
+        setError('');
+      } catch (err) {
+        if (!ac.signal.aborted) setError(message(err));
+      }
+    })();
+    return () => ac.abort();
+  }, [key, cursor, stale, live.epoch]);
+
+  // Any change may move a machine onto or off this page, or change the
+  // counts: load the page again, at most once per RELOAD_MS.
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => {
+    const off = live.listen((ev) => {
+      setItems((cur) => applyEvent(cur, ev).items);
+      if (!timer.current) {
+        timer.current = setTimeout(() => {
+          timer.current = null;
+          setStale((n) => n + 1);
+        }, RELOAD_MS);
+      }
+    });
+    return () => {
+      off();
+      if (timer.current) clearTimeout(timer.current);
+      timer.current = null;
+    };
+  }, []);
+
+  useEffect(() => {
+    (async () => {
+      try {
+        const [segs, cls] = await Promise.all([must(session.client.GET('/api/v1/segments')), must(session.client.GET('/api/v1/clusters'))]);
+        setKnown({ segments: (segs ?? []).map((s) => s.name), clusters: (cls ?? []).map((c) => c.name) });
+      } catch {
+        // The menus then offer what the page shows.
+      }
+    })();
+  }, []);
+
+  const counts = countByState(list);
+  const nConflicts = list?.conflicts ?? 0;
+  const page = cursors.length - 1;
+  const segments = options(known.segments, items, 'segment', segment);
+  const clusters = options(known.clusters, items, 'cluster', cluster);
+  // Only what is still shown and may be rejected stays selected.
+  const chosen = items.filter((m) => selected.has(m.mac) && can(m, 'reject')).map((m) => m.mac);
 
   function toggleState(s: string) {
     const next = new Set(states);
@@ -53,15 +128,27 @@ export function MachinesPage() {
     else next.add(mac);
     setSelected(next);
   }
-  const rejectable = shown.filter((m) => can(m, 'reject'));
+  const rejectable = items.filter((m) => can(m, 'reject'));
   const allChosen = rejectable.length > 0 && rejectable.every((m) => selected.has(m.mac));
+  const pager = list && (page > 0 || list.next_cursor) && (
+    <nav class="pager" aria-label="Pages">
+      <button type="button" class="secondary small" disabled={page === 0} onClick={() => setPaging({ key, cursors: cursors.slice(0, -1) })}>
+        Previous page
+      </button>
+      <span class="muted">{pageRange(shownPage, items.length, list.total)}</span>
+      <button type="button" class="secondary small" disabled={!list.next_cursor}
+        onClick={() => setPaging({ key, cursors: [...cursors, list.next_cursor!] })}>
+        Next page
+      </button>
+    </nav>
+  );
 
   return (
     <section class="machines">
       <div class="page-head">
         <h1>Machines</h1>
         <p class="muted" aria-live="polite">
-          {loaded ? `${shown.length} of ${machines.size} shown` : 'Loading…'}
+          {list ? `${pageRange(shownPage, items.length, list.total)} ${list.total === 1 ? 'machine' : 'machines'}` : 'Loading…'}
         </p>
       </div>
       {error && <Notice>Could not load the machines: {error}</Notice>}
@@ -89,7 +176,7 @@ export function MachinesPage() {
       <div class="toolbar">
         <Field label="Search" name="q">
           {(p) => (
-            <input {...p} type="search" value={q} placeholder="MAC, host name, IP, vendor, model, serial…" onInput={(e) => setQ(e.currentTarget.value)} />
+            <input {...p} type="search" value={qInput} placeholder="MAC, host name, IP, vendor, model, serial…" onInput={(e) => setQInput(e.currentTarget.value)} />
           )}
         </Field>
         <Field label="Segment" name="segment">
@@ -156,19 +243,20 @@ export function MachinesPage() {
             </tr>
           </thead>
           <tbody>
-            {shown.map((m) => (
+            {items.map((m) => (
               <Row key={m.mac} m={m} now={now} admin={admin} selected={selected.has(m.mac)} onSelect={() => toggleSelect(m.mac)} />
             ))}
           </tbody>
         </table>
-        {loaded && shown.length === 0 && (
+        {list && items.length === 0 && (
           <p class="empty">
-            {machines.size === 0
+            {!filtered(filter) && page === 0
               ? 'No machine yet. Machines appear here as soon as they PXE-boot on a discovery segment.'
               : 'No machine matches these filters.'}
           </p>
         )}
       </div>
+      {pager}
       <RejectDialog macs={rejecting} onClose={(done) => { setRejecting(null); if (done) setSelected(new Set()); }} />
     </section>
   );
