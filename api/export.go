@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -110,7 +111,15 @@ func (s *Server) registerExport() {
 		var ms []store.Machine
 		for _, m := range all {
 			if m.State.Accepted() && m.Approval != nil {
-				ms = append(ms, m)
+				// A list leaves inventories out; the disks and NICs are there.
+				full, err := s.Store.GetMachine(m.MAC)
+				if errors.Is(err, store.ErrNotFound) {
+					continue // deleted meanwhile
+				}
+				if err != nil {
+					return nil, s.storeErr(err, "machine "+m.MAC, "")
+				}
+				ms = append(ms, full)
 			}
 		}
 		leases, err := s.Store.ListLeases("")

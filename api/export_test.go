@@ -179,6 +179,10 @@ func TestExportTinkerbell(t *testing.T) {
 		if len(hs) != 2 || hs[0].Name != "node-01.lab" || hs[1].Name != "node-02" {
 			t.Fatalf("documents %+v", hs)
 		}
+		// From the inventories, which the machine list leaves out.
+		if len(hs[0].Spec.Disks) == 0 || hs[0].Spec.Interfaces[0].DHCP.IfaceName != "ens3" {
+			t.Errorf("every machine's export lacks its inventory: %+v", hs[0].Spec)
+		}
 		for _, h := range hs {
 			if h.Namespace != "tink-system" {
 				t.Errorf("%s: namespace %q", h.Name, h.Namespace)
