@@ -203,8 +203,8 @@ func (g *spaceGuard) fullErr() error {
 	if g.avail >= 0 {
 		free = mib(g.avail)
 	}
-	return fmt.Errorf("%w: %s free on the file system holding %s, below the %s kept back for the database; writes resume once %s are free",
-		ErrNoSpace, free, g.dir, mib(g.reserve), mib(resumeAt(g.reserve)))
+	return fmt.Errorf("%w: %s free on the file system holding %s; writes resume once %s are free (the database keeps %s of it in reserve)",
+		ErrNoSpace, free, g.dir, mib(resumeAt(g.reserve)), mib(g.reserve))
 }
 
 // state returns the guard's view now.
