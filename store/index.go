@@ -4,10 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Machine lists read these keys, never a machine's inventory (schema 3;
@@ -15,7 +12,6 @@ import (
 //
 //	x/<family>/<order>/<sort key>\x00<mac>  list index entry: filter tuple
 //	xq/<mac>                                  search row
-//	xn/<state>/<cluster>/<segment>/<shard>     machine count (decimal)
 //	xk/<mac>                                  empty: two or more sessions
 //
 // A family is every machine ("a"), one state ("s03"), one cluster
@@ -24,11 +20,14 @@ import (
 // range scan from the cursor. The value of an entry (state, cluster,
 // segment) lets a scan check the other filters without another read.
 //
-// Counts are sharded by the MAC's write lock (lockMAC): a machine's write
-// reads and rewrites the count of its (state, cluster, segment) in its
-// lock's shard, which no concurrent writer touches, so writers of
-// different machines never conflict over a count, and no count is ever a
-// pile of deltas or tombstones that a list would have to step over.
+// Counts per (state, cluster, segment) are kept in memory with the search
+// rows (index_search.go): persistent counts measured worse. Deltas that a
+// fold adds up leave tombstones that a count must step over (100,000 of
+// them after a fold made one list 30 ms); counts sharded by the writer's
+// MAC lock, so that writers never conflict, are up to 64 keys for each
+// (state, cluster, segment) — tens of thousands to read at 100,000
+// machines; and one key per count makes every two writers of a triple
+// conflict, and a boot storm's creations queue on it.
 //
 // Every write of a machine record goes through writeMachine and every
 // delete through dropMachine, which keep all of this in the same
@@ -137,74 +136,11 @@ func indexEntries(m *Machine) map[string][]byte {
 	return out
 }
 
-// counterShards is how many shards a count has: one per MAC lock stripe.
-const counterShards = len(DB{}.macLocks)
-
-// macStripe is the MAC's write-lock stripe (lockMAC) and count shard.
-func macStripe(mac string) int {
-	var h uint32 = 2166136261 // FNV-1a
-	for i := 0; i < len(mac); i++ {
-		h = (h ^ uint32(mac[i])) * 16777619
-	}
-	return int(h % uint32(counterShards))
-}
-
-func counterKey(t tuple, shard int) string {
-	return fmt.Sprintf("xn/%s/%s/%s/%02x", stateKey(t.state), t.cluster, t.segment, shard)
-}
-
-// parseCounterKey reads the triple of an xn/ key.
-func parseCounterKey(k string) (t tuple, ok bool) {
-	parts := strings.Split(strings.TrimPrefix(k, "xn/"), "/")
-	if len(parts) != 4 || !strings.HasPrefix(k, "xn/") {
-		return t, false
-	}
-	st, err := strconv.Atoi(parts[0])
-	if err != nil || st < 0 || st > 255 {
-		return t, false
-	}
-	return tuple{State(st), parts[1], parts[2]}, true
-}
-
 // writer is what index maintenance writes through: a transaction, or the
 // migration's write batch.
 type writer interface {
 	Set(k, v []byte) error
 	Delete(k []byte) error
-}
-
-// countMove moves a machine's count from old's triple to next's (nil: none)
-// in the shard of its MAC. The caller holds the MAC's lock, the only one
-// that writes that shard.
-func countMove(txn *badger.Txn, old, next *Machine) error {
-	if old != nil && next != nil && tupleOf(old) == tupleOf(next) {
-		return nil
-	}
-	for _, c := range []struct {
-		m *Machine
-		n int
-	}{{old, -1}, {next, 1}} {
-		if c.m == nil {
-			continue
-		}
-		k := []byte(counterKey(tupleOf(c.m), macStripe(c.m.MAC)))
-		b, err := getRaw(txn, k)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		// A count that does not parse starts again from zero: refusing
-		// every write of its machines would be worse than a wrong count.
-		n, _ := strconv.Atoi(string(b))
-		if n += c.n; n == 0 {
-			err = txn.Delete(k)
-		} else {
-			err = txn.Set(k, []byte(strconv.Itoa(n)))
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func rowKey(mac string) []byte      { return []byte("xq/" + mac) }
@@ -286,8 +222,7 @@ func (d *decoder) bytes() []byte {
 }
 
 // writeIndexes brings the index entries and search row of a machine from
-// old (nil: it had no record) to next (nil: it is deleted); countMove
-// does its count.
+// old (nil: it had no record) to next (nil: it is deleted).
 // remotes are the addresses next's sessions registered from.
 func writeIndexes(txn writer, old, next *Machine, remotes []string) error {
 	var before, after map[string][]byte

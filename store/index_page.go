@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -82,10 +81,11 @@ type MachinePage struct {
 
 // ListMachinePage returns one page of the machines that match q, in q's
 // order. Without Text or Conflict the page is a range scan of one index
-// from the cursor and the counts are read from counters, so its cost does
+// from the cursor and the counts are kept in memory, so its cost does
 // not grow with the number of machines; Text reads every machine's
-// search row (never an inventory), and Conflict the machines with more
-// than one session.
+// search row (in memory; never an inventory), and Conflict the machines
+// with more than one session. The counts and search rows may lag a
+// concurrent write by the moment between its commit and its event.
 func (db *DB) ListMachinePage(q MachineQuery) (MachinePage, error) {
 	fail := func(err error) (MachinePage, error) { return MachinePage{}, fmt.Errorf("list machines: %w", err) }
 	if q.Sort == "" {
@@ -111,12 +111,12 @@ func (db *DB) ListMachinePage(q MachineQuery) (MachinePage, error) {
 	if q.Conflict && q.Active <= 0 {
 		return fail(fmt.Errorf("%w: a conflict filter needs an activity window", ErrInvalid))
 	}
+	if err := db.mirror.load(db.bdb); err != nil {
+		return fail(err)
+	}
+	counts := db.mirror.counts()
 	var page MachinePage
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		counts, err := db.readCounts(txn)
-		if err != nil {
-			return err
-		}
+	err := db.bdb.View(func(txn *badger.Txn) (err error) {
 		var conflicts []string
 		if q.Active > 0 {
 			if conflicts, err = db.conflicted(txn, q.Active); err != nil {
@@ -154,25 +154,6 @@ func (db *DB) ListMachinePage(q MachineQuery) (MachinePage, error) {
 		return fail(err)
 	}
 	return page, nil
-}
-
-// readCounts sums the count shards by (state, cluster, segment).
-func (db *DB) readCounts(txn *badger.Txn) (map[tuple]int, error) {
-	counts := map[tuple]int{}
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xn/")})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		item := it.Item()
-		t, ok := parseCounterKey(string(item.Key()))
-		var n int
-		err := item.Value(func(b []byte) (err error) { n, err = strconv.Atoi(string(b)); return err })
-		if !ok || err != nil {
-			db.corrupt.report(item.KeyCopy(nil), fmt.Errorf("%w: machine count %v", ErrCorrupt, err))
-			continue
-		}
-		counts[t] += n
-	}
-	return counts, nil
 }
 
 // countMatches derives a query's total and per-state counts from the
@@ -497,6 +478,10 @@ func (db *DB) readPage(txn *badger.Txn, macs []string) ([]Machine, map[string][]
 	ms := make([]Machine, 0, len(macs))
 	sessions := make(map[string][]Session, len(macs))
 	now := db.now()
+	// One iterator for the session indexes of the whole page: a Badger
+	// iterator costs more to make than to move.
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("sm/")})
+	defer it.Close()
 	for _, mac := range macs {
 		m, err := getRecord(txn, mac)
 		if errors.Is(err, ErrNotFound) {
@@ -510,8 +495,13 @@ func (db *DB) readPage(txn *badger.Txn, macs []string) ([]Machine, map[string][]
 			return nil, nil, err
 		}
 		m.Inventory = nil // a record of schema 2 that was never rewritten
+		var ids []string
+		prefix := sessionMACPrefix(mac)
+		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+			ids = append(ids, string(it.Item().Key()[len(prefix):]))
+		}
 		ss := &Sessions{db: db, txn: txn, mac: mac, now: now}
-		live, err := ss.List()
+		live, err := ss.liveOf(ids)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -2,27 +2,31 @@ package store
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-// rowMirror keeps every machine's search row (xq/<mac>) in memory for
-// free-text search. A search must look at every machine, and Badger steps
-// through 100,000 keys in tens of milliseconds where memory takes a few;
-// the rows are a few hundred bytes each (about 30 MB for 100,000
-// machines).
+// rowMirror keeps every machine's search row (xq/<mac>) in memory, and the
+// number of machines of each (state, cluster, segment) that the rows
+// say. A search must look at every machine, and Badger steps through
+// 100,000 keys in tens of milliseconds where memory takes a few; every
+// list shows counts (index.go says why they are not kept on disk). The
+// rows are a few hundred bytes each: about 30 MB for 100,000 machines.
 //
-// Badger stays the truth: the mirror is loaded from it on the first
-// search, and afterwards re-reads a machine's row after every committed
-// change of that machine (publish calls refresh, under the machine's lock)
-// and after a swept session. Between a commit and its refresh, a search
-// may see the machine as it was a moment before.
+// Badger stays the truth: the mirror is loaded from it by the first list,
+// and afterwards re-reads a machine's row after every committed change of
+// that machine (publish calls refresh, under the machine's lock) and
+// after a swept session. Between a commit and its refresh, a list may
+// count or find the machine as it was a moment before.
 type rowMirror struct {
 	mu     sync.RWMutex
 	loaded bool
 	rows   []mirrorRow
 	at     map[string]int // index in rows by MAC
+	count  map[tuple]int
 }
 
 type mirrorRow struct {
@@ -44,7 +48,7 @@ func (r *rowMirror) load(bdb *badger.DB) error {
 	if r.loaded {
 		return nil
 	}
-	rows, at := []mirrorRow{}, map[string]int{}
+	rows, at, count := []mirrorRow{}, map[string]int{}, map[tuple]int{}
 	err := bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xq/")})
 		defer it.Close()
@@ -57,14 +61,46 @@ func (r *rowMirror) load(bdb *badger.DB) error {
 			mac := item.KeyCopy(nil)[3:]
 			at[string(mac)] = len(rows)
 			rows = append(rows, mirrorRow{mac, v})
+			if t, ok := rowTuple(v); ok {
+				count[t]++
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	r.rows, r.at, r.loaded = rows, at, true
+	r.rows, r.at, r.count, r.loaded = rows, at, count, true
 	return nil
+}
+
+// rowTuple reads the tuple at the start of a row; false when it does not
+// decode (searchRows reports such a row).
+func rowTuple(row []byte) (tuple, bool) {
+	if len(row) < 1 {
+		return tuple{}, false
+	}
+	d := decoder{b: row[1:]}
+	cluster, segment := d.bytes(), d.bytes()
+	return tuple{State(row[0]), string(cluster), string(segment)}, d.err == nil
+}
+
+// add counts row n more times.
+func (r *rowMirror) add(row []byte, n int) {
+	t, ok := rowTuple(row)
+	if !ok {
+		return
+	}
+	if r.count[t] += n; r.count[t] == 0 {
+		delete(r.count, t)
+	}
+}
+
+// counts returns a copy of the counts of machines by their tuple.
+func (r *rowMirror) counts() map[tuple]int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return maps.Clone(r.count)
 }
 
 // refresh re-reads one machine's row (deleting it when it is gone).
@@ -79,7 +115,16 @@ func (r *rowMirror) refresh(bdb *badger.DB, mac string) {
 	err := bdb.View(func(txn *badger.Txn) (err error) { v, err = getRaw(txn, rowKey(mac)); return err })
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.loaded {
+		return // dropped meanwhile
+	}
 	i, ok := r.at[mac]
+	if ok && err == nil || ok && errors.Is(err, ErrNotFound) {
+		r.add(r.rows[i].row, -1)
+	}
+	if err == nil {
+		r.add(v, 1)
+	}
 	switch {
 	case err == nil && ok:
 		r.rows[i].row = v
@@ -93,9 +138,9 @@ func (r *rowMirror) refresh(bdb *badger.DB, mac string) {
 		r.rows = r.rows[:last]
 		delete(r.at, mac)
 	case !errors.Is(err, ErrNotFound):
-		// Unreadable now (a closed database): reload on the next search
+		// Unreadable now (a closed database): load again on the next list
 		// rather than answer from a mirror that may have missed a change.
-		r.loaded, r.rows, r.at = false, nil, nil
+		r.loaded, r.rows, r.at, r.count = false, nil, nil, nil
 	}
 }
 
@@ -122,7 +167,7 @@ func (db *DB) searchRows(p *picker) error {
 	db.mirror.each(p.q.Desc, func(mac, b []byte) {
 		r, err := decodeRow(mac, b)
 		if err != nil {
-			db.corrupt.report(rowKey(string(mac)), errors.Join(ErrCorrupt, err))
+			db.corrupt.report(rowKey(string(mac)), fmt.Errorf("%w: %v", ErrCorrupt, err))
 			return
 		}
 		p.offer(&r)

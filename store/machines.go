@@ -79,9 +79,6 @@ func writeMachine(txn *badger.Txn, old, next *Machine) error {
 	if err != nil {
 		return err
 	}
-	if err := countMove(txn, old, next); err != nil {
-		return err
-	}
 	return writeIndexes(txn, old, next, remotes)
 }
 
@@ -92,9 +89,6 @@ func dropMachine(txn *badger.Txn, old Machine) error {
 		if err := txn.Delete(k); err != nil {
 			return err
 		}
-	}
-	if err := countMove(txn, &old, nil); err != nil {
-		return err
 	}
 	return writeIndexes(txn, &old, nil, nil)
 }

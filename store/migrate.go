@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -12,13 +11,13 @@ import (
 // migrateLists converts a database of schema 2, whose machine records
 // hold their inventories, to schema 3 (index.go): each inventory moves to
 // its own key, each record gains its summary, and the list indexes, search
-// rows, counts and conflict keys are built. It writes in batches, not one
+// rows and conflict keys are built. It writes in batches, not one
 // transaction (a large database does not fit one), and can be run again
 // from the start when it was cut off: inventories are copied to their own
 // keys, synced, before any record loses its own, and everything else is
 // derived again.
 func (db *DB) migrateLists() error {
-	for _, p := range []string{"x/", "xq/", "xn/", "xk/"} {
+	for _, p := range []string{"x/", "xq/", "xk/"} {
 		if err := db.dropPrefix(p); err != nil {
 			return err
 		}
@@ -44,7 +43,6 @@ func (db *DB) migrateLists() error {
 	}
 	wb = db.bdb.NewWriteBatch()
 	n := 0
-	counts := map[string]int{}
 	err = db.eachMachineValue(func(txn *badger.Txn, mac string, b []byte) error {
 		var m Machine
 		if err := json.Unmarshal(b, &m); err != nil {
@@ -79,15 +77,8 @@ func (db *DB) migrateLists() error {
 			}
 		}
 		n++
-		counts[counterKey(tupleOf(&m), macStripe(mac))]++
 		return writeIndexes(wb, nil, &m, remotes)
 	})
-	for k, c := range counts {
-		if err != nil {
-			break
-		}
-		err = wb.Set([]byte(k), []byte(strconv.Itoa(c)))
-	}
 	if err == nil {
 		err = wb.Flush()
 	} else {

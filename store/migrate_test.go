@@ -32,7 +32,7 @@ func writeSchema2(t *testing.T, db *DB) {
 		got.Summary = InventorySummary{} // schema 2 had none
 		full[m.MAC], _ = json.Marshal(got)
 	}
-	for _, p := range []string{"x/", "xq/", "xn/", "xk/", "mi/"} {
+	for _, p := range []string{"x/", "xq/", "xk/", "mi/"} {
 		if err := db.dropPrefix(p); err != nil {
 			t.Fatal(err)
 		}

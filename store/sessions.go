@@ -105,9 +105,13 @@ func (ss *Sessions) Quiet() {
 func (ss *Sessions) sessionIDs() []string { return sessionIDs(ss.txn, ss.mac) }
 
 // List returns the machine's live sessions, oldest first.
-func (ss *Sessions) List() ([]Session, error) {
+func (ss *Sessions) List() ([]Session, error) { return ss.liveOf(ss.sessionIDs()) }
+
+// liveOf reads the machine's sessions ids and returns the live ones,
+// oldest first.
+func (ss *Sessions) liveOf(ids []string) ([]Session, error) {
 	var out []Session
-	for _, id := range ss.sessionIDs() {
+	for _, id := range ids {
 		var s Session
 		err := getJSON(ss.txn, sessionKey(id), &s)
 		if errors.Is(err, ErrCorrupt) && ss.db != nil {

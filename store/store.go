@@ -105,7 +105,7 @@ type DB struct {
 	space *spaceGuard
 	// corrupt reports the records lists skip (corrupt.go).
 	corrupt corruptRecords
-	// mirror holds the machines' search rows for free-text lists
+	// mirror holds the machines' search rows and counts for lists
 	// (index_search.go).
 	mirror rowMirror
 
@@ -284,7 +284,11 @@ func (db *DB) update(fn func(txn *badger.Txn) error) error {
 
 // lockMAC takes the write lock stripe of one machine and returns its unlock.
 func (db *DB) lockMAC(mac string) func() {
-	mu := &db.macLocks[macStripe(mac)] // also its count shard (index.go)
+	var h uint32 = 2166136261 // FNV-1a
+	for i := 0; i < len(mac); i++ {
+		h = (h ^ uint32(mac[i])) * 16777619
+	}
+	mu := &db.macLocks[h%uint32(len(db.macLocks))]
 	mu.Lock()
 	return mu.Unlock
 }
