@@ -19,15 +19,15 @@ import (
 const fullDiskConfig = `
 http:
   listen: ":8093"
-  advertise: "http://10.79.0.1:8093"
+  advertise: "http://10.93.0.1:8093"
 tftp:
   listen: ":69"
 segments:
   - name: lab
     interface: brfull
-    subnet: 10.79.0.0/24
-    range: [10.79.0.100, 10.79.0.200]
-    router: 10.79.0.1
+    subnet: 10.93.0.0/24
+    range: [10.93.0.100, 10.93.0.200]
+    router: 10.93.0.1
     lease_time: 10m
     discovery: true
 `
@@ -158,9 +158,9 @@ func dhcpOnce(d *dhclient, timeout time.Duration) error {
 // freed — and Badger never dies of SIGBUS.
 func TestFullDataDisk(t *testing.T) {
 	mnt := smallDisk(t)
-	labNet := newLab(t, "brfull", "10.79.0.1/24")
+	labNet := newLab(t, "brfull", "10.93.0.1/24")
 	data := filepath.Join(mnt, "data")
-	a := startAppliance(t, data, imageDir(t), fullDiskConfig, "http://10.79.0.1:8093")
+	a := startAppliance(t, data, imageDir(t), fullDiskConfig, "http://10.93.0.1:8093")
 
 	// A known machine: leased, registered, approved with a netboot profile.
 	const known, stranger = "52:54:00:fd:00:01", "52:54:00:fd:00:02"
@@ -170,8 +170,8 @@ func TestFullDataDisk(t *testing.T) {
 	ip := d.last("BOUND")["ip"]
 	consoleToken := registerAgent(t, a, ns, known)
 	for _, args := range [][]string{
-		{"profiles", "create", "prod", "--kind", "netboot", "--kernel", "http://10.79.0.1:8093/images/discovery/vmlinuz",
-			"--initrd", "http://10.79.0.1:8093/images/discovery/initrd", "--cmdline", "console=ttyS0 marker=fulldisk"},
+		{"profiles", "create", "prod", "--kind", "netboot", "--kernel", "http://10.93.0.1:8093/images/discovery/vmlinuz",
+			"--initrd", "http://10.93.0.1:8093/images/discovery/initrd", "--cmdline", "console=ttyS0 marker=fulldisk"},
 		{"clusters", "create", "rack1", "--default-profile", "prod"},
 		{"machines", "approve", known, "--cluster", "rack1", "--hostname", "node-01", "--console-token", consoleToken},
 	} {
