@@ -40,8 +40,9 @@ func checkSSHKeys(keys []string) ([]string, []error) {
 	for i, k := range keys {
 		k = strings.TrimSpace(k)
 		loc := fmt.Sprintf("body.ssh_keys[%d]", i)
-		if strings.ContainsAny(k, "\r\n") {
-			errs = append(errs, &huma.ErrorDetail{Location: loc, Message: "one authorized_keys line per entry; this one has a line break"})
+		if !names.OneLine(k) {
+			// Also what the discovery agent refuses to put in the seed.
+			errs = append(errs, &huma.ErrorDetail{Location: loc, Message: "one authorized_keys line per entry; this one has a line break or another control character"})
 			continue
 		}
 		if _, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(k)); err != nil || len(rest) > 0 {
