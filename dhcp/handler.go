@@ -386,6 +386,9 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 	p := replyParams{Seg: &seg.Segment, ServerIP: serverIP, Config: true, Boot: d}
 	switch mt {
 	case dhcpv4.MessageTypeDiscover:
+		if err := seg.alloc.refusesNew(mac); err != nil {
+			return nil, dropStoreError, fmt.Sprintf("segment %s: no offer: %v", seg.Name, err)
+		}
 		offer := seg.alloc.offerCapped
 		if established {
 			offer = seg.alloc.offer
@@ -428,6 +431,12 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 			return resp, "", ""
 		}
 		p.YourIP, p.Lease = res.Lease.IP, seg.leaseTime()
+		if res.Kept {
+			// A full disk: the stored lease for the time it has left.
+			p.Lease = min(p.Lease, max(res.Lease.Expires.Sub(l.in.now()).Truncate(time.Second), time.Second))
+			l.in.log.Warn("dhcp lease renewed from memory", "segment", seg.Name, "mac", mac, "ip", res.Lease.IP.String(),
+				"expires", res.Lease.Expires, "why", res.Reason)
+		}
 		fillReply(req, resp, dhcpv4.MessageTypeAck, p)
 	case dhcpv4.MessageTypeInform:
 		// RFC 2131 §4.3.5: configuration only, no lease, no yiaddr.

@@ -33,6 +33,9 @@ type leaseResult struct {
 	Kind   resultKind
 	Lease  store.Lease
 	Reason string
+	// Kept: the ACK renews the stored lease from memory, for the time it
+	// has left, because the store refused the write (a full disk).
+	Kept bool
 }
 
 func nak(format string, a ...any) leaseResult {
@@ -101,6 +104,12 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 		a.mu.Unlock()
 		return nak("%s: client's address is %v, not %v", state, b.ip, ip), nil
 	}
+	// What the client held before, should the store refuse to write: a
+	// live lease on this address is renewed from memory then.
+	var kept store.Lease
+	if b != nil && b.stored && b.ip == ip && now.Before(b.expires) {
+		kept = store.Lease{Segment: a.seg, MAC: r.MAC, IP: ip, Hostname: b.hostname, Expires: b.expires}
+	}
 	// ip is the client's or free: bind it, and hold it while writing.
 	if prior != nil {
 		a.remove(prior)
@@ -129,6 +138,12 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 	// The write happens outside the lock so that concurrent ACKs share the
 	// store's synced commits instead of queueing behind one another.
 	if err := a.store.PutLease(l); err != nil {
+		if errors.Is(err, store.ErrNoSpace) && kept.IP.IsValid() {
+			// A full data disk: the client keeps the lease it has, for
+			// the time it has left, and nothing is written. The ACK
+			// promises nothing the store does not hold already.
+			return leaseResult{Kind: resultAck, Lease: kept, Kept: true, Reason: err.Error()}, nil
+		}
 		return leaseResult{}, fmt.Errorf("store lease %v for %s: %w", ip, r.MAC, err)
 	}
 	a.mu.Lock()

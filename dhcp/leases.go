@@ -21,6 +21,28 @@ type LeaseStore interface {
 	ListLeases(segment string) ([]store.Lease, error)
 }
 
+// spaceChecker is what a LeaseStore may also say: whether it would refuse
+// a write now (*store.DB: store.ErrNoSpace while its data disk is full).
+type spaceChecker interface{ Writable() error }
+
+// refusesNew says why a client without a live lease gets no offer now (the
+// store would refuse its lease), or nil. A client with a live lease is
+// still offered its address: its REQUEST is answered from memory.
+func (a *allocator) refusesNew(mac string) error {
+	sc, ok := a.store.(spaceChecker)
+	if !ok {
+		return nil
+	}
+	a.mu.Lock()
+	b := a.byMAC[mac]
+	live := b != nil && b.stored && a.now().Before(b.expires)
+	a.mu.Unlock()
+	if live {
+		return nil
+	}
+	return sc.Writable()
+}
+
 // offerHold is how long an OFFER keeps its address for the client without
 // writing anything: long enough for the client's REQUEST to arrive.
 const offerHold = 30 * time.Second
