@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -62,24 +61,59 @@ func (db *DB) nextID(now time.Time) string {
 	return formatID(db.lastNanos, db.lastSeq)
 }
 
-// initIDs continues the id sequence after the newest stored entry.
+// initIDs continues the id sequence after the newest stored entry. A key
+// that is not an audit id (a damaged one) is reported and passed over: it
+// must not keep the appliance from starting.
 func (db *DB) initIDs() error {
 	return db.bdb.View(func(txn *badger.Txn) error {
 		opt := badger.IteratorOptions{Reverse: true, Prefix: []byte("a/")}
 		it := txn.NewIterator(opt)
 		defer it.Close()
-		it.Seek([]byte("a/\xff"))
-		if !it.Valid() {
-			return nil
+		for it.Seek([]byte("a/\xff")); it.Valid(); it.Next() {
+			key := it.Item().Key()
+			if n, s, ok := parseID(string(key[2:])); ok {
+				db.lastNanos, db.lastSeq = n, s
+				return nil
+			}
+			db.corrupt.report(it.Item().KeyCopy(nil), errBadAuditKey)
 		}
-		key := string(it.Item().Key())
-		n, s, ok := parseID(key[2:])
-		if !ok {
-			return fmt.Errorf("read audit log: bad key %q", key)
-		}
-		db.lastNanos, db.lastSeq = n, s
 		return nil
 	})
+}
+
+// errBadAuditKey is reported for a key under a/ or am/ that does not end
+// in an audit id.
+var errBadAuditKey = fmt.Errorf("%w: the key does not end in an audit id", ErrCorrupt)
+
+// decodeAudit decodes the entry stored at key (a/<id>) from b. An entry
+// that does not decode, or whose id is not its key's (JSON of another
+// shape decodes to an entry without one), wraps ErrCorrupt.
+func decodeAudit(key []byte, id string, b []byte) (AuditEntry, error) {
+	var e AuditEntry
+	if err := decodeValue(key, b, &e); err != nil {
+		return AuditEntry{}, err
+	}
+	if e.ID != id {
+		return AuditEntry{}, fmt.Errorf("decode %s: %w: the entry's id is %s", key, ErrCorrupt, label(e.ID))
+	}
+	return e, nil
+}
+
+// readAudit reads the entry at the iterator's item; ok is false when it
+// is damaged, which is reported (logged once, counted) so that the
+// caller skips it: one bad entry must not stop the audit list or an
+// exporter that follows the log.
+func (db *DB) readAudit(item *badger.Item, id string) (e AuditEntry, ok bool) {
+	err := item.Value(func(b []byte) error {
+		var err error
+		e, err = decodeAudit(item.Key(), id, b)
+		return err
+	})
+	if err != nil {
+		db.corrupt.report(item.KeyCopy(nil), err)
+		return AuditEntry{}, false
+	}
+	return e, true
 }
 
 // writeAudit adds an entry (a already checked) inside txn; rev is the
@@ -118,7 +152,9 @@ func (db *DB) AppendAudit(mac string, a Audit) error {
 // ListAudit returns matching entries newest first. Since is inclusive and
 // Until exclusive; After continues a listing with the entries strictly
 // older than that id (pass the last id of the previous page). Limit 0
-// means 100; larger than 1000 means 1000.
+// means 100; larger than 1000 means 1000. Damaged entries and index keys
+// are skipped and reported (CorruptRecords), never an error; an index key
+// whose entry is gone is skipped.
 func (db *DB) ListAudit(f AuditFilter) ([]AuditEntry, error) {
 	limit := f.Limit
 	switch {
@@ -158,27 +194,26 @@ func (db *DB) ListAudit(f AuditFilter) ([]AuditEntry, error) {
 			}
 			n, _, ok := parseID(id)
 			if !ok {
-				return fmt.Errorf("bad audit key %q", item.Key())
+				db.corrupt.report(item.KeyCopy(nil), errBadAuditKey)
+				continue
 			}
 			// An entry's time is never later than its id's, and ids only
 			// get older from here: nothing further can be at or after Since.
 			if !f.Since.IsZero() && time.Unix(0, int64(n)).Before(f.Since) {
 				break
 			}
-			var e AuditEntry
-			var err error
 			if f.MAC != "" {
-				err = getJSON(txn, auditKey(id), &e)
-				if errors.Is(err, ErrNotFound) {
+				// The index key names the entry; the entry is read apart.
+				entry, err := txn.Get(auditKey(id))
+				if errors.Is(err, badger.ErrKeyNotFound) {
 					continue // pruned (retention.go deletes both keys at once; an older layout may not have)
 				}
-			} else {
-				err = item.Value(func(b []byte) error { return json.Unmarshal(b, &e) })
+				if err != nil {
+					return fmt.Errorf("read audit entry %s: %w", id, err)
+				}
+				item = entry
 			}
-			if err != nil {
-				return fmt.Errorf("read audit entry %s: %w", id, err)
-			}
-			if f.match(e) {
+			if e, ok := db.readAudit(item, id); ok && f.match(e) {
 				out = append(out, e)
 			}
 		}

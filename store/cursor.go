@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -22,7 +21,8 @@ func cursorKey(name string) []byte { return []byte("meta/cursor/" + name) }
 
 // AuditAfter returns up to limit entries written after the entry with id
 // after ("" = from the first), oldest first. Limit 0 means 100; larger
-// than 1000 means 1000.
+// than 1000 means 1000. Entries that cannot be decoded are skipped and
+// reported (CorruptRecords), never returned nor an error.
 //
 // Ids are drawn inside their transaction, before it commits, so an entry
 // can appear after one with a later id (two writes racing by a fraction
@@ -52,11 +52,12 @@ func (db *DB) AuditAfter(after string, limit int) ([]AuditEntry, error) {
 			if id == after {
 				continue
 			}
-			var e AuditEntry
-			if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &e) }); err != nil {
-				return fmt.Errorf("read audit entry %s: %w", id, err)
+			// A damaged entry is reported and passed over: the exporter
+			// goes on with the entries after it (it renders each machine
+			// whole, so the next entry of that machine carries its change).
+			if e, ok := db.readAudit(item, id); ok {
+				out = append(out, e)
 			}
-			out = append(out, e)
 		}
 		return nil
 	})
