@@ -17,6 +17,11 @@ import (
 // keys, synced, before any record loses its own, and everything else is
 // derived again.
 func (db *DB) migrateLists() error {
+	// Write batches bypass update's guard (space.go): refuse here, with
+	// the guard's message, rather than fill the disk halfway through.
+	if err := db.space.check(); err != nil {
+		return fmt.Errorf("refusing to migrate: %w", err)
+	}
 	for _, p := range []string{"x/", "xq/", "xk/"} {
 		if err := db.dropPrefix(p); err != nil {
 			return err

@@ -1,0 +1,69 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// The schema 3 migration writes in batches, which update's guard does not
+// see: on a full disk it must refuse before it writes anything, with the
+// guard's message, and run once there is space.
+func TestMigrationRefusedOnFullDisk(t *testing.T) {
+	db, clk, dir := openTest(t)
+	mustCreate(t, db, Machine{MAC: mac(1), State: StateInventoried, Hostname: "dell-1", Inventory: json.RawMessage(dellInventory)})
+	mustCreate(t, db, Machine{MAC: mac(2), State: StateInventoried, Hostname: "dell-2", Inventory: json.RawMessage(dellInventory)})
+	writeSchema2(t, db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Room for Open itself (pendingFlush plus its slack), not for writes.
+	var free atomic.Int64
+	free.Store(32 << 20)
+	opt := Options{Now: clk.Now, SpaceReserve: 64 << 20, FreeSpace: func(string) (int64, error) { return free.Load(), nil }}
+	db, err := Open(dir, opt)
+	if err == nil {
+		db.Close()
+		t.Fatal("Open migrated a schema-2 database on a full disk")
+	}
+	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "migrate schema 2 to 3") || !strings.Contains(err.Error(), "writes resume once") {
+		t.Errorf("Open on a full disk: %v; want ErrNoSpace naming the migration and when writes resume", err)
+	}
+	bdb, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v, inventories int
+	err = bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("mi/")})
+		for it.Rewind(); it.Valid(); it.Next() {
+			inventories++
+		}
+		it.Close()
+		return getJSON(txn, keySchema, &v)
+	})
+	if cerr := bdb.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || v != 2 || inventories != 0 {
+		t.Errorf("after the refusal: schema %d, %d inventories moved, %v; want schema 2 untouched", v, inventories, err)
+	}
+
+	free.Store(1 << 40)
+	db, err = Open(dir, opt)
+	if err != nil {
+		t.Fatalf("Open with space again: %v", err)
+	}
+	defer db.Close()
+	if v, err := db.SchemaVersion(); err != nil || v != SchemaVersion {
+		t.Errorf("schema after the migration: %d, %v", v, err)
+	}
+	if m, err := db.GetMachine(mac(2)); err != nil || string(m.Inventory) != dellInventory {
+		t.Errorf("machine after the migration: %s, %v", m.Inventory, err)
+	}
+}
