@@ -81,11 +81,11 @@ func (s *Server) agentBMC(ctx context.Context, in *struct{ Body AgentBMC }) (*ag
 		ep.Host = "0.0.0.0"
 	}
 	if err := ep.Validate(); err != nil || r.Password == "" {
-		msg := "the user needs a name and a password"
+		field, msg := "body.password", "the user needs a name and a password"
 		if err != nil {
-			msg = err.Error()
+			field, msg = bmcField(err), err.Error()
 		}
-		return nil, fieldErr(bmcField(err), msg, nil)
+		return nil, fieldErr(field, msg, nil)
 	}
 	sealed, err := s.sealPassword(p.MAC, r.Password)
 	if err != nil {

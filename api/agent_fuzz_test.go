@@ -271,3 +271,56 @@ func stateIndex(name string) int {
 	}
 	return int(st)
 }
+
+// FuzzAgentCalls sends a registered boot's signed token, progress, result
+// and BMC calls with bodies of the fuzzer's: each is answered with a
+// client error or accepted, never a server error.
+func FuzzAgentCalls(f *testing.F) {
+	tok := `{"salt":"` + base64.StdEncoding.EncodeToString(make([]byte, 16)) + `","hash":"` +
+		base64.StdEncoding.EncodeToString(make([]byte, token.HashLen)) + `","expires_at":"2025-01-01T00:00:00Z"}`
+	f.Add(uint8(0), []byte(tok))
+	f.Add(uint8(1), []byte(`{"percent":42,"message":"writing","bytes_done":5,"bytes_total":4,"eta_seconds":604801}`))
+	f.Add(uint8(2), []byte(`{"success":true,"message":"\u0000"}`))
+	f.Add(uint8(3), []byte(`{"protocol":"ipmi","address":"10.0.0.1","mac":"x","channel":16,"user_id":-1,"username":"foundry","password":"p"}`))
+	f.Add(uint8(3), []byte(`{"error":"no /dev/ipmi0"}`))
+	f.Add(uint8(1), []byte(`{"percent":1e400}`))
+	paths := []string{"/agent/token", "/agent/progress", "/agent/result", "/agent/bmc"}
+	inv, _ := json.Marshal(testInventory("52:54:00:12:34:56"))
+	a := newFuzzAPI(f)
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		n := machineSeq.Add(1)
+		mac := fmt.Sprintf("52:54:03:%02x:%02x:%02x", byte(n>>16), byte(n>>8), byte(n))
+		if _, err := a.db.CreateMachine(store.Machine{MAC: mac, State: store.StateDiscovered, Temporary: true,
+			ExpiresAt: time.Now().Add(time.Hour), Segment: "lab"}, store.Audit{Actor: "dhcp", Action: "discover"}); err != nil {
+			t.Fatal(err)
+		}
+		defer a.db.DeleteMachine(mac, store.Audit{Actor: "test", Action: "delete"})
+		nonce, err := a.db.IssueNonce(mac, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, key, _ := ed25519.GenerateKey(rand.Reader)
+		pk, _ := json.Marshal(key.Public())
+		call := func(path string, body []byte, seq uint64) *httptest.ResponseRecorder {
+			req := httptest.NewRequest(http.MethodPost, api.Prefix+path, bytes.NewReader(body))
+			if seq == 1 {
+				req.Header.Set(api.NonceHeader, nonce)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if err := agentsig.Sign(req, key, seq); err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			a.h.ServeHTTP(rec, req)
+			return rec
+		}
+		reg := []byte(`{"mac":"` + mac + `","public_key":` + string(pk) + `,"inventory":` + string(inv) + `,"token":` + tok + `}`)
+		if rec := call("/agent/register", reg, 1); rec.Code != http.StatusOK {
+			t.Fatalf("register: %d %s", rec.Code, rec.Body)
+		}
+		path := paths[int(which)%len(paths)]
+		if rec := call(path, body, 2); rec.Code >= 500 {
+			t.Fatalf("%s %q: %d %s", path, body, rec.Code, rec.Body)
+		}
+	})
+}

@@ -88,6 +88,14 @@ func FuzzApprovalRules(f *testing.F) {
 		if herr != nil || len(kerrs) > 0 || len(nerrs) > 0 || derr != nil {
 			return
 		}
+		if nw.Mode == "static" {
+			a := nw.Address.Addr()
+			inRange := seg.RangeStart.Compare(a) <= 0 && a.Compare(seg.RangeEnd) <= 0
+			if !seg.Subnet.Contains(a) || nw.Address.Bits() < seg.Subnet.Bits() || inRange || a == seg.Router ||
+				!nw.Address.Masked().Contains(nw.Gateway) || nw.Gateway == a {
+				t.Fatalf("accepted %+v as %+v on %+v", *req, nw, *seg)
+			}
+		}
 		d := agentwire.Decision{Hostname: host, SSHKeys: okKeys}
 		n := networkView(nw)
 		d.Network = &n
