@@ -184,6 +184,10 @@ type Report struct {
 	Resent, Reboots, Regrants, RegisterRetries int64
 	// Stray counts DHCP replies no exchange was waiting for.
 	Stray int64
+	// SocketDrops counts DHCP replies the machines' packet socket
+	// dropped because its buffer was full (the kernel's count): replies
+	// the appliance sent that the machines never saw.
+	SocketDrops int64
 }
 
 // Failed returns the machines that did not register.
@@ -268,6 +272,9 @@ func (s *Sim) Run(ctx context.Context, macs []net.HardwareAddr) (Report, error) 
 	rep.Resent, rep.Reboots = s.counters.resent.Load(), s.counters.reboots.Load()
 	rep.Regrants, rep.RegisterRetries = s.counters.regrants.Load(), s.counters.registerRetries.Load()
 	rep.Stray = sock.stray.Load()
+	if st, err := sock.conn.Stats(); err == nil {
+		rep.SocketDrops = int64(st.Drops)
+	}
 	return rep, ctx.Err()
 }
 
