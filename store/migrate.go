@@ -12,64 +12,90 @@ import (
 // hold their inventories, to schema 3 (index.go): each inventory moves to
 // its own key, each record gains its summary, and the list indexes, search
 // rows and conflict keys are built. It writes in batches, not one
-// transaction (a large database does not fit one), and can be run again
-// from the start when it was cut off: inventories are copied to their own
-// keys, synced, before any record loses its own, and everything else is
-// derived again.
+// transaction (a large database does not fit one).
+//
+// Records are not rewritten in place: Badger would keep each old version,
+// inventory and all, until a compaction reached it, and every scan of the
+// machines would step over them (2.3 s and 400 MB of mapped tables for a
+// key scan of 100,000 machines after an in-place migration; 0.14 s after).
+// The new records are staged under mn/, the old ones dropped whole
+// (DropPrefix rewrites only the tables that hold them), and the staged
+// ones moved into place. meta/migrate3 marks the staging done, so that a
+// migration cut off after it resumes there, and one cut off before starts
+// again from the untouched records.
 func (db *DB) migrateLists() error {
 	// Write batches bypass update's guard (space.go): refuse here, with
 	// the guard's message, rather than fill the disk halfway through.
 	if err := db.space.check(); err != nil {
 		return fmt.Errorf("refusing to migrate: %w", err)
 	}
-	for _, p := range []string{"x/", "xq/", "xk/"} {
-		if err := db.dropPrefix(p); err != nil {
+	var staged bool
+	err := db.bdb.View(func(txn *badger.Txn) (err error) {
+		staged, err = has(txn, keyMigrate3)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	n := 0
+	if !staged {
+		if n, err = db.stageLists(); err != nil {
 			return err
 		}
 	}
-	type legacy struct {
-		Inventory json.RawMessage `json:"inventory"`
+	if err := db.bdb.DropPrefix([]byte("m/")); err != nil {
+		return fmt.Errorf("drop the old machine records: %w", err)
+	}
+	if err := db.moveStaged(); err != nil {
+		return fmt.Errorf("move the machine records into place: %w", err)
+	}
+	if err := db.bdb.DropPrefix([]byte("mn/")); err != nil {
+		return fmt.Errorf("drop the staged machine records: %w", err)
+	}
+	err = db.update(func(txn *badger.Txn) error { return txn.Delete(keyMigrate3) })
+	if err != nil {
+		return err
+	}
+	db.log.Info("store migrated to schema 3: machine lists read indexes and summaries", "machines", n)
+	return nil
+}
+
+var keyMigrate3 = []byte("meta/migrate3")
+
+// stageLists writes every machine's inventory to its own key, its new
+// record under mn/ and its index entries, search row and conflict key,
+// then marks the staging done.
+func (db *DB) stageLists() (int, error) {
+	for _, p := range []string{"x/", "xq/", "xk/", "mn/"} {
+		if err := db.dropPrefix(p); err != nil {
+			return 0, err
+		}
 	}
 	wb := db.bdb.NewWriteBatch()
-	err := db.eachMachineValue(func(txn *badger.Txn, mac string, b []byte) error {
-		var l legacy
-		if err := json.Unmarshal(b, &l); err != nil || len(l.Inventory) == 0 {
-			return err
-		}
-		return wb.Set(inventoryKey(mac), l.Inventory)
-	})
-	if err == nil {
-		err = wb.Flush()
-	} else {
-		wb.Cancel()
-	}
-	if err != nil {
-		return fmt.Errorf("move inventories: %w", err)
-	}
-	wb = db.bdb.NewWriteBatch()
 	n := 0
-	err = db.eachMachineValue(func(txn *badger.Txn, mac string, b []byte) error {
+	err := db.eachMachineValue(func(txn *badger.Txn, mac string, b []byte) error {
 		var m Machine
 		if err := json.Unmarshal(b, &m); err != nil {
+			// Kept as it is, undecodable: reported, never lost.
+			if werr := wb.Set(stagedKey(mac), append([]byte(nil), b...)); werr != nil {
+				return werr
+			}
 			return err
 		}
-		switch {
-		case len(m.Inventory) > 0:
-			m.Summary = SummarizeInventory(m.Inventory)
-		case m.Summary.Sum == 0:
-			// Moved by a run that was cut off before it rewrote the record.
-			inv, err := getRaw(txn, inventoryKey(mac))
-			if err != nil && !errors.Is(err, ErrNotFound) {
+		if len(m.Inventory) > 0 {
+			if err := wb.Set(inventoryKey(mac), m.Inventory); err != nil {
 				return err
 			}
-			m.Summary = SummarizeInventory(inv)
+		}
+		if len(m.Inventory) > 0 || m.Summary.Sum == 0 {
+			m.Summary = SummarizeInventory(m.Inventory)
 		}
 		m.Inventory = nil
 		rec, err := json.Marshal(m)
 		if err != nil {
 			return err
 		}
-		if err := wb.Set(machineKey(mac), rec); err != nil {
+		if err := wb.Set(stagedKey(mac), rec); err != nil {
 			return err
 		}
 		remotes, err := sessionRemotes(txn, mac)
@@ -90,10 +116,35 @@ func (db *DB) migrateLists() error {
 		wb.Cancel()
 	}
 	if err != nil {
-		return fmt.Errorf("index machines: %w", err)
+		return 0, fmt.Errorf("stage machines: %w", err)
 	}
-	db.log.Info("store migrated to schema 3: machine lists read indexes and summaries", "machines", n)
-	return nil
+	return n, db.update(func(txn *badger.Txn) error { return txn.Set(keyMigrate3, nil) })
+}
+
+func stagedKey(mac string) []byte { return []byte("mn/" + mac) }
+
+// moveStaged copies the staged records to m/.
+func (db *DB) moveStaged() error {
+	wb := db.bdb.NewWriteBatch()
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("mn/")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := wb.Set(machineKey(string(it.Item().Key()[3:])), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		wb.Cancel()
+		return err
+	}
+	return wb.Flush()
 }
 
 // eachMachineValue calls fn with every machine record's key and value. A

@@ -131,23 +131,43 @@ func TestMigrateSchema2(t *testing.T) {
 		t.Errorf("the undecodable record is not logged:\n%s", log.String())
 	}
 
-	// Cut off after the inventories moved but before a record was
-	// rewritten: it has neither its inventory nor a summary.
-	err = db.bdb.Update(func(txn *badger.Txn) error {
-		m, err := getRecord(txn, mac(1))
-		if err != nil {
-			return err
-		}
-		m.Summary = InventorySummary{}
-		b, _ := json.Marshal(m)
-		if err := txn.Set(machineKey(mac(1)), b); err != nil {
-			return err
-		}
-		return setJSON(txn, keySchema, 2)
-	})
-	if err != nil {
-		t.Fatal(err)
+	// Cut off after the staging, and again halfway through moving the
+	// staged records into place: each run resumes and ends complete.
+	outer := t // the reopened database outlives each subtest
+	for _, cut := range []string{"staged", "moving"} {
+		t.Run("cut off when "+cut, func(t *testing.T) {
+			writeSchema2(t, db)
+			if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(machineKey(mac(9)), []byte(`{"mac":`)) }); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.stageLists(); err != nil {
+				t.Fatal(err)
+			}
+			if cut == "moving" {
+				if err := db.bdb.DropPrefix([]byte("m/")); err != nil {
+					t.Fatal(err)
+				}
+				err := db.bdb.Update(func(txn *badger.Txn) error {
+					v, err := getRaw(txn, stagedKey(mac(2)))
+					if err != nil {
+						return err
+					}
+					return txn.Set(machineKey(mac(2)), v)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			db = reopen(outer, db, dir, clk, &log)
+			check(t, db)
+			if n := countKeys(t, db, "mn/"); n != 0 {
+				t.Errorf("%d staged records left", n)
+			}
+			var raw []byte
+			_ = db.bdb.View(func(txn *badger.Txn) (err error) { raw, err = getRaw(txn, machineKey(mac(9))); return err })
+			if string(raw) != `{"mac":` {
+				t.Errorf("the undecodable record became %q; it must be kept as it was", raw)
+			}
+		})
 	}
-	db = reopen(t, db, dir, clk, &log)
-	check(t, db)
 }
