@@ -172,7 +172,15 @@ func (s *Server) authMiddleware(acc access) func(huma.Context, func(huma.Context
 		}
 		if err != nil {
 			var se huma.StatusError
-			if !errors.As(err, &se) {
+			switch {
+			case errors.As(err, &se):
+			case errors.Is(err, store.ErrNoSpace):
+				// An agent call is admitted only once its call number is
+				// stored (replay protection), which a full disk refuses:
+				// the call is not taken, and the agent retries a 5xx. Not
+				// logged per call: the store logs the full disk once.
+				errors.As(noSpace(err), &se)
+			default:
 				s.log.Error("authenticate request", "err", err)
 				se = huma.Error500InternalServerError("authentication failed")
 			}
