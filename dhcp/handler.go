@@ -379,9 +379,10 @@ func (l *listener) proxyReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP 
 // offer or lease) gets an offer only under the pool's MaxPendingOffers, and
 // no address from a REQUEST without an offer or lease: otherwise a flood of
 // SELECTING or RENEWING REQUESTs for random addresses would lease the pool
-// without one DISCOVER. (Such a client, after our restart lost its
-// offer, starts again from DISCOVER.) These drops return dropLimited with
-// the limit's reason as detail.
+// without one DISCOVER. A SELECTING one is NAKed, so that a client whose
+// offer our restart lost starts again from DISCOVER at once; a RENEWING
+// one is dropped. Both count as limited (unoffered_request); the drops
+// return dropLimited with the limit's reason as detail.
 func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, d decision, mt dhcpv4.MessageType, mac string, established bool) (*dhcpv4.DHCPv4, string, string) {
 	p := replyParams{Seg: &seg.Segment, ServerIP: serverIP, Config: true, Boot: d}
 	switch mt {
@@ -404,10 +405,22 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 		fillReply(req, resp, dhcpv4.MessageTypeOffer, p)
 	case dhcpv4.MessageTypeRequest:
 		sid, ci := fromIP(req.ServerIdentifier()), fromIP(req.ClientIPAddr)
-		if !established && (sid == serverIP || (!sid.IsValid() && ci.IsValid())) {
-			// SELECTING without our offer, or RENEWING a lease we do not
-			// have: either would bind an address. (INIT-REBOOT never
-			// binds one for a client without a binding: NAK or silence.)
+		if !established && sid == serverIP {
+			// SELECTING without our offer would bind an address. A NAK
+			// binds nothing and sends the client back to DISCOVER at
+			// once: after a restart lost its offer, a PXE ROM would
+			// otherwise repeat the REQUEST for a minute.
+			now := l.in.now()
+			l.in.m.limit(seg.Name, limitUnoffered)
+			l.in.limits.add(seg.Name, limitUnoffered, now)
+			fillNak(req, resp, serverIP, "no offer of ours for this client: start again from DISCOVER")
+			return resp, "", ""
+		}
+		if !established && !sid.IsValid() && ci.IsValid() {
+			// RENEWING a lease we do not have would bind an address too;
+			// RFC 2131 leaves a server without the client's record
+			// silent. (INIT-REBOOT never binds one for a client without
+			// a binding: NAK or silence.)
 			return nil, dropLimited, limitUnoffered
 		}
 		hostname := req.HostName()

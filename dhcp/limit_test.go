@@ -146,13 +146,21 @@ func TestPendingOfferCap(t *testing.T) {
 		t.Errorf("the lease holder rediscovering at the cap: %v, want its address offered", r)
 	}
 
-	// SELECTING and RENEWING without an offer would each lease an address.
-	for i, mods := range [][]dhcpv4.Modifier{
-		{dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 78, 0, 1))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 78, 0, 150)))},
-		{dhcpv4.WithClientIP(net.IPv4(10, 78, 0, 151))},
+	// SELECTING and RENEWING without an offer would each lease an address:
+	// SELECTING gets a NAK (back to DISCOVER), RENEWING silence.
+	for i, c := range []struct {
+		mods []dhcpv4.Modifier
+		want dhcpv4.MessageType
+	}{
+		{[]dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 78, 0, 1))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 78, 0, 150)))}, dhcpv4.MessageTypeNak},
+		{[]dhcpv4.Modifier{dhcpv4.WithClientIP(net.IPv4(10, 78, 0, 151))}, dhcpv4.MessageTypeNone},
 	} {
-		if r := f.send(t, l, pkt(t, dhcpv4.MessageTypeRequest, floodMAC(1000+i), mods...)); r != nil {
+		r := f.send(t, l, pkt(t, dhcpv4.MessageTypeRequest, floodMAC(1000+i), c.mods...))
+		switch {
+		case c.want == dhcpv4.MessageTypeNone && r != nil:
 			t.Errorf("unoffered REQUEST %d answered:\n%s", i, r.Summary())
+		case c.want != dhcpv4.MessageTypeNone && (r == nil || r.MessageType() != c.want):
+			t.Errorf("unoffered REQUEST %d: %v, want a %v", i, r, c.want)
 		}
 	}
 	if n := limited(f, "prod", limitUnoffered); n != 2 {
