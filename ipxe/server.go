@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,12 +59,35 @@ type Server struct {
 	// (bootgrant.Table). Nil: no request does, and every discovery script
 	// is the one that asks the machine to repeat its DHCP exchange.
 	Grants Granter
-	// Logger gets one record per script served (Info) or failed (Error).
-	// Nil means silent.
+	// FullDiskRetry is how often a machine whose discovery boot a full
+	// data disk holds back asks again (the Retry-After of that 503
+	// answer, which iPXE follows). Default DefaultFullDiskRetry.
+	FullDiskRetry time.Duration
+	// Logger gets one record per script served (Info), held back by a
+	// full disk (Warn) or failed (Error). Nil means silent.
 	Logger *slog.Logger
 
 	once sync.Once
 	mux  *http.ServeMux
+}
+
+// writable is the part of *store.DB that says whether it accepts writes
+// (nil, else an error wrapping store.ErrNoSpace); a Store without it is
+// not asked.
+type writable interface {
+	Writable() error
+}
+
+// DefaultFullDiskRetry is Server.FullDiskRetry's default.
+const DefaultFullDiskRetry = 30 * time.Second
+
+// fullDiskScript is the body of the answer to a discovery boot that a
+// full data disk holds back; retry is its Retry-After in seconds. mac is
+// canonical.
+func fullDiskScript(mac, retry string) string {
+	return "#!ipxe\n# Foundry error: data disk full\n" +
+		"echo Foundry: the data disk of the appliance is full, so discovery of " + mac + " waits until space is freed there (retrying every " + retry + " s).\n" +
+		"exit 1\n"
 }
 
 // Granter hands out the right to one boot nonce (bootgrant.Table).
@@ -141,6 +165,23 @@ func (s *Server) serveBoot(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, regrantScript(mac, base+"/boot/"+mac))
 		return
 	}
+	if errors.Is(err, store.ErrNoSpace) {
+		// The discovery script needs a boot nonce, a write the full data
+		// disk refuses. iPXE runs no script that comes with an error
+		// status, but it repeats a request whose answer has Retry-After
+		// (for as long as it gets one): the machine waits, and boots once
+		// space is freed. The script is for whoever reads the answer.
+		s.log().Warn("ipxe discovery script refused: the data disk is full", "mac", mac, "err", err, "client", r.RemoteAddr)
+		retry := s.FullDiskRetry
+		if retry <= 0 {
+			retry = DefaultFullDiskRetry
+		}
+		secs := strconv.Itoa(max(1, int(retry/time.Second)))
+		h.Set("Retry-After", secs)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, fullDiskScript(mac, secs))
+		return
+	}
 	if err != nil {
 		s.log().Error("ipxe script failed", "mac", mac, "mode", string(mode), "err", err, "client", r.RemoteAddr)
 		w.WriteHeader(http.StatusInternalServerError)
@@ -204,6 +245,13 @@ func (s *Server) script(mac string, mode Mode, remote netip.Addr) (Script, strin
 			ttl = DefaultNonceTTL
 		}
 		in.Nonce = func() (string, error) {
+			// Asked first, so that a full disk does not use up the grant:
+			// the machine's retry gets its nonce once there is space.
+			if w, ok := s.Store.(writable); ok {
+				if err := w.Writable(); err != nil {
+					return "", err
+				}
+			}
 			if s.Grants == nil || !s.Grants.Take(mac, remote) {
 				return "", ErrNoGrant
 			}
