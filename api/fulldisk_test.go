@@ -22,9 +22,15 @@ func newFullDiskEnv(t *testing.T, configure ...func(*api.Server)) (*env, *atomic
 	t.Helper()
 	free := new(atomic.Int64)
 	free.Store(1 << 40)
+	return newSpaceEnv(t, func(string) (int64, error) { return free.Load(), nil }, configure...), free
+}
+
+// newSpaceEnv is newEnv on a store that reads its free space from free
+// and keeps fullDiskReserve.
+func newSpaceEnv(t *testing.T, free func(string) (int64, error), configure ...func(*api.Server)) *env {
+	t.Helper()
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
-	db, err := store.Open(t.TempDir(), store.Options{Now: clk.Now, SpaceReserve: fullDiskReserve,
-		FreeSpace: func(string) (int64, error) { return free.Load(), nil }})
+	db, err := store.Open(t.TempDir(), store.Options{Now: clk.Now, SpaceReserve: fullDiskReserve, FreeSpace: free})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -43,7 +49,7 @@ func newFullDiskEnv(t *testing.T, configure ...func(*api.Server)) (*env, *atomic
 	e.adminToken = e.token("admin", store.RoleAdmin)
 	e.admin = &client.Client{BaseURL: ts.URL, Token: e.adminToken}
 	e.viewer = &client.Client{BaseURL: ts.URL, Token: e.token("viewer", store.RoleViewer)}
-	return e, free
+	return e
 }
 
 // isFullDisk reports whether an answer is the store's full-disk refusal:

@@ -150,8 +150,9 @@ func (s *Server) registerImages() {
 		Description: "Starts fetching the URL into the image directory and answers at once with the image in state importing; " +
 			"GET /images/{name} shows the bytes received and, at the end, ready or failed with the reason. " +
 			"Formats are recognised by their content: raw, gzip, zstd and xz are kept as they are, qcow2 is converted to raw (stored zstd-compressed). " +
-			"An import that fails leaves no file behind.",
-		Errors: []int{http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+			"An import that fails leaves no file behind. " +
+			"Refused (507) while the data disk is too full to keep the database's reserve; an import that gets it there is stopped and failed with the reason.",
+		Errors: []int{http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable, http.StatusInsufficientStorage},
 	}, func(ctx context.Context, in *struct{ Body ImageImport }) (*imageOut, error) {
 		if s.ImageDir == "" {
 			return nil, noLibrary
@@ -174,8 +175,9 @@ func (s *Server) registerImages() {
 		Summary: "Upload an image", Tags: tags, DefaultStatus: http.StatusCreated,
 		Description: "The request body is the image file (application/octet-stream), streamed to disk. " +
 			"While it arrives the image is importing (GET shows the bytes received); the answer is the ready image, " +
-			"or a problem, the image then being failed with the reason. Formats as for an import. A name in use is refused (409).",
-		Errors: []int{http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+			"or a problem, the image then being failed with the reason. Formats as for an import. A name in use is refused (409). " +
+			"A data disk too full to keep the database's reserve refuses the upload, or stops it, with 507.",
+		Errors: []int{http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable, http.StatusInsufficientStorage},
 		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
 			"application/octet-stream": {Schema: &huma.Schema{Type: "string", Format: "binary"}},
 		}},
@@ -229,6 +231,8 @@ func (s *Server) ingestErr(err error, name string) error {
 		return huma.NewError(http.StatusRequestTimeout, err.Error())
 	case errors.Is(err, errShutdown):
 		return huma.Error503ServiceUnavailable(err.Error())
+	case errors.Is(err, errImageDiskFull):
+		return huma.NewError(http.StatusInsufficientStorage, err.Error())
 	}
 	return s.storeErr(err, "image "+name, "path.name")
 }

@@ -102,6 +102,8 @@ func (l *library) ingest(ctx context.Context, cancel context.CancelCauseFunc, na
 		return store.Image{}, fmt.Errorf("create temporary file: %w", err)
 	}
 	defer f.Close()
+	defer l.s.watchSpace(ctx, cancel)()
+	out := &spaceWriter{w: f, check: l.s.importSpace, cancel: cancel}
 
 	limit := l.s.imageMaxSize()
 	stall := time.AfterFunc(importStall, func() { cancel(errStalled) })
@@ -112,7 +114,7 @@ func (l *library) ingest(ctx context.Context, cancel context.CancelCauseFunc, na
 	head, _ := br.Peek(8) // a short file is shorter than every magic number
 	format := sniff(head)
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(f, h, prog), io.LimitReader(br, limit+1), make([]byte, 1<<20))
+	n, err := io.CopyBuffer(io.MultiWriter(out, h, prog), io.LimitReader(br, limit+1), make([]byte, 1<<20))
 	if cause := context.Cause(ctx); cause != nil {
 		return store.Image{}, cause
 	}
@@ -128,10 +130,10 @@ func (l *library) ingest(ctx context.Context, cancel context.CancelCauseFunc, na
 	}
 	stall.Stop() // conversion and checks below send no data
 	if err := f.Sync(); err != nil {
-		return store.Image{}, fmt.Errorf("write image: %w", err)
+		return store.Image{}, fmt.Errorf("write image: %w", diskFull(err))
 	}
 	if err := f.Close(); err != nil {
-		return store.Image{}, fmt.Errorf("write image: %w", err)
+		return store.Image{}, fmt.Errorf("write image: %w", diskFull(err))
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if want != "" && sum != want {

@@ -179,6 +179,10 @@ func (l *library) close() {
 // begin creates the importing record of name and registers its job, whose
 // context derives from parent and also ends when the library closes.
 func (l *library) begin(parent context.Context, actor, action string, img store.Image) (store.Image, context.Context, *job, error) {
+	// Refused before a record or a byte is written (images_space.go).
+	if err := l.s.importSpace(); err != nil {
+		return store.Image{}, nil, nil, err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -293,7 +297,11 @@ func (l *library) fail(name string, err error) {
 			i.State, i.Error = store.ImageFailed, reason
 			return nil
 		})
-	if uerr != nil && !errors.Is(uerr, store.ErrNotFound) {
+	switch {
+	case errors.Is(uerr, store.ErrNoSpace):
+		// Its files are gone; the next start marks it failed (recover).
+		l.log.Error("cannot mark the image import failed: the data disk is full; it stays importing until the next start", "image", name, "err", uerr)
+	case uerr != nil && !errors.Is(uerr, store.ErrNotFound):
 		l.log.Error("mark image import failed", "image", name, "err", uerr)
 	}
 }

@@ -90,6 +90,9 @@ func (l *library) convert(ctx context.Context, root *os.Root, src, dst string) (
 		if context.Cause(ctx) != nil {
 			return 0, "", err
 		}
+		if full := diskFull(err); full != err {
+			return 0, "", fmt.Errorf("convert qcow2: %w", full)
+		}
 		return 0, "", &badImage{loc: "body", msg: "the qcow2 image could not be converted: " + err.Error()}
 	}
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
@@ -111,13 +114,13 @@ func (l *library) convert(ctx context.Context, root *os.Root, src, dst string) (
 		if cause := context.Cause(ctx); cause != nil {
 			return 0, "", cause
 		}
-		return 0, "", fmt.Errorf("compress image: %w", err)
+		return 0, "", fmt.Errorf("compress image: %w", diskFull(err))
 	}
 	if err := zw.Close(); err != nil {
-		return 0, "", fmt.Errorf("compress image: %w", err)
+		return 0, "", fmt.Errorf("compress image: %w", diskFull(err))
 	}
 	if err := zf.Sync(); err != nil {
-		return 0, "", fmt.Errorf("compress image: %w", err)
+		return 0, "", fmt.Errorf("compress image: %w", diskFull(err))
 	}
 	return hw.n, hex.EncodeToString(hw.h.Sum(nil)), nil
 }
