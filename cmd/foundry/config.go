@@ -63,6 +63,11 @@ type fileConfig struct {
 		MaxAge         string `yaml:"max_age"`
 		HardMaxEntries *int   `yaml:"hard_max_entries"`
 	} `yaml:"audit"`
+	Store struct {
+		// SpaceReserve is a byte count as image_max_size, or "0" or
+		// "off" (no reserve); unset: the store's default.
+		SpaceReserve string `yaml:"space_reserve"`
+	} `yaml:"store"`
 	Segments []fileSegment `yaml:"segments"`
 	// GitOps is absent (nil) unless the file has a gitops section.
 	GitOps *fileGitOps `yaml:"gitops"`
@@ -116,6 +121,9 @@ type config struct {
 	Limits        dhcp.Limits
 	Segments      []dhcp.Segment
 	Audit         store.AuditRetention
+	// SpaceReserve is store.Options.SpaceReserve: 0 the store's default,
+	// negative no reserve (no full-disk guard).
+	SpaceReserve int64
 	// GitOps is nil when the repository is not configured.
 	GitOps *gitopsConfig
 }
@@ -179,6 +187,7 @@ func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 	}
 	checkDirs(&errs, c)
 	c.ImageMaxSize = byteCount(&errs, "image_max_size", f.ImageMaxSize)
+	c.SpaceReserve = spaceReserve(&errs, f.Store.SpaceReserve)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -441,6 +450,33 @@ func byteCount(errs *configErrors, key, v string) int64 {
 		return 0
 	}
 	return n << shift
+}
+
+// minSpaceReserve is the least store.space_reserve accepted: the flush of
+// the store's two 16 MiB memtables, which Badger writes without a new
+// transaction (store.DefaultSpaceReserve says what the default covers).
+const minSpaceReserve = 32 << 20
+
+// spaceReserve reads store.space_reserve: "" is the store's default (0
+// here), "0" or "off" no reserve (negative), else a size of at least
+// minSpaceReserve.
+func spaceReserve(errs *configErrors, v string) int64 {
+	const key = "store.space_reserve"
+	switch strings.TrimSpace(v) {
+	case "":
+		return 0
+	case "0", "off":
+		return -1
+	}
+	var bad configErrors
+	n := byteCount(&bad, key, v)
+	switch {
+	case len(bad) > 0:
+		errs.add(key, "%s is not a size such as 128MiB, or 0 or off (no reserve)", names.Label(v))
+	case n < minSpaceReserve:
+		errs.add(key, "%s is less than %dMiB, the flush of the database's two 16 MiB memtables; use at least that, or off", names.Label(v), minSpaceReserve>>20)
+	}
+	return n
 }
 
 func or(v, def string) string {

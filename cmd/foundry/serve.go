@@ -89,7 +89,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// coredhcp logs through its own process-wide logrus logger, at info for
 	// every request it does not answer; our plugin logs what matters.
 	coredhcplog.GetLogger("main").Logger.SetLevel(logrus.WarnLevel)
-	db, err := store.Open(filepath.Join(cfg.DataDir, "db"), store.Options{Logger: log.With("service", "store")})
+	db, err := store.Open(filepath.Join(cfg.DataDir, "db"), store.Options{Logger: log.With("service", "store"), SpaceReserve: cfg.SpaceReserve})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
