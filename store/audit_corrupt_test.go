@@ -53,10 +53,10 @@ func damagedAuditLog(t *testing.T, dir string, clk *clock) (ids, bad []string) {
 	}
 	err = bdb.Update(func(txn *badger.Txn) error {
 		for k, v := range map[string][]byte{
-			bad[0]: garbage[1],
-			bad[1]: []byte(`{"actor": "admin", "action": "note", "detail": "3"}`),
-			bad[2]: garbage[0],
-			bad[3]: nil,
+			bad[0]:                               garbage[1],
+			bad[1]:                               []byte(`{"actor": "admin", "action": "note", "detail": "3"}`),
+			bad[2]:                               garbage[0],
+			bad[3]:                               nil,
 			string(auditMACKey(mac(1), missing)): nil,
 		} {
 			if err := txn.Set([]byte(k), v); err != nil {

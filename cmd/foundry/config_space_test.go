@@ -69,8 +69,20 @@ func TestServeSpaceReserve(t *testing.T) {
 	}
 	bad := write("8MiB")
 	for _, cmd := range []func() error{
-		func() error { c := newCheckConfigCmd(); c.SetArgs([]string{"--config", bad}); c.SetOut(io.Discard); c.SetErr(io.Discard); return c.Execute() },
-		func() error { c := newServeCmd(); c.SetArgs([]string{"--config", bad}); c.SetOut(io.Discard); c.SetErr(io.Discard); return c.Execute() },
+		func() error {
+			c := newCheckConfigCmd()
+			c.SetArgs([]string{"--config", bad})
+			c.SetOut(io.Discard)
+			c.SetErr(io.Discard)
+			return c.Execute()
+		},
+		func() error {
+			c := newServeCmd()
+			c.SetArgs([]string{"--config", bad})
+			c.SetOut(io.Discard)
+			c.SetErr(io.Discard)
+			return c.Execute()
+		},
 	} {
 		if err := cmd(); err == nil || !strings.Contains(err.Error(), `store.space_reserve: "8MiB" is less than 32MiB`) {
 			t.Errorf("a reserve under the floor: %v", err)
