@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -101,7 +102,14 @@ type spaceGuard struct {
 // opens it, and refuses (ErrNoSpace) when even after dropping the ballast
 // there is not room for what Open writes. nil: no guard.
 func newSpaceGuard(dir string, opt Options, log *slog.Logger) (*spaceGuard, error) {
-	if opt.InMemory || opt.SpaceReserve < 0 {
+	if opt.InMemory {
+		return nil, nil
+	}
+	if opt.SpaceReserve < 0 {
+		// No guard, and no ballast left from when there was one.
+		if err := os.Remove(filepath.Join(dir, ballastName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("remove the space reserve: %w", err)
+		}
 		return nil, nil
 	}
 	g := &spaceGuard{dir: dir, ballast: filepath.Join(dir, ballastName), reserve: opt.SpaceReserve,

@@ -260,4 +260,22 @@ func TestNoGuard(t *testing.T) {
 			}
 		})
 	}
+	// Turning the reserve off removes the ballast the guard kept before.
+	dir := t.TempDir()
+	db, err := Open(dir, Options{SpaceReserve: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if ballastSize(dir) != 1<<20 {
+		t.Fatalf("no 1 MiB ballast with a reserve: %d", ballastSize(dir))
+	}
+	db, err = Open(dir, Options{SpaceReserve: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if ballastSize(dir) != -1 {
+		t.Error("the ballast stayed after the reserve was turned off")
+	}
 }
