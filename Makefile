@@ -19,7 +19,7 @@ APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
 # linux-image-amd64 depends on today (recorded in images/discovery/manifest.json).
 KERNEL_PKG_CMD = apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $$2; exit}'
 
-.PHONY: all deps build images ipxe-images discovery-image os-image iso iso-previous iso-test docs-assets ui openapi test e2e unit demo demo-stop bench clean
+.PHONY: all deps build images ipxe-images discovery-image os-image iso iso-previous iso-test docs-assets ui openapi test e2e unit demo demo-stop bench fuzz clean
 
 all: build
 
@@ -168,6 +168,7 @@ test: deps images os-image docs-assets ui iso iso-previous
 	cd ui && npm test
 	FOUNDRY_ISO=$(abspath $(ISO)) FOUNDRY_ISO_PREVIOUS=$(abspath $(ISO_PREVIOUS)) \
 		$(GO) test -count=1 -timeout 45m -tags qemu ./...
+	GO=$(GO) FUZZTIME=$(FUZZTIME_SHORT) FUZZ_FRESH=1 ./test/fuzz.sh
 
 ## e2e: only the emulated-machine tests (the whole discovery loop under
 ## QEMU); `make test` runs them too.
@@ -190,6 +191,17 @@ demo: build images os-image
 
 demo-stop:
 	./test/demo.sh stop
+
+## fuzz: every fuzz target (every func FuzzXxx in a _test.go file) for
+## FUZZTIME each (default 1m: about an hour in all), one after another,
+## building on go's fuzz cache; reports which found an input (go writes it
+## to the package's testdata/fuzz/, where it becomes a regression test).
+## `make test` runs the same for FUZZTIME_SHORT (2s) each from the seed
+## corpora alone. See test/fuzz.sh.
+FUZZTIME ?= 1m
+FUZZTIME_SHORT ?= 2s
+fuzz: deps docs-assets ui
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./test/fuzz.sh
 
 ## bench: DHCP throughput and other numbers, against peers in the same run
 ## (Kea and tftp-hpa; see bench/README.md).
