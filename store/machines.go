@@ -27,11 +27,16 @@ func getMachine(txn *badger.Txn, mac string) (Machine, error) {
 	if err != nil || m.Summary.Sum == 0 || len(m.Inventory) > 0 {
 		return m, err
 	}
-	inv, err := getRaw(txn, inventoryKey(mac))
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	v, err := getRaw(txn, inventoryKey(mac))
+	if errors.Is(err, ErrNotFound) {
+		return m, nil
+	}
+	if err != nil {
 		return Machine{}, fmt.Errorf("read inventory: %w", err)
 	}
-	m.Inventory = inv
+	if m.Inventory, err = unpackInventory(v); err != nil {
+		return Machine{}, fmt.Errorf("read %s: %w", inventoryKey(mac), err)
+	}
 	return m, nil
 }
 
@@ -64,7 +69,7 @@ func writeMachine(txn *badger.Txn, old, next *Machine) error {
 		if len(next.Inventory) == 0 {
 			err = txn.Delete(inventoryKey(next.MAC))
 		} else {
-			err = txn.Set(inventoryKey(next.MAC), next.Inventory)
+			err = txn.Set(inventoryKey(next.MAC), packInventory(next.Inventory))
 		}
 		if err != nil {
 			return err

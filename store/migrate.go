@@ -83,7 +83,7 @@ func (db *DB) stageLists() (int, error) {
 			return err
 		}
 		if len(m.Inventory) > 0 {
-			if err := wb.Set(inventoryKey(mac), m.Inventory); err != nil {
+			if err := wb.Set(inventoryKey(mac), packInventory(m.Inventory)); err != nil {
 				return err
 			}
 		}

@@ -150,7 +150,11 @@ func (ss *Sessions) Inventory(id string) (json.RawMessage, error) {
 	if _, err := ss.Get(id); err != nil {
 		return nil, err
 	}
-	return getRaw(ss.txn, sessionInvKey(id))
+	v, err := getRaw(ss.txn, sessionInvKey(id))
+	if err != nil {
+		return nil, err
+	}
+	return unpackInventory(v)
 }
 
 // Open consumes the boot nonce and opens the session s (ID, PublicKey,
@@ -220,7 +224,7 @@ func (ss *Sessions) Open(nonce string, s Session, inv json.RawMessage) (opened S
 	if len(inv) > maxRecord {
 		return Session{}, false, fmt.Errorf("%w: inventory is larger than %d bytes", ErrInvalid, maxRecord)
 	}
-	if err := ss.txn.Set(sessionInvKey(s.ID), inv); err != nil {
+	if err := ss.txn.Set(sessionInvKey(s.ID), packInventory(inv)); err != nil {
 		return Session{}, false, err
 	}
 	if err := ss.txn.Set(sessionMACKey(ss.mac, s.ID), nil); err != nil {
@@ -449,7 +453,11 @@ func (db *DB) SessionInventory(id string) (json.RawMessage, error) {
 	}
 	var inv []byte
 	err = db.bdb.View(func(txn *badger.Txn) (err error) {
-		inv, err = getRaw(txn, sessionInvKey(s.ID))
+		v, err := getRaw(txn, sessionInvKey(s.ID))
+		if err != nil {
+			return err
+		}
+		inv, err = unpackInventory(v)
 		return err
 	})
 	if err != nil {
