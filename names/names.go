@@ -88,12 +88,12 @@ func Printable(s string) bool {
 	return true
 }
 
-// OneLine reports whether s is valid UTF-8 without control characters
-// other than tab (C0, DEL, C1: NEL is a line break to YAML 1.1) and
-// without the noncharacters U+FFFE and U+FFFF: free text, such as an SSH
-// key's comment, that stays one line and that cloud-init's YAML loader
-// reads back unchanged from the JSON the agent writes (which escapes tab,
-// U+2028 and U+2029, but no other character).
+// OneLine reports whether s is one line of text: valid UTF-8 without
+// control characters but tab (C0, DEL and C1, where NEL is a line break to
+// YAML 1.1) and without the noncharacters U+FFFE and U+FFFF. An SSH key
+// must be: the agent writes the keys into the cloud-init seed as JSON,
+// which escapes C0 controls but not DEL or C1 ones, and cloud-init's YAML
+// loader refuses a file holding those or the noncharacters.
 func OneLine(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
