@@ -163,12 +163,16 @@ func FuzzNoCloudFiles(f *testing.F) {
 				Match     map[string]string `json:"match"`
 				DHCP4     bool              `json:"dhcp4"`
 				Addresses []string          `json:"addresses"`
+				Gateway4  string            `json:"gateway4"`
 			} `json:"ethernets"`
 		}
 		if err := json.Unmarshal(files["network-config"], &nw); err != nil {
 			t.Fatalf("network-config: %v", err)
 		}
 		eth := nw.Ethernets["primary"]
+		if g, err := netip.ParseAddr(eth.Gateway4); eth.Gateway4 != "" && (err != nil || !g.Is4()) {
+			t.Fatalf("gateway4 %q", eth.Gateway4)
+		}
 		if eth.Match["macaddress"] != mac {
 			t.Fatalf("network-config matches %v", eth.Match)
 		}

@@ -83,6 +83,9 @@ func NoCloudFiles(instanceID, mac string, d agentwire.Decision) (map[string][]by
 		eth["addresses"] = []string{pfx.String()}
 		if nw.Gateway != "" {
 			gw, err := netip.ParseAddr(nw.Gateway)
+			if err == nil && !gw.Is4() {
+				err = errors.New("not an IPv4 address") // gateway4
+			}
 			if err != nil {
 				return nil, fmt.Errorf("network gateway %q: %w", printable(nw.Gateway), err)
 			}
@@ -97,6 +100,9 @@ func NoCloudFiles(instanceID, mac string, d agentwire.Decision) (map[string][]by
 		var dns []string
 		for _, s := range nw.DNS {
 			a, err := netip.ParseAddr(s)
+			if err == nil && a.Zone() != "" {
+				err = errors.New("a nameserver has no zone")
+			}
 			if err != nil {
 				return nil, fmt.Errorf("network dns %q: %w", printable(s), err)
 			}
