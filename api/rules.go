@@ -257,8 +257,8 @@ func parseDNS(in []string) ([]netip.Addr, []error) {
 	var errs []error
 	for i, s := range in {
 		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil {
-			errs = append(errs, &huma.ErrorDetail{Location: fmt.Sprintf("body.network.dns[%d]", i), Message: "not an IP address", Value: s})
+		if err != nil || a.Zone() != "" {
+			errs = append(errs, &huma.ErrorDetail{Location: fmt.Sprintf("body.network.dns[%d]", i), Message: "not an IP address (without a zone)", Value: s})
 			continue
 		}
 		out = append(out, a)
