@@ -331,4 +331,3 @@ func tableHead(f testing.TB, diskMB int64, tbl partition.Table) []byte {
 	}
 	return b
 }
-
