@@ -27,6 +27,14 @@ type rowMirror struct {
 	rows   []mirrorRow
 	at     map[string]int // index in rows by MAC
 	count  map[tuple]int
+
+	// loadMu serialises loads. While one reads Badger, refreshes only
+	// note their MAC in pending (under pendMu), to be read again once the
+	// load is in place: a writer never waits for a load.
+	loadMu  sync.Mutex
+	pendMu  sync.Mutex
+	loading bool
+	pending map[string]struct{}
 }
 
 type mirrorRow struct {
@@ -42,12 +50,28 @@ func (r *rowMirror) load(bdb *badger.DB) error {
 	if loaded {
 		return nil
 	}
-	// Refreshes wait while the snapshot is read, so none is lost to it.
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.loaded {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	r.mu.RLock()
+	loaded = r.loaded
+	r.mu.RUnlock()
+	if loaded {
 		return nil
 	}
+	// A change committed before this point is in the snapshot read below;
+	// one committed after it is refreshed once the rows are in place.
+	r.pendMu.Lock()
+	r.loading, r.pending = true, map[string]struct{}{}
+	r.pendMu.Unlock()
+	defer func() {
+		r.pendMu.Lock()
+		pending := r.pending
+		r.loading, r.pending = false, nil
+		r.pendMu.Unlock()
+		for mac := range pending {
+			r.refresh(bdb, mac)
+		}
+	}()
 	rows, at, count := []mirrorRow{}, map[string]int{}, map[tuple]int{}
 	err := bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xq/")})
@@ -70,7 +94,9 @@ func (r *rowMirror) load(bdb *badger.DB) error {
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.rows, r.at, r.count, r.loaded = rows, at, count, true
+	r.mu.Unlock()
 	return nil
 }
 
@@ -105,6 +131,13 @@ func (r *rowMirror) counts() map[tuple]int {
 
 // refresh re-reads one machine's row (deleting it when it is gone).
 func (r *rowMirror) refresh(bdb *badger.DB, mac string) {
+	r.pendMu.Lock()
+	if r.loading {
+		r.pending[mac] = struct{}{}
+		r.pendMu.Unlock()
+		return
+	}
+	r.pendMu.Unlock()
 	r.mu.RLock()
 	loaded := r.loaded
 	r.mu.RUnlock()

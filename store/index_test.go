@@ -307,13 +307,23 @@ func countKeys(t *testing.T, db *DB, prefix string) int {
 	return n
 }
 
-// Counts follow writes made at once by many writers, as in a boot storm.
+// Counts follow writes made at once by many writers, as in a boot storm,
+// also while the first list loads them.
 func TestCountsFollowConcurrentWrites(t *testing.T) {
 	db, _, _ := openTest(t)
-	if _, err := db.ListMachinePage(MachineQuery{}); err != nil { // counts loaded before the writes
-		t.Fatal(err)
+	for i := range 200 {
+		mustCreate(t, db, Machine{MAC: mac(1000 + i), Segment: "lab"})
 	}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the first list loads the counts while the writers write
+		defer wg.Done()
+		for range 20 {
+			if _, err := db.ListMachinePage(MachineQuery{Limit: 1}); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
 	for w := range 8 {
 		wg.Add(1)
 		go func() {
