@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"hash/crc64"
+	"math"
 	"strings"
 
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
@@ -65,7 +66,13 @@ func SummarizeInventory(raw json.RawMessage) InventorySummary {
 	}
 	for _, d := range inv.Disks {
 		if d.Fixed() { // a CD-ROM's medium or a USB stick is no disk space
-			s.DiskBytes += d.SizeBytes
+			// Saturating: sizes are the agent's word, and a sum that
+			// wrapped would list a huge machine as a small one.
+			if sum := s.DiskBytes + d.SizeBytes; sum < s.DiskBytes {
+				s.DiskBytes = math.MaxUint64
+			} else {
+				s.DiskBytes = sum
+			}
 		}
 	}
 	return s
