@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path"
@@ -131,7 +132,7 @@ func (f *fileGitOps) validate(errs *configErrors) *gitopsConfig {
 	c.PullInterval = duration(errs, "gitops.pull_interval", f.PullInterval, gitops.DefaultPullInterval)
 	c.RetryMax = duration(errs, "gitops.retry_max", f.RetryMax, time.Minute)
 	if f.WebhookSecretFile != "" {
-		b, err := os.ReadFile(f.WebhookSecretFile)
+		b, err := readSmall(f.WebhookSecretFile, maxSecret)
 		switch {
 		case err != nil:
 			errs.add("gitops.webhook_secret_file", "%v", err)
@@ -157,4 +158,25 @@ func (c *gitopsConfig) auth() (transport.AuthMethod, error) {
 
 func (c *gitopsConfig) String() string {
 	return fmt.Sprintf("%s branch %s, directory %s", gitops.Redact(c.Repository), c.Branch, c.Directory)
+}
+
+// maxSecret bounds a secret file: a secret is a line, and a path such as
+// /dev/zero must give an error, not fill the memory.
+const maxSecret = 4 << 10
+
+// readSmall reads the file at path, refusing one longer than limit bytes.
+func readSmall(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is longer than %d bytes: not a secret", path, limit)
+	}
+	return b, nil
 }

@@ -64,6 +64,7 @@ gitops:
 		{"repository: /r.git\n  author: {email: nobody}", "gitops.author.email"},
 		{"repository: /r.git\n  webhook_secret_file: " + token, "at least 16"},
 		{"repository: /r.git\n  webhook_secret_file: /nonexistent", "gitops.webhook_secret_file"},
+		{"repository: /r.git\n  webhook_secret_file: /dev/zero", "longer than 4096 bytes"},
 		{"repository: /r.git\n  colour: blue", "field colour not found"},
 	} {
 		_, err := parseConfig([]byte(goodConfig+"gitops:\n  "+tc.section+"\n"), fakeHost)
