@@ -206,7 +206,7 @@ fuzz: deps docs-assets ui
 ## bench: DHCP throughput and other numbers, against peers in the same run
 ## (Kea and tftp-hpa; see bench/README.md).
 bench: build images $(BUILD)/.bench-peers
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./bench/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...
 
 # The peers are installed without starting or enabling their services: a
 # DHCP or TFTP server left running on the host is an outage waiting to happen.
