@@ -2,14 +2,11 @@ package api_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/foundry-appliance/foundry/api"
-	"github.com/foundry-appliance/foundry/api/client"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -29,26 +26,8 @@ func newFullDiskEnv(t *testing.T, configure ...func(*api.Server)) (*env, *atomic
 // and keeps fullDiskReserve.
 func newSpaceEnv(t *testing.T, free func(string) (int64, error), configure ...func(*api.Server)) *env {
 	t.Helper()
-	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
-	db, err := store.Open(t.TempDir(), store.Options{Now: clk.Now, SpaceReserve: fullDiskReserve, FreeSpace: free})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	srv := &api.Server{Store: db, Segments: []api.SegmentInfo{labSegment}, Now: clk.Now, KeepAlive: time.Hour}
-	for _, f := range configure {
-		f(srv)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ts.CloseClientConnections()
-		ts.Close()
-		srv.Close()
-		db.Close()
-	})
-	e := &env{t: t, db: db, srv: srv, ts: ts, clock: clk}
-	e.adminToken = e.token("admin", store.RoleAdmin)
-	e.admin = &client.Client{BaseURL: ts.URL, Token: e.adminToken}
-	e.viewer = &client.Client{BaseURL: ts.URL, Token: e.token("viewer", store.RoleViewer)}
+	e := newEnvWith(t, store.Options{SpaceReserve: fullDiskReserve, FreeSpace: free}, configure...)
+	t.Cleanup(e.srv.Close) // first: stops the imports before the store closes
 	return e
 }
 

@@ -65,8 +65,15 @@ var labSegment = api.SegmentInfo{
 
 func newEnv(t *testing.T, configure ...func(*api.Server)) *env {
 	t.Helper()
+	return newEnvWith(t, store.Options{}, configure...)
+}
+
+// newEnvWith is newEnv on a store opened with opt (its clock is the env's).
+func newEnvWith(t *testing.T, opt store.Options, configure ...func(*api.Server)) *env {
+	t.Helper()
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
-	db, err := store.Open(t.TempDir(), store.Options{Now: clk.Now})
+	opt.Now = clk.Now
+	db, err := store.Open(t.TempDir(), opt)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
