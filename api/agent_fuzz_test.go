@@ -61,6 +61,24 @@ func (a *fuzzAPI) get(path string) (int, []byte) {
 // machineSeq numbers the MACs of FuzzAgentRegister's machines.
 var machineSeq atomic.Uint32
 
+// discovered creates a new discovered machine (its MAC numbered under
+// 52:54:<group>) with a boot nonce, and deletes it when the test ends.
+func (a *fuzzAPI) discovered(t *testing.T, group byte) (mac, nonce string) {
+	t.Helper()
+	n := machineSeq.Add(1)
+	mac = fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", group, byte(n>>16), byte(n>>8), byte(n))
+	if _, err := a.db.CreateMachine(store.Machine{MAC: mac, State: store.StateDiscovered, Temporary: true,
+		ExpiresAt: time.Now().Add(time.Hour), Segment: "lab"}, store.Audit{Actor: "dhcp", Action: "discover"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.db.DeleteMachine(mac, store.Audit{Actor: "test", Action: "delete"}) })
+	nonce, err := a.db.IssueNonce(mac, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac, nonce
+}
+
 // FuzzAgentRegister sends a signed registration with a live nonce whose
 // MAC, inventory, token and trailing members are the fuzzer's. The server
 // answers with a client error or accepts it, never a server error; an
@@ -78,17 +96,7 @@ func FuzzAgentRegister(f *testing.F) {
 	f.Add("", []byte(`"x"`), []byte(`{"salt":"AAAAAAAAAAA=","hash":"AAAA"}`), []byte(`,"public_key":"AAAA"`))
 	a := newFuzzAPI(f)
 	f.Fuzz(func(t *testing.T, macText string, inv, tok, extra []byte) {
-		n := machineSeq.Add(1)
-		mac := fmt.Sprintf("52:54:01:%02x:%02x:%02x", byte(n>>16), byte(n>>8), byte(n))
-		if _, err := a.db.CreateMachine(store.Machine{MAC: mac, State: store.StateDiscovered, Temporary: true,
-			ExpiresAt: time.Now().Add(time.Hour), Segment: "lab"}, store.Audit{Actor: "dhcp", Action: "discover"}); err != nil {
-			t.Fatal(err)
-		}
-		defer a.db.DeleteMachine(mac, store.Audit{Actor: "test", Action: "delete"})
-		nonce, err := a.db.IssueNonce(mac, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
+		mac, nonce := a.discovered(t, 0x01)
 		_, key, _ := ed25519.GenerateKey(rand.Reader)
 		switch macText {
 		case "":
@@ -129,8 +137,8 @@ func FuzzAgentRegister(f *testing.F) {
 			t.Fatalf("registered machine is %s", view.State)
 		}
 		var sent, kept any
-		var stored store.Machine
-		if stored, err = a.db.GetMachine(mac); err != nil {
+		stored, err := a.db.GetMachine(mac)
+		if err != nil {
 			t.Fatal(err)
 		}
 		// Members sent twice count once, as the last: JSON decoders agree.
@@ -288,17 +296,7 @@ func FuzzAgentCalls(f *testing.F) {
 	inv, _ := json.Marshal(testInventory("52:54:00:12:34:56"))
 	a := newFuzzAPI(f)
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		n := machineSeq.Add(1)
-		mac := fmt.Sprintf("52:54:03:%02x:%02x:%02x", byte(n>>16), byte(n>>8), byte(n))
-		if _, err := a.db.CreateMachine(store.Machine{MAC: mac, State: store.StateDiscovered, Temporary: true,
-			ExpiresAt: time.Now().Add(time.Hour), Segment: "lab"}, store.Audit{Actor: "dhcp", Action: "discover"}); err != nil {
-			t.Fatal(err)
-		}
-		defer a.db.DeleteMachine(mac, store.Audit{Actor: "test", Action: "delete"})
-		nonce, err := a.db.IssueNonce(mac, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
+		mac, nonce := a.discovered(t, 0x03)
 		_, key, _ := ed25519.GenerateKey(rand.Reader)
 		pk, _ := json.Marshal(key.Public())
 		call := func(path string, body []byte, seq uint64) *httptest.ResponseRecorder {
