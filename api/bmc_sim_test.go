@@ -50,7 +50,7 @@ func TestBMCAgainstIPMISimulator(t *testing.T) {
 		t.Fatalf("release: %d %s", code, body)
 	}
 	t.Logf("release answered in %v", time.Since(start).Round(time.Millisecond))
-	if a := e.auditOf(macA, "power-pxe"); !strings.Contains(a.Detail, "after release") {
+	if a := e.auditWith(macA, "power-pxe", "after release"); !strings.Contains(a.Detail, "after release") {
 		t.Fatalf("audit %q", a.Detail)
 	}
 	// ipmi_sim powers the machine on again a second after the cycle's

@@ -80,18 +80,26 @@ func withBMC(f api.BMCDriver) func(*api.Server) {
 // auditOf waits up to 5 s for an audit entry of mac with action.
 func (e *env) auditOf(mac, action string) store.AuditEntry {
 	e.t.Helper()
+	return e.auditWith(mac, action, "")
+}
+
+// auditWith waits up to 5 s for the newest audit entry of mac with action
+// to have detail in its text: an asynchronous step (a power-cycle after a
+// transition) writes its entry after the call that started it returned.
+func (e *env) auditWith(mac, action, detail string) store.AuditEntry {
+	e.t.Helper()
 	end := time.Now().Add(5 * time.Second)
 	for {
 		l, err := e.admin.ListAudit(context.Background(), client.AuditOptions{MAC: mac, Action: action})
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if len(l.Items) > 0 {
+		if len(l.Items) > 0 && strings.Contains(l.Items[0].Detail, detail) {
 			it := l.Items[0]
 			return store.AuditEntry{ID: it.ID, MAC: it.MAC, Audit: store.Audit{Actor: it.Actor, Action: it.Action, Detail: it.Detail}}
 		}
 		if time.Now().After(end) {
-			e.t.Fatalf("no audit entry %s for %s", action, mac)
+			e.t.Fatalf("no audit entry %s for %s with %q (newest: %+v)", action, mac, detail, l.Items[:min(len(l.Items), 1)])
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -211,7 +219,7 @@ func TestBMCFailureIsReportedAndBlocksNothing(t *testing.T) {
 	if code, body := e.post("/machines/"+macB+"/release", nil); code != 200 {
 		t.Fatalf("release with a failing BMC: %d %s", code, body)
 	}
-	if a := e.auditOf(macB, "bmc-failed"); !strings.Contains(a.Detail, "after release") {
+	if a := e.auditWith(macB, "bmc-failed", "after release"); !strings.Contains(a.Detail, "after release") {
 		t.Fatalf("release's power-cycle failure audited as %q", a.Detail)
 	}
 }
