@@ -274,17 +274,14 @@ func (t *pollTargets) list() []string {
 }
 
 func (t *pollTargets) follow(ctx context.Context, s *Server) {
-	has := func(m store.Machine) bool { return m.BMC != nil && len(m.BMC.Secret) > 0 && m.BMC.Address != "" }
 	for ctx.Err() == nil {
 		events, cancel := s.Store.Subscribe(1024)
-		all, err := s.Store.ListMachines()
+		all, err := s.Store.PowerManagedMachines()
 		if err == nil {
 			t.mu.Lock()
 			clear(t.macs)
-			for _, m := range all {
-				if has(m) {
-					t.macs[m.MAC] = true
-				}
+			for _, mac := range all {
+				t.macs[mac] = true
 			}
 			t.mu.Unlock()
 		}
@@ -299,7 +296,7 @@ func (t *pollTargets) follow(ctx context.Context, s *Server) {
 					break loop
 				}
 				t.mu.Lock()
-				if ev.Type != store.EventDeleted && has(ev.Machine) {
+				if ev.Type != store.EventDeleted && ev.Machine.PowerManaged() {
 					t.macs[ev.Machine.MAC] = true
 				} else {
 					delete(t.macs, ev.Machine.MAC)

@@ -37,6 +37,7 @@ type Store interface {
 	GetMachine(mac string) (store.Machine, error)
 	ListMachines() ([]store.Machine, error)
 	ListMachinePage(store.MachineQuery) (store.MachinePage, error)
+	PowerManagedMachines() ([]string, error)
 	UpdateMachine(mac string, a store.Audit, fn func(*store.Machine) error) (store.Machine, error)
 	DeleteMachine(mac string, a store.Audit) error
 	Subscribe(buffer int) (<-chan store.Event, func())

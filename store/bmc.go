@@ -28,6 +28,12 @@ type BMC struct {
 	RotatedAt time.Time `json:"rotated_at,omitzero"`
 }
 
+// PowerManaged reports whether the appliance can reach m's BMC with a
+// credential of its own: the machines whose power it reads and drives.
+func (m *Machine) PowerManaged() bool {
+	return m.BMC != nil && len(m.BMC.Secret) > 0 && m.BMC.Address != ""
+}
+
 // BMC sources.
 const (
 	BMCFromAgent = "agent" // created in band by the discovery OS

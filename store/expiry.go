@@ -19,13 +19,22 @@ var expireAudit = Audit{Actor: "system", Action: "expire"}
 func (db *DB) ExpireMachines() ([]Machine, error) {
 	now := db.now()
 	var due []string
+	// The expiry entries (index.go) sort by time: the round reads keys up
+	// to now and no record that is not due; expire re-reads each one under
+	// its lock, so an entry left stale by a concurrent change only costs a
+	// look.
+	bound := now.UTC().Format(timeKey)
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		return scan(txn, "m/", func(m Machine) error {
-			if m.Temporary && !m.ExpiresAt.After(now) {
-				due = append(due, m.MAC)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(expiryPrefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			mac, ok := expiryMAC(it.Item().Key(), bound)
+			if !ok {
+				break
 			}
-			return nil
-		}, db.corrupt.report)
+			due = append(due, mac)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("expire machines: %w", err)

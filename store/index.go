@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // Machine lists read these keys, never a machine's inventory (schema 3;
@@ -13,7 +15,12 @@ import (
 //	x/<family>/<order>/<sort key>\x00<mac>  list index entry: filter tuple
 //	xq/<mac>                                  search row
 //	xk/<mac>                                  empty: two or more sessions
+//	xe/<expires at>\x00<mac>                  empty: a temporary machine
+//	xb/<mac>                                  empty: a power-managed machine
 //
+// The expiry entries let the minute's expiry round read only the records
+// that are due, and the BMC entries the power poller find its machines
+// (schema 4), instead of every machine.
 // A family is every machine ("a"), one state ("s03"), one cluster
 // ("c<name>") or one segment ("g<name>"); each holds an entry per sort
 // order, so that a page of any filter on one of them, in any order, is a
@@ -133,7 +140,48 @@ func indexEntries(m *Machine) map[string][]byte {
 			out[indexPrefix(fam, code)+SortKey(m, order)+"\x00"+m.MAC] = val
 		}
 	}
+	if m.Temporary {
+		out[string(expiryKey(m))] = nil
+	}
+	if m.PowerManaged() {
+		out[bmcPrefix+m.MAC] = nil
+	}
 	return out
+}
+
+// bmcPrefix holds an entry per machine whose power the appliance manages.
+const bmcPrefix = "xb/"
+
+// PowerManagedMachines returns the MACs of the machines with a BMC the
+// appliance holds a credential for (Machine.PowerManaged), in MAC order.
+func (db *DB) PowerManagedMachines() ([]string, error) {
+	var out []string
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(bmcPrefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out = append(out, string(it.Item().Key()[len(bmcPrefix):]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list power-managed machines: %w", err)
+	}
+	return out, nil
+}
+
+// expiryPrefix holds an entry per temporary machine, in expiry order.
+const expiryPrefix = "xe/"
+
+func expiryKey(m *Machine) []byte {
+	return []byte(expiryPrefix + m.ExpiresAt.UTC().Format(timeKey) + "\x00" + m.MAC)
+}
+
+// expiryMAC is the MAC of an expiry entry and whether it was due at
+// bound (the formatted time the round compares with).
+func expiryMAC(key []byte, bound string) (mac string, due bool) {
+	at, mac, ok := strings.Cut(strings.TrimPrefix(string(key), expiryPrefix), "\x00")
+	return mac, ok && at <= bound
 }
 
 // writer is what index maintenance writes through: a transaction, or the

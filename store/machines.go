@@ -281,7 +281,10 @@ func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) er
 		if err != nil {
 			return err
 		}
-		next := old
+		next, err := old.clone()
+		if err != nil {
+			return err
+		}
 		entry := a
 		quiet := false
 		ss := &Sessions{db: db, txn: txn, mac: mac, bound: old.Session, now: db.now(), detail: &entry.Detail, quiet: &quiet}
@@ -320,6 +323,24 @@ func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) er
 		return fail(err)
 	}
 	db.publish(EventUpdated, out)
+	return out, nil
+}
+
+// clone is a deep copy of m, so that an update function that changes a
+// nested field in place (m.BMC.Secret = nil) leaves the old record as it
+// was: the indexes, unique keys and references compare the two.
+func (m Machine) clone() (Machine, error) {
+	inv := m.Inventory
+	m.Inventory = nil
+	b, err := json.Marshal(m)
+	if err != nil {
+		return Machine{}, fmt.Errorf("copy machine: %w", err)
+	}
+	var out Machine
+	if err := json.Unmarshal(b, &out); err != nil {
+		return Machine{}, fmt.Errorf("copy machine: %w", err)
+	}
+	out.Inventory = inv
 	return out, nil
 }
 

@@ -66,7 +66,7 @@ var keyMigrate3 = []byte("meta/migrate3")
 // record under mn/ and its index entries, search row and conflict key,
 // then marks the staging done.
 func (db *DB) stageLists() (int, error) {
-	for _, p := range []string{"x/", "xq/", "xk/", "mn/"} {
+	for _, p := range []string{"x/", "xq/", "xk/", "xe/", "xb/", "mn/"} {
 		if err := db.dropPrefix(p); err != nil {
 			return 0, err
 		}
@@ -170,6 +170,45 @@ func (db *DB) eachMachineValue(fn func(txn *badger.Txn, mac string, value []byte
 		}
 		return nil
 	})
+}
+
+// buildSchema4 writes the expiry entry of every temporary machine and the
+// BMC entry of every power-managed one (index.go): schema 3 databases
+// have neither.
+func (db *DB) buildSchema4() error {
+	if err := db.space.check(); err != nil {
+		return fmt.Errorf("refusing to migrate: %w", err)
+	}
+	wb := db.bdb.NewWriteBatch()
+	n := 0
+	err := db.eachMachineValue(func(_ *badger.Txn, _ string, b []byte) error {
+		var m Machine
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err // reported and skipped by eachMachineValue
+		}
+		if m.PowerManaged() {
+			if err := wb.Set([]byte(bmcPrefix+m.MAC), nil); err != nil {
+				return err
+			}
+		}
+		if !m.Temporary {
+			return nil
+		}
+		n++
+		return wb.Set(expiryKey(&m), nil)
+	})
+	if err == nil {
+		err = wb.Flush()
+	} else {
+		wb.Cancel()
+	}
+	if err != nil {
+		return fmt.Errorf("build expiry and BMC entries: %w", err)
+	}
+	if n > 0 {
+		db.log.Info("store migrated to schema 4: expiry reads only temporary machines", "temporary", n)
+	}
+	return nil
 }
 
 // dropPrefix deletes every key under prefix, in batches.

@@ -9,7 +9,7 @@
 //	meta/cursor/<name>       an exporter's last delivered audit id (raw; cursor.go)
 //	m/<mac>                  Machine, without its inventory (Summary stands for it)
 //	mi/<mac>                 the machine's inventory (raw JSON)
-//	x/, xq/, xn/, xk/        machine list indexes, search rows, counts (index.go)
+//	x/ xq/ xk/ xe/ xb/       list indexes, search rows, conflicts, expiry, BMCs (index.go)
 //	l/<segment>/<mac>        Lease
 //	a/<id>                   AuditEntry; ids sort by time (see nextID)
 //	am/<mac>/<id>            empty: index of one machine's audit entries
@@ -65,7 +65,7 @@ var (
 )
 
 // SchemaVersion is the layout version written to a new database.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // Options configure Open. The zero value is valid.
 type Options struct {
@@ -242,16 +242,27 @@ func (db *DB) initSchema() error {
 		}
 		return nil
 	})
-	if err != nil || v >= 3 {
+	if err != nil || v >= SchemaVersion {
 		return err
 	}
-	// Version 3 keeps inventories apart and lists through indexes
-	// (migrate.go); too large for one transaction, so it commits the
-	// version only when it is done.
-	if err := db.migrateLists(); err != nil {
-		return fmt.Errorf("migrate schema 2 to 3: %w", err)
+	if v < 3 {
+		// Version 3 keeps inventories apart and lists through indexes
+		// (migrate.go); too large for one transaction, so it commits the
+		// version only when it is done.
+		if err := db.migrateLists(); err != nil {
+			return fmt.Errorf("migrate schema 2 to 3: %w", err)
+		}
+		if err := db.update(func(txn *badger.Txn) error { return setJSON(txn, keySchema, 3) }); err != nil {
+			return err
+		}
 	}
-	return db.update(func(txn *badger.Txn) error { return setJSON(txn, keySchema, 3) })
+	// Version 4 adds the expiry and BMC entries (index.go). The migration
+	// above wrote them already; a version 3 database gets them here, in
+	// batches, idempotently, so that an upgrade cut off is simply run again.
+	if err := db.buildSchema4(); err != nil {
+		return fmt.Errorf("migrate schema 3 to 4: %w", err)
+	}
+	return db.update(func(txn *badger.Txn) error { return setJSON(txn, keySchema, SchemaVersion) })
 }
 
 // maxConflictRetries bounds how often update re-runs a transaction that lost
