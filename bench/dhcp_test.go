@@ -54,6 +54,10 @@ type trial struct {
 	offered int
 	perfResult
 	cpu time.Duration
+	// rcvbuf is how many datagrams the namespace's kernel dropped for a
+	// full socket receive buffer during the run: packets lost before the
+	// server read them, as against packets it read and did not answer.
+	rcvbuf int64
 }
 
 func (t trial) ok() bool {
@@ -64,6 +68,9 @@ func (t trial) String() string {
 	verdict := "ok"
 	if !t.ok() {
 		verdict = "over"
+	}
+	if t.rcvbuf > 0 {
+		return fmt.Sprintf("%d→%.0f/s %.2f%% %s (kernel dropped %d)", t.offered, t.Rate, t.dropPct(), verdict, t.rcvbuf)
 	}
 	return fmt.Sprintf("%d→%.0f/s %.2f%% %s", t.offered, t.Rate, t.dropPct(), verdict)
 }
@@ -85,6 +92,7 @@ type search struct {
 func (s *search) trial(b *testing.B, n relayNet, rate int) trial {
 	b.Helper()
 	before := s.d.cpu()
+	udpBefore := udpCounters()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, out, err := s.perfdhcp(ctx, n, "-R", fmt.Sprint(benchClients), "-r", fmt.Sprint(rate), "-p", fmt.Sprint(trialSeconds))
@@ -94,7 +102,7 @@ func (s *search) trial(b *testing.B, n relayNet, rate int) trial {
 	if s.d.exited() {
 		b.Fatalf("%s exited under load:\n%s", s.name, tail(s.d.log.String(), 3000))
 	}
-	t := trial{offered: rate, perfResult: res, cpu: s.d.cpu() - before}
+	t := trial{offered: rate, perfResult: res, cpu: s.d.cpu() - before, rcvbuf: udpCounters()["RcvbufErrors"] - udpBefore["RcvbufErrors"]}
 	s.trials = append(s.trials, t)
 	s.peak = max(s.peak, t.Rate)
 	// An overloaded server may still be working through what it was sent;
@@ -212,6 +220,7 @@ func BenchmarkDHCPThroughput(b *testing.B) {
 		}
 		fmt.Fprintf(&sb, "%s runs: %s\n", s.name, strings.Join(steps, ", "))
 	}
+	fmt.Fprintf(&sb, "foundry's own DHCP drops and limits over all runs: %s\n", dhcpDrops("http://127.0.0.1:8080"))
 	fmt.Fprintf(&sb, "durability: %s\n", foundry.syncs.describe("foundry (Badger, SyncWrites)"))
 	fmt.Fprintf(&sb, "durability: %s\n", kea.syncs.describe("kea (memfile, persist: true)"))
 	report(b, sb.String())
