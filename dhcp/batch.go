@@ -57,6 +57,10 @@ type batchServer struct {
 	replies chan datagram
 	done    chan error
 	once    sync.Once
+	// buffers recycles the read buffers: a fresh 4 KiB buffer per packet
+	// was most of the server's garbage at 10,000 DORA/s (answer only
+	// parses it; dhcpv4.FromBytes copies what it keeps).
+	buffers sync.Pool
 }
 
 // startBatch starts serving conn; Close stops it.
@@ -71,13 +75,16 @@ func startBatch(conn *net.UDPConn, answer func([]byte, *net.UDPAddr) datagram, o
 		replies:  make(chan datagram, batchQueue),
 		done:     make(chan error, 1),
 	}
+	s.buffers.New = func() any { return new([maxDatagram]byte) }
 	var workers sync.WaitGroup
 	for range batchWorkers {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
 			for d := range s.queue {
-				if r := s.answer(d.b, d.addr); r.b != nil {
+				r := s.answer(d.b, d.addr)
+				s.buffers.Put((*[maxDatagram]byte)(d.b[:maxDatagram]))
+				if r.b != nil {
 					s.replies <- r
 				}
 			}
@@ -104,7 +111,7 @@ func startBatch(conn *net.UDPConn, answer func([]byte, *net.UDPAddr) datagram, o
 func (s *batchServer) read() error {
 	msgs := make([]ipv4.Message, batchMessages)
 	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+		msgs[i].Buffers = [][]byte{s.buffer()}
 	}
 	for {
 		n, err := s.pc.ReadBatch(msgs, 0)
@@ -126,14 +133,19 @@ func (s *batchServer) read() error {
 			d := datagram{b: m.Buffers[0][:m.N], addr: peer}
 			select {
 			case s.queue <- d:
-				// The worker owns the buffer now; read the next packet
-				// into a new one.
-				m.Buffers[0] = make([]byte, maxDatagram)
+				// The worker owns the buffer now (and gives it back);
+				// read the next packet into another.
+				m.Buffers[0] = s.buffer()
 			default:
 				s.overload()
 			}
 		}
 	}
+}
+
+// buffer is a read buffer of maxDatagram bytes.
+func (s *batchServer) buffer() []byte {
+	return s.buffers.Get().(*[maxDatagram]byte)[:]
 }
 
 // write sends replies, as many at once as are ready, until the workers
