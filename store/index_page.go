@@ -368,15 +368,31 @@ func (p *picker) offer(r *row) {
 	if q.After != nil && p.h.compareBytes(key, r.mac, *q.After) <= 0 {
 		return
 	}
-	// Keep the limit+1 first: the last one says that a next page exists.
-	// The heap holds the row's own bytes, which are never changed in
-	// place (the mirror replaces a row; readRows' are copies).
+	p.keep(heapKey{key, r.mac})
+}
+
+// keep adds k to the page kept so far if it is among the limit+1 first:
+// the last one says that a next page exists. The heap holds the row's
+// own bytes, which are never changed in place (the mirror replaces a row;
+// readRows' are copies).
+func (p *picker) keep(k heapKey) {
 	switch {
-	case p.h.Len() <= q.Limit:
-		heap.Push(&p.h, heapKey{key, r.mac})
-	case p.h.compare(heapKey{key, r.mac}, p.h.keys[0]) < 0:
-		p.h.keys[0] = heapKey{key, r.mac}
+	case p.h.Len() <= p.q.Limit:
+		heap.Push(&p.h, k)
+	case p.h.compare(k, p.h.keys[0]) < 0:
+		p.h.keys[0] = k
 		heap.Fix(&p.h, 0)
+	}
+}
+
+// merge adds what o picked from other rows of the same query.
+func (p *picker) merge(o *picker) {
+	p.total += o.total
+	for st, n := range o.counts {
+		p.counts[st] += n
+	}
+	for _, k := range o.h.keys {
+		p.keep(k)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,44 @@ func BenchmarkListMachinePage(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSearchInPartsMatchesAScan: a search over enough machines to be
+// split between goroutines (searchRowsPerPart) finds the same first page,
+// total and counts as a scan of every record, in every order.
+func TestSearchInPartsMatchesAScan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("25,000 machines")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	db, err := Open("", Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := 2*searchRowsPerPart + 5000
+	fill(t, db, n, 300)
+	for _, text := range []string{"vendor 3", "sn0001", "model 12 rack"} {
+		for _, order := range []string{SortMAC, SortLastSeen} {
+			for _, desc := range []bool{false, true} {
+				q := MachineQuery{Text: text, Sort: order, Desc: desc, Limit: 100}
+				want, total, counts := reference(t, db, q)
+				p, err := db.ListMachinePage(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, m := range p.Machines {
+					got = append(got, m.MAC)
+				}
+				if !slices.Equal(got, want[:min(len(want), 100)]) || p.Total != total || !mapsEqual(p.Counts, counts) {
+					t.Fatalf("%+v: page %v total %d counts %v;\nwant %v total %d counts %v", q, got, p.Total, p.Counts, want[:min(len(want), 100)], total, counts)
+				}
+				if (p.Next != nil) != (total > 100) {
+					t.Errorf("%+v: next page %v with %d matches", q, p.Next, total)
+				}
+			}
+		}
 	}
 }
