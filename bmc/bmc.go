@@ -26,6 +26,8 @@ import (
 
 	bmclib "github.com/bmc-toolbox/bmclib/v2"
 	"github.com/go-logr/logr"
+
+	"github.com/foundry-appliance/foundry/names"
 )
 
 // Protocol is how the appliance speaks to a BMC.
@@ -91,19 +93,15 @@ func (e Endpoint) Validate() error {
 	return nil
 }
 
-// checkHost accepts an IP address or a DNS name, nothing that could be
-// read as an option or a URL by the programs the host is handed to.
+// checkHost accepts an IP address or a DNS name by the one host-name rule
+// (names.Hostname: RFC 1123, so nothing that could be read as an option or
+// a URL by the programs the host is handed to).
 func checkHost(h string) error {
 	if _, err := netip.ParseAddr(h); err == nil {
 		return nil
 	}
-	if h == "" || len(h) > 253 || strings.HasPrefix(h, "-") || strings.HasPrefix(h, ".") {
-		return fmt.Errorf("BMC address %q is not an IP address or host name", h)
-	}
-	for _, r := range h {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return fmt.Errorf("BMC address %q is not an IP address or host name", h)
-		}
+	if _, err := names.Hostname(h); err != nil {
+		return fmt.Errorf("BMC address %q is not an IP address, and %w", h, err)
 	}
 	return nil
 }

@@ -42,6 +42,13 @@ func TestEndpointValidate(t *testing.T) {
 		{"option as host", func(e *Endpoint) { e.Host = "-oProxyCommand=x" }, false},
 		{"url as host", func(e *Endpoint) { e.Host = "http://x" }, false},
 		{"empty host", func(e *Endpoint) { e.Host = "" }, false},
+		// The one host-name rule (names.Hostname), not a looser copy.
+		{"upper-case host name", func(e *Endpoint) { e.Host = "BMC-1.Rack.Example" }, true},
+		{"empty label", func(e *Endpoint) { e.Host = "bmc..example" }, false},
+		{"label ending in '-'", func(e *Endpoint) { e.Host = "bmc-.example" }, false},
+		{"trailing dot", func(e *Endpoint) { e.Host = "bmc.example." }, false},
+		{"label of 64", func(e *Endpoint) { e.Host = strings.Repeat("b", 64) + ".example" }, false},
+		{"underscore", func(e *Endpoint) { e.Host = "bmc_1.example" }, false},
 		{"port", func(e *Endpoint) { e.Port = 70000 }, false},
 		{"no user", func(e *Endpoint) { e.Username = "" }, false},
 		{"ipmi user too long", func(e *Endpoint) { e.Username = strings.Repeat("u", 17) }, false},
