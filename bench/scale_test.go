@@ -35,6 +35,7 @@ const (
 	scaleRequests = 300 // per measured request kind
 	scaleToken    = "FOUNDRY-BNCH-SCAL-EZZZ"
 	scaleSettle   = 10 * time.Minute // the longest the first start may take to compact
+	scaleMemory   = 300 << 20        // the memory the measured appliance is given
 	benchAdmin    = "fdy_bench-admin-token-0123456789abcdef"
 )
 
@@ -75,8 +76,17 @@ func BenchmarkScale(b *testing.B) {
 	firstMem := procMemory(first.pid)
 	first.stop()
 
+	// The measured appliance runs in a memory cgroup of scaleMemory, as
+	// an appliance given that much memory would: Badger maps its files,
+	// and every table it writes stays resident (mapped page cache) until
+	// the kernel needs the memory, so without a limit the resident figure
+	// grows with what was written, not with what is needed. The page
+	// cache is dropped first, so that pages read by the earlier start are
+	// charged to this one.
+	cg := newMemoryCgroup(b, scaleMemory)
+	run(b, "", "sh", "-c", "sync && echo 1 > /proc/sys/vm/drop_caches")
 	start = time.Now()
-	srv := startFoundryOn(b, dir, data, cfg)
+	srv := startFoundryOn(b, dir, data, cfg, cg.procs)
 	upTime := time.Since(start)
 	c := &scaleClient{b: b, http: &http.Client{Timeout: time.Minute}}
 
@@ -88,7 +98,12 @@ func BenchmarkScale(b *testing.B) {
 			method, path, body := req(i)
 			ds = append(ds, c.do(method, path, body))
 		}
-		rows = append(rows, newScaleRow(name, ds))
+		row := newScaleRow(name, ds)
+		// Where resident memory grows: anonymous (Go heap, Badger's
+		// memtables and caches) and mapped database files.
+		m := procMemory(srv.pid)
+		row.anon, row.file = m["RssAnon"], m["RssFile"]
+		rows = append(rows, row)
 	}
 	// The first search loads the search rows into memory, once.
 	firstSearch := c.do("GET", "/api/v1/machines?q=warm-up&limit=100", nil)
@@ -119,6 +134,7 @@ func BenchmarkScale(b *testing.B) {
 	})
 	mem := procMemory(srv.pid)
 	srv.stop()
+	cgPeak, cgOOM := cg.peak(), cg.oomKills()
 	b.StopTimer()
 
 	var sb strings.Builder
@@ -130,13 +146,18 @@ func BenchmarkScale(b *testing.B) {
 	fmt.Fprintf(&sb, "measured start: healthy after %s; first search %s (loads the search rows)\n",
 		upTime.Round(100*time.Millisecond), firstSearch.Round(time.Millisecond))
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "request\tn\tp50\tp99\tmax\t")
+	fmt.Fprintln(w, "request\tn\tp50\tp99\tmax\tresident after: anon\tfiles\t")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t\n", r.name, r.n, ms(r.p50), ms(r.p99), ms(r.max))
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", r.name, r.n, ms(r.p50), ms(r.p99), ms(r.max), humanBytes(r.anon), humanBytes(r.file))
 	}
 	w.Flush()
 	fmt.Fprintf(&sb, "foundry serve: peak resident %s (VmHWM); at the end %s (anonymous %s, files %s)\n",
 		humanBytes(mem["VmHWM"]), humanBytes(mem["VmRSS"]), humanBytes(mem["RssAnon"]), humanBytes(mem["RssFile"]))
+	if cg.procs != "" {
+		fmt.Fprintf(&sb, "memory cgroup limit %s (%s): peak charged %s, OOM kills %d\n", humanBytes(scaleMemory), cg.version, humanBytes(cgPeak), cgOOM)
+	} else {
+		fmt.Fprintf(&sb, "no memory cgroup (%s): measured without a memory limit\n", cg.why)
+	}
 	fmt.Fprintf(&sb, "PBKDF2 of one console token here: %s (the check is slow on purpose)\n", ms(pbkdf2Time()))
 	report(b, sb.String())
 
@@ -147,6 +168,9 @@ func BenchmarkScale(b *testing.B) {
 	}
 	if mem["VmHWM"] > 300<<20 {
 		b.Logf("over target: peak resident %s", humanBytes(mem["VmHWM"]))
+	}
+	if cgOOM > 0 {
+		b.Errorf("the appliance was OOM-killed %d times in %s", cgOOM, humanBytes(scaleMemory))
 	}
 }
 
@@ -398,7 +422,7 @@ func scaleInventory(b *testing.B, t inventory.Inventory, mac string, i int) []by
 
 // startFoundryOn runs `foundry serve` on the data directory data (dir
 // holds its configuration) and waits until it answers.
-func startFoundryOn(b *testing.B, dir, data, cfg string) *daemon {
+func startFoundryOn(b *testing.B, dir, data, cfg string, cgroupProcs ...string) *daemon {
 	b.Helper()
 	images := filepath.Join(dir, "images")
 	must(b, os.MkdirAll(filepath.Join(images, "ipxe"), 0o755)) // TFTP's root; nothing boots here
@@ -406,7 +430,13 @@ func startFoundryOn(b *testing.B, dir, data, cfg string) *daemon {
 		"http:\n  listen: \"127.0.0.1:8080\"\n  advertise: \"http://127.0.0.1:8080\"\n%s", data, images, cfg)
 	path := filepath.Join(dir, "foundry.yaml")
 	must(b, os.WriteFile(path, []byte(full), 0o644))
-	d := startDaemon(b, "foundry", []string{"FOUNDRY_ADMIN_TOKEN=" + benchAdmin}, foundryBin(b), "serve", "--config", path)
+	args := []string{foundryBin(b), "serve", "--config", path}
+	if len(cgroupProcs) > 0 && cgroupProcs[0] != "" {
+		// The shell joins the cgroup, then becomes foundry: every page
+		// foundry touches is charged there.
+		args = append([]string{"sh", "-c", `echo $$ > "$0" && exec "$@"`, cgroupProcs[0]}, args...)
+	}
+	d := startDaemon(b, "foundry", []string{"FOUNDRY_ADMIN_TOKEN=" + benchAdmin}, args[0], args[1:]...)
 	waitFor(b, d, 10*time.Minute, func() bool {
 		resp, err := http.Get("http://127.0.0.1:8080/healthz")
 		if err != nil {
@@ -448,6 +478,7 @@ type scaleRow struct {
 	name          string
 	n             int
 	p50, p99, max time.Duration
+	anon, file    int64 // the appliance's resident memory after the requests
 }
 
 func newScaleRow(name string, ds []time.Duration) scaleRow {
