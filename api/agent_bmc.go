@@ -91,6 +91,9 @@ func (s *Server) agentBMC(ctx context.Context, in *struct{ Body AgentBMC }) (*ag
 	if err != nil {
 		return nil, err
 	}
+	// The BMC's MAC is informational: kept in the one canonical form
+	// (names.ParseMAC), or not at all when it is not a MAC.
+	bmcMAC, _ := names.ParseMAC(strings.TrimSpace(r.MAC))
 	detail := "ipmi user " + r.Username + " created in band"
 	if addr != "" {
 		detail += " on the BMC at " + addr
@@ -102,7 +105,7 @@ func (s *Server) agentBMC(ctx context.Context, in *struct{ Body AgentBMC }) (*ag
 			return errNoBMCRequest
 		}
 		m.BMCUser = ""
-		m.BMC = &store.BMC{Protocol: string(bmc.IPMI), Address: addr, MAC: strings.ToLower(r.MAC), Username: r.Username,
+		m.BMC = &store.BMC{Protocol: string(bmc.IPMI), Address: addr, MAC: bmcMAC, Username: r.Username,
 			Secret: sealed, Source: store.BMCFromAgent, UpdatedAt: s.now()}
 		return nil
 	})

@@ -413,7 +413,7 @@ func TestInBandBMCUserAtApproval(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"decision":"wait"`) || !strings.Contains(body, `"bmc_user":{"username":"foundry"}`) {
 		t.Fatalf("decision after approval with bmc_user: %d %s", code, body)
 	}
-	report := api.AgentBMC{Protocol: "ipmi", Address: "10.77.1.21", MAC: "52:54:00:BA:5E:01", Channel: 1, UserID: 3, Username: "foundry", Password: "Gen3ratedPassw0"}
+	report := api.AgentBMC{Protocol: "ipmi", Address: "10.77.1.21", MAC: "52-54-00-BA-5E-01", Channel: 1, UserID: 3, Username: "foundry", Password: "Gen3ratedPassw0"}
 	if code, body := other.call(http.MethodPost, "/agent/bmc", report); code != http.StatusForbidden {
 		t.Fatalf("another boot's report: %d %s", code, body)
 	}
@@ -421,7 +421,7 @@ func TestInBandBMCUserAtApproval(t *testing.T) {
 		t.Fatalf("report: %d %s", code, body)
 	}
 	m := e.machine(macA)
-	if m.BMCUser != "" || m.BMC == nil || m.BMC.Source != store.BMCFromAgent || m.BMC.Address != "10.77.1.21" || strings.Contains(string(m.BMC.Secret), "Gen3rated") {
+	if m.BMCUser != "" || m.BMC == nil || m.BMC.Source != store.BMCFromAgent || m.BMC.Address != "10.77.1.21" || m.BMC.MAC != "52:54:00:ba:5e:01" || strings.Contains(string(m.BMC.Secret), "Gen3rated") {
 		t.Fatalf("stored: request %q, BMC %+v", m.BMCUser, m.BMC)
 	}
 	if a := e.auditOf(macA, "bmc-created"); strings.Contains(a.Detail, "Gen3rated") || !strings.Contains(a.Detail, "10.77.1.21") {
