@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { emptyForm, hostnameError, normalizeToken, problemErrors, sshKeysError, toRequest, validate, type ApprovalForm } from './wizard';
+import hostnames from './hostnames.json';
 
 const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGt6ZmZ5b3VyLWtleS1oZXJlLXBsZWFzZS1yZXBsYWNl admin@example';
 
@@ -34,6 +35,13 @@ describe('hostnameError', () => {
     [`${'a.'.repeat(127)}ab`, 'longer than 253 characters'],
   ])('%j', (h, want) => {
     expect(hostnameError(h)).toBe(want);
+  });
+});
+
+describe('hostnameError agrees with the API', () => {
+  // Generated from Go's names.Hostname (go test ./names -update).
+  it.each(hostnames)('$name', ({ name, ok }) => {
+    expect(hostnameError(name) === '').toBe(ok);
   });
 });
 

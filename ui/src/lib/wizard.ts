@@ -62,9 +62,22 @@ export function normalizeToken(s: string): string | undefined {
   return tokenRe.test(out) ? out : undefined;
 }
 
-/** hostnameError checks RFC 1123 as the API does; '' means fine. */
+/**
+ * lowerHostname lower-cases ASCII letters only, as the API does: String's
+ * toLowerCase would turn the Kelvin sign (U+212A) into a k and send a name
+ * the administrator did not type.
+ */
+export function lowerHostname(h: string): string {
+  return h.trim().replace(/[A-Z]+/g, (c) => c.toLowerCase());
+}
+
+/**
+ * hostnameError checks RFC 1123 as the API does (Go's names.Hostname; its
+ * verdicts on tricky names are in hostnames.json, which the tests hold this
+ * to); '' means fine.
+ */
 export function hostnameError(h: string): string {
-  const s = h.trim().toLowerCase();
+  const s = lowerHostname(h);
   if (!s) return 'a host name is required';
   if (s.length > 253) return 'longer than 253 characters';
   for (const label of s.split('.')) {
@@ -175,7 +188,7 @@ export function toRequest(f: ApprovalForm): ApproveRequest {
   const req: ApproveRequest = {
     token: normalizeToken(f.token) ?? f.token.trim(),
     cluster: f.cluster,
-    hostname: f.hostname.trim().toLowerCase(),
+    hostname: lowerHostname(f.hostname),
   };
   if (f.profile) req.profile = f.profile;
   if (f.disk) req.disk = f.disk;
