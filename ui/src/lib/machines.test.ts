@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { applyEvent, can, countByState, emptyFilter, filtered, listQuery, options, pageRange, type Filter } from './machines';
+import { ACTIONS, applyEvent, can, countByState, emptyFilter, filtered, listQuery, options, pageRange, type Filter } from './machines';
 import { event, machine } from '../test/fixtures';
+import lifecycle from './lifecycle.json';
 
 describe('applyEvent', () => {
   const a = machine({ mac: '52:54:00:aa:00:01', revision: 3 });
@@ -79,5 +80,11 @@ describe('can', () => {
     expect(can(machine({ state: 'failed' }), 'retry')).toBe(true);
     expect(can(machine({ state: 'rejected' }), 'reject')).toBe(false);
     expect(can({ actions: null }, 'delete')).toBe(false);
+  });
+
+  it('knows every action an administrator may take, and no other', () => {
+    // lifecycle.json is generated from Go's package lifecycle (go test ./lifecycle -update).
+    const fromGo = new Set(Object.values(lifecycle as Record<string, string[]>).flat());
+    expect([...fromGo].sort()).toEqual([...ACTIONS].sort());
   });
 });

@@ -15,6 +15,12 @@ export const STATES = [
   'rejected',
 ] as const;
 export type State = (typeof STATES)[number];
+// STATES is the list in order; the states themselves are the API's enum
+// (generated from Go's package lifecycle into the OpenAPI document): tsc
+// fails here when the two differ in either direction.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const statesAreTheAPIs: Same<State, Machine['state']> = true;
+void statesAreTheAPIs;
 
 /** PAGE_SIZE is how many machines one page of the list shows. */
 export const PAGE_SIZE = 100;
@@ -124,7 +130,8 @@ export function pageRange(page: number, shown: number, total: number): string {
  * `actions` (from Go's package lifecycle, docs/lifecycle.md), so the
  * dashboard never restates the rules.
  */
-export type Action = 'approve' | 'reject' | 'rediscover' | 'retry' | 'release' | 'redeploy' | 'bind' | 'delete';
+export const ACTIONS = ['approve', 'reject', 'rediscover', 'retry', 'release', 'redeploy', 'bind', 'delete'] as const;
+export type Action = (typeof ACTIONS)[number];
 
 export function can(m: Pick<Machine, 'actions'>, action: Action): boolean {
   return (m.actions ?? []).includes(action);

@@ -10,10 +10,12 @@ import { Field, Notice, StateBadge } from '../components/common';
 import { useTitle } from '../lib/hooks';
 import { asInventory, defaultDisk, diskID } from '../lib/inventory';
 import { registrationsOf, shortID } from '../lib/registrations';
+import { can } from '../lib/machines';
 import { useAdmin, useSession } from '../lib/session';
 import { ReviewStep, SettingsStep } from './approve-steps';
 import {
   emptyForm,
+  lowerHostname,
   normalizeToken,
   problemErrors,
   STEPS,
@@ -197,7 +199,7 @@ export function ApprovePage() {
       </section>
     );
   }
-  if (m.state !== 'inventoried') {
+  if (!can(m, 'approve')) {
     return (
       <section class="wizard">
         {head}
@@ -286,7 +288,7 @@ export function ApprovePage() {
             <div><dt>Machine</dt><dd class="mono">{m.mac}</dd></div>
             <div><dt>Cluster</dt><dd>{form.cluster}</dd></div>
             <div><dt>Profile</dt><dd>{profileName || <span class="field-error">none: choose one</span>}</dd></div>
-            <div><dt>Host name</dt><dd>{form.hostname.trim().toLowerCase()}</dd></div>
+            <div><dt>Host name</dt><dd>{lowerHostname(form.hostname)}</dd></div>
             <div><dt>Disk</dt><dd class="mono">{form.disk || 'none'}</dd></div>
             <div><dt>SSH keys</dt><dd>{toRequest(form).ssh_keys?.length ?? 0}</dd></div>
             <div><dt>BMC user</dt><dd>{form.bmcUser || cluster?.bmc_user ? 'created by the discovery OS' : 'no'}</dd></div>

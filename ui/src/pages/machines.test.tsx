@@ -173,6 +173,20 @@ describe('machine list', () => {
     expect(screen.getByText('awaiting approval')).toBeTruthy();
   });
 
+  it('offers approve and retry only where the API lists them in actions, whatever the state', async () => {
+    // The life cycle's rules are the API's (Go package lifecycle): a
+    // machine whose actions lack approve or retry gets no such button.
+    const held = machine({ mac: '52:54:00:aa:00:07', state: 'inventoried', actions: ['delete'] });
+    const stuck = machine({ mac: '52:54:00:aa:00:08', state: 'failed', message: 'checksum mismatch', actions: ['delete'] });
+    appliance([held, stuck]);
+    renderAt('/', page, 'admin', true);
+    await waitFor(() => expect(rows()).toHaveLength(2));
+    expect(document.querySelector('[data-action="approve"]')).toBeNull();
+    expect(screen.getByText('awaiting approval')).toBeTruthy();
+    expect(screen.getByText('checksum mismatch')).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Retry' })).toBeNull();
+  });
+
   it('marks a MAC conflict in its row and above the list, and asks for the conflicts only', async () => {
     const c = machine({
       mac: '52:54:00:aa:00:07', hostname: 'discovered-aa0007', mac_conflict: true,

@@ -349,9 +349,10 @@ export function Status({ m, admin, now = Date.now() }: { m: Machine; admin: bool
   );
   switch (m.state) {
     case 'inventoried':
+      // The buttons follow the API's `actions`, never the state.
       return (
         <>
-          {admin ? (
+          {admin && can(m, 'approve') ? (
             <a class="button small" href={`/machines/${m.mac}/approve`} data-action="approve">Approve…</a>
           ) : (
             <span class="muted">awaiting approval</span>
@@ -375,7 +376,7 @@ export function Status({ m, admin, now = Date.now() }: { m: Machine; admin: bool
         <>
           <div class="fail">{m.message || 'failed'}</div>
           <Download m={m} now={now} live={false} />
-          {admin && (
+          {admin && can(m, 'retry') && (
             <button type="button" class="small" disabled={busy} onClick={retry}>Retry</button>
           )}
           {err && <div class="field-error">{err}</div>}
