@@ -447,7 +447,7 @@ func (b *builder) firmware(spec Spec) error {
 			data[i], err = b.xz.compress(data[i], "--lzma2=preset=9")
 			return err
 		}); err != nil {
-			return err
+			return fmt.Errorf("compress firmware: %w", err)
 		}
 		for i := range names {
 			names[i] += ".xz"
