@@ -63,7 +63,8 @@ func testImage(t *testing.T, msg string) []byte {
 // file then holds the image, plus the cloud-init seed partition (CIDATA)
 // the agent adds at the end of the disk, whose phone_home URL makes the
 // machine ready. Released, its next discovery boot wipes the disk's first
-// and last MiB, and it is inventoried again.
+// and last MiB, the ends of the image's partition and the whole seed, and
+// it is inventoried again.
 func TestE2EImageToLocalBoot(t *testing.T) {
 	l := newE2ELab(t)
 	const mac = "52:54:00:e2:e0:03"
@@ -186,13 +187,25 @@ func TestE2EImageToLocalBoot(t *testing.T) {
 	defer f.Close()
 	st, err := f.Stat()
 	must(t, err)
-	zero := make([]byte, 1<<20)
-	for _, off := range []int64{0, st.Size() - 1<<20} {
-		got := make([]byte, 1<<20)
-		_, err := f.ReadAt(got, off)
+	// The disk's first and last MiB (its tables), the first and last MiB
+	// of the image's partition (its file system's signatures), and the
+	// whole cloud-init seed in the last 65 MiB (the last install's host
+	// name, keys and first-boot URL).
+	const mib = 1 << 20
+	for _, r := range []struct {
+		what     string
+		off, len int64
+	}{
+		{"the disk's first MiB", 0, mib},
+		{"the image partition's first MiB", imagePartStart * sectorBytes, mib},
+		{"the image partition's last MiB", imageBytes - mib, mib},
+		{"the seed partition", st.Size() - 65*mib, 65 * mib},
+	} {
+		got := make([]byte, r.len)
+		_, err := f.ReadAt(got, r.off)
 		must(t, err)
-		if !bytes.Equal(got, zero) {
-			t.Errorf("the MiB at %d of the released disk is not wiped", off)
+		if i := bytes.IndexFunc(got, func(c rune) bool { return c != 0 }); i >= 0 {
+			t.Errorf("%s of the released disk is not wiped: byte %d is %#x", r.what, r.off+int64(i), got[i])
 		}
 	}
 }

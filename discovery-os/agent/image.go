@@ -36,9 +36,10 @@ type Disk interface {
 	Close() error
 }
 
-// OpenDisk opens a block device for writing.
+// OpenDisk opens a block device for writing, and reading: a release's
+// wipe reads the partition table before it zeroes it.
 func OpenDisk(path string) (Disk, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_EXCL, 0)
+	return os.OpenFile(path, os.O_RDWR|os.O_EXCL, 0)
 }
 
 // Doer sends HTTP requests (an *http.Client).

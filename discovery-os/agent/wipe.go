@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/foundry-appliance/foundry/agentwire"
@@ -19,11 +20,24 @@ const wipeEdge = 1 << 20
 // wipeChunk is the write size of a full wipe.
 const wipeChunk = 4 << 20
 
-// WipeDisks wipes every fixed, writable disk of inv, opened with open: the
-// first and last MiB of each (partition tables and signatures), or every
-// byte when full. Removable and read-only devices are left alone: a USB
-// stick or a virtual CD may be what an operator booted from. It returns
-// how many disks it wiped, and every disk's failure joined.
+// wipeWhole is the largest partition a quick wipe zeroes whole: the
+// cloud-init seed the agent adds (SeedSize, and up to a MiB more that its
+// alignment gives it) holds the last install's host name, SSH keys,
+// network and first-boot URL, and FAT puts those files anywhere in it, so
+// none of it may outlive a release.
+const wipeWhole = SeedSize + 2<<20
+
+// WipeDisks wipes every fixed, writable disk of inv, opened with open, or
+// every byte of it when full. The quick wipe zeroes the first and last MiB
+// of the disk (MBR, GPT and its backup, and the signatures kept there),
+// and of every partition its MBR or GPT names (the file system, LVM, md,
+// ZFS and LUKS signatures kept at a partition's ends, which zeroing the
+// disk's own ends misses: an installed Debian's root starts at 65 MiB),
+// and every partition of at most wipeWhole whole; the table is read
+// before anything is written, so the disk must open for reading too.
+// Removable and read-only devices are left alone: a USB stick or a
+// virtual CD may be what an operator booted from. It returns how many
+// disks it wiped, and every disk's failure joined.
 func WipeDisks(ctx context.Context, inv inventory.Inventory, open func(path string) (Disk, error), full bool) (int, error) {
 	var errs []error
 	n := 0
@@ -68,15 +82,50 @@ func wipeDisk(ctx context.Context, d inventory.Disk, open func(string) (Disk, er
 	if full {
 		err = write(0, size)
 	} else {
-		edge := min(int64(wipeEdge), size)
-		if err = write(0, edge); err == nil {
-			err = write(size-edge, edge)
+		var spans []extent
+		if spans, err = quickSpans(dev, size); err != nil {
+			return err
+		}
+		for _, sp := range spans {
+			if err = write(sp.start, sp.end-sp.start); err != nil {
+				break
+			}
 		}
 	}
 	if err != nil {
 		return err
 	}
 	return dev.Sync()
+}
+
+// quickSpans is what a quick wipe of dev (size bytes) zeroes: the ends of
+// the disk and of each partition its table names, and partitions of at
+// most wipeWhole whole. A dev that is no io.ReaderAt (a test's) gets the
+// disk's ends only.
+func quickSpans(dev Disk, size int64) ([]extent, error) {
+	ends := func(s extent) []extent {
+		if s.end-s.start <= 2*wipeEdge {
+			return []extent{s}
+		}
+		return []extent{{s.start, s.start + wipeEdge}, {s.end - wipeEdge, s.end}}
+	}
+	out := ends(extent{0, size})
+	r, ok := dev.(io.ReaderAt)
+	if !ok {
+		return out, nil
+	}
+	parts, err := partitionSpans(r, size)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		if p.end-p.start <= wipeWhole {
+			out = append(out, p)
+		} else {
+			out = append(out, ends(p)...)
+		}
+	}
+	return out, nil
 }
 
 // wipe carries out a release's wipe decision and reports it; the agent

@@ -25,6 +25,9 @@ func fileDisks(t *testing.T, inv inventory.Inventory) (func(string) (Disk, error
 		if _, err := rand.Read(b); err != nil {
 			t.Fatal(err)
 		}
+		// Random bytes are no partition table (1 in 65536 would pass
+		// for an MBR, and its spans be wiped too).
+		b[510] = 0
 		f := filepath.Join(dir, d.Name)
 		if err := os.WriteFile(f, b, 0o600); err != nil {
 			t.Fatal(err)
@@ -36,7 +39,7 @@ func fileDisks(t *testing.T, inv inventory.Inventory) (func(string) (Disk, error
 		if !ok {
 			return nil, errors.New("no such disk " + p)
 		}
-		return os.OpenFile(f, os.O_WRONLY, 0)
+		return os.OpenFile(f, os.O_RDWR, 0)
 	}, files
 }
 
