@@ -139,10 +139,13 @@ type DecisionImage struct {
 
 // DecisionWipe tells the agent how to wipe the machine's fixed disks: by
 // default their partition tables and signatures (the first and last MiB
-// of each, which hold the GPT and its backup and the superblocks of
-// LVM, md and the common file systems); Full overwrites every byte.
+// of each and of each partition, which hold the GPT and its backup and
+// the superblocks of LVM, md and the common file systems); Full
+// overwrites every byte; Secure has each drive erase itself (NVMe Format
+// with user-data erase), overwriting every byte of a disk that cannot.
 type DecisionWipe struct {
-	Full bool `json:"full,omitempty" doc:"Overwrite every byte of every fixed disk, not only the first and last MiB"`
+	Full   bool `json:"full,omitempty" doc:"Overwrite every byte of every fixed disk, not only the first and last MiB"`
+	Secure bool `json:"secure,omitempty" doc:"Each fixed disk's own secure erase (NVMe Format with user-data erase); a disk without one is overwritten in full"`
 }
 
 // Network is a machine's production network configuration, as approved:

@@ -335,7 +335,7 @@ func (s *Server) approveMachine(ctx context.Context, mac string, req ApproveRequ
 			cur.Progress, cur.Message = 0, ""
 			cur.ProgressDetail = nil
 			cur.Installed, cur.FirstBootSecret, cur.FirstBoot, cur.ReadyAt = false, secret, nil, time.Time{}
-			cur.Wipe, cur.WipeFull = false, false
+			cur.Wipe, cur.WipeFull, cur.WipeSecure = false, false, false
 			cur.BMCUser = bmcUser
 			return nil
 		})

@@ -25,7 +25,7 @@ func (s *Server) decision(m store.Machine, sess store.Session, base string) (d D
 	d = Decision{Decision: string(f.Agent), State: m.State.String()}
 	final = lifecycle.FinalDecision(lm, f.Agent)
 	if f.Agent == lifecycle.AgentWipe {
-		d.Wipe = &DecisionWipe{Full: m.WipeFull}
+		d.Wipe = &DecisionWipe{Full: m.WipeFull, Secure: m.WipeSecure}
 		return d, final
 	}
 	if f.Agent == lifecycle.AgentWait && m.State.Accepted() && !bound {

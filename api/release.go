@@ -22,7 +22,8 @@ import (
 
 // ReleaseRequest says how a released machine's disks are wiped.
 type ReleaseRequest struct {
-	Full bool `json:"full,omitempty" doc:"Overwrite every byte of every fixed disk instead of its partition tables, signatures and first and last MiB"`
+	Full        bool `json:"full,omitempty" doc:"Overwrite every byte of every fixed disk instead of its partition tables, signatures and first and last MiB"`
+	SecureErase bool `json:"secure_erase,omitempty" doc:"Have each fixed disk erase itself (NVMe: Format NVM with user-data erase); a disk that cannot is overwritten in full. The report names which was done to each disk."`
 }
 
 type releaseIn struct {
@@ -52,16 +53,19 @@ func (s *Server) registerRelease() {
 		OperationID: "release-machine", Method: http.MethodPost, Path: Prefix + "/machines/{mac}/release",
 		Summary: "Release a machine: wipe its disks in discovery, then approve it again", Tags: []string{"machines"},
 		Description: "The machine's sessions end and it is discovered again: at its next boot into discovery, the agent of every registration wipes the machine's fixed disks " +
-			"(partition tables, signatures, the first and last MiB of each; every byte with full) and reports it. Only a registration that has wiped can be approved.",
+			"(partition tables, signatures, the first and last MiB of each and of each partition; every byte with full; the drive's own secure erase with secure_erase) and reports it. Only a registration that has wiped can be approved.",
 		Errors: []int{http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
 	}, func(ctx context.Context, in *releaseIn) (*machineOut, error) {
-		full := in.Body != nil && in.Body.Full
+		full, secure := in.Body != nil && in.Body.Full, in.Body != nil && in.Body.SecureErase
 		detail := "wipe partition tables and signatures"
-		if full {
+		switch {
+		case secure:
+			detail = "the drives' own secure erase (every byte overwritten where there is none)"
+		case full:
 			detail = "wipe every byte"
 		}
 		return s.transition(ctx, in.MAC, lifecycle.ActRelease, detail, func(m *store.Machine) error {
-			m.Wipe, m.WipeFull = true, full
+			m.Wipe, m.WipeFull, m.WipeSecure = true, full, secure
 			m.Installed, m.FirstBootSecret, m.Progress = false, "", 0
 			m.FirstBoot, m.ReadyAt = nil, time.Time{}
 			m.Message = "released: the disks are wiped at the next discovery boot"

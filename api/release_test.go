@@ -97,6 +97,40 @@ func TestReleaseWipesBeforeApproval(t *testing.T) {
 	}
 }
 
+// A release that asks for the drives' own erase carries it to every boot's
+// wipe decision and shows it pending; approval clears it with the wipe.
+func TestReleaseSecureErase(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	ctx := context.Background()
+	old := e.ready(macA)
+	got, err := e.admin.ReleaseWith(ctx, macA, api.ReleaseRequest{SecureErase: true})
+	if err != nil || got.Wipe == nil || !got.Wipe.SecureErase || got.Wipe.Full {
+		t.Fatalf("release: %+v %v", got.Wipe, err)
+	}
+	a := old.newBoot()
+	if code, body := a.register(testInventory(macA)); code != 200 {
+		t.Fatalf("register: %d %s", code, body)
+	}
+	_, body := a.call(http.MethodGet, "/agent/decision", nil)
+	if d := decisionOf(t, body); d.Decision != "wipe" || d.Wipe == nil || !d.Wipe.Secure || d.Wipe.Full {
+		t.Fatalf("decision: %s", body)
+	}
+	if code, body := a.call(http.MethodPost, "/agent/result", map[string]any{"success": true, "message": "wiped 1 disks (the drive's secure erase: nvme0n1)"}); code != 200 {
+		t.Fatalf("wipe report: %d %s", code, body)
+	}
+	if _, err := e.admin.Approve(ctx, macA, api.ApproveRequest{Token: a.tok.Value, Cluster: "rack2"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := e.machine(macA); m.Wipe || m.WipeSecure {
+		t.Fatalf("after approval: wipe %v secure %v", m.Wipe, m.WipeSecure)
+	}
+	audit, err := e.admin.ListAudit(ctx, client.AuditOptions{MAC: macA, Action: "release"})
+	if err != nil || len(audit.Items) != 1 || !strings.Contains(audit.Items[0].Detail, "secure erase") {
+		t.Fatalf("release audit: %+v %v", audit, err)
+	}
+}
+
 // Redeploy keeps the approval; the new boot gets nothing until the
 // administrator binds it with its console token, and then the install.
 func TestRedeployAndBind(t *testing.T) {

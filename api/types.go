@@ -76,7 +76,8 @@ type ProgressDetail struct {
 
 // Wipe is how a released machine's disks are wiped.
 type Wipe struct {
-	Full bool `json:"full" doc:"Every byte of every fixed disk, not only partition tables, signatures and the first and last MiB"`
+	Full        bool `json:"full" doc:"Every byte of every fixed disk, not only partition tables, signatures and the first and last MiB"`
+	SecureErase bool `json:"secure_erase,omitempty" doc:"Each fixed disk's own secure erase (every byte overwritten where there is none)"`
 }
 
 // FirstBoot is the installed system's first-boot report.
@@ -243,7 +244,7 @@ func machineView(m store.Machine, sessions []store.Session, invs map[string]json
 		v.ProgressDetail = &ProgressDetail{BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, RateBps: d.RateBps, ETASeconds: d.ETASeconds, At: d.At}
 	}
 	if m.Wipe {
-		v.Wipe = &Wipe{Full: m.WipeFull}
+		v.Wipe = &Wipe{Full: m.WipeFull, SecureErase: m.WipeSecure}
 	}
 	if fb := m.FirstBoot; fb != nil {
 		v.FirstBoot = &FirstBoot{At: fb.At, Hostname: fb.Hostname, SSHHostKeys: fb.SSHHostKeys}

@@ -107,8 +107,10 @@ type Machine struct {
 	// Wipe is a release's request that every boot session wipe the disks
 	// before one of them is approved (WipeFull: the whole disk, not only
 	// its partition tables, signatures and first and last MiB).
-	Wipe     bool `json:"wipe,omitempty"`
-	WipeFull bool `json:"wipe_full,omitempty"`
+	// WipeSecure: each drive's own secure erase.
+	Wipe       bool `json:"wipe,omitempty"`
+	WipeFull   bool `json:"wipe_full,omitempty"`
+	WipeSecure bool `json:"wipe_secure,omitempty"`
 	// FirstBoot is the installed system's report, and ReadyAt when the
 	// machine became ready.
 	FirstBoot *FirstBoot `json:"first_boot,omitempty"`

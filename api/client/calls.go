@@ -119,8 +119,14 @@ func (c *Client) Rediscover(ctx context.Context, mac string) (api.Machine, error
 // where every boot wipes its disks (full: every byte) before it can be
 // approved again.
 func (c *Client) Release(ctx context.Context, mac string, full bool) (api.Machine, error) {
+	return c.ReleaseWith(ctx, mac, api.ReleaseRequest{Full: full})
+}
+
+// ReleaseWith releases a machine with the wipe that r asks for (its
+// drives' own secure erase, say).
+func (c *Client) ReleaseWith(ctx context.Context, mac string, r api.ReleaseRequest) (api.Machine, error) {
 	var out api.Machine
-	return out, c.do(ctx, http.MethodPost, "/machines/"+esc(mac)+"/release", nil, api.ReleaseRequest{Full: full}, &out)
+	return out, c.do(ctx, http.MethodPost, "/machines/"+esc(mac)+"/release", nil, r, &out)
 }
 
 // Redeploy installs a ready machine again with its approval, with profile

@@ -18,19 +18,20 @@ import (
 // the operator does next, because each waits for the machine to boot.
 
 func machineReleaseCmd(o *cliOptions) *cobra.Command {
-	var full bool
+	var full, secure bool
 	c := &cobra.Command{
-		Use:   "release MAC [--full]",
+		Use:   "release MAC [--full | --secure-erase]",
 		Short: "Release a machine: wipe its disks at its next discovery boot, then approve it again",
 		Long: "Release a machine you are done with. Its boot sessions end and it is discovered again. " +
 			"Next, boot it into discovery (power-cycle it; it PXE-boots the discovery OS): the agent of every registration " +
-			"wipes the machine's fixed disks — partition tables, signatures and the first and last MiB of each, or every byte " +
-			"with --full (slow: a whole-disk overwrite) — and reports it. `foundry machines show MAC` shows the pending wipe " +
+			"wipes the machine's fixed disks — partition tables, signatures and the first and last MiB of each and of each partition, " +
+			"or every byte with --full (slow: a whole-disk overwrite), or with --secure-erase the drive's own erase (NVMe: Format NVM " +
+			"with user-data erase; a disk that has none is overwritten in full) — and reports what it did. `foundry machines show MAC` shows the pending wipe " +
 			"and which registration has wiped. Then approve it as a new machine, with the token its console shows: only a " +
 			"registration that has wiped can be approved.",
 		Args: args(1, "MAC"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			m, err := o.client().Release(cmd.Context(), a[0], full)
+			m, err := o.client().ReleaseWith(cmd.Context(), a[0], api.ReleaseRequest{Full: full, SecureErase: secure})
 			if err != nil {
 				return apiErr(err)
 			}
@@ -38,11 +39,12 @@ func machineReleaseCmd(o *cliOptions) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), m)
 			}
 			_, err = textf(cmd.OutOrStdout(), "released %s: %s\nnext: boot it into discovery; its agent wipes %s, then approve it again with its console token\n",
-				m.MAC, m.State, wipeScope(full))
+				m.MAC, m.State, eraseScope(full, secure))
 			return err
 		},
 	}
 	c.Flags().BoolVar(&full, "full", false, "overwrite every byte of every fixed disk (slow), not only partition tables, signatures and the first and last MiB")
+	c.Flags().BoolVar(&secure, "secure-erase", false, "have each fixed disk erase itself (NVMe Format with user-data erase); a disk that cannot is overwritten in full")
 	return c
 }
 
@@ -121,6 +123,14 @@ func machineBindCmd(o *cliOptions) *cobra.Command {
 	return c
 }
 
+// eraseScope is wipeScope, or the drives' own erase when secure.
+func eraseScope(full, secure bool) string {
+	if secure {
+		return "every fixed disk with the drive's own secure erase (overwriting every byte of a disk that has none)"
+	}
+	return wipeScope(full)
+}
+
 func wipeScope(full bool) string {
 	if full {
 		return "every byte of every fixed disk"
@@ -134,7 +144,7 @@ func wipeText(m api.Machine) string {
 	if m.Wipe == nil {
 		return ""
 	}
-	s := "pending: " + wipeScope(m.Wipe.Full) + " at the next discovery boot"
+	s := "pending: " + eraseScope(m.Wipe.Full, m.Wipe.SecureErase) + " at the next discovery boot"
 	var wiped []string
 	for _, r := range m.Registrations {
 		if r.WipedAt != nil {

@@ -148,7 +148,7 @@ func TestCLIRedeployBindRelease(t *testing.T) {
 	out, _ := run(0, "machines", "redeploy", "--help")
 	has("redeploy --help", out, "boot the machine into discovery", "foundry machines bind MAC --console-token TOKEN")
 	out, _ = run(0, "machines", "release", "--help")
-	has("release --help", out, "boot it into discovery", "--full", "approve it as a new machine")
+	has("release --help", out, "boot it into discovery", "--full", "--secure-erase", "approve it as a new machine")
 
 	// Redeploy with the image profile: approved, waiting for a bound boot.
 	run(4, "machines", "redeploy", mac, "--profile", "nope")
@@ -232,6 +232,15 @@ func TestCLIRedeployBindRelease(t *testing.T) {
 	// A netboot redeploy is ready at once.
 	out, _ = run(0, "machines", "redeploy", mac)
 	has("netboot redeploy", out, "redeployed "+mac+" with profile net: ready", "next: its next PXE boot gets the production script")
+
+	// Release with the drives' own erase: the boot's decision carries it.
+	out, _ = run(0, "machines", "release", mac, "--secure-erase")
+	has("secure release", out, "wipes every fixed disk with the drive's own secure erase")
+	out, _ = run(0, "machines", "show", mac)
+	has("show when released for a secure erase", out, "pending: every fixed disk with the drive's own secure erase")
+	if d := e.agentBoot(mac).decision(); d.Decision != "wipe" || d.Wipe == nil || !d.Wipe.Secure || d.Wipe.Full {
+		t.Fatalf("a boot after a secure release: %+v", d)
+	}
 }
 
 func TestKnownHostsAndDeployTime(t *testing.T) {

@@ -36,6 +36,9 @@ type Agent struct {
 	Rand io.Reader
 	// Disks opens a target disk for writing. Default: OpenDisk.
 	Disks func(path string) (Disk, error)
+	// SecureErase has a disk erase itself, for a release that asks for
+	// it. Default: SecureErase.
+	SecureErase func(context.Context, inventory.Disk) error
 	// Download fetches image URLs. Default: http.DefaultClient.
 	Download Doer
 	// Seed writes the cloud-init seed files onto the disk at path after

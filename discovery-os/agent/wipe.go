@@ -131,9 +131,12 @@ func quickSpans(dev Disk, size int64) ([]extent, error) {
 // wipe carries out a release's wipe decision and reports it; the agent
 // then asks for its next decision (approval again).
 func (a *Agent) wipe(ctx context.Context, w *agentwire.DecisionWipe) error {
-	full := w != nil && w.Full
+	full, secure := w != nil && w.Full, w != nil && w.Secure
 	how := "partition tables and signatures"
-	if full {
+	switch {
+	case secure:
+		how = "the drives' own secure erase"
+	case full:
 		how = "every byte"
 	}
 	a.status("released: wiping the disks (%s)", how)
@@ -141,7 +144,18 @@ func (a *Agent) wipe(ctx context.Context, w *agentwire.DecisionWipe) error {
 	if open == nil {
 		open = OpenDisk
 	}
-	n, err := WipeDisks(ctx, a.Inventory, open, full)
+	var n int
+	var err error
+	if secure {
+		n, how, err = SecureEraseDisks(ctx, a.Inventory, a.SecureErase, open)
+		// A drive's refusals, one per disk, could make the report
+		// longer than the appliance takes: printable bounds it.
+		if how = printable(how); how == "" {
+			how = "no fixed disk"
+		}
+	} else {
+		n, err = WipeDisks(ctx, a.Inventory, open, full)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -66,8 +66,9 @@ export function pendingWipe(m: Pick<Machine, 'wipe' | 'registrations'>): Pending
   return { full: !!m.wipe.full, wiped: (m.registrations ?? []).filter((r) => !!r.wiped_at) };
 }
 
-/** wipeScope says what a wipe overwrites. */
-export function wipeScope(full: boolean): string {
+/** wipeScope says what a wipe overwrites; secure: the drives' own erase. */
+export function wipeScope(full: boolean, secure = false): string {
+  if (secure) return "every fixed disk with the drive's own secure erase (every byte overwritten on a disk that has none)";
   return full
     ? 'every byte of every fixed disk'
     : 'the partition tables, signatures and the first and last MiB of every fixed disk';

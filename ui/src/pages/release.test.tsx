@@ -108,6 +108,21 @@ describe('release, redeploy and bind on the machine page', () => {
     expect(actionButtons()).toEqual([]);
   });
 
+  it('asks for the drives’ own secure erase and shows it pending', async () => {
+    const released = { ...ready, state: 'discovered', wipe: { full: false, secure_erase: true }, registrations: [], revision: 2, message: 'released' } as Machine;
+    const { api } = show(ready, { 'POST /api/v1/machines/{mac}/release': () => json(200, { ...released, actions: ['delete'] }) });
+    fireEvent.click(await screen.findByRole('button', { name: 'Release…' }));
+    const dialog = await screen.findByRole('dialog', { name: 'Release machine' });
+    fireEvent.click(within(dialog).getByLabelText('Secure erase'));
+    expect(dialog.textContent).toContain("wipes every fixed disk with the drive's own secure erase");
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Release and secure-erase' }));
+    await waitFor(() => expect(screen.queryByRole('dialog', { name: 'Release machine' })).toBeNull());
+    expect(posts(api)).toEqual([{ method: 'POST', path: `/api/v1/machines/${mac}/release`, body: { full: false, secure_erase: true } }]);
+    const notice = document.querySelector('.wipe-pending');
+    expect(notice?.getAttribute('data-wipe')).toBe('secure');
+    expect(notice?.textContent).toContain("the drive's own secure erase");
+  });
+
   it('names the registration that wiped: that one can be approved', async () => {
     const wiped = registration({ id: 'WIPED001xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', wiped_at: '2026-01-01T01:00:00Z' });
     show(machine({ mac, state: 'inventoried', hostname: 'node-10', wipe: { full: false }, registrations: [registration(), wiped] }));

@@ -54,8 +54,8 @@ export function PendingNotice({ m, admin }: { m: Machine; admin: boolean }) {
   const w = pendingWipe(m);
   if (w) {
     return (
-      <div class="notice notice-info wipe-pending" role="status" data-wipe={w.full ? 'full' : 'quick'}>
-        <strong>Release pending: disks are wiped at the next discovery boot</strong> ({wipeScope(w.full)}).{' '}
+      <div class="notice notice-info wipe-pending" role="status" data-wipe={m.wipe?.secure_erase ? 'secure' : w.full ? 'full' : 'quick'}>
+        <strong>Release pending: disks are wiped at the next discovery boot</strong> ({wipeScope(w.full, m.wipe?.secure_erase)}).{' '}
         {w.wiped.length === 0
           ? 'No registration has wiped yet: boot the machine into discovery; its agent wipes and reports.'
           : `Wiped by registration ${w.wiped.map((r) => shortID(r.id)).join(', ')}: ${admin ? 'approve it' : 'it can be approved'} with the token its console shows.`}
@@ -102,15 +102,17 @@ interface DialogProps {
 export function ReleaseDialog({ m, open, onClose, onDone }: DialogProps) {
   const { session } = useSession();
   const [full, setFull] = useState(false);
-  const act = useAct((got) => { setFull(false); onDone(got); });
+  const [secure, setSecure] = useState(false);
+  const act = useAct((got) => { setFull(false); setSecure(false); onDone(got); });
   useEffect(() => { if (open) act.setError(''); }, [open]);
+  const body = { full, ...(secure ? { secure_erase: true } : {}) };
   const release = () =>
-    act.run(() => must(session.client.POST('/api/v1/machines/{mac}/release', { params: { path: { mac: m.mac } }, body: { full } })));
+    act.run(() => must(session.client.POST('/api/v1/machines/{mac}/release', { params: { path: { mac: m.mac } }, body })));
   return (
     <Dialog title="Release machine" open={open} onClose={onClose}>
       <p>
         Release {m.hostname} ({m.mac})? Its boot sessions end and it is discovered again. At its next boot into discovery its agent
-        wipes {wipeScope(full)} and reports it; <strong>everything on those disks is lost</strong>. Then approve it again, as a new
+        wipes {wipeScope(full, secure)} and reports it; <strong>everything on those disks is lost</strong>. Then approve it again, as a new
         machine, with the token its console shows.
       </p>
       <Field
@@ -124,10 +126,17 @@ export function ReleaseDialog({ m, open, onClose, onDone }: DialogProps) {
       >
         {(p) => <input {...p} type="checkbox" checked={full} onChange={(e) => setFull(e.currentTarget.checked)} />}
       </Field>
+      <Field
+        label="Secure erase"
+        name="secure_erase"
+        hint="Each drive erases itself (NVMe: Format with user-data erase); a disk that cannot is overwritten in full. The report names what was done to each."
+      >
+        {(p) => <input {...p} type="checkbox" checked={secure} onChange={(e) => setSecure(e.currentTarget.checked)} />}
+      </Field>
       {act.error && <Notice>{act.error}</Notice>}
       <div class="actions">
         <button type="button" class="danger" disabled={act.busy} onClick={release}>
-          {act.busy ? 'Releasing…' : full ? 'Release and wipe every byte' : 'Release and wipe'}
+          {act.busy ? 'Releasing…' : secure ? 'Release and secure-erase' : full ? 'Release and wipe every byte' : 'Release and wipe'}
         </button>
         <button type="button" class="secondary" onClick={onClose}>Cancel</button>
       </div>
