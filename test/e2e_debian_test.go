@@ -84,7 +84,7 @@ func TestE2EDebianImageToSSHLogin(t *testing.T) {
 		for _, c := range machines {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				tm, key := l.installDebian(t, c, authorized, signer)
+				tm, key := l.installDebian(t, c, authorized, signer, img.Size)
 				mu.Lock()
 				times[c.name], hostKeys[c.name] = tm, key
 				mu.Unlock()
@@ -142,10 +142,10 @@ func (l *e2eLab) uploadOSImage(t *testing.T) api.Image {
 	return img
 }
 
-// installDebian boots machine c, approves it with the library image and
-// follows it to ready and an SSH login; it returns its times and the host
-// key its SSH server showed.
-func (l *e2eLab) installDebian(t *testing.T, c debianMachine, authorized string, signer ssh.Signer) (debianTimes, string) {
+// installDebian boots machine c, approves it with the library image (of
+// imgSize bytes) and follows it to ready and an SSH login; it returns its
+// times and the host key its SSH server showed.
+func (l *e2eLab) installDebian(t *testing.T, c debianMachine, authorized string, signer ssh.Signer, imgSize int64) (debianTimes, string) {
 	var tm debianTimes
 	disk := rawDisk(t, e2eDiskBytes)
 	poweredOn := time.Now()
@@ -209,6 +209,8 @@ func (l *e2eLab) installDebian(t *testing.T, c debianMachine, authorized string,
 		installed bool
 		osSeen    bool
 		ready     api.Machine
+		// live is a progress report of the write with all its figures.
+		live *api.ProgressDetail
 	)
 	deadline := approvedAt.Add(installTimeout)
 	for {
@@ -229,6 +231,10 @@ func (l *e2eLab) installDebian(t *testing.T, c debianMachine, authorized string,
 		}
 		ready = rec
 		// The agent's live progress, every tenth of the write.
+		if d := rec.ProgressDetail; live == nil && d != nil && rec.State == "provisioning" && !rec.Installed &&
+			d.BytesTotal == imgSize && d.BytesDone > 0 && d.BytesDone < imgSize && d.RateBps > 0 && d.ETASeconds > 0 {
+			live = d
+		}
 		if step := fmt.Sprintf("%d %s", rec.Progress/10, rec.Message); step != lastStep && rec.State == "provisioning" && !rec.Installed {
 			lastStep = step
 			t.Logf("+%v %s %d%%: %s", time.Since(approvedAt).Round(time.Second), rec.State, rec.Progress, rec.Message)
@@ -270,6 +276,11 @@ func (l *e2eLab) installDebian(t *testing.T, c debianMachine, authorized string,
 	tm.ready = time.Since(approvedAt).Round(time.Second)
 	if !osSeen || !installed {
 		t.Fatalf("ready before the installed kernel ran (seen %v) or the image was reported written (%v)", osSeen, installed)
+	}
+	if live == nil {
+		t.Errorf("no live progress of the write with bytes (of %d), rate and time left", imgSize)
+	} else {
+		t.Logf("live progress seen: %d of %d bytes at %d B/s, %d s left", live.BytesDone, live.BytesTotal, live.RateBps, live.ETASeconds)
 	}
 	if ready.DeploySeconds == nil || ready.ReadyAt == nil {
 		t.Fatalf("ready without deploy_seconds or ready_at: %+v", ready)
