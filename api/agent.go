@@ -263,6 +263,19 @@ func (s *Server) agentRegister(ctx context.Context, in *struct{ Body AgentRegist
 	}
 	m, err := s.Store.UpdateMachineSessions(mac, store.Audit{Actor: p.Actor, Action: "register"},
 		func(m *store.Machine, ss *store.Sessions) error {
+			if _, err := ss.Get(sess.ID); errors.Is(err, store.ErrNotFound) {
+				// A new session, not a retried registration (which Open
+				// answers as before).
+				live, err := ss.List()
+				if err != nil {
+					return err
+				}
+				if err := admitSession(live, m.Session, sess, now); err != nil {
+					return err
+				}
+			} else if err != nil {
+				return err
+			}
 			opened, again, err := ss.Open(p.Nonce, sess, inv)
 			if err != nil {
 				return err
@@ -290,6 +303,9 @@ func (s *Server) agentRegister(ctx context.Context, in *struct{ Body AgentRegist
 			m.LastSeen = now
 			return nil
 		})
+	if errors.Is(err, errTokenCopied) || errors.Is(err, errSessionsActive) {
+		return nil, s.refuseSession(p, err)
+	}
 	if errors.Is(err, errAgain) {
 		cur, err := s.Store.GetMachine(mac)
 		if err != nil {
@@ -313,6 +329,69 @@ func (s *Server) agentRegister(ctx context.Context, in *struct{ Body AgentRegist
 // errAgain marks a retried registration: its session exists already.
 var errAgain = errors.New("registration sent again")
 
+// Refusals of a registration or token that would let a host spoofing the
+// MAC take over the genuine registration's console token.
+var (
+	// errTokenCopied: another live registration of the MAC holds the
+	// token's salt or hash. Over plain HTTP both can be read off the
+	// genuine agent's registration; registered with a forged inventory
+	// and the spoofer's key, the console token the administrator reads
+	// off the genuine machine would match that registration too.
+	errTokenCopied = errors.New("registration token copied from another registration of this MAC")
+	// errSessionsActive: the MAC has store.MaxSessions live sessions and
+	// the one a new session would end (the store ends the unbound one
+	// heard from least recently) is still active. Otherwise a spoofer
+	// could end the genuine session with a burst of its own and then
+	// register the genuine token's copy while the console still shows it.
+	errSessionsActive = errors.New("too many active registrations for this MAC")
+)
+
+// admitSession decides whether session sess (not yet open) may join the
+// machine's live sessions, bound being the one approval bound ("" none):
+// its token must be its own, and a full set of sessions must have an
+// unbound one that is no longer active for it to replace.
+func admitSession(live []store.Session, bound string, sess store.Session, now time.Time) error {
+	if tokenCopied(live, sess.ID, sess.Token) {
+		return errTokenCopied
+	}
+	if len(live) < store.MaxSessions {
+		return nil
+	}
+	var quietest *store.Session
+	for i := range live {
+		if l := &live[i]; l.ID != bound && (quietest == nil || l.LastSeen.Before(quietest.LastSeen)) {
+			quietest = l
+		}
+	}
+	if quietest != nil && now.Sub(quietest.LastSeen) < activeWithin {
+		return errSessionsActive
+	}
+	return nil
+}
+
+// tokenCopied reports whether a live session other than id holds tok's
+// salt or hash. An agent draws a fresh salt for every token, so two
+// registrations share one only when one copied the other's.
+func tokenCopied(live []store.Session, id string, tok store.RegToken) bool {
+	for _, l := range live {
+		if l.ID != id && (bytes.Equal(l.Token.Salt, tok.Salt) || bytes.Equal(l.Token.Hash, tok.Hash)) {
+			return true
+		}
+	}
+	return false
+}
+
+// refuseSession answers errTokenCopied (422, naming the token) or
+// errSessionsActive (409, which the agent retries) and logs it: both are
+// signs of a host spoofing the MAC.
+func (s *Server) refuseSession(p principal, err error) error {
+	s.log.Warn("possible MAC spoofing: "+err.Error(), "mac", p.MAC, "remote", p.Remote)
+	if errors.Is(err, errTokenCopied) {
+		return fieldErr("body.token", "this token's salt or hash is another registration's of this MAC: a copied token (possible MAC spoofing)", nil)
+	}
+	return huma.Error409Conflict(fmt.Sprintf("machine %s has %d registrations that are all active; try again once one is quiet (possible MAC spoofing)", p.MAC, store.MaxSessions))
+}
+
 // agentToken replaces the calling session's token hash.
 func (s *Server) agentToken(ctx context.Context, in *struct{ Body AgentToken }) (*agentStateOut, error) {
 	p := caller(ctx)
@@ -326,6 +405,13 @@ func (s *Server) agentToken(ctx context.Context, in *struct{ Body AgentToken }) 
 			if err != nil {
 				return err
 			}
+			live, err := ss.List()
+			if err != nil {
+				return err
+			}
+			if tokenCopied(live, p.Session, tok) {
+				return errTokenCopied
+			}
 			// The same hash sent again (a retried call) keeps its expiry
 			// and failures.
 			if !bytes.Equal(cur.Token.Hash, tok.Hash) {
@@ -333,6 +419,9 @@ func (s *Server) agentToken(ctx context.Context, in *struct{ Body AgentToken }) 
 			}
 			return ss.Put(cur)
 		})
+	if errors.Is(err, errTokenCopied) {
+		return nil, s.refuseSession(p, err)
+	}
 	if err != nil {
 		return nil, s.storeErr(err, "machine "+p.MAC, "body")
 	}
