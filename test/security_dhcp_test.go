@@ -425,3 +425,74 @@ func dropCount(t *testing.T, a *appliance, reason string) float64 {
 	must(t, err)
 	return v
 }
+
+// proxyGrantConfig: one proxy-mode discovery segment on spx0; another
+// server (absent here) hands out the addresses.
+const proxyGrantConfig = `
+http:
+  listen: ":8080"
+  advertise: "http://10.66.0.1:8080"
+segments:
+  - name: office
+    interface: spx0
+    subnet: 10.66.0.0/24
+    mode: proxy
+    discovery: true
+`
+
+// In proxy mode the appliance hands out no address, so a boot nonce goes
+// to the address the client used in its port-4011 exchange (ciaddr), or,
+// after an OFFER on port 67 alone, to the address the kernel's neighbour
+// table maps to the MAC. A host on the segment and the appliance's own
+// host asking for the machine's script get no nonce and use up nothing;
+// the machine gets one, once.
+func TestSecurityProxyNonceGrant(t *testing.T) {
+	l := newLab(t, "spx0", "10.66.0.1/24")
+	a := startAppliance(t, t.TempDir(), imageDir(t), proxyGrantConfig, "http://10.66.0.1:8080")
+	atk := l.client(attackerMAC)
+	nsRun(t, atk, "ip", "addr", "add", "10.66.0.50/24", "dev", "eth0")
+	others := func(mac string) {
+		t.Helper()
+		for _, path := range []string{"/boot/" + mac, "/boot/" + mac + "?mode=discovery"} {
+			if code, script := getFrom(t, atk, a.base+path); code != http.StatusOK || !isRegrant(script) {
+				t.Fatalf("a host on the segment asks for %s: %d, want no nonce:\n%s", path, code, script)
+			}
+			if code, script := get(t, a.base+path); code != http.StatusOK || !isRegrant(script) {
+				t.Fatalf("the appliance's host asks for %s: %d, want no nonce:\n%s", path, code, script)
+			}
+		}
+	}
+	machine := func(ns, mac string) {
+		t.Helper()
+		discoveryNonce(t, a, ns, mac)
+		if code, script := getFrom(t, ns, a.base+"/boot/"+mac); code != http.StatusOK || !isRegrant(script) {
+			t.Fatalf("the machine's second request: %d, want no second nonce:\n%s", code, script)
+		}
+	}
+
+	// The port-4011 exchange of a client that has its address.
+	const byRequest = "52:54:00:5e:01:01"
+	ns1 := l.client(byRequest)
+	nsRun(t, ns1, "ip", "addr", "add", "10.66.0.121/24", "dev", "eth0")
+	c1 := newReplySink(t, nsUDP(t, ns1, "eth0", &net.UDPAddr{Port: 68}))
+	req := clientPacket(t, dhcpv4.MessageTypeRequest, byRequest, dhcpv4.WithClientIP(net.IPv4(10, 66, 0, 121)))
+	sendTo(t, c1.conn, &net.UDPAddr{IP: net.IPv4(10, 66, 0, 1), Port: 4011}, req)
+	if ack := c1.await(req.TransactionID, 5*time.Second); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName == "" && ack.BootFileNameOption() == "" {
+		t.Fatalf("port 4011 REQUEST: %v, want an ACK with a boot file", ack)
+	}
+	others(byRequest)
+	machine(ns1, byRequest)
+
+	// An OFFER on port 67 only: the neighbour table must vouch.
+	const byOffer = "52:54:00:5e:01:02"
+	ns2 := l.client(byOffer)
+	nsRun(t, ns2, "ip", "addr", "add", "10.66.0.122/24", "dev", "eth0")
+	c2 := newReplySink(t, nsUDP(t, ns2, "eth0", &net.UDPAddr{Port: 68}))
+	disc := clientPacket(t, dhcpv4.MessageTypeDiscover, byOffer)
+	sendTo(t, c2.conn, &net.UDPAddr{IP: net.IPv4bcast, Port: 67}, disc)
+	if offer := c2.await(disc.TransactionID, 5*time.Second); offer == nil || offer.MessageType() != dhcpv4.MessageTypeOffer || !offer.YourIPAddr.IsUnspecified() {
+		t.Fatalf("proxy DISCOVER: %v, want an OFFER without an address", offer)
+	}
+	others(byOffer)
+	machine(ns2, byOffer)
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/discovery-os/agent"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
+	"github.com/foundry-appliance/foundry/store"
 )
 
 // Attacks on the boot-session trust chain (issue 9): a one-time boot nonce
@@ -475,5 +476,313 @@ func TestSecuritySessionSniffedRequests(t *testing.T) {
 	}
 	if m := showSession(t, a, mac); m.State != "discovered" || len(m.Registrations) != 0 {
 		t.Fatalf("after the rediscover: %s %+v", m.State, m.Registrations)
+	}
+}
+
+// isRegrant reports a boot script without a nonce that sends the machine
+// back to DHCP: what every request without the machine's grant gets.
+func isRegrant(script string) bool {
+	return !strings.Contains(script, "foundry.nonce=") && strings.Contains(script, "dhcp && chain")
+}
+
+// Attacks 1 and 2 of issue 9 from other hosts: right after the machine's
+// DHCP exchange, a host on the segment, a host of another segment and the
+// appliance's own host ask for the machine's discovery script (plain and
+// ?mode=discovery, as a cross-site <img> would): none gets a nonce, and
+// none uses up the machine's right to one. The machine gets its nonce
+// once. A host spoofing the MAC that does its own DHCP exchange gets a
+// nonce of its own, which revokes neither the machine's unused nonce nor,
+// once the machine has registered, its live session; nor do the other
+// hosts' requests.
+func TestSecuritySessionNonceGrant(t *testing.T) {
+	labNet, office, a := coreLab(t)
+	ctx := context.Background()
+	const mac = "52:54:00:5e:00:04"
+
+	gNS := labNet.client(mac)
+	must(t, newDHClient(t, gNS).once(40*time.Second))
+	onSegment := attackerNS(t, labNet)
+	offSegment := office.client("52:54:00:5e:0f:10")
+	nsRun(t, offSegment, "ip", "addr", "add", "10.78.0.50/24", "dev", "eth0")
+	nsRun(t, offSegment, "ip", "route", "add", "default", "via", "10.78.0.1")
+	attacks := func(when string) {
+		t.Helper()
+		for _, path := range []string{"/boot/" + mac, "/boot/" + mac + "?mode=discovery"} {
+			for name, ns := range map[string]string{"a host on the segment": onSegment, "a host of another segment": offSegment, "the appliance's host": ""} {
+				var code int
+				var script string
+				if ns == "" {
+					code, script = get(t, a.base+path)
+				} else {
+					code, script = getFrom(t, ns, a.base+path)
+				}
+				if code != http.StatusOK || !isRegrant(script) {
+					t.Fatalf("%s: %s asks for %s: %d, want the script that repeats DHCP, without a nonce:\n%s", when, name, path, code, script)
+				}
+			}
+		}
+	}
+	attacks("right after the machine's DHCP exchange")
+
+	nonce := discoveryNonce(t, a, gNS, mac)
+	if code, script := getFrom(t, gNS, a.base+"/boot/"+mac); code != http.StatusOK || !isRegrant(script) {
+		t.Fatalf("the machine's second request: %d, want no second nonce:\n%s", code, script)
+	}
+
+	// While the machine boots its discovery OS, a host with its MAC does
+	// its own exchange and takes a nonce; then it leaves the segment, so
+	// that the bridge forwards the MAC to the machine again.
+	sNS := labNet.client(mac)
+	sDH := newDHClient(t, sNS)
+	must(t, sDH.once(40*time.Second))
+	discoveryNonce(t, a, sNS, mac)
+	nsRun(t, sNS, "ip", "link", "set", "eth0", "down")
+	genuine := newBootAgent(t, a.base, gNS, nonce, nil)
+	if _, err := genuine.register(mac, testInventory(mac, "GENUINE", sessionDisk)); err != nil {
+		t.Fatalf("the machine's registration with its nonce after the spoofer took one: %v", err)
+	}
+
+	// With the session live: the same requests again, and another spoofed
+	// exchange and nonce.
+	attacks("with the machine's session live")
+	nsRun(t, sNS, "ip", "link", "set", "eth0", "up")
+	must(t, sDH.once(40*time.Second))
+	discoveryNonce(t, a, sNS, mac)
+	nsRun(t, sNS, "ip", "link", "set", "eth0", "down")
+	if d, err := genuine.Decision(ctx, 0); err != nil || d.Decision != "wait" {
+		t.Fatalf("the machine's session after the attacks: %+v %v, want wait", d, err)
+	}
+	if m := showSession(t, a, mac); len(m.Registrations) != 1 || m.Registrations[0].ID != genuine.session() || m.State != "inventoried" {
+		t.Fatalf("after the attacks: %s %+v", m.State, m.Registrations)
+	}
+}
+
+// Sessions end with the change that ends them, against the real binary:
+// a netboot approval once its decision is delivered (the machine is
+// ready), a reject once its decision is delivered, and a delete; after
+// each, the session's key can make no call. The ready machine's boot
+// menu offers rediscovery (?mode=discovery): a host on the segment asking
+// for it gets no nonce, the machine after its DHCP exchange does.
+func TestSecuritySessionEnds(t *testing.T) {
+	labNet, a := sessionLab(t)
+	ctx := context.Background()
+	for _, args := range [][]string{
+		{"profiles", "create", "nb", "--kind", "netboot", "--kernel", "http://10.77.0.1:8080/images/discovery/vmlinuz"},
+		{"clusters", "create", "rack2", "--default-profile", "nb"},
+	} {
+		if out, code := cli(t, a, adminToken, args...); code != 0 {
+			t.Fatalf("foundry %v: exit %d\n%s", args, code, out)
+		}
+	}
+	atk := attackerNS(t, labNet)
+	boot := func(mac string) (string, *bootAgent) {
+		ns := labNet.client(mac)
+		must(t, newDHClient(t, ns).once(40*time.Second))
+		b := newBootAgent(t, a.base, ns, discoveryNonce(t, a, ns, mac), nil)
+		if _, err := b.register(mac, testInventory(mac, "S-"+mac, sessionDisk)); err != nil {
+			t.Fatalf("%s registration: %v", mac, err)
+		}
+		return ns, b
+	}
+	ended := func(what string, b *bootAgent) {
+		t.Helper()
+		if _, err := b.Decision(ctx, 0); status(err) != http.StatusUnauthorized {
+			t.Fatalf("a call of the session after %s: %v, want 401", what, err)
+		}
+	}
+
+	const ready, rejected, deleted = "52:54:00:5e:00:05", "52:54:00:5e:00:06", "52:54:00:5e:00:07"
+	readyNS, rb := boot(ready)
+	if out, code := cli(t, a, adminToken, "machines", "approve", ready, "--cluster", "rack2", "--hostname", "node-05", "--console-token", rb.Console); code != 0 {
+		t.Fatalf("netboot approval: exit %d\n%s", code, out)
+	}
+	if d, err := rb.Decision(ctx, 0); err != nil || d.Decision != "netboot" {
+		t.Fatalf("netboot decision: %+v %v", d, err)
+	}
+	ended("the netboot decision", rb)
+	if m := showSession(t, a, ready); m.State != "ready" || len(m.Registrations) != 0 {
+		t.Fatalf("after the netboot decision: %s %+v", m.State, m.Registrations)
+	}
+	if out, code := cli(t, a, adminToken, "machines", "boot", ready, "--menu", "on"); code != 0 {
+		t.Fatalf("menu on: exit %d\n%s", code, out)
+	}
+	must(t, newDHClient(t, readyNS).once(40*time.Second))
+	if code, script := getFrom(t, atk, a.base+"/boot/"+ready+"?mode=discovery"); code != http.StatusOK || !isRegrant(script) {
+		t.Fatalf("another host asks for the ready machine's rediscovery: %d, want no nonce:\n%s", code, script)
+	}
+	if code, script := getFrom(t, readyNS, a.base+"/boot/"+ready+"?mode=discovery"); code != http.StatusOK || !nonceRE.MatchString(script) {
+		t.Fatalf("the ready machine chooses rediscovery after its DHCP exchange: %d, want a nonce:\n%s", code, script)
+	}
+
+	_, jb := boot(rejected)
+	if out, code := cli(t, a, adminToken, "machines", "reject", rejected, "--reason", "not ours"); code != 0 {
+		t.Fatalf("reject: exit %d\n%s", code, out)
+	}
+	if d, err := jb.Decision(ctx, 0); err != nil || d.Decision != "reject" {
+		t.Fatalf("reject decision: %+v %v", d, err)
+	}
+	ended("the reject decision", jb)
+
+	_, db := boot(deleted)
+	if out, code := cli(t, a, adminToken, "machines", "delete", deleted); code != 0 {
+		t.Fatalf("delete: exit %d\n%s", code, out)
+	}
+	ended("the delete", db)
+}
+
+// Attack 3 of issue 9, second half: a host on the segment reads the
+// genuine registration off the wire (plain HTTP), and with the machine's
+// MAC, its own DHCP exchange, nonce and key registers a forged inventory
+// with the genuine token's salt and hash, so that the console token the
+// administrator reads off the genuine machine would match the forgery too.
+// The copy is refused (422) at registration and as a token replacement.
+// The spoofer then opens registrations of its own until the MAC has
+// store.MaxSessions, so that the next would end the genuine one: refused
+// (409) while the genuine agent is active, with the copied token too (422). The genuine session goes on,
+// and the genuine console token binds the genuine registration.
+func TestSecuritySessionCopiedToken(t *testing.T) {
+	labNet, a := sessionLab(t)
+	ctx := context.Background()
+	const mac = "52:54:00:5e:00:08"
+
+	gNS := labNet.client(mac)
+	must(t, newDHClient(t, gNS).once(40*time.Second))
+	tap := &wireTap{}
+	genuine := newBootAgent(t, a.base, gNS, discoveryNonce(t, a, gNS, mac), tap)
+	if _, err := genuine.register(mac, testInventory(mac, "GENUINE", sessionDisk)); err != nil {
+		t.Fatalf("genuine registration: %v", err)
+	}
+	var sniffed agentwire.AgentRegister
+	if _, body, ok := bytes.Cut(tap.last(), []byte("\r\n\r\n")); !ok || json.Unmarshal(body, &sniffed) != nil || len(sniffed.Token.Hash) == 0 {
+		t.Fatalf("the tap did not see the registration's token:\n%s", tap.last())
+	}
+
+	sNS := labNet.client(mac)
+	sDH := newDHClient(t, sNS)
+	atk := attackerNS(t, labNet)
+	spoofBoot := func() *bootAgent {
+		t.Helper()
+		must(t, sDH.once(40*time.Second))
+		return newBootAgent(t, a.base, atk, discoveryNonce(t, a, sNS, mac), nil)
+	}
+	forged, err := json.Marshal(testInventory(mac, "FORGED", spoofDisk))
+	must(t, err)
+	spoofer := spoofBoot()
+	if _, err := spoofer.Register(ctx, agentwire.AgentRegister{MAC: mac, Inventory: forged, Token: sniffed.Token}); status(err) != http.StatusUnprocessableEntity {
+		t.Fatalf("registration with the sniffed token: %v, want 422", err)
+	}
+	if m := showSession(t, a, mac); len(m.Registrations) != 1 || m.Registrations[0].ID != genuine.session() {
+		t.Fatalf("the copied token opened a registration: %+v", m.Registrations)
+	}
+	if _, err := spoofer.register(mac, testInventory(mac, "FORGED", spoofDisk)); err != nil {
+		t.Fatalf("the spoofer's registration with a token of its own: %v", err)
+	}
+	if err := spoofer.Token(ctx, sniffed.Token); status(err) != http.StatusUnprocessableEntity {
+		t.Fatalf("the sniffed token as the spoofer's new token: %v, want 422", err)
+	}
+
+	for len(showSession(t, a, mac).Registrations) < store.MaxSessions {
+		if _, err := spoofBoot().register(mac, testInventory(mac, "FORGED", spoofDisk)); err != nil {
+			t.Fatalf("a further spoofed registration: %v", err)
+		}
+	}
+	ninth := spoofBoot()
+	if _, err := ninth.register(mac, testInventory(mac, "FORGED", spoofDisk)); status(err) != http.StatusConflict {
+		t.Fatalf("a registration that would end an active one: %v, want 409", err)
+	}
+	if _, err := ninth.Register(ctx, agentwire.AgentRegister{MAC: mac, Inventory: forged, Token: sniffed.Token}); status(err) != http.StatusUnprocessableEntity {
+		t.Fatalf("that registration with the sniffed token: %v, want 422", err)
+	}
+	if d, err := genuine.Decision(ctx, 0); err != nil || d.Decision != "wait" {
+		t.Fatalf("the genuine session after the attacks: %+v %v, want wait", d, err)
+	}
+	m := showSession(t, a, mac)
+	if len(m.Registrations) != store.MaxSessions || !m.MACConflict {
+		t.Fatalf("after the attacks: %d registrations (conflict %v), want %d", len(m.Registrations), m.MACConflict, store.MaxSessions)
+	}
+	if g := m.reg(t, genuine.session()); g.Token.Failures != 0 || g.Token.Locked {
+		t.Fatalf("the genuine registration's token after the attacks: %+v", g.Token)
+	}
+
+	approve := []string{"machines", "approve", mac, "--cluster", "rack1", "--hostname", "node-08", "--console-token", genuine.Console}
+	if out, code := cli(t, a, adminToken, approve...); code != 0 {
+		t.Fatalf("approval with the genuine console token: exit %d\n%s", code, out)
+	}
+	approved := showSession(t, a, mac)
+	if !approved.reg(t, genuine.session()).Bound || !bytes.Contains(approved.Inventory, []byte(`"GENUINE"`)) || bytes.Contains(approved.Inventory, []byte("FORGED")) {
+		t.Fatalf("approval did not bind the genuine registration: %+v\n%s", approved.Registrations, approved.Inventory)
+	}
+}
+
+// Attack 2 of issue 9 against the real agent loop (discovery-os/agent.Agent
+// with its real client, from the machine's namespace): requests for the
+// machine's script by other hosts, which used to revoke its nonce and
+// leave its agent retrying a 401 for ever, change nothing for it; when its
+// session is refused (here: the administrator ends the registration while
+// the agent long-polls), the agent reboots to PXE once, after its back-off,
+// instead of retrying.
+func TestSecuritySessionRefusedAgentReboots(t *testing.T) {
+	labNet, a := sessionLab(t)
+	const mac = "52:54:00:5e:00:09"
+	const backoff = 500 * time.Millisecond
+	gNS := labNet.client(mac)
+	must(t, newDHClient(t, gNS).once(40*time.Second))
+	b := newBootAgent(t, a.base, gNS, discoveryNonce(t, a, gNS, mac), nil)
+
+	rebooted := make(chan time.Time, 4)
+	ag := &agent.Agent{
+		API: b.Client, MAC: mac, Inventory: testInventory(mac, "GENUINE", sessionDisk),
+		PollWait: 30 * time.Second, RefusedDelay: backoff,
+		Reboot:   func() error { rebooted <- time.Now(); return nil },
+		PowerOff: func() error { t.Error("the agent powered off"); return nil },
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ag.Run(ctx) }()
+	for deadline := time.Now().Add(20 * time.Second); len(showSession(t, a, mac).Registrations) == 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not register within 20 s")
+		}
+	}
+
+	atk := attackerNS(t, labNet)
+	for range 3 {
+		getFrom(t, atk, a.base+"/boot/"+mac)
+		get(t, a.base+"/boot/"+mac+"?mode=discovery")
+	}
+	time.Sleep(time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("the agent stopped after other hosts asked for the machine's script: %v", err)
+	case at := <-rebooted:
+		t.Fatalf("the agent rebooted at %v after other hosts asked for the machine's script", at)
+	default:
+	}
+
+	id := showSession(t, a, mac).Registrations[0].ID
+	endedAt := time.Now()
+	if code, body := labCall(t, a, "DELETE", "/machines/"+mac+"/registrations/"+id); code != 200 {
+		t.Fatalf("end the registration: %d %s", code, body)
+	}
+	select {
+	case at := <-rebooted:
+		if after := at.Sub(endedAt); after < backoff || after > 5*time.Second {
+			t.Fatalf("the agent rebooted %v after its session ended, want after its back-off (%v to %v)", after, backoff, 2*backoff)
+		}
+		t.Logf("the refused agent rebooted %v after its session ended", at.Sub(endedAt).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the refused agent did not reboot within 10 s")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the agent's run after the reboot: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent went on after rebooting")
+	}
+	if len(rebooted) != 0 {
+		t.Fatal("the agent rebooted more than once")
 	}
 }
