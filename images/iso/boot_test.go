@@ -1,7 +1,6 @@
 package iso
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/foundry-appliance/foundry/test/vm"
 )
 
 // TestQEMUBoot builds a small ISO — the real kernel package and module
@@ -83,26 +84,22 @@ func TestQEMUBoot(t *testing.T) {
 		t.Errorf("manifest next to the ISO: %v", err)
 	}
 
-	ovmfVars := filepath.Join(dir, "OVMF_VARS.fd")
-	if b, err := os.ReadFile("/usr/share/OVMF/OVMF_VARS_4M.fd"); err != nil {
-		t.Fatalf("OVMF (make deps installs it): %v", err)
-	} else {
-		os.WriteFile(ovmfVars, b, 0o644)
+	for _, f := range []string{vm.DefaultOVMFCode, vm.DefaultOVMFVars} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("OVMF (make deps installs it): %v", err)
+		}
 	}
+	// Each machine has a blank virtio disk for the init to format; the
+	// test's own launcher (package test/vm) builds the command lines.
 	cases := []struct {
 		name string
-		args []string
+		m    vm.Machine
 	}{
-		{"bios-cdrom", []string{"-cdrom", iso, "-boot", "d"}},
-		{"uefi-cdrom", []string{"-machine", "q35",
-			"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-			"-drive", "if=pflash,format=raw,file=" + ovmfVars,
-			"-drive", "file=" + iso + ",format=raw,media=cdrom,readonly=on,if=none,id=cd",
-			"-device", "ide-cd,drive=cd,bootindex=0"}},
+		{"bios-cdrom", vm.Machine{CDROM: iso}},
+		{"uefi-cdrom", vm.Machine{Firmware: vm.UEFI, CDROM: iso}},
 		// What a USB stick is to the firmware: a hard disk holding the
-		// ISO's MBR. snapshot=on leaves the ISO file as it was.
-		{"bios-disk", []string{"-drive", "file=" + iso + ",format=raw,if=none,id=stick,snapshot=on",
-			"-device", "ide-hd,drive=stick,bootindex=0"}},
+		// ISO's MBR. Snapshot leaves the ISO file as it was.
+		{"bios-disk", vm.Machine{Disks: []vm.Disk{{Path: iso, Snapshot: true, BootIndex: 1}}}},
 	}
 	// Started together rather than as parallel subtests, which go test
 	// would run at most GOMAXPROCS at a time.
@@ -112,7 +109,7 @@ func TestQEMUBoot(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			boots[i] = runQEMU(dir, c.name, c.args)
+			boots[i] = runQEMU(dir, c.name, c.m)
 		}()
 	}
 	wg.Wait()
@@ -166,31 +163,37 @@ type qemuRun struct {
 	err     error
 }
 
-// runQEMU boots one emulated machine with a blank 64 MiB virtio disk and
-// no network until it powers off (or ten minutes pass); the serial console
-// is returned and kept in dir/<name>.console.
-func runQEMU(dir, name string, extra []string) (b qemuRun) {
+// runQEMU boots m with a blank 64 MiB virtio disk added, without reboots,
+// until it powers off (or ten minutes pass); the serial console is
+// returned and kept in dir/<name>.console.
+func runQEMU(dir, name string, m vm.Machine) (b qemuRun) {
 	data := filepath.Join(dir, name+".data.raw")
 	if err := os.WriteFile(data, nil, 0o644); err != nil {
-		b.err = err
+		b.err = fmt.Errorf("create the data disk: %w", err)
 		return b
 	}
 	if err := os.Truncate(data, 64<<20); err != nil {
+		b.err = fmt.Errorf("size the data disk: %w", err)
+		return b
+	}
+	m.Disks = append(m.Disks, vm.Disk{Path: data, Interface: "virtio"})
+	m.ExitOnReboot = true
+	start := time.Now()
+	inst, err := m.Start(context.Background())
+	if err != nil {
 		b.err = err
 		return b
 	}
-	args := append([]string{"-accel", "tcg", "-nographic", "-m", "1024", "-no-reboot", "-nic", "none",
-		"-drive", "file=" + data + ",format=raw,if=virtio"}, extra...)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	var console bytes.Buffer
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	cmd.Stdout, cmd.Stderr = &console, &console
-	start := time.Now()
-	b.err = cmd.Run()
+	const limit = 10 * time.Minute
+	exited := inst.WaitExit(limit)
 	b.took = time.Since(start)
-	b.console = console.String()
-	os.WriteFile(filepath.Join(dir, name+".console"), console.Bytes(), 0o644)
+	if err := inst.Stop(); err != nil {
+		b.err = err
+	} else if !exited {
+		b.err = fmt.Errorf("no power-off within %s", limit)
+	}
+	b.console = inst.Console()
+	os.WriteFile(filepath.Join(dir, name+".console"), []byte(b.console), 0o644)
 	return b
 }
 
