@@ -35,7 +35,8 @@ const stepTitles: Record<Step, string> = {
 
 export function ApprovePage() {
   const { params } = useRoute();
-  const mac = (params.mac ?? '').toLowerCase();
+  // Any notation: the API reads it, and the page shows the machine's own MAC.
+  const mac = params.mac ?? '';
   const { session } = useSession();
   const admin = useAdmin();
   useTitle(`Approve ${mac}`);

@@ -25,7 +25,9 @@ import { ConflictBadge, ConflictBanner, RegistrationsCard } from './registration
 
 export function MachinePage() {
   const { params } = useRoute();
-  const mac = (params.mac ?? '').toLowerCase();
+  // The MAC as the address bar has it; the API reads any notation, and
+  // the page moves to the machine's own (canonical) MAC once it is known.
+  const mac = params.mac ?? '';
   const { session } = useSession();
   const admin = useAdmin();
   const live = useLive();
@@ -60,6 +62,11 @@ export function MachinePage() {
     (async () => {
       try {
         const got = await must(session.client.GET('/api/v1/machines/{mac}', { params: { path: { mac } }, signal: ac.signal }));
+        if (got.mac !== mac) {
+          // Events, leases and links name the machine by its canonical MAC.
+          route(`/machines/${got.mac}`, true);
+          return;
+        }
         setM(got);
         setGone(false);
         setError('');
