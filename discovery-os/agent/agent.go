@@ -216,6 +216,12 @@ func (e *endedError) Error() string { return fmt.Sprintf("discovery OS ended: %v
 func (a *Agent) rebootRefused(ctx context.Context, cause error) error {
 	base := durationOr(a.RefusedDelay, 30*time.Second)
 	delay := base + time.Duration(mathrand.Int64N(int64(base)+1))
+	// The token leaves the screen at once: this boot's registration is
+	// over, and a token still shown could only approve a registration
+	// someone else made with a copy of its hash (docs/security.md).
+	if a.Console != nil {
+		a.Console.Update(func(s *Screen) { s.Token, s.ExpiresAt = "", time.Time{} })
+	}
 	a.fail(fmt.Errorf("the appliance refuses this boot session (%w); rebooting to PXE in %s", cause, delay.Round(time.Second)))
 	if err := a.sleep(ctx, delay); err != nil {
 		return err

@@ -28,6 +28,7 @@ type recConsole struct {
 	// statuses in order
 	statuses []string
 	errors   []string
+	tokens   int // tokens shown
 }
 
 func (c *recConsole) Update(fn func(*Screen)) {
@@ -40,6 +41,9 @@ func (c *recConsole) Update(fn func(*Screen)) {
 	}
 	if c.s.Error != prev.Error && c.s.Error != "" {
 		c.errors = append(c.errors, c.s.Error)
+	}
+	if c.s.Token != prev.Token && c.s.Token != "" {
+		c.tokens++
 	}
 }
 
@@ -344,6 +348,12 @@ func TestRefusedSessionReboots(t *testing.T) {
 			}
 			if len(h.console.errors) == 0 || !strings.Contains(h.console.errors[len(h.console.errors)-1], "refuses this boot session") {
 				t.Errorf("console errors %q", h.console.errors)
+			}
+			if tc.after && h.console.tokens == 0 {
+				t.Error("the registration showed no token")
+			}
+			if h.console.s.Token != "" {
+				t.Errorf("the console still shows token %s while the refused boot waits to reboot", h.console.s.Token)
 			}
 		})
 	}
