@@ -93,7 +93,7 @@ func (s *Server) registerAgent() {
 			"discovered → inventoried. A second registration for the same MAC is a separate pending registration (a MAC conflict); approval binds to the one whose token the administrator typed. " +
 			"Sent again with the same nonce and key (a retry), it answers as the first time; with another key the nonce is refused. " +
 			"A machine already approved keeps its frozen inventory; a rejected machine's session is only told to power off.",
-		Errors: []int{http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity},
+		Errors: []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
 		// huma validates a body by decoding it into generic values first:
 		// about 50 bytes of allocation per byte of an inventory such as
 		// [{},{},…]. agentRegister and checkToken check every field of

@@ -122,6 +122,14 @@ func (s *Server) prepare(acc access, op *huma.Operation) {
 	if op.MaxBodyBytes == 0 {
 		op.MaxBodyBytes = 64 << 10
 	}
+	// Every call that changes state can meet a full data disk (store
+	// ErrNoSpace) and, with a body, one longer than MaxBodyBytes.
+	if op.Method != http.MethodGet && (acc == accessWrite || acc == accessAgent) {
+		op.Errors = appendUnique(op.Errors, http.StatusInsufficientStorage)
+		if op.Method != http.MethodDelete {
+			op.Errors = appendUnique(op.Errors, http.StatusRequestEntityTooLarge)
+		}
+	}
 }
 
 func appendUnique(xs []int, x int) []int {
