@@ -171,10 +171,10 @@ func TestSetBootRefused(t *testing.T) {
 	}
 }
 
-// TestBootMenuEnumIsTheStores keeps the API's documented menu items equal
-// to the store's, which the iPXE menu script is built from.
-func TestBootMenuEnumIsTheStores(t *testing.T) {
-	e := newEnv(t)
+// openAPIEnums reads the served OpenAPI document's enums: schema →
+// property → values.
+func openAPIEnums(t *testing.T, e *env) map[string]map[string][]string {
+	t.Helper()
 	resp, err := e.ts.Client().Get(e.ts.URL + "/openapi.json")
 	if err != nil {
 		t.Fatal(err)
@@ -195,12 +195,26 @@ func TestBootMenuEnumIsTheStores(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		t.Fatal(err)
 	}
-	got := doc.Components.Schemas["BootMenu"].Properties["default"].Enum
+	out := map[string]map[string][]string{}
+	for name, schema := range doc.Components.Schemas {
+		out[name] = map[string][]string{}
+		for prop, p := range schema.Properties {
+			out[name][prop] = p.Enum
+		}
+	}
+	return out
+}
+
+// TestBootMenuEnumIsTheStores keeps the API's documented menu items equal
+// to the store's, which the iPXE menu script is built from.
+func TestBootMenuEnumIsTheStores(t *testing.T) {
+	enums := openAPIEnums(t, newEnv(t))
+	got := enums["BootMenu"]["default"]
 	if !slices.Equal(got, store.MenuItems()) {
 		t.Fatalf("BootMenu.default enum is %v, store.MenuItems() is %v", got, store.MenuItems())
 	}
 	for _, schema := range []string{"BootSettings", "Machine"} {
-		if got := doc.Components.Schemas[schema].Properties["uefi_binary"].Enum; !slices.Equal(got, []string{"", "ipxe.efi", "snponly.efi"}) {
+		if got := enums[schema]["uefi_binary"]; !slices.Equal(got, []string{"", "ipxe.efi", "snponly.efi"}) {
 			t.Errorf("%s.uefi_binary enum is %q", schema, got)
 		}
 	}

@@ -193,14 +193,7 @@ func TestSchema3GetsExpiryEntries(t *testing.T) {
 	if keys := expiryKeys(t, db); len(keys) != 0 {
 		t.Fatalf("the schema 3 database still has expiry entries %q", keys)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err = Open(dir, Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = reopen(t, db, dir, clk, nil)
 	if v, err := db.SchemaVersion(); err != nil || v != SchemaVersion {
 		t.Errorf("schema %d, %v after the upgrade", v, err)
 	}
@@ -271,12 +264,7 @@ func TestPowerManagedMachines(t *testing.T) {
 	if got, _ := db.PowerManagedMachines(); len(got) != 0 {
 		t.Fatalf("entries left: %v", got)
 	}
-	db.Close()
-	db, err = Open(dir, Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = reopen(t, db, dir, clk, nil)
 	if got, err := db.PowerManagedMachines(); err != nil || !slices.Equal(got, want) {
 		t.Errorf("after the upgrade: %v, %v; want %v", got, err, want)
 	}

@@ -21,14 +21,7 @@ func TestKnownMACsFollowRecords(t *testing.T) {
 	mustCreate(t, db, Machine{MAC: mac(1)})
 	mustCreate(t, db, Machine{MAC: mac(2)})
 	mustCreate(t, db, Machine{MAC: mac(3), Temporary: true, ExpiresAt: clk.Now()})
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err = Open(dir, Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = reopen(t, db, dir, clk, nil)
 
 	steps := []struct {
 		name   string

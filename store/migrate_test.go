@@ -50,10 +50,16 @@ func writeSchema2(t *testing.T, db *DB) {
 	}
 }
 
+// reopen closes db and opens its directory again with the same clock, as
+// a restart does; log, when not nil, receives the store's log.
 func reopen(t *testing.T, db *DB, dir string, clk *clock, log *bytes.Buffer) *DB {
 	t.Helper()
 	db.Close()
-	db, err := Open(dir, Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	opt := Options{Now: clk.Now}
+	if log != nil {
+		opt.Logger = slog.New(slog.NewTextHandler(log, nil))
+	}
+	db, err := Open(dir, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,12 +116,7 @@ func TestUniqueMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	db, err = Open(dir, Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = reopen(t, db, dir, clk, nil)
 	if v, err := db.SchemaVersion(); err != nil || v != SchemaVersion {
 		t.Fatalf("schema %d, %v after migration", v, err)
 	}
