@@ -9,11 +9,10 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite ui/src/lib/hostnames.json from Hostname")
+var update = flag.Bool("update", false, "rewrite the dashboard's verdict files (ui/src/lib/*names.json) from the rules")
 
-// hostnameSample is one host name and whether the approval accepts it
-// (trimmed, then Hostname, as api's checkHostname does).
-type hostnameSample struct {
+// nameSample is one name and whether the rule accepts it.
+type nameSample struct {
 	Name string `json:"name"`
 	OK   bool   `json:"ok"`
 }
@@ -35,17 +34,41 @@ func TestDashboardHostnames(t *testing.T) {
 		"ﬁle",           // a ligature that upper-cases to two letters
 		"node\u200b",    // zero-width space
 	}
-	out := make([]hostnameSample, len(samples))
+	out := make([]nameSample, len(samples))
 	for i, n := range samples {
+		// Trimmed, then Hostname, as api's checkHostname does.
 		_, err := Hostname(strings.TrimSpace(n))
-		out[i] = hostnameSample{Name: n, OK: err == nil}
+		out[i] = nameSample{Name: n, OK: err == nil}
 	}
+	checkVerdicts(t, "hostnames.json", "TestDashboardHostnames", out)
+}
+
+// TestDashboardNames writes CheckName's verdicts into
+// ui/src/lib/names.json, which the dashboard's image-name proposal
+// (images.ts nameFromFile) is held to: it may only propose names the API
+// accepts.
+func TestDashboardNames(t *testing.T) {
+	samples := []string{
+		"debian-12", "a", "A.b_c-d", "0", strings.Repeat("n", MaxName), strings.Repeat("n", MaxName+1),
+		"", "-x", ".hidden", "_a", "..", "a/b", "a b", "a:b", "ü", "a\nb", "image.raw", "9lives",
+	}
+	out := make([]nameSample, len(samples))
+	for i, n := range samples {
+		out[i] = nameSample{Name: n, OK: CheckName(n) == nil}
+	}
+	checkVerdicts(t, "names.json", "TestDashboardNames", out)
+}
+
+// checkVerdicts compares out with the dashboard's file of verdicts
+// (writing it first with -update).
+func checkVerdicts(t *testing.T, file, test string, out []nameSample) {
+	t.Helper()
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := string(b) + "\n"
-	path := filepath.Join("..", "ui", "src", "lib", "hostnames.json")
+	path := filepath.Join("..", "ui", "src", "lib", file)
 	if *update {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
@@ -53,9 +76,9 @@ func TestDashboardHostnames(t *testing.T) {
 	}
 	got, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./names -run TestDashboardHostnames -update)", err)
+		t.Fatalf("%v (run go test ./names -run %s -update)", err, test)
 	}
 	if string(got) != want {
-		t.Fatalf("%s is out of date: run go test ./names -run TestDashboardHostnames -update", path)
+		t.Fatalf("%s is out of date: run go test ./names -run %s -update", path, test)
 	}
 }

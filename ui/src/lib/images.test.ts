@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { ApiError } from '../api/problem';
-import { anyImporting, nameFromFile, readyImages, shortSum, transfer, uploadImage, type Image } from './images';
+import { anyImporting, nameFromFile, readyImages, shortSum, transfer, uploadImage, validName, type Image } from './images';
+import names from './names.json';
 
 /** FakeXHR records the request and answers when the test says so. */
 class FakeXHR {
@@ -107,5 +108,12 @@ describe('uploadImage', () => {
     ac.abort();
     await expect(p).rejects.toThrow('Upload cancelled.');
     expect(x.aborted).toBe(true);
+  });
+});
+
+describe('validName', () => {
+  // names.json: the Go rule's verdicts (go test ./names -run TestDashboardNames -update).
+  it.each(names)('$name', ({ name, ok }) => {
+    expect(validName(name)).toBe(ok);
   });
 });

@@ -47,6 +47,14 @@ export function shortSum(sum: string | undefined): string {
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /**
+ * validName says whether the API accepts n as a resource name (names.CheckName;
+ * images.test.ts holds it to the Go rule's verdicts in names.json).
+ */
+export function validName(n: string): boolean {
+  return namePattern.test(n);
+}
+
+/**
  * nameFromFile proposes an image name from a file name: the extensions of
  * image formats dropped, other characters replaced, as the API accepts.
  */
@@ -58,7 +66,7 @@ export function nameFromFile(file: string): string {
     n = n.slice(0, m.index);
   }
   n = n.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
-  return namePattern.test(n) ? n : '';
+  return validName(n) ? n : '';
 }
 
 export interface UploadOptions {
