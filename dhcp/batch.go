@@ -39,52 +39,51 @@ type datagram struct {
 }
 
 // batchServer serves one UDP socket with batched system calls: one reader
-// (recvmmsg) feeding a bounded queue, a fixed pool of workers, and one
-// writer (sendmmsg) that sends the replies that are ready together. It
-// replaces a goroutine per packet and a sendto per reply, which were most
-// of the DHCP server's CPU at high rates (bench/README.md).
+// (recvmmsg) that answers at once what needs no wait and sends those
+// replies together (sendmmsg), a bounded queue of the packets that must
+// wait for the store, a fixed pool of workers that finish them, and one
+// writer (sendmmsg) that sends the workers' replies that are ready
+// together. It replaces a goroutine per packet and a sendto per reply,
+// which were most of the DHCP server's CPU at high rates, and it hands a
+// packet to another goroutine only when it must wait: on a 2-core machine
+// each hand-off is a futex wake and a context switch (bench/README.md).
 type batchServer struct {
 	conn *net.UDPConn
 	pc   *ipv4.PacketConn
-	// answer returns the reply to one packet and where it goes; nil b:
-	// no reply.
-	answer func(b []byte, peer *net.UDPAddr) datagram
+	// answer answers one packet: its reply and where it goes (nil b: no
+	// reply), or, for a packet whose answer must wait (for a synced
+	// write), a func that answers it, which a worker runs. It is called
+	// by the reader only; the packet's bytes are not kept after it returns.
+	answer func(b []byte, peer *net.UDPAddr) (datagram, func() datagram)
 	// overload counts a packet dropped because the queue was full.
 	overload func()
 	log      *slog.Logger
 
-	queue   chan datagram
+	queue   chan func() datagram
 	replies chan datagram
 	done    chan error
 	once    sync.Once
-	// buffers recycles the read buffers: a fresh 4 KiB buffer per packet
-	// was most of the server's garbage at 10,000 DORA/s (answer only
-	// parses it; dhcpv4.FromBytes copies what it keeps).
-	buffers sync.Pool
 }
 
 // startBatch starts serving conn; Close stops it.
-func startBatch(conn *net.UDPConn, answer func([]byte, *net.UDPAddr) datagram, overload func(), log *slog.Logger) *batchServer {
+func startBatch(conn *net.UDPConn, answer func([]byte, *net.UDPAddr) (datagram, func() datagram), overload func(), log *slog.Logger) *batchServer {
 	s := &batchServer{
 		conn:     conn,
 		pc:       ipv4.NewPacketConn(conn),
 		answer:   answer,
 		overload: overload,
 		log:      log,
-		queue:    make(chan datagram, batchQueue),
+		queue:    make(chan func() datagram, batchQueue),
 		replies:  make(chan datagram, batchQueue),
 		done:     make(chan error, 1),
 	}
-	s.buffers.New = func() any { return new([maxDatagram]byte) }
 	var workers sync.WaitGroup
 	for range batchWorkers {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			for d := range s.queue {
-				r := s.answer(d.b, d.addr)
-				s.buffers.Put((*[maxDatagram]byte)(d.b[:maxDatagram]))
-				if r.b != nil {
+			for rest := range s.queue {
+				if r := rest(); r.b != nil {
 					s.replies <- r
 				}
 			}
@@ -106,13 +105,14 @@ func startBatch(conn *net.UDPConn, answer func([]byte, *net.UDPAddr) datagram, o
 	return s
 }
 
-// read moves packets from the socket to the queue until the socket is
-// closed (nil) or fails.
+// read answers packets from the socket until it is closed (nil) or fails:
+// at once, replying with the batch read, or through the queue.
 func (s *batchServer) read() error {
 	msgs := make([]ipv4.Message, batchMessages)
 	for i := range msgs {
-		msgs[i].Buffers = [][]byte{s.buffer()}
+		msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
 	}
+	out := make([]ipv4.Message, 0, batchMessages)
 	for {
 		n, err := s.pc.ReadBatch(msgs, 0)
 		if err != nil {
@@ -124,28 +124,30 @@ func (s *batchServer) read() error {
 			}
 			return fmt.Errorf("read dhcp packets: %w", err)
 		}
+		out = out[:0]
 		for i := range msgs[:n] {
 			m := &msgs[i]
 			peer, _ := m.Addr.(*net.UDPAddr)
 			if peer == nil {
 				continue
 			}
-			d := datagram{b: m.Buffers[0][:m.N], addr: peer}
-			select {
-			case s.queue <- d:
-				// The worker owns the buffer now (and gives it back);
-				// read the next packet into another.
-				m.Buffers[0] = s.buffer()
-			default:
+			// Only the reader sends to the queue: room now is room
+			// after answer. A full queue drops the packet unread, as
+			// whatever it asks would come too late.
+			if len(s.queue) == cap(s.queue) {
 				s.overload()
+				continue
+			}
+			r, rest := s.answer(m.Buffers[0][:m.N], peer)
+			if rest != nil {
+				s.queue <- rest
+			}
+			if r.b != nil {
+				out = append(out, message(r))
 			}
 		}
+		s.send(out)
 	}
-}
-
-// buffer is a read buffer of maxDatagram bytes.
-func (s *batchServer) buffer() []byte {
-	return s.buffers.Get().(*[maxDatagram]byte)[:]
 }
 
 // write sends replies, as many at once as are ready, until the workers
@@ -166,19 +168,24 @@ func (s *batchServer) write() {
 				break more
 			}
 		}
-		for len(batch) > 0 {
-			n, err := s.pc.WriteBatch(batch, 0)
-			if errors.Is(err, net.ErrClosed) {
-				break // stopping: the clients retransmit to whoever serves next
-			}
-			if err != nil {
-				// The first unsent reply failed: say so and go on with
-				// the rest (its client retransmits).
-				s.log.Warn("dhcp reply not sent", "to", batch[n].Addr.String(), "err", err)
-				n++
-			}
-			batch = batch[min(n, len(batch)):]
+		s.send(batch)
+	}
+}
+
+// send sends a batch of replies; the reader and the writer both do.
+func (s *batchServer) send(batch []ipv4.Message) {
+	for len(batch) > 0 {
+		n, err := s.pc.WriteBatch(batch, 0)
+		if errors.Is(err, net.ErrClosed) {
+			return // stopping: the clients retransmit to whoever serves next
 		}
+		if err != nil {
+			// The first unsent reply failed: say so and go on with the
+			// rest (its client retransmits).
+			s.log.Warn("dhcp reply not sent", "to", batch[n].Addr.String(), "err", err)
+			n++
+		}
+		batch = batch[min(n, len(batch)):]
 	}
 }
 

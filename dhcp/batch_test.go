@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +13,7 @@ import (
 
 // batchPair is a batchServer on a loopback socket and a client socket
 // that talks to it.
-func batchPair(t *testing.T, answer func([]byte, *net.UDPAddr) datagram, overload func()) (*batchServer, *net.UDPConn) {
+func batchPair(t *testing.T, answer func([]byte, *net.UDPAddr) (datagram, func() datagram), overload func()) (*batchServer, *net.UDPConn) {
 	t.Helper()
 	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -29,10 +30,16 @@ func batchPair(t *testing.T, answer func([]byte, *net.UDPAddr) datagram, overloa
 }
 
 // TestBatchServerAnswers: every packet is answered, to the address the
-// answer names, with the bytes it returned; Close then Wait returns nil.
+// answer names, with the bytes it returned, whether at once by the reader
+// (even packets) or by a worker (odd ones); Close then Wait returns nil.
 func TestBatchServerAnswers(t *testing.T) {
-	echo := func(b []byte, peer *net.UDPAddr) datagram {
-		return datagram{b: append([]byte("re:"), b...), addr: peer}
+	var i atomic.Int64
+	echo := func(b []byte, peer *net.UDPAddr) (datagram, func() datagram) {
+		r := datagram{b: append([]byte("re:"), b...), addr: peer}
+		if i.Add(1)%2 == 0 {
+			return r, nil
+		}
+		return datagram{}, func() datagram { return r }
 	}
 	s, cli := batchPair(t, echo, func() { t.Error("overload with an idle server") })
 	const n = 200
@@ -67,10 +74,13 @@ func TestBatchServerAnswers(t *testing.T) {
 func TestBatchServerBoundsItsQueue(t *testing.T) {
 	release := make(chan struct{})
 	var taken, overloads atomic.Int64
-	stuck := func(b []byte, peer *net.UDPAddr) datagram {
-		taken.Add(1)
-		<-release
-		return datagram{b: b, addr: peer}
+	stuck := func(b []byte, peer *net.UDPAddr) (datagram, func() datagram) {
+		r := datagram{b: bytes.Clone(b), addr: peer}
+		return datagram{}, func() datagram {
+			taken.Add(1)
+			<-release
+			return r
+		}
 	}
 	_, cli := batchPair(t, stuck, func() { overloads.Add(1) })
 	const sent = batchWorkers + batchQueue + 1000
@@ -106,4 +116,62 @@ func TestBatchServerBoundsItsQueue(t *testing.T) {
 	if answered < batchWorkers {
 		t.Errorf("answered %d packets after the workers moved again, want at least the %d they held", answered, batchWorkers)
 	}
+}
+
+// TestBatchServerAnswersWithoutWorkers: a packet that needs no wait is
+// answered by the reader while every worker is stuck on a store that does
+// not answer, and Close then waits for the stuck ones.
+func TestBatchServerAnswersWithoutWorkers(t *testing.T) {
+	release := make(chan struct{})
+	var stuck atomic.Int64
+	answer := func(b []byte, peer *net.UDPAddr) (datagram, func() datagram) {
+		r := datagram{b: append([]byte("re:"), b...), addr: peer}
+		if bytes.HasPrefix(b, []byte("wait")) {
+			return datagram{}, func() datagram {
+				stuck.Add(1)
+				<-release
+				return r
+			}
+		}
+		return r, nil
+	}
+	s, cli := batchPair(t, answer, func() { t.Error("overload") })
+	for i := range batchWorkers {
+		if _, err := fmt.Fprintf(cli, "wait%d", i); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for stuck.Load() < batchWorkers && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if stuck.Load() < batchWorkers {
+		t.Fatalf("%d of %d workers took a waiting packet", stuck.Load(), batchWorkers)
+	}
+	buf := make([]byte, 64)
+	for i := range 20 {
+		if _, err := fmt.Fprintf(cli, "now%d", i); err != nil {
+			t.Fatal(err)
+		}
+		cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, err := cli.Read(buf)
+		if err != nil {
+			t.Fatalf("no answer to now%d while the workers wait: %v", i, err)
+		}
+		if got, want := string(buf[:k]), fmt.Sprintf("re:now%d", i); got != want {
+			t.Fatalf("answer %q, want %q", got, want)
+		}
+	}
+	waited := make(chan struct{})
+	go func() { s.Close(); s.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		t.Fatal("Wait returned while workers were still answering")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-waited
 }

@@ -77,20 +77,55 @@ type listener struct {
 // socket cannot tell): the reply, or nil for none. It is the whole of the
 // plugin's work; plugin.go adapts it to coredhcp and to our own sockets.
 func (l *listener) handle(req, resp *dhcpv4.DHCPv4, src netip.Addr) *dhcpv4.DHCPv4 {
+	reply, _ := l.serve(req, resp, src, true)
+	return reply
+}
+
+// serve is handle for a caller that may not be able to wait for the
+// store. With mayWait false, a request whose answer may wait for a synced
+// write (admitted.waits) is checked and counted but not answered: serve
+// returns nil and the rest of the work, which the caller must run (where
+// waiting is fine) for its reply. Everything else is answered at once.
+func (l *listener) serve(req, resp *dhcpv4.DHCPv4, src netip.Addr, mayWait bool) (*dhcpv4.DHCPv4, func() *dhcpv4.DHCPv4) {
 	in := l.in
 	in.gate.RLock()
 	if in.closed {
 		in.gate.RUnlock()
 		in.m.drop(dropShutdown)
-		return nil
+		return nil, nil
 	}
 	in.inflight.Add(1)
 	in.gate.RUnlock()
-	defer in.inflight.Done()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			in.inflight.Done()
+		}
+	}()
 
 	mt := req.MessageType()
 	in.m.request(mt)
-	reply, reason, detail := l.process(req, resp, src)
+	p, reason, detail := l.admit(req, resp, src)
+	if p != nil && !mayWait && p.waits() {
+		// Still in flight (Serve waits for it) until rest has run.
+		handedOff = true
+		return nil, func() *dhcpv4.DHCPv4 {
+			defer in.inflight.Done()
+			reply, reason, detail := l.finish(p)
+			return l.account(req, mt, src, reply, reason, detail)
+		}
+	}
+	var reply *dhcpv4.DHCPv4
+	if p != nil {
+		reply, reason, detail = l.finish(p)
+	}
+	return l.account(req, mt, src, reply, reason, detail), nil
+}
+
+// account counts and logs the outcome of request req of type mt: reply,
+// or none for reason (empty: none was due), and returns reply.
+func (l *listener) account(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, src netip.Addr, reply *dhcpv4.DHCPv4, reason, detail string) *dhcpv4.DHCPv4 {
+	in := l.in
 	if reply != nil {
 		in.granted(req, reply)
 		in.m.reply(reply.MessageType())
@@ -134,9 +169,49 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4, src netip.Addr) *dhcpv4.DHCP
 	return nil
 }
 
+// admitted is a request past the checks that write nothing: what finish
+// needs to answer it.
+type admitted struct {
+	req, resp  *dhcpv4.DHCPv4
+	src        netip.Addr
+	seg        *segState
+	serverIP   netip.Addr
+	mt         dhcpv4.MessageType
+	mac        string
+	hw         [6]byte
+	now        time.Time
+	macTracked bool
+	// machine is the MAC's record (nil: none); not looked up for RELEASE
+	// and DECLINE.
+	machine *store.Machine
+}
+
+// waits reports whether finish may wait for a synced store write: a
+// lease (REQUEST, RELEASE, DECLINE), a known machine's sighting, or an
+// unknown machine's discovered record. A DISCOVER or INFORM from an
+// unknown MAC on a segment without discovery writes nothing.
+func (p *admitted) waits() bool {
+	switch p.mt {
+	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeInform:
+		return p.machine != nil || p.seg.Discovery
+	}
+	return true
+}
+
 // process does the work of handle: it returns the reply, or nil with the
 // drop reason and a detail for the log (an empty reason: no reply is due).
 func (l *listener) process(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*dhcpv4.DHCPv4, string, string) {
+	p, reason, detail := l.admit(req, resp, src)
+	if p == nil {
+		return nil, reason, detail
+	}
+	return l.finish(p)
+}
+
+// admit is the first part of process: the checks, the per-MAC limit and
+// the machine lookup. It returns nil with the drop reason and detail, or
+// the request for finish.
+func (l *listener) admit(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*admitted, string, string) {
 	in := l.in
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
 		return nil, dropMalformed, "not a BOOTREQUEST"
@@ -174,26 +249,35 @@ func (l *listener) process(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*dhcpv4.DH
 	if l.port == pxePort && seg.Mode != ModeProxy {
 		return nil, dropWrongPort, "port 4011 on a dhcp-mode segment"
 	}
-	mac := req.ClientHWAddr.String()
-	hw := [6]byte(req.ClientHWAddr)
-	now := in.now()
+	p := &admitted{req: req, resp: resp, src: src, seg: seg, serverIP: serverIP, mt: mt,
+		mac: req.ClientHWAddr.String(), hw: [6]byte(req.ClientHWAddr), now: in.now()}
 	// A MAC already tracked is held to its rate before anything costs a
 	// store read; an untracked one gets its bucket once past the
-	// per-source limit below, so that random MACs do not fill the table.
-	macLimited, macTracked := in.lim.macLimited(hw, now, false)
+	// per-source limit (finish), so that random MACs do not fill the table.
+	var macLimited bool
+	macLimited, p.macTracked = in.lim.macLimited(p.hw, p.now, false)
 	if macLimited {
-		return nil, in.limitDrop(seg, limitMACRate, now), ""
+		return nil, in.limitDrop(seg, limitMACRate, p.now), ""
 	}
 	if mt == dhcpv4.MessageTypeRelease || mt == dhcpv4.MessageTypeDecline {
-		return nil, l.releaseOrDecline(req, seg, serverIP, mac, mt), ""
+		return p, "", ""
 	}
-
-	var machine *store.Machine
-	switch m, err := in.machines.GetMachine(mac); {
+	switch m, err := in.machines.GetMachine(p.mac); {
 	case err == nil:
-		machine = &m
+		p.machine = &m
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, dropStoreError, fmt.Sprintf("look up machine: %v", err)
+	}
+	return p, "", ""
+}
+
+// finish is the rest of process, from the decision on: the limits that
+// apply to new clients, the reply, and what the store records of it.
+func (l *listener) finish(p *admitted) (*dhcpv4.DHCPv4, string, string) {
+	in := l.in
+	req, resp, seg, mt, mac, machine, now := p.req, p.resp, p.seg, p.mt, p.mac, p.machine, p.now
+	if mt == dhcpv4.MessageTypeRelease || mt == dhcpv4.MessageTypeDecline {
+		return nil, l.releaseOrDecline(req, seg, p.serverIP, mac, mt), ""
 	}
 	client := parseClient(req)
 	d := decide(&seg.Segment, client, machine, in.env)
@@ -204,11 +288,11 @@ func (l *listener) process(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*dhcpv4.DH
 	// to the per-source rate or the caps: a flood of new MACs slows only
 	// other new MACs.
 	established := (machine != nil && !machine.Temporary) || (seg.alloc != nil && seg.alloc.has(mac))
-	if !established && in.lim.sourceLimited(seg, src, now) {
+	if !established && in.lim.sourceLimited(seg, p.src, now) {
 		return nil, in.limitDrop(seg, limitSourceRate, now), ""
 	}
-	if !macTracked {
-		if limited, _ := in.lim.macLimited(hw, now, true); limited {
+	if !p.macTracked {
+		if limited, _ := in.lim.macLimited(p.hw, now, true); limited {
 			return nil, in.limitDrop(seg, limitMACRate, now), ""
 		}
 	}
@@ -217,10 +301,11 @@ func (l *listener) process(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*dhcpv4.DH
 		return nil, in.limitDrop(seg, limitDiscovered, now), ""
 	}
 	var reply *dhcpv4.DHCPv4
+	var reason, detail string
 	if seg.Mode == ModeProxy {
-		reply, reason, detail = l.proxyReply(req, resp, seg, serverIP, d, mt)
+		reply, reason, detail = l.proxyReply(req, resp, seg, p.serverIP, d, mt)
 	} else {
-		reply, reason, detail = l.dhcpReply(req, resp, seg, serverIP, d, mt, mac, established)
+		reply, reason, detail = l.dhcpReply(req, resp, seg, p.serverIP, d, mt, mac, established)
 	}
 	if reason == dropLimited {
 		reason, detail = in.limitDrop(seg, detail, now), ""

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -351,4 +352,97 @@ func TestHandlerNakAndDeny(t *testing.T) {
 	if r := f.send(t, l, pkt(t, dhcpv4.MessageTypeDiscover, rejected, pxeBIOS, arch(0))); r != nil {
 		t.Errorf("rejected machine got a reply:\n%s", r.Summary())
 	}
+}
+
+// TestServeWaitsOnlyForWrites: what serve answers without waiting (the
+// reader of batch.go does) is exactly what writes nothing to the store;
+// the rest is answered by the func it returns, as handle would answer it,
+// and nothing is written before that func runs.
+func TestServeWaitsOnlyForWrites(t *testing.T) {
+	f := newFixture(t, func(s *Server) { s.Segments[1].AllowUnknown = true })
+	lab, prod := f.byIf["veth0"], f.byIf["veth1"]
+	known := net.HardwareAddr{0x52, 0x54, 0, 0, 0xaa, 1}
+	unknown := net.HardwareAddr{0x52, 0x54, 0, 0, 0xaa, 2}
+	newcomer := net.HardwareAddr{0x52, 0x54, 0, 0, 0xaa, 3}
+	if f.send(t, lab, pkt(t, dhcpv4.MessageTypeDiscover, known, pxeBIOS, arch(iana.INTEL_X86PC))) == nil {
+		t.Fatal("no OFFER on the discovery segment")
+	}
+	serve := func(l *listener, req *dhcpv4.DHCPv4, waits bool) *dhcpv4.DHCPv4 {
+		t.Helper()
+		wire, err := dhcpv4.FromBytes(req.ToBytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := dhcpv4.NewReplyFromRequest(wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, rest := l.serve(wire, resp, netip.Addr{}, false)
+		if (rest != nil) != waits {
+			t.Fatalf("%s from %s: waits %v, want %v", req.MessageType(), req.ClientHWAddr, rest != nil, waits)
+		}
+		if rest == nil {
+			return reply
+		}
+		if reply != nil {
+			t.Fatalf("a reply and a rest to run")
+		}
+		return rest()
+	}
+	typeOf := func(r *dhcpv4.DHCPv4) dhcpv4.MessageType {
+		if r == nil {
+			return dhcpv4.MessageTypeNone
+		}
+		return r.MessageType()
+	}
+
+	offer := serve(prod, pkt(t, dhcpv4.MessageTypeDiscover, unknown), false)
+	if typeOf(offer) != dhcpv4.MessageTypeOffer {
+		t.Fatalf("unknown MAC on a segment without discovery: %v, want an OFFER", offer)
+	}
+	if got := serve(prod, pkt(t, dhcpv4.MessageTypeInform, unknown), false); typeOf(got) != dhcpv4.MessageTypeAck {
+		t.Errorf("INFORM: %v, want an ACK", got)
+	}
+	if got := serve(prod, pkt(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{1, 0, 0, 0, 0, 1}), false); got != nil {
+		t.Errorf("group chaddr answered: %v", got)
+	}
+	if got := serve(prod, pkt(t, dhcpv4.MessageTypeDiscover, known), true); typeOf(got) != dhcpv4.MessageTypeOffer {
+		t.Errorf("known machine: %v, want an OFFER", got)
+	}
+	if m, err := f.db.GetMachine(known.String()); err != nil || m.Segment != "prod" {
+		t.Errorf("known machine's sighting not recorded by the rest: %+v, %v", m, err)
+	}
+
+	// An unknown MAC on a discovery segment gets its record from the rest
+	// only.
+	wire, _ := dhcpv4.FromBytes(pkt(t, dhcpv4.MessageTypeDiscover, newcomer, pxeBIOS, arch(iana.INTEL_X86PC)).ToBytes())
+	resp, _ := dhcpv4.NewReplyFromRequest(wire)
+	reply, rest := lab.serve(wire, resp, netip.Addr{}, false)
+	if reply != nil || rest == nil {
+		t.Fatalf("discovery of a new MAC answered without waiting: %v", reply)
+	}
+	if _, err := f.db.GetMachine(newcomer.String()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record written before the rest ran: %v", err)
+	}
+	if got := rest(); typeOf(got) != dhcpv4.MessageTypeOffer {
+		t.Fatalf("discovery: %v, want an OFFER", got)
+	}
+	if _, err := f.db.GetMachine(newcomer.String()); err != nil {
+		t.Errorf("no discovered record after the rest: %v", err)
+	}
+
+	req := pkt(t, dhcpv4.MessageTypeRequest, unknown,
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(offer.ServerIdentifier())),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)))
+	if got := serve(prod, req, true); typeOf(got) != dhcpv4.MessageTypeAck {
+		t.Fatalf("REQUEST: %v, want an ACK", got)
+	}
+	if leases, _ := f.db.ListLeases("prod"); len(leases) != 1 || leases[0].IP != fromIP(offer.YourIPAddr) {
+		t.Errorf("stored leases %+v", leases)
+	}
+	if got := serve(prod, pkt(t, dhcpv4.MessageTypeRelease, unknown, dhcpv4.WithClientIP(offer.YourIPAddr)), true); got != nil {
+		t.Errorf("RELEASE answered: %v", got)
+	}
+	// Nothing is left in flight: Serve's wait for handlers would return.
+	f.in.inflight.Wait()
 }

@@ -80,14 +80,17 @@ func (l *listener) startCoreDHCP() (*server.Servers, error) {
 // own goroutine, where a panic would end the whole appliance. A panic is a
 // bug (the fuzz target calls handle without this), logged with its stack.
 func (l *listener) safeHandle(req, resp *dhcpv4.DHCPv4, src netip.Addr) (reply *dhcpv4.DHCPv4) {
-	defer func() {
-		if r := recover(); r != nil {
-			l.in.m.drop(dropPanic)
-			l.in.log.Error("dhcp handler panic", "iface", l.iface, "panic", r, "stack", string(debug.Stack()))
-			reply = nil
-		}
-	}()
+	defer l.recoverPanic(&reply)
 	return l.handle(req, resp, src)
+}
+
+// recoverPanic, deferred, turns a panic of the handler into no reply.
+func (l *listener) recoverPanic(reply **dhcpv4.DHCPv4) {
+	if r := recover(); r != nil {
+		l.in.m.drop(dropPanic)
+		l.in.log.Error("dhcp handler panic", "iface", l.iface, "panic", r, "stack", string(debug.Stack()))
+		*reply = nil
+	}
 }
 
 // startOwn opens l's socket (0.0.0.0 or l.bind, port l.port, bound to the
@@ -111,12 +114,14 @@ func (l *listener) startOwn() (*batchServer, error) {
 // answerOwn answers one packet read by startOwn's server as coredhcp's
 // server would (server/handle.go): only the message types coredhcp passes
 // to plugins (DECLINE has its own reader, decline.go), a reply prepared
-// from the request, sent where replyTo says.
-func (l *listener) answerOwn(b []byte, peer *net.UDPAddr) datagram {
+// from the request, sent where replyTo says. A packet whose answer may
+// wait for the store (admitted.waits) is answered by the func returned,
+// which the server runs on a worker; the others at once, by the reader.
+func (l *listener) answerOwn(b []byte, peer *net.UDPAddr) (datagram, func() datagram) {
 	req, err := dhcpv4.FromBytes(b)
 	if err != nil {
 		l.in.m.drop(dropMalformed)
-		return datagram{}
+		return datagram{}, nil
 	}
 	src, _ := netip.AddrFromSlice(peer.IP.To4())
 	typ := dhcpv4.MessageTypeNone
@@ -127,22 +132,44 @@ func (l *listener) answerOwn(b []byte, peer *net.UDPAddr) datagram {
 		typ = dhcpv4.MessageTypeAck
 	case dhcpv4.MessageTypeRelease:
 	default:
-		return datagram{}
+		return datagram{}, nil
 	}
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
-		return datagram{}
+		return datagram{}, nil
 	}
 	resp, err := dhcpv4.NewReplyFromRequest(req)
 	if err != nil {
-		return datagram{}
+		return datagram{}, nil
 	}
 	if typ != dhcpv4.MessageTypeNone {
 		resp.UpdateOption(dhcpv4.OptMessageType(typ))
 	}
-	reply := l.safeHandle(req, resp, src)
+	reply, rest := l.safeServe(req, resp, src)
+	if rest != nil {
+		return datagram{}, func() datagram {
+			return l.datagramOf(req, l.safeRest(rest))
+		}
+	}
+	return l.datagramOf(req, reply), nil
+}
+
+// datagramOf is the datagram of reply to req (none for nil).
+func (l *listener) datagramOf(req, reply *dhcpv4.DHCPv4) datagram {
 	if reply == nil {
 		return datagram{}
 	}
-	to := replyTo(req, reply)
-	return datagram{b: reply.ToBytes(), addr: to}
+	return datagram{b: reply.ToBytes(), addr: replyTo(req, reply)}
+}
+
+// safeServe is serve without waiting, with safeHandle's defence.
+func (l *listener) safeServe(req, resp *dhcpv4.DHCPv4, src netip.Addr) (reply *dhcpv4.DHCPv4, rest func() *dhcpv4.DHCPv4) {
+	defer l.recoverPanic(&reply)
+	return l.serve(req, resp, src, false)
+}
+
+// safeRest runs the rest of a request serve returned, with safeHandle's
+// defence.
+func (l *listener) safeRest(rest func() *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4) {
+	defer l.recoverPanic(&reply)
+	return rest()
 }
