@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +28,17 @@ func getFrom(t *testing.T, ns, url string) (int, string) {
 	}}
 	resp, err := client.Get(url)
 	if err != nil {
-		t.Fatalf("GET %s from %s: %v", url, ns, err)
+		// What the two ends' network looked like, for a failure that does
+		// not come back when the test runs again.
+		var state strings.Builder
+		for _, c := range [][]string{
+			{"ip", "netns", "exec", ns, "ip", "-4", "addr"}, {"ip", "netns", "exec", ns, "ip", "neigh"},
+			{"ip", "netns", "exec", ns, "ss", "-tan"}, {"ip", "-4", "addr"}, {"ip", "neigh"}, {"ss", "-tan"},
+		} {
+			out, _ := exec.Command(c[0], c[1:]...).CombinedOutput()
+			fmt.Fprintf(&state, "$ %s\n%s", strings.Join(c, " "), out)
+		}
+		t.Fatalf("GET %s from %s: %v\n%s", url, ns, err, state.String())
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
