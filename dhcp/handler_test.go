@@ -97,18 +97,26 @@ func (f *fixture) send(t *testing.T, l *listener, req *dhcpv4.DHCPv4) *dhcpv4.DH
 	return f.sendFrom(t, l, src, req)
 }
 
-// sendFrom is send from the UDP source src (zero: unknown, as coredhcp's
-// listeners see every packet).
-func (f *fixture) sendFrom(t *testing.T, l *listener, src netip.Addr, req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+// onTheWire is req as the server reads it off the wire, and the reply
+// coredhcp would hand the handler to fill in.
+func onTheWire(t *testing.T, req *dhcpv4.DHCPv4) (wire, resp *dhcpv4.DHCPv4) {
 	t.Helper()
 	wire, err := dhcpv4.FromBytes(req.ToBytes())
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := dhcpv4.NewReplyFromRequest(wire)
+	resp, err = dhcpv4.NewReplyFromRequest(wire)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return wire, resp
+}
+
+// sendFrom is send from the UDP source src (zero: unknown, as coredhcp's
+// listeners see every packet).
+func (f *fixture) sendFrom(t *testing.T, l *listener, src netip.Addr, req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+	t.Helper()
+	wire, resp := onTheWire(t, req)
 	out := l.handle(wire, resp, src)
 	if out == nil {
 		return nil
@@ -369,14 +377,7 @@ func TestServeWaitsOnlyForWrites(t *testing.T) {
 	}
 	serve := func(l *listener, req *dhcpv4.DHCPv4, waits bool) *dhcpv4.DHCPv4 {
 		t.Helper()
-		wire, err := dhcpv4.FromBytes(req.ToBytes())
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := dhcpv4.NewReplyFromRequest(wire)
-		if err != nil {
-			t.Fatal(err)
-		}
+		wire, resp := onTheWire(t, req)
 		reply, rest := l.serve(wire, resp, netip.Addr{}, false)
 		if (rest != nil) != waits {
 			t.Fatalf("%s from %s: waits %v, want %v", req.MessageType(), req.ClientHWAddr, rest != nil, waits)
