@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,5 +105,19 @@ func TestKnownMACsConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestUnknownMachineError: a MAC the known set rules out is ErrNotFound,
+// with the message a wrapped ErrNotFound has, at no more than two
+// allocation (the DHCP server asks for every packet's MAC).
+func TestUnknownMachineError(t *testing.T) {
+	db, _, _ := openTest(t)
+	_, err := db.GetMachine(mac(7))
+	if !errors.Is(err, ErrNotFound) || err.Error() != fmt.Sprintf("get machine %s: %v", mac(7), ErrNotFound) {
+		t.Fatalf("GetMachine of an unknown MAC: %v", err)
+	}
+	if n := testing.AllocsPerRun(100, func() { db.GetMachine(mac(7)) }); n > 2 {
+		t.Errorf("GetMachine of an unknown MAC allocates %.0f times, want at most 2", n)
 	}
 }
