@@ -1,0 +1,128 @@
+package kv
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Badger is the embedded engine: one Badger database on the appliance's
+// disk. Durability is the database's SyncWrites option, which the store
+// sets.
+type Badger struct {
+	db *badger.DB
+}
+
+// NewBadger wraps an open Badger database; closing the engine closes it.
+func NewBadger(db *badger.DB) *Badger { return &Badger{db: db} }
+
+// DB returns the database underneath, for what only Badger has (value-log
+// garbage collection, its options).
+func (b *Badger) DB() *badger.DB { return b.db }
+
+// View implements Engine.
+func (b *Badger) View(fn func(Txn) error) error {
+	return badgerErr(b.db.View(func(t *badger.Txn) error { return fn(badgerTxn{t}) }))
+}
+
+// Update implements Engine.
+func (b *Badger) Update(fn func(Txn) error) error {
+	return badgerErr(b.db.Update(func(t *badger.Txn) error { return fn(badgerTxn{t}) }))
+}
+
+// NewBatch implements Engine.
+func (b *Badger) NewBatch() Batch { return badgerBatch{b.db.NewWriteBatch()} }
+
+// DropPrefix implements Engine.
+func (b *Badger) DropPrefix(prefix []byte) error { return badgerErr(b.db.DropPrefix(prefix)) }
+
+// Close implements Engine.
+func (b *Badger) Close() error { return badgerErr(b.db.Close()) }
+
+// badgerErr maps Badger's errors onto the engine's, keeping Badger's text.
+func badgerErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case errors.Is(err, badger.ErrConflict):
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	case errors.Is(err, badger.ErrReadOnlyTxn):
+		return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	case errors.Is(err, badger.ErrDBClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
+}
+
+type badgerTxn struct{ t *badger.Txn }
+
+func (t badgerTxn) Get(key []byte, fn func([]byte) error) error {
+	item, err := t.t.Get(key)
+	if err != nil {
+		return badgerErr(err)
+	}
+	if fn == nil {
+		return nil
+	}
+	return item.Value(fn)
+}
+
+func (t badgerTxn) Set(key, val []byte) error { return badgerErr(t.t.Set(key, val)) }
+func (t badgerTxn) Delete(key []byte) error   { return badgerErr(t.t.Delete(key)) }
+
+func (t badgerTxn) NewIterator(opt IterOptions) Iterator {
+	it := t.t.NewIterator(badger.IteratorOptions{
+		Prefix:         opt.Prefix,
+		Reverse:        opt.Reverse,
+		PrefetchValues: !opt.KeysOnly,
+		PrefetchSize:   100,
+	})
+	return &badgerIter{it: it, prefix: opt.Prefix, reverse: opt.Reverse}
+}
+
+type badgerIter struct {
+	it      *badger.Iterator
+	prefix  []byte
+	reverse bool
+}
+
+// Rewind implements Iterator. Badger's own Rewind in reverse starts past
+// the prefix's keys (at the database's last key); seeking to the prefix
+// followed by 0xff bytes starts at its last key instead.
+func (i *badgerIter) Rewind() {
+	if i.reverse && len(i.prefix) > 0 {
+		i.it.Seek(prefixEnd(i.prefix))
+		return
+	}
+	i.it.Rewind()
+}
+
+func (i *badgerIter) Seek(key []byte) { i.it.Seek(key) }
+func (i *badgerIter) Valid() bool     { return i.it.Valid() }
+func (i *badgerIter) ValidForPrefix(p []byte) bool {
+	return i.it.ValidForPrefix(p)
+}
+func (i *badgerIter) Next()                             { i.it.Next() }
+func (i *badgerIter) Key() []byte                       { return i.it.Item().Key() }
+func (i *badgerIter) Value(fn func([]byte) error) error { return i.it.Item().Value(fn) }
+func (i *badgerIter) Close()                            { i.it.Close() }
+
+// prefixEnd returns a key after every key under prefix that Foundry
+// writes: the prefix followed by 0xff bytes (keys are text).
+func prefixEnd(prefix []byte) []byte {
+	out := append([]byte{}, prefix...)
+	for range 8 {
+		out = append(out, 0xff)
+	}
+	return out
+}
+
+type badgerBatch struct{ wb *badger.WriteBatch }
+
+func (b badgerBatch) Set(key, val []byte) error { return badgerErr(b.wb.Set(key, val)) }
+func (b badgerBatch) Delete(key []byte) error   { return badgerErr(b.wb.Delete(key)) }
+func (b badgerBatch) Flush() error              { return badgerErr(b.wb.Flush()) }
+func (b badgerBatch) Cancel()                   { b.wb.Cancel() }
