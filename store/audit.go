@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // Audit ids are 24 lower-case hex digits: 16 of Unix nanoseconds and 8 of a
@@ -65,17 +65,17 @@ func (db *DB) nextID(now time.Time) string {
 // that is not an audit id (a damaged one) is reported and passed over: it
 // must not keep the appliance from starting.
 func (db *DB) initIDs() error {
-	return db.bdb.View(func(txn *badger.Txn) error {
-		opt := badger.IteratorOptions{Reverse: true, Prefix: []byte("a/")}
+	return db.kv.View(func(txn kv.Txn) error {
+		opt := kv.IterOptions{Reverse: true, Prefix: []byte("a/")}
 		it := txn.NewIterator(opt)
 		defer it.Close()
 		for it.Seek([]byte("a/\xff")); it.Valid(); it.Next() {
-			key := it.Item().Key()
+			key := it.Key()
 			if n, s, ok := parseID(string(key[2:])); ok {
 				db.lastNanos, db.lastSeq = n, s
 				return nil
 			}
-			db.corrupt.report(it.Item().KeyCopy(nil), errBadAuditKey)
+			db.corrupt.report(kv.KeyCopy(it), errBadAuditKey)
 		}
 		return nil
 	})
@@ -103,14 +103,14 @@ func decodeAudit(key []byte, id string, b []byte) (AuditEntry, error) {
 // is damaged, which is reported (logged once, counted) so that the
 // caller skips it: one bad entry must not stop the audit list or an
 // exporter that follows the log.
-func (db *DB) readAudit(item *badger.Item, id string) (e AuditEntry, ok bool) {
-	err := item.Value(func(b []byte) error {
+func (db *DB) readAudit(key []byte, id string, value func(func([]byte) error) error) (e AuditEntry, ok bool) {
+	err := value(func(b []byte) error {
 		var err error
-		e, err = decodeAudit(item.Key(), id, b)
+		e, err = decodeAudit(key, id, b)
 		return err
 	})
 	if err != nil {
-		db.corrupt.report(item.KeyCopy(nil), err)
+		db.corrupt.report(append([]byte(nil), key...), err)
 		return AuditEntry{}, false
 	}
 	return e, true
@@ -118,7 +118,7 @@ func (db *DB) readAudit(item *badger.Item, id string) (e AuditEntry, ok bool) {
 
 // writeAudit adds an entry (a already checked) inside txn; rev is the
 // machine revision the change made (AuditEntry.Revision), 0 for none.
-func (db *DB) writeAudit(txn *badger.Txn, mac string, a Audit, now time.Time, rev uint64) error {
+func (db *DB) writeAudit(txn kv.Txn, mac string, a Audit, now time.Time, rev uint64) error {
 	e := AuditEntry{ID: db.nextID(now), Time: now, MAC: mac, Revision: rev, Audit: a}
 	if err := setJSON(txn, auditKey(e.ID), e); err != nil {
 		return fmt.Errorf("write audit entry: %w", err)
@@ -142,7 +142,7 @@ func (db *DB) AppendAudit(mac string, a Audit) error {
 	if err := checkAudit(&a, "note"); err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
-	err := db.update(func(txn *badger.Txn) error { return db.writeAudit(txn, mac, a, db.now(), 0) })
+	err := db.update(func(txn kv.Txn) error { return db.writeAudit(txn, mac, a, db.now(), 0) })
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
@@ -178,8 +178,8 @@ func (db *DB) ListAudit(f AuditFilter) ([]AuditEntry, error) {
 		prefix = auditMACPrefix(f.MAC)
 	}
 	out := []AuditEntry{}
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		opt := badger.IteratorOptions{Reverse: true, Prefix: []byte(prefix), PrefetchValues: f.MAC == "", PrefetchSize: 100}
+	err := db.kv.View(func(txn kv.Txn) error {
+		opt := kv.IterOptions{Reverse: true, Prefix: []byte(prefix), KeysOnly: f.MAC != ""}
 		it := txn.NewIterator(opt)
 		defer it.Close()
 		start := prefix + "\xff"
@@ -187,14 +187,14 @@ func (db *DB) ListAudit(f AuditFilter) ([]AuditEntry, error) {
 			start = prefix + f.After
 		}
 		for it.Seek([]byte(start)); it.Valid() && len(out) < limit; it.Next() {
-			item := it.Item()
-			id := string(item.Key()[len(prefix):])
+			key := it.Key()
+			id := string(key[len(prefix):])
 			if id == f.After {
 				continue
 			}
 			n, _, ok := parseID(id)
 			if !ok {
-				db.corrupt.report(item.KeyCopy(nil), errBadAuditKey)
+				db.corrupt.report(kv.KeyCopy(it), errBadAuditKey)
 				continue
 			}
 			// An entry's time is never later than its id's, and ids only
@@ -204,16 +204,26 @@ func (db *DB) ListAudit(f AuditFilter) ([]AuditEntry, error) {
 			}
 			if f.MAC != "" {
 				// The index key names the entry; the entry is read apart.
-				entry, err := txn.Get(auditKey(id))
-				if errors.Is(err, badger.ErrKeyNotFound) {
-					continue // pruned (retention.go deletes both keys at once; an older layout may not have)
-				}
-				if err != nil {
+				key := auditKey(id)
+				var e AuditEntry
+				var bad error
+				err := txn.Get(key, func(b []byte) error {
+					e, bad = decodeAudit(key, id, b)
+					return nil
+				})
+				switch {
+				case errors.Is(err, kv.ErrNotFound):
+					// pruned (retention.go deletes both keys at once; an older layout may not have)
+				case err != nil:
 					return fmt.Errorf("read audit entry %s: %w", id, err)
+				case bad != nil:
+					db.corrupt.report(key, bad)
+				case f.match(e):
+					out = append(out, e)
 				}
-				item = entry
+				continue
 			}
-			if e, ok := db.readAudit(item, id); ok && f.match(e) {
+			if e, ok := db.readAudit(key, id, it.Value); ok && f.match(e) {
 				out = append(out, e)
 			}
 		}

@@ -1,12 +1,11 @@
 package store
 
 import (
+	"github.com/foundry-appliance/foundry/store/kv"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
@@ -47,11 +46,11 @@ func damagedAuditLog(t *testing.T, dir string, clk *clock) (ids, bad []string) {
 	n4, _, _ := parseID(ids[4])
 	missing := formatID(n4, 7) // between entries 4 and 5, never written
 	bad = []string{"a/" + ids[2], "a/" + ids[3], "a/zzzz", auditMACPrefix(mac(1)) + "not-an-id"}
-	bdb, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	bdb, err := openBadger(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = bdb.Update(func(txn *badger.Txn) error {
+	err = bdb.Update(func(txn kv.Txn) error {
 		for k, v := range map[string][]byte{
 			bad[0]:                               garbage[1],
 			bad[1]:                               []byte(`{"actor": "admin", "action": "note", "detail": "3"}`),

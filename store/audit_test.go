@@ -3,11 +3,10 @@ package store
 import (
 	"errors"
 	"fmt"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // auditFixture appends ten entries one second apart and returns their times.
@@ -135,7 +134,7 @@ func TestAuditIDsStrictlyIncrease(t *testing.T) {
 
 func TestListAuditLimits(t *testing.T) {
 	db, clk, _ := openTest(t)
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		for range 1100 {
 			if err := db.writeAudit(txn, "", Audit{Actor: "a", Action: "b"}, clk.Now(), 0); err != nil {
 				return err

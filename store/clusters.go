@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 const clusterPrefix = "c/"
@@ -21,10 +21,10 @@ var clusterKind = namedKind[Cluster]{
 	name:   func(c Cluster) string { return c.Name },
 	times:  func(c *Cluster) (*time.Time, *time.Time) { return &c.CreatedAt, &c.UpdatedAt },
 	check:  checkCluster,
-	refs: func(txn *badger.Txn, old, next Cluster) error {
+	refs: func(txn kv.Txn, old, next Cluster) error {
 		return refProfile(txn, old.DefaultProfile, next.DefaultProfile)
 	},
-	inUse: func(txn *badger.Txn, name string) error {
+	inUse: func(txn kv.Txn, name string) error {
 		return inUse(txn, "cluster "+name, func(m machineRefs) bool { return m.Cluster == name })
 	},
 }
@@ -42,7 +42,7 @@ func checkCluster(c Cluster) error {
 }
 
 // refProfile checks that a cluster's default profile exists and touches it.
-func refProfile(txn *badger.Txn, old, name string) error {
+func refProfile(txn kv.Txn, old, name string) error {
 	if name == "" || name == old {
 		return nil
 	}

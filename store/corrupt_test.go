@@ -3,13 +3,12 @@ package store
 import (
 	"crypto/sha256"
 	"errors"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/foundry-appliance/foundry/test/syncbuf"
 )
@@ -82,11 +81,11 @@ func corruptFixture(t *testing.T, dir string, clk *clock) []string {
 		"c/c2", "p/p2", "i/i2", "t/t2",
 		"m/" + mac(4), // a record with no index entries at all
 	}
-	bdb, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	bdb, err := openBadger(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = bdb.Update(func(txn *badger.Txn) error {
+	err = bdb.Update(func(txn kv.Txn) error {
 		if err := setJSON(txn, sessionKey(good.ID), good); err != nil {
 			return err
 		}
@@ -208,11 +207,11 @@ func TestCorruptRecordsBounded(t *testing.T) {
 func TestOpenMigratesPastCorruptRecords(t *testing.T) {
 	dir, clk := t.TempDir(), newClock()
 	bad := corruptFixture(t, dir, clk)
-	bdb, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	bdb, err := openBadger(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = bdb.Update(func(txn *badger.Txn) error { return setJSON(txn, keySchema, 1) })
+	err = bdb.Update(func(txn kv.Txn) error { return setJSON(txn, keySchema, 1) })
 	if err == nil {
 		err = bdb.Close()
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 
 	"github.com/foundry-appliance/foundry/names"
 )
@@ -43,19 +43,18 @@ func (db *DB) AuditAfter(after string, limit int) ([]AuditEntry, error) {
 		}
 	}
 	out := []AuditEntry{}
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("a/"), PrefetchValues: true, PrefetchSize: 100})
+	err := db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("a/")})
 		defer it.Close()
 		for it.Seek(auditKey(after)); it.Valid() && len(out) < limit; it.Next() {
-			item := it.Item()
-			id := string(item.Key()[2:])
+			id := string(it.Key()[2:])
 			if id == after {
 				continue
 			}
 			// A damaged entry is reported and passed over: the exporter
 			// goes on with the entries after it (it renders each machine
 			// whole, so the next entry of that machine carries its change).
-			if e, ok := db.readAudit(item, id); ok {
+			if e, ok := db.readAudit(it.Key(), id, it.Value); ok {
 				out = append(out, e)
 			}
 		}
@@ -87,7 +86,7 @@ func (db *DB) Cursor(name string) (string, error) {
 		return "", fmt.Errorf("read cursor: %w: %v", ErrInvalid, err)
 	}
 	var v string
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.kv.View(func(txn kv.Txn) error {
 		b, err := getRaw(txn, cursorKey(name))
 		if err != nil {
 			return err
@@ -115,7 +114,7 @@ func (db *DB) SetCursor(name, value string) error {
 			return fmt.Errorf("set cursor: %w: %s is not an audit id", ErrInvalid, label(value))
 		}
 	}
-	err := db.update(func(txn *badger.Txn) error { return txn.Set(cursorKey(name), []byte(value)) })
+	err := db.update(func(txn kv.Txn) error { return txn.Set(cursorKey(name), []byte(value)) })
 	if err != nil {
 		return fmt.Errorf("set cursor %s: %w", name, err)
 	}

@@ -50,7 +50,7 @@ func (db *DB) Subscribe(buffer int) (<-chan Event, func()) {
 // publish delivers ev to every subscriber without blocking. Callers hold
 // the machine's lock, which keeps one machine's events in commit order.
 func (db *DB) publish(typ string, m Machine) {
-	db.mirror.refresh(db.bdb, m.MAC) // before subscribers hear of it
+	db.mirror.refresh(db.kv, m.MAC) // before subscribers hear of it
 	ev := Event{Type: typ, Machine: m}
 	db.subMu.Lock()
 	defer db.subMu.Unlock()

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // expireAudit is the audit record of an expiry (docs/spec.md §1).
@@ -24,11 +26,11 @@ func (db *DB) ExpireMachines() ([]Machine, error) {
 	// its lock, so an entry left stale by a concurrent change only costs a
 	// look.
 	bound := now.UTC().Format(timeKey)
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(expiryPrefix)})
+	err := db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte(expiryPrefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			mac, ok := expiryMAC(it.Item().Key(), bound)
+			mac, ok := expiryMAC(it.Key(), bound)
 			if !ok {
 				break
 			}
@@ -58,7 +60,7 @@ func (db *DB) ExpireMachines() ([]Machine, error) {
 // expire deletes one machine if it is still due; ok reports whether it was.
 func (db *DB) expire(mac string, now time.Time) (m Machine, ok bool, err error) {
 	defer db.lockMAC(mac)()
-	err = db.update(func(txn *badger.Txn) error {
+	err = db.update(func(txn kv.Txn) error {
 		cur, err := getMachine(txn, mac)
 		if errors.Is(err, ErrNotFound) {
 			ok = false
@@ -106,7 +108,7 @@ func (db *DB) RunExpiry(ctx context.Context, every time.Duration) error {
 }
 
 func (db *DB) expireRound() {
-	if db.bdb.IsClosed() {
+	if db.isClosed() {
 		return // the owner closed the store before cancelling ctx
 	}
 	gone, err := db.ExpireMachines()
@@ -126,11 +128,12 @@ func (db *DB) expireRound() {
 	} else if n > 0 {
 		db.log.Debug("ended expired sessions", "count", n)
 	}
-	if db.bdb.Opts().InMemory {
+	b, ok := db.kv.(*kv.Badger)
+	if !ok || b.DB().Opts().InMemory {
 		return
 	}
 	// One pass at most: GC is incremental and the next round continues.
-	err = db.bdb.RunValueLogGC(0.5)
+	err = b.DB().RunValueLogGC(0.5)
 	if err != nil && !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
 		db.log.Warn("value log gc", "err", err)
 	}

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 func TestExpireMachines(t *testing.T) {
@@ -181,7 +180,7 @@ func TestSchema3GetsExpiryEntries(t *testing.T) {
 	db, clk, dir := openTest(t)
 	mustCreate(t, db, Machine{MAC: mac(1), Temporary: true, ExpiresAt: clk.Now().Add(time.Minute)})
 	mustCreate(t, db, Machine{MAC: mac(2)})
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		if err := txn.Delete(expiryKey(&Machine{MAC: mac(1), ExpiresAt: clk.Now().Add(time.Minute)})); err != nil {
 			return err
 		}
@@ -209,11 +208,11 @@ func TestSchema3GetsExpiryEntries(t *testing.T) {
 func expiryKeys(t *testing.T, db *DB) []string {
 	t.Helper()
 	var keys []string
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(expiryPrefix)})
+	err := db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte(expiryPrefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, string(it.Item().KeyCopy(nil)))
+			keys = append(keys, string(kv.KeyCopy(it)))
 		}
 		return nil
 	})
@@ -250,7 +249,7 @@ func TestPowerManagedMachines(t *testing.T) {
 	}
 
 	// The same database as schema 3 wrote it: no BMC entries.
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		for _, m := range want {
 			if err := txn.Delete([]byte(bmcPrefix + m)); err != nil {
 				return err

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 
 	"github.com/foundry-appliance/foundry/names"
 )
@@ -99,7 +99,7 @@ var imageKind = namedKind[Image]{
 	name:   func(i Image) string { return i.Name },
 	times:  func(i *Image) (*time.Time, *time.Time) { return &i.CreatedAt, &i.UpdatedAt },
 	check:  checkImage,
-	inUse: func(txn *badger.Txn, name string) error {
+	inUse: func(txn kv.Txn, name string) error {
 		user, err := firstUser(txn, profilePrefix, func(p Profile) (string, bool) { return p.Name, p.Image == name })
 		if err != nil {
 			return err
@@ -149,7 +149,7 @@ func checkImage(i Image) error {
 
 // refImage checks that a profile's image exists and is ready, and touches
 // it, so that a concurrent DeleteImage conflicts and sees the profile.
-func refImage(txn *badger.Txn, old, name string) error {
+func refImage(txn kv.Txn, old, name string) error {
 	if name == "" || name == old {
 		return nil
 	}
@@ -191,7 +191,7 @@ func (db *DB) ImageProgress(name string, done, total int64) error {
 	if err := checkName("image", name); err != nil {
 		return fmt.Errorf("image progress: %w", err)
 	}
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		var i Image
 		if err := getJSON(txn, imageKey(name), &i); err != nil {
 			return err
@@ -221,7 +221,7 @@ func (db *DB) DeleteImage(name string, a Audit) (Image, error) {
 	if err := objectAudit(&a, "delete-image", "image", name); err != nil {
 		return fail(err)
 	}
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		if err := getJSON(txn, imageKey(name), &out); err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // Machine lists read these keys, never a machine's inventory (schema 3;
@@ -156,11 +156,11 @@ const bmcPrefix = "xb/"
 // appliance holds a credential for (Machine.PowerManaged), in MAC order.
 func (db *DB) PowerManagedMachines() ([]string, error) {
 	var out []string
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(bmcPrefix)})
+	err := db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte(bmcPrefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			out = append(out, string(it.Item().Key()[len(bmcPrefix):]))
+			out = append(out, string(it.Key()[len(bmcPrefix):]))
 		}
 		return nil
 	})

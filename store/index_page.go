@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // Page sizes of ListMachinePage.
@@ -111,12 +111,12 @@ func (db *DB) ListMachinePage(q MachineQuery) (MachinePage, error) {
 	if q.Conflict && q.Active <= 0 {
 		return fail(fmt.Errorf("%w: a conflict filter needs an activity window", ErrInvalid))
 	}
-	if err := db.mirror.load(db.bdb); err != nil {
+	if err := db.mirror.load(db.kv); err != nil {
 		return fail(err)
 	}
 	counts := db.mirror.counts()
 	var page MachinePage
-	err := db.bdb.View(func(txn *badger.Txn) (err error) {
+	err := db.kv.View(func(txn kv.Txn) (err error) {
 		var conflicts []string
 		if q.Active > 0 {
 			if conflicts, err = db.conflicted(txn, q.Active); err != nil {
@@ -178,7 +178,7 @@ func countMatches(counts map[tuple]int, q MachineQuery) (int, map[State]int) {
 
 // scanIndex finds a page by scanning the index family with the fewest
 // candidates from the cursor, checking each entry's tuple.
-func (db *DB) scanIndex(txn *badger.Txn, counts map[tuple]int, code byte, q MachineQuery) ([]string, *PageKey, error) {
+func (db *DB) scanIndex(txn kv.Txn, counts map[tuple]int, code byte, q MachineQuery) ([]string, *PageKey, error) {
 	sum := func(keep func(tuple) bool) int {
 		n := 0
 		for t, c := range counts {
@@ -214,9 +214,9 @@ func (db *DB) scanIndex(txn *badger.Txn, counts map[tuple]int, code byte, q Mach
 	var macs []string
 	var last PageKey
 	for ; m.valid(); m.next() {
-		item := m.item()
+		it := m.its[m.cur]
 		ok := false
-		err := item.Value(func(b []byte) error {
+		err := it.Value(func(b []byte) error {
 			if len(b) < 1 {
 				return errors.New("empty index entry")
 			}
@@ -227,7 +227,7 @@ func (db *DB) scanIndex(txn *badger.Txn, counts map[tuple]int, code byte, q Mach
 			return d.err
 		})
 		if err != nil {
-			db.corrupt.report(item.KeyCopy(nil), fmt.Errorf("%w: %v", ErrCorrupt, err))
+			db.corrupt.report(kv.KeyCopy(it), fmt.Errorf("%w: %v", ErrCorrupt, err))
 			continue
 		}
 		if !ok {
@@ -247,17 +247,17 @@ func (db *DB) scanIndex(txn *badger.Txn, counts map[tuple]int, code byte, q Mach
 // (several states at once); entries compare by their suffix, sort key and
 // MAC.
 type merge struct {
-	its      []*badger.Iterator
+	its      []kv.Iterator
 	prefixes []string
 	desc     bool
 	cur      int
 }
 
-func newMerge(txn *badger.Txn, fams []string, code byte, desc bool, after *PageKey) *merge {
+func newMerge(txn kv.Txn, fams []string, code byte, desc bool, after *PageKey) *merge {
 	m := &merge{desc: desc}
 	for _, f := range fams {
 		p := indexPrefix(f, code)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(p), Reverse: desc, PrefetchValues: false})
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte(p), Reverse: desc})
 		var from string
 		switch {
 		case after != nil:
@@ -268,7 +268,7 @@ func newMerge(txn *badger.Txn, fams []string, code byte, desc bool, after *PageK
 			from = p
 		}
 		it.Seek([]byte(from))
-		if after != nil && it.ValidForPrefix([]byte(p)) && string(it.Item().Key()) == from {
+		if after != nil && it.ValidForPrefix([]byte(p)) && string(it.Key()) == from {
 			it.Next()
 		}
 		m.its = append(m.its, it)
@@ -279,7 +279,7 @@ func newMerge(txn *badger.Txn, fams []string, code byte, desc bool, after *PageK
 }
 
 func (m *merge) suffix(i int) string {
-	return string(m.its[i].Item().Key()[len(m.prefixes[i]):])
+	return string(m.its[i].Key()[len(m.prefixes[i]):])
 }
 
 func (m *merge) pick() {
@@ -298,8 +298,6 @@ func (m *merge) pick() {
 
 func (m *merge) valid() bool { return m.cur >= 0 }
 
-func (m *merge) item() *badger.Item { return m.its[m.cur].Item() }
-
 func (m *merge) next() {
 	m.its[m.cur].Next()
 	m.pick()
@@ -312,7 +310,7 @@ func (m *merge) close() {
 }
 
 // readRows offers the search rows of macs to p.
-func (db *DB) readRows(txn *badger.Txn, macs []string, p *picker) error {
+func (db *DB) readRows(txn kv.Txn, macs []string, p *picker) error {
 	for _, mac := range macs {
 		b, err := getRaw(txn, rowKey(mac))
 		if errors.Is(err, ErrNotFound) {
@@ -464,13 +462,13 @@ func (h *pageHeap) Pop() any {
 
 // conflicted returns the machines with two or more live sessions whose
 // agents called within active.
-func (db *DB) conflicted(txn *badger.Txn, active time.Duration) ([]string, error) {
+func (db *DB) conflicted(txn kv.Txn, active time.Duration) ([]string, error) {
 	now := db.now()
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xk/"), PrefetchValues: false})
+	it := txn.NewIterator(kv.IterOptions{Prefix: []byte("xk/"), KeysOnly: true})
 	defer it.Close()
 	var out []string
 	for it.Rewind(); it.Valid(); it.Next() {
-		mac := string(it.Item().Key()[3:])
+		mac := string(it.Key()[3:])
 		ss := &Sessions{db: db, txn: txn, mac: mac, now: now}
 		live, err := ss.List()
 		if err != nil {
@@ -490,13 +488,13 @@ func (db *DB) conflicted(txn *badger.Txn, active time.Duration) ([]string, error
 }
 
 // readPage reads the records and live sessions of the page's machines.
-func (db *DB) readPage(txn *badger.Txn, macs []string) ([]Machine, map[string][]Session, error) {
+func (db *DB) readPage(txn kv.Txn, macs []string) ([]Machine, map[string][]Session, error) {
 	ms := make([]Machine, 0, len(macs))
 	sessions := make(map[string][]Session, len(macs))
 	now := db.now()
 	// One iterator for the session indexes of the whole page: a Badger
 	// iterator costs more to make than to move.
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("sm/")})
+	it := txn.NewIterator(kv.IterOptions{Prefix: []byte("sm/")})
 	defer it.Close()
 	for _, mac := range macs {
 		m, err := getRecord(txn, mac)
@@ -514,7 +512,7 @@ func (db *DB) readPage(txn *badger.Txn, macs []string) ([]Machine, map[string][]
 		var ids []string
 		prefix := sessionMACPrefix(mac)
 		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-			ids = append(ids, string(it.Item().Key()[len(prefix):]))
+			ids = append(ids, string(it.Key()[len(prefix):]))
 		}
 		ss := &Sessions{db: db, txn: txn, mac: mac, now: now}
 		live, err := ss.liveOf(ids)

@@ -19,7 +19,7 @@ func fill(tb testing.TB, db *DB, n, invSize int) {
 		tb.Fatal(err)
 	}
 	pad := strings.Repeat("x", max(0, invSize-300))
-	wb := db.bdb.NewWriteBatch()
+	wb := db.kv.NewBatch()
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range n {
 		m := Machine{
@@ -46,7 +46,7 @@ func fill(tb testing.TB, db *DB, n, invSize int) {
 	if err := db.migrateLists(); err != nil {
 		tb.Fatal(err)
 	}
-	if err := db.known.load(db.bdb); err != nil {
+	if err := db.known.load(db.kv); err != nil {
 		tb.Fatal(err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // rowMirror keeps every machine's search row (xq/<mac>) in memory, and the
@@ -44,7 +44,7 @@ type mirrorRow struct {
 }
 
 // load reads every row once; a second call does nothing.
-func (r *rowMirror) load(bdb *badger.DB) error {
+func (r *rowMirror) load(e kv.Engine) error {
 	r.mu.RLock()
 	loaded := r.loaded
 	r.mu.RUnlock()
@@ -70,20 +70,19 @@ func (r *rowMirror) load(bdb *badger.DB) error {
 		r.loading, r.pending = false, nil
 		r.pendMu.Unlock()
 		for mac := range pending {
-			r.refresh(bdb, mac)
+			r.refresh(e, mac)
 		}
 	}()
 	rows, at, count := []mirrorRow{}, map[string]int{}, map[tuple]int{}
-	err := bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xq/")})
+	err := e.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("xq/")})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			v, err := item.ValueCopy(nil)
+			v, err := kv.ValueCopy(it)
 			if err != nil {
 				return err
 			}
-			mac := item.KeyCopy(nil)[3:]
+			mac := kv.KeyCopy(it)[3:]
 			at[string(mac)] = len(rows)
 			rows = append(rows, mirrorRow{mac, v})
 			if t, ok := rowTuple(v); ok {
@@ -131,7 +130,7 @@ func (r *rowMirror) counts() map[tuple]int {
 }
 
 // refresh re-reads one machine's row (deleting it when it is gone).
-func (r *rowMirror) refresh(bdb *badger.DB, mac string) {
+func (r *rowMirror) refresh(e kv.Engine, mac string) {
 	r.pendMu.Lock()
 	if r.loading {
 		r.pending[mac] = struct{}{}
@@ -146,7 +145,7 @@ func (r *rowMirror) refresh(bdb *badger.DB, mac string) {
 		return
 	}
 	var v []byte
-	err := bdb.View(func(txn *badger.Txn) (err error) { v, err = getRaw(txn, rowKey(mac)); return err })
+	err := e.View(func(txn kv.Txn) (err error) { v, err = getRaw(txn, rowKey(mac)); return err })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.loaded {
@@ -215,7 +214,7 @@ const searchRowsPerPart = 10000
 // once, one picker each, merged into p (100,000 rows: 13 ms in one on a
 // quiet machine, BenchmarkScale).
 func (db *DB) searchRows(p *picker) error {
-	if err := db.mirror.load(db.bdb); err != nil {
+	if err := db.mirror.load(db.kv); err != nil {
 		return err
 	}
 	db.mirror.mu.RLock()

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -12,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // reference answers a query the slow way, from every record, as the API
@@ -285,7 +284,7 @@ func TestListMachinePageConflicts(t *testing.T) {
 
 func hasKey(db *DB, k []byte) (bool, error) {
 	var ok bool
-	err := db.bdb.View(func(txn *badger.Txn) (err error) { ok, err = has(txn, k); return err })
+	err := db.kv.View(func(txn kv.Txn) (err error) { ok, err = has(txn, k); return err })
 	return ok, err
 }
 
@@ -293,8 +292,8 @@ func hasKey(db *DB, k []byte) (bool, error) {
 func countKeys(t *testing.T, db *DB, prefix string) int {
 	t.Helper()
 	n := 0
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+	err := db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte(prefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
@@ -379,7 +378,7 @@ func TestListSkipsUndecodableRecords(t *testing.T) {
 		"x/a/m/" + mac(3) + "\x00" + mac(3):        "",
 		string(sessionKey(testSession(1, clk).ID)): "[",
 	}
-	err = db.bdb.Update(func(txn *badger.Txn) error {
+	err = db.kv.Update(func(txn kv.Txn) error {
 		for k, v := range bad {
 			if err := txn.Set([]byte(k), []byte(v)); err != nil {
 				return err

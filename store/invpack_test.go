@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"testing"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Inventories are stored compressed; values stored as plain JSON (by
@@ -19,7 +18,7 @@ func TestInventoriesCompressed(t *testing.T) {
 	s := register(t, db, mac(1), testSession(1, clk), dellInventory)
 	raw := func(k []byte) []byte {
 		var v []byte
-		if err := db.bdb.View(func(txn *badger.Txn) (err error) { v, err = getRaw(txn, k); return err }); err != nil {
+		if err := db.kv.View(func(txn kv.Txn) (err error) { v, err = getRaw(txn, k); return err }); err != nil {
 			t.Fatal(err)
 		}
 		return v
@@ -38,7 +37,7 @@ func TestInventoriesCompressed(t *testing.T) {
 
 	set := func(k []byte, v []byte) {
 		t.Helper()
-		if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(k, v) }); err != nil {
+		if err := db.kv.Update(func(txn kv.Txn) error { return txn.Set(k, v) }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // knownMACs is an in-memory superset of the MACs that have a machine
@@ -25,16 +25,16 @@ type knownMACs struct {
 }
 
 // load fills the set with the MAC of every stored machine.
-func (k *knownMACs) load(bdb *badger.DB) error {
+func (k *knownMACs) load(e kv.Engine) error {
 	macs := map[string]struct{}{}
-	err := bdb.View(func(txn *badger.Txn) error {
-		opt := badger.DefaultIteratorOptions
+	err := e.View(func(txn kv.Txn) error {
+		opt := kv.IterOptions{}
 		opt.Prefix = []byte("m/")
-		opt.PrefetchValues = false
+		opt.KeysOnly = true
 		it := txn.NewIterator(opt)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			macs[strings.TrimPrefix(string(it.Item().Key()), "m/")] = struct{}{}
+			macs[strings.TrimPrefix(string(it.Key()), "m/")] = struct{}{}
 		}
 		return nil
 	})

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // maxRecord bounds one stored value. It keeps every record far below
@@ -14,31 +14,25 @@ import (
 const maxRecord = 1 << 20
 
 // getJSON decodes the value at key into v; ErrNotFound when absent.
-func getJSON(txn *badger.Txn, key []byte, v any) error {
-	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func getJSON(txn kv.Txn, key []byte, v any) error {
+	err := txn.Get(key, func(b []byte) error { return decodeValue(key, b, v) })
+	if errors.Is(err, kv.ErrNotFound) {
 		return ErrNotFound
 	}
-	if err != nil {
-		return err
-	}
-	return item.Value(func(b []byte) error { return decodeValue(key, b, v) })
+	return err
 }
 
 // getRaw returns a copy of the value at key; ErrNotFound when absent.
-func getRaw(txn *badger.Txn, key []byte) ([]byte, error) {
-	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func getRaw(txn kv.Txn, key []byte) ([]byte, error) {
+	v, err := kv.GetCopy(txn, key)
+	if errors.Is(err, kv.ErrNotFound) {
 		return nil, ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	return item.ValueCopy(nil)
+	return v, err
 }
 
 // setJSON encodes v and stores it at key.
-func setJSON(txn *badger.Txn, key []byte, v any) error {
+func setJSON(txn kv.Txn, key []byte, v any) error {
 	b, err := encodeJSON(v)
 	if err != nil {
 		return err
@@ -59,9 +53,9 @@ func encodeJSON(v any) ([]byte, error) {
 }
 
 // has reports whether key exists.
-func has(txn *badger.Txn, key []byte) (bool, error) {
-	_, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func has(txn kv.Txn, key []byte) (bool, error) {
+	err := txn.Get(key, nil)
+	if errors.Is(err, kv.ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err
@@ -71,7 +65,7 @@ func has(txn *badger.Txn, key []byte) (bool, error) {
 // a reference to a record touches it, so that a concurrent transaction that
 // read the record (to delete it, say) conflicts and re-checks its rule.
 // Returns ErrNotFound when the record does not exist.
-func touch(txn *badger.Txn, key []byte) error {
+func touch(txn kv.Txn, key []byte) error {
 	v, err := getRaw(txn, key)
 	if err != nil {
 		return err
@@ -86,18 +80,17 @@ var errStop = errors.New("stop scan")
 // each may return errStop to end the scan. A value that cannot be read or
 // decoded is skipped, never the end of the scan: it is passed to report
 // when one is given (a DB's corrupt.report logs and counts it).
-func scan[T any](txn *badger.Txn, prefix string, each func(T) error, report ...func(key []byte, err error)) error {
-	opt := badger.DefaultIteratorOptions
+func scan[T any](txn kv.Txn, prefix string, each func(T) error, report ...func(key []byte, err error)) error {
+	opt := kv.IterOptions{}
 	opt.Prefix = []byte(prefix)
 	it := txn.NewIterator(opt)
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		var v T
-		item := it.Item()
-		err := item.Value(func(b []byte) error { return decodeValue(item.Key(), b, &v) })
+		err := it.Value(func(b []byte) error { return decodeValue(it.Key(), b, &v) })
 		if err != nil {
 			for _, r := range report {
-				r(item.KeyCopy(nil), err)
+				r(kv.KeyCopy(it), err)
 			}
 			continue
 		}
@@ -116,7 +109,7 @@ func scan[T any](txn *badger.Txn, prefix string, each func(T) error, report ...f
 // and left out.
 func list[T any](db *DB, prefix string) ([]T, error) {
 	out := []T{}
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.kv.View(func(txn kv.Txn) error {
 		return scan(txn, prefix, func(v T) error {
 			out = append(out, v)
 			return nil

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // Group commit of leases.
@@ -153,7 +153,7 @@ func (w *leaseWriter) collect(batch *[]*leaseWrite, timer *time.Timer) {
 // commit writes the batch in one synced transaction. A lease given twice
 // is written as the later one.
 func (w *leaseWriter) commit(batch []*leaseWrite) error {
-	err := w.db.update(func(txn *badger.Txn) error {
+	err := w.db.update(func(txn kv.Txn) error {
 		for _, lw := range batch {
 			if err := txn.Set(lw.key, lw.value); err != nil {
 				return err

@@ -3,7 +3,7 @@ package store
 import (
 	"fmt"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 func leasePrefix(segment string) string   { return "l/" + segment + "/" }
@@ -43,7 +43,7 @@ func (db *DB) DeleteLease(segment, mac string) error {
 	if err := checkMAC(mac); err != nil {
 		return fmt.Errorf("delete lease %s/%s: %w", segment, ref(mac), err)
 	}
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		key := leaseKey(segment, mac)
 		if ok, err := has(txn, key); err != nil {
 			return err

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 func machineKey(mac string) []byte { return []byte("m/" + mac) }
 
 // getRecord reads a machine's record: everything but the inventory.
-func getRecord(txn *badger.Txn, mac string) (Machine, error) {
+func getRecord(txn kv.Txn, mac string) (Machine, error) {
 	var m Machine
 	if err := getJSON(txn, machineKey(mac), &m); err != nil {
 		return Machine{}, err
@@ -22,7 +22,7 @@ func getRecord(txn *badger.Txn, mac string) (Machine, error) {
 }
 
 // getMachine reads a machine with its inventory.
-func getMachine(txn *badger.Txn, mac string) (Machine, error) {
+func getMachine(txn kv.Txn, mac string) (Machine, error) {
 	m, err := getRecord(txn, mac)
 	if err != nil || m.Summary.Sum == 0 || len(m.Inventory) > 0 {
 		return m, err
@@ -42,7 +42,7 @@ func getMachine(txn *badger.Txn, mac string) (Machine, error) {
 
 // putMachine writes m, whose record may or may not exist, with its
 // inventory, indexes and counts.
-func putMachine(txn *badger.Txn, m Machine) error {
+func putMachine(txn kv.Txn, m Machine) error {
 	old, err := getRecord(txn, m.MAC)
 	if errors.Is(err, ErrNotFound) {
 		return writeMachine(txn, nil, &m)
@@ -56,7 +56,7 @@ func putMachine(txn *badger.Txn, m Machine) error {
 // writeMachine writes next over old (its stored record, nil when it has
 // none): the inventory to its own key when it changed, with a new summary
 // in next.Summary; the record without it; and the list indexes.
-func writeMachine(txn *badger.Txn, old, next *Machine) error {
+func writeMachine(txn kv.Txn, old, next *Machine) error {
 	sum := inventorySum(next.Inventory)
 	if old != nil && sum == old.Summary.Sum {
 		next.Summary = old.Summary
@@ -89,7 +89,7 @@ func writeMachine(txn *badger.Txn, old, next *Machine) error {
 
 // dropMachine deletes the stored machine old with everything kept for it
 // but its sessions, nonces and audit history.
-func dropMachine(txn *badger.Txn, old Machine) error {
+func dropMachine(txn kv.Txn, old Machine) error {
 	for _, k := range [][]byte{machineKey(old.MAC), inventoryKey(old.MAC), conflictKey(old.MAC)} {
 		if err := txn.Delete(k); err != nil {
 			return err
@@ -153,7 +153,7 @@ func checkMachine(m *Machine) error {
 
 // touchRefs checks that the cluster and profile next newly refers to exist,
 // and touches them so that a concurrent delete of either conflicts.
-func touchRefs(txn *badger.Txn, old, next Machine) error {
+func touchRefs(txn kv.Txn, old, next Machine) error {
 	if next.Cluster != "" && next.Cluster != old.Cluster {
 		if err := touch(txn, clusterKey(next.Cluster)); errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("%w: cluster %s does not exist", ErrInvalid, next.Cluster)
@@ -193,7 +193,7 @@ func (db *DB) CreateMachine(m Machine, a Audit) (Machine, error) {
 	}
 	defer db.lockMAC(m.MAC)()
 	db.known.add(m.MAC)
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		if ok, err := has(txn, machineKey(m.MAC)); err != nil {
 			return err
 		} else if ok {
@@ -238,7 +238,7 @@ func (db *DB) GetMachine(mac string) (Machine, error) {
 		return Machine{}, unknownMachine(mac)
 	}
 	var m Machine
-	err := db.bdb.View(func(txn *badger.Txn) (err error) {
+	err := db.kv.View(func(txn kv.Txn) (err error) {
 		m, err = getMachine(txn, mac)
 		return err
 	})
@@ -288,7 +288,7 @@ func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) er
 	}
 	defer db.lockMAC(mac)()
 	var out Machine
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		old, err := getMachine(txn, mac)
 		if err != nil {
 			return err
@@ -368,7 +368,7 @@ func (db *DB) DeleteMachine(mac string, a Audit) error {
 	}
 	defer db.lockMAC(mac)()
 	var gone Machine
-	err := db.update(func(txn *badger.Txn) (err error) {
+	err := db.update(func(txn kv.Txn) (err error) {
 		gone, err = db.deleteMachine(txn, mac, a)
 		return err
 	})
@@ -382,7 +382,7 @@ func (db *DB) DeleteMachine(mac string, a Audit) error {
 
 // deleteMachine removes the machine, its nonce and sessions, and audits
 // it, in txn.
-func (db *DB) deleteMachine(txn *badger.Txn, mac string, a Audit) (Machine, error) {
+func (db *DB) deleteMachine(txn kv.Txn, mac string, a Audit) (Machine, error) {
 	m, err := getMachine(txn, mac)
 	if err != nil {
 		return Machine{}, err

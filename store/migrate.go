@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // migrateLists converts a database of schema 2, whose machine records
@@ -30,7 +30,7 @@ func (db *DB) migrateLists() error {
 		return fmt.Errorf("refusing to migrate: %w", err)
 	}
 	var staged bool
-	err := db.bdb.View(func(txn *badger.Txn) (err error) {
+	err := db.kv.View(func(txn kv.Txn) (err error) {
 		staged, err = has(txn, keyMigrate3)
 		return err
 	})
@@ -43,16 +43,16 @@ func (db *DB) migrateLists() error {
 			return err
 		}
 	}
-	if err := db.bdb.DropPrefix([]byte("m/")); err != nil {
+	if err := db.kv.DropPrefix([]byte("m/")); err != nil {
 		return fmt.Errorf("drop the old machine records: %w", err)
 	}
 	if err := db.moveStaged(); err != nil {
 		return fmt.Errorf("move the machine records into place: %w", err)
 	}
-	if err := db.bdb.DropPrefix([]byte("mn/")); err != nil {
+	if err := db.kv.DropPrefix([]byte("mn/")); err != nil {
 		return fmt.Errorf("drop the staged machine records: %w", err)
 	}
-	err = db.update(func(txn *badger.Txn) error { return txn.Delete(keyMigrate3) })
+	err = db.update(func(txn kv.Txn) error { return txn.Delete(keyMigrate3) })
 	if err != nil {
 		return err
 	}
@@ -71,9 +71,9 @@ func (db *DB) stageLists() (int, error) {
 			return 0, err
 		}
 	}
-	wb := db.bdb.NewWriteBatch()
+	wb := db.kv.NewBatch()
 	n := 0
-	err := db.eachMachineValue(func(txn *badger.Txn, mac string, b []byte) error {
+	err := db.eachMachineValue(func(txn kv.Txn, mac string, b []byte) error {
 		var m Machine
 		if err := json.Unmarshal(b, &m); err != nil {
 			// Kept as it is, undecodable: reported, never lost.
@@ -118,23 +118,23 @@ func (db *DB) stageLists() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("stage machines: %w", err)
 	}
-	return n, db.update(func(txn *badger.Txn) error { return txn.Set(keyMigrate3, nil) })
+	return n, db.update(func(txn kv.Txn) error { return txn.Set(keyMigrate3, nil) })
 }
 
 func stagedKey(mac string) []byte { return []byte("mn/" + mac) }
 
 // moveStaged copies the staged records to m/.
 func (db *DB) moveStaged() error {
-	wb := db.bdb.NewWriteBatch()
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("mn/")})
+	wb := db.kv.NewBatch()
+	err := db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("mn/")})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
+			v, err := kv.ValueCopy(it)
 			if err != nil {
 				return err
 			}
-			if err := wb.Set(machineKey(string(it.Item().Key()[3:])), v); err != nil {
+			if err := wb.Set(machineKey(string(it.Key()[3:])), v); err != nil {
 				return err
 			}
 		}
@@ -150,18 +150,17 @@ func (db *DB) moveStaged() error {
 // eachMachineValue calls fn with every machine record's key and value. A
 // record that fn cannot decode is reported and left as it is: it cannot be
 // listed, but it must not keep the appliance from starting.
-func (db *DB) eachMachineValue(fn func(txn *badger.Txn, mac string, value []byte) error) error {
-	return db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("m/")})
+func (db *DB) eachMachineValue(fn func(txn kv.Txn, mac string, value []byte) error) error {
+	return db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("m/")})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			mac := string(item.Key()[2:])
-			err := item.Value(func(b []byte) error { return fn(txn, mac, b) })
+			mac := string(it.Key()[2:])
+			err := it.Value(func(b []byte) error { return fn(txn, mac, b) })
 			var syn *json.SyntaxError
 			var typ *json.UnmarshalTypeError
 			if errors.As(err, &syn) || errors.As(err, &typ) {
-				db.corrupt.report(item.KeyCopy(nil), fmt.Errorf("%w: %v", ErrCorrupt, err))
+				db.corrupt.report(kv.KeyCopy(it), fmt.Errorf("%w: %v", ErrCorrupt, err))
 				continue
 			}
 			if err != nil {
@@ -179,9 +178,9 @@ func (db *DB) buildSchema4() error {
 	if err := db.space.check(); err != nil {
 		return fmt.Errorf("refusing to migrate: %w", err)
 	}
-	wb := db.bdb.NewWriteBatch()
+	wb := db.kv.NewBatch()
 	n := 0
-	err := db.eachMachineValue(func(_ *badger.Txn, _ string, b []byte) error {
+	err := db.eachMachineValue(func(_ kv.Txn, _ string, b []byte) error {
 		var m Machine
 		if err := json.Unmarshal(b, &m); err != nil {
 			return err // reported and skipped by eachMachineValue
@@ -213,12 +212,12 @@ func (db *DB) buildSchema4() error {
 
 // dropPrefix deletes every key under prefix, in batches.
 func (db *DB) dropPrefix(prefix string) error {
-	wb := db.bdb.NewWriteBatch()
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+	wb := db.kv.NewBatch()
+	err := db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte(prefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+			if err := wb.Delete(kv.KeyCopy(it)); err != nil {
 				return err
 			}
 		}

@@ -3,11 +3,10 @@ package store
 import (
 	"encoding/json"
 	"errors"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // The schema 3 migration writes in batches, which update's guard does not
@@ -34,13 +33,13 @@ func TestMigrationRefusedOnFullDisk(t *testing.T) {
 	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "migrate schema 2 to 3") || !strings.Contains(err.Error(), "writes resume once") {
 		t.Errorf("Open on a full disk: %v; want ErrNoSpace naming the migration and when writes resume", err)
 	}
-	bdb, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	bdb, err := openBadger(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var v, inventories int
-	err = bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("mi/")})
+	err = bdb.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("mi/")})
 		for it.Rewind(); it.Valid(); it.Next() {
 			inventories++
 		}

@@ -3,12 +3,11 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 const dellInventory = `{"schema_version":1,"system":{"vendor":"Dell Inc.","product":"PowerEdge R650","serial":"SN-1"},` +
@@ -37,7 +36,7 @@ func writeSchema2(t *testing.T, db *DB) {
 			t.Fatal(err)
 		}
 	}
-	err = db.bdb.Update(func(txn *badger.Txn) error {
+	err = db.kv.Update(func(txn kv.Txn) error {
 		for mac, b := range full {
 			if err := txn.Set(machineKey(mac), b); err != nil {
 				return err
@@ -84,12 +83,12 @@ func TestMigrateSchema2(t *testing.T) {
 	register(t, db, mac(3), testSession(1, clk), "{}")
 	register(t, db, mac(3), testSession(2, clk), "{}")
 	writeSchema2(t, db)
-	err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(machineKey(mac(9)), []byte(`{"mac":`)) })
+	err := db.kv.Update(func(txn kv.Txn) error { return txn.Set(machineKey(mac(9)), []byte(`{"mac":`)) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	var raw []byte
-	_ = db.bdb.View(func(txn *badger.Txn) (err error) { raw, err = getRaw(txn, machineKey(mac(1))); return err })
+	_ = db.kv.View(func(txn kv.Txn) (err error) { raw, err = getRaw(txn, machineKey(mac(1))); return err })
 	if !strings.Contains(string(raw), `"inventory":{"schema_version":1`) || strings.Contains(string(raw), `"summary"`) {
 		t.Fatalf("not a schema-2 record: %s", raw)
 	}
@@ -111,7 +110,7 @@ func TestMigrateSchema2(t *testing.T) {
 			t.Errorf("summary %+v, want %+v", m.Summary, want)
 		}
 		var raw []byte
-		_ = db.bdb.View(func(txn *badger.Txn) (err error) { raw, err = getRaw(txn, machineKey(mac(1))); return err })
+		_ = db.kv.View(func(txn kv.Txn) (err error) { raw, err = getRaw(txn, machineKey(mac(1))); return err })
 		if strings.Contains(string(raw), `"inventory"`) {
 			t.Errorf("the record still holds the inventory: %s", raw)
 		}
@@ -143,17 +142,17 @@ func TestMigrateSchema2(t *testing.T) {
 	for _, cut := range []string{"staged", "moving"} {
 		t.Run("cut off when "+cut, func(t *testing.T) {
 			writeSchema2(t, db)
-			if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(machineKey(mac(9)), []byte(`{"mac":`)) }); err != nil {
+			if err := db.kv.Update(func(txn kv.Txn) error { return txn.Set(machineKey(mac(9)), []byte(`{"mac":`)) }); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := db.stageLists(); err != nil {
 				t.Fatal(err)
 			}
 			if cut == "moving" {
-				if err := db.bdb.DropPrefix([]byte("m/")); err != nil {
+				if err := db.kv.DropPrefix([]byte("m/")); err != nil {
 					t.Fatal(err)
 				}
-				err := db.bdb.Update(func(txn *badger.Txn) error {
+				err := db.kv.Update(func(txn kv.Txn) error {
 					v, err := getRaw(txn, stagedKey(mac(2)))
 					if err != nil {
 						return err
@@ -170,7 +169,7 @@ func TestMigrateSchema2(t *testing.T) {
 				t.Errorf("%d staged records left", n)
 			}
 			var raw []byte
-			_ = db.bdb.View(func(txn *badger.Txn) (err error) { raw, err = getRaw(txn, machineKey(mac(9))); return err })
+			_ = db.kv.View(func(txn kv.Txn) (err error) { raw, err = getRaw(txn, machineKey(mac(9))); return err })
 			if string(raw) != `{"mac":` {
 				t.Errorf("the undecodable record became %q; it must be kept as it was", raw)
 			}

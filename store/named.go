@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // namedKind describes one kind of record kept under an admin-chosen name
@@ -21,9 +21,9 @@ type namedKind[T any] struct {
 	check  func(T) error                          // validates a record before it is written
 	// refs checks, and touches, what next refers to; old is the stored
 	// record (the zero T on create). nil means the kind refers to nothing.
-	refs func(txn *badger.Txn, old, next T) error
+	refs func(txn kv.Txn, old, next T) error
 	// inUse refuses to delete name while something refers to it.
-	inUse func(txn *badger.Txn, name string) error
+	inUse func(txn kv.Txn, name string) error
 }
 
 func (k namedKind[T]) key(name string) []byte { return []byte(k.prefix + name) }
@@ -41,7 +41,7 @@ func (k namedKind[T]) create(db *DB, v T, a Audit) (T, error) {
 	if err := objectAudit(&a, "create-"+k.kind, k.kind, name); err != nil {
 		return fail(err)
 	}
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		if ok, err := has(txn, k.key(name)); err != nil {
 			return err
 		} else if ok {
@@ -73,7 +73,7 @@ func (k namedKind[T]) get(db *DB, name string) (T, error) {
 	if err := checkName(k.kind, name); err != nil {
 		return zero, fmt.Errorf("get %s: %w", k.kind, err)
 	}
-	err := db.bdb.View(func(txn *badger.Txn) error { return getJSON(txn, k.key(name), &v) })
+	err := db.kv.View(func(txn kv.Txn) error { return getJSON(txn, k.key(name), &v) })
 	if err != nil {
 		return zero, fmt.Errorf("get %s %s: %w", k.kind, name, err)
 	}
@@ -106,7 +106,7 @@ func (k namedKind[T]) update(db *DB, name string, a Audit, fn func(*T) error) (T
 	if err := objectAudit(&a, "update-"+k.kind, k.kind, name); err != nil {
 		return fail(err)
 	}
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		var old T
 		if err := getJSON(txn, k.key(name), &old); err != nil {
 			return err
@@ -151,7 +151,7 @@ func (k namedKind[T]) delete(db *DB, name string, a Audit) error {
 	if err := objectAudit(&a, "delete-"+k.kind, k.kind, name); err != nil {
 		return fmt.Errorf("delete %s %s: %w", k.kind, name, err)
 	}
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		if ok, err := has(txn, k.key(name)); err != nil {
 			return err
 		} else if !ok {
@@ -191,7 +191,7 @@ type machineRefs struct {
 
 // inUse returns an ErrInUse error naming the first machine for which uses
 // is true, or nil.
-func inUse(txn *badger.Txn, what string, uses func(machineRefs) bool) error {
+func inUse(txn kv.Txn, what string, uses func(machineRefs) bool) error {
 	user, err := firstUser(txn, "m/", func(m machineRefs) (string, bool) { return m.MAC, uses(m) })
 	if err != nil {
 		return err
@@ -205,7 +205,7 @@ func inUse(txn *badger.Txn, what string, uses func(machineRefs) bool) error {
 // firstUser returns the id of the first record under prefix that uses
 // accepts, or "". Every key it reads joins txn's read set, so a concurrent
 // write to any of them makes txn conflict and re-check its rule.
-func firstUser[T any](txn *badger.Txn, prefix string, uses func(T) (id string, ok bool)) (string, error) {
+func firstUser[T any](txn kv.Txn, prefix string, uses func(T) (id string, ok bool)) (string, error) {
 	var user string
 	err := scan(txn, prefix, func(v T) error {
 		if id, ok := uses(v); ok {

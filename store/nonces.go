@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // maxNonceLen bounds what CheckNonce hashes; issued nonces are 43 bytes.
@@ -56,7 +56,7 @@ func (db *DB) IssueNonce(mac string, ttl time.Duration) (string, error) {
 	}
 	nonce := base64.RawURLEncoding.EncodeToString(raw[:])
 	hash := hashNonce(nonce)
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		// Reading and writing the MAC's lock key makes concurrent issues
 		// for one MAC conflict (Badger retries one), so the bound holds.
 		if err := touchLock(txn, nonceLockKey(mac)); err != nil {
@@ -86,7 +86,7 @@ func (db *DB) IssueNonce(mac string, ttl time.Duration) (string, error) {
 
 // touchLock reads and rewrites key, so that two transactions touching it
 // conflict.
-func touchLock(txn *badger.Txn, key []byte) error {
+func touchLock(txn kv.Txn, key []byte) error {
 	if _, err := getRaw(txn, key); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -99,26 +99,26 @@ type unusedNonce struct {
 }
 
 // unusedNonces lists the MAC's unused nonces, oldest first.
-func unusedNonces(txn *badger.Txn, mac string) ([]unusedNonce, error) {
-	opt := badger.DefaultIteratorOptions
+func unusedNonces(txn kv.Txn, mac string) ([]unusedNonce, error) {
+	opt := kv.IterOptions{}
 	opt.Prefix = unusedNoncePrefix(mac)
 	it := txn.NewIterator(opt)
 	defer it.Close()
 	var out []unusedNonce
 	for it.Rewind(); it.Valid(); it.Next() {
-		v, err := it.Item().ValueCopy(nil)
+		v, err := kv.ValueCopy(it)
 		if err != nil {
 			return nil, err
 		}
 		issued, _ := strconv.ParseInt(string(v), 10, 64)
-		out = append(out, unusedNonce{hash: string(bytes.TrimPrefix(it.Item().Key(), opt.Prefix)), issued: issued})
+		out = append(out, unusedNonce{hash: string(bytes.TrimPrefix(it.Key(), opt.Prefix)), issued: issued})
 	}
 	slices.SortFunc(out, func(a, b unusedNonce) int { return cmp.Compare(a.issued, b.issued) })
 	return out, nil
 }
 
 // dropUnused revokes one unused nonce of the MAC.
-func dropUnused(txn *badger.Txn, mac, hash string) error {
+func dropUnused(txn kv.Txn, mac, hash string) error {
 	if err := txn.Delete(nonceKey(hash)); err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func dropUnused(txn *badger.Txn, mac, hash string) error {
 }
 
 // revokeNonces revokes every unused nonce of the MAC, in txn.
-func revokeNonces(txn *badger.Txn, mac string) error {
+func revokeNonces(txn kv.Txn, mac string) error {
 	unused, err := unusedNonces(txn, mac)
 	if err != nil {
 		return err
@@ -146,7 +146,7 @@ func (db *DB) CheckNonce(nonce string) (string, error) {
 		return "", fmt.Errorf("check nonce: %w", ErrNotFound)
 	}
 	var n Nonce
-	err := db.bdb.View(func(txn *badger.Txn) error { return getJSON(txn, nonceKey(hashNonce(nonce)), &n) })
+	err := db.kv.View(func(txn kv.Txn) error { return getJSON(txn, nonceKey(hashNonce(nonce)), &n) })
 	if err != nil {
 		return "", fmt.Errorf("check nonce: %w", err)
 	}
@@ -161,18 +161,18 @@ func (db *DB) sweepNonces() (int, error) {
 	now := db.now()
 	type due struct{ hash, mac string }
 	var expired []due
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		opt := badger.DefaultIteratorOptions
+	err := db.kv.View(func(txn kv.Txn) error {
+		opt := kv.IterOptions{}
 		opt.Prefix = []byte("n/")
 		it := txn.NewIterator(opt)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			var n Nonce
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &n) }); err != nil {
+			if err := it.Value(func(b []byte) error { return json.Unmarshal(b, &n) }); err != nil {
 				return err
 			}
 			if !now.Before(n.ExpiresAt) {
-				expired = append(expired, due{string(it.Item().Key()[2:]), n.MAC})
+				expired = append(expired, due{string(it.Key()[2:]), n.MAC})
 			}
 		}
 		return nil
@@ -184,7 +184,7 @@ func (db *DB) sweepNonces() (int, error) {
 	const batch = 500
 	for start := 0; start < len(expired); start += batch {
 		chunk := expired[start:min(start+batch, len(expired))]
-		err := db.update(func(txn *badger.Txn) error {
+		err := db.update(func(txn kv.Txn) error {
 			for _, d := range chunk {
 				if err := txn.Delete(nonceKey(d.hash)); err != nil {
 					return err

@@ -3,12 +3,11 @@ package store
 import (
 	"encoding/base64"
 	"errors"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 func TestNonceIssueAndCheck(t *testing.T) {
@@ -34,13 +33,13 @@ func TestNonceIssueAndCheck(t *testing.T) {
 		}
 	}
 	// Only the hash is stored: the nonce itself appears in no key or value.
-	err = db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
+	err = db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			v, _ := it.Item().ValueCopy(nil)
-			if strings.Contains(string(it.Item().Key())+string(v), n1) {
-				t.Errorf("nonce stored in clear under %s", it.Item().Key())
+			v, _ := kv.ValueCopy(it)
+			if strings.Contains(string(it.Key())+string(v), n1) {
+				t.Errorf("nonce stored in clear under %s", it.Key())
 			}
 		}
 		return nil
@@ -157,13 +156,13 @@ func TestNonceUnusedBoundConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.kv.View(func(txn kv.Txn) error {
 		unused, err := unusedNonces(txn, mac(1))
 		if len(unused) != MaxUnusedNonces {
 			t.Errorf("%d unused nonces, want %d", len(unused), MaxUnusedNonces)
 		}
 		n := 0
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("n/")})
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("n/")})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 const profilePrefix = "p/"
@@ -21,7 +21,7 @@ var profileKind = namedKind[Profile]{
 	name:   func(p Profile) string { return p.Name },
 	times:  func(p *Profile) (*time.Time, *time.Time) { return &p.CreatedAt, &p.UpdatedAt },
 	check:  checkProfile,
-	refs: func(txn *badger.Txn, old, next Profile) error {
+	refs: func(txn kv.Txn, old, next Profile) error {
 		return refImage(txn, old.Image, next.Image)
 	},
 	inUse: profileInUse,
@@ -47,7 +47,7 @@ func checkProfile(p Profile) error {
 
 // profileInUse refuses deleting a profile that a machine uses or that a
 // cluster names as its default.
-func profileInUse(txn *badger.Txn, name string) error {
+func profileInUse(txn kv.Txn, name string) error {
 	what := "profile " + name
 	if err := inUse(txn, what, func(m machineRefs) bool { return m.Profile == name }); err != nil {
 		return err

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/foundry-appliance/foundry/internal/promx"
@@ -116,7 +116,7 @@ func (db *DB) PruneAudit(r AuditRetention) (Pruned, error) {
 			return p, fmt.Errorf("prune audit: %w", err)
 		}
 		if len(batch) > 0 {
-			err := db.update(func(txn *badger.Txn) error {
+			err := db.update(func(txn kv.Txn) error {
 				for _, e := range batch {
 					if err := txn.Delete(auditKey(e.ID)); err != nil {
 						return err
@@ -147,11 +147,11 @@ func (db *DB) PruneAudit(r AuditRetention) (Pruned, error) {
 // after from, with n entries in the log, and counts them into p; stop
 // says no entry after the batch is due.
 func (db *DB) pruneCandidates(from string, n int, r AuditRetention, cutoff time.Time, keep string, p *Pruned) (out []AuditEntry, stop bool, err error) {
-	err = db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("a/")})
+	err = db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("a/")})
 		defer it.Close()
 		for it.Seek(auditKey(from)); it.Valid(); it.Next() {
-			id := string(it.Item().Key()[2:])
+			id := string(it.Key()[2:])
 			if id == from {
 				continue
 			}
@@ -161,7 +161,7 @@ func (db *DB) pruneCandidates(from string, n int, r AuditRetention, cutoff time.
 			left := n - len(out)
 			nanos, _, ok := parseID(id)
 			if !ok {
-				db.corrupt.report(it.Item().KeyCopy(nil), errBadAuditKey)
+				db.corrupt.report(kv.KeyCopy(it), errBadAuditKey)
 				continue
 			}
 			byCount := r.MaxEntries > 0 && left > r.MaxEntries
@@ -174,11 +174,11 @@ func (db *DB) pruneCandidates(from string, n int, r AuditRetention, cutoff time.
 				return nil
 			}
 			var e AuditEntry
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &e) }); err != nil {
+			if err := it.Value(func(b []byte) error { return json.Unmarshal(b, &e) }); err != nil {
 				// Pruned like any entry of its age, not a stop of every
 				// later round; its index key, whose MAC it no longer
 				// tells, stays behind and ListAudit skips it.
-				db.corrupt.report(it.Item().KeyCopy(nil), err)
+				db.corrupt.report(kv.KeyCopy(it), err)
 				e = AuditEntry{}
 			}
 			e.ID = id
@@ -212,18 +212,18 @@ func (db *DB) deliveredBelow(exporters []string) (string, error) {
 		any = true
 		least = min(least, v)
 	}
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.kv.View(func(txn kv.Txn) error {
 		prefix := []byte("meta/cursor/")
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		it := txn.NewIterator(kv.IterOptions{Prefix: prefix})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			err := it.Item().Value(func(b []byte) error {
+			err := it.Value(func(b []byte) error {
 				any = true
 				least = min(least, string(b))
 				return nil
 			})
 			if err != nil {
-				return fmt.Errorf("read cursor %s: %w", strings.TrimPrefix(string(it.Item().Key()), string(prefix)), err)
+				return fmt.Errorf("read cursor %s: %w", strings.TrimPrefix(string(it.Key()), string(prefix)), err)
 			}
 		}
 		return nil
@@ -237,8 +237,8 @@ func (db *DB) deliveredBelow(exporters []string) (string, error) {
 // countAudit counts the entries (keys only).
 func (db *DB) countAudit() (int, error) {
 	n := 0
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("a/")})
+	err := db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("a/")})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
@@ -304,7 +304,7 @@ func (db *DB) RunRetention(ctx context.Context, r AuditRetention, every time.Dur
 }
 
 func (db *DB) retentionRound(r AuditRetention, m *retentionMetrics) {
-	if db.bdb.IsClosed() {
+	if db.isClosed() {
 		return
 	}
 	p, err := db.PruneAudit(r)

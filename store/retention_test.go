@@ -3,10 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -40,8 +40,8 @@ func appendN(t *testing.T, db *DB, clk *clock, n int) []string {
 func keyCount(t *testing.T, db *DB, prefix string) int {
 	t.Helper()
 	n := 0
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+	err := db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte(prefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // MaxSessions is how many live boot sessions one MAC may have. Opening one
@@ -80,7 +80,7 @@ func checkSessionID(id string) error {
 // commit together with the state they go with, or not at all.
 type Sessions struct {
 	db     *DB
-	txn    *badger.Txn
+	txn    kv.Txn
 	mac    string
 	bound  string // the machine's bound session before this update
 	now    time.Time
@@ -275,7 +275,7 @@ func (ss *Sessions) EndAll() error {
 	return nil
 }
 
-func endSession(txn *badger.Txn, mac, id string) error {
+func endSession(txn kv.Txn, mac, id string) error {
 	var s Session
 	err := getJSON(txn, sessionKey(id), &s)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -301,22 +301,22 @@ func endSession(txn *badger.Txn, mac, id string) error {
 }
 
 // sessionIDs lists the IDs in a machine's session index.
-func sessionIDs(txn *badger.Txn, mac string) []string {
-	opt := badger.DefaultIteratorOptions
-	opt.PrefetchValues = false
+func sessionIDs(txn kv.Txn, mac string) []string {
+	opt := kv.IterOptions{}
+	opt.KeysOnly = true
 	opt.Prefix = sessionMACPrefix(mac)
 	it := txn.NewIterator(opt)
 	defer it.Close()
 	var ids []string
 	for it.Rewind(); it.Valid(); it.Next() {
-		ids = append(ids, string(bytes.TrimPrefix(it.Item().Key(), opt.Prefix)))
+		ids = append(ids, string(bytes.TrimPrefix(it.Key(), opt.Prefix)))
 	}
 	return ids
 }
 
 // sessionRemotes lists the addresses a machine's sessions registered
 // from, for its search row.
-func sessionRemotes(txn *badger.Txn, mac string) ([]string, error) {
+func sessionRemotes(txn kv.Txn, mac string) ([]string, error) {
 	var out []string
 	for _, id := range sessionIDs(txn, mac) {
 		var s Session
@@ -334,7 +334,7 @@ func sessionRemotes(txn *badger.Txn, mac string) ([]string, error) {
 
 // refreshRow rewrites a machine's search row after its sessions changed
 // outside a write of the machine (an expired session swept).
-func refreshRow(txn *badger.Txn, mac string) error {
+func refreshRow(txn kv.Txn, mac string) error {
 	m, err := getRecord(txn, mac)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -362,7 +362,7 @@ func (db *DB) GetSession(id string) (Session, error) {
 		return Session{}, fmt.Errorf("get session: %w", ErrNotFound)
 	}
 	var s Session
-	err := db.bdb.View(func(txn *badger.Txn) error { return getJSON(txn, sessionKey(id), &s) })
+	err := db.kv.View(func(txn kv.Txn) error { return getJSON(txn, sessionKey(id), &s) })
 	if err == nil && !s.live(db.now()) {
 		err = ErrNotFound
 	}
@@ -381,7 +381,7 @@ func (db *DB) AdvanceSession(id string, seq uint64, ttl time.Duration) (Session,
 		return Session{}, fmt.Errorf("advance session: %w", ErrNotFound)
 	}
 	var out Session
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		now := db.now()
 		var s Session
 		if err := getJSON(txn, sessionKey(id), &s); err != nil {
@@ -412,7 +412,7 @@ func (db *DB) MachineSessions(mac string) ([]Session, error) {
 		return nil, fmt.Errorf("machine sessions: %w", err)
 	}
 	var out []Session
-	err := db.bdb.View(func(txn *badger.Txn) (err error) {
+	err := db.kv.View(func(txn kv.Txn) (err error) {
 		ss := &Sessions{db: db, txn: txn, mac: mac, now: db.now()}
 		out, err = ss.List()
 		return err
@@ -452,7 +452,7 @@ func (db *DB) SessionInventory(id string) (json.RawMessage, error) {
 		return nil, err
 	}
 	var inv []byte
-	err = db.bdb.View(func(txn *badger.Txn) (err error) {
+	err = db.kv.View(func(txn kv.Txn) (err error) {
 		v, err := getRaw(txn, sessionInvKey(s.ID))
 		if err != nil {
 			return err
@@ -470,7 +470,7 @@ func (db *DB) SessionInventory(id string) (json.RawMessage, error) {
 func (db *DB) sweepSessions() (int, error) {
 	now := db.now()
 	var due []Session
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.kv.View(func(txn kv.Txn) error {
 		return scan(txn, "s/", func(s Session) error {
 			if !s.live(now) {
 				due = append(due, s)
@@ -483,7 +483,7 @@ func (db *DB) sweepSessions() (int, error) {
 	}
 	for i, s := range due {
 		unlock := db.lockMAC(s.MAC) // its search row changes
-		err := db.update(func(txn *badger.Txn) error {
+		err := db.update(func(txn kv.Txn) error {
 			var cur Session
 			if err := getJSON(txn, sessionKey(s.ID), &cur); errors.Is(err, ErrNotFound) {
 				return nil
@@ -499,7 +499,7 @@ func (db *DB) sweepSessions() (int, error) {
 			return refreshRow(txn, cur.MAC)
 		})
 		if err == nil {
-			db.mirror.refresh(db.bdb, s.MAC)
+			db.mirror.refresh(db.kv, s.MAC)
 		}
 		unlock()
 		if err != nil {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // Sighting is what the DHCP server saw of a known machine: where it is and
@@ -74,7 +74,7 @@ func (db *DB) RecordSighting(mac string, s Sighting) (wrote bool, err error) {
 	}
 	defer db.lockMAC(mac)()
 	var out Machine
-	err = db.update(func(txn *badger.Txn) error {
+	err = db.update(func(txn kv.Txn) error {
 		m, err := getMachine(txn, mac)
 		if err != nil {
 			return err

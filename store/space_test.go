@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -221,12 +222,12 @@ func TestCloseOnFullDiskLeavesTheLogToReplay(t *testing.T) {
 	if err := db.Close(); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("Close with 1 MiB free: %v, want ErrNoSpace (Badger's flush would fault)", err)
 	}
-	if db.bdb.IsClosed() {
+	if db.kv.(*kv.Badger).DB().IsClosed() {
 		t.Fatal("Badger was closed, flushing its memtable on a full disk")
 	}
 	// The process would exit here; close Badger for the reopen.
 	disk.free.Store(100 << 20)
-	if err := db.bdb.Close(); err != nil {
+	if err := db.kv.Close(); err != nil {
 		t.Fatal(err)
 	}
 	db, err = openFake(t, disk, &log)

@@ -43,6 +43,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // Sentinel errors.
@@ -94,7 +96,7 @@ type Options struct {
 
 // DB is an open Foundry database. It is safe for concurrent use.
 type DB struct {
-	bdb *badger.DB
+	kv  kv.Engine
 	now func() time.Time
 	log *slog.Logger
 	// leases commits PutLease calls in batches.
@@ -163,22 +165,29 @@ func Open(dir string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	db, err := open(kv.NewBadger(bdb), opt, space)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// open starts a DB on an open engine, which it closes when it fails.
+func open(e kv.Engine, opt Options, space *spaceGuard) (*DB, error) {
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	now := opt.Now
 	if now == nil {
 		now = time.Now
 	}
-	db := &DB{bdb: bdb, now: now, log: log, space: space, corrupt: corruptRecords{log: log}, subs: map[*subscriber]struct{}{}}
-	if err := db.initSchema(); err != nil {
-		bdb.Close()
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	if err := db.initIDs(); err != nil {
-		bdb.Close()
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	if err := db.known.load(bdb); err != nil {
-		bdb.Close()
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	db := &DB{kv: e, now: now, log: log, space: space, corrupt: corruptRecords{log: log}, subs: map[*subscriber]struct{}{}}
+	for _, step := range []func() error{db.initSchema, db.initIDs, func() error { return db.known.load(e) }} {
+		if err := step(); err != nil {
+			e.Close()
+			return nil, err
+		}
 	}
 	db.leases = newLeaseWriter(db, opt.LeaseBatchGap, opt.LeaseBatchWindow)
 	db.space.start()
@@ -202,7 +211,7 @@ func (db *DB) Close() error {
 		db.log.Error("data disk full: leaving the database open for the next start to replay", "free", mib(free), "need", mib(need))
 		return fmt.Errorf("close store: %w: %s free, flushing the memtable needs up to %s", ErrNoSpace, mib(free), mib(need))
 	}
-	if err := db.bdb.Close(); err != nil {
+	if err := db.kv.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
@@ -211,7 +220,7 @@ func (db *DB) Close() error {
 // SchemaVersion returns the layout version recorded in the database.
 func (db *DB) SchemaVersion() (int, error) {
 	var v int
-	err := db.bdb.View(func(txn *badger.Txn) error { return getJSON(txn, keySchema, &v) })
+	err := db.kv.View(func(txn kv.Txn) error { return getJSON(txn, keySchema, &v) })
 	if err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
@@ -220,7 +229,7 @@ func (db *DB) SchemaVersion() (int, error) {
 
 func (db *DB) initSchema() error {
 	var v int
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		err := getJSON(txn, keySchema, &v)
 		if errors.Is(err, ErrNotFound) {
 			v = SchemaVersion
@@ -252,7 +261,7 @@ func (db *DB) initSchema() error {
 		if err := db.migrateLists(); err != nil {
 			return fmt.Errorf("migrate schema 2 to 3: %w", err)
 		}
-		if err := db.update(func(txn *badger.Txn) error { return setJSON(txn, keySchema, 3) }); err != nil {
+		if err := db.update(func(txn kv.Txn) error { return setJSON(txn, keySchema, 3) }); err != nil {
 			return err
 		}
 	}
@@ -262,7 +271,7 @@ func (db *DB) initSchema() error {
 	if err := db.buildSchema4(); err != nil {
 		return fmt.Errorf("migrate schema 3 to 4: %w", err)
 	}
-	return db.update(func(txn *badger.Txn) error { return setJSON(txn, keySchema, SchemaVersion) })
+	return db.update(func(txn kv.Txn) error { return setJSON(txn, keySchema, SchemaVersion) })
 }
 
 // maxConflictRetries bounds how often update re-runs a transaction that lost
@@ -273,18 +282,18 @@ const maxConflictRetries = 100
 // re-running fn from scratch when Badger reports a conflict with a
 // concurrent transaction. fn must therefore have no effects outside txn.
 // While the data disk is full (space.go) a write fails with ErrNoSpace.
-func (db *DB) update(fn func(txn *badger.Txn) error) error {
+func (db *DB) update(fn func(txn kv.Txn) error) error {
 	if err := db.space.check(); err != nil {
 		// On a full disk fn runs read-only: it succeeds if it changes
 		// nothing, and any write it tries is refused.
-		if ferr := db.bdb.View(fn); !errors.Is(ferr, badger.ErrReadOnlyTxn) {
+		if ferr := db.kv.View(fn); !errors.Is(ferr, kv.ErrReadOnly) {
 			return ferr
 		}
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		err := db.bdb.Update(fn)
-		if !errors.Is(err, badger.ErrConflict) || attempt == maxConflictRetries {
+		err := db.kv.Update(fn)
+		if !errors.Is(err, kv.ErrConflict) || attempt == maxConflictRetries {
 			return err
 		}
 		// Random back-off so that the losers do not collide again in step.
@@ -321,4 +330,12 @@ func (b badgerLogger) log(level slog.Level, f string, a []any) {
 		return
 	}
 	b.l.Log(context.Background(), level, strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+
+// isClosed reports whether Close has begun: the background rounds stop
+// instead of failing on a closed engine.
+func (db *DB) isClosed() bool {
+	db.subMu.Lock()
+	defer db.subMu.Unlock()
+	return db.closed
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -71,7 +72,7 @@ func TestNewDatabaseRecordsSchemaVersion(t *testing.T) {
 
 func TestSyncWritesEnabled(t *testing.T) {
 	db, _, _ := openTest(t)
-	if !db.bdb.Opts().SyncWrites {
+	if !db.kv.(*kv.Badger).DB().Opts().SyncWrites {
 		t.Fatal("Badger opened without SyncWrites: acknowledged writes could be lost")
 	}
 }
@@ -155,7 +156,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.bdb.Update(func(txn *badger.Txn) error { return setJSON(txn, keySchema, SchemaVersion+1) })
+	err = db.kv.Update(func(txn kv.Txn) error { return setJSON(txn, keySchema, SchemaVersion+1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Errorf("error %q does not say the schema is newer", err)
 	}
 	// Refusing must release the directory: a fixed build can open it.
-	bdb, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	bdb, err := openBadger(dir)
 	if err != nil {
 		t.Fatalf("directory still locked after refusal: %v", err)
 	}
@@ -243,7 +244,7 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 	errs := make(chan error, n)
 	for range n {
 		wg.Go(func() {
-			errs <- db.update(func(txn *badger.Txn) error {
+			errs <- db.update(func(txn kv.Txn) error {
 				var v int
 				if err := getJSON(txn, key, &v); err != nil && !errors.Is(err, ErrNotFound) {
 					return err
@@ -261,7 +262,17 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 		}
 	}
 	var v int
-	if err := db.bdb.View(func(txn *badger.Txn) error { return getJSON(txn, key, &v) }); err != nil || v != n {
+	if err := db.kv.View(func(txn kv.Txn) error { return getJSON(txn, key, &v) }); err != nil || v != n {
 		t.Fatalf("counter = %d, %v; want %d", v, err, n)
 	}
+}
+
+// openBadger opens the Badger database in dir directly, beneath the store,
+// for tests that plant what the store itself would never write.
+func openBadger(dir string) (kv.Engine, error) {
+	b, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		return nil, err
+	}
+	return kv.NewBadger(b), nil
 }

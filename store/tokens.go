@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 func tokenKey(id string) []byte       { return []byte("t/" + id) }
@@ -34,7 +34,7 @@ func (db *DB) CreateAPIToken(t APIToken) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = db.now()
 	}
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		for _, key := range [][]byte{tokenKey(t.ID), tokenHashKey(t.Hash)} {
 			if ok, err := has(txn, key); err != nil {
 				return err
@@ -76,7 +76,7 @@ func (db *DB) FindAPIToken(hash []byte) (APIToken, error) {
 		return APIToken{}, fmt.Errorf("find api token: %w", ErrNotFound)
 	}
 	var s storedToken
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.kv.View(func(txn kv.Txn) error {
 		id, err := getRaw(txn, tokenHashKey(hash))
 		if err != nil {
 			return err
@@ -107,7 +107,7 @@ func (db *DB) DeleteAPIToken(id string) error {
 	if err := checkName("token id", id); err != nil {
 		return fmt.Errorf("delete api token: %w", err)
 	}
-	err := db.update(func(txn *badger.Txn) error {
+	err := db.update(func(txn kv.Txn) error {
 		var s storedToken
 		if err := getJSON(txn, tokenKey(id), &s); err != nil {
 			return err

@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"testing"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 func hashOf(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
@@ -36,11 +35,11 @@ func TestAPITokens(t *testing.T) {
 		t.Errorf("deleted token still found: %v", err)
 	}
 	// The hash index went with the token: no th/ key is left for it.
-	err = db.bdb.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(tokenHashKey(hashOf("secret-a")))
+	err = db.kv.View(func(txn kv.Txn) error {
+		err := txn.Get(tokenHashKey(hashOf("secret-a")), nil)
 		return err
 	})
-	if !errors.Is(err, badger.ErrKeyNotFound) {
+	if !errors.Is(err, kv.ErrNotFound) {
 		t.Errorf("hash index left behind: %v", err)
 	}
 	if _, err := db.FindAPIToken(hashOf("secret-b")); err != nil {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // Host names and static addresses are unique among machines. The rule is
@@ -46,7 +46,7 @@ func addrKey(a string) []byte { return []byte("ua/" + a) }
 // claimUnique moves old's claims to next's in txn: a machine being created
 // has a zero old, one being deleted a zero next. ErrTaken (a *TakenError)
 // when next wants what another machine holds.
-func claimUnique(txn *badger.Txn, old, next Machine) error {
+func claimUnique(txn kv.Txn, old, next Machine) error {
 	mac := next.MAC
 	if mac == "" {
 		mac = old.MAC
@@ -88,23 +88,26 @@ func claimUnique(txn *badger.Txn, old, next Machine) error {
 }
 
 // indexHolder returns the MAC stored at key, "" when none.
-func indexHolder(txn *badger.Txn, key []byte) (string, error) {
-	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func indexHolder(txn kv.Txn, key []byte) (string, error) {
+	var mac string
+	err := txn.Get(key, func(v []byte) error {
+		mac = string(v)
+		return nil
+	})
+	if errors.Is(err, kv.ErrNotFound) {
 		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", key, err)
 	}
-	v, err := item.ValueCopy(nil)
-	return string(v), err
+	return mac, nil
 }
 
 // buildUnique indexes every stored machine (the schema 1 → 2 migration).
 // Where old records already share a value, the first by MAC keeps it and
 // the others stay unindexed until they change: refusing to start would
 // strand the whole appliance over a duplicate nobody can fix without it.
-func buildUnique(txn *badger.Txn) error {
+func buildUnique(txn kv.Txn) error {
 	return scan(txn, "m/", func(m Machine) error {
 		err := claimUnique(txn, Machine{}, m)
 		if errors.Is(err, ErrTaken) {

@@ -2,11 +2,10 @@ package store
 
 import (
 	"errors"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"net/netip"
 	"sync"
 	"testing"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Twenty concurrent writers give twenty machines one host name and one
@@ -107,7 +106,7 @@ func TestUniqueMigration(t *testing.T) {
 	db, clk, dir := openTest(t)
 	mustCreate(t, db, Machine{MAC: mac(1), Hostname: "old-name"})
 	// Make it look like schema 1: no index keys, version 1.
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.kv.Update(func(txn kv.Txn) error {
 		if err := txn.Delete(hostKey("old-name")); err != nil {
 			return err
 		}
