@@ -1,0 +1,360 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// errTxnEnded: a Txn used after its View or Update returned.
+var errTxnEnded = errors.New("kv: transaction used after it ended")
+
+// pendingWrite is a buffered Set (del false) or Delete.
+type pendingWrite struct {
+	val []byte
+	del bool
+}
+
+// keyRange is the interval [lo, hi) of keys; hi "" is the end of the
+// engine's namespace.
+type keyRange struct{ lo, hi string }
+
+func (r keyRange) contains(k string) bool { return k >= r.lo && (r.hi == "" || k < r.hi) }
+
+// etcdTxn is one View or Update.
+type etcdTxn struct {
+	e      *Etcd
+	update bool
+	ended  bool
+	err    error // the first failed read: the transaction's outcome
+
+	rev    int64 // the revision every read is at; 0 before the first read
+	writes map[string]pendingWrite
+	dels   int // deletes among writes
+
+	// The read set (Update only): the mod revision seen of every key read
+	// (0: absent), the ranges iterators walked, the iterators not closed.
+	reads  map[string]int64
+	ranges []keyRange
+	iters  []*etcdIter
+}
+
+func (e *Etcd) newTxn(update bool) *etcdTxn {
+	t := &etcdTxn{e: e, update: update}
+	if update {
+		t.writes = map[string]pendingWrite{}
+		t.reads = map[string]int64{}
+	}
+	return t
+}
+
+// end closes what fn left open; its iterators' walks join the read set.
+func (t *etcdTxn) end() {
+	for _, it := range t.iters {
+		it.Close()
+	}
+	t.iters = nil
+	t.ended = true
+}
+
+func (t *etcdTxn) usable() error {
+	if t.ended {
+		return errTxnEnded
+	}
+	if t.err != nil {
+		return t.err
+	}
+	if t.e.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// fail records the first failed read: the transaction cannot commit, and
+// View returns it even when fn returns nil (an iterator cannot report it).
+func (t *etcdTxn) fail(err error) error {
+	if t.err == nil {
+		t.err = err
+	}
+	return err
+}
+
+// pin fixes the transaction's revision with a linearizable read.
+func (t *etcdTxn) pin() error {
+	_, err := t.get("\x00", "", func(op []clientv3.OpOption) []clientv3.OpOption {
+		return append(op, clientv3.WithCountOnly())
+	})
+	return err
+}
+
+// get reads key (or [key, end) when end is set) at the transaction's
+// revision; the first read is linearizable and fixes that revision.
+func (t *etcdTxn) get(key, end string, more func([]clientv3.OpOption) []clientv3.OpOption) (*clientv3.GetResponse, error) {
+	var opts []clientv3.OpOption
+	if end != "" {
+		opts = append(opts, clientv3.WithRange(end))
+	}
+	if more != nil {
+		opts = more(opts)
+	}
+	if t.rev != 0 {
+		// The revision is committed, so any member that has applied it
+		// answers alone; one that lags says so and the read goes through
+		// the leader.
+		opts = append(opts, clientv3.WithRev(t.rev))
+	}
+	var resp *clientv3.GetResponse
+	err := t.e.call(func(ctx context.Context) (err error) {
+		if t.rev != 0 {
+			resp, err = t.e.kv.Get(ctx, key, append(opts, clientv3.WithSerializable())...)
+			if !isFutureRev(err) {
+				return err
+			}
+		}
+		resp, err = t.e.kv.Get(ctx, key, opts...)
+		return err
+	})
+	if err != nil {
+		return nil, t.fail(t.e.wrap(fmt.Sprintf("read %q", key), err))
+	}
+	if t.rev == 0 {
+		t.rev = resp.Header.Revision
+	}
+	return resp, nil
+}
+
+func (t *etcdTxn) Get(key []byte, fn func(val []byte) error) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if len(key) == 0 {
+		return errors.New("kv: empty key")
+	}
+	if w, ok := t.writes[string(key)]; ok {
+		if w.del {
+			return ErrNotFound
+		}
+		if fn == nil {
+			return nil
+		}
+		return fn(w.val)
+	}
+	resp, err := t.get(string(key), "", func(op []clientv3.OpOption) []clientv3.OpOption {
+		if fn == nil {
+			return append(op, clientv3.WithKeysOnly())
+		}
+		return op
+	})
+	if err != nil {
+		return err
+	}
+	if len(resp.Kvs) == 0 {
+		t.read(string(key), 0)
+		return ErrNotFound
+	}
+	t.read(string(key), resp.Kvs[0].ModRevision)
+	if fn == nil {
+		return nil
+	}
+	return fn(resp.Kvs[0].Value)
+}
+
+// read notes a key's mod revision in the read set.
+func (t *etcdTxn) read(key string, modRev int64) {
+	if t.update {
+		t.reads[key] = modRev
+	}
+}
+
+func (t *etcdTxn) Set(key, val []byte) error {
+	return t.write(key, pendingWrite{val: val})
+}
+
+func (t *etcdTxn) Delete(key []byte) error {
+	return t.write(key, pendingWrite{del: true})
+}
+
+func (t *etcdTxn) write(key []byte, w pendingWrite) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if !t.update {
+		return ErrReadOnly
+	}
+	if len(key) == 0 {
+		return errors.New("kv: empty key")
+	}
+	k := string(key)
+	old, had := t.writes[k]
+	dels := t.dels
+	if had && old.del {
+		dels--
+	}
+	if w.del {
+		dels++
+	}
+	n := len(t.writes)
+	if !had {
+		n++
+	}
+	if dels > 0 {
+		n++ // the guard key
+	}
+	if n > t.e.maxOps {
+		return t.e.tooManyOps(n)
+	}
+	t.writes[k] = w
+	t.dels = dels
+	return nil
+}
+
+// ErrTooManyOps: a transaction writes more keys than one etcd transaction
+// may hold (the cluster's --max-txn-ops). Nothing was written; the caller
+// splits its work.
+var ErrTooManyOps = errors.New("too many writes for one etcd transaction")
+
+func (e *Etcd) tooManyOps(n int) error {
+	return fmt.Errorf("kv: %d operations in a transaction, over the %d etcd allows (its --max-txn-ops, EtcdOptions.MaxTxnOps): %w", n, e.maxOps, ErrTooManyOps)
+}
+
+func (t *etcdTxn) NewIterator(opt IterOptions) Iterator {
+	it := newEtcdIter(t, opt)
+	if t.update {
+		t.iters = append(t.iters, it)
+	}
+	return it
+}
+
+// commit writes the transaction in one etcd transaction guarded by its
+// read set.
+func (t *etcdTxn) commit() (int64, error) {
+	if len(t.writes) == 0 {
+		return t.rev, nil
+	}
+	keys := make([]string, 0, len(t.writes))
+	for k := range t.writes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	ops := make([]clientv3.Op, 0, len(keys)+1)
+	for _, k := range keys {
+		if w := t.writes[k]; w.del {
+			ops = append(ops, clientv3.OpDelete(k))
+		} else {
+			ops = append(ops, clientv3.OpPut(k, string(w.val)))
+		}
+	}
+	if t.dels > 0 {
+		ops = append(ops, clientv3.OpPut(guardKey, ""))
+	}
+	if len(ops) > t.e.maxOps {
+		return 0, t.e.tooManyOps(len(ops))
+	}
+	cmps := t.compares()
+	var resp *clientv3.TxnResponse
+	err := t.e.call(func(ctx context.Context) (err error) {
+		resp, err = t.e.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		return err
+	})
+	if err != nil {
+		return 0, t.e.wrap(fmt.Sprintf("commit %d writes", len(ops)), err)
+	}
+	if !resp.Succeeded {
+		t.e.log.Debug("conflict", "writes", len(ops), "compares", len(cmps), "rev", t.rev)
+		return 0, ErrConflict
+	}
+	return resp.Header.Revision, nil
+}
+
+// compares is the read set as etcd compares: each key read keeps the mod
+// revision seen (a delete or a create changes it), each range walked has
+// nothing newer than the read revision (an insert or a change). When they
+// would not fit one etcd transaction: nothing newer over one span holding
+// every read, plus the guard key, which every deleting commit bumps.
+func (t *etcdTxn) compares() []clientv3.Cmp {
+	if t.rev == 0 {
+		return nil
+	}
+	ranges := mergeRanges(t.ranges)
+	newer := func(r keyRange) clientv3.Cmp {
+		return clientv3.Compare(clientv3.ModRevision(r.lo).WithRange(endArg(r.hi)), "<", t.rev+1)
+	}
+	if len(t.reads)+len(ranges) <= t.e.maxOps {
+		cmps := make([]clientv3.Cmp, 0, len(t.reads)+len(ranges))
+		for k, rev := range t.reads {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
+		}
+		for _, r := range ranges {
+			cmps = append(cmps, newer(r))
+		}
+		return cmps
+	}
+	all := slices.Clone(ranges)
+	for k := range t.reads {
+		all = append(all, keyRange{lo: k, hi: k + "\x00"})
+	}
+	span := all[0]
+	for _, r := range all[1:] {
+		span.lo = min(span.lo, r.lo)
+		span.hi = maxEnd(span.hi, r.hi)
+	}
+	t.e.log.Debug("coarse commit", "reads", len(t.reads), "ranges", len(ranges), "from", span.lo, "to", span.hi)
+	return []clientv3.Cmp{
+		newer(span),
+		clientv3.Compare(clientv3.ModRevision(guardKey), "<", t.rev+1),
+	}
+}
+
+// maxEnd is the larger of two range ends, "" being the largest.
+func maxEnd(a, b string) string {
+	if a == "" || b == "" {
+		return ""
+	}
+	return max(a, b)
+}
+
+// mergeRanges sorts ranges and joins those that overlap or touch.
+func mergeRanges(in []keyRange) []keyRange {
+	if len(in) == 0 {
+		return nil
+	}
+	rs := slices.Clone(in)
+	slices.SortFunc(rs, func(a, b keyRange) int { return strings.Compare(a.lo, b.lo) })
+	out := rs[:1]
+	for _, r := range rs[1:] {
+		last := &out[len(out)-1]
+		if last.hi == "" || r.lo <= last.hi {
+			last.hi = maxEnd(last.hi, r.hi)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// endArg is a range end as etcd takes it ("\x00": to the end).
+func endArg(hi string) string {
+	if hi == "" {
+		return "\x00"
+	}
+	return hi
+}
+
+// prefixRange is the interval of keys that start with p.
+func prefixRange(p []byte) keyRange {
+	if len(p) == 0 {
+		return keyRange{lo: "\x00"}
+	}
+	end := []byte(string(p))
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return keyRange{lo: string(p), hi: string(end[:i+1])}
+		}
+	}
+	return keyRange{lo: string(p)} // p is all 0xff: to the end
+}
