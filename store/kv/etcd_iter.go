@@ -208,7 +208,9 @@ func (it *etcdIter) settle() {
 			it.key, it.val = []byte(pk.key), pk.w.val
 			return
 		}
-		it.t.read(string(rk.Key), rk.ModRevision)
+		if it.t.update {
+			it.t.read(string(rk.Key), rk.ModRevision)
+		}
 		it.valid, it.fromPend = true, false
 		it.key, it.val = rk.Key, rk.Value
 		return

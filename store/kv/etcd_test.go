@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -233,6 +234,16 @@ func testWatch(t *testing.T, c *etcdtest.Cluster, prefix func() string) {
 	if err != errAbort || fmtEvents(replay) != fmtEvents(evs) {
 		t.Fatalf("replay: %v, %s", err, fmtEvents(replay))
 	}
+	// Every key of the engine, and nothing else: not the guard key the
+	// delete wrote.
+	err = e.Watch(ctx2, nil, from+1, func(evs []kv.WatchEvent) error {
+		replay = evs
+		return errAbort
+	})
+	want = "w/a=A@%d w/old deleted@%d x/outside=X@%d"
+	if s := fmtEvents(replay); err != errAbort || s != fmt.Sprintf(want, rev, rev, rev) {
+		t.Fatalf("watch of every key: %v, %s, want "+want, err, s, rev, rev, rev)
+	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -343,8 +354,17 @@ func TestEtcdQuorum(t *testing.T) {
 		acked++
 	}
 
+	// A watch ends when its member loses the leader, rather than going
+	// quiet.
+	watchEnd := make(chan error, 1)
+	go func() {
+		watchEnd <- e.Watch(context.Background(), nil, 0, func([]kv.WatchEvent) error { return nil })
+	}()
 	second := (leader + 1) % 3
 	c.Stop(second)
+	lost := time.Now()
+	// Each path to the cluster at once: a read, a commit, a View, a Ping.
+	var wg sync.WaitGroup
 	for _, tc := range []struct {
 		name string
 		call func() error
@@ -356,17 +376,29 @@ func TestEtcdQuorum(t *testing.T) {
 		{"View", func() error { _, err := get(t, e, "n"); return err }},
 		{"Ping", func() error { return e.Ping(context.Background()) }},
 	} {
-		start := time.Now()
-		err := tc.call()
-		took := time.Since(start)
-		t.Logf("one of three members: %s failed in %v: %v", tc.name, took.Round(time.Millisecond), err)
+		wg.Go(func() {
+			start := time.Now()
+			err := tc.call()
+			took := time.Since(start)
+			t.Logf("one of three members: %s failed in %v: %v", tc.name, took.Round(time.Millisecond), err)
+			if !errors.Is(err, kv.ErrUnavailable) {
+				t.Errorf("%s without quorum: %v, want ErrUnavailable", tc.name, err)
+			}
+			// RequestTimeout, plus slack for a loaded machine.
+			if took > timeout+time.Second {
+				t.Errorf("%s took %v, RequestTimeout is %v", tc.name, took, timeout)
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-watchEnd:
+		t.Logf("one of three members: Watch ended after %v: %v", time.Since(lost).Round(time.Millisecond), err)
 		if !errors.Is(err, kv.ErrUnavailable) {
-			t.Errorf("%s without quorum: %v, want ErrUnavailable", tc.name, err)
+			t.Errorf("Watch without quorum: %v, want ErrUnavailable", err)
 		}
-		// RequestTimeout, plus slack for a loaded machine.
-		if took > timeout+time.Second {
-			t.Errorf("%s took %v, RequestTimeout is %v", tc.name, took, timeout)
-		}
+	case <-time.After(15 * time.Second):
+		t.Error("Watch still running 15s after quorum was lost")
 	}
 
 	c.Start(second)

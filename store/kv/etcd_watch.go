@@ -43,12 +43,18 @@ func (e *Etcd) Watch(ctx context.Context, prefix []byte, fromRev int64, fn func(
 		opts = append(opts, clientv3.WithRev(fromRev))
 	}
 	next := fromRev
+	what := func() string {
+		if next == 0 {
+			return "watch"
+		}
+		return fmt.Sprintf("watch from revision %d", next)
+	}
 	for resp := range e.watcher.Watch(ctx, r.lo, opts...) {
 		if resp.CompactRevision != 0 {
-			return fmt.Errorf("etcd watch from revision %d: compacted up to %d: %w", next, resp.CompactRevision, ErrCompacted)
+			return fmt.Errorf("etcd %s: compacted up to %d: %w", what(), resp.CompactRevision, ErrCompacted)
 		}
 		if err := resp.Err(); err != nil {
-			return e.wrap(fmt.Sprintf("watch from revision %d", next), err)
+			return e.wrap(what(), err)
 		}
 		if len(resp.Events) == 0 {
 			continue
@@ -73,5 +79,5 @@ func (e *Etcd) Watch(ctx context.Context, prefix []byte, fromRev int64, fn func(
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return fmt.Errorf("etcd watch from revision %d: %w: the watch channel closed", next, ErrUnavailable)
+	return fmt.Errorf("etcd %s: %w: the watch channel closed", what(), ErrUnavailable)
 }

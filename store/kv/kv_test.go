@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -53,6 +56,7 @@ func testEngine(t *testing.T, ec engineCase) {
 		{"ReadOnly", testReadOnly},
 		{"Snapshot", testSnapshot},
 		{"Conflicts", testConflicts},
+		{"Counter", testCounter},
 		{"Batch", testBatch},
 		{"DropPrefix", testDropPrefix},
 		{"Closed", testClosed},
@@ -459,6 +463,42 @@ func testConflicts(t *testing.T, e kv.Engine, ec engineCase) {
 			}
 		})
 	}
+}
+
+// testCounter: increments from concurrent transactions, each run again
+// on ErrConflict, lose none.
+func testCounter(t *testing.T, e kv.Engine, _ engineCase) {
+	const workers, each = 4, 20
+	var wg sync.WaitGroup
+	var conflicts atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				for {
+					err := e.Update(func(txn kv.Txn) error {
+						n := 0
+						if v, err := kv.GetCopy(txn, []byte("n")); err == nil {
+							n, _ = strconv.Atoi(string(v))
+						} else if !errors.Is(err, kv.ErrNotFound) {
+							return err
+						}
+						return txn.Set([]byte("n"), []byte(strconv.Itoa(n+1)))
+					})
+					if errors.Is(err, kv.ErrConflict) {
+						conflicts.Add(1)
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+					}
+					break
+				}
+			}
+		})
+	}
+	wg.Wait()
+	mustGet(t, e, "n", strconv.Itoa(workers*each))
+	t.Logf("%d increments, %d conflicts run again", workers*each, conflicts.Load())
 }
 
 func iterate(prefix string) func(kv.Txn) error {
