@@ -285,6 +285,9 @@ func (e *Etcd) wrap(op string, err error) error {
 		return fmt.Errorf("etcd %s: %w: %w", op, ErrConflict, err)
 	case errors.Is(err, context.DeadlineExceeded),
 		code == codes.Unavailable, code == codes.DeadlineExceeded,
+		// The member's own deadline (ours, sent along) may pass a moment
+		// before ours: it answers code Unknown with the context's text.
+		desc == context.DeadlineExceeded.Error(),
 		desc == rpctypes.ErrorDesc(rpctypes.ErrGRPCRequestTooManyRequests):
 		return fmt.Errorf("etcd %s: %w: %w", op, ErrUnavailable, err)
 	}
