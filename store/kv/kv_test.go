@@ -3,6 +3,8 @@ package kv_test
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +55,7 @@ func testEngine(t *testing.T, ec engineCase) {
 	}{
 		{"GetSetDelete", testGetSetDelete},
 		{"Iterate", testIterate},
+		{"IterateModel", testIterateModel},
 		{"ReadOnly", testReadOnly},
 		{"Snapshot", testSnapshot},
 		{"Conflicts", testConflicts},
@@ -301,6 +304,90 @@ func testIterate(t *testing.T, e kv.Engine, ec engineCase) {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	})
+}
+
+// testIterateModel compares walks over more keys than one page of a
+// remote engine, with the transaction's own writes spread among them,
+// against a sorted list: random seeks both ways, random walk lengths.
+func testIterateModel(t *testing.T, e kv.Engine, _ engineCase) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	stored := map[string]string{}
+	b := e.NewBatch()
+	for i := range 1000 {
+		if rnd.IntN(10) < 7 {
+			k, v := fmt.Sprintf("r/%03d", i), fmt.Sprint(i)
+			stored[k] = v
+			b.Set([]byte(k), []byte(v))
+		}
+	}
+	b.Set([]byte("q"), []byte("before"))
+	b.Set([]byte("s"), []byte("after"))
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	err := e.Update(func(txn kv.Txn) error {
+		model := maps.Clone(stored)
+		for range 60 {
+			k := fmt.Sprintf("r/%03d", rnd.IntN(1000))
+			if rnd.IntN(2) == 0 {
+				delete(model, k)
+				txn.Delete([]byte(k))
+			} else {
+				model[k] = "new"
+				txn.Set([]byte(k), []byte("new"))
+			}
+		}
+		keys := slices.Sorted(maps.Keys(model))
+		for i := range 40 {
+			reverse := i%2 == 1
+			seek := fmt.Sprintf("r/%03d", rnd.IntN(1000))
+			if rnd.IntN(4) == 0 {
+				seek += "5" // between keys
+			}
+			var want []string
+			for _, k := range keys {
+				if !reverse && k >= seek {
+					want = append(want, k+"="+model[k])
+				}
+			}
+			if reverse {
+				for _, k := range slices.Backward(keys) {
+					if k <= seek {
+						want = append(want, k+"="+model[k])
+					}
+				}
+			}
+			want = want[:min(len(want), rnd.IntN(700))]
+			it := txn.NewIterator(kv.IterOptions{Prefix: []byte("r/"), Reverse: reverse})
+			var got []string
+			for it.Seek([]byte(seek)); it.Valid() && len(got) < len(want); it.Next() {
+				v, err := kv.ValueCopy(it)
+				if err != nil {
+					it.Close()
+					return err
+				}
+				got = append(got, string(it.Key())+"="+string(v))
+			}
+			it.Close()
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("seek %q reverse %v: %d keys, want %d; first difference at %d",
+					seek, reverse, len(got), len(want), firstDiff(got, want))
+			}
+		}
+		return errAbort
+	})
+	if err != errAbort {
+		t.Fatal(err)
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
 
 func testReadOnly(t *testing.T, e kv.Engine, _ engineCase) {
