@@ -1,0 +1,40 @@
+package etcdtest_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/foundry-appliance/foundry/store/kv/etcdtest"
+)
+
+// TestRestartKeepsData: a member listens on the address asked for, and a
+// member killed with SIGKILL comes back with what it had acknowledged.
+func TestRestartKeepsData(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{Host: "127.0.0.2"})
+	if ep := c.Endpoint(0); !strings.HasPrefix(ep, "http://127.0.0.2:") {
+		t.Fatalf("endpoint %s, want one on 127.0.0.2", ep)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(0)
+	c.Start(0)
+	resp, err := cli.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
+		t.Fatalf("after a restart: %v", resp.Kvs)
+	}
+}
