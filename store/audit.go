@@ -120,6 +120,16 @@ func (db *DB) readAudit(key []byte, id string, value func(func([]byte) error) er
 // machine revision the change made (AuditEntry.Revision), 0 for none.
 func (db *DB) writeAudit(txn kv.Txn, mac string, a Audit, now time.Time, rev uint64) error {
 	e := AuditEntry{ID: db.nextID(now), Time: now, MAC: mac, Revision: rev, Audit: a}
+	if db.shared != nil {
+		// Another appliance's clock may give the same id: reading the key
+		// makes a concurrent write of it conflict, and the retry takes the
+		// next id; an entry already there is never overwritten.
+		if err := txn.Get(auditKey(e.ID), nil); err == nil {
+			return fmt.Errorf("audit id %s: %w", e.ID, kv.ErrConflict)
+		} else if !errors.Is(err, kv.ErrNotFound) {
+			return fmt.Errorf("write audit entry: %w", err)
+		}
+	}
 	if err := setJSON(txn, auditKey(e.ID), e); err != nil {
 		return fmt.Errorf("write audit entry: %w", err)
 	}

@@ -129,6 +129,13 @@ func (r *rowMirror) counts() map[tuple]int {
 	return maps.Clone(r.count)
 }
 
+// drop forgets every row: the next list loads them again.
+func (r *rowMirror) drop() {
+	r.mu.Lock()
+	r.rows, r.at, r.count, r.loaded = nil, nil, nil, false
+	r.mu.Unlock()
+}
+
 // refresh re-reads one machine's row (deleting it when it is gone).
 func (r *rowMirror) refresh(e kv.Engine, mac string) {
 	r.pendMu.Lock()

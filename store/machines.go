@@ -234,7 +234,9 @@ func (db *DB) GetMachine(mac string) (Machine, error) {
 	if err := checkMAC(mac); err != nil {
 		return Machine{}, fmt.Errorf("get machine: %w", err)
 	}
-	if !db.known.mayExist(mac) {
+	// Another appliance may have just created it (shared engines): only
+	// this appliance's own set is trusted to be complete.
+	if db.shared == nil && !db.known.mayExist(mac) {
 		return Machine{}, unknownMachine(mac)
 	}
 	var m Machine

@@ -38,6 +38,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -103,6 +104,9 @@ type DB struct {
 	leases *leaseWriter
 	// known spares GetMachine a transaction for MACs without a record.
 	known knownMACs
+	// shared follows the commits of other appliances on a shared engine
+	// (shared.go); nil on Badger.
+	shared *follower
 	// space refuses writes on a full disk (space.go); nil: no guard.
 	space *spaceGuard
 	// corrupt reports the records lists skip (corrupt.go).
@@ -183,11 +187,29 @@ func open(e kv.Engine, opt Options, space *spaceGuard) (*DB, error) {
 		now = time.Now
 	}
 	db := &DB{kv: e, now: now, log: log, space: space, corrupt: corruptRecords{log: log}, subs: map[*subscriber]struct{}{}}
-	for _, step := range []func() error{db.initSchema, db.initIDs, func() error { return db.known.load(e) }} {
+	se, shared := e.(sharedEngine)
+	if shared {
+		db.shared = &follower{eng: se, own: map[int64]struct{}{}}
+	}
+	var rev int64
+	steps := []func() error{db.initSchema, db.initIDs, func() error { return db.known.load(e) }}
+	if shared {
+		// The watch starts after the revision read here, before anything
+		// is loaded into memory: a change in between is applied twice,
+		// which is harmless, and none is missed.
+		steps = slices.Insert(steps, 2, func() (err error) {
+			rev, err = se.ViewRev(func(txn kv.Txn) error { return txn.Get(keySchema, nil) })
+			return err
+		})
+	}
+	for _, step := range steps {
 		if err := step(); err != nil {
 			e.Close()
 			return nil, err
 		}
+	}
+	if shared {
+		db.follow(db.shared, rev)
 	}
 	db.leases = newLeaseWriter(db, opt.LeaseBatchGap, opt.LeaseBatchWindow)
 	db.space.start()
@@ -204,6 +226,10 @@ func (db *DB) Close() error {
 	}
 	db.subMu.Unlock()
 	db.leases.close()
+	if db.shared != nil {
+		db.shared.cancel()
+		<-db.shared.done
+	}
 	if ok, free, need := db.space.close(); !ok {
 		// Badger's Close flushes the memtable into a new table, a write
 		// the disk has no room for. The write-ahead log is synced: the
@@ -291,8 +317,15 @@ func (db *DB) update(fn func(txn kv.Txn) error) error {
 		}
 		return err
 	}
+	commit := db.kv.Update
+	if db.shared != nil {
+		commit = db.shared.update
+	}
 	for attempt := 0; ; attempt++ {
-		err := db.kv.Update(fn)
+		err := commit(fn)
+		if errors.Is(err, kv.ErrNoSpace) {
+			return fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
 		if !errors.Is(err, kv.ErrConflict) || attempt == maxConflictRetries {
 			return err
 		}
