@@ -13,7 +13,7 @@ APT_PACKAGES := ipxe ipxe-qemu qemu-system-x86 ovmf kea-admin isc-dhcp-client \
 	tftp-hpa dnsmasq-base busybox-static pci.ids chromium socat iproute2 util-linux \
 	ca-certificates xz-utils zstd qemu-utils \
 	mmdebstrap e2fsprogs dosfstools mtools extlinux syslinux-common grub-efi-amd64-bin \
-	xorriso grub-pc-bin git openipmi ipmitool
+	xorriso grub-pc-bin git openipmi ipmitool etcd-server etcd-client
 
 # The discovery OS kernel: Debian's packaged kernel, the version that
 # linux-image-amd64 depends on today (recorded in images/discovery/manifest.json).
@@ -31,7 +31,10 @@ $(BUILD)/.apt: Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages: $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; rc=$$?; rm -f /usr/sbin/policy-rc.d; \
+		if command -v systemctl >/dev/null; then systemctl disable --now etcd 2>/dev/null || true; fi; \
+		[ $$rc = 0 ] || exit $$rc; \
 	fi
 	@# Node.js may come from elsewhere than Debian; install Debian's only when absent.
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }

@@ -181,6 +181,11 @@ func (s *Server) storeErr(err error, what, field string) error {
 		return huma.Error422UnprocessableEntity(err.Error(), &huma.ErrorDetail{Location: field, Message: err.Error()})
 	case errors.Is(err, store.ErrNoSpace):
 		return noSpace(err)
+	case errors.Is(err, store.ErrUnavailable):
+		// A shared backend without quorum: nothing to fix in the request;
+		// the client retries once the backend is back (/readyz says when).
+		s.log.Warn("api store unavailable", "what", what, "err", err)
+		return huma.Error503ServiceUnavailable("the store's backend is unavailable; retry later: " + err.Error())
 	}
 	var se huma.StatusError
 	if errors.As(err, &se) {

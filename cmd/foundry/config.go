@@ -20,6 +20,7 @@ import (
 	"github.com/foundry-appliance/foundry/ipxe"
 	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store"
+	"github.com/foundry-appliance/foundry/store/kv"
 )
 
 // fileConfig is the YAML configuration file exactly as written; README.md
@@ -67,6 +68,10 @@ type fileConfig struct {
 		// SpaceReserve is a byte count as image_max_size, or "0" or
 		// "off" (no reserve); unset: the store's default.
 		SpaceReserve string `yaml:"space_reserve"`
+		// Backend is "badger" (the default: a database under data_dir)
+		// or "etcd" (config_store.go).
+		Backend string    `yaml:"backend"`
+		Etcd    *fileEtcd `yaml:"etcd"`
 	} `yaml:"store"`
 	Segments []fileSegment `yaml:"segments"`
 	// GitOps is absent (nil) unless the file has a gitops section.
@@ -124,6 +129,9 @@ type config struct {
 	// SpaceReserve is store.Options.SpaceReserve: 0 the store's default,
 	// negative no reserve (no full-disk guard).
 	SpaceReserve int64
+	// Etcd is nil for the Badger backend, else the cluster to keep every
+	// record in.
+	Etcd *kv.EtcdOptions
 	// GitOps is nil when the repository is not configured.
 	GitOps *gitopsConfig
 }
@@ -188,6 +196,7 @@ func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 	checkDirs(&errs, c)
 	c.ImageMaxSize = byteCount(&errs, "image_max_size", f.ImageMaxSize)
 	c.SpaceReserve = spaceReserve(&errs, f.Store.SpaceReserve)
+	c.Etcd = storeBackend(&errs, f.Store.Backend, f.Store.Etcd)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

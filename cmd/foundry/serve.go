@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	coredhcplog "github.com/coredhcp/coredhcp/logger"
@@ -27,6 +28,7 @@ import (
 	"github.com/foundry-appliance/foundry/lifecycle"
 	"github.com/foundry-appliance/foundry/pxe"
 	"github.com/foundry-appliance/foundry/store"
+	"github.com/foundry-appliance/foundry/store/kv"
 	"github.com/foundry-appliance/foundry/ui"
 )
 
@@ -95,6 +97,30 @@ func ifaceOrRelay(s dhcp.Segment) string {
 	return s.Interface
 }
 
+// openStore opens the store on the configured backend: Badger under
+// data_dir, or the etcd cluster a group of appliances shares.
+func openStore(ctx context.Context, cfg config, log *slog.Logger) (*store.DB, error) {
+	opt := store.Options{Logger: log, SpaceReserve: cfg.SpaceReserve}
+	if cfg.Etcd == nil {
+		db, err := store.Open(filepath.Join(cfg.DataDir, "db"), opt)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return db, nil
+	}
+	eo := *cfg.Etcd
+	eo.Logger = log.With("backend", "etcd")
+	e, err := kv.OpenEtcd(ctx, eo)
+	if err != nil {
+		return nil, fmt.Errorf("open store on etcd %s: %w", strings.Join(eo.Endpoints, ","), err)
+	}
+	db, err := store.OpenEngine(e, opt)
+	if err != nil {
+		return nil, fmt.Errorf("open store on etcd %s: %w", strings.Join(eo.Endpoints, ","), err)
+	}
+	return db, nil
+}
+
 // serve wires the services together and runs them until ctx ends or one
 // of them fails; every service stops cleanly before it returns.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
@@ -102,9 +128,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// coredhcp logs through its own process-wide logrus logger, at info for
 	// every request it does not answer; our plugin logs what matters.
 	coredhcplog.GetLogger("main").Logger.SetLevel(logrus.WarnLevel)
-	db, err := store.Open(filepath.Join(cfg.DataDir, "db"), store.Options{Logger: log.With("service", "store"), SpaceReserve: cfg.SpaceReserve})
+	db, err := openStore(ctx, cfg, log.With("service", "store"))
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer db.Close()
 
@@ -190,6 +216,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// machines still answered) and when the GitOps repository is behind.
 	httpSrv.Ready = func() error {
 		if err := db.Writable(); err != nil {
+			return err
+		}
+		if err := db.Healthy(ctx); err != nil {
 			return err
 		}
 		if repo != nil {
