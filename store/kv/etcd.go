@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -93,7 +94,9 @@ type Etcd struct {
 const guardKey = ""
 
 // OpenEtcd connects to the cluster and checks that it answers a
-// linearizable read within DialTimeout (ErrUnavailable when not).
+// linearizable read within DialTimeout (ErrUnavailable when not, with
+// what a plain dial of the first endpoint says: no listener, a refused
+// certificate). ctx bounds only that check.
 func OpenEtcd(ctx context.Context, opt EtcdOptions) (*Etcd, error) {
 	if len(opt.Endpoints) == 0 {
 		return nil, errors.New("open etcd: no endpoints")
@@ -212,7 +215,11 @@ func (e *Etcd) wrap(op string, err error) error {
 	case desc == rpctypes.ErrorDesc(rpctypes.ErrGRPCNoSpace):
 		return fmt.Errorf("etcd %s: %w: %w", op, ErrNoSpace, err)
 	case desc == rpctypes.ErrorDesc(rpctypes.ErrGRPCTooManyOps):
-		return fmt.Errorf("etcd %s: %w (the cluster's --max-txn-ops is below EtcdOptions.MaxTxnOps, %d): %w", op, ErrTooManyOps, e.maxOps, err)
+		return fmt.Errorf("etcd %s: %w (the cluster's --max-txn-ops is below EtcdOptions.MaxTxnOps, %d): %w", op, ErrTxnTooBig, e.maxOps, err)
+	case desc == rpctypes.ErrorDesc(rpctypes.ErrGRPCRequestTooLarge),
+		code == codes.ResourceExhausted && strings.Contains(desc, "larger than max"):
+		// The member's --max-request-bytes, or the client's own limit.
+		return fmt.Errorf("etcd %s: %w: %w", op, ErrTxnTooBig, err)
 	case desc == rpctypes.ErrorDesc(rpctypes.ErrGRPCCompacted):
 		return fmt.Errorf("etcd %s: %w: %w", op, ErrConflict, err)
 	case errors.Is(err, context.DeadlineExceeded),
@@ -242,7 +249,9 @@ func isFutureRev(err error) bool {
 	return desc == rpctypes.ErrorDesc(rpctypes.ErrGRPCFutureRev)
 }
 
-// View runs fn at one revision of the cluster, fixed by fn's first read.
+// View runs fn at one revision of the cluster, fixed by fn's first read
+// (a linearizable one). A View that outlives the cluster's compaction of
+// that revision fails with ErrConflict: run it again.
 func (e *Etcd) View(fn func(Txn) error) error {
 	_, err := e.view(fn)
 	return err

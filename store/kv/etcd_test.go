@@ -93,7 +93,7 @@ func testMaxTxnOps(t *testing.T, c *etcdtest.Cluster, prefix func() string) {
 		return len(keys)
 	}
 	err := write(129, false)
-	if !errors.Is(err, kv.ErrTooManyOps) || !strings.Contains(err.Error(), "129") || !strings.Contains(err.Error(), "--max-txn-ops") {
+	if !errors.Is(err, kv.ErrTxnTooBig) || !strings.Contains(err.Error(), "129") || !strings.Contains(err.Error(), "--max-txn-ops") {
 		t.Fatalf("129 writes: %v", err)
 	}
 	t.Logf("129 writes: %v", err)
@@ -101,7 +101,7 @@ func testMaxTxnOps(t *testing.T, c *etcdtest.Cluster, prefix func() string) {
 		t.Fatalf("%d keys written by a refused transaction", n)
 	}
 	// 127 sets and a delete: with the delete's guard key, 129.
-	if err := write(127, true); !errors.Is(err, kv.ErrTooManyOps) {
+	if err := write(127, true); !errors.Is(err, kv.ErrTxnTooBig) {
 		t.Fatalf("127 writes and a delete: %v", err)
 	}
 	if err := write(128, false); err != nil {
@@ -119,10 +119,27 @@ func testMaxTxnOps(t *testing.T, c *etcdtest.Cluster, prefix func() string) {
 		}
 		return nil
 	})
-	if !errors.Is(err, kv.ErrTooManyOps) {
+	if !errors.Is(err, kv.ErrTxnTooBig) {
 		t.Fatalf("200 writes against etcd's 128: %v", err)
 	}
 	t.Logf("200 writes against etcd's 128: %v", err)
+
+	// Over etcd's 1.5 MiB a request, then over the client's 2 MiB.
+	for _, n := range []int{3, 4} {
+		err := e.Update(func(txn kv.Txn) error {
+			for i := range n {
+				txn.Set(fmt.Appendf(nil, "w/big%d", i), make([]byte, 600<<10))
+			}
+			return nil
+		})
+		if !errors.Is(err, kv.ErrTxnTooBig) {
+			t.Fatalf("%d values of 600 KiB: %v", n, err)
+		}
+		t.Logf("%d values of 600 KiB: %v", n, err)
+	}
+	if n := count(); n != 128 {
+		t.Fatalf("%d keys, want the 128 from before", n)
+	}
 }
 
 // testCoarse: with more reads than fit one etcd transaction's compares,

@@ -210,13 +210,14 @@ func (t *etcdTxn) write(key []byte, w pendingWrite) error {
 	return nil
 }
 
-// ErrTooManyOps: a transaction writes more keys than one etcd transaction
-// may hold (the cluster's --max-txn-ops). Nothing was written; the caller
-// splits its work.
-var ErrTooManyOps = errors.New("too many writes for one etcd transaction")
+// ErrTxnTooBig: a transaction writes more keys than one etcd transaction
+// may hold (the cluster's --max-txn-ops), or more bytes than one request
+// may carry (--max-request-bytes, 1.5 MiB by default). Nothing was
+// written; the caller splits its work.
+var ErrTxnTooBig = errors.New("transaction too big for one etcd transaction")
 
 func (e *Etcd) tooManyOps(n int) error {
-	return fmt.Errorf("kv: %d operations in a transaction, over the %d etcd allows (its --max-txn-ops, EtcdOptions.MaxTxnOps): %w", n, e.maxOps, ErrTooManyOps)
+	return fmt.Errorf("kv: %d operations in a transaction, over the %d etcd allows (its --max-txn-ops, EtcdOptions.MaxTxnOps): %w", n, e.maxOps, ErrTxnTooBig)
 }
 
 func (t *etcdTxn) NewIterator(opt IterOptions) Iterator {
