@@ -8,6 +8,7 @@
 package etcdtest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -54,9 +55,12 @@ type Cluster struct {
 	// without TLS).
 	ClientCert, ClientKey, CA string
 
-	t       testing.TB
 	opt     Options
 	dir     string
+	ownDir  bool // Launch's: removed by Close
+	helper  func()
+	fatalf  func(format string, args ...any)
+	stopped sync.Once
 	scheme  string
 	https   *http.Client
 	members []*member
@@ -71,15 +75,62 @@ type member struct {
 	exited                  chan struct{}
 }
 
+// ErrNoEtcd: the etcd binary is not installed.
+var ErrNoEtcd = errors.New("etcdtest: no etcd server; `make deps` installs Debian's etcd-server")
+
 // Start starts the cluster and waits until every member reports healthy;
 // the test's cleanup kills it. Without the etcd binary it skips the test.
 func Start(t testing.TB, opt Options) *Cluster {
 	t.Helper()
+	c, err := launch(opt, t.TempDir())
+	if errors.Is(err, ErrNoEtcd) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.helper, c.fatalf = t.Helper, t.Fatalf
+	t.Cleanup(func() {
+		c.stopAll()
+		if t.Failed() {
+			t.Logf("etcdtest: member logs\n%s", c.logs())
+		}
+	})
+	return c
+}
+
+// Launch starts a cluster outside any one test (from TestMain), its data
+// in a temporary directory of its own; Close stops it and removes the
+// directory. Without the etcd binary it fails with ErrNoEtcd. Stop and
+// Start of a member panic where a test's would fail it.
+func Launch(opt Options) (*Cluster, error) {
+	dir, err := os.MkdirTemp("", "etcdtest-")
+	if err != nil {
+		return nil, err
+	}
+	c, err := launch(opt, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c.ownDir = true
+	return c, nil
+}
+
+// Close stops every member; a cluster from Launch also loses its data.
+func (c *Cluster) Close() {
+	c.stopAll()
+	if c.ownDir {
+		os.RemoveAll(c.dir)
+	}
+}
+
+func launch(opt Options, dir string) (*Cluster, error) {
 	if opt.Binary == "" {
 		opt.Binary = DefaultBinary
 	}
 	if _, err := os.Stat(opt.Binary); err != nil {
-		t.Skipf("etcdtest: no etcd server (%v); `make deps` installs Debian's etcd-server", err)
+		return nil, fmt.Errorf("%w (%v)", ErrNoEtcd, err)
 	}
 	if opt.Members <= 0 {
 		opt.Members = 1
@@ -90,18 +141,23 @@ func Start(t testing.TB, opt Options) *Cluster {
 	if opt.StartTimeout <= 0 {
 		opt.StartTimeout = 30 * time.Second
 	}
-	c := &Cluster{t: t, opt: opt, dir: t.TempDir(), scheme: "http", https: &http.Client{Timeout: 2 * time.Second}}
+	c := &Cluster{
+		opt: opt, dir: dir, scheme: "http",
+		https:  &http.Client{Timeout: 2 * time.Second},
+		helper: func() {},
+		fatalf: func(format string, args ...any) { panic(fmt.Sprintf(format, args...)) },
+	}
 	if opt.TLS {
 		c.scheme = "https"
 		tc, err := c.makeCerts()
 		if err != nil {
-			t.Fatalf("etcdtest: certificates: %v", err)
+			return nil, fmt.Errorf("etcdtest: certificates: %w", err)
 		}
 		c.https.Transport = &http.Transport{TLSClientConfig: tc}
 	}
 	ports, err := freePorts(opt.Host, 2*opt.Members)
 	if err != nil {
-		t.Fatalf("etcdtest: %v", err)
+		return nil, fmt.Errorf("etcdtest: %w", err)
 	}
 	var initial []string
 	for i := range opt.Members {
@@ -140,16 +196,18 @@ func Start(t testing.TB, opt Options) *Cluster {
 	}
 	c.spawner = make(chan func())
 	go c.spawnLoop()
-	t.Cleanup(c.cleanup)
 	for i := range c.members {
 		if err := c.spawn(i); err != nil {
-			t.Fatalf("etcdtest: %v", err)
+			c.stopAll()
+			return nil, fmt.Errorf("etcdtest: %w", err)
 		}
 	}
 	if err := c.waitHealthy(opt.StartTimeout, c.members...); err != nil {
-		t.Fatalf("etcdtest: %v\n%s", err, c.logs())
+		err = fmt.Errorf("etcdtest: %w\n%s", err, c.logs())
+		c.stopAll()
+		return nil, err
 	}
-	return c
+	return c, nil
 }
 
 // spawnLoop starts every member process from one locked OS thread that
@@ -204,14 +262,14 @@ func (c *Cluster) Endpoint(i int) string { return c.members[i].client }
 // Stop kills member i (SIGKILL: no clean shutdown) and waits for it to
 // exit; its data stays for Start.
 func (c *Cluster) Stop(i int) {
-	c.t.Helper()
+	c.helper()
 	m := c.members[i]
 	m.mu.Lock()
 	cmd, exited := m.cmd, m.exited
 	m.cmd = nil
 	m.mu.Unlock()
 	if cmd == nil {
-		c.t.Fatalf("etcdtest: member %d is not running", i)
+		c.fatalf("etcdtest: member %d is not running", i)
 	}
 	cmd.Process.Kill()
 	<-exited
@@ -220,12 +278,12 @@ func (c *Cluster) Stop(i int) {
 // Start restarts member i on its data and waits until it is healthy (or,
 // while too few members run for a quorum, until it listens).
 func (c *Cluster) Start(i int) {
-	c.t.Helper()
+	c.helper()
 	if c.running(c.members[i]) {
-		c.t.Fatalf("etcdtest: member %d is running", i)
+		c.fatalf("etcdtest: member %d is running", i)
 	}
 	if err := c.spawn(i); err != nil {
-		c.t.Fatalf("etcdtest: %v", err)
+		c.fatalf("etcdtest: %v", err)
 	}
 	var err error
 	if n := c.runningCount(); n > len(c.members)/2 {
@@ -234,7 +292,7 @@ func (c *Cluster) Start(i int) {
 		err = c.waitListening(c.opt.StartTimeout, c.members[i])
 	}
 	if err != nil {
-		c.t.Fatalf("etcdtest: restart member %d: %v\n%s", i, err, c.logs())
+		c.fatalf("etcdtest: restart member %d: %v\n%s", i, err, c.logs())
 	}
 }
 
@@ -254,18 +312,18 @@ func (c *Cluster) runningCount() int {
 	return n
 }
 
-func (c *Cluster) cleanup() {
-	for _, m := range c.members {
-		m.mu.Lock()
-		if m.cmd != nil {
-			m.cmd.Process.Kill()
-			<-m.exited
-			m.cmd = nil
+// stopAll kills every member, once.
+func (c *Cluster) stopAll() {
+	c.stopped.Do(func() {
+		for _, m := range c.members {
+			m.mu.Lock()
+			if m.cmd != nil {
+				m.cmd.Process.Kill()
+				<-m.exited
+				m.cmd = nil
+			}
+			m.mu.Unlock()
 		}
-		m.mu.Unlock()
-	}
-	close(c.spawner)
-	if c.t.Failed() {
-		c.t.Logf("etcdtest: member logs\n%s", c.logs())
-	}
+		close(c.spawner)
+	})
 }

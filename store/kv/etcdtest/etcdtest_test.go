@@ -2,6 +2,8 @@ package etcdtest_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -36,5 +38,40 @@ func TestRestartKeepsData(t *testing.T) {
 	}
 	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
 		t.Fatalf("after a restart: %v", resp.Kvs)
+	}
+}
+
+// TestLaunch: a cluster started outside a test (for TestMain) serves, and
+// Close stops it.
+func TestLaunch(t *testing.T) {
+	c, err := etcdtest.Launch(etcdtest.Options{})
+	if errors.Is(err, etcdtest.ErrNoEtcd) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			c.Close()
+		}
+	}()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	closed = true
+	host := strings.TrimPrefix(c.Endpoint(0), "http://")
+	if conn, err := net.DialTimeout("tcp", host, time.Second); err == nil {
+		conn.Close()
+		t.Fatalf("%s still accepts connections after Close", host)
 	}
 }
