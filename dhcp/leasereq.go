@@ -203,6 +203,13 @@ func (a *allocator) decline(mac string, ip netip.Addr) error {
 	a.byIP[u32(ip)] = d
 	a.mu.Unlock()
 
+	// The client's lease goes first: it claims the address (store
+	// leases.go), and the declined record claims it in its place.
+	if b.stored {
+		if err := a.store.DeleteLease(a.seg, mac); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("drop lease of %s on declined address %v: %w", mac, ip, err)
+		}
+	}
 	l := store.Lease{Segment: a.seg, MAC: d.key, IP: ip, Expires: d.expires, Declined: true}
 	if err := a.store.PutLease(l); err != nil {
 		return fmt.Errorf("record declined address %v: %w", ip, err)
@@ -212,10 +219,5 @@ func (a *allocator) decline(mac string, ip netip.Addr) error {
 	a.mu.Unlock()
 	// Something else on the network answers for ip: worth an operator's look.
 	a.log.Warn("address declined by client: in use on the network", "segment", a.seg, "ip", ip, "mac", mac, "until", d.expires)
-	if b.stored {
-		if err := a.store.DeleteLease(a.seg, mac); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("drop lease of %s on declined address %v: %w", mac, ip, err)
-		}
-	}
 	return nil
 }

@@ -35,20 +35,33 @@ const (
 	DefaultLeaseBatchWindow = 2 * time.Millisecond
 	// leaseBatchMax bounds a batch, far below Badger's transaction limits.
 	leaseBatchMax = 256
+	// leaseBatchMaxShared bounds a batch on a shared engine (etcd): a
+	// lease reads one to four keys and writes two to four, and an etcd
+	// transaction holds at most its --max-txn-ops (128 by default)
+	// writes and, to compare key by key, as many reads. A batch that is
+	// still too big is split (kv.ErrTxnTooBig).
+	leaseBatchMaxShared = 32
 )
 
 var errClosed = errors.New("store is closed")
 
 // leaseWrite is one PutLease waiting for its commit.
 type leaseWrite struct {
-	key, value []byte
-	done       chan error // buffered: the writer never blocks on a caller
+	lease Lease
+	value []byte
+	// err is the lease's own outcome in the transaction being tried
+	// (ErrAddressTaken: nothing written for it).
+	err  error
+	done chan error // buffered: the writer never blocks on a caller
 }
 
 // leaseWriter owns the batching goroutine.
 type leaseWriter struct {
 	db          *DB
 	gap, window time.Duration
+	// max bounds a batch: leaseBatchMax, or leaseBatchMaxShared on a
+	// shared engine.
+	max int
 	// in is unbuffered: a send succeeds only while the writer runs, so a
 	// write is either committed (or failed) by it or refused by stop.
 	in       chan *leaseWrite
@@ -59,15 +72,18 @@ type leaseWriter struct {
 	commits atomic.Int64
 }
 
-func newLeaseWriter(db *DB, gap, window time.Duration) *leaseWriter {
+func newLeaseWriter(db *DB, gap, window time.Duration, shared bool) *leaseWriter {
 	if gap == 0 {
 		gap = DefaultLeaseBatchGap
 	}
 	if window == 0 {
 		window = DefaultLeaseBatchWindow
 	}
-	w := &leaseWriter{db: db, gap: gap, window: window,
+	w := &leaseWriter{db: db, gap: gap, window: window, max: leaseBatchMax,
 		in: make(chan *leaseWrite), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if shared {
+		w.max = leaseBatchMaxShared
+	}
 	go w.run()
 	return w
 }
@@ -79,7 +95,7 @@ func (w *leaseWriter) put(l Lease) error {
 	if err != nil {
 		return err
 	}
-	lw := &leaseWrite{key: leaseKey(l.Segment, l.MAC), value: value, done: make(chan error, 1)}
+	lw := &leaseWrite{lease: l, value: value, done: make(chan error, 1)}
 	select {
 	case w.in <- lw:
 	case <-w.stop:
@@ -98,7 +114,7 @@ func (w *leaseWriter) run() {
 	defer close(w.stopped)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	batch := make([]*leaseWrite, 0, leaseBatchMax)
+	batch := make([]*leaseWrite, 0, w.max)
 	for {
 		select {
 		case lw := <-w.in:
@@ -107,24 +123,23 @@ func (w *leaseWriter) run() {
 			return
 		}
 		w.collect(&batch, timer)
-		err := w.commit(batch)
-		w.commits.Add(1)
+		w.commit(batch)
 		for _, lw := range batch {
-			lw.done <- err
+			lw.done <- lw.err
 		}
 		clear(batch)
 	}
 }
 
 // collect adds to batch the leases that arrive at most gap apart, for at
-// most window after the first, up to leaseBatchMax. Negative gap or window
+// most window after the first, up to w.max. Negative gap or window
 // commit at once.
 func (w *leaseWriter) collect(batch *[]*leaseWrite, timer *time.Timer) {
 	if w.gap < 0 || w.window < 0 {
 		return
 	}
 	deadline := time.Now().Add(w.window)
-	for len(*batch) < leaseBatchMax {
+	for len(*batch) < w.max {
 		wait := min(w.gap, time.Until(deadline))
 		if wait <= 0 {
 			return
@@ -150,19 +165,32 @@ func (w *leaseWriter) collect(batch *[]*leaseWrite, timer *time.Timer) {
 	}
 }
 
-// commit writes the batch in one synced transaction. A lease given twice
-// is written as the later one.
-func (w *leaseWriter) commit(batch []*leaseWrite) error {
+// commit writes the batch in one transaction and sets each lease's
+// outcome: nil (durable), its own refusal (ErrAddressTaken: nothing
+// written for it, the others commit), or the commit's error. A lease
+// given twice is written as the later one. A batch too big for one
+// transaction of the engine is split in two.
+func (w *leaseWriter) commit(batch []*leaseWrite) {
+	now := w.db.now()
 	err := w.db.update(func(txn kv.Txn) error {
 		for _, lw := range batch {
-			if err := txn.Set(lw.key, lw.value); err != nil {
-				return err
+			lw.err = putLease(txn, lw.lease, lw.value, now)
+			if lw.err != nil && !errors.Is(lw.err, ErrAddressTaken) {
+				return lw.err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("commit %d leases: %w", len(batch), err)
+	w.commits.Add(1)
+	if errors.Is(err, kv.ErrTxnTooBig) && len(batch) > 1 {
+		w.commit(batch[:len(batch)/2])
+		w.commit(batch[len(batch)/2:])
+		return
 	}
-	return nil
+	if err != nil {
+		err = fmt.Errorf("commit %d leases: %w", len(batch), err)
+		for _, lw := range batch {
+			lw.err = err
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/foundry-appliance/foundry/store/kv"
 )
@@ -206,6 +208,77 @@ func (db *DB) buildSchema4() error {
 	}
 	if n > 0 {
 		db.log.Info("store migrated to schema 4: expiry reads only temporary machines", "temporary", n)
+	}
+	return nil
+}
+
+// buildSchema5 writes the address claim of every stored lease (leases.go):
+// schema 4 databases have none. Two records on one address (a crash
+// between a new lease and the deletion of the expired one it displaced)
+// keep the later lease, as the DHCP server did when it loaded them; the
+// other record is deleted. Claims are dropped and written again from the
+// leases, so a build cut off is simply run again.
+func (db *DB) buildSchema5() error {
+	if err := db.space.check(); err != nil {
+		return fmt.Errorf("refusing to migrate: %w", err)
+	}
+	type holder struct {
+		key     []byte
+		mac     string
+		expires time.Time
+	}
+	claims := map[string]holder{} // claim key → the lease that keeps it
+	var losers [][]byte
+	err := db.kv.View(func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("l/")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			segment, mac, ok := strings.Cut(string(it.Key()[2:]), "/")
+			var l Lease
+			err := it.Value(func(b []byte) error { return decodeValue(it.Key(), b, &l) })
+			if err != nil || !ok || !l.IP.IsValid() {
+				if err == nil {
+					err = fmt.Errorf("%w: lease without an address", ErrCorrupt)
+				}
+				db.corrupt.report(kv.KeyCopy(it), err)
+				continue
+			}
+			h := holder{key: kv.KeyCopy(it), mac: mac, expires: l.Expires}
+			ck := string(claimKey(segment, l.IP))
+			if o, dup := claims[ck]; dup {
+				if !h.expires.After(o.expires) {
+					h, o = o, h
+				}
+				losers = append(losers, o.key)
+			}
+			claims[ck] = h
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read leases: %w", err)
+	}
+	if err := db.dropPrefix("la/"); err != nil {
+		return err
+	}
+	wb := db.kv.NewBatch()
+	for ck, h := range claims {
+		if err := wb.Set([]byte(ck), []byte(h.mac)); err != nil {
+			wb.Cancel()
+			return fmt.Errorf("claim addresses: %w", err)
+		}
+	}
+	for _, k := range losers {
+		if err := wb.Delete(k); err != nil {
+			wb.Cancel()
+			return fmt.Errorf("claim addresses: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("claim addresses: %w", err)
+	}
+	if len(claims) > 0 {
+		db.log.Info("store migrated to schema 5: every lease claims its address", "claims", len(claims), "displaced_leases_deleted", len(losers))
 	}
 	return nil
 }

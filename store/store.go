@@ -11,6 +11,8 @@
 //	mi/<mac>                 the machine's inventory (raw JSON)
 //	x/ xq/ xk/ xe/ xb/       list indexes, search rows, conflicts, expiry, BMCs (index.go)
 //	l/<segment>/<mac>        Lease
+//	la/<segment>/<ip>        MAC of the lease on that address: its claim (raw; leases.go)
+//	hb/<name>                an appliance's heartbeat counter (decimal; heartbeat.go)
 //	a/<id>                   AuditEntry; ids sort by time (see nextID)
 //	am/<mac>/<id>            empty: index of one machine's audit entries
 //	n/<hex sha256(nonce)>    Nonce
@@ -68,7 +70,7 @@ var (
 )
 
 // SchemaVersion is the layout version written to a new database.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // Options configure Open. The zero value is valid.
 type Options struct {
@@ -211,7 +213,7 @@ func open(e kv.Engine, opt Options, space *spaceGuard) (*DB, error) {
 	if shared {
 		db.follow(db.shared, rev)
 	}
-	db.leases = newLeaseWriter(db, opt.LeaseBatchGap, opt.LeaseBatchWindow)
+	db.leases = newLeaseWriter(db, opt.LeaseBatchGap, opt.LeaseBatchWindow, shared)
 	db.space.start()
 	return db, nil
 }
@@ -291,11 +293,19 @@ func (db *DB) initSchema() error {
 			return err
 		}
 	}
-	// Version 4 adds the expiry and BMC entries (index.go). The migration
-	// above wrote them already; a version 3 database gets them here, in
-	// batches, idempotently, so that an upgrade cut off is simply run again.
-	if err := db.buildSchema4(); err != nil {
-		return fmt.Errorf("migrate schema 3 to 4: %w", err)
+	if v < 4 {
+		// Version 4 adds the expiry and BMC entries (index.go). The
+		// migration above wrote them already; a version 3 database gets
+		// them here, in batches, idempotently, so that an upgrade cut
+		// off is simply run again.
+		if err := db.buildSchema4(); err != nil {
+			return fmt.Errorf("migrate schema 3 to 4: %w", err)
+		}
+	}
+	// Version 5 claims every lease's address (leases.go), built from the
+	// stored leases, idempotently as well.
+	if err := db.buildSchema5(); err != nil {
+		return fmt.Errorf("migrate schema 4 to 5: %w", err)
 	}
 	return db.update(func(txn kv.Txn) error { return setJSON(txn, keySchema, SchemaVersion) })
 }
