@@ -171,6 +171,8 @@ test: deps images os-image docs-assets ui iso iso-previous
 	cd ui && npm test
 	FOUNDRY_ISO=$(abspath $(ISO)) FOUNDRY_ISO_PREVIOUS=$(abspath $(ISO_PREVIOUS)) \
 		$(GO) test -count=1 -timeout 45m -tags qemu ./...
+	@# The store's suite again, on a real etcd cluster (store/backend_test.go).
+	FOUNDRY_STORE_BACKEND=etcd $(GO) test -count=1 -timeout 15m ./store/
 	GO=$(GO) FUZZTIME=$(FUZZTIME_SHORT) FUZZ_FRESH=1 ./test/fuzz.sh
 
 ## e2e: only the emulated-machine tests (the whole discovery loop under

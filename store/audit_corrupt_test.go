@@ -19,7 +19,7 @@ import (
 // must be reported.
 func damagedAuditLog(t *testing.T, dir string, clk *clock) (ids, bad []string) {
 	t.Helper()
-	db, err := Open(dir, Options{Now: clk.Now})
+	db, err := openAt(dir, Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +77,7 @@ func damagedAuditLog(t *testing.T, dir string, clk *clock) (ids, bad []string) {
 // stop neither Open, nor the audit list (newest first, paged, by MAC),
 // nor an exporter reading the log oldest first, nor retention.
 func TestDamagedAuditEntriesAreSkipped(t *testing.T) {
+	badgerOnly(t)
 	dir, clk := t.TempDir(), newClock()
 	ids, bad := damagedAuditLog(t, dir, clk)
 	var log syncbuf.Buffer

@@ -30,7 +30,7 @@ var garbage = [][]byte{
 // a database on disk, closed again. It returns the damaged keys.
 func corruptFixture(t *testing.T, dir string, clk *clock) []string {
 	t.Helper()
-	db, err := Open(dir, Options{Now: clk.Now})
+	db, err := openAt(dir, Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +106,7 @@ func corruptFixture(t *testing.T, dir string, clk *clock) []string {
 }
 
 func TestCorruptRecordsAreSkippedAndReported(t *testing.T) {
+	badgerOnly(t)
 	dir, clk := t.TempDir(), newClock()
 	bad := corruptFixture(t, dir, clk)
 	var log syncbuf.Buffer
@@ -192,6 +193,7 @@ func ids[T any](xs []T, err error) ([]string, error) {
 }
 
 func TestCorruptRecordsBounded(t *testing.T) {
+	badgerOnly(t)
 	db := &DB{}
 	for i := range maxCorruptKeys + 5 {
 		db.corrupt.report([]byte("m/"+mac(i)), ErrCorrupt)
@@ -205,6 +207,7 @@ func TestCorruptRecordsBounded(t *testing.T) {
 // A database of schema 1 is migrated at Open (unique.go, and whatever
 // later schemas do); a damaged machine record must not stop that.
 func TestOpenMigratesPastCorruptRecords(t *testing.T) {
+	badgerOnly(t)
 	dir, clk := t.TempDir(), newClock()
 	bad := corruptFixture(t, dir, clk)
 	bdb, err := openBadger(dir)

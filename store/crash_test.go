@@ -20,6 +20,7 @@ const crashEnv = "FOUNDRY_STORE_CRASH_CHILD"
 // stream of writes and checks that every write it reported as returned is
 // in the database afterwards.
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
+	badgerOnly(t)
 	if dir := os.Getenv(crashEnv); dir != "" {
 		crashChild(dir)
 		return

@@ -66,7 +66,7 @@ func TestCursorSurvivesReopen(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db2, err := Open(dir, Options{})
+	db2, err := openAt(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

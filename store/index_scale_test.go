@@ -67,6 +67,7 @@ func allocated(fn func()) uint64 {
 // that read every record (as the API did before the indexes) allocated
 // hundreds of MiB; so does reading one machine with its inventory.
 func TestListReadsNoInventory(t *testing.T) {
+	badgerOnly(t)
 	db, err := Open("", Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +122,7 @@ func TestListReadsNoInventory(t *testing.T) {
 // BenchmarkListMachinePage measures pages of a store of 100,000 machines
 // in memory (the HTTP figures are bench/scale_test.go's).
 func BenchmarkListMachinePage(b *testing.B) {
+	badgerOnly(b)
 	db, err := Open("", Options{InMemory: true})
 	if err != nil {
 		b.Fatal(err)
@@ -151,6 +153,7 @@ func BenchmarkListMachinePage(b *testing.B) {
 // split between goroutines (searchRowsPerPart) finds the same first page,
 // total and counts as a scan of every record, in every order.
 func TestSearchInPartsMatchesAScan(t *testing.T) {
+	badgerOnly(t)
 	if testing.Short() {
 		t.Skip("25,000 machines")
 	}

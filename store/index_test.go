@@ -362,7 +362,7 @@ func TestCountsFollowConcurrentWrites(t *testing.T) {
 func TestListSkipsUndecodableRecords(t *testing.T) {
 	var log bytes.Buffer
 	clk := newClock()
-	db, err := Open(t.TempDir(), Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	db, err := openAt(t.TempDir(), Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 // see: on a full disk it must refuse before it writes anything, with the
 // guard's message, and run once there is space.
 func TestMigrationRefusedOnFullDisk(t *testing.T) {
+	badgerOnly(t)
 	db, clk, dir := openTest(t)
 	mustCreate(t, db, Machine{MAC: mac(1), State: StateInventoried, Hostname: "dell-1", Inventory: json.RawMessage(dellInventory)})
 	mustCreate(t, db, Machine{MAC: mac(2), State: StateInventoried, Hostname: "dell-2", Inventory: json.RawMessage(dellInventory)})

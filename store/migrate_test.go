@@ -58,7 +58,7 @@ func reopen(t *testing.T, db *DB, dir string, clk *clock, log *bytes.Buffer) *DB
 	if log != nil {
 		opt.Logger = slog.New(slog.NewTextHandler(log, nil))
 	}
-	db, err := Open(dir, opt)
+	db, err := openAt(dir, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,7 +181,7 @@ func (db *DB) sweepNonces() (int, error) {
 		return 0, fmt.Errorf("sweep nonces: %w", err)
 	}
 	// Small transactions: a boot storm can leave thousands behind.
-	const batch = 500
+	batch := db.txnItems(2, 500)
 	for start := 0; start < len(expired); start += batch {
 		chunk := expired[start:min(start+batch, len(expired))]
 		err := db.update(func(txn kv.Txn) error {

@@ -38,7 +38,8 @@ const (
 // entries that committed out of id order.
 const deliveryMargin = time.Minute
 
-// pruneBatch is how many entries one transaction deletes.
+// pruneBatch is how many entries one transaction deletes (two keys each);
+// fewer on etcd (txnItems).
 const pruneBatch = 500
 
 // AuditRetention bounds the audit log. The zero value means the defaults.
@@ -111,7 +112,7 @@ func (db *DB) PruneAudit(r AuditRetention) (Pruned, error) {
 	}
 	from := ""
 	for {
-		batch, stop, err := db.pruneCandidates(from, n, r, cutoff, keep, &p)
+		batch, stop, err := db.pruneCandidates(from, n, db.txnItems(2, pruneBatch), r, cutoff, keep, &p)
 		if err != nil {
 			return p, fmt.Errorf("prune audit: %w", err)
 		}
@@ -143,10 +144,10 @@ func (db *DB) PruneAudit(r AuditRetention) (Pruned, error) {
 	return p, nil
 }
 
-// pruneCandidates reads up to pruneBatch entries to prune, oldest first,
+// pruneCandidates reads up to size entries to prune, oldest first,
 // after from, with n entries in the log, and counts them into p; stop
 // says no entry after the batch is due.
-func (db *DB) pruneCandidates(from string, n int, r AuditRetention, cutoff time.Time, keep string, p *Pruned) (out []AuditEntry, stop bool, err error) {
+func (db *DB) pruneCandidates(from string, n, size int, r AuditRetention, cutoff time.Time, keep string, p *Pruned) (out []AuditEntry, stop bool, err error) {
 	err = db.kv.View(func(txn kv.Txn) error {
 		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("a/")})
 		defer it.Close()
@@ -155,7 +156,7 @@ func (db *DB) pruneCandidates(from string, n int, r AuditRetention, cutoff time.
 			if id == from {
 				continue
 			}
-			if len(out) == pruneBatch {
+			if len(out) == size {
 				return nil
 			}
 			left := n - len(out)

@@ -140,7 +140,7 @@ func TestPruneAuditReopen(t *testing.T) {
 		t.Fatalf("second pass: %+v, %v", p, err)
 	}
 	must(t, db.Close())
-	db, err := Open(dir, Options{Now: clk.Now})
+	db, err := openAt(dir, Options{Now: clk.Now})
 	must(t, err)
 	defer db.Close()
 	clk.t = clk.t.Add(-time.Hour) // the clock stepped back: ids still grow

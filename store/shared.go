@@ -205,3 +205,14 @@ func (db *DB) Healthy(ctx context.Context) error {
 // has lost its quorum: nothing was written, or, when a commit's answer was
 // lost, the caller cannot know (kv.ErrUnavailable).
 var ErrUnavailable = kv.ErrUnavailable
+
+// txnItems is how many items of perItem writes each one transaction holds:
+// def, or fewer on an engine that bounds a transaction's operations
+// (etcd's --max-txn-ops; one is kept for the engine's own delete marker).
+func (db *DB) txnItems(perItem, def int) int {
+	l, ok := db.kv.(interface{ MaxTxnOps() int })
+	if !ok {
+		return def
+	}
+	return max(1, min(def, (l.MaxTxnOps()-1)/perItem))
+}

@@ -15,6 +15,7 @@ import (
 )
 
 func TestSpaceStep(t *testing.T) {
+	badgerOnly(t)
 	const r = 100
 	tests := []struct {
 		full     bool
@@ -74,6 +75,7 @@ func ballastSize(dir string) int64 {
 }
 
 func TestFullDiskRefusesWritesAndKeepsReads(t *testing.T) {
+	badgerOnly(t)
 	disk := &fakeDisk{dir: t.TempDir()}
 	disk.free.Store(100 << 20)
 	var log syncbuf.Buffer
@@ -159,6 +161,7 @@ func TestFullDiskRefusesWritesAndKeepsReads(t *testing.T) {
 }
 
 func TestOpenOnFullDisk(t *testing.T) {
+	badgerOnly(t)
 	disk := &fakeDisk{dir: t.TempDir()}
 	disk.free.Store(100 << 20)
 	var log syncbuf.Buffer
@@ -210,6 +213,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 }
 
 func TestCloseOnFullDiskLeavesTheLogToReplay(t *testing.T) {
+	badgerOnly(t)
 	disk := &fakeDisk{dir: t.TempDir()}
 	disk.free.Store(100 << 20)
 	var log syncbuf.Buffer
@@ -241,6 +245,7 @@ func TestCloseOnFullDiskLeavesTheLogToReplay(t *testing.T) {
 }
 
 func TestNoGuard(t *testing.T) {
+	badgerOnly(t)
 	for name, opt := range map[string]Options{"in memory": {InMemory: true}, "negative reserve": {SpaceReserve: -1}} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -40,7 +40,7 @@ func openTest(t *testing.T) (*DB, *clock, string) {
 	t.Helper()
 	dir := t.TempDir()
 	clk := newClock()
-	db, err := Open(dir, Options{Now: clk.Now})
+	db, err := openAt(dir, Options{Now: clk.Now})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -71,6 +71,7 @@ func TestNewDatabaseRecordsSchemaVersion(t *testing.T) {
 }
 
 func TestSyncWritesEnabled(t *testing.T) {
+	badgerOnly(t)
 	db, _, _ := openTest(t)
 	if !db.kv.(*kv.Badger).DB().Opts().SyncWrites {
 		t.Fatal("Badger opened without SyncWrites: acknowledged writes could be lost")
@@ -80,7 +81,7 @@ func TestSyncWritesEnabled(t *testing.T) {
 func TestReopenKeepsEverything(t *testing.T) {
 	dir := t.TempDir()
 	clk := newClock()
-	db, err := Open(dir, Options{Now: clk.Now})
+	db, err := openAt(dir, Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	// The clock steps back across the restart: new audit ids must still
 	// sort after the old ones.
 	clk.Add(-time.Hour)
-	db, err = Open(dir, Options{Now: clk.Now})
+	db, err = openAt(dir, Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +152,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 }
 
 func TestNewerSchemaRefused(t *testing.T) {
+	badgerOnly(t)
 	dir := t.TempDir()
 	db, err := Open(dir, Options{})
 	if err != nil {
@@ -178,6 +180,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	badgerOnly(t)
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -200,6 +203,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestInMemory(t *testing.T) {
+	badgerOnly(t)
 	db, err := Open("", Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)

@@ -169,6 +169,11 @@ func (e *Etcd) Close() error {
 	return e.cli.Close()
 }
 
+// MaxTxnOps is how many operations one transaction may hold
+// (EtcdOptions.MaxTxnOps): callers that delete in bulk size their batches
+// by it.
+func (e *Etcd) MaxTxnOps() int { return e.maxOps }
+
 // Ping does a linearizable read: nil when the cluster has quorum and
 // answers within RequestTimeout (for /readyz).
 func (e *Etcd) Ping(ctx context.Context) error {
