@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -100,8 +101,21 @@ func (i *badgerIter) Rewind() {
 	i.it.Rewind()
 }
 
-func (i *badgerIter) Seek(key []byte) { i.it.Seek(key) }
-func (i *badgerIter) Valid() bool     { return i.it.Valid() }
+// Seek implements Iterator. Badger stops at a key outside the prefix
+// (and reports it not valid); the contract moves to the prefix's first
+// key (last, in reverse) instead.
+func (i *badgerIter) Seek(key []byte) {
+	if len(i.prefix) > 0 && !bytes.HasPrefix(key, i.prefix) {
+		switch {
+		case !i.reverse && bytes.Compare(key, i.prefix) < 0:
+			key = i.prefix
+		case i.reverse && bytes.Compare(key, i.prefix) > 0:
+			key = prefixEnd(i.prefix)
+		}
+	}
+	i.it.Seek(key)
+}
+func (i *badgerIter) Valid() bool { return i.it.Valid() }
 func (i *badgerIter) ValidForPrefix(p []byte) bool {
 	return i.it.ValidForPrefix(p)
 }

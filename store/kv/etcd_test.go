@@ -42,7 +42,6 @@ func TestEtcd(t *testing.T) {
 				return openEtcd(t, c, kv.EtcdOptions{Prefix: prefix()})
 			},
 			rangeConflicts: true,
-			seekClamps:     true,
 		})
 	})
 	t.Run("Prefix", func(t *testing.T) {

@@ -23,11 +23,6 @@ type engineCase struct {
 	// transaction iterated makes that transaction conflict (phantoms).
 	// Badger tracks the keys read, not the ranges.
 	rangeConflicts bool
-	// seekClamps: Seek to a key outside the prefix, with other keys
-	// between it and the prefix, goes to the prefix's first (last, in
-	// reverse) key. Badger's Seek goes to the key outside and is not
-	// Valid.
-	seekClamps bool
 }
 
 func TestBadger(t *testing.T) {
