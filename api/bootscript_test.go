@@ -205,7 +205,8 @@ func TestAbout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := api.About{Version: "v9.8.7-test", APIVersion: api.Version, SchemaVersion: store.SchemaVersion}
+	want := api.About{Version: "v9.8.7-test", APIVersion: api.Version, SchemaVersion: store.SchemaVersion,
+		Store: api.StoreStatus{Backend: "badger", Healthy: true}}
 	if got != want {
 		t.Errorf("about = %+v, want %+v", got, want)
 	}

@@ -201,6 +201,14 @@ func (db *DB) Healthy(ctx context.Context) error {
 	return nil
 }
 
+// Backend names the engine the records are kept in: "badger" or "etcd".
+func (db *DB) Backend() string {
+	if db.shared != nil {
+		return "etcd"
+	}
+	return "badger"
+}
+
 // ErrUnavailable is returned when a shared backend cannot be reached or
 // has lost its quorum: nothing was written, or, when a commit's answer was
 // lost, the caller cannot know (kv.ErrUnavailable).

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -120,6 +121,17 @@ tftp:
 	for _, a := range []*appliance{rack, hq} {
 		if code, body := get(t, a.base+"/readyz"); code != 503 || !strings.Contains(body, "unavailable") {
 			t.Errorf("%s/readyz without etcd: %d %s", a.base, code, body)
+		}
+	}
+	req, _ = http.NewRequest("GET", hq.base+"/api/v1/about", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Errorf("about without etcd: %v", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"backend":"etcd","healthy":false`) {
+			t.Errorf("about without etcd (the dashboard's banner reads it): %s %s", resp.Status, body)
 		}
 	}
 	start := time.Now()

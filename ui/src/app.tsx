@@ -12,6 +12,7 @@ import { ProfilesPage } from './pages/profiles';
 import { ImagesPage } from './pages/images';
 import { LiveProvider, useLive } from './lib/live';
 import { GitOpsBadge, GitOpsBanner, useGitOps } from './components/gitops';
+import { StoreBadge, StoreBanner, useAbout } from './components/store';
 import { newSession, whoAmI, saveToken, savedToken, SessionContext, useSession, type Session } from './lib/session';
 import { message } from './api/problem';
 
@@ -73,6 +74,7 @@ function Shell() {
   const { status } = useLive();
   const { path } = useLocation();
   const gitops = useGitOps();
+  const about = useAbout();
   const active = (href: string) => (href === '/' ? path === '/' || path.startsWith('/machines') : path.startsWith(href));
   return (
     <div class="shell">
@@ -93,6 +95,7 @@ function Shell() {
             {status === 'open' ? 'live' : status}
           </span>
           <GitOpsBadge status={gitops} />
+          <StoreBadge about={about} />
           <span class={`role role-${session.role}`} data-role={session.role} title={session.name ? `Signed in with the token ${session.name}` : undefined}>
             {session.name ? `${session.name} · ` : ''}
             {session.role === 'viewer' ? 'viewer (read-only)' : 'admin'}
@@ -101,6 +104,7 @@ function Shell() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
+        <StoreBanner about={about} />
         <GitOpsBanner status={gitops} />
         <Router>
           <Route path="/" component={MachinesPage} />

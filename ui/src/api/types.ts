@@ -22,3 +22,4 @@ export type TokenStatus = S['TokenStatus'];
 export type TokenCheck = S['TokenCheck'];
 export type Summary = S['Summary'];
 export type GitOpsStatus = S['GitOpsStatus'];
+export type About = S['About'];
