@@ -72,8 +72,13 @@ type Image struct {
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256,omitempty"`
 	// Source is the URL the image was imported from, or ImageUpload.
-	Source string     `json:"source"`
-	State  ImageState `json:"state"`
+	Source string `json:"source"`
+	// SourceSHA256 is the checksum of the bytes received from Source: the
+	// served file's (SHA256) unless the import converted them (qcow2).
+	// An appliance lacking the file fetches it from Source only when the
+	// two are equal.
+	SourceSHA256 string     `json:"source_sha256,omitempty"`
+	State        ImageState `json:"state"`
 	// BytesDone counts the bytes received so far; BytesTotal is the size
 	// announced by the source (0 when it announced none).
 	BytesDone  int64 `json:"bytes_done"`
@@ -140,6 +145,9 @@ func checkImage(i Image) error {
 	}
 	if i.Size < 0 || i.BytesDone < 0 || i.BytesTotal < 0 {
 		return fmt.Errorf("%w: image sizes cannot be negative", ErrInvalid)
+	}
+	if b, err := hex.DecodeString(i.SourceSHA256); err != nil || (len(b) != 32 && len(b) != 0) || i.SourceSHA256 != strings.ToLower(i.SourceSHA256) {
+		return fmt.Errorf("%w: image source sha256 %s: want 64 lower-case hex digits", ErrInvalid, label(i.SourceSHA256))
 	}
 	if i.Source == "" || len(i.Source) > maxSource || !names.Printable(i.Source) {
 		return fmt.Errorf("%w: image source %s: want a URL or %q of at most %d printable characters", ErrInvalid, label(i.Source), ImageUpload, maxSource)
@@ -229,6 +237,11 @@ func (db *DB) DeleteImage(name string, a Audit) (Image, error) {
 			return err
 		}
 		if err := txn.Delete(imageKey(name)); err != nil {
+			return err
+		}
+		// Each appliance's row of it goes too; each removes its own file
+		// when it sees the record gone (api, images_sync.go).
+		if err := deleteCopies(txn, name); err != nil {
 			return err
 		}
 		return db.writeAudit(txn, "", a, db.now(), 0)
