@@ -42,6 +42,8 @@ type instance struct {
 	m        *metrics
 	warns    ratelog.Limiter // its default interval is warnEvery
 	lim      *limiter
+	// pair is this server's side of a DHCP pair (pair.go); nil: alone.
+	pair *pairState
 	// limits gathers the packets dropped by limits for the log line
 	// Serve writes every warnEvery (reportLimits).
 	limits limitReport
@@ -248,6 +250,10 @@ func (l *listener) admit(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*admitted, s
 	}
 	if l.port == pxePort && seg.Mode != ModeProxy {
 		return nil, dropWrongPort, "port 4011 on a dhcp-mode segment"
+	}
+	if in.pair != nil && seg.Mode == ModeDHCP && split(req, mt) && !in.pair.serves([6]byte(req.ClientHWAddr)) {
+		// The pair's other server answers this client (pair.go).
+		return nil, dropPeer, ""
 	}
 	p := &admitted{req: req, resp: resp, src: src, seg: seg, serverIP: serverIP, mt: mt,
 		mac: req.ClientHWAddr.String(), hw: [6]byte(req.ClientHWAddr), now: in.now()}
@@ -490,6 +496,16 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 		fillReply(req, resp, dhcpv4.MessageTypeOffer, p)
 	case dhcpv4.MessageTypeRequest:
 		sid, ci := fromIP(req.ServerIdentifier()), fromIP(req.ClientIPAddr)
+		if !established && l.in.pair != nil && !sid.IsValid() {
+			// Renewing, rebinding or INIT-REBOOT: the pair's other
+			// server may have leased to this client; its lease is in
+			// the store.
+			ok, err := seg.alloc.adopt(mac)
+			if err != nil {
+				return nil, dropStoreError, err.Error()
+			}
+			established = ok
+		}
 		if !established && sid == serverIP {
 			// SELECTING without our offer would bind an address. A NAK
 			// binds nothing and sends the client back to DISCOVER at

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -129,15 +130,21 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 		b.hostname = r.Hostname
 	}
 	l := store.Lease{Segment: a.seg, MAC: r.MAC, IP: ip, Hostname: b.hostname, Expires: now.Add(a.leaseTime)}
-	if prior != nil && prior.stored {
-		b.displaced = append(b.displaced, prior.key)
-	}
-	displaced := b.displaced
 	a.mu.Unlock()
 
 	// The write happens outside the lock so that concurrent ACKs share the
-	// store's synced commits instead of queueing behind one another.
+	// store's synced commits instead of queueing behind one another. It
+	// also takes over the store record of an expired binding whose
+	// address this was (prior).
 	if err := a.store.PutLease(l); err != nil {
+		var taken *store.AddressTakenError
+		if errors.As(err, &taken) {
+			// Another server of the store (a DHCP pair's peer) leased
+			// the address: the client starts again from DISCOVER, and
+			// the address is known to be held.
+			a.heldElsewhere(r.MAC, b, taken)
+			return nak("%s: %v is leased to %s until %s (by another server)", state, ip, taken.By, taken.Until.UTC().Format(time.RFC3339)), nil
+		}
 		if errors.Is(err, store.ErrNoSpace) && kept.IP.IsValid() {
 			// A full data disk: the client keeps the lease it has, for
 			// the time it has left, and nothing is written. The ACK
@@ -150,19 +157,22 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 	if a.byMAC[r.MAC] == b && b.ip == ip {
 		b.expires = later(b.expires, l.Expires)
 		b.stored = true
-		b.displaced = nil
 	}
 	a.mu.Unlock()
-	for _, key := range displaced {
-		if key == r.MAC {
-			continue
-		}
-		if err := a.store.DeleteLease(a.seg, key); err != nil && !errors.Is(err, store.ErrNotFound) {
-			// Harmless: at the next start the later lease wins.
-			a.log.Warn("delete displaced lease", "segment", a.seg, "key", key, "err", err)
-		}
-	}
 	return leaseResult{Kind: resultAck, Lease: l}, nil
+}
+
+// heldElsewhere records that the store refused mac's lease on an address
+// another client holds: mac's binding b to it goes, the holder's lease
+// takes its place until it ends.
+func (a *allocator) heldElsewhere(mac string, b *binding, taken *store.AddressTakenError) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.byMAC[mac] == b && b.ip == taken.IP {
+		a.remove(b)
+	}
+	a.learnLocked(store.Lease{Segment: a.seg, MAC: taken.By, IP: taken.IP, Expires: taken.Until, Declined: taken.Declined}, a.now())
+	a.log.Info("address leased by another server", "segment", a.seg, "ip", taken.IP, "holder", taken.By, "until", taken.Until, "refused", mac)
 }
 
 // release ends mac's lease on ip now (DHCPRELEASE). The binding is kept,

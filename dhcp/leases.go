@@ -15,8 +15,13 @@ import (
 
 // LeaseStore keeps leases durably. *store.DB satisfies it. PutLease must
 // not return before the lease is on disk: an ACK is sent only after it.
+//
+// PutLease fails with store.ErrAddressTaken (a *store.AddressTakenError)
+// when another client's live lease holds the address: with two servers
+// on one store, the address was leased by the other.
 type LeaseStore interface {
 	PutLease(store.Lease) error
+	GetLease(segment, mac string) (store.Lease, error)
 	DeleteLease(segment, mac string) error
 	ListLeases(segment string) ([]store.Lease, error)
 }
@@ -73,9 +78,6 @@ type binding struct {
 	declined bool
 	// stored says a record under key exists in the store.
 	stored bool
-	// displaced lists store records of expired bindings this one took the
-	// address from; they are deleted once this lease is durable.
-	displaced []string
 }
 
 // reclaimable reports whether the address may go to someone else.
@@ -107,6 +109,9 @@ func addr(u uint32) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
+// share is the offsets [lo, lo+n) of a range, from its first address.
+type share struct{ lo, n uint32 }
+
 // allocator hands out the addresses of one dhcp-mode segment. Its index is
 // loaded from the store at start and kept in memory; the store is written
 // only for leases that are acknowledged, released or declined.
@@ -121,7 +126,10 @@ type allocator struct {
 	now       func() time.Time
 	log       *slog.Logger
 
-	mu    sync.Mutex
+	mu sync.Mutex
+	// share is the part of the range new addresses come from: the whole
+	// range, or this server's half while its pair splits (pair.go).
+	share share
 	byMAC map[string]*binding
 	byIP  map[uint32]*binding
 	// offers are the bindings offer made for MACs that had none, until a
@@ -151,6 +159,7 @@ func newAllocator(seg *Segment, reserved []netip.Addr, st LeaseStore, now func()
 		offers:     map[string]*binding{},
 		maxPending: seg.maxPendingOffers(),
 	}
+	a.share = share{0, a.size}
 	network := u32(seg.Subnet.Addr())
 	a.reserved[network] = true
 	a.reserved[network|(1<<(32-seg.Subnet.Bits())-1)] = true
@@ -171,13 +180,14 @@ func newAllocator(seg *Segment, reserved []netip.Addr, st LeaseStore, now func()
 		b := &binding{key: l.MAC, ip: l.IP, hostname: l.Hostname, expires: l.Expires, declined: l.Declined, stored: true}
 		u := u32(l.IP)
 		if o := a.byIP[u]; o != nil {
-			// Two records for one address (a crash between writing a
-			// new lease and deleting the one it displaced): the later wins.
+			// Two records for one address, which the store's claims no
+			// longer allow (a database of schema 4 had them after a crash
+			// between a new lease and the deletion of the one it
+			// displaced): the later wins.
 			if !b.expires.After(o.expires) {
 				b, o = o, b
 			}
 			delete(a.byMAC, o.key)
-			b.displaced = append(b.displaced, o.key)
 		}
 		a.byIP[u] = b
 		if !b.declined {
@@ -257,17 +267,19 @@ func (a *allocator) offerLocked(mac string, want netip.Addr, now time.Time, capp
 	b := &binding{key: mac, hold: now.Add(offerHold)}
 	var prior *binding // an expired declined entry whose address b takes
 	reclaim := false
-	if want.IsValid() && a.usable(want) {
+	// New addresses come from this server's share of the range only.
+	lo, n := a.share.lo, a.share.n
+	if want.IsValid() && a.usable(want) && u32(want)-a.first-lo < n {
 		if ok, p := a.free(u32(want), now); ok {
 			b.ip, prior = want, p
 		}
 	}
-	if !b.ip.IsValid() {
+	if !b.ip.IsValid() && n > 0 {
 		h := fnv.New32a()
 		h.Write([]byte(mac))
-		start := h.Sum32() % a.size
-		for i := range a.size {
-			u := a.first + (start+i)%a.size
+		start := h.Sum32() % n
+		for i := range n {
+			u := a.first + lo + (start+i)%n
 			if ok, p := a.free(u, now); ok && !a.reserved[u] {
 				b.ip, prior = addr(u), p
 				break
@@ -276,7 +288,7 @@ func (a *allocator) offerLocked(mac string, want netip.Addr, now time.Time, capp
 	}
 	if !b.ip.IsValid() {
 		for _, o := range a.byIP {
-			if o.reclaimable(now) && (prior == nil || o.until().Before(prior.until())) {
+			if o.reclaimable(now) && u32(o.ip)-a.first-lo < n && (prior == nil || o.until().Before(prior.until())) {
 				prior = o
 			}
 		}
@@ -292,11 +304,9 @@ func (a *allocator) offerLocked(mac string, want netip.Addr, now time.Time, capp
 		a.log.Debug("reclaim expired address", "segment", a.seg, "ip", prior.ip, "from", prior.key, "to", mac)
 	}
 	if prior != nil {
+		// Its store record, if any, is taken over (deleted) in the new
+		// lease's transaction (store leases.go).
 		a.remove(prior)
-		if prior.stored {
-			b.displaced = append(b.displaced, prior.key)
-		}
-		b.displaced = append(b.displaced, prior.displaced...)
 	}
 	a.byMAC[mac] = b
 	a.byIP[u32(b.ip)] = b

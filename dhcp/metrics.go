@@ -26,6 +26,9 @@ const (
 	dropShutdown     = "shutdown"
 	dropPanic        = "panic"
 	dropNoReply      = "no_reply_type"
+	// dropPeer: a DISCOVER or INIT-REBOOT REQUEST of a client the DHCP
+	// pair's other server answers (pair.go).
+	dropPeer = "peer"
 	// dropLimited: a rate limit or a cap (limit.go); which one, and on
 	// which segment, is counted in foundry_dhcp_limited_total.
 	dropLimited = "limited"
@@ -119,7 +122,7 @@ func (m *metrics) resolve() {
 	}
 	m.dropsByReason = map[string]prometheus.Counter{}
 	for _, r := range []string{dropMalformed, dropUnknownRelay, dropRelayRefused, dropNoSegment, dropWrongPort, dropPolicy,
-		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply, dropLimited, dropOverload, dropOther} {
+		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply, dropPeer, dropLimited, dropOverload, dropOther} {
 		m.dropsByReason[r] = m.drops.WithLabelValues(r)
 	}
 }

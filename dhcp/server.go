@@ -77,6 +77,9 @@ type Server struct {
 	Registerer prometheus.Registerer
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+	// Pair makes this server one of two on the same segments, sharing
+	// Leases (pair.go, docs/scale-out.md); nil (default): the only one.
+	Pair *Pair
 }
 
 // Serve answers DHCP until ctx is done, then closes every listener and
@@ -118,6 +121,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}()
 	defer func() { close(reportStop); <-reportDone }()
+	if in.pair != nil {
+		pairCtx, stopPair := context.WithCancel(ctx)
+		pairDone := make(chan struct{})
+		go func() { defer close(pairDone); in.pair.run(pairCtx) }()
+		defer func() { stopPair(); <-pairDone }()
+	}
 	// Each coredhcp server here has one listener, so its Wait returns when
 	// that listener stops: after Close (nil), or on a socket error.
 	type stopped struct {
@@ -254,6 +263,15 @@ func (s *Server) build(ifaces []string, addrs map[string][]netip.Addr) (*instanc
 			states[st.Interface] = st
 		}
 	}
+	if s.Pair != nil {
+		var allocs []*allocator
+		for _, st := range byName {
+			if st.alloc != nil {
+				allocs = append(allocs, st.alloc)
+			}
+		}
+		in.pair = newPairState(*s.Pair, allocs, log, time.Now())
+	}
 	if err := seedDiscovered(s.Machines, byName, in.now(), in.ttl); err != nil {
 		return nil, nil, fmt.Errorf("dhcp: %w", err)
 	}
@@ -303,6 +321,11 @@ func (s *Server) check() error {
 	}
 	if err := s.Limits.Validate(); err != nil {
 		return fmt.Errorf("dhcp: %w", err)
+	}
+	if s.Pair != nil {
+		if err := s.Pair.Validate(); err != nil {
+			return fmt.Errorf("dhcp: pair: %w", err)
+		}
 	}
 	if s.Machines == nil {
 		return errors.New("dhcp: no machine store")
