@@ -155,10 +155,11 @@ func (p *Pair) timing() (every, after time.Duration) {
 	return every, after
 }
 
-// hashBucket is the RFC 3074 hash bucket of a MAC: Pearson's hash with the
-// RFC's mixing table (section 6), starting from the key's length and
-// taking its bytes from the last.
-func hashBucket(hw [6]byte) uint8 {
+// HashBucket is the RFC 3074 hash bucket of a MAC, which decides which
+// server of a pair answers it: Pearson's hash with the RFC's mixing table
+// (section 6), starting from the key's length and taking its bytes from
+// the last. The primary answers buckets 0-127, the secondary 128-255.
+func HashBucket(hw [6]byte) uint8 {
 	h := uint8(len(hw))
 	for i := len(hw); i > 0; {
 		i--
@@ -235,7 +236,7 @@ func (ps *pairState) serves(hw [6]byte) bool {
 	if !ps.peerUp.Load() {
 		return true
 	}
-	return (hashBucket(hw) >= 128) == (ps.cfg.Role == Secondary)
+	return (HashBucket(hw) >= 128) == (ps.cfg.Role == Secondary)
 }
 
 // run beats and watches the peer every interval until ctx ends.

@@ -28,7 +28,7 @@ func TestHashBucket(t *testing.T) {
 	upper := 0
 	const n = 4096
 	for i := range n {
-		if hashBucket(pairMAC(i)) >= 128 {
+		if HashBucket(pairMAC(i)) >= 128 {
 			upper++
 		}
 	}
@@ -42,8 +42,8 @@ func TestHashBucket(t *testing.T) {
 	for i := 5; i >= 0; i-- {
 		h = loadbMix[h^hw[i]]
 	}
-	if got := hashBucket(hw); got != h {
-		t.Errorf("hashBucket = %d, want %d", got, h)
+	if got := HashBucket(hw); got != h {
+		t.Errorf("HashBucket = %d, want %d", got, h)
 	}
 }
 
@@ -54,7 +54,7 @@ func pairMAC(i int) [6]byte { return [6]byte{0x52, 0x54, 0x00, 0x0a, byte(i >> 8
 func macsIn(upper bool, n int) []net.HardwareAddr {
 	var out []net.HardwareAddr
 	for i := 0; len(out) < n; i++ {
-		if hw := pairMAC(i); (hashBucket(hw) >= 128) == upper {
+		if hw := pairMAC(i); (HashBucket(hw) >= 128) == upper {
 			out = append(out, net.HardwareAddr(hw[:]))
 		}
 	}
@@ -175,7 +175,7 @@ func TestPair(t *testing.T) {
 			for _, mac := range macsIn(upper, 12) {
 				by, ip := doraVia(t, []*pairSide{a, b}, mac)
 				if want := map[bool]*pairSide{false: a, true: b}[upper]; by != want {
-					t.Errorf("%s (bucket %d) leased by %v, want %v", mac, hashBucket([6]byte(mac)), by.ip, want.ip)
+					t.Errorf("%s (bucket %d) leased by %v, want %v", mac, HashBucket([6]byte(mac)), by.ip, want.ip)
 				}
 				if lower(ip) != (by == a) {
 					t.Errorf("%s got %v from %v: outside that server's half", mac, ip, by.ip)

@@ -57,6 +57,9 @@ type fileConfig struct {
 			PerSource fileRate `yaml:"per_source"`
 			MACTable  int      `yaml:"mac_table"`
 		} `yaml:"rate_limit"`
+		// HA is absent (nil) unless this appliance is one of a DHCP
+		// pair (config_ha.go).
+		HA *fileHA `yaml:"ha"`
 	} `yaml:"dhcp"`
 	Audit struct {
 		// Nil: the default; 0 (or "0s") turns the bound off.
@@ -132,6 +135,9 @@ type config struct {
 	// Etcd is nil for the Badger backend, else the cluster to keep every
 	// record in.
 	Etcd *kv.EtcdOptions
+	// Pair is nil unless this appliance is one of a DHCP pair (dhcp.ha);
+	// serve sets its Heartbeats.
+	Pair *dhcp.Pair
 	// GitOps is nil when the repository is not configured.
 	GitOps *gitopsConfig
 }
@@ -197,6 +203,7 @@ func (f fileConfig) validate(lookup dhcp.Interfaces) (config, error) {
 	c.ImageMaxSize = byteCount(&errs, "image_max_size", f.ImageMaxSize)
 	c.SpaceReserve = spaceReserve(&errs, f.Store.SpaceReserve)
 	c.Etcd = storeBackend(&errs, f.Store.Backend, f.Store.Etcd)
+	c.Pair = dhcpPair(&errs, f.DHCP.HA, f.Store.Backend == "etcd")
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

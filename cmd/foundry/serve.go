@@ -169,6 +169,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Logger:       log.With("service", "dhcp"),
 		Registerer:   reg,
 	}
+	if cfg.Pair != nil {
+		pair := *cfg.Pair
+		pair.Heartbeats = db
+		dhcpSrv.Pair = &pair
+	}
 	tftpSrv := &pxe.Server{Addr: cfg.TFTPListen, Root: ipxeDir, Logger: log.With("service", "tftp"), Registerer: reg}
 	httpSrv := &api.Server{
 		Store:                     db,
