@@ -46,7 +46,12 @@ func (s *Server) decision(m store.Machine, sess store.Session, base string) (d D
 	if f.Agent == lifecycle.AgentImage {
 		ref, sum := prof.ImageURL, prof.ImageSHA256
 		if prof.Image != "" {
-			ref, sum = s.libraryImage(prof.Image)
+			var wait string
+			if ref, sum, wait = s.libraryImage(prof.Image); wait != "" {
+				// Not from this appliance yet (libraryImage): the agent
+				// waits, and asks again when the copy changes.
+				return Decision{Decision: string(lifecycle.AgentWait), State: m.State.String(), Message: wait}, false
+			}
 		}
 		img := &DecisionImage{URL: absURL(base, ref), SHA256: sum}
 		if m.Approval != nil {
@@ -116,6 +121,9 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 	// that an end since the call was admitted is not missed either.
 	events, cancel := s.Store.Subscribe(16)
 	defer func() { cancel() }()
+	// A machine told to wait for this appliance's copy of its image is
+	// answered as soon as the copy is verified.
+	copied := s.imagesChanged()
 	var sess store.Session
 	ended := func() bool {
 		var err error
@@ -144,6 +152,17 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 			return &struct{ Body Decision }{Body: d}, nil
 		case <-timer.C:
 			return &struct{ Body Decision }{Body: d}, nil
+		case <-copied:
+			copied = s.imagesChanged()
+			if ended() {
+				return nil, errSessionEnded
+			}
+			if m, err = s.Store.GetMachine(p.MAC); err != nil {
+				return nil, s.storeErr(err, "machine "+p.MAC, "")
+			}
+			if d, final = s.decision(m, sess, p.Base); d.Decision != "wait" || d.BMCUser != nil {
+				return s.decided(p, d, final), nil
+			}
 		case ev, ok := <-events:
 			if !ok {
 				cancel()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -33,11 +34,31 @@ type Image struct {
 	Source string `json:"source" example:"https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-generic-amd64.qcow2" doc:"The URL it was imported from, or upload"`
 	URL    string `json:"url,omitempty" example:"/images/library/debian-12.raw.zst" doc:"Where machines fetch the file (a path on the appliance; Range requests are served)"`
 	// Progress of an import.
-	BytesDone  int64     `json:"bytes_done" doc:"Bytes received so far"`
-	BytesTotal int64     `json:"bytes_total,omitempty" doc:"Bytes the source announced (absent when it announced none)"`
-	Error      string    `json:"error,omitempty" doc:"Why the import failed"`
-	CreatedAt  time.Time `json:"created_at"`
+	BytesDone  int64  `json:"bytes_done" doc:"Bytes received so far"`
+	BytesTotal int64  `json:"bytes_total,omitempty" doc:"Bytes the source announced (absent when it announced none)"`
+	Error      string `json:"error,omitempty" doc:"Why the import failed"`
+	// Copies of a ready image on the appliances that share the library.
+	Here       string      `json:"here,omitempty" enum:"present,verifying,syncing,failed,missing" example:"present" doc:"The copy of a ready image on the appliance that answered: present means that machines booting through this appliance are given the image; otherwise their agents wait until it is present (verifying: a file found here is being hashed; syncing: being fetched; failed: the last fetch failed, see appliances; missing: not fetched yet). Absent when the appliance does not keep copies in step (no image sync)."`
+	Appliances []ImageCopy `json:"appliances,omitempty" doc:"Each appliance's copy of a ready image, as the appliances sharing the store report it"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
+}
+
+// ImageCopy is one appliance's copy of a library image.
+type ImageCopy struct {
+	Appliance  string    `json:"appliance" example:"10.0.0.2-8080" doc:"The appliance: its advertise URL's host and port"`
+	URL        string    `json:"url" example:"http://10.0.0.2:8080" doc:"The appliance's base URL; it serves its copy at url/images/ followed by the image's file"`
+	State      string    `json:"state" enum:"present,verifying,syncing,failed" example:"present" doc:"present: its file is there and matches the image's SHA-256 (served, given to machines); verifying: a file found there is being hashed; syncing: being fetched; failed: the last fetch failed (error) and is retried"`
+	From       string    `json:"from,omitempty" example:"http://10.0.0.1:8080/images/library/debian-12.raw.zst" doc:"The URL being fetched (syncing) or the last one tried (failed)"`
+	BytesDone  int64     `json:"bytes_done,omitempty" doc:"Bytes of the file there so far (syncing)"`
+	BytesTotal int64     `json:"bytes_total,omitempty" doc:"Bytes of the whole file (syncing)"`
+	Error      string    `json:"error,omitempty" doc:"Why the last fetch failed"`
 	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+func copyView(c store.ImageCopy) ImageCopy {
+	return ImageCopy{Appliance: c.Appliance, URL: c.URL, State: string(c.State), From: c.From,
+		BytesDone: c.BytesDone, BytesTotal: c.BytesTotal, Error: c.Error, UpdatedAt: c.UpdatedAt}
 }
 
 func imageView(i store.Image) Image {
@@ -48,6 +69,57 @@ func imageView(i store.Image) Image {
 		v.URL = "/images/" + i.File
 	}
 	return v
+}
+
+// imageViews renders imgs with their copies: every appliance's, from the
+// store's rows, and this appliance's own state (Here).
+func (s *Server) imageViews(imgs []store.Image) []Image {
+	byImage := map[string][]store.ImageCopy{}
+	if cs, ok := s.Store.(copyStore); ok {
+		name := ""
+		if len(imgs) == 1 {
+			name = imgs[0].Name
+		}
+		all, err := cs.ListImageCopies(name)
+		if err != nil {
+			s.log.Warn("list image copies", "err", err)
+		}
+		for _, c := range all {
+			byImage[c.Image] = append(byImage[c.Image], c)
+		}
+	}
+	root := s.imageRoot()
+	if root != nil {
+		defer root.Close()
+	}
+	out := make([]Image, 0, len(imgs))
+	for _, i := range imgs {
+		v := imageView(i)
+		if i.State == store.ImageReady {
+			for _, c := range byImage[i.Name] {
+				if c.SHA256 == i.SHA256 {
+					v.Appliances = append(v.Appliances, copyView(c))
+				}
+			}
+			if s.images != nil {
+				_, v.Here, _ = s.images.copies.here(root, i)
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// imageRoot opens the image directory; nil without one.
+func (s *Server) imageRoot() *os.Root {
+	if s.ImageDir == "" {
+		return nil
+	}
+	root, err := os.OpenRoot(s.ImageDir)
+	if err != nil {
+		return nil
+	}
+	return root
 }
 
 // ImageImport is the body that imports an image from a URL.
@@ -132,7 +204,11 @@ func (s *Server) registerImages() {
 		OperationID: "list-images", Method: http.MethodGet, Path: Prefix + "/images",
 		Summary: "List library images", Tags: tags,
 	}, func(context.Context, *struct{}) (*struct{ Body []Image }, error) {
-		return listed(s, "images", s.Store.ListImages, imageView)
+		imgs, err := s.Store.ListImages()
+		if err != nil {
+			return nil, s.storeErr(err, "images", "")
+		}
+		return &struct{ Body []Image }{Body: s.imageViews(imgs)}, nil
 	})
 	register(s, accessRead, huma.Operation{
 		OperationID: "get-image", Method: http.MethodGet, Path: Prefix + "/images/{name}",
@@ -142,7 +218,7 @@ func (s *Server) registerImages() {
 		if err != nil {
 			return nil, s.storeErr(err, "image "+in.Name, "path.name")
 		}
-		return &imageOut{Body: imageView(i)}, nil
+		return &imageOut{Body: s.imageViews([]store.Image{i})[0]}, nil
 	})
 	register(s, accessWrite, huma.Operation{
 		OperationID: "import-image", Method: http.MethodPost, Path: Prefix + "/images",
@@ -258,12 +334,54 @@ func (s *Server) checkProfileImage(f ProfileFields) error {
 }
 
 // libraryImage is where the agent fetches library image name (a path on
-// the appliance) and its checksum; empty when the image is not ready.
-func (s *Server) libraryImage(name string) (path, sum string) {
+// the appliance) and its checksum. wait, when not empty, says why this
+// appliance cannot give the image to a machine now: the image is not
+// ready, or, while the appliance keeps its copies in step with a shared
+// library (SyncImages), its own copy is not verified yet. This is the one
+// rule for it: the agent decision (decision.go) asks here.
+func (s *Server) libraryImage(name string) (path, sum, wait string) {
 	img, err := s.Store.GetImage(name)
 	if err != nil || img.State != store.ImageReady {
 		s.log.Error("profile names an image that is not ready", "image", name, "state", img.State, "err", err)
-		return "", ""
+		return "", "", fmt.Sprintf("the profile's image %s is not ready; an administrator must fix the profile or the image", names.Ref(name))
 	}
-	return "/images/" + img.File, img.SHA256
+	if s.images != nil {
+		root := s.imageRoot()
+		ok, state, row := s.images.copies.here(root, img)
+		if root != nil {
+			root.Close()
+		}
+		if !ok {
+			return "", "", syncingMessage(img, state, row)
+		}
+	}
+	return "/images/" + img.File, img.SHA256, ""
+}
+
+// syncingMessage tells the console of a machine waiting for this
+// appliance's copy of img what is going on.
+func syncingMessage(img store.Image, state string, row store.ImageCopy) string {
+	const then = "; the install starts once this appliance's copy is verified"
+	switch store.CopyState(state) {
+	case store.CopySyncing:
+		pct := 0
+		if row.BytesTotal > 0 {
+			pct = int(row.BytesDone * 100 / row.BytesTotal)
+		}
+		return fmt.Sprintf("image %s is not on this appliance yet: fetching it (%d%%)%s", img.Name, pct, then)
+	case store.CopyVerifying:
+		return fmt.Sprintf("image %s: this appliance is checking its copy's SHA-256%s", img.Name, then)
+	case store.CopyFailed:
+		return fmt.Sprintf("image %s is not on this appliance: its last fetch failed (see the image in the dashboard) and is retried%s", img.Name, then)
+	}
+	return fmt.Sprintf("image %s is not on this appliance yet%s", img.Name, then)
+}
+
+// imagesChanged is closed at the next change of this appliance's copies
+// (nil, which never fires, without a library).
+func (s *Server) imagesChanged() <-chan struct{} {
+	if s.images == nil {
+		return nil
+	}
+	return s.images.copies.changed()
 }

@@ -24,23 +24,46 @@ import (
 // fetch opens rawURL for an import; total is its announced size (-1:
 // unknown).
 func (l *library) fetch(ctx context.Context, rawURL string) (io.ReadCloser, int64, error) {
+	body, total, _, err := l.fetchAt(ctx, l.client, rawURL, 0)
+	return body, total, err
+}
+
+// fetchAt opens rawURL with client, from byte offset on when offset > 0
+// (a Range request, to resume a partial file). start is where the answer
+// begins: offset for a 206 whose range starts there, 0 for a 200 (the
+// server sent the whole file; the caller starts over). total is the
+// length of the answer's body (-1: unknown).
+func (l *library) fetchAt(ctx context.Context, client *http.Client, rawURL string, offset int64) (body io.ReadCloser, total, start int64, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("fetch: %w", err)
+		return nil, 0, 0, fmt.Errorf("fetch: %w", err)
 	}
 	req.Header.Set("User-Agent", "foundry-image-import")
-	resp, err := l.client.Do(req)
+	if offset > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
-			return nil, 0, cause
+			return nil, 0, 0, cause
 		}
-		return nil, 0, fmt.Errorf("fetch: %w", err)
+		return nil, 0, 0, fmt.Errorf("fetch: %w", err)
 	}
-	fail := func(err error) (io.ReadCloser, int64, error) {
+	fail := func(err error) (io.ReadCloser, int64, int64, error) {
 		resp.Body.Close()
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusPartialContent && offset > 0:
+		// "bytes <first>-<last>/<size>": anything but our offset would
+		// splice the wrong bytes in.
+		var first, last int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/", &first, &last); err != nil || first != offset || last < first {
+			return fail(fmt.Errorf("fetch: the server answered the range from %d with %s", offset, names.Label(resp.Header.Get("Content-Range"))))
+		}
+		start = offset
+	default:
 		return fail(fmt.Errorf("fetch: the server answered %s", names.Label(resp.Status)))
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
@@ -49,7 +72,7 @@ func (l *library) fetch(ctx context.Context, rawURL string) (io.ReadCloser, int6
 	if resp.ContentLength > l.s.imageMaxSize() {
 		return fail(fmt.Errorf("%w: the server announces %d bytes, the limit is %d", errTooLarge, resp.ContentLength, l.s.imageMaxSize()))
 	}
-	return resp.Body, resp.ContentLength, nil
+	return resp.Body, resp.ContentLength, start, nil
 }
 
 // Magic numbers of the formats an import recognises.
@@ -102,33 +125,28 @@ func (l *library) ingest(ctx context.Context, cancel context.CancelCauseFunc, na
 		return store.Image{}, fmt.Errorf("create temporary file: %w", err)
 	}
 	defer f.Close()
-	defer l.s.watchSpace(ctx, cancel)()
-	out := &spaceWriter{w: f, check: l.s.importSpace, cancel: cancel}
 
-	limit := l.s.imageMaxSize()
-	stall := time.AfterFunc(importStall, func() { cancel(errStalled) })
-	defer stall.Stop()
-	prog := &progress{stall: stall}
-	defer l.report(name, max(total, 0), prog)()
+	prog := newProgress(cancel)
+	defer prog.stop()
+	defer l.report(prog, func(n int64) {
+		if err := l.s.Store.ImageProgress(name, n, max(total, 0)); err != nil {
+			l.log.Debug("image progress", "image", name, "err", err)
+		}
+	})()
 	br := bufio.NewReaderSize(ctxReader{ctx, src}, 1<<20)
 	head, _ := br.Peek(8) // a short file is shorter than every magic number
 	format := sniff(head)
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(out, h, prog), io.LimitReader(br, limit+1), make([]byte, 1<<20))
-	if cause := context.Cause(ctx); cause != nil {
-		return store.Image{}, cause
-	}
+	n, err := l.stream(ctx, cancel, f, br, h, prog, l.s.imageMaxSize())
 	switch {
 	case err != nil:
-		return store.Image{}, fmt.Errorf("%w: %w", errReceive, err)
-	case n > limit:
-		return store.Image{}, fmt.Errorf("%w of %d bytes", errTooLarge, limit)
+		return store.Image{}, err
 	case n == 0:
 		return store.Image{}, &badImage{loc: "body", msg: "the image is empty"}
 	case total >= 0 && n != total:
 		return store.Image{}, fmt.Errorf("%w: got %d of the %d bytes announced", errReceive, n, total)
 	}
-	stall.Stop() // conversion and checks below send no data
+	prog.stop() // conversion and checks below send no data
 	if err := f.Sync(); err != nil {
 		return store.Image{}, fmt.Errorf("write image: %w", diskFull(err))
 	}
@@ -139,7 +157,7 @@ func (l *library) ingest(ctx context.Context, cancel context.CancelCauseFunc, na
 	if want != "" && sum != want {
 		return store.Image{}, &badImage{loc: sumLoc, msg: fmt.Sprintf("checksum mismatch: the image's SHA-256 is %s, not %s", sum, want)}
 	}
-	size := n
+	size, sourceSum := n, sum
 	if format == formatQcow2 {
 		out := tmp + ".raw.zst"
 		temps = append(temps, out)
@@ -148,7 +166,28 @@ func (l *library) ingest(ctx context.Context, cancel context.CancelCauseFunc, na
 		}
 		tmp, format = out, store.ImageZstd
 	}
-	return l.finish(root, name, tmp, store.Image{Format: format, Size: size, SHA256: sum, BytesDone: n})
+	return l.finish(root, name, tmp, store.Image{Format: format, Size: size, SHA256: sum, SourceSHA256: sourceSum, BytesDone: n})
+}
+
+// stream copies src into w, hashing what it writes into h and counting it
+// into prog, until src ends: at most limit bytes, more is errTooLarge. w's
+// writes first check the data disk (spaceWriter, watchSpace). A read that
+// fails is errReceive; a stop (ctx's cause: a delete, a stall, a full
+// disk, a shutdown) is returned as itself.
+func (l *library) stream(ctx context.Context, cancel context.CancelCauseFunc, w io.Writer, src io.Reader, h hash.Hash, prog *progress, limit int64) (int64, error) {
+	defer l.s.watchSpace(ctx, cancel)()
+	out := &spaceWriter{w: w, check: l.s.importSpace, cancel: cancel}
+	n, err := io.CopyBuffer(io.MultiWriter(out, h, prog), io.LimitReader(ctxReader{ctx, src}, limit+1), make([]byte, 1<<20))
+	if cause := context.Cause(ctx); cause != nil {
+		return n, cause
+	}
+	switch {
+	case err != nil:
+		return n, fmt.Errorf("%w: %w", errReceive, err)
+	case n > limit:
+		return n, fmt.Errorf("%w of %d bytes", errTooLarge, limit)
+	}
+	return n, nil
 }
 
 // finish moves tmp into place as image name's file and marks the record
@@ -167,13 +206,15 @@ func (l *library) finish(root *os.Root, name, tmp string, got store.Image) (stor
 				return fmt.Errorf("%w: image %s is %s, no longer importing", store.ErrInvalid, name, i.State)
 			}
 			i.State, i.Format, i.File, i.Size, i.SHA256, i.BytesDone = store.ImageReady, got.Format, file, got.Size, got.SHA256, got.BytesDone
-			i.Error = ""
+			i.SourceSHA256, i.Error = got.SourceSHA256, ""
 			return nil
 		})
 	if err != nil {
 		root.Remove(file)
 		return store.Image{}, fmt.Errorf("mark image ready: %w", err)
 	}
+	// The file was hashed as it arrived: this appliance's copy is verified.
+	l.placed(root, img)
 	l.log.Info("image ready", "image", name, "format", got.Format, "size", got.Size, "sha256", got.SHA256)
 	return img, nil
 }
@@ -198,11 +239,17 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// progress counts the bytes an import has received and keeps the stall
+// progress counts the bytes an import has received and keeps its stall
 // timer from firing.
 type progress struct {
 	done  atomic.Int64
 	stall *time.Timer
+}
+
+// newProgress starts the stall timer, which stops the transfer with
+// errStalled when importStall passes without a byte.
+func newProgress(cancel context.CancelCauseFunc) *progress {
+	return &progress{stall: time.AfterFunc(importStall, func() { cancel(errStalled) })}
 }
 
 func (p *progress) Write(b []byte) (int, error) {
@@ -211,10 +258,13 @@ func (p *progress) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// report writes p's count to image name's record every progressEvery
-// while it changes, until the returned stop is called: from a ticker, so
-// that the record is right even while the source sends nothing.
-func (l *library) report(name string, total int64, p *progress) (stop func()) {
+// stop ends the stall timer: what follows the transfer sends no data.
+func (p *progress) stop() { p.stall.Stop() }
+
+// report calls write with p's count every progressEvery while it changes,
+// until the returned stop is called: from a ticker, so that the record is
+// right even while the source sends nothing.
+func (l *library) report(p *progress, write func(n int64)) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -229,9 +279,7 @@ func (l *library) report(name string, total int64, p *progress) (stop func()) {
 			}
 			if n := p.done.Load(); n != last {
 				last = n
-				if err := l.s.Store.ImageProgress(name, n, total); err != nil {
-					l.log.Debug("image progress", "image", name, "err", err)
-				}
+				write(n)
 			}
 		}
 	}()

@@ -71,6 +71,10 @@ type library struct {
 	// and a record's delete with removing its files, so that a delete
 	// never removes the file of a new image of the same name.
 	files sync.Mutex
+
+	// copies is what this appliance knows of its own copies of the
+	// library's files, kept by SyncImages (images_sync.go).
+	copies *copies
 }
 
 // job is one running import or upload.
@@ -83,7 +87,7 @@ func newLibrary(s *Server) *library {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = time.Minute
-	l := &library{s: s, log: s.log, ctx: ctx, cancel: cancel, jobs: map[string]*job{}}
+	l := &library{s: s, log: s.log, ctx: ctx, cancel: cancel, jobs: map[string]*job{}, copies: newCopies()}
 	l.client = &http.Client{Transport: tr, CheckRedirect: checkRedirect}
 	if s.ImageDir != "" {
 		l.recover()
@@ -282,6 +286,7 @@ func (l *library) remove(actor, name string) error {
 	}
 	defer root.Close()
 	removeFiles(root, name)
+	l.copies.drop(name)
 	return nil
 }
 
