@@ -186,6 +186,9 @@ type admitted struct {
 	// machine is the MAC's record (nil: none); not looked up for RELEASE
 	// and DECLINE.
 	machine *store.Machine
+	// lookup: the record is looked up by finish, not admit (a pair's
+	// shared store answers over the network: not in a socket's reader).
+	lookup bool
 }
 
 // waits reports whether finish may wait for a synced store write: a
@@ -193,6 +196,9 @@ type admitted struct {
 // unknown machine's discovered record. A DISCOVER or INFORM from an
 // unknown MAC on a segment without discovery writes nothing.
 func (p *admitted) waits() bool {
+	if p.lookup {
+		return true
+	}
 	switch p.mt {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeInform:
 		return p.machine != nil || p.seg.Discovery
@@ -268,6 +274,19 @@ func (l *listener) admit(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*admitted, s
 	if mt == dhcpv4.MessageTypeRelease || mt == dhcpv4.MessageTypeDecline {
 		return p, "", ""
 	}
+	if in.pair != nil {
+		if reason, detail := in.pair.admit(p); reason != "" {
+			return nil, reason, detail
+		}
+		p.lookup = true
+		return p, "", ""
+	}
+	return in.lookup(p)
+}
+
+// lookup finds the record of p's MAC, as admit's last step or finish's
+// first.
+func (in *instance) lookup(p *admitted) (*admitted, string, string) {
 	switch m, err := in.machines.GetMachine(p.mac); {
 	case err == nil:
 		p.machine = &m
@@ -281,6 +300,12 @@ func (l *listener) admit(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*admitted, s
 // apply to new clients, the reply, and what the store records of it.
 func (l *listener) finish(p *admitted) (*dhcpv4.DHCPv4, string, string) {
 	in := l.in
+	if p.lookup {
+		p.lookup = false
+		if found, reason, detail := in.lookup(p); found == nil {
+			return nil, reason, detail
+		}
+	}
 	req, resp, seg, mt, mac, machine, now := p.req, p.resp, p.seg, p.mt, p.mac, p.machine, p.now
 	if mt == dhcpv4.MessageTypeRelease || mt == dhcpv4.MessageTypeDecline {
 		return nil, l.releaseOrDecline(req, seg, p.serverIP, mac, mt), ""

@@ -55,12 +55,7 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 	state := ""
 	switch {
 	case r.ServerID.IsValid() && r.ServerID != r.Ours:
-		// The client chose another server's offer: release ours.
-		if b != nil && !b.stored {
-			a.remove(b)
-		} else if b != nil {
-			b.hold = now
-		}
+		a.otherSelectedLocked(b, now)
 		a.mu.Unlock()
 		return leaseResult{Reason: "client selected another server"}, nil
 	case r.ServerID.IsValid():
@@ -160,6 +155,22 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 	}
 	a.mu.Unlock()
 	return leaseResult{Kind: resultAck, Lease: l}, nil
+}
+
+// otherSelected releases what was offered to mac: the client chose
+// another server's offer.
+func (a *allocator) otherSelected(mac string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.otherSelectedLocked(a.byMAC[mac], a.now())
+}
+
+func (a *allocator) otherSelectedLocked(b *binding, now time.Time) {
+	if b != nil && !b.stored {
+		a.remove(b)
+	} else if b != nil {
+		b.hold = now
+	}
 }
 
 // heldElsewhere records that the store refused mac's lease on an address

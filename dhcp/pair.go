@@ -239,6 +239,21 @@ func (ps *pairState) serves(hw [6]byte) bool {
 	return (HashBucket(hw) >= 128) == (ps.cfg.Role == Secondary)
 }
 
+// admit is the pair's check of a request before its machine record is
+// read: a SELECTING REQUEST that takes up another server's offer (the
+// peer's, with every client's) releases ours and gets no answer, without
+// a store read for it. It returns the drop reason, or "" to go on.
+func (ps *pairState) admit(p *admitted) (reason, detail string) {
+	if p.mt != dhcpv4.MessageTypeRequest || p.seg.alloc == nil {
+		return "", ""
+	}
+	if sid := fromIP(p.req.ServerIdentifier()); !sid.IsValid() || sid == p.serverIP {
+		return "", ""
+	}
+	p.seg.alloc.otherSelected(p.mac)
+	return dropSilent, "client selected another server"
+}
+
 // run beats and watches the peer every interval until ctx ends.
 func (ps *pairState) run(ctx context.Context) {
 	t := time.NewTicker(ps.every)
