@@ -521,7 +521,7 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 		fillReply(req, resp, dhcpv4.MessageTypeOffer, p)
 	case dhcpv4.MessageTypeRequest:
 		sid, ci := fromIP(req.ServerIdentifier()), fromIP(req.ClientIPAddr)
-		if !established && l.in.pair != nil && !sid.IsValid() {
+		if l.in.pair != nil && !sid.IsValid() && !seg.alloc.has(mac) {
 			// Renewing, rebinding or INIT-REBOOT: the pair's other
 			// server may have leased to this client; its lease is in
 			// the store.
@@ -529,7 +529,7 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 			if err != nil {
 				return nil, dropStoreError, err.Error()
 			}
-			established = ok
+			established = established || ok
 		}
 		if !established && sid == serverIP {
 			// SELECTING without our offer would bind an address. A NAK

@@ -282,8 +282,11 @@ func (ps *pairState) step(now time.Time) {
 	case errors.Is(rerr, store.ErrNotFound):
 		rerr = nil // a peer that never started: its counter stands still
 	}
-	if err := errors.Join(werr, rerr); err != nil && !ps.failing {
+	switch err := errors.Join(werr, rerr); {
+	case err != nil && !ps.failing:
 		ps.log.Warn("dhcp pair heartbeat failing", "err", err)
+	case err == nil && ps.failing:
+		ps.log.Info("dhcp pair heartbeat working again")
 	}
 	ps.failing = werr != nil || rerr != nil
 	alive := now.Sub(ps.changed) < ps.after

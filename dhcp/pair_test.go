@@ -215,6 +215,19 @@ func TestPair(t *testing.T) {
 		if l := storedLease(t, a.db, mac); l.IP != ip || !l.Expires.Equal(clk.t.Add(time.Hour)) {
 			t.Errorf("lease after the peer's renewal: %+v", l)
 		}
+		// INIT-REBOOT of a known machine in the secondary's bucket whose
+		// lease the primary made (while it served alone, say).
+		known := macsIn(true, 1)[0]
+		if _, err := a.db.CreateMachine(store.Machine{MAC: known.String(), Segment: "lab"}, store.Audit{Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		rebootIP := mustAddr("10.77.0.120")
+		if err := a.db.PutLease(store.Lease{Segment: "lab", MAC: known.String(), IP: rebootIP, Expires: clk.t.Add(10 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if ack := b.send(t, initReboot(t, known, rebootIP)); !isType(ack, dhcpv4.MessageTypeAck) || fromIP(ack.YourIPAddr) != rebootIP {
+			t.Fatalf("INIT-REBOOT of a known machine leased by the peer: %v, want ACK of %v", ack, rebootIP)
+		}
 		// A client the store has no lease of is not bound by a renewal.
 		stranger := macsIn(false, 2)[1]
 		if r := b.send(t, renewing(t, stranger, mustAddr("10.77.0.120"))); r != nil {
