@@ -244,6 +244,10 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	g.Go(func() error { return tftpSrv.Serve(ctx) })
 	g.Go(func() error { return httpSrv.Serve(ctx) })
 	g.Go(func() error { return httpSrv.PollPower(ctx) })
+	// Library images are served from this appliance's own image_dir:
+	// fetched from a peer or their source when another appliance sharing
+	// the store imported them (api/images_sync.go).
+	g.Go(func() error { return httpSrv.SyncImages(ctx, api.ImageSync{URL: cfg.Advertise, Watch: db.WatchImages}) })
 	g.Go(func() error { return db.RunExpiry(ctx, time.Minute) })
 	retention := cfg.Audit
 	if repo != nil {
