@@ -23,13 +23,26 @@ type daemon struct {
 	pid     int
 	log     *syncbuf.Buffer
 	stopped chan struct{}
+	// group are other processes measured as part of this one (the other
+	// member of a DHCP pair, the etcd members it commits to): cpu counts
+	// theirs too, and exited is true when any of them has stopped. A
+	// process the benchmark did not start (an etcd member) is a daemon
+	// with its pid only.
+	group []*daemon
 }
 
 // startDaemon starts name with args and env and stops it when the
 // benchmark ends.
 func startDaemon(b *testing.B, label string, env []string, name string, args ...string) *daemon {
 	b.Helper()
-	cmd := command(context.Background(), "", name, args...)
+	return startDaemonIn(b, "", label, env, name, args...)
+}
+
+// startDaemonIn is startDaemon in network namespace ns ("" = the test's
+// own); `ip netns exec` execs the server, so the pid is the server's.
+func startDaemonIn(b *testing.B, ns, label string, env []string, name string, args ...string) *daemon {
+	b.Helper()
+	cmd := command(context.Background(), ns, name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	d := &daemon{b: b, name: label, log: &syncbuf.Buffer{}, stopped: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.log, d.log
@@ -57,19 +70,34 @@ func (d *daemon) stop() {
 	}
 }
 
-// exited reports whether the daemon has stopped.
+// exited reports whether the daemon (or one of its group) has stopped.
 func (d *daemon) exited() bool {
+	for _, g := range d.group {
+		if g.exited() {
+			return true
+		}
+	}
 	select {
-	case <-d.stopped:
+	case <-d.stopped: // nil for a pid-only daemon: never ready
 		return true
 	default:
 		return false
 	}
 }
 
-// cpu returns the CPU time (user + system) the daemon has used so far.
+// cpu returns the CPU time (user + system) the daemon and its group have
+// used so far.
 func (d *daemon) cpu() time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.pid))
+	total := procCPU(d.pid)
+	for _, g := range d.group {
+		total += g.cpu()
+	}
+	return total
+}
+
+// procCPU returns the CPU time (user + system) process pid has used so far.
+func procCPU(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
