@@ -67,6 +67,7 @@ type ImageSync struct {
 type copyStore interface {
 	PutImageCopy(store.ImageCopy) error
 	ListImageCopies(image string) ([]store.ImageCopy, error)
+	GetDeletedImage(name string) (store.DeletedImage, error)
 }
 
 // applianceName is the default ImageSync.Name for base URL raw: its host

@@ -181,9 +181,11 @@ func libraryName(f string) (string, bool) {
 	return "", false
 }
 
-// removeStale removes path, the file of image name that the list showed
-// gone or changed, after checking again under l.files: an import here may
-// have moved it into place since (finish holds l.files while it does).
+// removeStale removes path, a file of image name that the list showed
+// deleted or changed, after checking again under l.files: an import here
+// may have moved it into place since (finish holds l.files while it
+// does). A file whose name no image ever had (no record, no mark of a
+// deleted one) was put there by someone else and is left alone.
 func (y *syncer) removeStale(root *os.Root, name, path string) {
 	y.l.files.Lock()
 	defer y.l.files.Unlock()
@@ -191,6 +193,9 @@ func (y *syncer) removeStale(root *os.Root, name, path string) {
 	gone := errors.Is(err, store.ErrNotFound)
 	switch {
 	case gone:
+		if _, err := y.st.GetDeletedImage(name); err != nil {
+			return // not ours, or unsure until a read answers
+		}
 	case err != nil:
 		return // unsure: kept until a read answers
 	case img.State != store.ImageReady || img.File == path:

@@ -368,8 +368,9 @@ func TestImageSyncResume(t *testing.T) {
 }
 
 // TestImageSyncDeletion: an image deleted on another appliance is removed
-// from this one's library by the sync, with the partial fetches and the
-// files no record names; a file the library never writes is left alone.
+// from this one's library by the sync, with the partial fetches no image
+// wants and the leftovers of images deleted before it started; a file the
+// library never wrote (no image ever had its name) is left alone.
 func TestImageSyncDeletion(t *testing.T) {
 	e, dir := imageEnv(t)
 	e.setup()
@@ -384,7 +385,11 @@ func TestImageSyncDeletion(t *testing.T) {
 	if err := os.MkdirAll(lib, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string]string{"gone.raw.zst": "old", ".sync-old-0123456789abcdef": "partial", "notes.txt": "mine"} {
+	readyImage(t, e.db, "gone", store.ImageUpload, []byte("old"))
+	if _, err := e.db.DeleteImage("gone", store.Audit{Actor: "test", Action: "image-delete"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string]string{"gone.raw": "old", ".sync-old-0123456789abcdef": "partial", "notes.txt": "mine", "handmade.raw": "mine"} {
 		if err := os.WriteFile(filepath.Join(lib, name), []byte(b), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -394,14 +399,14 @@ func TestImageSyncDeletion(t *testing.T) {
 		img, _ := e.admin.GetImage(ctx, "deb")
 		return img.Here == "present"
 	})
-	if files := libraryFiles(t, dir); !slices.Equal(files, []string{"deb.raw", "notes.txt"}) {
+	if files := libraryFiles(t, dir); !slices.Equal(files, []string{"deb.raw", "handmade.raw", "notes.txt"}) {
 		t.Fatalf("B's library after its first sync: %v", files)
 	}
 	if err := a.c.DeleteImage(ctx, "deb"); err != nil {
 		t.Fatal(err)
 	}
 	took := eventually(t, "B to remove the deleted image's file", func() bool {
-		return slices.Equal(libraryFiles(t, dir), []string{"notes.txt"})
+		return slices.Equal(libraryFiles(t, dir), []string{"handmade.raw", "notes.txt"})
 	})
 	t.Logf("removed %v after the delete on the other appliance", took.Round(time.Millisecond))
 	if rows, err := e.db.ListImageCopies(""); err != nil || len(rows) != 0 {

@@ -104,6 +104,14 @@ var imageKind = namedKind[Image]{
 	name:   func(i Image) string { return i.Name },
 	times:  func(i *Image) (*time.Time, *time.Time) { return &i.CreatedAt, &i.UpdatedAt },
 	check:  checkImage,
+	// A new image of a deleted one's name ends the deleted one's mark
+	// (images_copies.go): its files are now the new image's business.
+	refs: func(txn kv.Txn, old, next Image) error {
+		if old.Name != "" {
+			return nil
+		}
+		return txn.Delete(deletedKey(next.Name))
+	},
 	inUse: func(txn kv.Txn, name string) error {
 		user, err := firstUser(txn, profilePrefix, func(p Profile) (string, bool) { return p.Name, p.Image == name })
 		if err != nil {
@@ -240,8 +248,12 @@ func (db *DB) DeleteImage(name string, a Audit) (Image, error) {
 			return err
 		}
 		// Each appliance's row of it goes too; each removes its own file
-		// when it sees the record gone (api, images_sync.go).
+		// when it sees the record gone (api, images_sync.go), or, if it
+		// is down now, by the mark when it starts.
 		if err := deleteCopies(txn, name); err != nil {
+			return err
+		}
+		if err := setJSON(txn, deletedKey(name), DeletedImage{Name: name, SHA256: out.SHA256, DeletedAt: db.now()}); err != nil {
 			return err
 		}
 		return db.writeAudit(txn, "", a, db.now(), 0)

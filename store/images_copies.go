@@ -169,6 +169,32 @@ func deleteCopies(txn kv.Txn, name string) error {
 	return nil
 }
 
+// DeletedImage marks a deleted library image (id/<name>), so that an
+// appliance that was down when it was deleted still knows, when it
+// starts, that a file of that name in its library is a leftover and not
+// a file someone put there. A new image of the same name removes it.
+type DeletedImage struct {
+	Name      string    `json:"name"`
+	SHA256    string    `json:"sha256,omitempty"`
+	DeletedAt time.Time `json:"deleted_at"`
+}
+
+func deletedKey(name string) []byte { return []byte("id/" + name) }
+
+// GetDeletedImage returns the mark of deleted image name; ErrNotFound
+// when no image of that name was deleted since the last one was created.
+func (db *DB) GetDeletedImage(name string) (DeletedImage, error) {
+	var d DeletedImage
+	if err := checkName("image", name); err != nil {
+		return d, fmt.Errorf("get deleted image: %w", err)
+	}
+	err := db.kv.View(func(txn kv.Txn) error { return getJSON(txn, deletedKey(name), &d) })
+	if err != nil {
+		return DeletedImage{}, fmt.Errorf("get deleted image %s: %w", name, err)
+	}
+	return d, nil
+}
+
 // WatchImages calls changed after each commit that changes the image
 // library (images and their copies), whoever made it, until ctx ends;
 // then it returns nil. changed runs on the watch's goroutine and should

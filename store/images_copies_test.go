@@ -86,6 +86,16 @@ func TestImageCopies(t *testing.T) {
 	if err := db.PutImageCopy(copyOf("deb", "rack1", CopyPresent)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a copy written after its image's delete: %v, want ErrNotFound", err)
 	}
+	if d, err := db.GetDeletedImage("deb"); err != nil || d.Name != "deb" || d.SHA256 != sumA || !d.DeletedAt.Equal(clk.Now()) {
+		t.Fatalf("the deleted image's mark: %+v %v", d, err)
+	}
+	if _, err := db.GetDeletedImage("deb2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the mark of an image never deleted: %v", err)
+	}
+	readyImage(t, db, "deb")
+	if _, err := db.GetDeletedImage("deb"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the mark after a new image of the name: %v", err)
+	}
 	if _, err := db.ListImageCopies("../x"); !errors.Is(err, ErrInvalid) {
 		t.Errorf("list with a bad image name: %v", err)
 	}

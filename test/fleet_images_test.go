@@ -146,6 +146,34 @@ tftp:
 	if code, _ := get(t, baseA+up.URL); code != 404 {
 		t.Errorf("A still serves the deleted image: %d", code)
 	}
+
+	// Deleted while A was down: A removes its file when it starts (the
+	// store keeps a mark of the deleted name; a file no image ever had is
+	// not A's to remove).
+	three := randomImage(1<<20, 3)
+	if _, err := cb.UploadImage(ctx, "three", bytes.NewReader(three), int64(len(three)), ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, filepath.Join(dirA, "library", "three.raw"), three, 10*time.Second)
+	must(t, os.WriteFile(filepath.Join(dirA, "library", "handmade.raw"), []byte("mine"), 0o644))
+	a.stop()
+	if err := cb.DeleteImage(ctx, "three"); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	start = time.Now()
+	for {
+		if _, err := os.Stat(filepath.Join(dirA, "library", "three.raw")); os.IsNotExist(err) {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("A kept the file of an image deleted while it was down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dirA, "library", "handmade.raw")); err != nil {
+		t.Errorf("A removed a file no image ever had: %v", err)
+	}
 }
 
 func randomImage(n int, seed uint64) []byte {
