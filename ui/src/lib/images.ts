@@ -28,9 +28,19 @@ export function importProgress(img: Image): Transfer {
   return transfer(img.bytes_done, img.bytes_total ?? 0);
 }
 
-/** anyImporting is true while the list must be polled. */
+/** ImageCopy is one appliance's copy of a ready image (a fleet sharing one store). */
+export type ImageCopy = components['schemas']['ImageCopy'];
+
+/** anyImporting is true while the list must be polled: an import runs, or a copy is on its way to an appliance. */
 export function anyImporting(imgs: Image[]): boolean {
-  return imgs.some((i) => i.state === 'importing');
+  const moving = (s: string | undefined) => s === 'syncing' || s === 'verifying' || s === 'missing';
+  return imgs.some((i) => i.state === 'importing' || moving(i.here) || (i.appliances ?? []).some((c) => moving(c.state)));
+}
+
+/** copyText says where one appliance's copy is. */
+export function copyText(c: ImageCopy): string {
+  if (c.state === 'syncing') return `syncing, ${transfer(c.bytes_done ?? 0, c.bytes_total ?? 0).text}`;
+  return c.state;
 }
 
 /** readyImages are those a profile may name, by name. */

@@ -83,6 +83,54 @@ describe('images page', () => {
     expect(api.calls.filter((c) => c.method === 'GET')).toHaveLength(2);
   });
 
+  it('shows each appliance’s copy in a fleet, says machines wait while this one has none, and polls until it has', async () => {
+    const at = (here: string, b: Record<string, unknown>) => ({
+      ...ready,
+      here,
+      appliances: [
+        { appliance: 'rack1-8080', url: 'http://10.0.1.1:8080', state: 'present', updated_at: '' },
+        { appliance: 'rack2-8080', url: 'http://10.0.2.1:8080', updated_at: '', ...b },
+      ],
+    });
+    let lists = 0;
+    const api = fakeAPI({
+      'GET /api/v1/images': () => {
+        lists++;
+        return json(200, [lists === 1 ? at('syncing', { state: 'syncing', bytes_done: 1 << 20, bytes_total: 4 << 20 }) : at('present', { state: 'present' })]);
+      },
+    });
+    renderAt('/images', page);
+    await waitFor(() => expect(rows()).toEqual(['debian-12']));
+    const copy = (a: string) => row('debian-12')?.querySelector(`[data-copy="${a}"]`)?.textContent;
+    expect(copy('here')).toContain('Not on this appliance yet (syncing): machines booting through it wait');
+    expect(copy('rack1-8080')).toBe('rack1-8080 present');
+    expect(copy('rack2-8080')).toBe('rack2-8080 syncing, 1 MiB of 4 MiB (25%)');
+    await waitFor(() => expect(copy('rack2-8080')).toBe('rack2-8080 present'), { timeout: 4000 });
+    expect(copy('here')).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 1800));
+    expect(api.calls.filter((c) => c.method === 'GET')).toHaveLength(2);
+  });
+
+  it('shows a failed copy’s reason, and nothing more for a lone appliance with its copy', async () => {
+    fakeAPI({
+      'GET /api/v1/images': () =>
+        json(200, [
+          { ...ready, here: 'present', appliances: [{ appliance: 'solo-8080', url: 'http://10.0.0.1:8080', state: 'present', updated_at: '' }] },
+          {
+            ...ready,
+            name: 'tampered',
+            here: 'failed',
+            appliances: [{ appliance: 'b-8080', url: 'http://b:8080', state: 'failed', error: 'refused: checksum mismatch', updated_at: '' }],
+          },
+        ]),
+    });
+    renderAt('/images', page);
+    await waitFor(() => expect(rows()).toEqual(['debian-12', 'tampered']));
+    expect(row('debian-12')?.querySelector('.copies')).toBeNull();
+    expect(row('tampered')?.textContent).toContain('refused: checksum mismatch');
+    expect(row('tampered')?.querySelector('[data-copy="here"]')?.textContent).toContain('(failed)');
+  });
+
   it('imports by URL and puts the API’s refusal on the field it names', async () => {
     const api = fakeAPI({
       'GET /api/v1/images': () => json(200, []),

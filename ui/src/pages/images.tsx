@@ -1,7 +1,7 @@
 // The image library: OS images imported by URL or uploaded, with their
 // format, size, checksum and import progress; image profiles name them.
-// The list is polled while an import runs (the event stream carries
-// machines only).
+// The list is polled while an import runs or a copy is on its way to an
+// appliance of the fleet (the event stream carries machines only).
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { must } from '../api/client';
@@ -9,7 +9,7 @@ import { ApiError, fieldErrors, message } from '../api/problem';
 import { Dialog, Field, Notice, Progress, StateBadge } from '../components/common';
 import { absTime, bytes } from '../lib/format';
 import { useLoad, useTitle } from '../lib/hooks';
-import { anyImporting, importProgress, nameFromFile, shortSum, transfer, uploadImage, type Image, type Transfer } from '../lib/images';
+import { anyImporting, copyText, importProgress, nameFromFile, shortSum, transfer, uploadImage, type Image, type Transfer } from '../lib/images';
 import { useAdmin, useSession } from '../lib/session';
 
 /** pollEvery is how often the list is reloaded while an import runs. */
@@ -49,7 +49,8 @@ export function ImagesPage() {
       </div>
       <p class="muted">
         OS images that image profiles install. raw, .gz, .zst and .xz images are kept as they are; qcow2 is converted to raw. Machines
-        fetch them from the appliance, and resume an interrupted download. An image that a profile uses cannot be deleted.
+        fetch them from the appliance, and resume an interrupted download. Appliances that share a store each keep their own copy,
+        fetched from one another. An image that a profile uses cannot be deleted.
       </p>
       {error && <Notice>{error}</Notice>}
       <div class="table-wrap">
@@ -103,7 +104,35 @@ function ImageState({ img }: { img: Image }) {
     <>
       <StateBadge state={img.state} />
       {img.state === 'failed' && img.error && <div class="small field-error" data-error-for={img.name}>{img.error}</div>}
+      <Copies img={img} />
     </>
+  );
+}
+
+/**
+ * Copies shows where each appliance's copy of a ready image is, when
+ * appliances share the library: each serves its own copy, and machines
+ * booting through one that has no verified copy yet wait for it. A lone
+ * appliance with its copy shows nothing more.
+ */
+function Copies({ img }: { img: Image }) {
+  const cs = img.appliances ?? [];
+  const here = img.here && img.here !== 'present';
+  if (img.state !== 'ready' || (cs.length <= 1 && !here)) return null;
+  return (
+    <ul class="copies small" aria-label={`Copies of ${img.name}`}>
+      {here && (
+        <li data-copy="here" class="field-error">
+          Not on this appliance yet ({img.here}): machines booting through it wait.
+        </li>
+      )}
+      {cs.map((c) => (
+        <li key={c.appliance} data-copy={c.appliance} title={c.error || c.url}>
+          <span class="mono">{c.appliance}</span> {copyText(c)}
+          {c.state === 'failed' && c.error && <div class="muted">{c.error}</div>}
+        </li>
+      ))}
+    </ul>
   );
 }
 
