@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -42,6 +43,9 @@ func urls(srcs []source) []string {
 func peerClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = time.Minute
+	// A peer that is down (its row still says it has the file) costs
+	// each fetch this much before the next source is tried.
+	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // see the doc comment
 	return &http.Client{Transport: tr, CheckRedirect: checkRedirect}
 }
@@ -160,6 +164,9 @@ func (y *syncer) fetchFrom(ctx context.Context, root *os.Root, img store.Image, 
 	}
 	h := sha256.New()
 	have, err := resumeFrom(ctx, f, h, img.Size)
+	if cause := context.Cause(ctx); cause != nil {
+		return cause // kept, for the next start to resume
+	}
 	if err != nil {
 		return discard(err)
 	}

@@ -247,7 +247,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// Library images are served from this appliance's own image_dir:
 	// fetched from a peer or their source when another appliance sharing
 	// the store imported them (api/images_sync.go).
-	g.Go(func() error { return httpSrv.SyncImages(ctx, api.ImageSync{URL: cfg.Advertise, Watch: db.WatchImages}) })
+	imageSync := api.ImageSync{URL: cfg.Advertise, Watch: db.WatchImages}
+	if cfg.Pair != nil {
+		imageSync.Name = cfg.Pair.Name // its name in the fleet, when it has one
+	}
+	g.Go(func() error { return httpSrv.SyncImages(ctx, imageSync) })
 	g.Go(func() error { return db.RunExpiry(ctx, time.Minute) })
 	retention := cfg.Audit
 	if repo != nil {
