@@ -205,3 +205,17 @@ func decide(seg *Segment, c bootClient, m *store.Machine, env bootEnv) decision 
 func (s *Segment) Lifecycle() lifecycle.Segment {
 	return lifecycle.Segment{Discovery: s.Discovery, Proxy: s.Mode == ModeProxy, AllowUnknown: s.AllowUnknown, UEFIBinary: s.uefiBinary()}
 }
+
+// decideUnread is decide for a client whose machine record cannot be read
+// (the store is unavailable) and that renews a live lease of ours
+// (renewsFromMemory): what lifecycle.Decide gives every record it can
+// read other than a rejected one on a dhcp-mode segment, an address, and
+// no boot file, which a client that already has an address does not ask
+// for (a renewal is an installed OS's or a booted agent's). A rejected
+// machine cannot be told apart without its record: it keeps the lease it
+// already holds for the time that lease has left, as the store does,
+// and is given nothing more.
+func decideUnread(seg *Segment) decision {
+	return decision{Reply: seg.Mode != ModeProxy, Address: seg.Mode != ModeProxy,
+		Reason: "machine record unreadable (store unavailable): the address only"}
+}

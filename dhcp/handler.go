@@ -150,7 +150,7 @@ func (l *listener) account(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, src netip.
 	switch reason {
 	case dropStoreError:
 		level = slog.LevelError
-	case dropUnknownRelay, dropRelayRefused, dropExhausted:
+	case dropUnknownRelay, dropRelayRefused, dropExhausted, dropStoreDown:
 		level = slog.LevelWarn
 	}
 	if !in.log.Enabled(context.Background(), level) {
@@ -189,6 +189,10 @@ type admitted struct {
 	// lookup: the record is looked up by finish, not admit (a pair's
 	// shared store answers over the network: not in a socket's reader).
 	lookup bool
+	// storeDown is the lookup's error when the store is unavailable
+	// (wrapping store.ErrUnavailable): the record is unknown, and only a
+	// renewal from memory is answered (renewsFromMemory).
+	storeDown error
 }
 
 // waits reports whether finish may wait for a synced store write: a
@@ -290,6 +294,10 @@ func (in *instance) lookup(p *admitted) (*admitted, string, string) {
 	switch m, err := in.machines.GetMachine(p.mac); {
 	case err == nil:
 		p.machine = &m
+	case errors.Is(err, store.ErrUnavailable):
+		// Not a drop yet: a renewal of a live lease is answered without
+		// the record (finish).
+		p.storeDown = fmt.Errorf("look up machine: %w", err)
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, dropStoreError, fmt.Sprintf("look up machine: %v", err)
 	}
@@ -311,7 +319,15 @@ func (l *listener) finish(p *admitted) (*dhcpv4.DHCPv4, string, string) {
 		return nil, l.releaseOrDecline(req, seg, p.serverIP, mac, mt), ""
 	}
 	client := parseClient(req)
-	d := decide(&seg.Segment, client, machine, in.env)
+	var d decision
+	if p.storeDown != nil {
+		if why := renewsFromMemory(seg, req, mt, mac); why != "" {
+			return nil, dropStoreDown, why + ": " + p.storeDown.Error()
+		}
+		d = decideUnread(&seg.Segment)
+	} else {
+		d = decide(&seg.Segment, client, machine, in.env)
+	}
 	if !d.Reply {
 		return nil, dropPolicy, d.Reason
 	}
@@ -336,7 +352,7 @@ func (l *listener) finish(p *admitted) (*dhcpv4.DHCPv4, string, string) {
 	if seg.Mode == ModeProxy {
 		reply, reason, detail = l.proxyReply(req, resp, seg, p.serverIP, d, mt)
 	} else {
-		reply, reason, detail = l.dhcpReply(req, resp, seg, p.serverIP, d, mt, mac, established)
+		reply, reason, detail = l.dhcpReply(req, resp, seg, p.serverIP, d, mt, mac, established, p.storeDown)
 	}
 	if reason == dropLimited {
 		reason, detail = in.limitDrop(seg, detail, now), ""
@@ -452,6 +468,9 @@ func (l *listener) releaseOrDecline(req *dhcpv4.DHCPv4, seg *segState, serverIP 
 		err = seg.alloc.decline(mac, fromIP(req.RequestedIPAddress()))
 	}
 	if err != nil {
+		if errors.Is(err, store.ErrUnavailable) {
+			return dropStoreDown // counted, and logged once per interval
+		}
 		l.in.log.Error("dhcp lease update failed", "segment", seg.Name, "mac", mac, "type", mt.String(), "err", err)
 		return dropStoreError
 	}
@@ -499,7 +518,11 @@ func (l *listener) proxyReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP 
 // offer our restart lost starts again from DISCOVER at once; a RENEWING
 // one is dropped. Both count as limited (unoffered_request); the drops
 // return dropLimited with the limit's reason as detail.
-func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, d decision, mt dhcpv4.MessageType, mac string, established bool) (*dhcpv4.DHCPv4, string, string) {
+//
+// storeDown is the machine lookup's store.ErrUnavailable, if it failed
+// so: the lease is not written, and only a renewal is answered, from
+// memory (leaseRequest.StoreDown).
+func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, d decision, mt dhcpv4.MessageType, mac string, established bool, storeDown error) (*dhcpv4.DHCPv4, string, string) {
 	p := replyParams{Seg: &seg.Segment, ServerIP: serverIP, Config: true, Boot: d}
 	switch mt {
 	case dhcpv4.MessageTypeDiscover:
@@ -527,7 +550,7 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 			// the store.
 			ok, err := seg.alloc.adopt(mac)
 			if err != nil {
-				return nil, dropStoreError, err.Error()
+				return nil, storeDrop(err), err.Error()
 			}
 			established = established || ok
 		}
@@ -558,10 +581,11 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 			ServerID:  fromIP(req.ServerIdentifier()),
 			Requested: fromIP(req.RequestedIPAddress()),
 			CIAddr:    fromIP(req.ClientIPAddr),
+			StoreDown: storeDown,
 		})
 		switch {
 		case err != nil:
-			return nil, dropStoreError, err.Error()
+			return nil, storeDrop(err), err.Error()
 		case res.Kind == resultSilent:
 			return nil, dropSilent, res.Reason
 		case res.Kind == resultNak:
@@ -571,10 +595,15 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 		}
 		p.YourIP, p.Lease = res.Lease.IP, seg.leaseTime()
 		if res.Kept {
-			// A full disk: the stored lease for the time it has left.
+			// The store refused the write (keptOnRefusal): the stored
+			// lease for the time it has left.
 			p.Lease = min(p.Lease, max(res.Lease.Expires.Sub(l.in.now()).Truncate(time.Second), time.Second))
-			l.in.log.Warn("dhcp lease renewed from memory", "segment", seg.Name, "mac", mac, "ip", res.Lease.IP.String(),
-				"expires", res.Lease.Expires, "why", res.Reason)
+			l.in.m.keptRenewals.Inc()
+			// Every renewal of an outage comes here: one line per interval.
+			if ok, held := l.in.warns.Allow("renewed_from_memory", l.in.now()); ok {
+				l.in.log.Warn("dhcp lease renewed from memory", "segment", seg.Name, "mac", mac, "ip", res.Lease.IP.String(),
+					"expires", res.Lease.Expires, "lease", p.Lease.String(), "why", res.Reason, "held_back", held)
+			}
 		}
 		fillReply(req, resp, dhcpv4.MessageTypeAck, p)
 	case dhcpv4.MessageTypeInform:
@@ -584,6 +613,16 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 		return nil, dropUnsupported, "message type " + mt.String()
 	}
 	return resp, "", ""
+}
+
+// storeDrop is the drop reason for a store error: dropStoreDown when the
+// store is unavailable (counted, and logged once per interval, as an
+// outage makes many), dropStoreError otherwise.
+func storeDrop(err error) string {
+	if errors.Is(err, store.ErrUnavailable) {
+		return dropStoreDown
+	}
+	return dropStoreError
 }
 
 // boots reports whether reply gives the client something to boot: an

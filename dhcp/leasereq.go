@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/foundry-appliance/foundry/store"
+	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 // leaseRequest is what a DHCPREQUEST says about the address it wants.
@@ -17,6 +18,11 @@ type leaseRequest struct {
 	ServerID, Ours netip.Addr
 	// Requested is option 50; CIAddr the client's address field.
 	Requested, CIAddr netip.Addr
+	// StoreDown, when set, is the store.ErrUnavailable this packet's
+	// machine lookup already got: the lease is not written (the attempt
+	// would only wait out the store's request timeout a second time) and
+	// the request is answered as if the write had been refused.
+	StoreDown error
 }
 
 // resultKind is the answer to a DHCPREQUEST.
@@ -35,7 +41,7 @@ type leaseResult struct {
 	Lease  store.Lease
 	Reason string
 	// Kept: the ACK renews the stored lease from memory, for the time it
-	// has left, because the store refused the write (a full disk).
+	// has left, because the store refused the write (keptOnRefusal).
 	Kept bool
 }
 
@@ -131,7 +137,11 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 	// store's synced commits instead of queueing behind one another. It
 	// also takes over the store record of an expired binding whose
 	// address this was (prior).
-	if err := a.store.PutLease(l); err != nil {
+	err := r.StoreDown
+	if err == nil {
+		err = a.store.PutLease(l)
+	}
+	if err != nil {
 		var taken *store.AddressTakenError
 		if errors.As(err, &taken) {
 			// Another server of the store (a DHCP pair's peer) leased
@@ -140,10 +150,7 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 			a.heldElsewhere(r.MAC, b, taken)
 			return nak("%s: %v is leased to %s until %s (by another server)", state, ip, taken.By, taken.Until.UTC().Format(time.RFC3339)), nil
 		}
-		if errors.Is(err, store.ErrNoSpace) && kept.IP.IsValid() {
-			// A full data disk: the client keeps the lease it has, for
-			// the time it has left, and nothing is written. The ACK
-			// promises nothing the store does not hold already.
+		if keptOnRefusal(err) && kept.IP.IsValid() {
 			return leaseResult{Kind: resultAck, Lease: kept, Kept: true, Reason: err.Error()}, nil
 		}
 		return leaseResult{}, fmt.Errorf("store lease %v for %s: %w", ip, r.MAC, err)
@@ -155,6 +162,41 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 	}
 	a.mu.Unlock()
 	return leaseResult{Kind: resultAck, Lease: l}, nil
+}
+
+// keptOnRefusal reports whether a lease write that failed with err
+// leaves the client the lease it holds: a full data disk
+// (store.ErrNoSpace) or a store that cannot be reached or has lost its
+// quorum (store.ErrUnavailable). Then a client with a live stored lease
+// on the address it asks for is renewed from memory, for the time its
+// stored lease has left, and nothing is written: the ACK promises
+// nothing the store does not hold already, so nothing acknowledged is
+// lost. (An unavailable etcd may have committed a write whose answer was
+// lost: the store then holds more than the ACK promised, never less.)
+// Every other client gets no ACK.
+func keptOnRefusal(err error) bool {
+	return errors.Is(err, store.ErrNoSpace) || errors.Is(err, store.ErrUnavailable)
+}
+
+// renewsFromMemory reports why a REQUEST whose machine record could not
+// be read (the store is unavailable) cannot be answered, or "" when it
+// may be: a renewing, rebinding or INIT-REBOOT REQUEST (no server
+// identifier) from a client with a live stored lease here, which
+// request then renews from memory under keptOnRefusal's rule. A
+// DISCOVER, a REQUEST for a new address, a renewal of an expired or
+// unknown lease: nothing the store does not hold could be promised.
+func renewsFromMemory(seg *segState, req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, mac string) string {
+	switch {
+	case seg.alloc == nil:
+		return "store unavailable: proxy-mode segment"
+	case mt != dhcpv4.MessageTypeRequest:
+		return "store unavailable: no " + mt.String() + " answered until it is back"
+	case fromIP(req.ServerIdentifier()).IsValid():
+		return "store unavailable: no new lease until it is back"
+	case !seg.alloc.holdsLive(mac):
+		return "store unavailable: no live lease of this client to renew from memory"
+	}
+	return ""
 }
 
 // otherSelected releases what was offered to mac: the client chose

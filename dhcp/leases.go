@@ -38,14 +38,20 @@ func (a *allocator) refusesNew(mac string) error {
 	if !ok {
 		return nil
 	}
-	a.mu.Lock()
-	b := a.byMAC[mac]
-	live := b != nil && b.stored && a.now().Before(b.expires)
-	a.mu.Unlock()
-	if live {
+	if a.holdsLive(mac) {
 		return nil
 	}
 	return sc.Writable()
+}
+
+// holdsLive reports whether mac holds a live durable lease here: its
+// binding is stored and has not expired. Only such a client is answered
+// while the store refuses writes (keptOnRefusal).
+func (a *allocator) holdsLive(mac string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.byMAC[mac]
+	return b != nil && b.stored && a.now().Before(b.expires)
 }
 
 // offerHold is how long an OFFER keeps its address for the client without

@@ -22,10 +22,14 @@ const (
 	dropExhausted    = "exhausted"
 	dropSilent       = "silent"
 	dropStoreError   = "store_error"
-	dropUnsupported  = "unsupported_type"
-	dropShutdown     = "shutdown"
-	dropPanic        = "panic"
-	dropNoReply      = "no_reply_type"
+	// dropStoreDown: the store is unavailable (store.ErrUnavailable: etcd
+	// unreachable or without quorum); only renewals of live leases are
+	// answered then (leasereq.go, renewsFromMemory).
+	dropStoreDown   = "store_unavailable"
+	dropUnsupported = "unsupported_type"
+	dropShutdown    = "shutdown"
+	dropPanic       = "panic"
+	dropNoReply     = "no_reply_type"
 	// dropPeer: a DISCOVER or INIT-REBOOT REQUEST of a client the DHCP
 	// pair's other server answers (pair.go).
 	dropPeer = "peer"
@@ -66,6 +70,10 @@ type metrics struct {
 	// records is foundry_dhcp_discovered_records: the temporary records
 	// each segment counts against MaxDiscovered.
 	records *prometheus.GaugeVec
+	// keptRenewals is foundry_dhcp_renewed_from_memory_total: ACKs that
+	// renewed a stored lease from memory because the store refused the
+	// write (keptOnRefusal).
+	keptRenewals prometheus.Counter
 
 	// byType are the requests and replies counters indexed by message
 	// type (1-8); index 0 is "other".
@@ -122,7 +130,7 @@ func (m *metrics) resolve() {
 	}
 	m.dropsByReason = map[string]prometheus.Counter{}
 	for _, r := range []string{dropMalformed, dropUnknownRelay, dropRelayRefused, dropNoSegment, dropWrongPort, dropPolicy,
-		dropExhausted, dropSilent, dropStoreError, dropUnsupported, dropShutdown, dropPanic, dropNoReply, dropPeer, dropLimited, dropOverload, dropOther} {
+		dropExhausted, dropSilent, dropStoreError, dropStoreDown, dropUnsupported, dropShutdown, dropPanic, dropNoReply, dropPeer, dropLimited, dropOverload, dropOther} {
 		m.dropsByReason[r] = m.drops.WithLabelValues(r)
 	}
 }
@@ -152,6 +160,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "foundry", Subsystem: "dhcp", Name: "discovered_records",
 			Help: "Temporary machine records DHCP counts against the segment's max_discovered.",
 		}, []string{"segment"}),
+		keptRenewals: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "foundry", Subsystem: "dhcp", Name: "renewed_from_memory_total",
+			Help: "DHCP ACKs that renewed a stored lease from memory, for the time it had left, because the store refused the write (full data disk, store unavailable).",
+		}),
 	}
 	var err error
 	for _, c := range []**prometheus.CounterVec{&m.requests, &m.replies, &m.drops, &m.limited} {
@@ -160,6 +172,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if m.records, err = promx.Register(reg, m.records); err != nil {
+		return nil, fmt.Errorf("register dhcp metrics: %w", err)
+	}
+	if m.keptRenewals, err = promx.Register(reg, m.keptRenewals); err != nil {
 		return nil, fmt.Errorf("register dhcp metrics: %w", err)
 	}
 	m.resolve()

@@ -21,8 +21,8 @@ func TestMetricsPreResolved(t *testing.T) {
 	m.reply(dhcpv4.MessageTypeAck)
 	m.drop(dropPanic)
 	m.drop("unlisted")
-	if n := testutil.CollectAndCount(m.drops); n != 17 {
-		t.Errorf("%d drop series, want the 17 fixed reasons", n)
+	if n := testutil.CollectAndCount(m.drops); n != 18 {
+		t.Errorf("%d drop series, want the 18 fixed reasons", n)
 	}
 	for _, c := range []struct {
 		got  float64

@@ -39,6 +39,10 @@ import (
 //     client's live lease holds it), so even two appliances that both
 //     think they serve a client never lease one address twice: the loser
 //     NAKs and the client starts again from DISCOVER.
+//   - An appliance whose store is unavailable cannot read the peer's
+//     heartbeat and does not take the peer for dead (it could write no
+//     lease for the peer's clients); it answers only renewals of the live
+//     leases it knows, from memory (leasereq.go, keptOnRefusal).
 
 // Role is an appliance's place in a DHCP pair.
 type Role int
@@ -281,6 +285,13 @@ func (ps *pairState) step(now time.Time) {
 		ps.seen, ps.last, ps.changed = true, v, now
 	case errors.Is(rerr, store.ErrNotFound):
 		rerr = nil // a peer that never started: its counter stands still
+	case rerr != nil:
+		// A heartbeat this appliance cannot read (its store is down)
+		// says nothing of the peer, and the peer's half could not be
+		// served anyway: no lease can be written. The stillness is
+		// counted again from when the counter can be read: a peer that
+		// is really dead is found failover_after after that.
+		ps.changed = now
 	}
 	switch err := errors.Join(werr, rerr); {
 	case err != nil && !ps.failing:
