@@ -112,7 +112,6 @@ func TestKnownMACsConcurrent(t *testing.T) {
 // with the message a wrapped ErrNotFound has, at no more than two
 // allocation (the DHCP server asks for every packet's MAC).
 func TestUnknownMachineError(t *testing.T) {
-	badgerOnly(t) // a shared store reads every MAC from the backend
 	db, _, _ := openTest(t)
 	_, err := db.GetMachine(mac(7))
 	if !errors.Is(err, ErrNotFound) || err.Error() != fmt.Sprintf("get machine %s: %v", mac(7), ErrNotFound) {

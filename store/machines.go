@@ -234,9 +234,7 @@ func (db *DB) GetMachine(mac string) (Machine, error) {
 	if err := checkMAC(mac); err != nil {
 		return Machine{}, fmt.Errorf("get machine: %w", err)
 	}
-	// Another appliance may have just created it (shared engines): only
-	// this appliance's own set is trusted to be complete.
-	if db.shared == nil && !db.known.mayExist(mac) {
+	if !db.known.mayExist(mac) {
 		return Machine{}, unknownMachine(mac)
 	}
 	var m Machine

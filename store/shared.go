@@ -13,8 +13,10 @@ import (
 
 // sharedEngine is an engine other appliances write to as well (etcd): the
 // store follows their commits through a watch, so that its in-memory
-// views (the search mirror, the event stream) and the DHCP server's
-// (dhcp.LeaseWatcher) stay current.
+// views (the known MACs, the search mirror, the event stream) stay
+// current. A machine another appliance creates is therefore known here
+// once the watch has delivered it, milliseconds later; until then
+// GetMachine says it does not exist, as it would have a moment earlier.
 type sharedEngine interface {
 	kv.Engine
 	ViewRev(fn func(kv.Txn) error) (int64, error)
@@ -100,6 +102,9 @@ func (db *DB) follow(f *follower, rev int64) {
 				// Changes were missed: every in-memory view reloads.
 				db.log.Warn("store watch fell behind the cluster's compaction; reloading", "err", err)
 				db.mirror.drop()
+				if err := db.known.load(db.kv); err != nil {
+					db.log.Warn("reload the machine index", "err", err)
+				}
 				db.dropSubscribers()
 				f.mu.Lock()
 				clear(f.own) // commits in the gap never come back
@@ -152,9 +157,11 @@ func (db *DB) applyRemoteKey(f *follower, ev kv.WatchEvent) {
 	switch {
 	case strings.HasPrefix(key, "m/"):
 		if ev.Deleted {
+			db.known.remove(mac)
 			db.publish(EventDeleted, Machine{MAC: mac})
 			return
 		}
+		db.known.add(mac)
 		var m Machine
 		err := db.kv.View(func(txn kv.Txn) (err error) {
 			m, err = getMachine(txn, mac)
