@@ -9,6 +9,11 @@
 //   - BenchmarkTFTP: concurrent iPXE downloads from Foundry and tftp-hpa.
 //   - BenchmarkImageSize: the discovery image against Tinkerbell Hook and
 //     Foreman's discovery image.
+//   - BenchmarkDHCPPair: two `foundry serve` as a DHCP pair on a
+//     three-member etcd against a Kea HA pair (load balancing), and one
+//     Foundry alone on the same etcd.
+//   - BenchmarkScale, BenchmarkFullStorm: 100,000 machines in the store, and
+//     10,000 simulated machines doing the whole discovery flow.
 //
 // The network benchmarks run inside a private network namespace (see
 // test/nstest) and need root; README.md says how to run them and what they
