@@ -24,6 +24,8 @@
 //	c/<name>                 Cluster
 //	p/<name>                 Profile
 //	i/<name>                 Image (library image; its file is <image_dir>/Image.File)
+//	if/<name>/<appliance>    ImageCopy: one appliance's copy of the image (images_copies.go)
+//	id/<name>                DeletedImage: the mark a deleted image leaves for the appliances' copies
 //	t/<id>                   APIToken, including its hash
 //	th/<hex sha256>          token id (raw bytes)
 //	uh/<lower-case hostname> MAC of the machine with that host name
