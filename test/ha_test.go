@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -75,7 +77,9 @@ segments:
 // address twice; the secondary is killed and a client of its hash bucket
 // is served by the primary within failover_after and two heartbeats (the
 // time is printed), as is a real dhclient; then an etcd member is killed
-// and clients are still served.
+// and clients are still served; then every member: the dhclient's lease is
+// renewed from memory for the time it has left, a new client gets
+// nothing, and once etcd is back both are leased again.
 func TestDHCPPair(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{Members: 3})
 	// Segment ha: the bridge (the router's address) and the clients.
@@ -157,6 +161,7 @@ func TestDHCPPair(t *testing.T) {
 	if err := d.once(30 * time.Second); err != nil {
 		t.Fatalf("dhclient after the failover: %v", err)
 	}
+	boundBy := time.Now() // the lease's ACK came before: it ends before boundBy + 600 s
 	bound := d.last("BOUND")
 	if bound == nil || bound["server"] != "10.95.0.2" {
 		t.Fatalf("dhclient of the dead appliance's bucket: %v, want bound by the survivor 10.95.0.2", d.events())
@@ -172,6 +177,79 @@ func TestDHCPPair(t *testing.T) {
 	}
 	total := haLeasesAgree(t, c.Endpoints()[1:])
 	t.Logf("etcd holds %d leases, every address once, every claim agreeing", total)
+
+	// 4. etcd is gone (every member down). The dhclient's INIT-REBOOT from
+	// its lease file is ACKed from memory, for no longer than its stored
+	// lease has left; a new client gets nothing.
+	c.Stop(1)
+	c.Stop(2)
+	asked := time.Now()
+	if err := d.once(30 * time.Second); err != nil {
+		t.Fatalf("dhclient INIT-REBOOT with etcd down: %v", err)
+	}
+	answered := time.Since(asked)
+	reboot := d.last("REBOOT", "BOUND", "RENEW", "REBIND")
+	lease, _ := strconv.Atoi(reboot["lease"])
+	maxLeft := int((600*time.Second - asked.Sub(boundBy)) / time.Second)
+	t.Logf("etcd down: dhclient %s got %s %s with lease %d s (at most %d s left) in %v", dhMAC, reboot["reason"], reboot["ip"], lease, maxLeft, answered.Round(time.Millisecond))
+	if reboot["reason"] != "REBOOT" || reboot["ip"] != bound["ip"] || lease <= 0 || lease > maxLeft {
+		t.Errorf("etcd down: dhclient got %v, want REBOOT of %s for at most %d s", reboot, bound["ip"], maxLeft)
+	}
+	if _, ok := primary.waitLog(time.Second, "renewed from memory", dhMAC); !ok {
+		t.Errorf("the renewal from memory was not logged")
+	}
+	newcomer := newDHClient(t, labNet.client(macInBucket(false, 3)))
+	if out, err := dhclientUnanswered(newcomer, 6); err == nil || newcomer.last("BOUND") != nil {
+		t.Errorf("etcd down: a new client was leased an address: %v, %v\n%s", err, newcomer.events(), out)
+	}
+	if line, ok := primary.waitLog(time.Second, "dhcp request dropped", "store_unavailable"); ok {
+		t.Logf("etcd down, a new client: %s", line)
+	} else {
+		t.Errorf("the new client's drop was not logged as store_unavailable")
+	}
+
+	// etcd is back (two members of three): both are served and written.
+	c.Start(1)
+	c.Start(2)
+	back := time.Now()
+	if err := d.once(40 * time.Second); err != nil {
+		t.Fatalf("dhclient with etcd back: %v", err)
+	}
+	if ev := d.last("REBOOT", "BOUND"); ev["lease"] != "600" || ev["ip"] != bound["ip"] {
+		t.Errorf("etcd back: dhclient got %v, want %s for 600 s", ev, bound["ip"])
+	}
+	if err := newcomer.once(40 * time.Second); err != nil || newcomer.last("BOUND") == nil {
+		t.Errorf("etcd back: the new client got no lease: %v, %v", err, newcomer.events())
+	}
+	t.Logf("etcd back: both clients leased in %v", time.Since(back).Round(time.Millisecond))
+	kept := metricValue(t, primary, "foundry_dhcp_renewed_from_memory_total")
+	down := metricValue(t, primary, `foundry_dhcp_drops_total{reason="store_unavailable"}`)
+	t.Logf("renewed from memory: %v; dropped as store_unavailable: %v", kept, down)
+	if kept < 1 || down < 1 {
+		t.Errorf("renewed_from_memory_total %v, drops{store_unavailable} %v: want both counted", kept, down)
+	}
+	haLeasesAgree(t, c.Endpoints()[1:])
+}
+
+// dhclientUnanswered runs d's one attempt where no answer is expected,
+// ended by dhclient's own timeout of secs seconds (exit status 2): the
+// context's SIGKILL reaches `ip netns exec`, not always the dhclient it
+// started, which would hold the output pipe open.
+func dhclientUnanswered(d *dhclient, secs int) ([]byte, error) {
+	conf := filepath.Join(d.dir, "dhclient.conf")
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		return nil, err
+	}
+	b = regexp.MustCompile(`(?m)^timeout \d+;`).ReplaceAll(b, []byte(fmt.Sprintf("timeout %d;", secs)))
+	if err := os.WriteFile(conf, b, 0o644); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+15)*time.Second)
+	defer cancel()
+	cmd := inNS(ctx, d.ns, "dhclient", d.args("-1", "eth0")...)
+	cmd.WaitDelay = 2 * time.Second
+	return cmd.CombinedOutput()
 }
 
 // perfRun is what a perfdhcp run reported: DISCOVERs and REQUESTs sent,
