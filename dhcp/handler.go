@@ -44,6 +44,9 @@ type instance struct {
 	lim      *limiter
 	// pair is this server's side of a DHCP pair (pair.go); nil: alone.
 	pair *pairState
+	// deferLookup: machine lookups cross the network (Server.RemoteStore
+	// or a pair) and run in finish, on a worker.
+	deferLookup bool
 	// limits gathers the packets dropped by limits for the log line
 	// Serve writes every warnEvery (reportLimits).
 	limits limitReport
@@ -186,8 +189,8 @@ type admitted struct {
 	// machine is the MAC's record (nil: none); not looked up for RELEASE
 	// and DECLINE.
 	machine *store.Machine
-	// lookup: the record is looked up by finish, not admit (a pair's
-	// shared store answers over the network: not in a socket's reader).
+	// lookup: the record is looked up by finish, not admit (a shared
+	// store answers over the network: not in a socket's reader).
 	lookup bool
 	// storeDown is the lookup's error when the store is unavailable
 	// (wrapping store.ErrUnavailable): the record is unknown, and only a
@@ -282,6 +285,8 @@ func (l *listener) admit(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*admitted, s
 		if reason, detail := in.pair.admit(p); reason != "" {
 			return nil, reason, detail
 		}
+	}
+	if in.deferLookup {
 		p.lookup = true
 		return p, "", ""
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -445,5 +446,47 @@ func TestServeWaitsOnlyForWrites(t *testing.T) {
 		t.Errorf("RELEASE answered: %v", got)
 	}
 	// Nothing is left in flight: Serve's wait for handlers would return.
+	f.in.inflight.Wait()
+}
+
+// countingMachines counts GetMachine calls of the store beneath.
+type countingMachines struct {
+	MachineStore
+	n atomic.Int32
+}
+
+func (c *countingMachines) GetMachine(mac string) (store.Machine, error) {
+	c.n.Add(1)
+	return c.MachineStore.GetMachine(mac)
+}
+
+// TestRemoteStoreLooksUpOnWorkers: with a store across the network (etcd),
+// no machine lookup runs in a socket's reader — a slow or unreachable
+// backend must not hold up the packets behind it — even for a packet that
+// writes nothing.
+func TestRemoteStoreLooksUpOnWorkers(t *testing.T) {
+	var counted *countingMachines
+	f := newFixture(t, func(s *Server) {
+		s.Segments[1].AllowUnknown = true
+		s.RemoteStore = true
+		counted = &countingMachines{MachineStore: s.Machines}
+		s.Machines = counted
+	})
+	prod := f.byIf["veth1"]
+	wire, resp := onTheWire(t, pkt(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{0x52, 0x54, 0, 0, 0xab, 1}))
+	before := counted.n.Load()
+	reply, rest := prod.serve(wire, resp, netip.Addr{}, false)
+	if reply != nil || rest == nil {
+		t.Fatalf("a DISCOVER with a remote store was answered in the reader: %v", reply)
+	}
+	if n := counted.n.Load() - before; n != 0 {
+		t.Fatalf("the reader looked the machine up %d times", n)
+	}
+	if got := rest(); got == nil || got.MessageType() != dhcpv4.MessageTypeOffer {
+		t.Fatalf("the worker's answer: %v, want an OFFER", got)
+	}
+	if n := counted.n.Load() - before; n != 1 {
+		t.Errorf("the worker looked the machine up %d times, want 1", n)
+	}
 	f.in.inflight.Wait()
 }

@@ -80,6 +80,11 @@ type Server struct {
 	// Pair makes this server one of two on the same segments, sharing
 	// Leases (pair.go, docs/scale-out.md); nil (default): the only one.
 	Pair *Pair
+	// RemoteStore says that Machines answers over the network (a store on
+	// etcd): machine lookups then run on the workers, never in a socket's
+	// reader, so that a slow or unreachable backend holds up no other
+	// packet. A pair always works so.
+	RemoteStore bool
 }
 
 // Serve answers DHCP until ctx is done, then closes every listener and
@@ -272,6 +277,7 @@ func (s *Server) build(ifaces []string, addrs map[string][]netip.Addr) (*instanc
 		}
 		in.pair = newPairState(*s.Pair, allocs, log, time.Now())
 	}
+	in.deferLookup = s.RemoteStore || in.pair != nil
 	if err := seedDiscovered(s.Machines, byName, in.now(), in.ttl); err != nil {
 		return nil, nil, fmt.Errorf("dhcp: %w", err)
 	}

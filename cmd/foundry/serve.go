@@ -168,6 +168,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Limits:       cfg.Limits,
 		Logger:       log.With("service", "dhcp"),
 		Registerer:   reg,
+		RemoteStore:  cfg.Etcd != nil,
 	}
 	if cfg.Pair != nil {
 		pair := *cfg.Pair
