@@ -142,6 +142,20 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 	if d.Decision != "wait" || wait == 0 || d.BMCUser != nil {
 		return s.decided(p, d, final), nil
 	}
+	// reconsider reads the session and the machine again: an answer when
+	// the session ended or the decision is no longer to wait, else nil.
+	reconsider := func() (*struct{ Body Decision }, error) {
+		if ended() {
+			return nil, errSessionEnded
+		}
+		if m, err = s.Store.GetMachine(p.MAC); err != nil {
+			return nil, s.storeErr(err, "machine "+p.MAC, "")
+		}
+		if d, final = s.decision(m, sess, p.Base); d.Decision != "wait" || d.BMCUser != nil {
+			return s.decided(p, d, final), nil
+		}
+		return nil, nil
+	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -154,14 +168,8 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 			return &struct{ Body Decision }{Body: d}, nil
 		case <-copied:
 			copied = s.imagesChanged()
-			if ended() {
-				return nil, errSessionEnded
-			}
-			if m, err = s.Store.GetMachine(p.MAC); err != nil {
-				return nil, s.storeErr(err, "machine "+p.MAC, "")
-			}
-			if d, final = s.decision(m, sess, p.Base); d.Decision != "wait" || d.BMCUser != nil {
-				return s.decided(p, d, final), nil
+			if out, err := reconsider(); out != nil || err != nil {
+				return out, err
 			}
 		case ev, ok := <-events:
 			if !ok {
@@ -172,14 +180,8 @@ func (s *Server) agentDecision(ctx context.Context, in *decisionIn) (*struct{ Bo
 			}
 			// Sessions end in the same transaction as the change that
 			// ends them (rediscover, delete), so the event sees it.
-			if ended() {
-				return nil, errSessionEnded
-			}
-			if m, err = s.Store.GetMachine(p.MAC); err != nil {
-				return nil, s.storeErr(err, "machine "+p.MAC, "")
-			}
-			if d, final = s.decision(m, sess, p.Base); d.Decision != "wait" || d.BMCUser != nil {
-				return s.decided(p, d, final), nil
+			if out, err := reconsider(); out != nil || err != nil {
+				return out, err
 			}
 		}
 	}

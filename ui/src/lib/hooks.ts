@@ -39,3 +39,27 @@ export function useLoad<D>(load: () => Promise<D>, initial: D): { data: D; error
   }, [seq]);
   return { data, error, reload: () => setSeq((s) => s + 1) };
 }
+
+/**
+ * usePolled calls load at once and every `every` ms while the component is
+ * shown, and returns its last answer (null before the first). A failed
+ * call keeps what was shown: the header's live badge reports a broken
+ * connection already.
+ */
+export function usePolled<D>(load: () => Promise<D>, every: number, deps: unknown[]): D | null {
+  const [data, setData] = useState<D | null>(null);
+  useEffect(() => {
+    let live = true;
+    const run = () =>
+      load()
+        .then((d) => live && setData(() => d))
+        .catch(() => {});
+    run();
+    const t = setInterval(run, every);
+    return () => {
+      live = false;
+      clearInterval(t);
+    };
+  }, [...deps, every]);
+  return data;
+}
