@@ -99,17 +99,24 @@ func (db *DB) follow(f *follower, rev int64) {
 				return
 			}
 			if errors.Is(err, kv.ErrCompacted) {
-				// Changes were missed: every in-memory view reloads.
+				// Changes were missed: every in-memory view reloads, and
+				// the watch resumes after the revision the reload starts
+				// from (as at open), so that nothing in between is lost.
 				db.log.Warn("store watch fell behind the cluster's compaction; reloading", "err", err)
-				db.mirror.drop()
-				if err := db.known.load(db.kv); err != nil {
-					db.log.Warn("reload the machine index", "err", err)
+				rev, rerr := f.eng.ViewRev(func(txn kv.Txn) error { return txn.Get(keySchema, nil) })
+				if rerr == nil {
+					rerr = db.known.load(db.kv)
 				}
-				db.dropSubscribers()
-				f.mu.Lock()
-				clear(f.own) // commits in the gap never come back
-				f.mu.Unlock()
-				from = 0
+				if rerr != nil {
+					db.log.Warn("reload after compaction", "err", rerr) // tried again after the pause
+				} else {
+					db.mirror.drop()
+					db.dropSubscribers()
+					f.mu.Lock()
+					clear(f.own) // commits in the gap never come back
+					f.mu.Unlock()
+					from = rev + 1
+				}
 			} else {
 				db.log.Warn("store watch ended; watching again", "err", err, "from_revision", from)
 			}
