@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/foundry-appliance/foundry/store/kv"
 	"github.com/foundry-appliance/foundry/store/kv/etcdtest"
 )
@@ -183,4 +185,74 @@ func TestSharedStores(t *testing.T) {
 		}
 		t.Logf("create without etcd failed after %v: %v", took.Round(time.Millisecond), err)
 	})
+}
+
+// TestSharedStoreCatchesUpAfterCompaction holds one store's watch behind
+// a compaction of the cluster: it reloads what it keeps in memory and
+// watches on, missing neither the change made while it was behind nor
+// the ones after.
+func TestSharedStoreCatchesUpAfterCompaction(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	a, b := openShared(t, c, "fleet/"), openShared(t, c, "fleet/")
+	// Stop b's watch, as a long partition would, at the revision it has seen.
+	b.shared.cancel()
+	<-b.shared.done
+	seen, err := b.shared.eng.ViewRev(func(txn kv.Txn) error { return txn.Get(keySchema, nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateMachine(Machine{MAC: mac(1)}, admin); err != nil {
+		t.Fatal(err)
+	}
+	// One more commit, so that the compaction passes the create's revision
+	// (a watch may start at the compacted revision itself).
+	if err := a.AppendAudit("", Audit{Actor: "admin", Action: "note"}); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now, err := cli.Get(ctx, "any")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, now.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetMachine(mac(1)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("b knew of the machine while its watch was stopped: %v", err)
+	}
+	evB, cancelB := b.Subscribe(16)
+	defer cancelB()
+	b.follow(b.shared, seen) // from a revision the cluster no longer keeps
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := b.GetMachine(mac(1)); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("b did not learn the machine created while it was behind: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Its subscribers were told they missed events (closed channel).
+	for closed := false; !closed; {
+		select {
+		case _, ok := <-evB:
+			closed = !ok
+		case <-time.After(10 * time.Second):
+			t.Fatal("b's subscriber was not told that it missed events")
+		}
+	}
+	evB, cancelB2 := b.Subscribe(16)
+	defer cancelB2()
+	if _, err := a.CreateMachine(Machine{MAC: mac(2)}, admin); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, evB); ev.Type != EventCreated || ev.Machine.MAC != mac(2) {
+		t.Fatalf("b's event after the reload: %s %s", ev.Type, ev.Machine.MAC)
+	}
 }
