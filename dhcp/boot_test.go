@@ -202,3 +202,36 @@ func TestIsIPXE(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideAsksForTheARMBinaryOnlyForARM: the file system is asked about
+// the arm64 binary only for an arm64 client, whose boot file it decides;
+// every other packet is decided without a stat.
+func TestDecideAsksForTheARMBinaryOnlyForARM(t *testing.T) {
+	seg := Segment{Name: "lab", Mode: ModeDHCP, Discovery: true}
+	for _, tt := range []struct {
+		name  string
+		mods  []dhcpv4.Modifier
+		have  bool
+		asked int
+		file  string
+	}{
+		{"bios", []dhcpv4.Modifier{pxeBIOS, arch(iana.INTEL_X86PC)}, true, 0, "undionly.kpxe"},
+		{"uefi x64", []dhcpv4.Modifier{pxeUEFI, arch(iana.EFI_X86_64)}, true, 0, "ipxe.efi"},
+		{"no PXE", nil, true, 0, ""},
+		{"arm64, binary present", []dhcpv4.Modifier{pxeUEFI, arch(iana.EFI_ARM64)}, true, 1, "ipxe-arm64.efi"},
+		{"arm64, binary missing", []dhcpv4.Modifier{pxeUEFI, arch(iana.EFI_ARM64)}, false, 1, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := testEnv
+			asked := 0
+			env.HaveFile = func(name string) bool { asked++; return tt.have && name == "ipxe-arm64.efi" }
+			d := decide(&seg, parseClient(discover(t, tt.mods...)), nil, env)
+			if asked != tt.asked {
+				t.Errorf("HaveFile asked %d times, want %d", asked, tt.asked)
+			}
+			if d.BootFile != tt.file {
+				t.Errorf("boot file %q, want %q", d.BootFile, tt.file)
+			}
+		})
+	}
+}

@@ -245,10 +245,7 @@ func (l *listener) admit(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*admitted, s
 		return nil, dropUnsupported, "message type " + mt.String()
 	}
 	if resp == nil {
-		var err error
-		if resp, err = dhcpv4.NewReplyFromRequest(req); err != nil {
-			return nil, dropMalformed, err.Error()
-		}
+		resp = newReply(req)
 	}
 	seg, reason, detail := l.segmentFor(req, src)
 	if seg == nil {
@@ -298,7 +295,10 @@ func (l *listener) admit(req, resp *dhcpv4.DHCPv4, src netip.Addr) (*admitted, s
 func (in *instance) lookup(p *admitted) (*admitted, string, string) {
 	switch m, err := in.machines.GetMachine(p.mac); {
 	case err == nil:
-		p.machine = &m
+		// A copy, so that m itself stays on the stack: most lookups find
+		// nothing (a new client) and need no heap record.
+		found := m
+		p.machine = &found
 	case errors.Is(err, store.ErrUnavailable):
 		// Not a drop yet: a renewal of a live lease is answered without
 		// the record (finish).

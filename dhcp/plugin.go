@@ -137,10 +137,7 @@ func (l *listener) answerOwn(b []byte, peer *net.UDPAddr) (datagram, func() data
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
 		return datagram{}, nil
 	}
-	resp, err := dhcpv4.NewReplyFromRequest(req)
-	if err != nil {
-		return datagram{}, nil
-	}
+	resp := newReply(req)
 	if typ != dhcpv4.MessageTypeNone {
 		resp.UpdateOption(dhcpv4.OptMessageType(typ))
 	}

@@ -12,6 +12,13 @@ const (
 	MaxHostLabel = 63
 )
 
+// The fixed verdicts of Hostname are made once: the DHCP server asks about
+// every packet's option 12, and most carry none.
+var (
+	errEmptyHostname = errors.New("not an RFC 1123 host name: empty")
+	errHyphenEnds    = errors.New("not an RFC 1123 host name: a label cannot start or end with '-'")
+)
+
 // Hostname checks that s is an RFC 1123 host name and returns it in the
 // one form Foundry stores: lower case (DNS names are case-insensitive).
 // A host name is one or more dot-separated labels of 1-63 ASCII letters,
@@ -24,7 +31,7 @@ const (
 // rather than repaired, since a repaired name is one the machine never had.
 func Hostname(s string) (string, error) {
 	if s == "" {
-		return "", errors.New("not an RFC 1123 host name: empty")
+		return "", errEmptyHostname
 	}
 	if len(s) > MaxHostname {
 		return "", fmt.Errorf("not an RFC 1123 host name: longer than %d characters", MaxHostname)
@@ -34,7 +41,7 @@ func Hostname(s string) (string, error) {
 			return "", fmt.Errorf("not an RFC 1123 host name: each dot-separated label needs 1-%d characters", MaxHostLabel)
 		}
 		if label[0] == '-' || label[len(label)-1] == '-' {
-			return "", errors.New("not an RFC 1123 host name: a label cannot start or end with '-'")
+			return "", errHyphenEnds
 		}
 		for i := 0; i < len(label); i++ {
 			if c := label[i]; !alnum(c) && c != '-' {
