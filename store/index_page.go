@@ -494,7 +494,7 @@ func (db *DB) readPage(txn kv.Txn, macs []string) ([]Machine, map[string][]Sessi
 	now := db.now()
 	// One iterator for the session indexes of the whole page: a Badger
 	// iterator costs more to make than to move.
-	it := txn.NewIterator(kv.IterOptions{Prefix: []byte("sm/")})
+	it := txn.NewIterator(kv.IterOptions{Prefix: []byte("sm/"), KeysOnly: true})
 	defer it.Close()
 	for _, mac := range macs {
 		m, err := getRecord(txn, mac)

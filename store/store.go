@@ -113,6 +113,9 @@ type DB struct {
 	shared *follower
 	// space refuses writes on a full disk (space.go); nil: no guard.
 	space *spaceGuard
+	// tables advises Badger's table mappings against read-around
+	// (readahead.go); nil in memory, on etcd and outside Linux.
+	tables *tableAdvisor
 	// corrupt reports the records lists skip (corrupt.go).
 	corrupt corruptRecords
 	// mirror holds the machines' search rows and counts for lists
@@ -177,6 +180,10 @@ func Open(dir string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	if !opt.InMemory {
+		db.tables = newTableAdvisor(dir)
+		db.tables.start()
+	}
 	return db, nil
 }
 
@@ -230,6 +237,7 @@ func (db *DB) Close() error {
 	}
 	db.subMu.Unlock()
 	db.leases.close()
+	db.tables.close()
 	if db.shared != nil {
 		db.shared.cancel()
 		<-db.shared.done

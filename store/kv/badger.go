@@ -75,11 +75,14 @@ func (t badgerTxn) Set(key, val []byte) error { return badgerErr(t.t.Set(key, va
 func (t badgerTxn) Delete(key []byte) error   { return badgerErr(t.t.Delete(key)) }
 
 func (t badgerTxn) NewIterator(opt IterOptions) Iterator {
+	// No value prefetching, as the store read Badger before this engine
+	// (KeysOnly or not): Foundry's values are kept in the tables (none
+	// reaches the value threshold), so prefetching only copies them, in a
+	// goroutine each, 100 ahead of every Seek. A machine list seeks twice
+	// per machine: with prefetching, one page took 13 ms instead of 3.
 	it := t.t.NewIterator(badger.IteratorOptions{
-		Prefix:         opt.Prefix,
-		Reverse:        opt.Reverse,
-		PrefetchValues: !opt.KeysOnly,
-		PrefetchSize:   100,
+		Prefix:  opt.Prefix,
+		Reverse: opt.Reverse,
 	})
 	return &badgerIter{it: it, prefix: opt.Prefix, reverse: opt.Reverse}
 }
