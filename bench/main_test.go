@@ -56,9 +56,14 @@ var build struct {
 	err  error
 }
 
-// foundryBin builds ./cmd/foundry once and returns its path.
+// foundryBin builds ./cmd/foundry once and returns its path, or returns
+// FOUNDRY_BENCH_BIN if set: another build to measure (one of
+// BenchmarkDHCPBuilds' builds, or an older commit's).
 func foundryBin(b *testing.B) string {
 	b.Helper()
+	if p := os.Getenv("FOUNDRY_BENCH_BIN"); p != "" {
+		return p
+	}
 	build.once.Do(func() {
 		build.path = filepath.Join(binDir, "foundry")
 		out, err := exec.Command("go", "build", "-o", build.path, "../cmd/foundry").CombinedOutput()

@@ -85,10 +85,10 @@ type Options struct {
 	Logger *slog.Logger
 	// LeaseBatchGap is how long PutLease's writer waits for another
 	// concurrent lease to share a synced commit (leasebatch.go); default
-	// DefaultLeaseBatchGap (200µs), negative: no wait.
+	// DefaultLeaseBatchGap (1ms), negative: no wait.
 	LeaseBatchGap time.Duration
 	// LeaseBatchWindow bounds the wait of a batch's first lease; default
-	// DefaultLeaseBatchWindow (2ms), negative: no wait.
+	// DefaultLeaseBatchWindow (5ms), negative: no wait.
 	LeaseBatchWindow time.Duration
 	// SpaceReserve is the free space kept back on the database's file
 	// system (space.go): below it writes fail with ErrNoSpace. Default
