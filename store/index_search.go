@@ -41,6 +41,14 @@ type rowMirror struct {
 type mirrorRow struct {
 	mac []byte
 	row []byte
+	// ok: the row decodes (checked once, when it is read), so that a
+	// search may skip it undecoded.
+	ok bool
+}
+
+func newMirrorRow(mac, row []byte) mirrorRow {
+	_, err := decodeRow(mac, row)
+	return mirrorRow{mac, row, err == nil}
 }
 
 // load reads every row once; a second call does nothing.
@@ -84,7 +92,7 @@ func (r *rowMirror) load(e kv.Engine) error {
 			}
 			mac := kv.KeyCopy(it)[3:]
 			at[string(mac)] = len(rows)
-			rows = append(rows, mirrorRow{mac, v})
+			rows = append(rows, newMirrorRow(mac, v))
 			if t, ok := rowTuple(v); ok {
 				count[t]++
 			}
@@ -167,10 +175,10 @@ func (r *rowMirror) refresh(e kv.Engine, mac string) {
 	}
 	switch {
 	case err == nil && ok:
-		r.rows[i].row = v
+		r.rows[i] = newMirrorRow(r.rows[i].mac, v)
 	case err == nil:
 		r.at[mac] = len(r.rows)
-		r.rows = append(r.rows, mirrorRow{[]byte(mac), v})
+		r.rows = append(r.rows, newMirrorRow([]byte(mac), v))
 	case ok && errors.Is(err, ErrNotFound):
 		last := len(r.rows) - 1
 		r.rows[i] = r.rows[last]
@@ -186,8 +194,8 @@ func (r *rowMirror) refresh(e kv.Engine, mac string) {
 
 // each calls fn with every row, split into parts that run at once (part
 // is 0 to parts-1; each part's rows in order, from the last one added
-// when backwards); fn must not change mac or row.
-func (r *rowMirror) each(parts int, backwards bool, fn func(part int, mac, row []byte)) {
+// when backwards); fn must not change the row.
+func (r *rowMirror) each(parts int, backwards bool, fn func(part int, row *mirrorRow)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	rows := r.rows
@@ -206,7 +214,7 @@ func (r *rowMirror) each(parts int, backwards bool, fn func(part int, mac, row [
 				if backwards {
 					j = hi - 1 - (i - lo)
 				}
-				fn(part, rows[j].mac, rows[j].row)
+				fn(part, &rows[j])
 			}
 		}()
 	}
@@ -233,10 +241,16 @@ func (db *DB) searchRows(p *picker) error {
 	}
 	// Machines added later are mostly newer: meeting them first when the
 	// newest come first lets few rows displace the page kept so far.
-	db.mirror.each(len(pickers), p.q.Desc, func(part int, mac, b []byte) {
-		r, err := decodeRow(mac, b)
+	db.mirror.each(len(pickers), p.q.Desc, func(part int, m *mirrorRow) {
+		// The text is a part of the row: a row whose bytes lack a word
+		// lacks it in its text, and most rows of a search end here,
+		// undecoded (decoding every row was a third of a search's time).
+		if m.ok && !matchWords(m.row, p.words) {
+			return
+		}
+		r, err := decodeRow(m.mac, m.row)
 		if err != nil {
-			db.corrupt.report(rowKey(string(mac)), fmt.Errorf("%w: %v", ErrCorrupt, err))
+			db.corrupt.report(rowKey(string(m.mac)), fmt.Errorf("%w: %v", ErrCorrupt, err))
 			return
 		}
 		pickers[part].offer(&r)

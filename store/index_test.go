@@ -448,3 +448,34 @@ func TestSearchFollowsSessions(t *testing.T) {
 		t.Errorf("after a delete: %v", got)
 	}
 }
+
+// A search matches a machine's text only: a word found elsewhere in its
+// search row (a sort key, such as the first-seen time) passes the search's
+// first, undecoded look at the row but not the text.
+func TestSearchMatchesTextOnly(t *testing.T) {
+	db, _, _ := openTest(t)
+	seen := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	mustCreate(t, db, Machine{MAC: mac(1), State: StateDiscovered, Hostname: "alpha", FirstSeen: seen})
+	mustCreate(t, db, Machine{MAC: mac(2), State: StateDiscovered, Hostname: "beta-2031-05", FirstSeen: seen})
+	for _, tc := range []struct {
+		text string
+		want []string
+	}{
+		{"2031-05", []string{mac(2)}}, // in both rows' first-seen key; in one text
+		{"alpha", []string{mac(1)}},
+		{"alpha 2031-05", nil},
+		{"07:08:09", nil}, // in the first-seen key only
+	} {
+		p, err := db.ListMachinePage(MachineQuery{Text: tc.text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range p.Machines {
+			got = append(got, m.MAC)
+		}
+		if !slices.Equal(got, tc.want) || p.Total != len(tc.want) {
+			t.Errorf("search %q: %v (total %d), want %v", tc.text, got, p.Total, tc.want)
+		}
+	}
+}
