@@ -449,9 +449,9 @@ func TestSearchFollowsSessions(t *testing.T) {
 	}
 }
 
-// A search matches a machine's text only: a word found elsewhere in its
-// search row (a sort key, such as the first-seen time) passes the search's
-// first, undecoded look at the row but not the text.
+// A search matches a machine's text only, which it finds in the search
+// row without decoding the rest: a word found elsewhere in the row (a sort
+// key, such as the first-seen time) matches nothing.
 func TestSearchMatchesTextOnly(t *testing.T) {
 	db, _, _ := openTest(t)
 	seen := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -477,5 +477,20 @@ func TestSearchMatchesTextOnly(t *testing.T) {
 		if !slices.Equal(got, tc.want) || p.Total != len(tc.want) {
 			t.Errorf("search %q: %v (total %d), want %v", tc.text, got, p.Total, tc.want)
 		}
+	}
+}
+
+func TestMirrorRowText(t *testing.T) {
+	m := Machine{MAC: mac(1), State: StateReady, Hostname: "Node-1", Cluster: "rack1", Segment: "lab", FirstSeen: time.Unix(0, 0)}
+	row := rowOf(&m, []string{"10.0.0.9:4000"})
+	for _, b := range [][]byte{row, append(row[:len(row):len(row)], 0, 0)} { // trailing bytes after the text
+		r := newMirrorRow([]byte(m.MAC), b)
+		want := searchText(&m, []string{"10.0.0.9:4000"})
+		if r.text < 0 || string(b[r.text:r.end]) != want {
+			t.Errorf("text %q, want %q", b[max(0, r.text):max(0, r.end)], want)
+		}
+	}
+	if r := newMirrorRow([]byte(m.MAC), []byte("\x01\x7f")); r.text != -1 {
+		t.Errorf("an undecodable row's text at %d", r.text)
 	}
 }
