@@ -119,11 +119,12 @@ func (a *tableAdvisor) pass() {
 	a.done = next
 }
 
-// advised is how many table mappings carry the advice.
-func (a *tableAdvisor) advised() int {
+// advised is how many table mappings carry the advice, and the last
+// advice refused.
+func (a *tableAdvisor) advised() (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.done)
+	return len(a.done), a.fail
 }
 
 // tableMappings parses /proc/<pid>/maps and returns the mappings of the
