@@ -34,9 +34,32 @@ import (
 
 const defaultConfigPath = "/etc/foundry/foundry.yaml"
 
-// defaultMemoryLimit is foundry serve's soft memory limit (Go's GOMEMLIMIT)
-// unless the environment sets one.
-const defaultMemoryLimit = 256 << 20
+// foundry serve's garbage collector settings unless the environment sets
+// GOMEMLIMIT or GOGC (tuneCollector).
+const (
+	defaultMemoryLimit = 256 << 20
+	defaultGCPercent   = 50
+)
+
+// tuneCollector applies serve's collector defaults where lookup (the
+// environment) sets none. Badger's compactions allocate in bursts on the
+// Go heap: the soft memory limit makes the collector return that memory
+// instead of letting the heap double first (100,000 machines: peak 477 MiB
+// without, 329 MiB with 256 MiB). The lower GOGC keeps the heap at 1.5
+// times what is live instead of twice: at 100,000 machines in a 300 MiB
+// cgroup (one run) that left 187 instead of 143 MiB to the page cache that Badger's
+// mapped tables read through (110 instead of 154 MiB anonymous, 30 % fewer
+// faults on gets, peak 224 instead of 254 MiB; latencies within noise),
+// and under perfdhcp at 8,000 DORA/s it cost no measurable CPU (105
+// against 104 ms per 1,000 DORA; docs/robustness.md, bench/README.md).
+func tuneCollector(lookup func(string) (string, bool)) {
+	if _, set := lookup("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+	if _, set := lookup("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
+}
 
 func newServeCmd() *cobra.Command {
 	var path string
@@ -49,14 +72,7 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-				// Badger's compactions allocate in bursts on the Go heap;
-				// a soft limit makes the collector return that memory
-				// instead of letting the heap double first (100,000
-				// machines: peak 477 MiB without, 329 MiB with 256 MiB;
-				// bench/scale_test.go). GOMEMLIMIT overrides it.
-				debug.SetMemoryLimit(defaultMemoryLimit)
-			}
+			tuneCollector(os.LookupEnv)
 			return serve(cmd.Context(), cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
