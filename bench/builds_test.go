@@ -56,8 +56,7 @@ func BenchmarkDHCPBuilds(b *testing.B) {
 				kd, _ := startKea(b, n)
 				t = &search{target: keaTarget(kd)}
 			} else {
-				os.Setenv("FOUNDRY_BENCH_BIN", bd.path)
-				fd, _ := startFoundry(b, foundryRelayed(n, "bench", false), emptyImages(b))
+				fd, _ := startFoundryBin(b, bd.path, foundryRelayed(n, "bench", false), emptyImages(b))
 				t = &search{target: foundryTarget(fd)}
 			}
 			t.trial(b, n, 500) // warm-up, as BenchmarkDHCPThroughput
@@ -69,7 +68,6 @@ func BenchmarkDHCPBuilds(b *testing.B) {
 			time.Sleep(time.Second)
 		}
 	}
-	os.Unsetenv("FOUNDRY_BENCH_BIN")
 	median := func(v []float64) float64 {
 		s := slices.Clone(v)
 		slices.Sort(s)

@@ -57,8 +57,7 @@ var build struct {
 }
 
 // foundryBin builds ./cmd/foundry once and returns its path, or returns
-// FOUNDRY_BENCH_BIN if set: another build to measure (one of
-// BenchmarkDHCPBuilds' builds, or an older commit's).
+// FOUNDRY_BENCH_BIN if set: another build to measure (an older commit's).
 func foundryBin(b *testing.B) string {
 	b.Helper()
 	if p := os.Getenv("FOUNDRY_BENCH_BIN"); p != "" {

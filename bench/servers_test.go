@@ -120,6 +120,12 @@ func procCPU(pid int) time.Duration {
 // until it is healthy and returns it with its data directory.
 func startFoundry(b *testing.B, cfg string, images string) (*daemon, string) {
 	b.Helper()
+	return startFoundryBin(b, foundryBin(b), cfg, images)
+}
+
+// startFoundryBin is startFoundry with the build at bin.
+func startFoundryBin(b *testing.B, bin, cfg string, images string) (*daemon, string) {
+	b.Helper()
 	dir := b.TempDir()
 	data := filepath.Join(dir, "data")
 	full := fmt.Sprintf("data_dir: %s\nimage_dir: %s\nlog_level: warn\n"+
@@ -127,7 +133,7 @@ func startFoundry(b *testing.B, cfg string, images string) (*daemon, string) {
 	path := filepath.Join(dir, "foundry.yaml")
 	must(b, os.WriteFile(path, []byte(full), 0o644))
 	d := startDaemon(b, "foundry", []string{"FOUNDRY_ADMIN_TOKEN=fdy_bench-admin-token-0123456789abcdef"},
-		foundryBin(b), "serve", "--config", path)
+		bin, "serve", "--config", path)
 	waitFor(b, d, 30*time.Second, func() bool {
 		resp, err := http.Get("http://127.0.0.1:8080/healthz")
 		if err != nil {
