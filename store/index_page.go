@@ -132,14 +132,14 @@ func (db *DB) ListMachinePage(q MachineQuery) (MachinePage, error) {
 				return err
 			}
 			macs, next = p.page()
-			page.Total, page.Counts = p.total, p.counts
+			page.Total, page.Counts = p.total, p.stateCounts()
 		case q.Text != "":
 			p := newPicker(q)
 			if err := db.searchRows(p); err != nil {
 				return err
 			}
 			macs, next = p.page()
-			page.Total, page.Counts = p.total, p.counts
+			page.Total, page.Counts = p.total, p.stateCounts()
 		default:
 			page.Total, page.Counts = countMatches(counts, q)
 			if macs, next, err = db.scanIndex(txn, counts, code, q); err != nil {
@@ -333,22 +333,36 @@ func (db *DB) readRows(txn kv.Txn, macs []string, p *picker) error {
 // conflicts): it counts them and keeps the page after the cursor, holding
 // no more than a page at a time and copying only what it keeps.
 type picker struct {
-	q      MachineQuery
-	words  [][][]byte
-	k      int
-	h      pageHeap
-	total  int
-	counts map[State]int
+	q     MachineQuery
+	words [][][]byte
+	k     int
+	h     pageHeap
+	total int
+	// byState counts by the state byte of the row: an array, not a map,
+	// as a search counts some 20,000 rows of 100,000 machines.
+	byState [256]int
 }
 
 func newPicker(q MachineQuery) *picker {
-	p := &picker{q: q, words: queryWords(q.Text), k: sortIndex(q.Sort), h: pageHeap{desc: q.Desc}, counts: map[State]int{}}
-	for _, st := range States() {
-		p.counts[st] = 0
-	}
-	return p
+	return &picker{q: q, words: queryWords(q.Text), k: sortIndex(q.Sort), h: pageHeap{desc: q.Desc}}
 }
 
+// stateCounts returns the counts by state: every state, and any other
+// state byte a row held.
+func (p *picker) stateCounts() map[State]int {
+	counts := map[State]int{}
+	for _, st := range States() {
+		counts[st] = 0
+	}
+	for b, n := range p.byState {
+		if n > 0 {
+			counts[State(b)] = n
+		}
+	}
+	return counts
+}
+
+// offer offers a decoded row (readRows).
 func (p *picker) offer(r *row) {
 	q := &p.q
 	if q.Cluster != "" && string(r.cluster) != q.Cluster || q.Segment != "" && string(r.segment) != q.Segment {
@@ -357,16 +371,37 @@ func (p *picker) offer(r *row) {
 	if !matchWords(r.text, p.words) {
 		return
 	}
-	p.counts[r.state]++
-	if len(q.States) > 0 && !slices.Contains(q.States, r.state) {
+	p.take(r.state, r.keys[p.k], r.mac)
+}
+
+// offerMatched offers a mirror row whose text matched already, decoding
+// no more of it than the query needs: its tuple only when the query has
+// a cluster or segment, otherwise its state byte and its sort key.
+func (p *picker) offerMatched(m *mirrorRow) {
+	q := &p.q
+	if q.Cluster != "" || q.Segment != "" {
+		d := decoder{b: m.row[1:]}
+		cluster, segment := d.bytes(), d.bytes()
+		if q.Cluster != "" && string(cluster) != q.Cluster || q.Segment != "" && string(segment) != q.Segment {
+			return
+		}
+	}
+	p.take(State(m.row[0]), m.key(p.k), m.mac)
+}
+
+// take counts a row that matches every filter but States and keeps its
+// position if it is on the page.
+func (p *picker) take(st State, key, mac []byte) {
+	q := &p.q
+	p.byState[byte(st)]++
+	if len(q.States) > 0 && !slices.Contains(q.States, st) {
 		return
 	}
 	p.total++
-	key := r.keys[p.k]
-	if q.After != nil && p.h.compareBytes(key, r.mac, *q.After) <= 0 {
+	if q.After != nil && p.h.compareBytes(key, mac, *q.After) <= 0 {
 		return
 	}
-	p.keep(heapKey{key, r.mac})
+	p.keep(heapKey{key, mac})
 }
 
 // keep adds k to the page kept so far if it is among the limit+1 first:
@@ -386,8 +421,8 @@ func (p *picker) keep(k heapKey) {
 // merge adds what o picked from other rows of the same query.
 func (p *picker) merge(o *picker) {
 	p.total += o.total
-	for st, n := range o.counts {
-		p.counts[st] += n
+	for b, n := range o.byState {
+		p.byState[b] += n
 	}
 	for _, k := range o.h.keys {
 		p.keep(k)

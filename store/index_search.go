@@ -47,6 +47,20 @@ type mirrorRow struct {
 	text, end int32
 }
 
+// key returns the row's sort key of sortIndex k, for a row that decodes
+// (text >= 0): the MAC, or the k-th key after the tuple's cluster and
+// segment.
+func (m *mirrorRow) key(k int) []byte {
+	if k == 0 {
+		return m.mac
+	}
+	d := decoder{b: m.row[1:]}
+	for range k + 1 {
+		d.bytes()
+	}
+	return d.bytes()
+}
+
 func newMirrorRow(mac, row []byte) mirrorRow {
 	r, err := decodeRow(mac, row)
 	if err != nil {
@@ -247,17 +261,19 @@ func (db *DB) searchRows(p *picker) error {
 	// Machines added later are mostly newer: meeting them first when the
 	// newest come first lets few rows displace the page kept so far.
 	db.mirror.each(len(pickers), p.q.Desc, func(part int, m *mirrorRow) {
-		// Most rows of a search end here, undecoded (decoding every row
-		// was a third of a search's time).
-		if m.text >= 0 && !matchWords(m.row[m.text:m.end], p.words) {
-			return
-		}
-		r, err := decodeRow(m.mac, m.row)
-		if err != nil {
+		// A row that does not decode has no text (newMirrorRow).
+		if m.text < 0 {
+			_, err := decodeRow(m.mac, m.row)
 			db.corrupt.report(rowKey(string(m.mac)), fmt.Errorf("%w: %v", ErrCorrupt, err))
 			return
 		}
-		pickers[part].offer(&r)
+		// Most rows of a search end here, undecoded (decoding every row
+		// was a third of a search's time); the rest are decoded no
+		// further than their state and sort key.
+		if !matchWords(m.row[m.text:m.end], p.words) {
+			return
+		}
+		pickers[part].offerMatched(m)
 	})
 	for _, o := range pickers[1:] {
 		p.merge(o)
