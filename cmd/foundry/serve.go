@@ -47,11 +47,12 @@ const (
 // instead of letting the heap double first (100,000 machines: peak 477 MiB
 // without, 329 MiB with 256 MiB). The lower GOGC keeps the heap at 1.5
 // times what is live instead of twice: at 100,000 machines in a 300 MiB
-// cgroup (one run) that left 187 instead of 143 MiB to the page cache that Badger's
-// mapped tables read through (110 instead of 154 MiB anonymous, 30 % fewer
-// faults on gets, peak 224 instead of 254 MiB; latencies within noise),
-// and under perfdhcp at 8,000 DORA/s it cost no measurable CPU (105
-// against 104 ms per 1,000 DORA; docs/robustness.md, bench/README.md).
+// cgroup (one run) that left 187 instead of 143 MiB to the page cache
+// that Badger's mapped tables read through (110 instead of 154 MiB
+// anonymous, 30 % fewer faults on gets, peak 224 instead of 254 MiB;
+// latencies within noise), and under perfdhcp at 8,000 DORA/s it cost no
+// measurable CPU (105 against 104 ms per 1,000 DORA; docs/robustness.md,
+// bench/README.md).
 func tuneCollector(lookup func(string) (string, bool)) {
 	if _, set := lookup("GOMEMLIMIT"); !set {
 		debug.SetMemoryLimit(defaultMemoryLimit)
