@@ -121,3 +121,22 @@ func smapsTables(t *testing.T, dir string) (tables, advised int, paths map[strin
 	}
 	return tables, advised, paths
 }
+
+// FuzzTableMappings: whatever /proc/self/maps holds, the parser returns
+// only well-formed ranges of *.sst files directly in the directory, never
+// more than the lines it was given, and does not panic.
+func FuzzTableMappings(f *testing.F) {
+	f.Add([]byte("7f0000000000-7f0000800000 rw-s 00000000 fd:00 555 /data/db/000012.sst\n"), "/data/db")
+	f.Add([]byte("00400000-00c4f000 r-xp 00000000 fd:00 1234 /usr/bin/foundry\nzz-1 rw-s 0 fd:00 9 /data/db/1.sst\n"), "/data/db")
+	f.Fuzz(func(t *testing.T, maps []byte, dir string) {
+		got := tableMappings(maps, dir)
+		if len(got) > bytes.Count(maps, []byte("\n"))+1 {
+			t.Fatalf("%d mappings from %d lines", len(got), bytes.Count(maps, []byte("\n"))+1)
+		}
+		for _, m := range got {
+			if m.end <= m.start {
+				t.Fatalf("empty or reversed range %+v", m)
+			}
+		}
+	})
+}
