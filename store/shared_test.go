@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/foundry-appliance/foundry/store/kv"
 	"github.com/foundry-appliance/foundry/store/kv/etcdtest"
 )
@@ -209,11 +207,7 @@ func TestSharedStoreCatchesUpAfterCompaction(t *testing.T) {
 	if err := a.AppendAudit("", Audit{Actor: "admin", Action: "note"}); err != nil {
 		t.Fatal(err)
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := c.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	now, err := cli.Get(ctx, "any")

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/foundry-appliance/foundry/store/kv"
 	"github.com/foundry-appliance/foundry/store/kv/etcdtest"
 )
@@ -182,11 +180,7 @@ func TestEtcdQuorum(t *testing.T) {
 // leaderOf is the index of the cluster's leader.
 func leaderOf(t *testing.T, c *etcdtest.Cluster) int {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := c.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for i, ep := range c.Endpoints() {

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/foundry-appliance/foundry/store/kv"
 	"github.com/foundry-appliance/foundry/store/kv/etcdtest"
 )
@@ -259,11 +257,7 @@ func testWatch(t *testing.T, c *etcdtest.Cluster, prefix func() string) {
 	if s := fmtEvents(replay); err != errAbort || s != fmt.Sprintf(want, rev, rev, rev) {
 		t.Fatalf("watch of every key: %v, %s, want "+want, err, s, rev, rev, rev)
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := c.Client(t)
 	if _, err := cli.Compact(ctx2, rev); err != nil {
 		t.Fatal(err)
 	}

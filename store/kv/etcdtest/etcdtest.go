@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // DefaultBinary is where Debian's etcd-server installs etcd.
@@ -254,6 +256,22 @@ func (c *Cluster) Endpoints() []string {
 		out = append(out, m.client)
 	}
 	return out
+}
+
+// Client is a raw etcd client of a plain (not TLS) cluster, for tests
+// that act on etcd beside the engine: a key put behind its back, a
+// compaction, the leader's index. It is closed when t ends.
+func (c *Cluster) Client(t testing.TB) *clientv3.Client {
+	t.Helper()
+	if c.opt.TLS {
+		t.Fatal("etcdtest: Client serves plain clusters; a TLS one needs ClientCert, ClientKey and CA")
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("etcdtest: client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
 }
 
 // Endpoint is member i's client URL.

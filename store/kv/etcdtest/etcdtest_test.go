@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/foundry-appliance/foundry/store/kv/etcdtest"
 )
 
@@ -20,11 +18,7 @@ func TestRestartKeepsData(t *testing.T) {
 	if ep := c.Endpoint(0); !strings.HasPrefix(ep, "http://127.0.0.2:") {
 		t.Fatalf("endpoint %s, want one on 127.0.0.2", ep)
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := c.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
@@ -57,11 +51,7 @@ func TestLaunch(t *testing.T) {
 			c.Close()
 		}
 	}()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := c.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
