@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/net/ipv4"
 )
@@ -43,30 +44,41 @@ type datagram struct {
 // replies together (sendmmsg), a bounded queue of the packets that must
 // wait for the store, a fixed pool of workers that finish them, and one
 // writer (sendmmsg) that sends the workers' replies that are ready
-// together. It replaces a goroutine per packet and a sendto per reply,
-// which were most of the DHCP server's CPU at high rates, and it hands a
-// packet to another goroutine only when it must wait: on a 2-core machine
-// each hand-off is a futex wake and a context switch (bench/README.md).
+// together. An answer may also be finished by another goroutine without a
+// worker (later: a REQUEST whose lease the store's writer finishes). It
+// replaces a goroutine per packet and a sendto per reply, which were most
+// of the DHCP server's CPU at high rates, and it hands a packet to another
+// goroutine only when it must wait: on a 2-core machine each hand-off is
+// a futex wake and a context switch (bench/README.md).
 type batchServer struct {
 	conn *net.UDPConn
 	pc   *ipv4.PacketConn
 	// answer answers one packet: its reply and where it goes (nil b: no
 	// reply), or, for a packet whose answer must wait (for a synced
-	// write), a func that answers it, which a worker runs. It is called
-	// by the reader only; the packet's bytes are not kept after it returns.
-	answer func(b []byte, peer *net.UDPAddr) (datagram, func() datagram)
+	// write), a func that answers it, which a worker runs, or nothing
+	// when it called later and answers through the func it got. It is
+	// called by the reader only; the packet's bytes are not kept after it
+	// returns.
+	answer answerFunc
 	// overload counts a packet dropped because the queue was full.
 	overload func()
 	log      *slog.Logger
 
 	queue   chan func() datagram
 	replies chan datagram
-	done    chan error
-	once    sync.Once
+	// pending counts the answers registered by later and not yet sent;
+	// laterDone waits for them when the reader stops.
+	pending   atomic.Int64
+	laterDone sync.WaitGroup
+	done      chan error
+	once      sync.Once
 }
 
+// answerFunc is what a batchServer asks of each packet (batchServer.answer).
+type answerFunc func(b []byte, peer *net.UDPAddr, later func() func(datagram)) (datagram, func() datagram)
+
 // startBatch starts serving conn; Close stops it.
-func startBatch(conn *net.UDPConn, answer func([]byte, *net.UDPAddr) (datagram, func() datagram), overload func(), log *slog.Logger) *batchServer {
+func startBatch(conn *net.UDPConn, answer answerFunc, overload func(), log *slog.Logger) *batchServer {
 	s := &batchServer{
 		conn:     conn,
 		pc:       ipv4.NewPacketConn(conn),
@@ -74,8 +86,11 @@ func startBatch(conn *net.UDPConn, answer func([]byte, *net.UDPAddr) (datagram, 
 		overload: overload,
 		log:      log,
 		queue:    make(chan func() datagram, batchQueue),
-		replies:  make(chan datagram, batchQueue),
-		done:     make(chan error, 1),
+		// Room for every answer that may be in progress (the queue's,
+		// the workers' and later's), so that the goroutine finishing one
+		// (the store's lease writer) never waits for the writer.
+		replies: make(chan datagram, batchQueue+batchWorkers),
+		done:    make(chan error, 1),
 	}
 	var workers sync.WaitGroup
 	for range batchWorkers {
@@ -98,6 +113,7 @@ func startBatch(conn *net.UDPConn, answer func([]byte, *net.UDPAddr) (datagram, 
 		err := s.read()
 		close(s.queue)
 		workers.Wait()
+		s.laterDone.Wait()
 		close(s.replies)
 		<-written
 		s.done <- err
@@ -131,14 +147,14 @@ func (s *batchServer) read() error {
 			if peer == nil {
 				continue
 			}
-			// Only the reader sends to the queue: room now is room
-			// after answer. A full queue drops the packet unread, as
-			// whatever it asks would come too late.
-			if len(s.queue) == cap(s.queue) {
+			// Only the reader adds to the queue and to pending: room now
+			// is room after answer. When they are full the packet is
+			// dropped unread, as whatever it asks would come too late.
+			if len(s.queue)+int(s.pending.Load()) >= cap(s.queue) {
 				s.overload()
 				continue
 			}
-			r, rest := s.answer(m.Buffers[0][:m.N], peer)
+			r, rest := s.answer(m.Buffers[0][:m.N], peer, s.later)
 			if rest != nil {
 				s.queue <- rest
 			}
@@ -150,8 +166,23 @@ func (s *batchServer) read() error {
 	}
 }
 
+// later registers an answer that another goroutine finishes; it must
+// call the func returned exactly once, with the reply (nil b: none). Only
+// the reader calls it (through answer).
+func (s *batchServer) later() func(datagram) {
+	s.pending.Add(1)
+	s.laterDone.Add(1)
+	return func(d datagram) {
+		if d.b != nil {
+			s.replies <- d
+		}
+		s.pending.Add(-1)
+		s.laterDone.Done()
+	}
+}
+
 // write sends replies, as many at once as are ready, until the workers
-// are done.
+// and the answers finished later are done.
 func (s *batchServer) write() {
 	batch := make([]ipv4.Message, 0, batchMessages)
 	for first := range s.replies {

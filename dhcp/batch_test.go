@@ -13,7 +13,7 @@ import (
 
 // batchPair is a batchServer on a loopback socket and a client socket
 // that talks to it.
-func batchPair(t *testing.T, answer func([]byte, *net.UDPAddr) (datagram, func() datagram), overload func()) (*batchServer, *net.UDPConn) {
+func batchPair(t *testing.T, answer answerFunc, overload func()) (*batchServer, *net.UDPConn) {
 	t.Helper()
 	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -30,16 +30,22 @@ func batchPair(t *testing.T, answer func([]byte, *net.UDPAddr) (datagram, func()
 }
 
 // TestBatchServerAnswers: every packet is answered, to the address the
-// answer names, with the bytes it returned, whether at once by the reader
-// (even packets) or by a worker (odd ones); Close then Wait returns nil.
+// answer names, with the bytes it returned, whether at once by the reader,
+// by a worker or later by a goroutine of the answer's own (a third each);
+// Close then Wait returns nil.
 func TestBatchServerAnswers(t *testing.T) {
 	var i atomic.Int64
-	echo := func(b []byte, peer *net.UDPAddr) (datagram, func() datagram) {
+	echo := func(b []byte, peer *net.UDPAddr, later func() func(datagram)) (datagram, func() datagram) {
 		r := datagram{b: append([]byte("re:"), b...), addr: peer}
-		if i.Add(1)%2 == 0 {
+		switch i.Add(1) % 3 {
+		case 0:
 			return r, nil
+		case 1:
+			return datagram{}, func() datagram { return r }
 		}
-		return datagram{}, func() datagram { return r }
+		send := later()
+		go send(r)
+		return datagram{}, nil
 	}
 	s, cli := batchPair(t, echo, func() { t.Error("overload with an idle server") })
 	const n = 200
@@ -67,21 +73,41 @@ func TestBatchServerAnswers(t *testing.T) {
 	}
 }
 
-// TestBatchServerBoundsItsQueue: with every worker stuck (a store that
+// TestBatchServerBoundsItsQueue: with every answer stuck (a store that
 // does not answer), the server holds at most batchWorkers + batchQueue
-// packets and drops the rest as overload, instead of queueing without
-// bound; once the workers move again, what it held is answered.
+// packets for its workers, or batchQueue answered later, and drops the
+// rest as overload, instead of queueing without bound; once the answers
+// move again, what it held is answered.
 func TestBatchServerBoundsItsQueue(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		later bool
+		bound int64
+	}{
+		{"workers", false, batchWorkers + batchQueue},
+		{"later", true, batchQueue},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testBatchBound(t, tt.later, tt.bound) })
+	}
+}
+
+func testBatchBound(t *testing.T, later bool, bound int64) {
 	release := make(chan struct{})
 	var taken, done, overloads atomic.Int64
-	stuck := func(b []byte, peer *net.UDPAddr) (datagram, func() datagram) {
+	stuck := func(b []byte, peer *net.UDPAddr, laterFn func() func(datagram)) (datagram, func() datagram) {
 		r := datagram{b: bytes.Clone(b), addr: peer}
-		return datagram{}, func() datagram {
+		answer := func() datagram {
 			taken.Add(1)
 			<-release
 			done.Add(1)
 			return r
 		}
+		if later {
+			send := laterFn()
+			go func() { send(answer()) }()
+			return datagram{}, nil
+		}
+		return datagram{}, answer
 	}
 	_, cli := batchPair(t, stuck, func() { overloads.Add(1) })
 	const sent = batchWorkers + batchQueue + 1000
@@ -111,21 +137,21 @@ func TestBatchServerBoundsItsQueue(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	settled(&overloads, func(n int64) bool { return n+batchWorkers+batchQueue >= sent })
+	settled(&overloads, func(n int64) bool { return n+bound >= sent })
 	if overloads.Load() == 0 {
 		t.Fatalf("no packet dropped as overload after %d sent to stuck workers (taken %d)", sent, taken.Load())
 	}
 	close(release)
 	// What the server held is answered: counted where the answers are
 	// made, since the client's own socket may drop replies on a busy host.
-	settled(&done, func(n int64) bool { return n == batchWorkers+batchQueue })
+	settled(&done, func(n int64) bool { return n == bound })
 	answered := done.Load()
 	t.Logf("sent %d, answered %d, dropped as overload %d", sent, answered, overloads.Load())
-	if answered > batchWorkers+batchQueue {
-		t.Errorf("answered %d packets, more than the %d workers + queue can hold", answered, batchWorkers+batchQueue)
+	if answered > bound {
+		t.Errorf("answered %d packets, more than the %d the server may hold", answered, bound)
 	}
 	if answered < batchWorkers {
-		t.Errorf("answered %d packets after the workers moved again, want at least the %d they held", answered, batchWorkers)
+		t.Errorf("answered %d packets after the answers moved again, want at least %d", answered, batchWorkers)
 	}
 	// And the answers reach the client.
 	cli.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -140,7 +166,7 @@ func TestBatchServerBoundsItsQueue(t *testing.T) {
 func TestBatchServerAnswersWithoutWorkers(t *testing.T) {
 	release := make(chan struct{})
 	var stuck atomic.Int64
-	answer := func(b []byte, peer *net.UDPAddr) (datagram, func() datagram) {
+	answer := func(b []byte, peer *net.UDPAddr, _ func() func(datagram)) (datagram, func() datagram) {
 		r := datagram{b: append([]byte("re:"), b...), addr: peer}
 		if bytes.HasPrefix(b, []byte("wait")) {
 			return datagram{}, func() datagram {

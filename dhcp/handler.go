@@ -82,16 +82,22 @@ type listener struct {
 // socket cannot tell): the reply, or nil for none. It is the whole of the
 // plugin's work; plugin.go adapts it to coredhcp and to our own sockets.
 func (l *listener) handle(req, resp *dhcpv4.DHCPv4, src netip.Addr) *dhcpv4.DHCPv4 {
-	reply, _ := l.serve(req, resp, src, true)
+	reply, _ := l.serve(req, resp, src, nil)
 	return reply
 }
 
 // serve is handle for a caller that may not be able to wait for the
-// store. With mayWait false, a request whose answer may wait for a synced
-// write (admitted.waits) is checked and counted but not answered: serve
-// returns nil and the rest of the work, which the caller must run (where
-// waiting is fine) for its reply. Everything else is answered at once.
-func (l *listener) serve(req, resp *dhcpv4.DHCPv4, src netip.Addr, mayWait bool) (*dhcpv4.DHCPv4, func() *dhcpv4.DHCPv4) {
+// store: a socket's reader, which gives later (nil: serve may wait).
+// Then a request whose answer may wait for a synced write
+// (admitted.waits) is answered in one of two ways. A REQUEST from an
+// unknown machine whose answer writes nothing but its lease (the common
+// case under load) is answered up to the lease at once, and the lease
+// store's writer finishes it, through the func later returned, once the
+// lease is durable (finishesLater). Any other is checked and counted but
+// not answered: serve returns nil and the rest of the work, which the
+// caller must run (where waiting is fine) for its reply. Everything else
+// is answered at once.
+func (l *listener) serve(req, resp *dhcpv4.DHCPv4, src netip.Addr, later func() func(*dhcpv4.DHCPv4)) (*dhcpv4.DHCPv4, func() *dhcpv4.DHCPv4) {
 	in := l.in
 	in.gate.RLock()
 	if in.closed {
@@ -111,12 +117,33 @@ func (l *listener) serve(req, resp *dhcpv4.DHCPv4, src netip.Addr, mayWait bool)
 	mt := req.MessageType()
 	in.m.request(mt)
 	p, reason, detail := l.admit(req, resp, src)
-	if p != nil && !mayWait && p.waits() {
+	if p != nil && later != nil && p.waits() {
+		finish := l.finish
+		if giver := l.finishesLater(p); giver != nil {
+			reply, reason, detail, h := l.finishStart(p)
+			switch {
+			case h == nil:
+				return l.account(req, mt, src, reply, reason, detail), nil
+			case !h.writes:
+				// Still in flight (Serve waits for it) until then ran.
+				handedOff = true
+				send := later()
+				giver.PutLeaseThen(h.write.lease, func(err error) {
+					send(l.safeRest(func() *dhcpv4.DHCPv4 {
+						defer in.inflight.Done()
+						reply, reason, detail := h.then(err)
+						return l.account(req, mt, src, reply, reason, detail)
+					}))
+				})
+				return nil, nil
+			}
+			finish = func(*admitted) (*dhcpv4.DHCPv4, string, string) { return h.wait() }
+		}
 		// Still in flight (Serve waits for it) until rest has run.
 		handedOff = true
 		return nil, func() *dhcpv4.DHCPv4 {
 			defer in.inflight.Done()
-			reply, reason, detail := l.finish(p)
+			reply, reason, detail := finish(p)
 			return l.account(req, mt, src, reply, reason, detail)
 		}
 	}
@@ -310,71 +337,133 @@ func (in *instance) lookup(p *admitted) (*admitted, string, string) {
 }
 
 // finish is the rest of process, from the decision on: the limits that
-// apply to new clients, the reply, and what the store records of it.
+// apply to new clients, the reply, and what the store records of it. It
+// waits for the lease a REQUEST writes.
 func (l *listener) finish(p *admitted) (*dhcpv4.DHCPv4, string, string) {
+	reply, reason, detail, h := l.finishStart(p)
+	if h != nil {
+		return h.wait()
+	}
+	return reply, reason, detail
+}
+
+// finishesLater says whether p's answer may be started by a socket's
+// reader and finished by its lease's write (serve): it returns the lease
+// store that can take the lease without waiting, or nil. A REQUEST
+// qualifies when its machine was looked up and is unknown (a known
+// machine's sighting may be written after the lease) on a dhcp-mode
+// segment whose store gives leases so. Up to its lease such a REQUEST
+// reads only memory and the machine lookup admit did.
+func (l *listener) finishesLater(p *admitted) leaseGiver {
+	if p.mt != dhcpv4.MessageTypeRequest || p.lookup || p.machine != nil || p.storeDown != nil || p.seg.alloc == nil {
+		return nil
+	}
+	giver, _ := p.seg.alloc.store.(leaseGiver)
+	return giver
+}
+
+// held is an answer that waits for its lease: finishStart stopped at the
+// write, and then finishes the answer with the store's outcome.
+type held struct {
+	write *leaseWrite
+	then  func(err error) (*dhcpv4.DHCPv4, string, string)
+	// writes: then writes to the store itself (a known machine's
+	// sighting, a new machine's record), so it must run where waiting
+	// for the store is fine.
+	writes bool
+}
+
+// wait writes the lease and finishes the answer.
+func (h *held) wait() (*dhcpv4.DHCPv4, string, string) {
+	return h.then(h.write.a.store.PutLease(h.write.lease))
+}
+
+// finishStart is finish up to a REQUEST's lease write: the answer, or,
+// when it waits for the lease, nil and what finishes it.
+func (l *listener) finishStart(p *admitted) (*dhcpv4.DHCPv4, string, string, *held) {
 	in := l.in
 	if p.lookup {
 		p.lookup = false
 		if found, reason, detail := in.lookup(p); found == nil {
-			return nil, reason, detail
+			return nil, reason, detail, nil
 		}
 	}
 	req, resp, seg, mt, mac, machine, now := p.req, p.resp, p.seg, p.mt, p.mac, p.machine, p.now
 	if mt == dhcpv4.MessageTypeRelease || mt == dhcpv4.MessageTypeDecline {
-		return nil, l.releaseOrDecline(req, seg, p.serverIP, mac, mt), ""
+		return nil, l.releaseOrDecline(req, seg, p.serverIP, mac, mt), "", nil
 	}
 	client := parseClient(req)
 	var d decision
 	if p.storeDown != nil {
 		if why := renewsFromMemory(seg, req, mt, mac); why != "" {
-			return nil, dropStoreDown, why + ": " + p.storeDown.Error()
+			return nil, dropStoreDown, why + ": " + p.storeDown.Error(), nil
 		}
 		d = decideUnread(&seg.Segment)
 	} else {
 		d = decide(&seg.Segment, client, machine, in.env)
 	}
 	if !d.Reply {
-		return nil, dropPolicy, d.Reason
+		return nil, dropPolicy, d.Reason, nil
 	}
 	// Known machines and the holders of an offer or lease are never held
 	// to the per-source rate or the caps: a flood of new MACs slows only
 	// other new MACs.
 	established := (machine != nil && !machine.Temporary) || (seg.alloc != nil && seg.alloc.has(mac))
 	if !established && in.lim.sourceLimited(seg, p.src, now) {
-		return nil, in.limitDrop(seg, limitSourceRate, now), ""
+		return nil, in.limitDrop(seg, limitSourceRate, now), "", nil
 	}
 	if !p.macTracked {
 		if limited, _ := in.lim.macLimited(p.hw, now, true); limited {
-			return nil, in.limitDrop(seg, limitMACRate, now), ""
+			return nil, in.limitDrop(seg, limitMACRate, now), "", nil
 		}
 	}
 	newRecord := machine == nil && d.Discover && (mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest)
 	if newRecord && !seg.found.reserve(mac, seg.Name, now, in.machines.GetMachine) {
-		return nil, in.limitDrop(seg, limitDiscovered, now), ""
+		return nil, in.limitDrop(seg, limitDiscovered, now), "", nil
 	}
+	var h *held
 	var reply *dhcpv4.DHCPv4
 	var reason, detail string
 	if seg.Mode == ModeProxy {
 		reply, reason, detail = l.proxyReply(req, resp, seg, p.serverIP, d, mt)
 	} else {
-		reply, reason, detail = l.dhcpReply(req, resp, seg, p.serverIP, d, mt, mac, established, p.storeDown)
+		reply, reason, detail, h = l.dhcpReply(req, resp, seg, p.serverIP, d, mt, mac, established, p.storeDown)
 	}
+	if h == nil {
+		reply, reason, detail = l.recorded(p, client, newRecord, reply, reason, detail)
+		return reply, reason, detail, nil
+	}
+	then := h.then
+	h.then = func(err error) (*dhcpv4.DHCPv4, string, string) {
+		reply, reason, detail := then(err)
+		return l.recorded(p, client, newRecord, reply, reason, detail)
+	}
+	// A known machine's sighting and a new machine's record are written
+	// after the lease.
+	h.writes = machine != nil || newRecord
+	return nil, "", "", h
+}
+
+// recorded is the end of finish: a limit's drop is counted, and the
+// store records what the reply says of a known or a new machine.
+func (l *listener) recorded(p *admitted, client bootClient, newRecord bool, reply *dhcpv4.DHCPv4, reason, detail string) (*dhcpv4.DHCPv4, string, string) {
+	in, seg := l.in, p.seg
 	if reason == dropLimited {
-		reason, detail = in.limitDrop(seg, detail, now), ""
+		reason, detail = in.limitDrop(seg, detail, p.now), ""
 	}
 	kept := false
 	switch {
 	case reply == nil:
-	case machine != nil:
-		in.sighted(seg, req, reply, machine, client)
+	case p.machine != nil:
+		in.sighted(seg, p.req, reply, p.machine, client)
 	case newRecord && boots(reply):
 		// Only once the reply that boots it is built (and before it is
 		// sent, so the script server finds the record): a MAC that got no
 		// address (pool exhausted, NAK, silence) gets no record either.
-		kept = in.discover(seg, mac, client)
+		kept = in.discover(seg, p.mac, client)
 	}
 	if newRecord && !kept {
-		seg.found.release(mac)
+		seg.found.release(p.mac)
 	}
 	return reply, reason, detail
 }
@@ -525,14 +614,18 @@ func (l *listener) proxyReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP 
 // return dropLimited with the limit's reason as detail.
 //
 // storeDown is the machine lookup's store.ErrUnavailable, if it failed
-// so: the lease is not written, and only a renewal is answered, from
-// memory (leaseRequest.StoreDown).
-func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, d decision, mt dhcpv4.MessageType, mac string, established bool, storeDown error) (*dhcpv4.DHCPv4, string, string) {
+// so: the lease is not written (the attempt would only wait out the
+// store's request timeout a second time), and only a renewal is
+// answered, from memory, as if the write had been refused.
+//
+// A REQUEST that writes a lease is returned held: its answer waits for
+// the write.
+func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP netip.Addr, d decision, mt dhcpv4.MessageType, mac string, established bool, storeDown error) (*dhcpv4.DHCPv4, string, string, *held) {
 	p := replyParams{Seg: &seg.Segment, ServerIP: serverIP, Config: true, Boot: d}
 	switch mt {
 	case dhcpv4.MessageTypeDiscover:
 		if err := seg.alloc.refusesNew(mac); err != nil {
-			return nil, dropStoreError, fmt.Sprintf("segment %s: no offer: %v", seg.Name, err)
+			return nil, dropStoreError, fmt.Sprintf("segment %s: no offer: %v", seg.Name, err), nil
 		}
 		offer := seg.alloc.offerCapped
 		if established {
@@ -540,10 +633,10 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 		}
 		ip, err := offer(mac, fromIP(req.RequestedIPAddress()))
 		if errors.Is(err, errOfferCap) {
-			return nil, dropLimited, limitOffers
+			return nil, dropLimited, limitOffers, nil
 		}
 		if err != nil {
-			return nil, dropExhausted, fmt.Sprintf("segment %s: %v", seg.Name, err)
+			return nil, dropExhausted, fmt.Sprintf("segment %s: %v", seg.Name, err), nil
 		}
 		p.YourIP, p.Lease = ip, seg.leaseTime()
 		fillReply(req, resp, dhcpv4.MessageTypeOffer, p)
@@ -555,7 +648,7 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 			// the store.
 			ok, err := seg.alloc.adopt(mac)
 			if err != nil {
-				return nil, storeDrop(err), err.Error()
+				return nil, storeDrop(err), err.Error(), nil
 			}
 			established = established || ok
 		}
@@ -568,55 +661,75 @@ func (l *listener) dhcpReply(req, resp *dhcpv4.DHCPv4, seg *segState, serverIP n
 			l.in.m.limit(seg.Name, limitUnoffered)
 			l.in.limits.add(seg.Name, limitUnoffered, now)
 			fillNak(req, resp, serverIP, "no offer of ours for this client: start again from DISCOVER")
-			return resp, "", ""
+			return resp, "", "", nil
 		}
 		if !established && !sid.IsValid() && ci.IsValid() {
 			// RENEWING a lease we do not have would bind an address too;
 			// RFC 2131 leaves a server without the client's record
 			// silent. (INIT-REBOOT never binds one for a client without
 			// a binding: NAK or silence.)
-			return nil, dropLimited, limitUnoffered
+			return nil, dropLimited, limitUnoffered, nil
 		}
 		hostname := req.HostName()
 		if !validHostname(hostname) {
 			hostname = ""
 		}
-		res, err := seg.alloc.request(leaseRequest{
+		res, w := seg.alloc.requestStart(leaseRequest{
 			MAC: mac, Hostname: hostname, Ours: serverIP,
 			ServerID:  fromIP(req.ServerIdentifier()),
 			Requested: fromIP(req.RequestedIPAddress()),
 			CIAddr:    fromIP(req.ClientIPAddr),
-			StoreDown: storeDown,
 		})
 		switch {
-		case err != nil:
-			return nil, storeDrop(err), err.Error()
-		case res.Kind == resultSilent:
-			return nil, dropSilent, res.Reason
-		case res.Kind == resultNak:
-			l.in.log.Info("dhcp nak", "segment", seg.Name, "mac", mac, "reason", res.Reason)
-			fillNak(req, resp, serverIP, res.Reason)
-			return resp, "", ""
+		case w == nil:
+			reply, reason, detail := l.requestReply(req, resp, seg, p, mac, res, nil)
+			return reply, reason, detail, nil
+		case storeDown != nil:
+			// The lookup found the store unavailable: no write is tried
+			// (it would wait out the store's timeout a second time).
+			res, err := w.end(storeDown)
+			reply, reason, detail := l.requestReply(req, resp, seg, p, mac, res, err)
+			return reply, reason, detail, nil
 		}
-		p.YourIP, p.Lease = res.Lease.IP, seg.leaseTime()
-		if res.Kept {
-			// The store refused the write (keptOnRefusal): the stored
-			// lease for the time it has left.
-			p.Lease = min(p.Lease, max(res.Lease.Expires.Sub(l.in.now()).Truncate(time.Second), time.Second))
-			l.in.m.keptRenewals.Inc()
-			// Every renewal of an outage comes here: one line per interval.
-			if ok, held := l.in.warns.Allow("renewed_from_memory", l.in.now()); ok {
-				l.in.log.Warn("dhcp lease renewed from memory", "segment", seg.Name, "mac", mac, "ip", res.Lease.IP.String(),
-					"expires", res.Lease.Expires, "lease", p.Lease.String(), "why", res.Reason, "held_back", held)
-			}
-		}
-		fillReply(req, resp, dhcpv4.MessageTypeAck, p)
+		return nil, "", "", &held{write: w, then: func(err error) (*dhcpv4.DHCPv4, string, string) {
+			res, err := w.end(err)
+			return l.requestReply(req, resp, seg, p, mac, res, err)
+		}}
 	case dhcpv4.MessageTypeInform:
 		// RFC 2131 §4.3.5: configuration only, no lease, no yiaddr.
 		fillReply(req, resp, dhcpv4.MessageTypeAck, p)
 	default:
-		return nil, dropUnsupported, "message type " + mt.String()
+		return nil, dropUnsupported, "message type " + mt.String(), nil
 	}
+	return resp, "", "", nil
+}
+
+// requestReply answers a REQUEST with the allocator's result res, or with
+// nothing when err (the store refused the lease).
+func (l *listener) requestReply(req, resp *dhcpv4.DHCPv4, seg *segState, p replyParams, mac string, res leaseResult, err error) (*dhcpv4.DHCPv4, string, string) {
+	switch {
+	case err != nil:
+		return nil, storeDrop(err), err.Error()
+	case res.Kind == resultSilent:
+		return nil, dropSilent, res.Reason
+	case res.Kind == resultNak:
+		l.in.log.Info("dhcp nak", "segment", seg.Name, "mac", mac, "reason", res.Reason)
+		fillNak(req, resp, p.ServerIP, res.Reason)
+		return resp, "", ""
+	}
+	p.YourIP, p.Lease = res.Lease.IP, seg.leaseTime()
+	if res.Kept {
+		// The store refused the write (keptOnRefusal): the stored
+		// lease for the time it has left.
+		p.Lease = min(p.Lease, max(res.Lease.Expires.Sub(l.in.now()).Truncate(time.Second), time.Second))
+		l.in.m.keptRenewals.Inc()
+		// Every renewal of an outage comes here: one line per interval.
+		if ok, held := l.in.warns.Allow("renewed_from_memory", l.in.now()); ok {
+			l.in.log.Warn("dhcp lease renewed from memory", "segment", seg.Name, "mac", mac, "ip", res.Lease.IP.String(),
+				"expires", res.Lease.Expires, "lease", p.Lease.String(), "why", res.Reason, "held_back", held)
+		}
+	}
+	fillReply(req, resp, dhcpv4.MessageTypeAck, p)
 	return resp, "", ""
 }
 

@@ -363,10 +363,58 @@ func TestHandlerNakAndDeny(t *testing.T) {
 	}
 }
 
+// answered is how serve answered a packet: at once (by the reader of
+// batch.go), by the rest it returned (a worker) or later, through the
+// func later returned (the store's lease writer).
+type answered int
+
+const (
+	atOnce answered = iota
+	byRest
+	byLater
+)
+
+func (a answered) String() string { return [...]string{"at once", "by a worker", "later"}[a] }
+
+// serveOwn calls serve as a batch server's reader does and returns the
+// reply however it came, and how.
+func serveOwn(t *testing.T, l *listener, wire, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, answered) {
+	t.Helper()
+	laterReply := make(chan *dhcpv4.DHCPv4, 1)
+	calls := 0
+	later := func() func(*dhcpv4.DHCPv4) {
+		calls++
+		return func(r *dhcpv4.DHCPv4) { laterReply <- r }
+	}
+	reply, rest := l.serve(wire, resp, netip.Addr{}, later)
+	switch {
+	case calls > 1:
+		t.Fatalf("later called %d times for one packet", calls)
+	case calls == 1:
+		if reply != nil || rest != nil {
+			t.Fatalf("answered later and also by %v / a rest %v", reply, rest != nil)
+		}
+		select {
+		case r := <-laterReply:
+			return r, byLater
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer later")
+		}
+	case rest != nil:
+		if reply != nil {
+			t.Fatalf("a reply and a rest to run")
+		}
+		return rest(), byRest
+	}
+	return reply, atOnce
+}
+
 // TestServeWaitsOnlyForWrites: what serve answers without waiting (the
 // reader of batch.go does) is exactly what writes nothing to the store;
-// the rest is answered by the func it returns, as handle would answer it,
-// and nothing is written before that func runs.
+// a REQUEST of an unknown machine that writes only its lease is answered
+// later, once the lease is stored; the rest is answered by the func serve
+// returns, as handle would answer it, and nothing is written before that
+// func runs.
 func TestServeWaitsOnlyForWrites(t *testing.T) {
 	f := newFixture(t, func(s *Server) { s.Segments[1].AllowUnknown = true })
 	lab, prod := f.byIf["veth0"], f.byIf["veth1"]
@@ -376,20 +424,14 @@ func TestServeWaitsOnlyForWrites(t *testing.T) {
 	if f.send(t, lab, pkt(t, dhcpv4.MessageTypeDiscover, known, pxeBIOS, arch(iana.INTEL_X86PC))) == nil {
 		t.Fatal("no OFFER on the discovery segment")
 	}
-	serve := func(l *listener, req *dhcpv4.DHCPv4, waits bool) *dhcpv4.DHCPv4 {
+	serve := func(l *listener, req *dhcpv4.DHCPv4, want answered) *dhcpv4.DHCPv4 {
 		t.Helper()
 		wire, resp := onTheWire(t, req)
-		reply, rest := l.serve(wire, resp, netip.Addr{}, false)
-		if (rest != nil) != waits {
-			t.Fatalf("%s from %s: waits %v, want %v", req.MessageType(), req.ClientHWAddr, rest != nil, waits)
+		reply, how := serveOwn(t, l, wire, resp)
+		if how != want {
+			t.Fatalf("%s from %s: answered %v, want %v", req.MessageType(), req.ClientHWAddr, how, want)
 		}
-		if rest == nil {
-			return reply
-		}
-		if reply != nil {
-			t.Fatalf("a reply and a rest to run")
-		}
-		return rest()
+		return reply
 	}
 	typeOf := func(r *dhcpv4.DHCPv4) dhcpv4.MessageType {
 		if r == nil {
@@ -398,17 +440,17 @@ func TestServeWaitsOnlyForWrites(t *testing.T) {
 		return r.MessageType()
 	}
 
-	offer := serve(prod, pkt(t, dhcpv4.MessageTypeDiscover, unknown), false)
+	offer := serve(prod, pkt(t, dhcpv4.MessageTypeDiscover, unknown), atOnce)
 	if typeOf(offer) != dhcpv4.MessageTypeOffer {
 		t.Fatalf("unknown MAC on a segment without discovery: %v, want an OFFER", offer)
 	}
-	if got := serve(prod, pkt(t, dhcpv4.MessageTypeInform, unknown), false); typeOf(got) != dhcpv4.MessageTypeAck {
+	if got := serve(prod, pkt(t, dhcpv4.MessageTypeInform, unknown), atOnce); typeOf(got) != dhcpv4.MessageTypeAck {
 		t.Errorf("INFORM: %v, want an ACK", got)
 	}
-	if got := serve(prod, pkt(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{1, 0, 0, 0, 0, 1}), false); got != nil {
+	if got := serve(prod, pkt(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{1, 0, 0, 0, 0, 1}), atOnce); got != nil {
 		t.Errorf("group chaddr answered: %v", got)
 	}
-	if got := serve(prod, pkt(t, dhcpv4.MessageTypeDiscover, known), true); typeOf(got) != dhcpv4.MessageTypeOffer {
+	if got := serve(prod, pkt(t, dhcpv4.MessageTypeDiscover, known), byRest); typeOf(got) != dhcpv4.MessageTypeOffer {
 		t.Errorf("known machine: %v, want an OFFER", got)
 	}
 	if m, err := f.db.GetMachine(known.String()); err != nil || m.Segment != "prod" {
@@ -419,7 +461,10 @@ func TestServeWaitsOnlyForWrites(t *testing.T) {
 	// only.
 	wire, _ := dhcpv4.FromBytes(pkt(t, dhcpv4.MessageTypeDiscover, newcomer, pxeBIOS, arch(iana.INTEL_X86PC)).ToBytes())
 	resp, _ := dhcpv4.NewReplyFromRequest(wire)
-	reply, rest := lab.serve(wire, resp, netip.Addr{}, false)
+	reply, rest := lab.serve(wire, resp, netip.Addr{}, func() func(*dhcpv4.DHCPv4) {
+		t.Fatal("discovery of a new MAC answered later")
+		return nil
+	})
 	if reply != nil || rest == nil {
 		t.Fatalf("discovery of a new MAC answered without waiting: %v", reply)
 	}
@@ -436,13 +481,31 @@ func TestServeWaitsOnlyForWrites(t *testing.T) {
 	req := pkt(t, dhcpv4.MessageTypeRequest, unknown,
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(offer.ServerIdentifier())),
 		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)))
-	if got := serve(prod, req, true); typeOf(got) != dhcpv4.MessageTypeAck {
+	if got := serve(prod, req, byLater); typeOf(got) != dhcpv4.MessageTypeAck {
 		t.Fatalf("REQUEST: %v, want an ACK", got)
 	}
 	if leases, _ := f.db.ListLeases("prod"); len(leases) != 1 || leases[0].IP != fromIP(offer.YourIPAddr) {
-		t.Errorf("stored leases %+v", leases)
+		t.Errorf("stored leases when the ACK came %+v", leases)
 	}
-	if got := serve(prod, pkt(t, dhcpv4.MessageTypeRelease, unknown, dhcpv4.WithClientIP(offer.YourIPAddr)), true); got != nil {
+	// A REQUEST refused before any write (here: no offer of ours) writes
+	// nothing: NAKed at once.
+	stranger := net.HardwareAddr{0x52, 0x54, 0, 0, 0xaa, 4}
+	unoffered := pkt(t, dhcpv4.MessageTypeRequest, stranger,
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(offer.ServerIdentifier())),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)))
+	if got := serve(prod, unoffered, atOnce); typeOf(got) != dhcpv4.MessageTypeNak {
+		t.Errorf("REQUEST without an offer: %v, want a NAK", got)
+	}
+	// A known machine's REQUEST may write its sighting after the lease:
+	// a worker answers it.
+	offer = serve(prod, pkt(t, dhcpv4.MessageTypeDiscover, known), byRest)
+	req = pkt(t, dhcpv4.MessageTypeRequest, known,
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(offer.ServerIdentifier())),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)))
+	if got := serve(prod, req, byRest); typeOf(got) != dhcpv4.MessageTypeAck {
+		t.Fatalf("known machine's REQUEST: %v, want an ACK", got)
+	}
+	if got := serve(prod, pkt(t, dhcpv4.MessageTypeRelease, unknown, dhcpv4.WithClientIP(offer.YourIPAddr)), byRest); got != nil {
 		t.Errorf("RELEASE answered: %v", got)
 	}
 	// Nothing is left in flight: Serve's wait for handlers would return.
@@ -475,7 +538,10 @@ func TestRemoteStoreLooksUpOnWorkers(t *testing.T) {
 	prod := f.byIf["veth1"]
 	wire, resp := onTheWire(t, pkt(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{0x52, 0x54, 0, 0, 0xab, 1}))
 	before := counted.n.Load()
-	reply, rest := prod.serve(wire, resp, netip.Addr{}, false)
+	reply, rest := prod.serve(wire, resp, netip.Addr{}, func() func(*dhcpv4.DHCPv4) {
+		t.Fatal("a DISCOVER with a remote store answered later")
+		return nil
+	})
 	if reply != nil || rest == nil {
 		t.Fatalf("a DISCOVER with a remote store was answered in the reader: %v", reply)
 	}

@@ -18,11 +18,6 @@ type leaseRequest struct {
 	ServerID, Ours netip.Addr
 	// Requested is option 50; CIAddr the client's address field.
 	Requested, CIAddr netip.Addr
-	// StoreDown, when set, is the store.ErrUnavailable this packet's
-	// machine lookup already got: the lease is not written (the attempt
-	// would only wait out the store's request timeout a second time) and
-	// the request is answered as if the write had been refused.
-	StoreDown error
 }
 
 // resultKind is the answer to a DHCPREQUEST.
@@ -54,7 +49,36 @@ func nak(format string, a ...any) leaseResult {
 // and RENEWING/REBINDING (ciaddr). An ACK result is returned only after the
 // lease is durable; an error means the store refused it and nothing is sent.
 func (a *allocator) request(r leaseRequest) (leaseResult, error) {
+	res, w := a.requestStart(r)
+	if w == nil {
+		return res, nil
+	}
+	return w.end(a.store.PutLease(w.lease))
+}
+
+// leaseWrite is a REQUEST between the allocator's decision and the
+// store's answer: lease is to be written, and end turns the write's
+// outcome into the result. The write happens outside the allocator's
+// lock so that concurrent ACKs share the store's synced commits instead
+// of queueing behind one another; meanwhile the address is held for the
+// client.
+type leaseWrite struct {
+	a     *allocator
+	r     leaseRequest
+	b     *binding
+	state string
+	lease store.Lease
+	// kept is what the client held before, should the store refuse the
+	// write: a live lease on this address is renewed from memory then.
+	kept store.Lease
+}
+
+// requestStart is request up to the write: its result when no lease is
+// written (silence, NAK), or the write to make. A caller that knows the
+// store is unavailable ends it with that error instead of writing.
+func (a *allocator) requestStart(r leaseRequest) (leaseResult, *leaseWrite) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	now := a.now()
 	b := a.byMAC[r.MAC]
 	var ip netip.Addr
@@ -62,7 +86,6 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 	switch {
 	case r.ServerID.IsValid() && r.ServerID != r.Ours:
 		a.otherSelectedLocked(b, now)
-		a.mu.Unlock()
 		return leaseResult{Reason: "client selected another server"}, nil
 	case r.ServerID.IsValid():
 		state, ip = "selecting", r.Requested
@@ -74,15 +97,12 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 	case r.Requested.IsValid():
 		state, ip = "init-reboot", r.Requested
 	default:
-		a.mu.Unlock()
 		return leaseResult{Reason: "request names no address"}, nil
 	}
 	if !ip.IsValid() || !a.subnet.Contains(ip) {
-		a.mu.Unlock()
 		return nak("%s: %v is not in subnet %v", state, ip, a.subnet), nil
 	}
 	if !a.usable(ip) {
-		a.mu.Unlock()
 		return nak("%s: %v is outside the range", state, ip), nil
 	}
 	owner := a.byIP[u32(ip)]
@@ -96,23 +116,20 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 	case owner != nil && owner == b:
 		// The client's own binding, live or expired: renew it.
 	case owner != nil:
-		a.mu.Unlock()
 		return nak("%s: %v belongs to another client", state, ip), nil
 	case state == "init-reboot" && b == nil:
 		// RFC 2131: no record of this client, another server may have one.
-		a.mu.Unlock()
 		return leaseResult{Reason: "init-reboot from a client without a binding"}, nil
 	case state != "selecting" && b != nil:
-		a.mu.Unlock()
 		return nak("%s: client's address is %v, not %v", state, b.ip, ip), nil
 	}
-	// What the client held before, should the store refuse to write: a
-	// live lease on this address is renewed from memory then.
-	var kept store.Lease
+	w := &leaseWrite{a: a, r: r, state: state}
 	if b != nil && b.stored && b.ip == ip && now.Before(b.expires) {
-		kept = store.Lease{Segment: a.seg, MAC: r.MAC, IP: ip, Hostname: b.hostname, Expires: b.expires}
+		w.kept = store.Lease{Segment: a.seg, MAC: r.MAC, IP: ip, Hostname: b.hostname, Expires: b.expires}
 	}
 	// ip is the client's or free: bind it, and hold it while writing.
+	// The write also takes over the store record of an expired binding
+	// whose address this was (prior).
 	if prior != nil {
 		a.remove(prior)
 	}
@@ -130,17 +147,14 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 	if r.Hostname != "" {
 		b.hostname = r.Hostname
 	}
-	l := store.Lease{Segment: a.seg, MAC: r.MAC, IP: ip, Hostname: b.hostname, Expires: now.Add(a.leaseTime)}
-	a.mu.Unlock()
+	w.b = b
+	w.lease = store.Lease{Segment: a.seg, MAC: r.MAC, IP: ip, Hostname: b.hostname, Expires: now.Add(a.leaseTime)}
+	return leaseResult{}, w
+}
 
-	// The write happens outside the lock so that concurrent ACKs share the
-	// store's synced commits instead of queueing behind one another. It
-	// also takes over the store record of an expired binding whose
-	// address this was (prior).
-	err := r.StoreDown
-	if err == nil {
-		err = a.store.PutLease(l)
-	}
+// end is the rest of request once the store answered the write with err.
+func (w *leaseWrite) end(err error) (leaseResult, error) {
+	a, r, b, ip, state := w.a, w.r, w.b, w.lease.IP, w.state
 	if err != nil {
 		var taken *store.AddressTakenError
 		if errors.As(err, &taken) {
@@ -150,18 +164,18 @@ func (a *allocator) request(r leaseRequest) (leaseResult, error) {
 			a.heldElsewhere(r.MAC, b, taken)
 			return nak("%s: %v is leased to %s until %s (by another server)", state, ip, taken.By, taken.Until.UTC().Format(time.RFC3339)), nil
 		}
-		if keptOnRefusal(err) && kept.IP.IsValid() {
-			return leaseResult{Kind: resultAck, Lease: kept, Kept: true, Reason: err.Error()}, nil
+		if keptOnRefusal(err) && w.kept.IP.IsValid() {
+			return leaseResult{Kind: resultAck, Lease: w.kept, Kept: true, Reason: err.Error()}, nil
 		}
 		return leaseResult{}, fmt.Errorf("store lease %v for %s: %w", ip, r.MAC, err)
 	}
 	a.mu.Lock()
 	if a.byMAC[r.MAC] == b && b.ip == ip {
-		b.expires = later(b.expires, l.Expires)
+		b.expires = later(b.expires, w.lease.Expires)
 		b.stored = true
 	}
 	a.mu.Unlock()
-	return leaseResult{Kind: resultAck, Lease: l}, nil
+	return leaseResult{Kind: resultAck, Lease: w.lease}, nil
 }
 
 // keptOnRefusal reports whether a lease write that failed with err

@@ -26,6 +26,15 @@ type LeaseStore interface {
 	ListLeases(segment string) ([]store.Lease, error)
 }
 
+// leaseGiver is what a LeaseStore may also do: take a lease without the
+// caller waiting, and call then with PutLease's result once, after the
+// write (*store.DB: on its lease writer's goroutine). A socket's reader
+// gives REQUESTs' leases this way (listener.serve), so that no goroutine
+// waits for each.
+type leaseGiver interface {
+	PutLeaseThen(l store.Lease, then func(error))
+}
+
 // spaceChecker is what a LeaseStore may also say: whether it would refuse
 // a write now (*store.DB: store.ErrNoSpace while its data disk is full).
 type spaceChecker interface{ Writable() error }

@@ -117,7 +117,7 @@ func (l *listener) startOwn() (*batchServer, error) {
 // from the request, sent where replyTo says. A packet whose answer may
 // wait for the store (admitted.waits) is answered by the func returned,
 // which the server runs on a worker; the others at once, by the reader.
-func (l *listener) answerOwn(b []byte, peer *net.UDPAddr) (datagram, func() datagram) {
+func (l *listener) answerOwn(b []byte, peer *net.UDPAddr, later func() func(datagram)) (datagram, func() datagram) {
 	req, err := dhcpv4.FromBytes(b)
 	if err != nil {
 		l.in.m.drop(dropMalformed)
@@ -141,7 +141,10 @@ func (l *listener) answerOwn(b []byte, peer *net.UDPAddr) (datagram, func() data
 	if typ != dhcpv4.MessageTypeNone {
 		resp.UpdateOption(dhcpv4.OptMessageType(typ))
 	}
-	reply, rest := l.safeServe(req, resp, src)
+	reply, rest := l.safeServe(req, resp, src, func() func(*dhcpv4.DHCPv4) {
+		send := later()
+		return func(reply *dhcpv4.DHCPv4) { send(l.datagramOf(req, reply)) }
+	})
 	if rest != nil {
 		return datagram{}, func() datagram {
 			return l.datagramOf(req, l.safeRest(rest))
@@ -159,9 +162,9 @@ func (l *listener) datagramOf(req, reply *dhcpv4.DHCPv4) datagram {
 }
 
 // safeServe is serve without waiting, with safeHandle's defence.
-func (l *listener) safeServe(req, resp *dhcpv4.DHCPv4, src netip.Addr) (reply *dhcpv4.DHCPv4, rest func() *dhcpv4.DHCPv4) {
+func (l *listener) safeServe(req, resp *dhcpv4.DHCPv4, src netip.Addr, later func() func(*dhcpv4.DHCPv4)) (reply *dhcpv4.DHCPv4, rest func() *dhcpv4.DHCPv4) {
 	defer l.recoverPanic(&reply)
-	return l.serve(req, resp, src, false)
+	return l.serve(req, resp, src, later)
 }
 
 // safeRest runs the rest of a request serve returned, with safeHandle's

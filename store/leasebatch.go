@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,29 +51,38 @@ const (
 
 var errClosed = errors.New("store is closed")
 
-// leaseWrite is one PutLease waiting for its commit.
+// leaseWrite is one lease waiting for its commit.
 type leaseWrite struct {
 	lease Lease
 	value []byte
 	// err is the lease's own outcome in the transaction being tried
 	// (ErrAddressTaken: nothing written for it).
-	err  error
-	done chan error // buffered: the writer never blocks on a caller
+	err error
+	// then is called with the outcome once, on the writer's goroutine.
+	then func(error)
 }
 
-// leaseWriter owns the batching goroutine.
+// leaseWriter owns the batching goroutine. Callers append to a queue
+// that the writer drains, instead of handing each lease over a channel:
+// a hand-off wakes the writer for every lease, and on a 2-core machine
+// each wake is a context switch (bench/README.md). The writer is woken
+// once when the queue stops being empty, and looks again every gap.
 type leaseWriter struct {
 	db          *DB
 	gap, window time.Duration
 	// max bounds a batch: leaseBatchMax, or leaseBatchMaxShared on a
 	// shared engine.
 	max int
-	// in is unbuffered: a send succeeds only while the writer runs, so a
-	// write is either committed (or failed) by it or refused by stop.
-	in       chan *leaseWrite
-	stop     chan struct{}
-	stopped  chan struct{}
-	stopOnce sync.Once
+
+	mu sync.Mutex
+	// queue holds the leases given and not yet taken into a batch.
+	queue []*leaseWrite
+	// closed refuses new leases; the writer commits the queue first.
+	closed bool
+	// wake holds a token when the queue went from empty to not empty.
+	wake    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
 	// commits counts the batches committed (for tests).
 	commits atomic.Int64
 }
@@ -85,7 +95,7 @@ func newLeaseWriter(db *DB, gap, window time.Duration, shared bool) *leaseWriter
 		window = DefaultLeaseBatchWindow
 	}
 	w := &leaseWriter{db: db, gap: gap, window: window, max: leaseBatchMax,
-		in: make(chan *leaseWrite), stop: make(chan struct{}), stopped: make(chan struct{})}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if shared {
 		w.max = leaseBatchMaxShared
 	}
@@ -93,25 +103,44 @@ func newLeaseWriter(db *DB, gap, window time.Duration, shared bool) *leaseWriter
 	return w
 }
 
-// put queues l and waits until it is durable or failed. The lease is
-// encoded here, in the caller's goroutine, so that a bad one fails alone.
-func (w *leaseWriter) put(l Lease) error {
+// putThen queues l and returns; then is called exactly once with the
+// outcome: on the writer's goroutine once the commit holding l is synced
+// (nil) or failed, or before putThen returns when l cannot be encoded or
+// the store is closed. The lease is encoded here, in the caller's
+// goroutine, so that a bad one fails alone. then must not wait for the
+// store: the writer commits nothing else until it returns.
+func (w *leaseWriter) putThen(l Lease, then func(error)) {
 	value, err := encodeJSON(l)
 	if err != nil {
-		return err
+		then(err)
+		return
 	}
-	lw := &leaseWrite{lease: l, value: value, done: make(chan error, 1)}
-	select {
-	case w.in <- lw:
-	case <-w.stop:
-		return errClosed
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		then(errClosed)
+		return
 	}
-	return <-lw.done
+	w.queue = append(w.queue, &leaseWrite{lease: l, value: value, then: then})
+	first := len(w.queue) == 1
+	w.mu.Unlock()
+	if first {
+		select {
+		case w.wake <- struct{}{}:
+		default: // a token is there already
+		}
+	}
 }
 
-// close stops the writer once its current batch is committed.
+// close refuses new leases and returns once the writer has committed
+// every lease given before.
 func (w *leaseWriter) close() {
-	w.stopOnce.Do(func() { close(w.stop) })
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.stop)
+	}
+	w.mu.Unlock()
 	<-w.stopped
 }
 
@@ -119,54 +148,73 @@ func (w *leaseWriter) run() {
 	defer close(w.stopped)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	batch := make([]*leaseWrite, 0, w.max)
 	for {
-		select {
-		case lw := <-w.in:
-			batch = append(batch[:0], lw)
-		case <-w.stop:
-			return
+		if w.queued() == 0 {
+			select {
+			case <-w.wake:
+				continue // the token may be older than the last batch
+			case <-w.stop:
+				if w.queued() == 0 {
+					return
+				}
+			}
 		}
-		w.collect(&batch, timer)
+		w.collect(timer)
+		batch := w.take()
 		w.commit(batch)
 		for _, lw := range batch {
-			lw.done <- lw.err
+			lw.then(lw.err)
 		}
-		clear(batch)
 	}
 }
 
-// collect adds to batch the leases that arrive at most gap apart, for at
-// most window after the first, up to w.max. Negative gap or window
-// commit at once.
-func (w *leaseWriter) collect(batch *[]*leaseWrite, timer *time.Timer) {
+// queued is the number of leases waiting.
+func (w *leaseWriter) queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
+}
+
+// take removes up to w.max leases from the queue, oldest first.
+func (w *leaseWriter) take() []*leaseWrite {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := min(len(w.queue), w.max)
+	batch := slices.Clone(w.queue[:n])
+	// The rest moves to the front, so that the queue's array is reused
+	// rather than grown forever by appends at its end.
+	rest := copy(w.queue, w.queue[n:])
+	clear(w.queue[rest:])
+	w.queue = w.queue[:rest]
+	return batch
+}
+
+// collect waits while leases keep arriving: it returns once a gap passed
+// with none, window passed since it began, the queue holds w.max, or the
+// writer is stopping. Negative gap or window commit at once.
+func (w *leaseWriter) collect(timer *time.Timer) {
 	if w.gap < 0 || w.window < 0 {
 		return
 	}
 	deadline := time.Now().Add(w.window)
-	for len(*batch) < w.max {
+	n := w.queued()
+	for n < w.max {
 		wait := min(w.gap, time.Until(deadline))
 		if wait <= 0 {
 			return
 		}
-		// Leases already waiting are taken without a timer.
-		select {
-		case lw := <-w.in:
-			*batch = append(*batch, lw)
-			continue
-		default:
-		}
 		timer.Reset(wait)
 		select {
-		case lw := <-w.in:
-			*batch = append(*batch, lw)
-			timer.Stop()
 		case <-timer.C:
-			return
 		case <-w.stop:
 			timer.Stop()
 			return
 		}
+		m := w.queued()
+		if m == n {
+			return // a gap without a lease
+		}
+		n = m
 	}
 }
 

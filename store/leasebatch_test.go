@@ -130,3 +130,70 @@ func TestPutLeaseClose(t *testing.T) {
 	}
 	t.Logf("%d of %d racing PutLease calls acknowledged before Close", acked, n)
 }
+
+// TestPutLeaseThen gives leases the way a DHCP server's reader does, one
+// goroutine that never waits: each callback is called once, a bad lease's
+// before PutLeaseThen returns, and a Close right after the last call
+// commits every lease given before it, so each callback says nil and the
+// reopened store holds them all.
+func TestPutLeaseThen(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	var mu sync.Mutex
+	calls := map[int]int{}
+	var failed []error
+	for i := range n {
+		db.PutLeaseThen(batchLease(i), func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls[i]++
+			if err != nil {
+				failed = append(failed, err)
+			}
+		})
+	}
+	bad := batchLease(n)
+	bad.IP = netip.Addr{}
+	var badErr error
+	db.PutLeaseThen(bad, func(err error) { badErr = err })
+	if !errors.Is(badErr, ErrInvalid) {
+		t.Errorf("lease without an address: callback got %v before PutLeaseThen returned, want ErrInvalid", badErr)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	for i := range n {
+		if calls[i] != 1 {
+			t.Errorf("lease %d: callback called %d times by Close's return, want once", i, calls[i])
+		}
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d leases failed, first: %v", len(failed), failed[0])
+	}
+	mu.Unlock()
+	if commits := db.leases.commits.Load(); commits >= n/10 {
+		t.Errorf("%d leases from one goroutine took %d commits; want them batched", n, commits)
+	}
+	var closedErr error
+	db.PutLeaseThen(batchLease(1), func(err error) { closedErr = err })
+	if !errors.Is(closedErr, errClosed) {
+		t.Errorf("PutLeaseThen after Close: callback got %v before it returned, want %v", closedErr, errClosed)
+	}
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.ListLeases("lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Errorf("%d leases stored after reopening, want %d", len(got), n)
+	}
+}

@@ -75,13 +75,29 @@ func checkLease(l Lease) error {
 // Concurrent calls share one commit (leasebatch.go), each with its own
 // result.
 func (db *DB) PutLease(l Lease) error {
+	done := make(chan error, 1)
+	db.PutLeaseThen(l, func(err error) { done <- err })
+	return <-done
+}
+
+// PutLeaseThen is PutLease without the wait: it returns at once, and then
+// is called exactly once with what PutLease would have returned — on the
+// lease writer's goroutine once the commit holding l is synced or failed,
+// or before PutLeaseThen returns when l is invalid or the store closed. A
+// DHCP server's reader gives its leases this way, so that no goroutine
+// waits for each. then must not wait for the store (no other lease is
+// committed until it returns).
+func (db *DB) PutLeaseThen(l Lease, then func(error)) {
 	if err := checkLease(l); err != nil {
-		return fmt.Errorf("put lease %s/%s: %w", ref(l.Segment), ref(l.MAC), err)
+		then(fmt.Errorf("put lease %s/%s: %w", ref(l.Segment), ref(l.MAC), err))
+		return
 	}
-	if err := db.leases.put(l); err != nil {
-		return fmt.Errorf("put lease %s/%s: %w", l.Segment, l.MAC, err)
-	}
-	return nil
+	db.leases.putThen(l, func(err error) {
+		if err != nil {
+			err = fmt.Errorf("put lease %s/%s: %w", l.Segment, l.MAC, err)
+		}
+		then(err)
+	})
 }
 
 // putLease writes the encoded lease l in txn with its claim (PutLease's
