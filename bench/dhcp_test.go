@@ -57,10 +57,18 @@ type trial struct {
 	offered int
 	perfResult
 	cpu time.Duration
-	// rcvbuf is how many datagrams the namespace's kernel dropped for a
-	// full socket receive buffer during the run: packets lost before the
-	// server read them, as against packets it read and did not answer.
+	// rcvbuf is how many datagrams the server's namespace's kernel
+	// dropped for a full socket receive buffer during the run: packets
+	// lost before the server read them, as against packets it read and
+	// did not answer.
 	rcvbuf int64
+	// clientRcvbuf is the same in perfdhcp's namespace: replies the
+	// server sent that perfdhcp's socket had no room for. perfdhcp
+	// shares the two cores with the server; a server that sends its
+	// replies in bursts (a group commit's ACKs together) or leaves it
+	// less CPU loses exchanges here. They count as lost: the client
+	// never read them.
+	clientRcvbuf int64
 }
 
 func (t trial) ok() bool {
@@ -72,8 +80,15 @@ func (t trial) String() string {
 	if !t.ok() {
 		verdict = "over"
 	}
+	var dropped []string
 	if t.rcvbuf > 0 {
-		return fmt.Sprintf("%d→%.0f/s %.2f%% %s (kernel dropped %d)", t.offered, t.Rate, t.dropPct(), verdict, t.rcvbuf)
+		dropped = append(dropped, fmt.Sprintf("server's socket dropped %d", t.rcvbuf))
+	}
+	if t.clientRcvbuf > 0 {
+		dropped = append(dropped, fmt.Sprintf("client's socket dropped %d", t.clientRcvbuf))
+	}
+	if len(dropped) > 0 {
+		return fmt.Sprintf("%d→%.0f/s %.2f%% %s (%s)", t.offered, t.Rate, t.dropPct(), verdict, strings.Join(dropped, ", "))
 	}
 	return fmt.Sprintf("%d→%.0f/s %.2f%% %s", t.offered, t.Rate, t.dropPct(), verdict)
 }
@@ -95,7 +110,7 @@ type search struct {
 func (s *search) trial(b *testing.B, n relayNet, rate int) trial {
 	b.Helper()
 	before := s.d.cpu()
-	udpBefore := udpCounters()
+	udpBefore, clientBefore := udpCounters(), udpCountersIn(n.ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, out, err := s.perfdhcp(ctx, n, "-R", fmt.Sprint(benchClients), "-r", fmt.Sprint(rate), "-p", fmt.Sprint(trialSeconds))
@@ -105,7 +120,9 @@ func (s *search) trial(b *testing.B, n relayNet, rate int) trial {
 	if s.d.exited() {
 		b.Fatalf("%s exited under load:\n%s", s.name, tail(s.d.log.String(), 3000))
 	}
-	t := trial{offered: rate, perfResult: res, cpu: s.d.cpu() - before, rcvbuf: udpCounters()["RcvbufErrors"] - udpBefore["RcvbufErrors"]}
+	t := trial{offered: rate, perfResult: res, cpu: s.d.cpu() - before,
+		rcvbuf:       udpCounters()["RcvbufErrors"] - udpBefore["RcvbufErrors"],
+		clientRcvbuf: udpCountersIn(n.ns)["RcvbufErrors"] - clientBefore["RcvbufErrors"]}
 	s.trials = append(s.trials, t)
 	s.peak = max(s.peak, t.Rate)
 	// An overloaded server may still be working through what it was sent;

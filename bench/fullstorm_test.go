@@ -236,6 +236,20 @@ func udpCounters() map[string]int64 {
 	if err != nil {
 		return nil
 	}
+	return parseUDPCounters(raw)
+}
+
+// udpCountersIn is udpCounters of network namespace ns.
+func udpCountersIn(ns string) map[string]int64 {
+	raw, err := command(context.Background(), ns, "cat", "/proc/net/snmp").Output()
+	if err != nil {
+		return nil
+	}
+	return parseUDPCounters(raw)
+}
+
+// parseUDPCounters reads the Udp lines of a /proc/net/snmp.
+func parseUDPCounters(raw []byte) map[string]int64 {
 	var names []string
 	out := map[string]int64{}
 	for _, line := range strings.Split(string(raw), "\n") {
