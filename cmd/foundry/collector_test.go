@@ -26,7 +26,13 @@ func TestTuneCollector(t *testing.T) {
 			// What the runtime would have read from the environment.
 			debug.SetMemoryLimit(1 << 40)
 			debug.SetGCPercent(77)
-			tuneCollector(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			pacer := tuneCollector(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			if _, set := tt.env["GOGC"]; set != (pacer == nil) {
+				t.Errorf("pacer %+v with the environment's GOGC set %v: want one only when it is not", pacer, set)
+			}
+			if pacer != nil && (pacer.Percent != defaultGCPercent || pacer.Floor != defaultGCFloor) {
+				t.Errorf("pacer %+v, want GOGC %d with a floor of %d bytes", pacer, defaultGCPercent, defaultGCFloor)
+			}
 			if got := debug.SetMemoryLimit(-1); got != tt.wantLimit {
 				t.Errorf("memory limit %d, want %d", got, tt.wantLimit)
 			}

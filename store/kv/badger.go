@@ -41,11 +41,18 @@ func (b *Badger) DropPrefix(prefix []byte) error { return badgerErr(b.db.DropPre
 // Close implements Engine.
 func (b *Badger) Close() error { return badgerErr(b.db.Close()) }
 
+// errKeyNotFound is badgerErr's answer to Badger's ErrKeyNotFound, made
+// once: a miss is the common answer (every new lease's address claim),
+// and formatting it cost an allocation and fmt's work each time.
+var errKeyNotFound = fmt.Errorf("%w: %w", ErrNotFound, badger.ErrKeyNotFound)
+
 // badgerErr maps Badger's errors onto the engine's, keeping Badger's text.
 func badgerErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case err == badger.ErrKeyNotFound:
+		return errKeyNotFound
 	case errors.Is(err, badger.ErrKeyNotFound):
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	case errors.Is(err, badger.ErrConflict):

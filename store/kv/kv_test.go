@@ -292,3 +292,21 @@ func testClosed(t *testing.T, e kv.Engine, _ engineCase) {
 		t.Errorf("Update after Close: %v", err)
 	}
 }
+
+// TestBadgerMissKeepsBothErrors: a missing key's error, made once for
+// every miss, is the engine's ErrNotFound and still Badger's own, with
+// Badger's text.
+func TestBadgerMissKeepsBothErrors(t *testing.T) {
+	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := kv.NewBadger(db)
+	defer e.Close()
+	for range 2 {
+		err := e.View(func(txn kv.Txn) error { return txn.Get([]byte("absent"), nil) })
+		if !errors.Is(err, kv.ErrNotFound) || !errors.Is(err, badger.ErrKeyNotFound) || !strings.Contains(err.Error(), badger.ErrKeyNotFound.Error()) {
+			t.Errorf("miss: %v; want ErrNotFound wrapping Badger's ErrKeyNotFound", err)
+		}
+	}
+}
