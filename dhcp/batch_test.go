@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 // batchPair is a batchServer on a loopback socket and a client socket
@@ -216,4 +218,46 @@ func TestBatchServerAnswersWithoutWorkers(t *testing.T) {
 	}
 	close(release)
 	<-waited
+}
+
+// TestBatchWriterPacesBursts: 64 answers finished at once (a group
+// commit's ACKs) leave in chunks of paceChunk, paceGap apart, and all of
+// them arrive.
+func TestBatchWriterPacesBursts(t *testing.T) {
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	const n = 64
+	s := &batchServer{conn: srv, pc: ipv4.NewPacketConn(srv), replies: make(chan datagram, n),
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for i := range n {
+		s.replies <- datagram{b: []byte{byte(i)}, addr: cli.LocalAddr().(*net.UDPAddr)}
+	}
+	close(s.replies)
+	start := time.Now()
+	s.write()
+	took := time.Since(start)
+	if least := (n/paceChunk - 1) * paceGap; took < least {
+		t.Errorf("%d replies sent in %v, want at least %v (chunks of %d, %v apart)", n, took, least, paceChunk, paceGap)
+	}
+	got := map[byte]bool{}
+	cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 8)
+	for range n {
+		k, err := cli.Read(buf)
+		if err != nil {
+			t.Fatalf("%d of %d replies arrived: %v", len(got), n, err)
+		}
+		got[buf[k-1]] = true
+	}
+	if len(got) != n {
+		t.Errorf("%d distinct replies of %d", len(got), n)
+	}
 }
