@@ -14,9 +14,9 @@ package gcpace
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"time"
 )
 
 // maxPercent bounds the percentage the floor may ask for: a nearly empty
@@ -31,8 +31,6 @@ type Pacer struct {
 	Percent int
 	// Floor is the least allocation between two cycles, in bytes.
 	Floor uint64
-	// Every is how often the live heap is read; default 1 s.
-	Every time.Duration
 	// live reads the live heap; default the runtime's /gc/heap/live:bytes.
 	live func() uint64
 	// set applies a percentage; default debug.SetGCPercent.
@@ -51,24 +49,47 @@ func (p Pacer) percent(live uint64) int {
 	return max(p.Percent, int(floor))
 }
 
-// Run applies the percentage at once and again every Every as the live
-// heap changes, until ctx is done; it then leaves Percent in place.
+// Run sets the percentage at once and again after every collection, from
+// the heap it found live, until ctx is done; it then leaves Percent in
+// place. Set right after a cycle, the percentage applies to that cycle's
+// live heap: set on a timer, one computed for a small heap would let the
+// heap that grew meanwhile grow by as much again.
 func (p Pacer) Run(ctx context.Context) {
-	if p.Every <= 0 {
-		p.Every = time.Second
+	cycles := make(chan struct{}, 1)
+	var watch func()
+	watch = func() {
+		// A cleanup runs once the collector found its object
+		// unreachable: after each cycle, the next one's is attached.
+		runtime.AddCleanup(new(sentinel), func(struct{}) {
+			select {
+			case cycles <- struct{}{}:
+			default:
+			}
+			if ctx.Err() == nil {
+				watch()
+			}
+		}, struct{}{})
 	}
+	watch()
+	p.follow(ctx, cycles)
+}
+
+// sentinel holds a pointer so that it is not given out by the tiny
+// allocator, whose objects may never be collected one by one.
+type sentinel struct{ _ *byte }
+
+// follow applies the percentage at once and on every signal of cycles.
+func (p Pacer) follow(ctx context.Context, cycles <-chan struct{}) {
 	if p.live == nil {
 		p.live = liveHeap
 	}
 	if p.set == nil {
 		p.set = debug.SetGCPercent
 	}
-	t := time.NewTicker(p.Every)
-	defer t.Stop()
 	applied := 0
 	for {
 		// Only a change of a tenth or more is applied: the live heap
-		// moves a little between every two readings.
+		// moves a little between every two cycles.
 		if want := p.percent(p.live()); want*10 < applied*9 || want*10 > applied*11 {
 			p.set(want)
 			applied = want
@@ -77,7 +98,7 @@ func (p Pacer) Run(ctx context.Context) {
 		case <-ctx.Done():
 			p.set(p.Percent)
 			return
-		case <-t.C:
+		case <-cycles:
 		}
 	}
 }

@@ -3,7 +3,8 @@ package gcpace
 import (
 	"context"
 	"runtime"
-	"sync"
+	"runtime/debug"
+	"runtime/metrics"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,54 +33,92 @@ func TestPercent(t *testing.T) {
 	}
 }
 
-// TestRunFollowsTheLiveHeap: Run applies the floor's percentage at once,
-// follows the live heap when it moves by a tenth or more (not for less),
-// and leaves Percent in place when ctx ends.
-func TestRunFollowsTheLiveHeap(t *testing.T) {
+// TestFollowTracksTheLiveHeap: the pacer applies the floor's percentage
+// at once, follows the live heap after a cycle when it moved by a tenth
+// or more (not for less), and leaves Percent in place when ctx ends.
+func TestFollowTracksTheLiveHeap(t *testing.T) {
 	var live atomic.Uint64
 	live.Store(16 << 20)
-	var mu sync.Mutex
-	var applied []int
-	set := func(v int) int {
-		mu.Lock()
-		defer mu.Unlock()
-		applied = append(applied, v)
-		return 0
-	}
-	last := func() []int {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]int(nil), applied...)
-	}
-	wait := func(n int) []int {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for len(last()) < n && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-		return last()
-	}
+	applied := make(chan int, 10)
+	cycles := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	p := Pacer{Percent: 50, Floor: 32 << 20, Every: time.Millisecond, live: live.Load, set: set}
-	go func() { defer close(done); p.Run(ctx) }()
-	if got := wait(1); got[0] != 200 {
-		t.Fatalf("first percentage %v, want 200", got)
+	p := Pacer{Percent: 50, Floor: 32 << 20, live: live.Load, set: func(v int) int { applied <- v; return 0 }}
+	go func() { defer close(done); p.follow(ctx, cycles) }()
+	next := func() int {
+		t.Helper()
+		select {
+		case v := <-applied:
+			return v
+		case <-time.After(5 * time.Second):
+			t.Fatal("no percentage applied")
+			return 0
+		}
+	}
+	if got := next(); got != 200 {
+		t.Fatalf("first percentage %d, want 200", got)
 	}
 	live.Store(17 << 20) // 188 %: within a tenth of 200
-	time.Sleep(20 * time.Millisecond)
-	if got := last(); len(got) != 1 {
-		t.Errorf("a move of 6 %% applied: %v", got)
-	}
+	cycles <- struct{}{}
 	live.Store(128 << 20)
-	if got := wait(2); got[1] != 50 {
-		t.Errorf("large heap: percentages %v, want 50 second", got)
+	cycles <- struct{}{}
+	if got := next(); got != 50 {
+		t.Errorf("after a cycle with a large heap: %d, want 50 (and nothing for the small move before)", got)
 	}
 	cancel()
 	<-done
-	if got := last(); got[len(got)-1] != 50 {
-		t.Errorf("after Run: %v, want Percent last", got)
+	if got := next(); got != 50 {
+		t.Errorf("after Run: %d, want Percent", got)
 	}
+}
+
+// TestRunFollowsCollections: Run, with the runtime's own readings and
+// setting, applies the floor's percentage to a small heap at once, moves
+// to Percent after the collection that finds the heap large, and leaves
+// Percent in place at its end.
+func TestRunFollowsCollections(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	runtime.GC()
+	if live := liveHeap(); live > 8<<20 {
+		t.Skipf("the test binary's heap is already %d bytes", live)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	p := Pacer{Percent: 50, Floor: 16 << 20}
+	go func() { defer close(done); p.Run(ctx) }()
+	waitFor := func(want int, collect bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for gogc() != want && time.Now().Before(deadline) {
+			if collect {
+				runtime.GC()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := gogc(); got != want {
+			t.Fatalf("GOGC %d, want %d", got, want)
+		}
+	}
+	waitFor(maxPercent, false) // 16 MiB after a heap of a few: capped
+	kept := make([][]byte, 64)
+	for i := range kept {
+		kept[i] = make([]byte, 1<<20)
+	}
+	waitFor(50, true) // 16 MiB is a quarter of 64: GOGC's 50 %
+	runtime.KeepAlive(kept)
+	cancel()
+	<-done
+	if got := gogc(); got != p.Percent {
+		t.Errorf("after Run: GOGC %d, want %d", got, p.Percent)
+	}
+}
+
+// gogc reads the collector's percentage without changing it.
+func gogc() int {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return int(s[0].Value.Uint64())
 }
 
 // TestLiveHeapReadsTheRuntime: the runtime's reading is the heap a
