@@ -14,6 +14,22 @@ func batchLease(i int) Lease {
 		Hostname: fmt.Sprintf("h%d", i), Expires: time.Date(2026, 3, 1, 13, 0, 0, 0, time.UTC)}
 }
 
+// storedLeases reopens the closed store in dir and returns its leases on
+// segment "lab".
+func storedLeases(t *testing.T, dir string) []Lease {
+	t.Helper()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.ListLeases("lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // TestPutLeaseBatches writes leases from many goroutines at once: each
 // call returns nil only with its lease stored, and they share commits.
 func TestPutLeaseBatches(t *testing.T) {
@@ -61,15 +77,7 @@ func TestPutLeaseBatches(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			db, err = Open(dir, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			got, err := db.ListLeases("lab")
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := storedLeases(t, dir)
 			if len(got) != n {
 				t.Fatalf("%d leases stored, want %d", len(got), n)
 			}
@@ -116,15 +124,7 @@ func TestPutLeaseClose(t *testing.T) {
 	if err := db.PutLease(batchLease(1)); !errors.Is(err, errClosed) {
 		t.Errorf("PutLease after Close: %v, want %v", err, errClosed)
 	}
-	db, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	got, err := db.ListLeases("lab")
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := storedLeases(t, dir)
 	if len(got) < acked {
 		t.Errorf("%d leases acknowledged, %d stored", acked, len(got))
 	}
@@ -186,16 +186,7 @@ func TestPutLeaseThen(t *testing.T) {
 	if !errors.Is(closedErr, errClosed) {
 		t.Errorf("PutLeaseThen after Close: callback got %v before it returned, want %v", closedErr, errClosed)
 	}
-	db, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	got, err := db.ListLeases("lab")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != n {
+	if got := storedLeases(t, dir); len(got) != n {
 		t.Errorf("%d leases stored after reopening, want %d", len(got), n)
 	}
 }
