@@ -53,9 +53,10 @@ type datagram struct {
 // (recvmmsg) that answers at once what needs no wait and sends those
 // replies together (sendmmsg), a bounded queue of the packets that must
 // wait for the store, a fixed pool of workers that finish them, and one
-// writer (sendmmsg) that sends the workers' replies that are ready
-// together. An answer may also be finished by another goroutine without a
-// worker (later: a REQUEST whose lease the store's writer finishes). It
+// writer (sendmmsg) that sends the replies finished elsewhere, those ready
+// together and paced (paceChunk). An answer may also be finished by
+// another goroutine without a worker (later: a REQUEST whose lease the
+// store's writer finishes). It
 // replaces a goroutine per packet and a sendto per reply, which were most
 // of the DHCP server's CPU at high rates, and it hands a packet to another
 // goroutine only when it must wait: on a 2-core machine each hand-off is

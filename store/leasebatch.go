@@ -23,8 +23,8 @@ import (
 // msyncs. A DHCP server under load writes thousands of independent leases
 // a second, so PutLease hands its lease to one writer goroutine that waits
 // a little for others and commits them all in one transaction, synced once.
-// Every caller still returns only after the commit holding its lease is
-// synced.
+// Every PutLease still returns, and every PutLeaseThen callback is still
+// called, only after the commit holding its lease is synced.
 
 // Defaults of the lease batcher.
 const (
