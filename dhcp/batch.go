@@ -56,11 +56,11 @@ type datagram struct {
 // writer (sendmmsg) that sends the replies finished elsewhere, those ready
 // together and paced (paceChunk). An answer may also be finished by
 // another goroutine without a worker (later: a REQUEST whose lease the
-// store's writer finishes). It
-// replaces a goroutine per packet and a sendto per reply, which were most
-// of the DHCP server's CPU at high rates, and it hands a packet to another
-// goroutine only when it must wait: on a 2-core machine each hand-off is
-// a futex wake and a context switch (bench/README.md).
+// store's writer finishes). It replaces a goroutine per packet and a
+// sendto per reply, which were most of the DHCP server's CPU at high
+// rates, and it hands a packet to another goroutine only when it must
+// wait: on a 2-core machine each hand-off is a futex wake and a context
+// switch (bench/README.md).
 type batchServer struct {
 	conn *net.UDPConn
 	pc   *ipv4.PacketConn
@@ -140,6 +140,7 @@ func (s *batchServer) read() error {
 		msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
 	}
 	out := make([]ipv4.Message, 0, batchMessages)
+	later := s.later // once: a method value passed on is a heap object
 	for {
 		n, err := s.pc.ReadBatch(msgs, 0)
 		if err != nil {
@@ -165,7 +166,7 @@ func (s *batchServer) read() error {
 				s.overload()
 				continue
 			}
-			r, rest := s.answer(m.Buffers[0][:m.N], peer, s.later)
+			r, rest := s.answer(m.Buffers[0][:m.N], peer, later)
 			if rest != nil {
 				s.queue <- rest
 			}

@@ -92,12 +92,12 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4, src netip.Addr) *dhcpv4.DHCP
 // (admitted.waits) is answered in one of two ways. A REQUEST from an
 // unknown machine whose answer writes nothing but its lease (the common
 // case under load) is answered up to the lease at once, and the lease
-// store's writer finishes it, through the func later returned, once the
-// lease is durable (finishesLater). Any other is checked and counted but
+// store's writer finishes it, sending its datagram through the func
+// later returned, once the lease is durable (finishesLater). Any other is checked and counted but
 // not answered: serve returns nil and the rest of the work, which the
 // caller must run (where waiting is fine) for its reply. Everything else
 // is answered at once.
-func (l *listener) serve(req, resp *dhcpv4.DHCPv4, src netip.Addr, later func() func(*dhcpv4.DHCPv4)) (*dhcpv4.DHCPv4, func() *dhcpv4.DHCPv4) {
+func (l *listener) serve(req, resp *dhcpv4.DHCPv4, src netip.Addr, later func() func(datagram)) (*dhcpv4.DHCPv4, func() *dhcpv4.DHCPv4) {
 	in := l.in
 	in.gate.RLock()
 	if in.closed {
@@ -118,9 +118,12 @@ func (l *listener) serve(req, resp *dhcpv4.DHCPv4, src netip.Addr, later func() 
 	in.m.request(mt)
 	p, reason, detail := l.admit(req, resp, src)
 	if p != nil && later != nil && p.waits() {
-		finish := l.finish
+		// h: the reader did the work up to the lease, and a worker
+		// writes it and finishes (the answer writes more than its lease).
+		var h *held
 		if giver := l.finishesLater(p); giver != nil {
-			reply, reason, detail, h := l.finishStart(p)
+			var reply *dhcpv4.DHCPv4
+			reply, reason, detail, h = l.finishStart(p)
 			switch {
 			case h == nil:
 				return l.account(req, mt, src, reply, reason, detail), nil
@@ -129,21 +132,26 @@ func (l *listener) serve(req, resp *dhcpv4.DHCPv4, src netip.Addr, later func() 
 				handedOff = true
 				send := later()
 				giver.PutLeaseThen(h.write.lease, func(err error) {
-					send(l.safeRest(func() *dhcpv4.DHCPv4 {
+					send(l.datagramOf(req, l.safeRest(func() *dhcpv4.DHCPv4 {
 						defer in.inflight.Done()
 						reply, reason, detail := h.then(err)
 						return l.account(req, mt, src, reply, reason, detail)
-					}))
+					})))
 				})
 				return nil, nil
 			}
-			finish = func(*admitted) (*dhcpv4.DHCPv4, string, string) { return h.wait() }
 		}
 		// Still in flight (Serve waits for it) until rest has run.
 		handedOff = true
 		return nil, func() *dhcpv4.DHCPv4 {
 			defer in.inflight.Done()
-			reply, reason, detail := finish(p)
+			var reply *dhcpv4.DHCPv4
+			var reason, detail string
+			if h != nil {
+				reply, reason, detail = h.wait()
+			} else {
+				reply, reason, detail = l.finish(p)
+			}
 			return l.account(req, mt, src, reply, reason, detail)
 		}
 	}
@@ -353,7 +361,8 @@ func (l *listener) finish(p *admitted) (*dhcpv4.DHCPv4, string, string) {
 // qualifies when its machine was looked up and is unknown (a known
 // machine's sighting may be written after the lease) on a dhcp-mode
 // segment whose store gives leases so. Up to its lease such a REQUEST
-// reads only memory and the machine lookup admit did.
+// reads only memory and the local store (the lookup admit did; a new
+// record's reservation may look again).
 func (l *listener) finishesLater(p *admitted) leaseGiver {
 	if p.mt != dhcpv4.MessageTypeRequest || p.lookup || p.machine != nil || p.storeDown != nil || p.seg.alloc == nil {
 		return nil

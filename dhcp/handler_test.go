@@ -380,11 +380,11 @@ func (a answered) String() string { return [...]string{"at once", "by a worker",
 // reply however it came, and how.
 func serveOwn(t *testing.T, l *listener, wire, resp *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, answered) {
 	t.Helper()
-	laterReply := make(chan *dhcpv4.DHCPv4, 1)
+	laterReply := make(chan datagram, 1)
 	calls := 0
-	later := func() func(*dhcpv4.DHCPv4) {
+	later := func() func(datagram) {
 		calls++
-		return func(r *dhcpv4.DHCPv4) { laterReply <- r }
+		return func(d datagram) { laterReply <- d }
 	}
 	reply, rest := l.serve(wire, resp, netip.Addr{}, later)
 	switch {
@@ -395,7 +395,14 @@ func serveOwn(t *testing.T, l *listener, wire, resp *dhcpv4.DHCPv4) (*dhcpv4.DHC
 			t.Fatalf("answered later and also by %v / a rest %v", reply, rest != nil)
 		}
 		select {
-		case r := <-laterReply:
+		case d := <-laterReply:
+			if d.b == nil {
+				return nil, byLater
+			}
+			r, err := dhcpv4.FromBytes(d.b)
+			if err != nil {
+				t.Fatalf("the datagram sent later does not parse: %v", err)
+			}
 			return r, byLater
 		case <-time.After(10 * time.Second):
 			t.Fatal("no answer later")
@@ -461,7 +468,7 @@ func TestServeWaitsOnlyForWrites(t *testing.T) {
 	// only.
 	wire, _ := dhcpv4.FromBytes(pkt(t, dhcpv4.MessageTypeDiscover, newcomer, pxeBIOS, arch(iana.INTEL_X86PC)).ToBytes())
 	resp, _ := dhcpv4.NewReplyFromRequest(wire)
-	reply, rest := lab.serve(wire, resp, netip.Addr{}, func() func(*dhcpv4.DHCPv4) {
+	reply, rest := lab.serve(wire, resp, netip.Addr{}, func() func(datagram) {
 		t.Fatal("discovery of a new MAC answered later")
 		return nil
 	})
@@ -538,7 +545,7 @@ func TestRemoteStoreLooksUpOnWorkers(t *testing.T) {
 	prod := f.byIf["veth1"]
 	wire, resp := onTheWire(t, pkt(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{0x52, 0x54, 0, 0, 0xab, 1}))
 	before := counted.n.Load()
-	reply, rest := prod.serve(wire, resp, netip.Addr{}, func() func(*dhcpv4.DHCPv4) {
+	reply, rest := prod.serve(wire, resp, netip.Addr{}, func() func(datagram) {
 		t.Fatal("a DISCOVER with a remote store answered later")
 		return nil
 	})

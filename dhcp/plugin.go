@@ -116,7 +116,9 @@ func (l *listener) startOwn() (*batchServer, error) {
 // to plugins (DECLINE has its own reader, decline.go), a reply prepared
 // from the request, sent where replyTo says. A packet whose answer may
 // wait for the store (admitted.waits) is answered by the func returned,
-// which the server runs on a worker; the others at once, by the reader.
+// which the server runs on a worker, or, a REQUEST that writes only its
+// lease, through later by the store's lease writer (serve); the others at
+// once, by the reader.
 func (l *listener) answerOwn(b []byte, peer *net.UDPAddr, later func() func(datagram)) (datagram, func() datagram) {
 	req, err := dhcpv4.FromBytes(b)
 	if err != nil {
@@ -141,10 +143,7 @@ func (l *listener) answerOwn(b []byte, peer *net.UDPAddr, later func() func(data
 	if typ != dhcpv4.MessageTypeNone {
 		resp.UpdateOption(dhcpv4.OptMessageType(typ))
 	}
-	reply, rest := l.safeServe(req, resp, src, func() func(*dhcpv4.DHCPv4) {
-		send := later()
-		return func(reply *dhcpv4.DHCPv4) { send(l.datagramOf(req, reply)) }
-	})
+	reply, rest := l.safeServe(req, resp, src, later)
 	if rest != nil {
 		return datagram{}, func() datagram {
 			return l.datagramOf(req, l.safeRest(rest))
@@ -162,7 +161,7 @@ func (l *listener) datagramOf(req, reply *dhcpv4.DHCPv4) datagram {
 }
 
 // safeServe is serve without waiting, with safeHandle's defence.
-func (l *listener) safeServe(req, resp *dhcpv4.DHCPv4, src netip.Addr, later func() func(*dhcpv4.DHCPv4)) (reply *dhcpv4.DHCPv4, rest func() *dhcpv4.DHCPv4) {
+func (l *listener) safeServe(req, resp *dhcpv4.DHCPv4, src netip.Addr, later func() func(datagram)) (reply *dhcpv4.DHCPv4, rest func() *dhcpv4.DHCPv4) {
 	defer l.recoverPanic(&reply)
 	return l.serve(req, resp, src, later)
 }
