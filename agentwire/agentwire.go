@@ -4,9 +4,10 @@
 // nonce. Both programs import these types, so the protocol is defined once;
 // api/contract_test.go runs the real agent client against the real server.
 //
-// The package depends only on the standard library and package lifecycle
-// (itself dependency-free, where the decision kinds are defined), so that
-// the agent, a static binary in a small initramfs, pulls in no server code.
+// The package depends only on the standard library, package lifecycle
+// (where the decision kinds are defined) and discovery-os/token (the token
+// hash), both themselves dependency-free, so that the agent, a static binary
+// in a small initramfs, pulls in no server code.
 //
 // Type names are part of the contract: package api uses these types through
 // aliases, and huma names the OpenAPI schemas after them (components
@@ -19,6 +20,7 @@ package agentwire
 import (
 	"time"
 
+	"github.com/foundry-appliance/foundry/discovery-os/token"
 	"github.com/foundry-appliance/foundry/lifecycle"
 )
 
@@ -57,12 +59,21 @@ const (
 
 // AgentToken is the salted hash of the registration token shown on the
 // machine's console: the body of PathToken and part of AgentRegister.
-// Hash is PBKDF2-SHA256(token, Salt, 100000 iterations, 32 bytes), as
-// discovery-os/token computes it; both byte fields are base64 in JSON.
+// Hash is PBKDF2-SHA256(token, Salt, Iterations, 32 bytes), as
+// discovery-os/token computes it (NewAgentToken); both byte fields are
+// base64 in JSON. Agents before the count was sent omit it: their hashes
+// were made with token.LegacyIterations.
 type AgentToken struct {
-	Salt      []byte    `json:"salt" minLength:"1" doc:"Random salt, base64 (16 bytes)"`
-	Hash      []byte    `json:"hash" minLength:"1" doc:"PBKDF2-SHA256(token, salt, 100000, 32), base64"`
-	ExpiresAt time.Time `json:"expires_at" doc:"The agent's expiry; the appliance counts the token's hour from when it receives the hash"`
+	Salt       []byte    `json:"salt" minLength:"1" doc:"Random salt, base64 (16 bytes)"`
+	Hash       []byte    `json:"hash" minLength:"1" doc:"PBKDF2-SHA256(token, salt, iterations, 32), base64"`
+	Iterations int       `json:"iterations,omitempty" minimum:"10000" maximum:"100000" doc:"PBKDF2 iteration count of hash (agents send 10000); absent: 100000, as agents made it before the count was sent"`
+	ExpiresAt  time.Time `json:"expires_at" doc:"The agent's expiry; the appliance counts the token's hour from when it receives the hash"`
+}
+
+// NewAgentToken hashes t with salt as agents do (token.Hash) and names the
+// count it used.
+func NewAgentToken(t token.Token, salt []byte) AgentToken {
+	return AgentToken{Salt: salt, Hash: token.Hash(t.Value, salt), Iterations: token.Iterations, ExpiresAt: t.ExpiresAt}
 }
 
 // AgentRegister is the body of PathRegister: the boot's public key, the

@@ -15,7 +15,9 @@ func TestWireNames(t *testing.T) {
 		v    any
 		want string
 	}{
-		{"token", AgentToken{Salt: []byte{1, 2}, Hash: []byte{3}, ExpiresAt: at},
+		{"token", AgentToken{Salt: []byte{1, 2}, Hash: []byte{3}, Iterations: 10000, ExpiresAt: at},
+			`{"salt":"AQI=","hash":"Aw==","iterations":10000,"expires_at":"2025-01-02T03:04:05Z"}`},
+		{"token without a count (agents before it was sent)", AgentToken{Salt: []byte{1, 2}, Hash: []byte{3}, ExpiresAt: at},
 			`{"salt":"AQI=","hash":"Aw==","expires_at":"2025-01-02T03:04:05Z"}`},
 		{"register", AgentRegister{MAC: "52:54:00:12:34:56", PublicKey: []byte{7}, Inventory: RawInventory(`{"schema_version":1}`), Token: AgentToken{ExpiresAt: at}},
 			`{"mac":"52:54:00:12:34:56","public_key":"Bw==","inventory":{"schema_version":1},"token":{"salt":null,"hash":null,"expires_at":"2025-01-02T03:04:05Z"}}`},

@@ -438,5 +438,8 @@ func (s *Server) checkToken(t AgentToken, loc string) (store.RegToken, error) {
 	if len(t.Hash) != token.HashLen {
 		return store.RegToken{}, fieldErr(loc+"hash", fmt.Sprintf("want a %d-byte PBKDF2-SHA256 hash (base64)", token.HashLen), nil)
 	}
-	return store.RegToken{Salt: t.Salt, Hash: t.Hash, ExpiresAt: s.now().Add(token.Lifetime)}, nil
+	if err := token.CheckIterations(t.Iterations); err != nil {
+		return store.RegToken{}, fieldErr(loc+"iterations", err.Error(), t.Iterations)
+	}
+	return store.RegToken{Salt: t.Salt, Hash: t.Hash, Iterations: t.Iterations, ExpiresAt: s.now().Add(token.Lifetime)}, nil
 }

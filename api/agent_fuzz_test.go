@@ -94,6 +94,8 @@ func FuzzAgentRegister(f *testing.F) {
 	f.Add("", []byte(` {"cpu":{"cores":-1}}`), []byte(`{"salt":"","hash":null}`), []byte(`,"inventory":[]`))
 	f.Add("", []byte(`[]`), tok, []byte(`,"mac":"00:00:00:00:00:00"`))
 	f.Add("", []byte(`"x"`), []byte(`{"salt":"AAAAAAAAAAA=","hash":"AAAA"}`), []byte(`,"public_key":"AAAA"`))
+	f.Add("", inv, bytes.Replace(tok, []byte(`"expires_at"`), []byte(`"iterations":10000,"expires_at"`), 1), []byte(""))
+	f.Add("", inv, bytes.Replace(tok, []byte(`"expires_at"`), []byte(`"iterations":1e9,"expires_at"`), 1), []byte(""))
 	a := newFuzzAPI(f)
 	f.Fuzz(func(t *testing.T, macText string, inv, tok, extra []byte) {
 		mac, nonce := a.discovered(t, 0x01)
@@ -292,6 +294,7 @@ func FuzzAgentCalls(f *testing.F) {
 	f.Add(uint8(3), []byte(`{"protocol":"ipmi","address":"10.0.0.1","mac":"x","channel":16,"user_id":-1,"username":"foundry","password":"p"}`))
 	f.Add(uint8(3), []byte(`{"error":"no /dev/ipmi0"}`))
 	f.Add(uint8(1), []byte(`{"percent":1e400}`))
+	f.Add(uint8(0), []byte(strings.Replace(tok, `"expires_at"`, `"iterations":-10000,"expires_at"`, 1)))
 	paths := []string{"/agent/token", "/agent/progress", "/agent/result", "/agent/bmc"}
 	inv, _ := json.Marshal(testInventory("52:54:00:12:34:56"))
 	a := newFuzzAPI(f)

@@ -146,7 +146,7 @@ func (s *Server) verifyToken(ctx context.Context, m store.Machine, typed string)
 	derived := make([][]byte, len(candidates)) // nil for text that is no token: it never matches
 	if ferr == nil {
 		for i, c := range candidates {
-			derived[i] = token.Hash(canon, c.Token.Salt)
+			derived[i] = token.Derive(canon, c.Token.Salt, c.Token.Iterations)
 		}
 	}
 	actor := caller(ctx).Actor

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/api/client"
+	"github.com/foundry-appliance/foundry/discovery-os/token"
 	"github.com/foundry-appliance/foundry/store"
 )
 
@@ -156,6 +158,88 @@ func TestApproveHappyPath(t *testing.T) {
 			t.Errorf("hostname default: %q", m.Hostname)
 		}
 	})
+}
+
+// TestTokenIterationCount: the console token is checked with the PBKDF2
+// count its agent hashed it with, a hash sent without a count (an agent, or
+// a stored registration, from before the count was sent) with the legacy
+// one, and a count out of range is refused when it arrives and stores
+// nothing.
+func TestTokenIterationCount(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	ctx := context.Background()
+	for i, tc := range []struct {
+		name   string
+		count  int // sent and hashed with
+		stored int
+	}{
+		{"no count: an agent before it was sent", 0, 0},
+		{"the agents' count", token.Iterations, token.Iterations},
+		{"another count in range", 20000, 20000},
+		{"the highest", token.MaxIterations, token.MaxIterations},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mac := fmt.Sprintf("52:54:00:00:10:%02x", i)
+			a := e.discover(mac)
+			body := a.registerBody(testInventory(mac))
+			body["token"] = a.tokenBodyCount(tc.count)
+			if code, out := a.call(http.MethodPost, "/agent/register", body); code != http.StatusOK {
+				t.Fatalf("register: %d %s", code, out)
+			}
+			if got := e.sessions(mac)[0].Token.Iterations; got != tc.stored {
+				t.Fatalf("stored count %d, want %d", got, tc.stored)
+			}
+			if _, err := e.admin.Approve(ctx, mac, api.ApproveRequest{Token: a.tok.Value, Cluster: "rack1"}); err != nil {
+				t.Fatalf("approve with the console token: %v", err)
+			}
+		})
+	}
+	t.Run("a count that does not match the hash is a wrong token", func(t *testing.T) {
+		const mac = "52:54:00:00:10:ff"
+		a := e.discover(mac)
+		body := a.registerBody(testInventory(mac))
+		tb := a.tokenBodyCount(token.Iterations)
+		tb["iterations"] = 20000
+		body["token"] = tb
+		if code, out := a.call(http.MethodPost, "/agent/register", body); code != http.StatusOK {
+			t.Fatalf("register: %d %s", code, out)
+		}
+		_, err := e.admin.Approve(ctx, mac, api.ApproveRequest{Token: a.tok.Value, Cluster: "rack1"})
+		if client.StatusOf(err) != http.StatusUnprocessableEntity || e.sessions(mac)[0].Token.Failures != 1 {
+			t.Fatalf("approve: %v, failures %d", err, e.sessions(mac)[0].Token.Failures)
+		}
+	})
+	// Out of range: too cheap to protect the hash, or a cost every approval
+	// of the machine would pay. Refused on both calls that carry a token.
+	a := e.inventoried(macA)
+	before, sessions := e.machine(macA), e.sessions(macA)
+	for _, n := range []int{-1, 1, token.MinIterations - 1, token.MaxIterations + 1, 1 << 30} {
+		t.Run(fmt.Sprintf("count %d", n), func(t *testing.T) {
+			tb := a.tokenBody()
+			tb["iterations"] = n
+			if code, out := a.call(http.MethodPost, "/agent/token", tb); code != http.StatusUnprocessableEntity ||
+				!hasLocation(problem(t, out), "body.iterations") {
+				t.Errorf("token: %d %s", code, out)
+			}
+			b := e.discover(fmt.Sprintf("52:54:00:00:11:%02x", n&0xff))
+			body := b.registerBody(testInventory(b.mac))
+			tb = b.tokenBody()
+			tb["iterations"] = n
+			body["token"] = tb
+			if code, out := b.call(http.MethodPost, "/agent/register", body); code != http.StatusUnprocessableEntity ||
+				!hasLocation(problem(t, out), "body.token.iterations") {
+				t.Errorf("register: %d %s", code, out)
+			}
+			if len(e.sessions(b.mac)) != 0 {
+				t.Error("a refused registration was stored")
+			}
+		})
+	}
+	if after, now := e.machine(macA), e.sessions(macA); after.Revision != before.Revision || len(now) != 1 ||
+		!reflect.DeepEqual(now[0].Token, sessions[0].Token) {
+		t.Errorf("a refused token changed the machine or its registration's token:\n%+v\n%+v", sessions, now)
+	}
 }
 
 func TestTokenLockout(t *testing.T) {

@@ -40,7 +40,7 @@ func newWireToken(t *testing.T, now time.Time) (token.Token, agentwire.AgentToke
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tok, agentwire.AgentToken{Salt: salt, Hash: token.Hash(tok.Value, salt), ExpiresAt: tok.ExpiresAt}
+	return tok, agentwire.NewAgentToken(tok, salt)
 }
 
 func TestContractNonceHeader(t *testing.T) {

@@ -196,7 +196,21 @@ func (a *agent) tokenBody() map[string]any {
 		a.e.t.Fatal(err)
 	}
 	a.tok = tok
-	return map[string]any{"salt": salt, "hash": token.Hash(tok.Value, salt), "expires_at": tok.ExpiresAt}
+	return map[string]any{"salt": salt, "hash": token.Hash(tok.Value, salt), "iterations": token.Iterations, "expires_at": tok.ExpiresAt}
+}
+
+// tokenBodyCount is tokenBody with its hash made with n PBKDF2 iterations
+// and n sent as its count; n == 0 sends no count and hashes with the legacy
+// count, as agents did before they sent one.
+func (a *agent) tokenBodyCount(n int) map[string]any {
+	a.e.t.Helper()
+	body := a.tokenBody()
+	body["hash"] = token.Derive(a.tok.Value, body["salt"].([]byte), n)
+	body["iterations"] = n
+	if n == 0 {
+		delete(body, "iterations")
+	}
+	return body
 }
 
 func (a *agent) register(inv inventory.Inventory) (int, string) {

@@ -333,7 +333,7 @@ func fillScale(b *testing.B, dir string, n int) scaleFixture {
 				ID: base64.RawURLEncoding.EncodeToString(id[:]), MAC: mac, PublicKey: pub[:], Nonce: hex.EncodeToString(id[:]),
 				// A week, not the hour of a real token and the minutes of a
 				// session: FOUNDRY_SCALE_DATA keeps the store between runs.
-				Token:  store.RegToken{Salt: salt, Hash: hash, ExpiresAt: now.Add(week)},
+				Token:  store.RegToken{Salt: salt, Hash: hash, Iterations: token.Iterations, ExpiresAt: now.Add(week)},
 				Remote: m.IP + ":40000", OpenedAt: now, LastSeen: now, ExpiresAt: now.Add(week), Seq: 1,
 			}
 			setJSON("s/"+s.ID, s)

@@ -55,9 +55,13 @@ type Approval struct {
 // machine's console, kept per boot session. The appliance never sees the
 // token itself.
 type RegToken struct {
-	Salt      []byte    `json:"salt"`
-	Hash      []byte    `json:"hash"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Salt []byte `json:"salt"`
+	Hash []byte `json:"hash"`
+	// Iterations is the PBKDF2 count Hash was made with; 0 in a record
+	// stored before the count was kept, whose hash has the legacy count
+	// (discovery-os/token.Derive reads 0 so).
+	Iterations int       `json:"iterations,omitempty"`
+	ExpiresAt  time.Time `json:"expires_at"`
 	// Failures counts wrong approval attempts compared against this token;
 	// at the limit it is not compared again until the agent sends a new one.
 	Failures int `json:"failures"`

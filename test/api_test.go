@@ -152,7 +152,7 @@ func (b *bootAgent) session() string {
 
 // tokenHash is what the agent sends for its console token.
 func (b *bootAgent) tokenHash() agentwire.AgentToken {
-	return agentwire.AgentToken{Salt: b.salt, Hash: token.Hash(b.Console, b.salt), ExpiresAt: b.expires}
+	return agentwire.NewAgentToken(token.Token{Value: b.Console, ExpiresAt: b.expires}, b.salt)
 }
 
 // register opens the boot's session with inv, as the agent does after

@@ -301,7 +301,7 @@ func TestSecuritySessionMACSpoofing(t *testing.T) {
 
 // agentTokenFor is the hash an agent sends for console token tok.
 func agentTokenFor(tok token.Token, salt []byte) agentwire.AgentToken {
-	return agentwire.AgentToken{Salt: salt, Hash: token.Hash(tok.Value, salt), ExpiresAt: tok.ExpiresAt}
+	return agentwire.NewAgentToken(tok, salt)
 }
 
 // labCall is an admin API call to the coreLab appliance.
@@ -679,6 +679,18 @@ func TestSecuritySessionCopiedToken(t *testing.T) {
 	}
 	if err := spoofer.Token(ctx, sniffed.Token); status(err) != http.StatusUnprocessableEntity {
 		t.Fatalf("the sniffed token as the spoofer's new token: %v, want 422", err)
+	}
+	// A PBKDF2 count that every approval of this MAC would pay for (2^30
+	// iterations: minutes of CPU per candidate per typed token) is refused.
+	// The body is the spoofer's own current token (accepted as it is) but
+	// for the count.
+	costly := spoofer.tokenHash()
+	costly.Iterations = 1 << 30
+	if err := spoofer.Token(ctx, costly); status(err) != http.StatusUnprocessableEntity {
+		t.Fatalf("a token hash with 2^30 iterations: %v, want 422", err)
+	}
+	if err := spoofer.Token(ctx, spoofer.tokenHash()); err != nil {
+		t.Fatalf("the same token with the agents' count: %v", err)
 	}
 
 	for len(showSession(t, a, mac).Registrations) < store.MaxSessions {

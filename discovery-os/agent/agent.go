@@ -151,7 +151,7 @@ func (a *Agent) newToken() (agentwire.AgentToken, error) {
 		a.Console.Update(func(s *Screen) { s.Token, s.ExpiresAt = t.Value, t.ExpiresAt })
 	}
 	a.log().Info("registration token", "token", t.Value, "expires_at", t.ExpiresAt)
-	return agentwire.AgentToken{Salt: salt, Hash: token.Hash(t.Value, salt), ExpiresAt: t.ExpiresAt}, nil
+	return agentwire.NewAgentToken(t, salt), nil
 }
 
 // Run registers and then follows decisions until one ends the discovery

@@ -129,8 +129,11 @@ func TestRegisterSendsVerifiableToken(t *testing.T) {
 	}
 	reg := h.app.registered[0]
 	shown := h.console.s.Token
-	if reg.MAC != h.agent.MAC || !token.Verify(strings.ToLower(shown), reg.Token.Salt, reg.Token.Hash) {
+	if reg.MAC != h.agent.MAC || !token.Verify(strings.ToLower(shown), reg.Token.Salt, reg.Token.Hash, reg.Token.Iterations) {
 		t.Fatalf("the hash sent does not verify against the token shown (%s)", shown)
+	}
+	if reg.Token.Iterations != token.Iterations {
+		t.Errorf("the agent sent a count of %d, want %d (token.Iterations)", reg.Token.Iterations, token.Iterations)
 	}
 	if !reg.Token.ExpiresAt.Equal(h.console.s.ExpiresAt) || reg.Token.ExpiresAt.Sub(h.clock.Now()) > time.Hour {
 		t.Errorf("expiry %v", reg.Token.ExpiresAt)
@@ -227,7 +230,7 @@ func TestTokenRefresh(t *testing.T) {
 		t.Fatal("the token shown was not replaced")
 	}
 	th := h.app.tokens[0]
-	if !token.Verify(now, th.Salt, th.Hash) || token.Verify(first, th.Salt, th.Hash) {
+	if !token.Verify(now, th.Salt, th.Hash, th.Iterations) || token.Verify(first, th.Salt, th.Hash, th.Iterations) {
 		t.Error("the new hash does not match the new token only")
 	}
 	if !th.ExpiresAt.After(h.app.registered[0].Token.ExpiresAt) {

@@ -5,6 +5,17 @@
 // base32 alphabet (60 bits from a cryptographic RNG). The appliance only ever
 // receives a salted PBKDF2-SHA256 hash of it, so whoever approves a machine
 // must have read the token off that machine's console.
+//
+// The iteration count travels with the hash (Iterations, LegacyIterations)
+// and is what an observed hash costs to invert. It is not a password's count:
+// the token is 60 random bits, not a word a person chose, and it is worth
+// something only for its hour (after it, or after its machine is approved,
+// it approves nothing). At Iterations a search of half the token space is
+// 2^59 × 10,000 × 2 SHA-256 blocks, 1.2e22: at 2.2e10 blocks a second (a
+// 2024 GPU) about 150 million GPUs busy for the hour. The count is kept
+// low enough that the appliance's check of a typed token, run at every
+// approval and once per registration the machine has, stays a few
+// milliseconds (docs/security.md).
 package token
 
 import (
@@ -23,8 +34,17 @@ const (
 	Prefix = "FOUNDRY-"
 	// Lifetime is how long a token is valid after it is generated.
 	Lifetime = time.Hour
-	// Iterations is the PBKDF2 iteration count of Hash.
-	Iterations = 100000
+	// Iterations is the PBKDF2 iteration count of Hash: the count an agent
+	// sends with its hash.
+	Iterations = 10000
+	// LegacyIterations is the count of a hash that came without one: agents
+	// and stored registrations from before the count was sent.
+	LegacyIterations = 100000
+	// MinIterations and MaxIterations bound the count the appliance accepts
+	// from an agent: below, a hash is too cheap to invert; above, every
+	// approval of that machine would pay for the agent's choice.
+	MinIterations = Iterations
+	MaxIterations = LegacyIterations
 	// HashLen is the length in bytes of Hash's output.
 	HashLen = 32
 	// SaltLen is the salt length the agent uses (NewSalt).
@@ -127,25 +147,49 @@ func Normalize(s string) (string, error) {
 	return format(compact), nil
 }
 
-// Hash is PBKDF2-SHA256(token, salt, Iterations, HashLen). token must be in
-// canonical form (see Normalize); both sides hash the canonical form.
-// It returns nil when PBKDF2 refuses its input (only in FIPS-only mode, for
-// a salt shorter than 16 bytes), which Verify treats as no match.
-func Hash(token string, salt []byte) []byte {
-	h, err := pbkdf2.Key(sha256.New, token, salt, Iterations, HashLen)
+// ErrIterations is wrapped by every CheckIterations error.
+var ErrIterations = errors.New("PBKDF2 iteration count out of range")
+
+// Hash is Derive(token, salt, Iterations): what an agent sends.
+func Hash(token string, salt []byte) []byte { return Derive(token, salt, Iterations) }
+
+// Derive is PBKDF2-SHA256(token, salt, iterations, HashLen); an iterations
+// of 0 means LegacyIterations (a hash that came without a count). token
+// must be in canonical form (see Normalize); both sides hash the canonical
+// form. It returns nil for a count outside CheckIterations's range, and when
+// PBKDF2 refuses its input (only in FIPS-only mode, for a salt shorter than
+// 16 bytes), which callers treat as no match.
+func Derive(token string, salt []byte, iterations int) []byte {
+	if CheckIterations(iterations) != nil {
+		return nil
+	}
+	if iterations == 0 {
+		iterations = LegacyIterations
+	}
+	h, err := pbkdf2.Key(sha256.New, token, salt, iterations, HashLen)
 	if err != nil {
 		return nil
 	}
 	return h
 }
 
-// Verify normalises typed, hashes it with salt and compares the result with
-// hash in constant time. Input that is not a token never matches.
-func Verify(typed string, salt, hash []byte) bool {
+// CheckIterations reports whether the appliance accepts a hash made with
+// iterations: 0 (LegacyIterations) or MinIterations to MaxIterations.
+func CheckIterations(iterations int) error {
+	if iterations != 0 && (iterations < MinIterations || iterations > MaxIterations) {
+		return fmt.Errorf("%w: %d, want %d to %d", ErrIterations, iterations, MinIterations, MaxIterations)
+	}
+	return nil
+}
+
+// Verify normalises typed, derives it with salt and iterations and compares
+// the result with hash in constant time. Input that is not a token never
+// matches.
+func Verify(typed string, salt, hash []byte, iterations int) bool {
 	canon, err := Normalize(typed)
 	if err != nil {
 		return false
 	}
-	h := Hash(canon, salt)
+	h := Derive(canon, salt, iterations)
 	return h != nil && subtle.ConstantTimeCompare(h, hash) == 1
 }

@@ -172,7 +172,7 @@ func TestHashAndVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Verify(tt.typed, tt.salt, tt.hash); got != tt.want {
+			if got := Verify(tt.typed, tt.salt, tt.hash, Iterations); got != tt.want {
 				t.Fatalf("Verify = %v, want %v", got, tt.want)
 			}
 		})
@@ -180,12 +180,61 @@ func TestHashAndVerify(t *testing.T) {
 }
 
 func TestHashKnownVector(t *testing.T) {
-	// Pins the parameters (PBKDF2-SHA256, 100000 iterations, 32 bytes) so that
-	// the agent and the appliance cannot drift apart; computed independently
-	// with Python's hashlib.pbkdf2_hmac.
-	got := Hash("FOUNDRY-AAAA-BBBB-CCCC", []byte("0123456789abcdef"))
-	const want = "b47b436b48cb2693eb4f1017e5b64f85fe9a359d312fbefc96b845022ab18a50"
-	if h := hex.EncodeToString(got); h != want {
-		t.Fatalf("hash = %s, want %s", h, want)
+	// Pins the parameters (PBKDF2-SHA256, 32 bytes, the counts) so that the
+	// agent and the appliance cannot drift apart, and a hash stored without a
+	// count keeps verifying; computed independently with Python's
+	// hashlib.pbkdf2_hmac.
+	const (
+		tok  = "FOUNDRY-AAAA-BBBB-CCCC"
+		at10 = "615f0341b1fa21cdcc21b130c99ac533086f855856c875f81a0d157338695776"
+		at1e = "b47b436b48cb2693eb4f1017e5b64f85fe9a359d312fbefc96b845022ab18a50"
+	)
+	salt := []byte("0123456789abcdef")
+	tests := []struct {
+		name string
+		got  []byte
+		want string
+	}{
+		{"Hash (10000)", Hash(tok, salt), at10},
+		{"Derive 10000", Derive(tok, salt, 10000), at10},
+		{"Derive 100000", Derive(tok, salt, 100000), at1e},
+		{"Derive 0 (no count: legacy)", Derive(tok, salt, 0), at1e},
 	}
+	for _, tt := range tests {
+		if h := hex.EncodeToString(tt.got); h != tt.want {
+			t.Errorf("%s = %s, want %s", tt.name, h, tt.want)
+		}
+	}
+	if !Verify(strings.ToLower(tok), salt, mustHex(t, at1e), 0) || Verify(tok, salt, mustHex(t, at1e), Iterations) {
+		t.Error("Verify does not derive with the count it is given")
+	}
+}
+
+func TestCheckIterations(t *testing.T) {
+	for _, tt := range []struct {
+		n  int
+		ok bool
+	}{
+		{0, true}, {MinIterations, true}, {MaxIterations, true}, {Iterations, true},
+		{1, false}, {-1, false}, {MinIterations - 1, false}, {MaxIterations + 1, false}, {1 << 30, false},
+	} {
+		err := CheckIterations(tt.n)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrIterations)) {
+			t.Errorf("CheckIterations(%d) = %v, want ok=%v", tt.n, err, tt.ok)
+		}
+		// Derive refuses what CheckIterations refuses (no hash to match)
+		// instead of running a count an agent chose.
+		if h := Derive("FOUNDRY-AAAA-BBBB-CCCC", []byte("0123456789abcdef"), tt.n); (h != nil) != tt.ok {
+			t.Errorf("Derive(%d) = %x, want a hash: %v", tt.n, h, tt.ok)
+		}
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -295,7 +295,7 @@ func (s *Sim) makeTokens() error {
 			return fmt.Errorf("stormsim: console token: %w", err)
 		}
 		s.tokens[i] = consoleToken{value: tok.Value,
-			wire: agentwire.AgentToken{Salt: salt, Hash: token.Hash(tok.Value, salt), ExpiresAt: tok.ExpiresAt}}
+			wire: agentwire.NewAgentToken(tok, salt)}
 	}
 	return nil
 }

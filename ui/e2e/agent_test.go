@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/foundry-appliance/foundry/agentsig"
+	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
@@ -132,7 +133,7 @@ func registerBoot(t *testing.T, a *appliance, ag *agent, inv inventory.Inventory
 	body := map[string]any{
 		"mac":        ag.mac,
 		"inventory":  inv,
-		"token":      map[string]any{"salt": salt, "hash": token.Hash(tok.Value, salt), "expires_at": tok.ExpiresAt},
+		"token":      agentwire.NewAgentToken(tok, salt),
 		"public_key": key.Public(), // []byte: base64 in JSON
 	}
 	var out struct{ State string }
