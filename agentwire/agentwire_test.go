@@ -2,8 +2,12 @@ package agentwire
 
 import (
 	"encoding/json"
+	"reflect"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/foundry-appliance/foundry/discovery-os/token"
 )
 
 // TestWireNames pins the JSON of every body: a renamed field is a protocol
@@ -64,5 +68,23 @@ func TestRawInventoryKeepsBytes(t *testing.T) {
 	}
 	if _, err := json.Marshal(AgentRegister{Inventory: RawInventory("{not json")}); err == nil {
 		t.Error("invalid inventory bytes were sent")
+	}
+}
+
+// TestTokenCountSchema: the schema's bounds on a token's PBKDF2 count (struct
+// tags cannot name constants) are the ones discovery-os/token enforces, and
+// NewAgentToken's hash verifies with the count it names.
+func TestTokenCountSchema(t *testing.T) {
+	f, ok := reflect.TypeFor[AgentToken]().FieldByName("Iterations")
+	if !ok {
+		t.Fatal("AgentToken has no Iterations")
+	}
+	if lo, hi := f.Tag.Get("minimum"), f.Tag.Get("maximum"); lo != strconv.Itoa(token.MinIterations) || hi != strconv.Itoa(token.MaxIterations) {
+		t.Errorf("schema bounds %s..%s, token package %d..%d", lo, hi, token.MinIterations, token.MaxIterations)
+	}
+	tok := token.Token{Value: "FOUNDRY-AAAA-BBBB-CCCC", ExpiresAt: time.Unix(1, 0)}
+	w := NewAgentToken(tok, []byte("0123456789abcdef"))
+	if w.Iterations != token.Iterations || !w.ExpiresAt.Equal(tok.ExpiresAt) || !token.Verify(tok.Value, w.Salt, w.Hash, w.Iterations) {
+		t.Errorf("NewAgentToken: %+v does not verify with its own count", w)
 	}
 }
