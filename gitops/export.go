@@ -101,7 +101,15 @@ func (s *Server) handle(ctx context.Context, e store.AuditEntry) error {
 	}
 	var then *snapshot
 	if e.Revision > 0 {
-		if sn, ok := s.snaps.take(e.MAC, e.Revision); ok {
+		sn, ok := s.snaps.take(e.MAC, e.Revision)
+		if !ok {
+			// Its event may wait in follow's queue: the exporter wakes on
+			// the first of a burst of changes (an approval, then a delete)
+			// and reads the entries of them all.
+			s.settle(ctx)
+			sn, ok = s.snaps.take(e.MAC, e.Revision)
+		}
+		if ok {
 			then = &sn
 		}
 	}

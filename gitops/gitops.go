@@ -132,7 +132,8 @@ type Server struct {
 	refused map[string]string // MAC → declaration already refused (its content), not retried
 	retry   backoff
 	snaps   snapshots
-	wake    chan struct{} // an event arrived
+	wake    chan struct{}      // an event arrived
+	flush   chan chan struct{} // settle asks follow to take every queued event
 	// sinceCompact counts commits since the clone was last packed.
 	sinceCompact int
 }
@@ -317,7 +318,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("gitops: %w", err)
 	}
 	s.seen, s.refused = map[string]bool{}, map[string]string{}
-	s.wake = make(chan struct{}, 1)
+	s.wake, s.flush = make(chan struct{}, 1), make(chan chan struct{})
 	fctx, stopFollow := context.WithCancel(ctx)
 	followed := make(chan struct{})
 	go func() { defer close(followed); s.follow(fctx) }()
@@ -398,9 +399,46 @@ func (s *Server) follow(ctx context.Context) {
 				case s.wake <- struct{}{}:
 				default:
 				}
+			case done := <-s.flush:
+				open = s.takeQueued(events)
+				close(done)
 			}
 		}
 		cancel()
+	}
+}
+
+// takeQueued moves the events already queued into the snapshots; false
+// when the store has dropped the subscription.
+func (s *Server) takeQueued(events <-chan store.Event) bool {
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return false
+			}
+			s.snaps.add(ev)
+		default:
+			return true
+		}
+	}
+}
+
+// settle returns once follow has taken every event queued when it was
+// called. handle calls it when an audit entry's snapshot is missing:
+// without it, an entry whose event follow had not yet taken was committed
+// as the machine is now (an approval's commit saying the machine was
+// removed, when a delete came a millisecond later).
+func (s *Server) settle(ctx context.Context) {
+	done := make(chan struct{})
+	select {
+	case s.flush <- done:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 
