@@ -92,11 +92,11 @@ func (l *listener) handle(req, resp *dhcpv4.DHCPv4, src netip.Addr) *dhcpv4.DHCP
 // (admitted.waits) is answered in one of two ways. A REQUEST from an
 // unknown machine whose answer writes nothing but its lease (the common
 // case under load) is answered up to the lease at once, and the lease
-// store's writer finishes it, sending its datagram through the func
-// later returned, once the lease is durable (finishesLater). Any other is checked and counted but
-// not answered: serve returns nil and the rest of the work, which the
-// caller must run (where waiting is fine) for its reply. Everything else
-// is answered at once.
+// store's writer finishes it, sending its datagram through the func later
+// returned, once the lease is durable (finishesLater). Any other is
+// checked and counted but not answered: serve returns nil and the rest of
+// the work, which the caller must run (where waiting is fine) for its
+// reply. Everything else is answered at once.
 func (l *listener) serve(req, resp *dhcpv4.DHCPv4, src netip.Addr, later func() func(datagram)) (*dhcpv4.DHCPv4, func() *dhcpv4.DHCPv4) {
 	in := l.in
 	in.gate.RLock()

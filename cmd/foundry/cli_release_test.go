@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/foundry-appliance/foundry/agentsig"
+	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
@@ -46,7 +47,7 @@ func (e *cliEnv) agentBoot(mac string) *cliAgent {
 		Disks: []inventory.Disk{{Name: "sda", Path: "/dev/sda", SizeBytes: 8 << 30, ByPath: "pci-0000:00:1f.2-ata-1"}}}
 	a := &cliAgent{e: e, key: key, token: tok.Value, id: agentsig.KeyID(pub)}
 	code, body := a.call(http.MethodPost, "/agent/register", map[string]any{"mac": mac, "inventory": inv, "public_key": pub,
-		"token": map[string]any{"salt": salt, "hash": token.Hash(tok.Value, salt), "iterations": token.Iterations, "expires_at": tok.ExpiresAt}}, nonce)
+		"token": agentwire.NewAgentToken(tok, salt)}, nonce)
 	if code != http.StatusOK {
 		e.t.Fatalf("register: %d %s", code, body)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/foundry-appliance/foundry/agentsig"
+	"github.com/foundry-appliance/foundry/agentwire"
 	"github.com/foundry-appliance/foundry/api"
 	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/discovery-os/token"
@@ -118,7 +119,7 @@ func (e *cliEnv) boot(mac string, sys inventory.System) (code, id string) {
 		CPU: inventory.CPU{Threads: 2, Cores: 2}, Memory: inventory.Memory{TotalBytes: 2 << 30},
 		Disks: []inventory.Disk{{Name: "sda", Path: "/dev/sda", SizeBytes: 8 << 30, ByPath: "pci-0000:00:1f.2-ata-1"}}}
 	b, _ := json.Marshal(map[string]any{"mac": mac, "inventory": inv, "public_key": pub,
-		"token": map[string]any{"salt": salt, "hash": token.Hash(tok.Value, salt), "iterations": token.Iterations, "expires_at": tok.ExpiresAt}})
+		"token": agentwire.NewAgentToken(tok, salt)})
 	req, _ := http.NewRequest(http.MethodPost, e.url+api.Prefix+"/agent/register", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(api.NonceHeader, nonce)
