@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,7 +29,7 @@ const maxCorruptKeys = 1000
 
 // decodeValue decodes b, the value stored at key, into v.
 func decodeValue(key, b []byte, v any) error {
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := decodeJSON(b, v); err != nil {
 		return fmt.Errorf("decode %s: %w: %v", key, ErrCorrupt, err)
 	}
 	return nil

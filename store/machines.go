@@ -349,7 +349,7 @@ func (m Machine) clone() (Machine, error) {
 		return Machine{}, fmt.Errorf("copy machine: %w", err)
 	}
 	var out Machine
-	if err := json.Unmarshal(b, &out); err != nil {
+	if err := decodeJSON(b, &out); err != nil {
 		return Machine{}, fmt.Errorf("copy machine: %w", err)
 	}
 	out.Inventory = inv
