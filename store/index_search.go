@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"runtime"
 	"sync"
 
@@ -50,6 +51,13 @@ type mirrorRow struct {
 	// (pairBit): a word with a pair whose bit is clear is not in the text,
 	// which most rows of a search show without their text being read.
 	pairs pairSet
+	// keys[k-1] is where the sort key of sortIndex k (1 to 4; 0 is the
+	// MAC) is in row, found once like the text: a search offers some
+	// 20,000 rows of 100,000 machines to its page by their key, and
+	// decoding the row up to it each time was an eighth of the search.
+	// {0, 0} when the row does not decode or is too long for uint16
+	// offsets (the key is decoded then).
+	keys [len(row{}.keys) - 1][2]uint16
 }
 
 // pairSet is a set of byte pairs, hashed to 256 bits: 32 bytes a row
@@ -117,6 +125,9 @@ func (m *mirrorRow) key(k int) []byte {
 	if k == 0 {
 		return m.mac
 	}
+	if at := m.keys[k-1]; at[1] > 0 { // a key ends after the state byte
+		return m.row[at[0]:at[1]]
+	}
 	d := decoder{b: m.row[1:]}
 	for range k + 1 {
 		d.bytes()
@@ -130,7 +141,14 @@ func newMirrorRow(mac, row []byte) mirrorRow {
 		return mirrorRow{mac: mac, row: row, text: -1, end: -1}
 	}
 	at := cap(row) - cap(r.text) // r.text is a part of row
-	return mirrorRow{mac, row, int32(at), int32(at + len(r.text)), pairsOf(r.text)}
+	m := mirrorRow{mac: mac, row: row, text: int32(at), end: int32(at + len(r.text)), pairs: pairsOf(r.text)}
+	if len(row) <= math.MaxUint16 {
+		for i, key := range r.keys[1:] {
+			at := cap(row) - cap(key)
+			m.keys[i] = [2]uint16{uint16(at), uint16(at + len(key))}
+		}
+	}
+	return m
 }
 
 // load reads every row once; a second call does nothing.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/foundry-appliance/foundry/store/kv"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -492,5 +493,30 @@ func TestMirrorRowText(t *testing.T) {
 	}
 	if r := newMirrorRow([]byte(m.MAC), []byte("\x01\x7f")); r.text != -1 {
 		t.Errorf("an undecodable row's text at %d", r.text)
+	}
+}
+
+// TestMirrorRowKeys checks the sort keys a mirror row keeps the place of
+// against the row decoded, and that a row too long for those places has
+// its keys decoded.
+func TestMirrorRowKeys(t *testing.T) {
+	m := Machine{MAC: mac(1), State: StateReady, Hostname: "node-1", Cluster: "rack1", Segment: "lab",
+		FirstSeen: time.Unix(1e9, 0), LastSeen: time.Unix(2e9, 0)}
+	short := rowOf(&m, []string{"10.0.0.9:4000"})
+	long := rowOf(&m, []string{strings.Repeat("10.0.0.9:4000 ", 5000)})
+	for name, b := range map[string][]byte{"short": short, "long": long} {
+		r := newMirrorRow([]byte(m.MAC), b)
+		if cached := r.keys[0][1] > 0; cached != (len(b) <= math.MaxUint16) {
+			t.Fatalf("%s row of %d bytes: keys kept %v", name, len(b), cached)
+		}
+		d, err := decodeRow([]byte(m.MAC), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, o := range SortOrders() {
+			if got := r.key(k); string(got) != string(d.keys[k]) || string(got) != SortKey(&m, o) {
+				t.Errorf("%s row, key %s: %q, decoded %q, SortKey %q", name, o, got, d.keys[k], SortKey(&m, o))
+			}
+		}
 	}
 }
