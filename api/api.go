@@ -33,6 +33,7 @@ func (s *Server) newAPI(mux *http.ServeMux) huma.API {
 	cfg.DocsPath = ""
 	cfg.SchemasPath = ""
 	cfg.CreateHooks = nil
+	cfg.Formats = jsonFormats(cfg.Formats)
 	cfg.Info.Description = "Discover, review and approve bare-metal machines. " +
 		"Administrators authenticate with a bearer token (role admin or viewer: viewers may read everything and change nothing). " +
 		"The discovery agent signs every call with its boot's Ed25519 key (HTTP Message Signatures, RFC 9421), which it registers once with the one-time boot nonce from its kernel command line. " +
