@@ -40,8 +40,11 @@ func decodeJSON(b []byte, v any) error {
 			return nil
 		}
 		// What segmentio filled in before it stopped must not survive into
-		// encoding/json's answer.
-		reflect.ValueOf(v).Elem().SetZero()
+		// encoding/json's answer. (v that is no pointer, or nil, filled in
+		// nothing: encoding/json reports it.)
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && !rv.IsNil() {
+			rv.Elem().SetZero()
+		}
 	}
 	return json.Unmarshal(b, v)
 }

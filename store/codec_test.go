@@ -110,6 +110,18 @@ func TestDecodeRecordAgrees(t *testing.T) {
 	}
 }
 
+// TestDecodeNotAPointer: a target that is no pointer, or a nil one, gets
+// encoding/json's error, not a panic.
+func TestDecodeNotAPointer(t *testing.T) {
+	b := codecRecords(t)[0]
+	for _, v := range []any{Machine{}, (*Machine)(nil), nil} {
+		want, got := json.Unmarshal(b, v), decodeJSON(b, v)
+		if want == nil || got == nil || want.Error() != got.Error() {
+			t.Errorf("decode into %T: %v, encoding/json says %v", v, got, want)
+		}
+	}
+}
+
 // FuzzDecodeRecord holds the store's record decoder to encoding/json's
 // result, error text included, for any bytes and every record type: a
 // record is worth what encoding/json makes of it (codec.go).
