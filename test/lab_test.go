@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"os"
@@ -50,9 +51,18 @@ type lab struct {
 }
 
 // newLab creates bridge name with address cidr (e.g. "10.77.0.1/24").
+//
+// The bridge gets a MAC of its own, set explicitly: a bridge without one
+// takes the lowest MAC of its ports, so a client plugged in later (with a
+// random veth MAC) could change the appliance's MAC under clients that
+// had it cached, and their next connection waited for ARP to find out
+// (TestFullDataDisk timed out so, in about a third of its runs).
 func newLab(t *testing.T, name, cidr string) *lab {
 	t.Helper()
 	nstest.Run(t, "ip", "link", "add", name, "type", "bridge")
+	h := crc32.ChecksumIEEE([]byte(name))
+	nstest.Run(t, "ip", "link", "set", name, "address",
+		fmt.Sprintf("02:fb:%02x:%02x:%02x:%02x", byte(h>>24), byte(h>>16), byte(h>>8), byte(h)))
 	nstest.Run(t, "ip", "addr", "add", cidr, "dev", name)
 	nstest.Run(t, "ip", "link", "set", name, "up")
 	t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
