@@ -16,8 +16,9 @@ import (
 // encoder writes it about 4× faster, byte for byte as encoding/json does
 // for MachineList's types: no field of them is `omitzero` (which segmentio
 // does not know), and their only marshalers are time.Time's and
-// json.RawMessage's (a machine's inventory, which a list leaves out; a list
-// that has one goes to encoding/json, which compacts it). TestMachineListTypes holds the types to that, and
+// json.RawMessage's (a machine's inventory, which a list leaves out; a
+// list that has one goes to encoding/json, which compacts it).
+// TestMachineListTypes holds the types to that, and
 // FuzzMachineListEncoding compares the bytes for any text in every string
 // field, any number and any time. Every other answer, and every request
 // body, stays with encoding/json (huma's default).
