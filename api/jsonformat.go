@@ -32,15 +32,9 @@ func jsonFormats(formats map[string]huma.Format) map[string]huma.Format {
 		std := formats[ct]
 		out[ct] = huma.Format{
 			Marshal: func(w io.Writer, v any) error {
-				switch l := v.(type) {
-				case MachineList:
-					if plainList(&l) {
-						return encodeList(w, &l)
-					}
-				case *MachineList:
-					if plainList(l) {
-						return encodeList(w, l)
-					}
+				// huma passes a response's Body by value.
+				if l, ok := v.(MachineList); ok && plainList(&l) {
+					return encodeList(w, &l)
 				}
 				return std.Marshal(w, v)
 			},

@@ -13,10 +13,9 @@ import (
 // encoding/json spent a third of a first-page list doing it (perf, 100,000
 // machines). segmentio/encoding's decoder reads them 2.8× (a ready
 // machine's record) to 4× (a session) faster (BenchmarkDecodeRecord), so
-// records are read with it — but a record is
-// only ever worth what encoding/json would make of it: that is what wrote it
-// and what every earlier build read. Where the two could disagree,
-// encoding/json decides:
+// records are read with it — but a record is only ever worth what
+// encoding/json would make of it: that is what wrote it and what every
+// earlier build read. Where the two could disagree, encoding/json decides:
 //   - when segmentio refuses a value, encoding/json decodes it again (it is
 //     more lenient about some time formats, and its error is the one
 //     reported);

@@ -140,12 +140,13 @@ func newMirrorRow(mac, row []byte) mirrorRow {
 	if err != nil {
 		return mirrorRow{mac: mac, row: row, text: -1, end: -1}
 	}
-	at := cap(row) - cap(r.text) // r.text is a part of row
-	m := mirrorRow{mac: mac, row: row, text: int32(at), end: int32(at + len(r.text)), pairs: pairsOf(r.text)}
+	// r's fields are parts of row: where one starts is how much shorter
+	// its capacity is.
+	at := func(part []byte) int { return cap(row) - cap(part) }
+	m := mirrorRow{mac: mac, row: row, text: int32(at(r.text)), end: int32(at(r.text) + len(r.text)), pairs: pairsOf(r.text)}
 	if len(row) <= math.MaxUint16 {
 		for i, key := range r.keys[1:] {
-			at := cap(row) - cap(key)
-			m.keys[i] = [2]uint16{uint16(at), uint16(at + len(key))}
+			m.keys[i] = [2]uint16{uint16(at(key)), uint16(at(key) + len(key))}
 		}
 	}
 	return m
