@@ -132,14 +132,17 @@ func fakeQEMU(t *testing.T, body string) string {
 	return p
 }
 
-const untilTerm = "trap 'echo stopping cleanly; exit 0' TERM\nwhile true; do sleep 0.05; done\n"
+// untilTerm says "trap set" only once its handler is in place: a SIGTERM
+// sent after "args:" but before the trap line killed the shell silently
+// (TestContextEndStops failed so in CI).
+const untilTerm = "trap 'echo stopping cleanly; exit 0' TERM\necho trap set\nwhile true; do sleep 0.05; done\n"
 
 func TestStopIsClean(t *testing.T) {
 	in, err := Machine{Binary: fakeQEMU(t, untilTerm), MemoryMiB: 64}.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !in.WaitConsole(5*time.Second, "-m 64 -nic none") {
+	if !in.WaitConsole(5*time.Second, "trap set") || !strings.Contains(in.Console(), "-m 64 -nic none") {
 		t.Fatalf("console: %q", in.Console())
 	}
 	if err := in.Stop(); err != nil {
@@ -159,7 +162,9 @@ func TestContextEndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in.WaitConsole(5*time.Second, "args:")
+	if !in.WaitConsole(5*time.Second, "trap set") {
+		t.Fatalf("console: %q", in.Console())
+	}
 	cancel()
 	select {
 	case <-in.Done():
