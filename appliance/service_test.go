@@ -21,6 +21,7 @@ echo "$@" >> "$dir/args"
 n=$(cat "$dir/starts" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$dir/starts"
 [ $n -eq 1 ] && exit 3
 trap 'echo stopped > "$dir/stopped"; exit 0' TERM
+echo $n > "$dir/trapped"
 while :; do sleep 0.1; done
 `
 
@@ -51,7 +52,8 @@ func TestServiceRestartsAndStopsCleanly(t *testing.T) {
 	// The crash is reported and serve comes back after the first backoff.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if b, _ := os.ReadFile(filepath.Join(dir, "starts")); strings.TrimSpace(string(b)) == "2" {
+		// "trapped" is written once the SIGTERM handler is in place.
+		if b, _ := os.ReadFile(filepath.Join(dir, "trapped")); strings.TrimSpace(string(b)) == "2" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -59,7 +61,6 @@ func TestServiceRestartsAndStopsCleanly(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // let the shell install its trap
 	stop()
 	select {
 	case err := <-done:
