@@ -356,12 +356,14 @@ func (s *Server) approveMachine(ctx context.Context, mac string, req ApproveRequ
 	if err != nil {
 		return nil, s.storeErr(err, "machine "+m.MAC, "body")
 	}
-	res := &machineOut{Body: s.machineView(out, true)}
+	// The answer's view (sessions and their inventories summarised) is
+	// built once, of the machine as it ends up.
 	if plan.profile.Kind == store.ProfileNetboot {
-		return s.netbootReady(ctx, m.MAC, plan.profile.Name, res)
+		if r, ok := s.netbootReady(ctx, m.MAC, plan.profile.Name); ok {
+			out = r
+		}
 	}
-	return res, nil
-
+	return &machineOut{Body: s.machineView(out, true)}, nil
 }
 
 var errChanged = errors.New("machine changed concurrently")
@@ -438,7 +440,7 @@ func (s *Server) planApproval(m store.Machine, req ApproveRequest, inv json.RawM
 	add(d)
 	p.hostname = h
 	imageProfile := p.profile.Kind == store.ProfileImage
-	disk, d := diskChoice(parseInventory(inv), strings.TrimSpace(req.Disk), imageProfile)
+	disk, d := diskChoice(store.ParseInventory(inv), strings.TrimSpace(req.Disk), imageProfile)
 	add(d)
 	keys, kerrs := checkSSHKeys(req.SSHKeys)
 	add(asDetails(kerrs)...)

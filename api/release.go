@@ -127,12 +127,17 @@ func (s *Server) redeploy(ctx context.Context, in *redeployIn) (*machineOut, err
 	if err != nil || prof.Kind != store.ProfileNetboot {
 		return out, err
 	}
-	return s.netbootReady(ctx, mac, prof.Name, out)
+	if r, ok := s.netbootReady(ctx, mac, prof.Name); ok {
+		return &machineOut{Body: s.machineView(r, true)}, nil
+	}
+	return out, nil
 }
 
 // netbootReady makes an approved netboot machine ready: every PXE boot
-// from now on gets the production script (docs/spec.md §1).
-func (s *Server) netbootReady(ctx context.Context, mac, profile string, out *machineOut) (*machineOut, error) {
+// from now on gets the production script (docs/spec.md §1). ok is false
+// when it did not (the machine changed meanwhile, or the write failed:
+// logged); the caller answers with the approved machine then.
+func (s *Server) netbootReady(ctx context.Context, mac, profile string) (ready store.Machine, ok bool) {
 	r, err := s.Store.UpdateMachine(mac, store.Audit{Actor: caller(ctx).Actor, Action: "ready", Detail: "netboot profile " + profile},
 		func(cur *store.Machine) error {
 			to, err := lifecycle.Next(lifecycle.ActNetbootOK, lifecycle.RoleSystem, cur.State)
@@ -143,13 +148,13 @@ func (s *Server) netbootReady(ctx context.Context, mac, profile string, out *mac
 			return nil
 		})
 	if errors.Is(err, errChanged) {
-		return out, nil
+		return store.Machine{}, false
 	}
 	if err != nil {
 		s.log.Error("mark netboot machine ready", "mac", mac, "err", err)
-		return out, nil
+		return store.Machine{}, false
 	}
-	return &machineOut{Body: s.machineView(r, true)}, nil
+	return r, true
 }
 
 func (s *Server) bind(ctx context.Context, in *bindIn) (*machineOut, error) {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -140,17 +139,6 @@ func findDisk(inv *inventory.Inventory, ref string) (inventory.Disk, bool) {
 		}
 	}
 	return inventory.Disk{}, false
-}
-
-func parseInventory(raw json.RawMessage) *inventory.Inventory {
-	if len(raw) == 0 {
-		return nil
-	}
-	var inv inventory.Inventory
-	if json.Unmarshal(raw, &inv) != nil {
-		return nil
-	}
-	return &inv
 }
 
 // checkNetwork validates the requested network against the machine's

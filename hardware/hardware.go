@@ -11,7 +11,6 @@
 package hardware
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -23,7 +22,6 @@ import (
 	tink "github.com/tinkerbell/tinkerbell/api/v1alpha1/tinkerbell"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -137,7 +135,7 @@ func Render(m store.Machine, in Input) (*tink.Hardware, error) {
 		// setting these (Foundry does not set them back).
 		iface.Netboot = &tink.Netboot{AllowPXE: &no, AllowWorkflow: &no}
 	}
-	if inv := parseInventory(m.Inventory); inv != nil {
+	if inv := store.ParseInventory(m.Inventory); inv != nil {
 		for _, n := range inv.NICs {
 			if strings.EqualFold(n.MAC, m.MAC) {
 				d.IfaceName = n.Name
@@ -337,17 +335,6 @@ func slugify(s string) string {
 		}
 	}
 	return b.String()
-}
-
-func parseInventory(raw []byte) *inventory.Inventory {
-	if len(raw) == 0 {
-		return nil
-	}
-	var inv inventory.Inventory
-	if json.Unmarshal(raw, &inv) != nil {
-		return nil
-	}
-	return &inv
 }
 
 func or(v, def string) string {

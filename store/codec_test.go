@@ -2,11 +2,14 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/foundry-appliance/foundry/discovery-os/inventory"
 )
 
 // codecRecords are records of each kind the store reads, filled the way
@@ -40,6 +43,7 @@ func codecRecords(tb testing.TB) [][]byte {
 		Lease{Segment: "seg1", MAC: "02:00:00:00:00:01", IP: netip.MustParseAddr("10.64.0.9"), Expires: at},
 		AuditEntry{ID: "0000000000000042", Time: at, MAC: "02:00:00:00:00:01", Revision: 4,
 			Audit: Audit{Actor: "admin", Action: "approve", Detail: "state inventoried -> approved"}},
+		codecInventory(at),
 	}
 	var out [][]byte
 	for _, r := range records {
@@ -52,6 +56,32 @@ func codecRecords(tb testing.TB) [][]byte {
 	return out
 }
 
+// codecInventory is an agent's inventory of a two-socket server, as a
+// registration and a machine keep it (ParseInventory reads it).
+func codecInventory(at time.Time) inventory.Inventory {
+	inv := inventory.Inventory{
+		SchemaVersion: inventory.SchemaVersion, CollectedAt: at,
+		System:    inventory.System{Vendor: "Supermicro", Product: "SYS-1029U", Serial: "SN00010946", UUID: "00000000-0000-0000-0000-0cc47a000001"},
+		Baseboard: inventory.Baseboard{Vendor: "Supermicro", Product: "X11DPU", Serial: "ZM1234"},
+		BIOS:      inventory.BIOS{Vendor: "American Megatrends Inc.", Version: "3.4", Date: "10/09/2020"},
+		Chassis:   inventory.Chassis{Vendor: "Supermicro", Type: "Rack Mount Chassis"},
+		CPU: inventory.CPU{Model: "Intel(R) Xeon(R) Gold 6230", Vendor: "GenuineIntel", Sockets: 2, Cores: 40, Threads: 80,
+			Flags: []string{"fpu", "vme", "sse4_2", "avx2", "avx512f"}},
+		Memory: inventory.Memory{TotalBytes: 1 << 38, UsableBytes: 1<<38 - 1<<30,
+			DIMMs: []inventory.DIMM{{Locator: "P1-DIMMA1", SizeBytes: 1 << 35, Type: "DDR4", FormFactor: "DIMM", SpeedMTs: 2933}}},
+		Warnings: []string{"lldp: no neighbour on eno2"},
+	}
+	for i := range 4 {
+		inv.Disks = append(inv.Disks, inventory.Disk{Name: fmt.Sprintf("nvme%dn1", i), Path: fmt.Sprintf("/dev/nvme%dn1", i),
+			SizeBytes: 1 << 41, Model: "SAMSUNG MZQL21T9", Serial: fmt.Sprintf("S64GNE0R%04d", i), WWN: "eui.0025388b1234",
+			ByPath: fmt.Sprintf("pci-0000:%02x:00.0-nvme-1", 0x5e+i), Driver: "nvme"})
+		inv.NICs = append(inv.NICs, inventory.NIC{Name: fmt.Sprintf("eno%d", i+1), MAC: fmt.Sprintf("0c:c4:7a:00:00:%02x", i),
+			Driver: "ixgbe", SpeedMbps: 10000, Link: i == 0, OperState: "up"})
+	}
+	inv.Disks = append(inv.Disks, inventory.Disk{Name: "sr0", Path: "/dev/sr0", Removable: true, ReadOnly: true})
+	return inv
+}
+
 // decodeTargets are fresh values of the record types, for each decode.
 var decodeTargets = []func() any{
 	func() any { return new(Machine) },
@@ -59,6 +89,7 @@ var decodeTargets = []func() any{
 	func() any { return new(Lease) },
 	func() any { return new(AuditEntry) },
 	func() any { return new(Image) },
+	func() any { return new(inventory.Inventory) },
 }
 
 // sameAsStd fails when decodeJSON and encoding/json.Unmarshal make anything
@@ -133,14 +164,14 @@ func FuzzDecodeRecord(f *testing.F) {
 }
 
 // BenchmarkDecodeRecord compares encoding/json with decodeJSON on a
-// ready machine's record and a session's.
+// ready machine's record, a session's and an inventory.
 func BenchmarkDecodeRecord(b *testing.B) {
 	rs := codecRecords(b)
 	for _, c := range []struct {
 		name   string
 		record []byte
 		target func() any
-	}{{"machine", rs[0], decodeTargets[0]}, {"session", rs[2], decodeTargets[1]}} {
+	}{{"machine", rs[0], decodeTargets[0]}, {"session", rs[2], decodeTargets[1]}, {"inventory", rs[5], decodeTargets[5]}} {
 		for _, d := range []struct {
 			name string
 			fn   func([]byte, any) error
