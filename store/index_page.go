@@ -341,6 +341,10 @@ type picker struct {
 	// byState counts by the state byte of the row: an array, not a map,
 	// as a search counts some 20,000 rows of 100,000 machines.
 	byState [256]int
+	// root is the keyDigest of the heap's root (the page's last position
+	// so far) once the page is full, rootOK whether it has one.
+	root   uint64
+	rootOK bool
 }
 
 func newPicker(q MachineQuery) *picker {
@@ -386,19 +390,42 @@ func (p *picker) offerMatched(m *mirrorRow) {
 			return
 		}
 	}
-	p.take(State(m.row[0]), m.key(p.k), m.mac)
+	if !p.count(State(m.state)) {
+		return
+	}
+	// Most matches of a large search come after the page kept so far;
+	// their digest says so without their key being read.
+	if p.q.After == nil && p.rootOK {
+		if d, ok := m.digest(p.k); ok && d != p.root && (d > p.root) != p.h.desc {
+			return
+		}
+	}
+	p.keepAfter(m.key(p.k), m.mac)
 }
 
 // take counts a row that matches every filter but States and keeps its
 // position if it is on the page.
 func (p *picker) take(st State, key, mac []byte) {
-	q := &p.q
+	if p.count(st) {
+		p.keepAfter(key, mac)
+	}
+}
+
+// count counts a row of state st that matches every filter but States,
+// and reports whether it matches States too.
+func (p *picker) count(st State) bool {
 	p.byState[byte(st)]++
-	if len(q.States) > 0 && !slices.Contains(q.States, st) {
-		return
+	if len(p.q.States) > 0 && !slices.Contains(p.q.States, st) {
+		return false
 	}
 	p.total++
-	if q.After != nil && p.h.compareBytes(key, mac, *q.After) <= 0 {
+	return true
+}
+
+// keepAfter keeps a counted row's position if it is after the query's
+// cursor and on the page.
+func (p *picker) keepAfter(key, mac []byte) {
+	if p.q.After != nil && p.h.compareBytes(key, mac, *p.q.After) <= 0 {
 		return
 	}
 	p.keep(heapKey{key, mac})
@@ -415,6 +442,11 @@ func (p *picker) keep(k heapKey) {
 	case p.h.compare(k, p.h.keys[0]) < 0:
 		p.h.keys[0] = k
 		heap.Fix(&p.h, 0)
+	default:
+		return
+	}
+	if p.h.Len() > p.q.Limit {
+		p.root, p.rootOK = keyDigest(p.k, p.h.keys[0].key)
 	}
 }
 

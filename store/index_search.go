@@ -2,12 +2,14 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/foundry-appliance/foundry/store/kv"
 )
@@ -58,6 +60,80 @@ type mirrorRow struct {
 	// {0, 0} when the row does not decode or is too long for uint16
 	// offsets (the key is decoded then).
 	keys [len(row{}.keys) - 1][2]uint16
+	// state is row[0], and digests[k] the keyDigest of sort key k (valid
+	// when bit k of digested is set): a search over 100,000 machines
+	// offers ~20,000 matching rows to its page, nearly all of them behind
+	// the page kept so far, and reading the row's own bytes for its state
+	// and key missed the processor's cache each time (a fifth of a search,
+	// perf). The mirror's rows are read in order, so these are not missed.
+	state    byte
+	digested uint8
+	digests  [len(row{}.keys)]uint64
+}
+
+// keyDigest is an order-preserving summary of a sort key of sortIndex k:
+// when two keys' digests differ, the keys compare as their digests do
+// (equal digests say nothing). ok is false for a key of an unexpected
+// shape (a garbled row), which is compared in full.
+//   - A MAC (k 0), canonical lower-case hex, is its 48-bit number.
+//   - A time (timeKey, fixed width) is the number its first 19 digits
+//     make, down to 10 µs: the year alone is the same 8 bytes for every
+//     machine.
+//   - Any other key is its first 8 bytes, big-endian, zero-padded: of
+//     two keys whose padded prefixes differ, the one with the lower prefix
+//     is the lower (at the first differing byte, either both have a byte,
+//     or the shorter ended and is a prefix of the longer).
+func keyDigest(k int, key []byte) (d uint64, ok bool) {
+	switch SortOrders()[k] {
+	case SortMAC:
+		if len(key) != 17 {
+			return 0, false
+		}
+		for i, c := range key {
+			if i%3 == 2 {
+				if c != ':' {
+					return 0, false
+				}
+				continue
+			}
+			switch {
+			case '0' <= c && c <= '9':
+				d = d<<4 | uint64(c-'0')
+			case 'a' <= c && c <= 'f':
+				d = d<<4 | uint64(c-'a'+10)
+			default:
+				return 0, false
+			}
+		}
+		return d, true
+	case SortFirstSeen, SortLastSeen:
+		if len(key) != len(timeKey) {
+			return 0, false
+		}
+		digits := 0
+		for i, c := range key {
+			if f := timeKey[i]; '0' <= f && f <= '9' { // a digit's place in the layout
+				if c < '0' || c > '9' {
+					return 0, false
+				}
+				if digits < 19 {
+					d = d*10 + uint64(c-'0')
+					digits++
+				}
+			} else if c != f {
+				return 0, false
+			}
+		}
+		return d, true
+	}
+	var b [8]byte
+	copy(b[:], key)
+	return binary.BigEndian.Uint64(b[:]), true
+}
+
+// digest is keyDigest of the row's sort key k, as newMirrorRow found it.
+func (m *mirrorRow) digest(k int) (uint64, bool) {
+	return m.digests[k], m.digested&(1<<k) != 0
 }
 
 // pairSet is a set of byte pairs, hashed to 256 bits: 32 bytes a row
@@ -143,10 +219,17 @@ func newMirrorRow(mac, row []byte) mirrorRow {
 	// r's fields are parts of row: where one starts is how much shorter
 	// its capacity is.
 	at := func(part []byte) int { return cap(row) - cap(part) }
-	m := mirrorRow{mac: mac, row: row, text: int32(at(r.text)), end: int32(at(r.text) + len(r.text)), pairs: pairsOf(r.text)}
+	m := mirrorRow{mac: mac, row: row, text: int32(at(r.text)), end: int32(at(r.text) + len(r.text)), pairs: pairsOf(r.text),
+		state: byte(r.state)}
 	if len(row) <= math.MaxUint16 {
 		for i, key := range r.keys[1:] {
 			m.keys[i] = [2]uint16{uint16(at(key)), uint16(at(key) + len(key))}
+		}
+	}
+	for k, key := range r.keys {
+		if d, ok := keyDigest(k, key); ok {
+			m.digests[k] = d
+			m.digested |= 1 << k
 		}
 	}
 	return m
@@ -293,34 +376,50 @@ func (r *rowMirror) refresh(e kv.Engine, mac string) {
 	}
 }
 
-// each calls fn with every row, split into parts that run at once (part
-// is 0 to parts-1; each part's rows in order, from the last one added
-// when backwards); fn must not change the row.
+// each calls fn with every row, from parts goroutines at once (part is 0
+// to parts-1), each taking the next eachChunk rows as it finishes the
+// last: when the host takes one processor away for a while (a virtual
+// machine's vCPU is often stolen for milliseconds), the others search on
+// instead of waiting for a fixed half to finish. Chunks are taken in
+// order, from the last row added when backwards, and each chunk's rows in
+// that order; fn must not change the row.
 func (r *rowMirror) each(parts int, backwards bool, fn func(part int, row *mirrorRow)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	rows := r.rows
-	parts = max(1, min(parts, len(rows)))
-	var wg sync.WaitGroup
-	for part := range parts {
-		lo, hi := part*len(rows)/parts, (part+1)*len(rows)/parts
-		if backwards {
-			lo, hi = len(rows)-hi, len(rows)-lo
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				j := i
-				if backwards {
-					j = hi - 1 - (i - lo)
-				}
-				fn(part, &rows[j])
+	chunks := (len(rows) + eachChunk - 1) / eachChunk
+	parts = max(1, min(parts, chunks))
+	var next atomic.Int64
+	work := func(part int) {
+		for {
+			c := int(next.Add(1)) - 1
+			if c >= chunks {
+				return
 			}
-		}()
+			lo, hi := c*eachChunk, min((c+1)*eachChunk, len(rows))
+			if !backwards {
+				for i := lo; i < hi; i++ {
+					fn(part, &rows[i])
+				}
+				continue
+			}
+			for i := len(rows) - 1 - lo; i > len(rows)-1-hi; i-- {
+				fn(part, &rows[i])
+			}
+		}
 	}
+	var wg sync.WaitGroup
+	for part := 1; part < parts; part++ {
+		wg.Go(func() { work(part) })
+	}
+	work(0)
 	wg.Wait()
 }
+
+// eachChunk is how many rows a goroutine of each takes at a time: some
+// 0.15 ms of matching, small enough to even out a stolen processor, large
+// enough that taking it costs nothing.
+const eachChunk = 2048
 
 // searchRowsPerPart is the fewest rows worth a goroutine of their own.
 const searchRowsPerPart = 10000

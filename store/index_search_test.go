@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"math/rand/v2"
@@ -143,4 +144,154 @@ func fullDecodeSearch(rows []mirrorRow, q MachineQuery) searchResult {
 		res.macs = append(res.macs, h.MAC)
 	}
 	return res
+}
+
+// TestMirrorEachVisitsEveryRowOnce: however many goroutines share the
+// rows by chunks, each row is offered once, to one part, and each
+// chunk's rows in the search's order; one part offers them all in order.
+func TestMirrorEachVisitsEveryRowOnce(t *testing.T) {
+	for _, n := range []int{0, 1, eachChunk - 1, eachChunk, eachChunk + 1, 5*eachChunk + 17} {
+		r := &rowMirror{rows: make([]mirrorRow, n)}
+		for i := range r.rows {
+			r.rows[i].text = int32(i) // the row's position, to check
+		}
+		for _, parts := range []int{1, 2, 3, 8} {
+			for _, backwards := range []bool{false, true} {
+				seen := make([][]int, parts)
+				r.each(parts, backwards, func(part int, m *mirrorRow) { seen[part] = append(seen[part], int(m.text)) })
+				var all []int
+				for part, s := range seen {
+					// Within a part, consecutive rows of one chunk follow
+					// each other in the order asked for.
+					for k := 1; k < len(s); k++ {
+						a, b := s[k-1], s[k]
+						sameChunk := a/eachChunk == b/eachChunk
+						if backwards {
+							sameChunk = (n-1-a)/eachChunk == (n-1-b)/eachChunk
+						}
+						if sameChunk && (b-a != 1 && !backwards || a-b != 1 && backwards) {
+							t.Fatalf("n=%d parts=%d backwards=%v: part %d offered row %d after %d", n, parts, backwards, part, b, a)
+						}
+					}
+					all = append(all, s...)
+				}
+				if parts == 1 {
+					want := make([]int, n)
+					for i := range want {
+						want[i] = i
+						if backwards {
+							want[i] = n - 1 - i
+						}
+					}
+					if !slices.Equal(all, want) {
+						t.Fatalf("n=%d backwards=%v: one part offered the rows out of order", n, backwards)
+					}
+				}
+				slices.Sort(all)
+				for i, v := range all {
+					if v != i {
+						t.Fatalf("n=%d parts=%d backwards=%v: rows offered %d times in all, want each of %d once (first wrong at %d: %d)",
+							n, parts, backwards, len(all), n, i, v)
+					}
+				}
+				if len(all) != n {
+					t.Fatalf("n=%d parts=%d backwards=%v: %d rows offered, want %d", n, parts, backwards, len(all), n)
+				}
+			}
+		}
+	}
+}
+
+// digestAgrees fails when keys a and b of sortIndex k both have a
+// digest and the digests differ, but the keys compare otherwise.
+func digestAgrees(t *testing.T, k int, a, b []byte) {
+	t.Helper()
+	da, okA := keyDigest(k, a)
+	db, okB := keyDigest(k, b)
+	if !okA || !okB || da == db {
+		return
+	}
+	if want := bytes.Compare(a, b); cmp.Compare(da, db) != want {
+		t.Fatalf("order %s: keys %q, %q compare %d, their digests %d, %d", SortOrders()[k], a, b, want, da, db)
+	}
+}
+
+// TestKeyDigestKeepsOrder: for keys of every order's shape — times from
+// year 1 to 9999, MACs, host names with any bytes, states — two keys
+// whose digests differ compare as their digests do; a garbled MAC or time
+// has none.
+func TestKeyDigestKeepsOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 21))
+	keys := func(k int) [][]byte {
+		var out [][]byte
+		for range 400 {
+			var key string
+			switch SortOrders()[k] {
+			case SortMAC:
+				key = fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", rng.IntN(3), rng.IntN(256), rng.IntN(256), rng.IntN(3), rng.IntN(256), rng.IntN(256))
+			case SortFirstSeen, SortLastSeen:
+				at := time.Date(1+rng.IntN(9999), 1, 1, 0, 0, 0, 0, time.UTC)
+				// Sometimes only the sub-second part differs.
+				at = at.Add(time.Duration(rng.Int64N(int64(400 * 24 * time.Hour))))
+				if rng.IntN(3) == 0 {
+					at = time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(rng.IntN(100000)))
+				}
+				key = at.Format(timeKey)
+			case SortHostname:
+				b := make([]byte, rng.IntN(12))
+				for i := range b {
+					b[i] = []byte{0, 1, 'a', 'b', 'z', '-', 0xff}[rng.IntN(7)]
+				}
+				key = string(b)
+			case SortState:
+				key = stateKey(States()[rng.IntN(len(States()))])
+			}
+			out = append(out, []byte(key))
+		}
+		return out
+	}
+	for k, order := range SortOrders() {
+		ks := keys(k)
+		differ := 0
+		for _, a := range ks {
+			if _, ok := keyDigest(k, a); !ok {
+				t.Fatalf("order %s: key %q of its shape has no digest", order, a)
+			}
+			for _, b := range ks {
+				digestAgrees(t, k, a, b)
+				if da, _ := keyDigest(k, a); func() bool { db, _ := keyDigest(k, b); return da != db }() {
+					differ++
+				}
+			}
+		}
+		if differ == 0 {
+			t.Errorf("order %s: no two keys' digests differ", order)
+		}
+	}
+	for _, c := range []struct {
+		order string
+		key   string
+	}{
+		{SortMAC, "52:54:00:12:34:5G"}, {SortMAC, "52:54:00:12:34:56:"}, {SortMAC, "52-54-00-12-34-56"},
+		{SortMAC, "52:54:00:12:34:5A"}, // upper case: 'A' sorts between '9' and 'a', no hex digit's place
+		{SortFirstSeen, "2030-05-01T12:00:00.00000000"}, {SortFirstSeen, "2030-05-01 12:00:00.000000000"},
+		{SortLastSeen, "2030-05-01T12:00:00.00000000x"},
+	} {
+		if _, ok := keyDigest(sortIndex(c.order), []byte(c.key)); ok {
+			t.Errorf("order %s: garbled key %q has a digest", c.order, c.key)
+		}
+	}
+}
+
+// FuzzKeyDigest: for any two keys of any order, differing digests
+// compare as the keys do.
+func FuzzKeyDigest(f *testing.F) {
+	f.Add(uint8(0), []byte("52:54:00:12:34:56"), []byte("52:54:00:12:34:5a"))
+	f.Add(uint8(3), []byte("2030-05-01T12:00:00.000000000"), []byte("2030-05-01T12:00:00.000010000"))
+	f.Add(uint8(4), []byte("0001-01-01T00:00:00.000000000"), []byte("9999-12-31T23:59:59.999999999"))
+	f.Add(uint8(1), []byte("node-1"), []byte("node-1\x00"))
+	f.Add(uint8(2), []byte("03"), []byte("11"))
+	f.Fuzz(func(t *testing.T, k uint8, a, b []byte) {
+		digestAgrees(t, int(k)%len(SortOrders()), a, b)
+	})
 }
