@@ -152,8 +152,9 @@ func (s *Server) registerAgent() {
 			}
 			if in.Body.Success && m.State == store.StateApproved && s.profileOf(*m).Kind == store.ProfileNetboot {
 				// The agent of a netboot machine reboots into production
-				// as soon as it is told; its report may arrive before the
-				// approval's own move to ready.
+				// as soon as it is told; after a redeploy its report may
+				// arrive before the redeploy's own move to ready (an
+				// approval makes the machine ready in its own commit).
 				to, err := lifecycle.Next(lifecycle.ActNetbootOK, lifecycle.RoleSystem, m.State)
 				if err != nil {
 					return fmt.Errorf("%w: %w", store.ErrTransition, err)

@@ -317,8 +317,8 @@ func (s *Server) approveMachine(ctx context.Context, mac string, req ApproveRequ
 	if bmcUser != "" {
 		detail += "; BMC user " + bmcUser + " to be created in band"
 	}
-	out, err := s.Store.UpdateMachineSessions(m.MAC, store.Audit{Actor: actor, Action: "approve", Detail: detail},
-		func(cur *store.Machine, ss *store.Sessions) error {
+	approve := store.Step{Audit: store.Audit{Actor: actor, Action: "approve", Detail: detail},
+		Apply: func(cur *store.Machine, ss *store.Sessions) error {
 			to, err := lifecycle.Next(lifecycle.ActApprove, role, cur.State)
 			if err != nil {
 				return errChanged
@@ -338,7 +338,14 @@ func (s *Server) approveMachine(ctx context.Context, mac string, req ApproveRequ
 			cur.Wipe, cur.WipeFull, cur.WipeSecure = false, false, false
 			cur.BMCUser = bmcUser
 			return nil
-		})
+		}}
+	// A netboot machine is ready once approved (every PXE boot gets the
+	// production script): in the same commit, audited as its own step.
+	steps := []store.Step{approve}
+	if plan.profile.Kind == store.ProfileNetboot {
+		steps = append(steps, s.netbootReadyStep(actor, plan.profile.Name))
+	}
+	out, err := s.Store.UpdateMachineSteps(m.MAC, steps...)
 	if errors.Is(err, errChanged) {
 		return nil, huma.Error409Conflict("machine " + m.MAC + " changed while it was being approved (a new registration?); review it and approve again")
 	}
@@ -355,13 +362,6 @@ func (s *Server) approveMachine(ctx context.Context, mac string, req ApproveRequ
 	}
 	if err != nil {
 		return nil, s.storeErr(err, "machine "+m.MAC, "body")
-	}
-	// The answer's view (sessions and their inventories summarised) is
-	// built once, of the machine as it ends up.
-	if plan.profile.Kind == store.ProfileNetboot {
-		if r, ok := s.netbootReady(ctx, m.MAC, plan.profile.Name); ok {
-			out = r
-		}
 	}
 	return &machineOut{Body: s.machineView(out, true)}, nil
 }

@@ -157,6 +157,17 @@ func TestApproveHappyPath(t *testing.T) {
 		if m.Hostname != "discovered-abcdef" {
 			t.Errorf("hostname default: %q", m.Hostname)
 		}
+		// Approved and ready in one commit, each step audited with the
+		// revision it made; no reader saw the machine approved.
+		audit, err := e.db.ListAudit(store.AuditFilter{MAC: macB})
+		if err != nil || len(audit) < 2 {
+			t.Fatalf("audit: %+v %v", audit, err)
+		}
+		ready, approve := audit[0], audit[1]
+		if ready.Action != "ready" || approve.Action != "approve" || ready.Revision != m.Revision || approve.Revision != m.Revision-1 ||
+			ready.Actor != "token:admin" || !strings.Contains(approve.Detail, "profile=netboot") {
+			t.Errorf("audit: %+v then %+v, want approve at revision %d and ready at %d", approve, ready, m.Revision-1, m.Revision)
+		}
 	})
 }
 

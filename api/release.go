@@ -127,34 +127,30 @@ func (s *Server) redeploy(ctx context.Context, in *redeployIn) (*machineOut, err
 	if err != nil || prof.Kind != store.ProfileNetboot {
 		return out, err
 	}
-	if r, ok := s.netbootReady(ctx, mac, prof.Name); ok {
-		return &machineOut{Body: s.machineView(r, true)}, nil
+	r, err := s.Store.UpdateMachineSteps(mac, s.netbootReadyStep(caller(ctx).Actor, prof.Name))
+	if errors.Is(err, errChanged) {
+		return out, nil
 	}
-	return out, nil
+	if err != nil {
+		s.log.Error("mark netboot machine ready", "mac", mac, "err", err)
+		return out, nil
+	}
+	return &machineOut{Body: s.machineView(r, true)}, nil
 }
 
-// netbootReady makes an approved netboot machine ready: every PXE boot
-// from now on gets the production script (docs/spec.md §1). ok is false
-// when it did not (the machine changed meanwhile, or the write failed:
-// logged); the caller answers with the approved machine then.
-func (s *Server) netbootReady(ctx context.Context, mac, profile string) (ready store.Machine, ok bool) {
-	r, err := s.Store.UpdateMachine(mac, store.Audit{Actor: caller(ctx).Actor, Action: "ready", Detail: "netboot profile " + profile},
-		func(cur *store.Machine) error {
+// netbootReadyStep makes an approved netboot machine ready: every PXE
+// boot from now on gets the production script (docs/spec.md §1). It fails
+// with errChanged when the machine is not approved.
+func (s *Server) netbootReadyStep(actor, profile string) store.Step {
+	return store.Step{Audit: store.Audit{Actor: actor, Action: "ready", Detail: "netboot profile " + profile},
+		Apply: func(cur *store.Machine, _ *store.Sessions) error {
 			to, err := lifecycle.Next(lifecycle.ActNetbootOK, lifecycle.RoleSystem, cur.State)
 			if err != nil {
 				return errChanged
 			}
 			cur.State, cur.ReadyAt, cur.Message = to, s.now(), ""
 			return nil
-		})
-	if errors.Is(err, errChanged) {
-		return store.Machine{}, false
-	}
-	if err != nil {
-		s.log.Error("mark netboot machine ready", "mac", mac, "err", err)
-		return store.Machine{}, false
-	}
-	return r, true
+		}}
 }
 
 func (s *Server) bind(ctx context.Context, in *bindIn) (*machineOut, error) {

@@ -40,6 +40,13 @@ func (f *failingStore) UpdateMachineSessions(mac string, a store.Audit, fn func(
 	return f.Store.UpdateMachineSessions(mac, a, fn)
 }
 
+func (f *failingStore) UpdateMachineSteps(mac string, steps ...store.Step) (store.Machine, error) {
+	if f.update != nil && steps[0].Audit.Action == "approve" {
+		return store.Machine{}, f.update
+	}
+	return f.Store.UpdateMachineSteps(mac, steps...)
+}
+
 // A store failure during approval is a 500 problem (it used to panic the
 // handler), and the machine is left as it was.
 func TestApproveStoreFailure(t *testing.T) {

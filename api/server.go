@@ -65,6 +65,7 @@ type Store interface {
 	ListLeases(segment string) ([]store.Lease, error)
 	CheckNonce(nonce string) (mac string, err error)
 	UpdateMachineSessions(mac string, a store.Audit, fn func(*store.Machine, *store.Sessions) error) (store.Machine, error)
+	UpdateMachineSteps(mac string, steps ...store.Step) (store.Machine, error)
 	GetSession(id string) (store.Session, error)
 	AdvanceSession(id string, seq uint64, ttl time.Duration) (store.Session, error)
 	MachineSessions(mac string) ([]store.Session, error)

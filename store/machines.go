@@ -270,21 +270,45 @@ func (db *DB) UpdateMachine(mac string, a Audit, fn func(*Machine) error) (Machi
 	if fn == nil {
 		return Machine{}, fmt.Errorf("update machine %s: %w: nil update function", ref(mac), ErrInvalid)
 	}
-	return db.updateMachine(mac, a, func(m *Machine, _ *Sessions) error { return fn(m) })
+	return db.updateMachine(mac, []Step{{a, func(m *Machine, _ *Sessions) error { return fn(m) }}})
 }
 
-func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) error) (Machine, error) {
+// A Step is one change of a machine and its audit entry
+// (UpdateMachineSteps). Apply is an UpdateMachineSessions function.
+type Step struct {
+	Audit Audit
+	Apply func(m *Machine, ss *Sessions) error
+}
+
+// UpdateMachineSteps applies steps in order, in one synced transaction:
+// each is checked as an UpdateMachine function is (an allowed transition
+// from the state the step before left; the MAC kept), bumps Revision and
+// is audited with the revision after it; the record, its indexes and one
+// event are written for the machine as the last step leaves it. An error
+// from any step writes nothing. For changes that follow each other at
+// once (a netboot approval makes the machine ready): one commit, and no
+// moment in which a reader sees the step between.
+func (db *DB) UpdateMachineSteps(mac string, steps ...Step) (Machine, error) {
+	return db.updateMachine(mac, steps)
+}
+
+func (db *DB) updateMachine(mac string, steps []Step) (Machine, error) {
 	fail := func(err error) (Machine, error) {
 		return Machine{}, fmt.Errorf("update machine %s: %w", ref(mac), err)
 	}
 	if err := checkMAC(mac); err != nil {
 		return fail(err)
 	}
-	if fn == nil {
-		return fail(fmt.Errorf("%w: nil update function", ErrInvalid))
+	if len(steps) == 0 {
+		return fail(fmt.Errorf("%w: no update", ErrInvalid))
 	}
-	if err := checkAudit(&a, "update"); err != nil {
-		return fail(err)
+	for i := range steps {
+		if steps[i].Apply == nil {
+			return fail(fmt.Errorf("%w: nil update function", ErrInvalid))
+		}
+		if err := checkAudit(&steps[i].Audit, "update"); err != nil {
+			return fail(err)
+		}
 	}
 	defer db.lockMAC(mac)()
 	var out Machine
@@ -297,19 +321,33 @@ func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) er
 		if err != nil {
 			return err
 		}
-		entry := a
-		quiet := false
-		ss := &Sessions{db: db, txn: txn, mac: mac, bound: old.Session, now: db.now(), detail: &entry.Detail, quiet: &quiet}
-		if err := fn(&next, ss); err != nil {
-			return err
+		var entries []Audit
+		var revs []uint64
+		// What a step is checked against: the machine as the step before
+		// left it.
+		prevState, prevRev, prevSession := old.State, old.Revision, old.Session
+		for _, st := range steps {
+			entry := st.Audit
+			quiet := false
+			ss := &Sessions{db: db, txn: txn, mac: mac, bound: prevSession, now: db.now(), detail: &entry.Detail, quiet: &quiet}
+			if err := st.Apply(&next, ss); err != nil {
+				return err
+			}
+			if next.MAC != old.MAC {
+				return fmt.Errorf("%w: the MAC of a machine cannot change (to %s)", ErrInvalid, ref(next.MAC))
+			}
+			if next.State != prevState && !prevState.CanTransition(next.State) {
+				return fmt.Errorf("%w from %s to %s", ErrTransition, prevState, next.State)
+			}
+			next.Revision = prevRev + 1
+			if entry.Detail == "" && next.State != prevState {
+				entry.Detail = fmt.Sprintf("state %s -> %s", prevState, next.State)
+			}
+			if !quiet || next.State != prevState {
+				entries, revs = append(entries, entry), append(revs, next.Revision)
+			}
+			prevState, prevRev, prevSession = next.State, next.Revision, next.Session
 		}
-		if next.MAC != old.MAC {
-			return fmt.Errorf("%w: the MAC of a machine cannot change (to %s)", ErrInvalid, ref(next.MAC))
-		}
-		if next.State != old.State && !old.State.CanTransition(next.State) {
-			return fmt.Errorf("%w from %s to %s", ErrTransition, old.State, next.State)
-		}
-		next.Revision = old.Revision + 1
 		if err := checkMachine(&next); err != nil {
 			return err
 		}
@@ -322,14 +360,13 @@ func (db *DB) updateMachine(mac string, a Audit, fn func(*Machine, *Sessions) er
 		if err := writeMachine(txn, &old, &next); err != nil {
 			return err
 		}
-		if entry.Detail == "" && next.State != old.State {
-			entry.Detail = fmt.Sprintf("state %s -> %s", old.State, next.State)
-		}
 		out = next
-		if quiet && next.State == old.State {
-			return nil
+		for i, entry := range entries {
+			if err := db.writeAudit(txn, mac, entry, db.now(), revs[i]); err != nil {
+				return err
+			}
 		}
-		return db.writeAudit(txn, mac, entry, db.now(), next.Revision)
+		return nil
 	})
 	if err != nil {
 		return fail(err)

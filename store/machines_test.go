@@ -261,3 +261,111 @@ func TestDeleteMachine(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateMachineSteps: steps are checked and audited one by one but
+// committed, and announced, once; any failing step writes nothing.
+func TestUpdateMachineSteps(t *testing.T) {
+	if StateInventoried.CanTransition(StateReady) {
+		t.Fatal("inventoried -> ready is allowed: this test needs a transition only two steps make")
+	}
+	db, _, _ := openTest(t)
+	to := func(st State) func(*Machine, *Sessions) error {
+		return func(m *Machine, _ *Sessions) error { m.State = st; return nil }
+	}
+	approveAs := func(host string) Step {
+		return Step{Audit{Actor: "admin", Action: "approve"}, func(m *Machine, _ *Sessions) error {
+			m.State, m.Hostname = StateApproved, host
+			return nil
+		}}
+	}
+	approve := approveAs("web01")
+	ready := Step{Audit{Actor: "admin", Action: "ready", Detail: "netboot"}, to(StateReady)}
+	errBoom := errors.New("boom")
+
+	inventoried := func(i int) Machine {
+		mustCreate(t, db, Machine{MAC: mac(i)})
+		m, err := db.UpdateMachine(mac(i), admin, func(m *Machine) error { m.State = StateInventoried; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if StateApproved.CanTransition(StateInventoried) {
+		t.Fatal("approved -> inventoried is allowed: this test needs a step not allowed after the first")
+	}
+	orig := inventoried(1)
+	for _, tc := range []struct {
+		name  string
+		steps []Step
+		want  error
+	}{
+		{"none", nil, ErrInvalid},
+		{"second fails", []Step{approve, {Audit{Actor: "a", Action: "x"}, func(*Machine, *Sessions) error { return errBoom }}}, errBoom},
+		{"second not allowed after the first", []Step{approve, {Audit{Actor: "a", Action: "x"}, to(StateInventoried)}}, ErrTransition},
+		{"one step cannot do both", []Step{{Audit{Actor: "a", Action: "x"}, to(StateReady)}}, ErrTransition},
+		{"nil step", []Step{approve, {Audit{Actor: "a", Action: "x"}, nil}}, ErrInvalid},
+		{"step without actor", []Step{approve, {Audit{Action: "x"}, to(StateReady)}}, ErrInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := db.UpdateMachineSteps(mac(1), tc.steps...); !errors.Is(err, tc.want) {
+				t.Fatalf("UpdateMachineSteps: %v, want %v", err, tc.want)
+			}
+			got, _ := db.GetMachine(mac(1))
+			if got.Revision != orig.Revision || got.State != StateInventoried || got.Hostname != "" {
+				t.Errorf("machine changed: %+v", got)
+			}
+			if entries, _ := db.ListAudit(AuditFilter{MAC: mac(1)}); len(entries) != 2 {
+				t.Errorf("%d audit entries, want the create and the inventory only", len(entries))
+			}
+		})
+	}
+
+	events, stop := db.Subscribe(8)
+	defer stop()
+	got, err := db.UpdateMachineSteps(mac(1), approve, ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != StateReady || got.Hostname != "web01" || got.Revision != orig.Revision+2 {
+		t.Errorf("UpdateMachineSteps returned %+v", got)
+	}
+	if stored, _ := db.GetMachine(mac(1)); stored.State != StateReady || stored.Revision != orig.Revision+2 {
+		t.Errorf("stored %+v", stored)
+	}
+	entries, err := db.ListAudit(AuditFilter{MAC: mac(1)})
+	if err != nil || len(entries) != 4 {
+		t.Fatalf("audit = %+v, %v", entries, err)
+	}
+	for i, want := range []struct {
+		action, detail string
+		rev            uint64
+	}{{"ready", "netboot", orig.Revision + 2}, {"approve", "state inventoried -> approved", orig.Revision + 1}} {
+		if e := entries[i]; e.Action != want.action || e.Detail != want.detail || e.Revision != want.rev {
+			t.Errorf("audit entry %d = %+v, want %s (%q) at revision %d", i, e, want.action, want.detail, want.rev)
+		}
+	}
+	select {
+	case ev := <-events:
+		if ev.Type != EventUpdated || ev.Machine.State != StateReady {
+			t.Errorf("event %s of a %s machine, want one update to ready", ev.Type, ev.Machine.State)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+	}
+	select {
+	case ev := <-events:
+		t.Errorf("a second event: %s of a %s machine", ev.Type, ev.Machine.State)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	// A quiet step that keeps the state is not audited; its revision
+	// still counts.
+	orig = inventoried(2)
+	quiet := Step{Audit{Actor: "agent", Action: "progress"}, func(m *Machine, ss *Sessions) error { ss.Quiet(); m.Progress = 5; return nil }}
+	if got, err := db.UpdateMachineSteps(mac(2), quiet, approveAs("web02")); err != nil || got.Revision != orig.Revision+2 {
+		t.Fatalf("quiet then approve: %+v, %v", got, err)
+	}
+	if entries, _ := db.ListAudit(AuditFilter{MAC: mac(2)}); len(entries) != 3 || entries[0].Action != "approve" || entries[1].Action != admin.Action {
+		t.Errorf("audit after a quiet step: %+v, want the create, the inventory and the approval", entries)
+	}
+}

@@ -352,7 +352,7 @@ func refreshRow(txn kv.Txn, mac string) error {
 // UpdateMachineSessions is UpdateMachine whose fn may also change the
 // machine's boot sessions (ss), in the same transaction.
 func (db *DB) UpdateMachineSessions(mac string, a Audit, fn func(m *Machine, ss *Sessions) error) (Machine, error) {
-	return db.updateMachine(mac, a, fn)
+	return db.updateMachine(mac, []Step{{a, fn}})
 }
 
 // GetSession returns a live session; ErrNotFound when it is unknown,
