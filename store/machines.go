@@ -285,9 +285,10 @@ type Step struct {
 // from the state the step before left; the MAC kept), bumps Revision and
 // is audited with the revision after it; the record, its indexes and one
 // event are written for the machine as the last step leaves it. An error
-// from any step writes nothing. For changes that follow each other at
-// once (a netboot approval makes the machine ready): one commit, and no
-// moment in which a reader sees the step between.
+// from any step writes nothing; as with UpdateMachine, the steps may run
+// more than once. For changes that follow each other at once (a netboot
+// approval makes the machine ready): one commit, and no moment in which a
+// reader sees the step between.
 func (db *DB) UpdateMachineSteps(mac string, steps ...Step) (Machine, error) {
 	return db.updateMachine(mac, steps)
 }
