@@ -47,20 +47,24 @@ func (db *DB) Subscribe(buffer int) (<-chan Event, func()) {
 	return s.ch, cancel
 }
 
-// publish delivers ev to every subscriber without blocking. Callers hold
-// the machine's lock, which keeps one machine's events in commit order.
-func (db *DB) publish(typ string, m Machine) {
-	db.mirror.refresh(db.kv, m.MAC) // before subscribers hear of it
-	ev := Event{Type: typ, Machine: m}
+// publish delivers an event of each of ms (one machine as one commit's
+// steps left it, in order) to every subscriber without blocking. Callers
+// hold the machine's lock, which keeps one machine's events in commit
+// order.
+func (db *DB) publish(typ string, ms ...Machine) {
+	db.mirror.refresh(db.kv, ms[len(ms)-1].MAC) // before subscribers hear of it
 	db.subMu.Lock()
 	defer db.subMu.Unlock()
-	for s := range db.subs {
-		select {
-		case s.ch <- ev:
-		default:
-			delete(db.subs, s)
-			close(s.ch)
-			db.log.Warn("event subscriber fell behind; dropped", "buffer", cap(s.ch))
+	for _, m := range ms {
+		ev := Event{Type: typ, Machine: m}
+		for s := range db.subs {
+			select {
+			case s.ch <- ev:
+			default:
+				delete(db.subs, s)
+				close(s.ch)
+				db.log.Warn("event subscriber fell behind; dropped", "buffer", cap(s.ch))
+			}
 		}
 	}
 }

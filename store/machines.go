@@ -283,12 +283,14 @@ type Step struct {
 // UpdateMachineSteps applies steps in order, in one synced transaction:
 // each is checked as an UpdateMachine function is (an allowed transition
 // from the state the step before left; the MAC kept), bumps Revision and
-// is audited with the revision after it; the record, its indexes and one
-// event are written for the machine as the last step leaves it. An error
-// from any step writes nothing; as with UpdateMachine, the steps may run
-// more than once. For changes that follow each other at once (a netboot
-// approval makes the machine ready): one commit, and no moment in which a
-// reader sees the step between.
+// is audited with the revision after it; the record and its indexes are
+// written once, as the last step leaves the machine, and after the commit
+// subscribers get an event of each step's machine, in order (GitOps
+// commits each audited step with the machine it made). An error from any
+// step writes nothing; as with UpdateMachine, the steps may run more than
+// once. For changes that follow each other at once (a netboot approval
+// makes the machine ready): one commit, and no moment in which a reader of
+// the store sees the step between.
 func (db *DB) UpdateMachineSteps(mac string, steps ...Step) (Machine, error) {
 	return db.updateMachine(mac, steps)
 }
@@ -313,7 +315,9 @@ func (db *DB) updateMachine(mac string, steps []Step) (Machine, error) {
 	}
 	defer db.lockMAC(mac)()
 	var out Machine
+	var between []Machine // the machine after each step but the last
 	err := db.update(func(txn kv.Txn) error {
+		between = between[:0]
 		old, err := getMachine(txn, mac)
 		if err != nil {
 			return err
@@ -348,6 +352,13 @@ func (db *DB) updateMachine(mac string, steps []Step) (Machine, error) {
 				entries, revs = append(entries, entry), append(revs, next.Revision)
 			}
 			prevState, prevRev, prevSession = next.State, next.Revision, next.Session
+			if len(between) < len(steps)-1 {
+				snap, err := next.clone()
+				if err != nil {
+					return err
+				}
+				between = append(between, snap)
+			}
 		}
 		if err := checkMachine(&next); err != nil {
 			return err
@@ -372,7 +383,7 @@ func (db *DB) updateMachine(mac string, steps []Step) (Machine, error) {
 	if err != nil {
 		return fail(err)
 	}
-	db.publish(EventUpdated, out)
+	db.publish(EventUpdated, append(between, out)...)
 	return out, nil
 }
 

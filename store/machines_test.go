@@ -262,8 +262,8 @@ func TestDeleteMachine(t *testing.T) {
 	}
 }
 
-// TestUpdateMachineSteps: steps are checked and audited one by one but
-// committed, and announced, once; any failing step writes nothing.
+// TestUpdateMachineSteps: steps are checked, audited and announced one by
+// one but committed once; any failing step writes nothing.
 func TestUpdateMachineSteps(t *testing.T) {
 	if StateInventoried.CanTransition(StateReady) {
 		t.Fatal("inventoried -> ready is allowed: this test needs a transition only two steps make")
@@ -344,17 +344,23 @@ func TestUpdateMachineSteps(t *testing.T) {
 			t.Errorf("audit entry %d = %+v, want %s (%q) at revision %d", i, e, want.action, want.detail, want.rev)
 		}
 	}
-	select {
-	case ev := <-events:
-		if ev.Type != EventUpdated || ev.Machine.State != StateReady {
-			t.Errorf("event %s of a %s machine, want one update to ready", ev.Type, ev.Machine.State)
+	// An event of each step's machine, in order (GitOps commits each).
+	for _, want := range []struct {
+		state State
+		rev   uint64
+	}{{StateApproved, orig.Revision + 1}, {StateReady, orig.Revision + 2}} {
+		select {
+		case ev := <-events:
+			if ev.Type != EventUpdated || ev.Machine.State != want.state || ev.Machine.Revision != want.rev || ev.Machine.Hostname != "web01" {
+				t.Errorf("event %s of a %s machine at revision %d, want an update to %s at %d", ev.Type, ev.Machine.State, ev.Machine.Revision, want.state, want.rev)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no event of the %s step", want.state)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no event")
 	}
 	select {
 	case ev := <-events:
-		t.Errorf("a second event: %s of a %s machine", ev.Type, ev.Machine.State)
+		t.Errorf("a third event: %s of a %s machine", ev.Type, ev.Machine.State)
 	case <-time.After(100 * time.Millisecond):
 	}
 
