@@ -372,6 +372,18 @@ func (db *DB) updateMachine(mac string, steps []Step) (Machine, error) {
 		if err := writeMachine(txn, &old, &next); err != nil {
 			return err
 		}
+		// The machine between steps is announced with the summary of its
+		// own inventory, as writeMachine would have written it (it was
+		// cloned with the old record's summary).
+		for i := range between {
+			switch inventorySum(between[i].Inventory) {
+			case old.Summary.Sum:
+			case next.Summary.Sum:
+				between[i].Summary = next.Summary
+			default:
+				between[i].Summary = SummarizeInventory(between[i].Inventory)
+			}
+		}
 		out = next
 		for i, entry := range entries {
 			if err := db.writeAudit(txn, mac, entry, db.now(), revs[i]); err != nil {

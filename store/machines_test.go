@@ -272,9 +272,11 @@ func TestUpdateMachineSteps(t *testing.T) {
 	to := func(st State) func(*Machine, *Sessions) error {
 		return func(m *Machine, _ *Sessions) error { m.State = st; return nil }
 	}
+	// The approval binds the registration's inventory, as the API's does.
+	inv := json.RawMessage(`{"system":{"vendor":"Supermicro","serial":"SN1"},"cpu":{"cores":8}}`)
 	approveAs := func(host string) Step {
 		return Step{Audit{Actor: "admin", Action: "approve"}, func(m *Machine, _ *Sessions) error {
-			m.State, m.Hostname = StateApproved, host
+			m.State, m.Hostname, m.Inventory = StateApproved, host, inv
 			return nil
 		}}
 	}
@@ -351,8 +353,10 @@ func TestUpdateMachineSteps(t *testing.T) {
 	}{{StateApproved, orig.Revision + 1}, {StateReady, orig.Revision + 2}} {
 		select {
 		case ev := <-events:
-			if ev.Type != EventUpdated || ev.Machine.State != want.state || ev.Machine.Revision != want.rev || ev.Machine.Hostname != "web01" {
-				t.Errorf("event %s of a %s machine at revision %d, want an update to %s at %d", ev.Type, ev.Machine.State, ev.Machine.Revision, want.state, want.rev)
+			if ev.Type != EventUpdated || ev.Machine.State != want.state || ev.Machine.Revision != want.rev || ev.Machine.Hostname != "web01" ||
+				ev.Machine.Summary.Vendor != "Supermicro" || ev.Machine.Summary.Cores != 8 {
+				t.Errorf("event %s of a %s machine at revision %d (summary %+v), want an update to %s at %d with the bound inventory's summary",
+					ev.Type, ev.Machine.State, ev.Machine.Revision, ev.Machine.Summary, want.state, want.rev)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("no event of the %s step", want.state)
