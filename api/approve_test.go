@@ -158,7 +158,7 @@ func TestApproveHappyPath(t *testing.T) {
 			t.Errorf("hostname default: %q", m.Hostname)
 		}
 		// Approved and ready in one commit, each step audited with the
-		// revision it made; no reader saw the machine approved.
+		// revision it made.
 		audit, err := e.db.ListAudit(store.AuditFilter{MAC: macB})
 		if err != nil || len(audit) < 2 {
 			t.Fatalf("audit: %+v %v", audit, err)
