@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/foundry-appliance/foundry/names"
 	"github.com/foundry-appliance/foundry/store/kv"
 )
 
@@ -86,26 +88,17 @@ type mirrorRow struct {
 func keyDigest(k int, key []byte) (d uint64, ok bool) {
 	switch SortOrders()[k] {
 	case SortMAC:
-		if len(key) != 17 {
+		// Only the canonical form (names.CheckMAC) sorts as its number.
+		if names.CheckMAC(string(key)) != nil {
 			return 0, false
 		}
-		for i, c := range key {
-			if i%3 == 2 {
-				if c != ':' {
-					return 0, false
-				}
-				continue
-			}
-			switch {
-			case '0' <= c && c <= '9':
-				d = d<<4 | uint64(c-'0')
-			case 'a' <= c && c <= 'f':
-				d = d<<4 | uint64(c-'a'+10)
-			default:
+		var b [8]byte
+		for i := range 6 {
+			if _, err := hex.Decode(b[2+i:3+i], key[3*i:3*i+2]); err != nil {
 				return 0, false
 			}
 		}
-		return d, true
+		return binary.BigEndian.Uint64(b[:]), true
 	case SortFirstSeen, SortLastSeen:
 		if len(key) != len(timeKey) {
 			return 0, false
