@@ -1,6 +1,8 @@
 package names
 
 import (
+	"bytes"
+	"encoding/binary"
 	"net"
 	"regexp"
 	"strconv"
@@ -96,6 +98,18 @@ func FuzzCheckMAC(f *testing.F) {
 		want := err == nil && got == s
 		if cerr := CheckMAC(s); (cerr == nil) != want {
 			t.Fatalf("CheckMAC(%q) = %v, but ParseMAC gives %q, %v", s, cerr, got, err)
+		}
+		// The number is the address's six bytes.
+		n, ok := MACNumber(s)
+		if ok != want {
+			t.Fatalf("MACNumber(%q) ok %v, but ParseMAC gives %q, %v", s, ok, got, err)
+		}
+		if ok {
+			var b [8]byte
+			binary.BigEndian.PutUint64(b[:], n)
+			if hw, _ := net.ParseMAC(s); !bytes.Equal(b[2:], hw) || b[0] != 0 || b[1] != 0 {
+				t.Fatalf("MACNumber(%q) = %#x, net.ParseMAC %v", s, n, hw)
+			}
 		}
 	})
 }

@@ -73,19 +73,34 @@ func canonical(d [12]byte) string {
 // CheckMAC accepts only the canonical form ParseMAC returns
 // (52:54:00:12:34:56): the form of every key, so one machine has one key.
 func CheckMAC(s string) error {
-	if len(s) != 17 {
+	if _, ok := MACNumber(s); !ok {
 		return errCanonical
+	}
+	return nil
+}
+
+// MACNumber returns the 48-bit number of a MAC in canonical form (the
+// first pair of digits the highest byte); ok is false for any other text.
+// Canonical MACs order as their numbers do, and a number is a map key
+// the garbage collector need not follow, as a string is.
+func MACNumber(s string) (n uint64, ok bool) {
+	if len(s) != 17 {
+		return 0, false
 	}
 	for i := 0; i < len(s); i++ {
 		if i%3 == 2 {
 			if s[i] != ':' {
-				return errCanonical
+				return 0, false
 			}
-		} else if strings.IndexByte(hexDigits, s[i]) < 0 {
-			return errCanonical
+			continue
 		}
+		d := strings.IndexByte(hexDigits, s[i])
+		if d < 0 {
+			return 0, false
+		}
+		n = n<<4 | uint64(d)
 	}
-	return nil
+	return n, true
 }
 
 var errCanonical = errors.New("not a MAC address in canonical form like 52:54:00:12:34:56")

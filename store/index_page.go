@@ -381,10 +381,10 @@ func (p *picker) offer(r *row) {
 // offerMatched offers a mirror row whose text matched already, decoding
 // no more of it than the query needs: its tuple only when the query has
 // a cluster or segment, otherwise its state byte and its sort key.
-func (p *picker) offerMatched(m *mirrorRow) {
+func (p *picker) offerMatched(m rowRef) {
 	q := &p.q
 	if q.Cluster != "" || q.Segment != "" {
-		d := decoder{b: m.row[1:]}
+		d := decoder{b: m.row()[1:]}
 		cluster, segment := d.bytes(), d.bytes()
 		if q.Cluster != "" && string(cluster) != q.Cluster || q.Segment != "" && string(segment) != q.Segment {
 			return
@@ -400,7 +400,7 @@ func (p *picker) offerMatched(m *mirrorRow) {
 			return
 		}
 	}
-	p.keepAfter(m.key(p.k), m.mac)
+	p.keepAfter(m.key(p.k), m.mac())
 }
 
 // take counts a row that matches every filter but States and keeps its

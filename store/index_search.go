@@ -2,8 +2,8 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -23,6 +23,13 @@ import (
 // list shows counts (index.go says why they are not kept on disk). The
 // rows are a few hundred bytes each: about 30 MB for 100,000 machines.
 //
+// Nothing the mirror keeps holds a pointer but a few chunks (rowBytes)
+// and the counts: the garbage collector marks what a pointer leads to,
+// and each of 100,000 rows' MAC and bytes and each string key of the
+// index by MAC was an object of its own, marked by every collection
+// (some 30 ms of processor time a cycle at 100,000 machines, every half
+// second under BenchmarkScale's requests, while they ran).
+//
 // Badger stays the truth: the mirror is loaded from it by the first list,
 // and afterwards re-reads a machine's row after every committed change of
 // that machine (publish calls refresh, under the machine's lock) and
@@ -32,8 +39,12 @@ type rowMirror struct {
 	mu     sync.RWMutex
 	loaded bool
 	rows   []mirrorRow
-	at     map[string]int // index in rows by MAC
+	bytes  rowBytes    // the rows' MACs and bytes
+	at     macMap[int] // index in rows by MAC
 	count  map[tuple]int
+	// minDead is the least of dead rows' bytes worth a compaction
+	// (compact); 0 means 4 chunks'.
+	minDead int
 
 	// loadMu serialises loads. While one reads Badger, refreshes only
 	// note their MAC in pending (under pendMu), to be read again once the
@@ -45,8 +56,10 @@ type rowMirror struct {
 }
 
 type mirrorRow struct {
-	mac []byte
-	row []byte
+	// chunk and at are where the row's MAC is in the mirror's rowBytes,
+	// macLen bytes long, followed by the row's rowLen bytes (rowRef).
+	chunk, at      int32
+	macLen, rowLen int32
 	// row[text:end] is the row's text, found once when the row is read,
 	// so that a search matches it without decoding the row; text is -1
 	// when the row does not decode.
@@ -73,6 +86,60 @@ type mirrorRow struct {
 	digests  [len(row{}.keys)]uint64
 }
 
+// rowBytes keeps the mirror rows' MACs and bytes, each row's after the
+// one before in chunks of up to rowChunk bytes. Bytes once written are
+// never written again: a row that changes is written anew and its old
+// bytes counted as dead until compact copies the live ones to new
+// chunks. A search may thus keep a row's bytes after it lets go of the
+// mirror's lock (its page's keys and MACs).
+type rowBytes struct {
+	chunks     [][]byte
+	live, dead int // bytes that rows refer to, and that they no longer do
+}
+
+// rowChunk is the largest chunk (a row longer than that has one of its
+// own): large enough that 100,000 rows are a few dozen chunks, small
+// enough that adding one never copies the mirror.
+const rowChunk = 1 << 20
+
+// add writes mac and row and returns where (chunk, at).
+func (rb *rowBytes) add(mac, row []byte) (chunk, at int32) {
+	n := len(mac) + len(row)
+	if len(rb.chunks) == 0 || cap(rb.chunks[len(rb.chunks)-1])-len(rb.chunks[len(rb.chunks)-1]) < n {
+		// Chunks grow with the mirror: a few machines do not take a
+		// megabyte.
+		rb.chunks = append(rb.chunks, make([]byte, 0, max(n, min(rowChunk, max(4<<10, rb.live)))))
+	}
+	c := &rb.chunks[len(rb.chunks)-1]
+	at = int32(len(*c))
+	*c = append(append(*c, mac...), row...)
+	rb.live += n
+	return int32(len(rb.chunks) - 1), at
+}
+
+// free counts m's bytes as dead.
+func (rb *rowBytes) free(m *mirrorRow) {
+	n := int(m.macLen + m.rowLen)
+	rb.live, rb.dead = rb.live-n, rb.dead+n
+}
+
+// rowRef is a mirror row with the chunks its bytes are in.
+type rowRef struct {
+	*mirrorRow
+	chunks [][]byte
+}
+
+func (m rowRef) mac() []byte {
+	end := m.at + m.macLen
+	return m.chunks[m.chunk][m.at:end:end]
+}
+
+func (m rowRef) row() []byte {
+	at := m.at + m.macLen
+	end := at + m.rowLen
+	return m.chunks[m.chunk][at:end:end]
+}
+
 // keyDigest is an order-preserving summary of a sort key of sortIndex k:
 // when two keys' digests differ, the keys compare as their digests do
 // (equal digests say nothing). ok is false for a key of an unexpected
@@ -88,17 +155,8 @@ type mirrorRow struct {
 func keyDigest(k int, key []byte) (d uint64, ok bool) {
 	switch SortOrders()[k] {
 	case SortMAC:
-		// Only the canonical form (names.CheckMAC) sorts as its number.
-		if names.CheckMAC(string(key)) != nil {
-			return 0, false
-		}
-		var b [8]byte
-		for i := range 6 {
-			if _, err := hex.Decode(b[2+i:3+i], key[3*i:3*i+2]); err != nil {
-				return 0, false
-			}
-		}
-		return binary.BigEndian.Uint64(b[:]), true
+		// Only the canonical form sorts as its number.
+		return names.MACNumber(string(key))
 	case SortFirstSeen, SortLastSeen:
 		if len(key) != len(timeKey) {
 			return 0, false
@@ -171,11 +229,11 @@ func newTextQuery(words [][][]byte) textQuery {
 
 // match is matchWords(m's text, words), which reads the text only when
 // the row has every pair of some alternative of each word.
-func (q *textQuery) match(m *mirrorRow) bool {
+func (q *textQuery) match(m rowRef) bool {
 	for i, alts := range q.words {
 		found := false
 		for j, w := range alts {
-			if q.pairs[i][j].within(&m.pairs) && bytes.Contains(m.row[m.text:m.end], w) {
+			if q.pairs[i][j].within(&m.pairs) && bytes.Contains(m.row()[m.text:m.end], w) {
 				found = true
 				break
 			}
@@ -190,30 +248,35 @@ func (q *textQuery) match(m *mirrorRow) bool {
 // key returns the row's sort key of sortIndex k, for a row that decodes
 // (text >= 0): the MAC, or the k-th key after the tuple's cluster and
 // segment.
-func (m *mirrorRow) key(k int) []byte {
+func (m rowRef) key(k int) []byte {
 	if k == 0 {
-		return m.mac
+		return m.mac()
 	}
+	row := m.row()
 	if at := m.keys[k-1]; at[1] > 0 { // a key ends after the state byte
-		return m.row[at[0]:at[1]]
+		return row[at[0]:at[1]]
 	}
-	d := decoder{b: m.row[1:]}
+	d := decoder{b: row[1:]}
 	for range k + 1 {
 		d.bytes()
 	}
 	return d.bytes()
 }
 
+// newMirrorRow reads what a search needs from a row; its bytes are yet
+// to be placed (chunk, at).
 func newMirrorRow(mac, row []byte) mirrorRow {
+	n := mirrorRow{macLen: int32(len(mac)), rowLen: int32(len(row))}
 	r, err := decodeRow(mac, row)
 	if err != nil {
-		return mirrorRow{mac: mac, row: row, text: -1, end: -1}
+		n.text, n.end = -1, -1
+		return n
 	}
 	// r's fields are parts of row: where one starts is how much shorter
 	// its capacity is.
 	at := func(part []byte) int { return cap(row) - cap(part) }
-	m := mirrorRow{mac: mac, row: row, text: int32(at(r.text)), end: int32(at(r.text) + len(r.text)), pairs: pairsOf(r.text),
-		state: byte(r.state)}
+	m := mirrorRow{macLen: n.macLen, rowLen: n.rowLen, text: int32(at(r.text)), end: int32(at(r.text) + len(r.text)),
+		pairs: pairsOf(r.text), state: byte(r.state)}
 	if len(row) <= math.MaxUint16 {
 		for i, key := range r.keys[1:] {
 			m.keys[i] = [2]uint16{uint16(at(key)), uint16(at(key) + len(key))}
@@ -258,20 +321,18 @@ func (r *rowMirror) load(e kv.Engine) error {
 			r.refresh(e, mac)
 		}
 	}()
-	rows, at, count := []mirrorRow{}, map[string]int{}, map[tuple]int{}
+	var fresh rowMirror
 	err := e.View(func(txn kv.Txn) error {
 		it := txn.NewIterator(kv.IterOptions{Prefix: []byte("xq/")})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := kv.ValueCopy(it)
+			// The value is read in place: put copies it.
+			err := it.Value(func(v []byte) error {
+				fresh.put(it.Key()[3:], v)
+				return nil
+			})
 			if err != nil {
 				return err
-			}
-			mac := kv.KeyCopy(it)[3:]
-			at[string(mac)] = len(rows)
-			rows = append(rows, newMirrorRow(mac, v))
-			if t, ok := rowTuple(v); ok {
-				count[t]++
 			}
 		}
 		return nil
@@ -280,9 +341,42 @@ func (r *rowMirror) load(e kv.Engine) error {
 		return err
 	}
 	r.mu.Lock()
-	r.rows, r.at, r.count, r.loaded = rows, at, count, true
+	r.rows, r.bytes, r.at, r.count, r.loaded = fresh.rows, fresh.bytes, fresh.at, fresh.count, true
 	r.mu.Unlock()
 	return nil
+}
+
+// put adds a row of a MAC that has none in the mirror, copying mac and
+// row; r.mu is held or r not yet shared.
+func (r *rowMirror) put(mac, row []byte) {
+	r.at.set(string(mac), len(r.rows))
+	r.rows = append(r.rows, r.place(mac, row))
+	r.add(row, 1)
+}
+
+// place reads a row for the mirror and copies its bytes in.
+func (r *rowMirror) place(mac, row []byte) mirrorRow {
+	m := newMirrorRow(mac, row)
+	m.chunk, m.at = r.bytes.add(mac, row)
+	return m
+}
+
+// ref is row i with the chunks its bytes are in; r.mu is held.
+func (r *rowMirror) ref(i int) rowRef { return rowRef{&r.rows[i], r.bytes.chunks} }
+
+// compact copies the live rows' bytes to new chunks once most of the
+// chunks' bytes are dead rows', and at least a few chunks' worth: every
+// change of a machine writes its row again. r.mu is held for writing.
+func (r *rowMirror) compact() {
+	if r.bytes.dead <= r.bytes.live || r.bytes.dead < cmp.Or(r.minDead, 4*rowChunk) {
+		return
+	}
+	var fresh rowBytes
+	for i := range r.rows {
+		m := r.ref(i)
+		r.rows[i].chunk, r.rows[i].at = fresh.add(m.mac(), m.row())
+	}
+	r.bytes = fresh
 }
 
 // rowTuple reads the tuple at the start of a row; false when it does not
@@ -302,6 +396,9 @@ func (r *rowMirror) add(row []byte, n int) {
 	if !ok {
 		return
 	}
+	if r.count == nil {
+		r.count = map[tuple]int{}
+	}
 	if r.count[t] += n; r.count[t] == 0 {
 		delete(r.count, t)
 	}
@@ -317,8 +414,13 @@ func (r *rowMirror) counts() map[tuple]int {
 // drop forgets every row: the next list loads them again.
 func (r *rowMirror) drop() {
 	r.mu.Lock()
-	r.rows, r.at, r.count, r.loaded = nil, nil, nil, false
+	r.forget()
 	r.mu.Unlock()
+}
+
+// forget empties the mirror (r.mu held for writing).
+func (r *rowMirror) forget() {
+	r.rows, r.bytes, r.at, r.count, r.loaded = nil, rowBytes{}, macMap[int]{}, nil, false
 }
 
 // refresh re-reads one machine's row (deleting it when it is gone).
@@ -343,30 +445,30 @@ func (r *rowMirror) refresh(e kv.Engine, mac string) {
 	if !r.loaded {
 		return // dropped meanwhile
 	}
-	i, ok := r.at[mac]
-	if ok && err == nil || ok && errors.Is(err, ErrNotFound) {
-		r.add(r.rows[i].row, -1)
-	}
-	if err == nil {
-		r.add(v, 1)
+	i, ok := r.at.get(mac)
+	if ok && (err == nil || errors.Is(err, ErrNotFound)) {
+		r.add(r.ref(i).row(), -1)
+		r.bytes.free(&r.rows[i])
 	}
 	switch {
 	case err == nil && ok:
-		r.rows[i] = newMirrorRow(r.rows[i].mac, v)
+		r.rows[i] = r.place([]byte(mac), v)
+		r.add(v, 1)
 	case err == nil:
-		r.at[mac] = len(r.rows)
-		r.rows = append(r.rows, newMirrorRow([]byte(mac), v))
+		r.put([]byte(mac), v)
 	case ok && errors.Is(err, ErrNotFound):
 		last := len(r.rows) - 1
 		r.rows[i] = r.rows[last]
-		r.at[string(r.rows[i].mac)] = i
+		r.at.set(string(r.ref(i).mac()), i)
 		r.rows = r.rows[:last]
-		delete(r.at, mac)
+		r.at.delete(mac)
 	case !errors.Is(err, ErrNotFound):
 		// Unreadable now (a closed database): load again on the next list
 		// rather than answer from a mirror that may have missed a change.
-		r.loaded, r.rows, r.at, r.count = false, nil, nil, nil
+		r.forget()
+		return
 	}
+	r.compact()
 }
 
 // each calls fn with every row, from parts goroutines at once (part is 0
@@ -376,10 +478,10 @@ func (r *rowMirror) refresh(e kv.Engine, mac string) {
 // instead of waiting for a fixed half to finish. Chunks are taken in
 // order, from the last row added when backwards, and each chunk's rows in
 // that order; fn must not change the row.
-func (r *rowMirror) each(parts int, backwards bool, fn func(part int, row *mirrorRow)) {
+func (r *rowMirror) each(parts int, backwards bool, fn func(part int, row rowRef)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	rows := r.rows
+	rows, bufs := r.rows, r.bytes.chunks
 	chunks := (len(rows) + eachChunk - 1) / eachChunk
 	parts = max(1, min(parts, chunks))
 	var next atomic.Int64
@@ -392,12 +494,12 @@ func (r *rowMirror) each(parts int, backwards bool, fn func(part int, row *mirro
 			lo, hi := c*eachChunk, min((c+1)*eachChunk, len(rows))
 			if !backwards {
 				for i := lo; i < hi; i++ {
-					fn(part, &rows[i])
+					fn(part, rowRef{&rows[i], bufs})
 				}
 				continue
 			}
 			for i := len(rows) - 1 - lo; i > len(rows)-1-hi; i-- {
-				fn(part, &rows[i])
+				fn(part, rowRef{&rows[i], bufs})
 			}
 		}
 	}
@@ -436,11 +538,11 @@ func (db *DB) searchRows(p *picker) error {
 	tq := newTextQuery(p.words)
 	// Machines added later are mostly newer: meeting them first when the
 	// newest come first lets few rows displace the page kept so far.
-	db.mirror.each(len(pickers), p.q.Desc, func(part int, m *mirrorRow) {
+	db.mirror.each(len(pickers), p.q.Desc, func(part int, m rowRef) {
 		// A row that does not decode has no text (newMirrorRow).
 		if m.text < 0 {
-			_, err := decodeRow(m.mac, m.row)
-			db.corrupt.report(rowKey(string(m.mac)), fmt.Errorf("%w: %v", ErrCorrupt, err))
+			_, err := decodeRow(m.mac(), m.row())
+			db.corrupt.report(rowKey(string(m.mac())), fmt.Errorf("%w: %v", ErrCorrupt, err))
 			return
 		}
 		// Most rows of a search end here, undecoded (decoding every row

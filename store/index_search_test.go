@@ -25,7 +25,7 @@ func TestSearchMatchesAFullDecode(t *testing.T) {
 	pick := func(s ...string) string { return s[rng.IntN(len(s))] }
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	n := 2*searchRowsPerPart + 3000
-	var rows []mirrorRow
+	var rows []rawRow
 	corrupt := 0
 	for i := range n {
 		m := Machine{
@@ -50,11 +50,15 @@ func TestSearchMatchesAFullDecode(t *testing.T) {
 		case 2: // bytes after the text
 			row = append(row, "xyz"...)
 		}
-		rows = append(rows, newMirrorRow([]byte(m.MAC), row))
+		rows = append(rows, rawRow{[]byte(m.MAC), row})
 	}
 	rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
 	db.mirror.mu.Lock()
-	db.mirror.rows, db.mirror.at, db.mirror.count, db.mirror.loaded = rows, map[string]int{}, map[tuple]int{}, true
+	db.mirror.forget()
+	for _, r := range rows {
+		db.mirror.put(r.mac, r.row)
+	}
+	db.mirror.loaded = true
 	db.mirror.mu.Unlock()
 
 	words := []string{"alpha", "node-12", "10.0", "supermicro", "SN001", "rack1", "52-54-00-00", "lab", "7", "zzz"}
@@ -93,6 +97,9 @@ func TestSearchMatchesAFullDecode(t *testing.T) {
 	}
 }
 
+// rawRow is a search row as stored: the MAC of its key and its bytes.
+type rawRow struct{ mac, row []byte }
+
 func samePageKey(a, b *PageKey) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
 
 type searchResult struct {
@@ -104,7 +111,7 @@ type searchResult struct {
 
 // fullDecodeSearch is a search the plain way: every row decoded in full,
 // every match sorted.
-func fullDecodeSearch(rows []mirrorRow, q MachineQuery) searchResult {
+func fullDecodeSearch(rows []rawRow, q MachineQuery) searchResult {
 	res := searchResult{counts: map[State]int{}}
 	for _, st := range States() {
 		res.counts[st] = 0
@@ -158,7 +165,7 @@ func TestMirrorEachVisitsEveryRowOnce(t *testing.T) {
 		for _, parts := range []int{1, 2, 3, 8} {
 			for _, backwards := range []bool{false, true} {
 				seen := make([][]int, parts)
-				r.each(parts, backwards, func(part int, m *mirrorRow) { seen[part] = append(seen[part], int(m.text)) })
+				r.each(parts, backwards, func(part int, m rowRef) { seen[part] = append(seen[part], int(m.text)) })
 				var all []int
 				for part, s := range seen {
 					// Within a part, consecutive rows of one chunk follow
@@ -294,4 +301,70 @@ func FuzzKeyDigest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, k uint8, a, b []byte) {
 		digestAgrees(t, int(k)%len(SortOrders()), a, b)
 	})
+}
+
+// TestMirrorCompactsChangedRows: every change of a machine writes its
+// search row anew, leaving the old bytes dead. Once dead rows outweigh
+// live ones the mirror copies the live ones to new chunks; searches
+// still find every machine as last written, and the bytes of a row taken
+// before (a page's keys outlive the mirror's lock) stay as they were.
+func TestMirrorCompactsChangedRows(t *testing.T) {
+	db, _, _ := openTest(t)
+	db.mirror.mu.Lock()
+	db.mirror.minDead = 4 << 10
+	db.mirror.mu.Unlock()
+	const n = 40
+	name := func(i, round int) string { return fmt.Sprintf("m%d-r%d", i, round) }
+	for i := range n {
+		mustCreate(t, db, Machine{MAC: mac(i), Hostname: name(i, 0)})
+	}
+	found := func(text string) int {
+		t.Helper()
+		p, err := db.ListMachinePage(MachineQuery{Text: text, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Total
+	}
+	if got := found("-r0"); got != n { // loads the mirror
+		t.Fatalf("%d machines found, want %d", got, n)
+	}
+	db.mirror.mu.RLock()
+	kept := db.mirror.ref(0)
+	keptMAC, keptRow := kept.mac(), kept.row()
+	wantMAC, wantRow := bytes.Clone(keptMAC), bytes.Clone(keptRow)
+	db.mirror.mu.RUnlock()
+
+	compactions := 0
+	for round := 1; round <= 30; round++ {
+		db.mirror.mu.RLock()
+		before := db.mirror.bytes.dead
+		db.mirror.mu.RUnlock()
+		for i := range n {
+			if _, err := db.UpdateMachine(mac(i), admin, func(m *Machine) error { m.Hostname = name(i, round); return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.mirror.mu.RLock()
+		b := db.mirror.bytes
+		db.mirror.mu.RUnlock()
+		if b.dead < before {
+			compactions++
+		}
+		if b.dead > max(b.live, 4<<10) {
+			t.Fatalf("round %d: %d bytes dead, %d live: not compacted", round, b.dead, b.live)
+		}
+	}
+	if compactions == 0 {
+		t.Fatal("the mirror never compacted")
+	}
+	if got := found("-r30"); got != n {
+		t.Errorf("%d machines found as last written, want %d", got, n)
+	}
+	if got := found("-r29"); got != 0 {
+		t.Errorf("%d machines found as written before", got)
+	}
+	if !bytes.Equal(keptMAC, wantMAC) || !bytes.Equal(keptRow, wantRow) {
+		t.Errorf("a row's bytes taken before %d compactions changed: %q %q, were %q %q", compactions, keptMAC, keptRow, wantMAC, wantRow)
+	}
 }

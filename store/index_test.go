@@ -505,7 +505,9 @@ func TestMirrorRowKeys(t *testing.T) {
 	short := rowOf(&m, []string{"10.0.0.9:4000"})
 	long := rowOf(&m, []string{strings.Repeat("10.0.0.9:4000 ", 5000)})
 	for name, b := range map[string][]byte{"short": short, "long": long} {
-		r := newMirrorRow([]byte(m.MAC), b)
+		var mr rowMirror
+		mr.put([]byte(m.MAC), b)
+		r := mr.ref(0)
 		if cached := r.keys[0][1] > 0; cached != (len(b) <= math.MaxUint16) {
 			t.Fatalf("%s row of %d bytes: keys kept %v", name, len(b), cached)
 		}

@@ -21,12 +21,12 @@ import (
 // the set may only err towards a Badger lookup.
 type knownMACs struct {
 	mu   sync.RWMutex
-	macs map[string]struct{}
+	macs macMap[struct{}]
 }
 
 // load fills the set with the MAC of every stored machine.
 func (k *knownMACs) load(e kv.Engine) error {
-	macs := map[string]struct{}{}
+	var macs macMap[struct{}]
 	err := e.View(func(txn kv.Txn) error {
 		opt := kv.IterOptions{}
 		opt.Prefix = []byte("m/")
@@ -34,7 +34,7 @@ func (k *knownMACs) load(e kv.Engine) error {
 		it := txn.NewIterator(opt)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			macs[strings.TrimPrefix(string(it.Key()), "m/")] = struct{}{}
+			macs.set(strings.TrimPrefix(string(it.Key()), "m/"), struct{}{})
 		}
 		return nil
 	})
@@ -51,7 +51,7 @@ func (k *knownMACs) load(e kv.Engine) error {
 // certainly has none.
 func (k *knownMACs) mayExist(mac string) bool {
 	k.mu.RLock()
-	_, ok := k.macs[mac]
+	_, ok := k.macs.get(mac)
 	k.mu.RUnlock()
 	return ok
 }
@@ -60,7 +60,7 @@ func (k *knownMACs) mayExist(mac string) bool {
 // create mac's record.
 func (k *knownMACs) add(mac string) {
 	k.mu.Lock()
-	k.macs[mac] = struct{}{}
+	k.macs.set(mac, struct{}{})
 	k.mu.Unlock()
 }
 
@@ -68,6 +68,6 @@ func (k *knownMACs) add(mac string) {
 // mac's record has committed.
 func (k *knownMACs) remove(mac string) {
 	k.mu.Lock()
-	delete(k.macs, mac)
+	k.macs.delete(mac)
 	k.mu.Unlock()
 }
