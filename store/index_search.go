@@ -45,6 +45,7 @@ type rowMirror struct {
 	// minDead is the least of dead rows' bytes worth a compaction
 	// (compact); 0 means 4 chunks'.
 	minDead int
+	matches matchCache // recent searches' answers by row
 
 	// loadMu serialises loads. While one reads Badger, refreshes only
 	// note their MAC in pending (under pendMu), to be read again once the
@@ -209,21 +210,27 @@ func (s *pairSet) within(t *pairSet) bool {
 	return s[0]&^t[0]|s[1]&^t[1]|s[2]&^t[2]|s[3]&^t[3] == 0
 }
 
-// textQuery is a search's words with the pairs of each alternative.
+// textQuery is a search's words with the pairs of each alternative, and
+// a key that is the same for the same words (matchCache).
 type textQuery struct {
 	words [][][]byte
 	pairs [][]pairSet
+	key   string
 }
 
 func newTextQuery(words [][][]byte) textQuery {
 	q := textQuery{words: words}
+	var key []byte
 	for _, alts := range words {
 		var ps []pairSet
 		for _, w := range alts {
 			ps = append(ps, pairsOf(w))
+			key = append(append(key, w...), 0)
 		}
 		q.pairs = append(q.pairs, ps)
+		key = append(key, 1)
 	}
+	q.key = string(key)
 	return q
 }
 
@@ -342,6 +349,7 @@ func (r *rowMirror) load(e kv.Engine) error {
 	}
 	r.mu.Lock()
 	r.rows, r.bytes, r.at, r.count, r.loaded = fresh.rows, fresh.bytes, fresh.at, fresh.count, true
+	r.matches.clear()
 	r.mu.Unlock()
 	return nil
 }
@@ -421,6 +429,7 @@ func (r *rowMirror) drop() {
 // forget empties the mirror (r.mu held for writing).
 func (r *rowMirror) forget() {
 	r.rows, r.bytes, r.at, r.count, r.loaded = nil, rowBytes{}, macMap[int]{}, nil, false
+	r.matches.clear()
 }
 
 // refresh re-reads one machine's row (deleting it when it is gone).
@@ -454,14 +463,17 @@ func (r *rowMirror) refresh(e kv.Engine, mac string) {
 	case err == nil && ok:
 		r.rows[i] = r.place([]byte(mac), v)
 		r.add(v, 1)
+		r.matches.forget(i)
 	case err == nil:
-		r.put([]byte(mac), v)
+		r.put([]byte(mac), v) // a new last row: unknown (matchCache)
 	case ok && errors.Is(err, ErrNotFound):
 		last := len(r.rows) - 1
 		r.rows[i] = r.rows[last]
 		r.at.set(string(r.ref(i).mac()), i)
 		r.rows = r.rows[:last]
 		r.at.delete(mac)
+		r.matches.forget(i)
+		r.matches.forget(last)
 	case !errors.Is(err, ErrNotFound):
 		// Unreadable now (a closed database): load again on the next list
 		// rather than answer from a mirror that may have missed a change.
@@ -475,13 +487,37 @@ func (r *rowMirror) refresh(e kv.Engine, mac string) {
 // to parts-1), each taking the next eachChunk rows as it finishes the
 // last: when the host takes one processor away for a while (a virtual
 // machine's vCPU is often stolen for milliseconds), the others search on
-// instead of waiting for a fixed half to finish. Chunks are taken in
-// order, from the last row added when backwards, and each chunk's rows in
-// that order; fn must not change the row.
-func (r *rowMirror) each(parts int, backwards bool, fn func(part int, row rowRef)) {
+// instead of waiting for a fixed half to finish. Chunk c is rows
+// c*eachChunk up to (c+1)*eachChunk, whichever way the rows are visited:
+// a part may keep something per 64 rows (matchBits) that no other part
+// touches. Chunks are taken in order, from the last row added when
+// backwards, and each chunk's rows in that order; fn is given the row's
+// index i and must not change the row.
+func (r *rowMirror) each(parts int, backwards bool, fn func(part, i int, row rowRef)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	rows, bufs := r.rows, r.bytes.chunks
+	r.eachChunkLocked(parts, backwards, func(part, lo, hi int) {
+		eachRow(lo, hi, backwards, func(i int) { fn(part, i, r.ref(i)) })
+	})
+}
+
+// eachRow calls fn with lo to hi-1, or hi-1 down to lo when backwards.
+func eachRow(lo, hi int, backwards bool, fn func(i int)) {
+	if !backwards {
+		for i := lo; i < hi; i++ {
+			fn(i)
+		}
+		return
+	}
+	for i := hi - 1; i >= lo; i-- {
+		fn(i)
+	}
+}
+
+// eachChunkLocked is each with r.mu held for reading, calling fn with
+// each chunk's rows lo to hi-1 for fn to visit in the order asked for.
+func (r *rowMirror) eachChunkLocked(parts int, backwards bool, fn func(part, lo, hi int)) {
+	rows := r.rows
 	chunks := (len(rows) + eachChunk - 1) / eachChunk
 	parts = max(1, min(parts, chunks))
 	var next atomic.Int64
@@ -491,16 +527,10 @@ func (r *rowMirror) each(parts int, backwards bool, fn func(part int, row rowRef
 			if c >= chunks {
 				return
 			}
-			lo, hi := c*eachChunk, min((c+1)*eachChunk, len(rows))
-			if !backwards {
-				for i := lo; i < hi; i++ {
-					fn(part, rowRef{&rows[i], bufs})
-				}
-				continue
+			if backwards {
+				c = chunks - 1 - c
 			}
-			for i := len(rows) - 1 - lo; i > len(rows)-1-hi; i-- {
-				fn(part, rowRef{&rows[i], bufs})
-			}
+			fn(part, c*eachChunk, min((c+1)*eachChunk, len(rows)))
 		}
 	}
 	var wg sync.WaitGroup
@@ -520,6 +550,23 @@ const eachChunk = 2048
 // searchRowsPerPart is the fewest rows worth a goroutine of their own.
 const searchRowsPerPart = 10000
 
+// eachChunk must be a multiple of 64 (each's comment).
+var _ [1 - eachChunk%64]struct{}
+
+// matchRow is tq.match(m), answered from known (nil: none) when it has
+// row i's answer, and recorded there when not.
+func matchRow(tq *textQuery, known *matchBits, i int, m rowRef) bool {
+	if known == nil {
+		return tq.match(m)
+	}
+	if hit, ok := known.answer(i); ok {
+		return hit
+	}
+	hit := tq.match(m)
+	known.set(i, hit)
+	return hit
+}
+
 // searchRows offers every machine's search row to p, from the mirror. A
 // search matches every row, so large mirrors are searched in parts at
 // once, one picker each, merged into p (100,000 rows: 13 ms in one on a
@@ -528,30 +575,49 @@ func (db *DB) searchRows(p *picker) error {
 	if err := db.mirror.load(db.kv); err != nil {
 		return err
 	}
-	db.mirror.mu.RLock()
-	n := len(db.mirror.rows)
-	db.mirror.mu.RUnlock()
+	mr := &db.mirror
+	mr.mu.RLock()
+	defer mr.mu.RUnlock()
+	n := len(mr.rows)
 	pickers := []*picker{p}
 	for range min(runtime.GOMAXPROCS(0), n/searchRowsPerPart) - 1 {
 		pickers = append(pickers, newPicker(p.q))
 	}
 	tq := newTextQuery(p.words)
+	known := mr.matches.take(tq.key, n)
+	if known != nil {
+		defer known.release()
+	}
 	// Machines added later are mostly newer: meeting them first when the
 	// newest come first lets few rows displace the page kept so far.
-	db.mirror.each(len(pickers), p.q.Desc, func(part int, m rowRef) {
-		// A row that does not decode has no text (newMirrorRow).
-		if m.text < 0 {
-			_, err := decodeRow(m.mac(), m.row())
-			db.corrupt.report(rowKey(string(m.mac())), fmt.Errorf("%w: %v", ErrCorrupt, err))
+	mr.eachChunkLocked(len(pickers), p.q.Desc, func(part, lo, hi int) {
+		visit := func(i int) {
+			m := mr.ref(i)
+			// A row that does not decode has no text (newMirrorRow); it is
+			// a "match" in known, so that a search answered from there
+			// visits and reports it too.
+			if m.text < 0 {
+				_, err := decodeRow(m.mac(), m.row())
+				db.corrupt.report(rowKey(string(m.mac())), fmt.Errorf("%w: %v", ErrCorrupt, err))
+				if known != nil {
+					known.set(i, true)
+				}
+				return
+			}
+			// Most rows of a search end here, undecoded (decoding every
+			// row was a third of a search's time); the rest are decoded
+			// no further than their state and sort key.
+			if !matchRow(&tq, known, i, m) {
+				return
+			}
+			pickers[part].offerMatched(m)
+		}
+		// With every answer of the chunk known, only its matches are
+		// visited: the others' rows are not even read.
+		if known != nil && known.eachHit(lo, hi, p.q.Desc, visit) {
 			return
 		}
-		// Most rows of a search end here, undecoded (decoding every row
-		// was a third of a search's time); the rest are decoded no
-		// further than their state and sort key.
-		if !tq.match(m) {
-			return
-		}
-		pickers[part].offerMatched(m)
+		eachRow(lo, hi, p.q.Desc, visit)
 	})
 	for _, o := range pickers[1:] {
 		p.merge(o)

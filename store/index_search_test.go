@@ -154,8 +154,9 @@ func fullDecodeSearch(rows []rawRow, q MachineQuery) searchResult {
 }
 
 // TestMirrorEachVisitsEveryRowOnce: however many goroutines share the
-// rows by chunks, each row is offered once, to one part, and each
-// chunk's rows in the search's order; one part offers them all in order.
+// rows by chunks, each row is offered once, with its index, to one part,
+// and each chunk's rows in the search's order; one part offers them all
+// in order; and no two parts offer rows of the same 64 (matchBits words).
 func TestMirrorEachVisitsEveryRowOnce(t *testing.T) {
 	for _, n := range []int{0, 1, eachChunk - 1, eachChunk, eachChunk + 1, 5*eachChunk + 17} {
 		r := &rowMirror{rows: make([]mirrorRow, n)}
@@ -165,18 +166,26 @@ func TestMirrorEachVisitsEveryRowOnce(t *testing.T) {
 		for _, parts := range []int{1, 2, 3, 8} {
 			for _, backwards := range []bool{false, true} {
 				seen := make([][]int, parts)
-				r.each(parts, backwards, func(part int, m rowRef) { seen[part] = append(seen[part], int(m.text)) })
+				r.each(parts, backwards, func(part, i int, m rowRef) {
+					if i != int(m.text) {
+						t.Errorf("row %d offered as row %d", m.text, i)
+					}
+					seen[part] = append(seen[part], int(m.text))
+				})
 				var all []int
+				owner := map[int]int{} // 64-row word → part
 				for part, s := range seen {
+					for _, i := range s {
+						if o, ok := owner[i/64]; ok && o != part {
+							t.Fatalf("n=%d parts=%d backwards=%v: rows %d-%d offered to parts %d and %d", n, parts, backwards, i/64*64, i/64*64+63, o, part)
+						}
+						owner[i/64] = part
+					}
 					// Within a part, consecutive rows of one chunk follow
 					// each other in the order asked for.
 					for k := 1; k < len(s); k++ {
 						a, b := s[k-1], s[k]
-						sameChunk := a/eachChunk == b/eachChunk
-						if backwards {
-							sameChunk = (n-1-a)/eachChunk == (n-1-b)/eachChunk
-						}
-						if sameChunk && (b-a != 1 && !backwards || a-b != 1 && backwards) {
+						if a/eachChunk == b/eachChunk && (b-a != 1 && !backwards || a-b != 1 && backwards) {
 							t.Fatalf("n=%d parts=%d backwards=%v: part %d offered row %d after %d", n, parts, backwards, part, b, a)
 						}
 					}
@@ -367,4 +376,89 @@ func TestMirrorCompactsChangedRows(t *testing.T) {
 	if !bytes.Equal(keptMAC, wantMAC) || !bytes.Equal(keptRow, wantRow) {
 		t.Errorf("a row's bytes taken before %d compactions changed: %q %q, were %q %q", compactions, keptMAC, keptRow, wantMAC, wantRow)
 	}
+}
+
+// TestSearchRemembersMatches: a search's answers are kept by row and
+// used by the next search of the same words (an answer planted in them
+// is what that search finds), forgotten for a row that changes, kept
+// for at most matchCacheSize searches' words, and a search of the same
+// words at the same time as another answers without them.
+func TestSearchRemembersMatches(t *testing.T) {
+	db, _, _ := openTest(t)
+	const n = 130 // three 64-row words
+	for i := range n {
+		mustCreate(t, db, Machine{MAC: mac(i), Hostname: fmt.Sprintf("h%d-%s", i, []string{"even", "odd"}[i%2])})
+	}
+	search := func(text string) MachinePage {
+		t.Helper()
+		p, err := db.ListMachinePage(MachineQuery{Text: text, Limit: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bitsOf := func(text string) *matchBits {
+		db.mirror.matches.mu.Lock()
+		defer db.mirror.matches.mu.Unlock()
+		return db.mirror.matches.entries[newTextQuery(queryWords(text)).key]
+	}
+	if p := search("odd"); p.Total != n/2 {
+		t.Fatalf("%d found, want %d", p.Total, n/2)
+	}
+	b := bitsOf("odd")
+	if b == nil || b.knownRows() != n {
+		t.Fatalf("answers kept for %v rows, want %d", b, n)
+	}
+	// Plant a wrong answer: row i, an even machine, "matches".
+	db.mirror.mu.Lock()
+	i, _ := db.mirror.at.get(mac(4))
+	b.set(i, true)
+	db.mirror.mu.Unlock()
+	if p := search("odd"); p.Total != n/2+1 {
+		t.Fatalf("the planted answer was not used: %d found", p.Total)
+	}
+	// A change of the machine forgets its answer; the others stay known.
+	if _, err := db.UpdateMachine(mac(4), admin, func(m *Machine) error { m.Hostname = "h4-odd"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if b.knownRows() != n-1 {
+		t.Fatalf("%d answers known after one machine changed, want %d", b.knownRows(), n-1)
+	}
+	if p := search("odd"); p.Total != n/2+1 || b.knownRows() != n {
+		t.Fatalf("%d found (want %d), %d answers known", p.Total, n/2+1, b.knownRows())
+	}
+	// Removing a machine forgets the row moved into its place and the last.
+	if err := db.DeleteMachine(mac(1), admin); err != nil {
+		t.Fatal(err)
+	}
+	if b.knownRows() != n-2 {
+		t.Fatalf("%d answers known after a delete, want %d", b.knownRows(), n-2)
+	}
+	mustCreate(t, db, Machine{MAC: mac(n), Hostname: "new-odd"})
+	if p := search("odd"); p.Total != n/2+1 {
+		t.Fatalf("%d found after a delete and a create, want %d", p.Total, n/2+1)
+	}
+	// At most matchCacheSize searches' answers; the oldest go first.
+	for k := range matchCacheSize {
+		search(fmt.Sprintf("h%d", k))
+	}
+	db.mirror.matches.mu.Lock()
+	kept := len(db.mirror.matches.entries)
+	db.mirror.matches.mu.Unlock()
+	if kept != matchCacheSize || bitsOf("odd") != nil || bitsOf("h0") == nil {
+		t.Fatalf("%d searches' answers kept (want %d), odd's %v", kept, matchCacheSize, bitsOf("odd") != nil)
+	}
+	// Held by a search: another one of the same words answers without
+	// them (a wrong answer planted there is not found).
+	b = bitsOf("h1")
+	db.mirror.mu.Lock()
+	i, _ = db.mirror.at.get(mac(2))
+	b.set(i, true)
+	db.mirror.mu.Unlock()
+	b.fill.Lock()
+	_, total, _ := reference(t, db, MachineQuery{Text: "h1", Limit: n})
+	if p := search("h1"); p.Total != total {
+		t.Fatalf("with the answers held by another search: %d found, a scan finds %d", p.Total, total)
+	}
+	b.fill.Unlock()
 }
