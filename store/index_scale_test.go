@@ -165,6 +165,15 @@ func BenchmarkListMachinePage(b *testing.B) {
 			i++
 		}
 	})
+	b.Run("text-rare-new-words", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, err := db.ListMachinePage(MachineQuery{Text: fmt.Sprintf("sn%08d", i*4999%100000)}); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 }
 
 // TestSearchInPartsMatchesAScan: a search over enough machines to be

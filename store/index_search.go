@@ -483,39 +483,16 @@ func (r *rowMirror) refresh(e kv.Engine, mac string) {
 	r.compact()
 }
 
-// each calls fn with every row, from parts goroutines at once (part is 0
-// to parts-1), each taking the next eachChunk rows as it finishes the
-// last: when the host takes one processor away for a while (a virtual
-// machine's vCPU is often stolen for milliseconds), the others search on
-// instead of waiting for a fixed half to finish. Chunk c is rows
-// c*eachChunk up to (c+1)*eachChunk, whichever way the rows are visited:
-// a part may keep something per 64 rows (matchBits) that no other part
-// touches. Chunks are taken in order, from the last row added when
-// backwards, and each chunk's rows in that order; fn is given the row's
-// index i and must not change the row.
-func (r *rowMirror) each(parts int, backwards bool, fn func(part, i int, row rowRef)) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	r.eachChunkLocked(parts, backwards, func(part, lo, hi int) {
-		eachRow(lo, hi, backwards, func(i int) { fn(part, i, r.ref(i)) })
-	})
-}
-
-// eachRow calls fn with lo to hi-1, or hi-1 down to lo when backwards.
-func eachRow(lo, hi int, backwards bool, fn func(i int)) {
-	if !backwards {
-		for i := lo; i < hi; i++ {
-			fn(i)
-		}
-		return
-	}
-	for i := hi - 1; i >= lo; i-- {
-		fn(i)
-	}
-}
-
-// eachChunkLocked is each with r.mu held for reading, calling fn with
-// each chunk's rows lo to hi-1 for fn to visit in the order asked for.
+// eachChunkLocked calls fn with every row's index, a chunk at a time
+// (rows lo to hi-1), from parts goroutines at once (part is 0 to
+// parts-1), each taking the next chunk as it finishes the last: when the
+// host takes one processor away for a while (a virtual machine's vCPU is
+// often stolen for milliseconds), the others search on instead of
+// waiting for a fixed half to finish. Chunk c is rows c*eachChunk up to
+// (c+1)*eachChunk whichever way the rows are visited, so a part may keep
+// something per 64 rows (matchBits) that no other part touches. Chunks
+// are taken in order, from the last row added when backwards. r.mu is
+// held for reading; fn must not change a row.
 func (r *rowMirror) eachChunkLocked(parts int, backwards bool, fn func(part, lo, hi int)) {
 	rows := r.rows
 	chunks := (len(rows) + eachChunk - 1) / eachChunk
@@ -553,18 +530,77 @@ const searchRowsPerPart = 10000
 // eachChunk must be a multiple of 64 (each's comment).
 var _ [1 - eachChunk%64]struct{}
 
-// matchRow is tq.match(m), answered from known (nil: none) when it has
-// row i's answer, and recorded there when not.
-func matchRow(tq *textQuery, known *matchBits, i int, m rowRef) bool {
-	if known == nil {
-		return tq.match(m)
+// searchChunk offers mirror rows lo to hi-1 (lo a multiple of 64) that
+// match tq to pk, in the order pk's query asks for, answering from known
+// (nil: none) where it has the answer and recording the rest there. The
+// mirror's read lock is held.
+func (db *DB) searchChunk(pk *picker, tq *textQuery, known *matchBits, lo, hi int) {
+	mr := &db.mirror
+	// With every answer of the chunk known, only its matches are
+	// visited: the others' rows are not even read.
+	if known != nil && known.eachHit(lo, hi, pk.q.Desc, func(i int) { db.offerRow(pk, mr.ref(i)) }) {
+		return
 	}
-	if hit, ok := known.answer(i); ok {
-		return hit
+	rows, bufs := mr.rows, mr.bytes.chunks
+	first, last := lo/64, (hi-1)/64
+	for g := range last - first + 1 {
+		w := first + g
+		if pk.q.Desc {
+			w = last - g
+		}
+		// The word's answers are kept in registers while its rows are
+		// visited (setting bits in memory row by row was a third of a
+		// search for new words).
+		var kw, hw uint64
+		if known != nil {
+			kw, hw = known.known[w], known.hit[w]
+		}
+		start, n := w*64, min(64, hi-w*64)
+		for k := range n {
+			j := k
+			if pk.q.Desc {
+				j = n - 1 - k
+			}
+			bit := uint64(1) << j
+			m := rowRef{&rows[start+j], bufs}
+			var hit bool
+			if kw&bit != 0 {
+				hit = hw&bit != 0
+			} else {
+				// Most rows of a search end in match, undecoded (decoding
+				// every row was a third of a search's time). A row that
+				// does not decode has no text (newMirrorRow) and counts
+				// as a match, so that offerRow reports it every time.
+				hit = m.text < 0 || tq.match(m)
+				kw |= bit
+				hw = hw&^bit | boolBit(hit, j)
+			}
+			if hit {
+				db.offerRow(pk, m)
+			}
+		}
+		if known != nil {
+			known.known[w], known.hit[w] = kw, hw
+		}
 	}
-	hit := tq.match(m)
-	known.set(i, hit)
-	return hit
+}
+
+func boolBit(b bool, j int) uint64 {
+	if b {
+		return 1 << j
+	}
+	return 0
+}
+
+// offerRow offers a matching row to pk, decoded no further than its
+// state and sort key, or reports it when it does not decode.
+func (db *DB) offerRow(pk *picker, m rowRef) {
+	if m.text < 0 {
+		_, err := decodeRow(m.mac(), m.row())
+		db.corrupt.report(rowKey(string(m.mac())), fmt.Errorf("%w: %v", ErrCorrupt, err))
+		return
+	}
+	pk.offerMatched(m)
 }
 
 // searchRows offers every machine's search row to p, from the mirror. A
@@ -591,33 +627,7 @@ func (db *DB) searchRows(p *picker) error {
 	// Machines added later are mostly newer: meeting them first when the
 	// newest come first lets few rows displace the page kept so far.
 	mr.eachChunkLocked(len(pickers), p.q.Desc, func(part, lo, hi int) {
-		visit := func(i int) {
-			m := mr.ref(i)
-			// A row that does not decode has no text (newMirrorRow); it is
-			// a "match" in known, so that a search answered from there
-			// visits and reports it too.
-			if m.text < 0 {
-				_, err := decodeRow(m.mac(), m.row())
-				db.corrupt.report(rowKey(string(m.mac())), fmt.Errorf("%w: %v", ErrCorrupt, err))
-				if known != nil {
-					known.set(i, true)
-				}
-				return
-			}
-			// Most rows of a search end here, undecoded (decoding every
-			// row was a third of a search's time); the rest are decoded
-			// no further than their state and sort key.
-			if !matchRow(&tq, known, i, m) {
-				return
-			}
-			pickers[part].offerMatched(m)
-		}
-		// With every answer of the chunk known, only its matches are
-		// visited: the others' rows are not even read.
-		if known != nil && known.eachHit(lo, hi, p.q.Desc, visit) {
-			return
-		}
-		eachRow(lo, hi, p.q.Desc, visit)
+		db.searchChunk(pickers[part], &tq, known, lo, hi)
 	})
 	for _, o := range pickers[1:] {
 		p.merge(o)

@@ -153,163 +153,54 @@ func fullDecodeSearch(rows []rawRow, q MachineQuery) searchResult {
 	return res
 }
 
-// TestMirrorEachVisitsEveryRowOnce: however many goroutines share the
-// rows by chunks, each row is offered once, with its index, to one part,
-// and each chunk's rows in the search's order; one part offers them all
-// in order; and no two parts offer rows of the same 64 (matchBits words).
-func TestMirrorEachVisitsEveryRowOnce(t *testing.T) {
+// TestMirrorChunksCoverEveryRowOnce: however many goroutines share the
+// rows, each chunk of rows is handed out once, to one part, whole and
+// aligned to eachChunk rows in either direction (so no two parts touch
+// the same 64 rows' matchBits words), each part taking its chunks in the
+// order asked for; one part takes them all in that order.
+func TestMirrorChunksCoverEveryRowOnce(t *testing.T) {
 	for _, n := range []int{0, 1, eachChunk - 1, eachChunk, eachChunk + 1, 5*eachChunk + 17} {
 		r := &rowMirror{rows: make([]mirrorRow, n)}
-		for i := range r.rows {
-			r.rows[i].text = int32(i) // the row's position, to check
+		var want []int // chunk starts in order
+		for lo := 0; lo < n; lo += eachChunk {
+			want = append(want, lo)
 		}
 		for _, parts := range []int{1, 2, 3, 8} {
 			for _, backwards := range []bool{false, true} {
-				seen := make([][]int, parts)
-				r.each(parts, backwards, func(part, i int, m rowRef) {
-					if i != int(m.text) {
-						t.Errorf("row %d offered as row %d", m.text, i)
+				starts := make([][]int, parts)
+				r.mu.RLock()
+				r.eachChunkLocked(parts, backwards, func(part, lo, hi int) {
+					if lo%eachChunk != 0 || hi != min(lo+eachChunk, n) {
+						t.Errorf("n=%d: chunk %d to %d", n, lo, hi)
 					}
-					seen[part] = append(seen[part], int(m.text))
+					starts[part] = append(starts[part], lo)
 				})
+				r.mu.RUnlock()
 				var all []int
-				owner := map[int]int{} // 64-row word → part
-				for part, s := range seen {
-					for _, i := range s {
-						if o, ok := owner[i/64]; ok && o != part {
-							t.Fatalf("n=%d parts=%d backwards=%v: rows %d-%d offered to parts %d and %d", n, parts, backwards, i/64*64, i/64*64+63, o, part)
-						}
-						owner[i/64] = part
-					}
-					// Within a part, consecutive rows of one chunk follow
-					// each other in the order asked for.
-					for k := 1; k < len(s); k++ {
-						a, b := s[k-1], s[k]
-						if a/eachChunk == b/eachChunk && (b-a != 1 && !backwards || a-b != 1 && backwards) {
-							t.Fatalf("n=%d parts=%d backwards=%v: part %d offered row %d after %d", n, parts, backwards, part, b, a)
+				for part, los := range starts {
+					for k := 1; k < len(los); k++ {
+						if los[k] > los[k-1] == backwards {
+							t.Fatalf("n=%d parts=%d backwards=%v: part %d took chunk %d after %d", n, parts, backwards, part, los[k], los[k-1])
 						}
 					}
-					all = append(all, s...)
+					all = append(all, los...)
 				}
 				if parts == 1 {
-					want := make([]int, n)
-					for i := range want {
-						want[i] = i
-						if backwards {
-							want[i] = n - 1 - i
-						}
+					order := slices.Clone(want)
+					if backwards {
+						slices.Reverse(order)
 					}
-					if !slices.Equal(all, want) {
-						t.Fatalf("n=%d backwards=%v: one part offered the rows out of order", n, backwards)
+					if !slices.Equal(all, order) {
+						t.Fatalf("n=%d backwards=%v: one part took chunks %v, want %v", n, backwards, all, order)
 					}
 				}
 				slices.Sort(all)
-				for i, v := range all {
-					if v != i {
-						t.Fatalf("n=%d parts=%d backwards=%v: rows offered %d times in all, want each of %d once (first wrong at %d: %d)",
-							n, parts, backwards, len(all), n, i, v)
-					}
-				}
-				if len(all) != n {
-					t.Fatalf("n=%d parts=%d backwards=%v: %d rows offered, want %d", n, parts, backwards, len(all), n)
+				if !slices.Equal(all, want) {
+					t.Fatalf("n=%d parts=%d backwards=%v: chunks %v, want each of %v once", n, parts, backwards, all, want)
 				}
 			}
 		}
 	}
-}
-
-// digestAgrees fails when keys a and b of sortIndex k both have a
-// digest and the digests differ, but the keys compare otherwise.
-func digestAgrees(t *testing.T, k int, a, b []byte) {
-	t.Helper()
-	da, okA := keyDigest(k, a)
-	db, okB := keyDigest(k, b)
-	if !okA || !okB || da == db {
-		return
-	}
-	if want := bytes.Compare(a, b); cmp.Compare(da, db) != want {
-		t.Fatalf("order %s: keys %q, %q compare %d, their digests %d, %d", SortOrders()[k], a, b, want, da, db)
-	}
-}
-
-// TestKeyDigestKeepsOrder: for keys of every order's shape — times from
-// year 1 to 9999, MACs, host names with any bytes, states — two keys
-// whose digests differ compare as their digests do; a garbled MAC or time
-// has none.
-func TestKeyDigestKeepsOrder(t *testing.T) {
-	rng := rand.New(rand.NewPCG(8, 21))
-	keys := func(k int) [][]byte {
-		var out [][]byte
-		for range 400 {
-			var key string
-			switch SortOrders()[k] {
-			case SortMAC:
-				key = fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", rng.IntN(3), rng.IntN(256), rng.IntN(256), rng.IntN(3), rng.IntN(256), rng.IntN(256))
-			case SortFirstSeen, SortLastSeen:
-				at := time.Date(1+rng.IntN(9999), 1, 1, 0, 0, 0, 0, time.UTC)
-				// Sometimes only the sub-second part differs.
-				at = at.Add(time.Duration(rng.Int64N(int64(400 * 24 * time.Hour))))
-				if rng.IntN(3) == 0 {
-					at = time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(rng.IntN(100000)))
-				}
-				key = at.Format(timeKey)
-			case SortHostname:
-				b := make([]byte, rng.IntN(12))
-				for i := range b {
-					b[i] = []byte{0, 1, 'a', 'b', 'z', '-', 0xff}[rng.IntN(7)]
-				}
-				key = string(b)
-			case SortState:
-				key = stateKey(States()[rng.IntN(len(States()))])
-			}
-			out = append(out, []byte(key))
-		}
-		return out
-	}
-	for k, order := range SortOrders() {
-		ks := keys(k)
-		differ := 0
-		for _, a := range ks {
-			if _, ok := keyDigest(k, a); !ok {
-				t.Fatalf("order %s: key %q of its shape has no digest", order, a)
-			}
-			for _, b := range ks {
-				digestAgrees(t, k, a, b)
-				if da, _ := keyDigest(k, a); func() bool { db, _ := keyDigest(k, b); return da != db }() {
-					differ++
-				}
-			}
-		}
-		if differ == 0 {
-			t.Errorf("order %s: no two keys' digests differ", order)
-		}
-	}
-	for _, c := range []struct {
-		order string
-		key   string
-	}{
-		{SortMAC, "52:54:00:12:34:5G"}, {SortMAC, "52:54:00:12:34:56:"}, {SortMAC, "52-54-00-12-34-56"},
-		{SortMAC, "52:54:00:12:34:5A"}, // upper case: 'A' sorts between '9' and 'a', no hex digit's place
-		{SortFirstSeen, "2030-05-01T12:00:00.00000000"}, {SortFirstSeen, "2030-05-01 12:00:00.000000000"},
-		{SortLastSeen, "2030-05-01T12:00:00.00000000x"},
-	} {
-		if _, ok := keyDigest(sortIndex(c.order), []byte(c.key)); ok {
-			t.Errorf("order %s: garbled key %q has a digest", c.order, c.key)
-		}
-	}
-}
-
-// FuzzKeyDigest: for any two keys of any order, differing digests
-// compare as the keys do.
-func FuzzKeyDigest(f *testing.F) {
-	f.Add(uint8(0), []byte("52:54:00:12:34:56"), []byte("52:54:00:12:34:5a"))
-	f.Add(uint8(3), []byte("2030-05-01T12:00:00.000000000"), []byte("2030-05-01T12:00:00.000010000"))
-	f.Add(uint8(4), []byte("0001-01-01T00:00:00.000000000"), []byte("9999-12-31T23:59:59.999999999"))
-	f.Add(uint8(1), []byte("node-1"), []byte("node-1\x00"))
-	f.Add(uint8(2), []byte("03"), []byte("11"))
-	f.Fuzz(func(t *testing.T, k uint8, a, b []byte) {
-		digestAgrees(t, int(k)%len(SortOrders()), a, b)
-	})
 }
 
 // TestMirrorCompactsChangedRows: every change of a machine writes its
@@ -412,7 +303,7 @@ func TestSearchRemembersMatches(t *testing.T) {
 	// Plant a wrong answer: row i, an even machine, "matches".
 	db.mirror.mu.Lock()
 	i, _ := db.mirror.at.get(mac(4))
-	b.set(i, true)
+	plant(b, i)
 	db.mirror.mu.Unlock()
 	if p := search("odd"); p.Total != n/2+1 {
 		t.Fatalf("the planted answer was not used: %d found", p.Total)
@@ -453,7 +344,7 @@ func TestSearchRemembersMatches(t *testing.T) {
 	b = bitsOf("h1")
 	db.mirror.mu.Lock()
 	i, _ = db.mirror.at.get(mac(2))
-	b.set(i, true)
+	plant(b, i)
 	db.mirror.mu.Unlock()
 	b.fill.Lock()
 	_, total, _ := reference(t, db, MachineQuery{Text: "h1", Limit: n})
@@ -461,4 +352,10 @@ func TestSearchRemembersMatches(t *testing.T) {
 		t.Fatalf("with the answers held by another search: %d found, a scan finds %d", p.Total, total)
 	}
 	b.fill.Unlock()
+}
+
+// plant records row i as matching in b.
+func plant(b *matchBits, i int) {
+	b.known[i/64] |= 1 << (i % 64)
+	b.hit[i/64] |= 1 << (i % 64)
 }

@@ -88,23 +88,6 @@ func (c *matchCache) evict() {
 // release lets another search use b.
 func (b *matchBits) release() { b.fill.Unlock() }
 
-// answer returns row i's answer and whether it is known.
-func (b *matchBits) answer(i int) (hit, known bool) {
-	w, bit := i/64, uint64(1)<<(i%64)
-	return b.hit[w]&bit != 0, b.known[w]&bit != 0
-}
-
-// set records row i's answer.
-func (b *matchBits) set(i int, hit bool) {
-	w, bit := i/64, uint64(1)<<(i%64)
-	b.known[w] |= bit
-	if hit {
-		b.hit[w] |= bit
-	} else {
-		b.hit[w] &^= bit
-	}
-}
-
 // eachHit calls fn with every row from lo to hi-1 (lo a multiple of 64)
 // that matched, in order or backwards, when every answer of those rows
 // is known, and reports whether it was.
