@@ -527,7 +527,7 @@ const eachChunk = 2048
 // searchRowsPerPart is the fewest rows worth a goroutine of their own.
 const searchRowsPerPart = 10000
 
-// eachChunk must be a multiple of 64 (each's comment).
+// eachChunk must be a multiple of 64 (eachChunkLocked's comment).
 var _ [1 - eachChunk%64]struct{}
 
 // searchChunk offers mirror rows lo to hi-1 (lo a multiple of 64) that

@@ -17,8 +17,9 @@ import (
 // last index too, so no index at or past the last row is ever known: a
 // row added there starts unknown.
 //
-// The rows themselves are still offered to the page one by one; only
-// their text is not read again.
+// A chunk of rows whose answers are all known is visited through its
+// matches only; any other row is visited, and its text read only when
+// its answer is not known.
 type matchCache struct {
 	mu      sync.Mutex
 	entries map[string]*matchBits
@@ -34,9 +35,9 @@ const matchCacheSize = 16
 type matchBits struct {
 	// fill is held by the search using these bits: bits are read and
 	// written by its parts without atomics (each part owns whole words, as
-	// rowMirror.each hands out rows in chunks of eachChunk, a multiple
-	// of 64), so a second search of the same words at the same time
-	// searches without them.
+	// rowMirror.eachChunkLocked hands out rows in chunks of eachChunk, a
+	// multiple of 64), so a second search of the same words at the same
+	// time searches without them.
 	fill       sync.Mutex
 	used       uint64
 	known, hit []uint64
