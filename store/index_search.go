@@ -372,11 +372,13 @@ func (r *rowMirror) place(mac, row []byte) mirrorRow {
 // ref is row i with the chunks its bytes are in; r.mu is held.
 func (r *rowMirror) ref(i int) rowRef { return rowRef{&r.rows[i], r.bytes.chunks} }
 
-// compact copies the live rows' bytes to new chunks once most of the
-// chunks' bytes are dead rows', and at least a few chunks' worth: every
-// change of a machine writes its row again. r.mu is held for writing.
+// compact copies the live rows' bytes to new chunks once the dead rows'
+// bytes are more than half the live ones', and at least a few chunks'
+// worth: every change of a machine writes its row again, and until then
+// the dead bytes are live heap to the collector (at 100,000 machines,
+// up to ~15 MB more). r.mu is held for writing.
 func (r *rowMirror) compact() {
-	if r.bytes.dead <= r.bytes.live || r.bytes.dead < cmp.Or(r.minDead, 4*rowChunk) {
+	if r.bytes.dead*2 <= r.bytes.live || r.bytes.dead < cmp.Or(r.minDead, 4*rowChunk) {
 		return
 	}
 	var fresh rowBytes
