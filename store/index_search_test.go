@@ -360,3 +360,97 @@ func plant(b *matchBits, i int) {
 	b.known[i/64] |= 1 << (i % 64)
 	b.hit[i/64] |= 1 << (i % 64)
 }
+
+// digestAgrees fails when keys a and b of sortIndex k both have a
+// digest and the digests differ, but the keys compare otherwise.
+func digestAgrees(t *testing.T, k int, a, b []byte) {
+	t.Helper()
+	da, okA := keyDigest(k, a)
+	db, okB := keyDigest(k, b)
+	if !okA || !okB || da == db {
+		return
+	}
+	if want := bytes.Compare(a, b); cmp.Compare(da, db) != want {
+		t.Fatalf("order %s: keys %q, %q compare %d, their digests %d, %d", SortOrders()[k], a, b, want, da, db)
+	}
+}
+
+// TestKeyDigestKeepsOrder: for keys of every order's shape — times from
+// year 1 to 9999, MACs, host names with any bytes, states — two keys
+// whose digests differ compare as their digests do; a garbled MAC or time
+// has none.
+func TestKeyDigestKeepsOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 21))
+	keys := func(k int) [][]byte {
+		var out [][]byte
+		for range 400 {
+			var key string
+			switch SortOrders()[k] {
+			case SortMAC:
+				key = fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", rng.IntN(3), rng.IntN(256), rng.IntN(256), rng.IntN(3), rng.IntN(256), rng.IntN(256))
+			case SortFirstSeen, SortLastSeen:
+				at := time.Date(1+rng.IntN(9999), 1, 1, 0, 0, 0, 0, time.UTC)
+				// Sometimes only the sub-second part differs.
+				at = at.Add(time.Duration(rng.Int64N(int64(400 * 24 * time.Hour))))
+				if rng.IntN(3) == 0 {
+					at = time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(rng.IntN(100000)))
+				}
+				key = at.Format(timeKey)
+			case SortHostname:
+				b := make([]byte, rng.IntN(12))
+				for i := range b {
+					b[i] = []byte{0, 1, 'a', 'b', 'z', '-', 0xff}[rng.IntN(7)]
+				}
+				key = string(b)
+			case SortState:
+				key = stateKey(States()[rng.IntN(len(States()))])
+			}
+			out = append(out, []byte(key))
+		}
+		return out
+	}
+	for k, order := range SortOrders() {
+		ks := keys(k)
+		differ := 0
+		for _, a := range ks {
+			if _, ok := keyDigest(k, a); !ok {
+				t.Fatalf("order %s: key %q of its shape has no digest", order, a)
+			}
+			for _, b := range ks {
+				digestAgrees(t, k, a, b)
+				if da, _ := keyDigest(k, a); func() bool { db, _ := keyDigest(k, b); return da != db }() {
+					differ++
+				}
+			}
+		}
+		if differ == 0 {
+			t.Errorf("order %s: no two keys' digests differ", order)
+		}
+	}
+	for _, c := range []struct {
+		order string
+		key   string
+	}{
+		{SortMAC, "52:54:00:12:34:5G"}, {SortMAC, "52:54:00:12:34:56:"}, {SortMAC, "52-54-00-12-34-56"},
+		{SortMAC, "52:54:00:12:34:5A"}, // upper case: 'A' sorts between '9' and 'a', no hex digit's place
+		{SortFirstSeen, "2030-05-01T12:00:00.00000000"}, {SortFirstSeen, "2030-05-01 12:00:00.000000000"},
+		{SortLastSeen, "2030-05-01T12:00:00.00000000x"},
+	} {
+		if _, ok := keyDigest(sortIndex(c.order), []byte(c.key)); ok {
+			t.Errorf("order %s: garbled key %q has a digest", c.order, c.key)
+		}
+	}
+}
+
+// FuzzKeyDigest: for any two keys of any order, differing digests
+// compare as the keys do.
+func FuzzKeyDigest(f *testing.F) {
+	f.Add(uint8(0), []byte("52:54:00:12:34:56"), []byte("52:54:00:12:34:5a"))
+	f.Add(uint8(3), []byte("2030-05-01T12:00:00.000000000"), []byte("2030-05-01T12:00:00.000010000"))
+	f.Add(uint8(4), []byte("0001-01-01T00:00:00.000000000"), []byte("9999-12-31T23:59:59.999999999"))
+	f.Add(uint8(1), []byte("node-1"), []byte("node-1\x00"))
+	f.Add(uint8(2), []byte("03"), []byte("11"))
+	f.Fuzz(func(t *testing.T, k uint8, a, b []byte) {
+		digestAgrees(t, int(k)%len(SortOrders()), a, b)
+	})
+}
