@@ -121,16 +121,24 @@ func TestListReadsNoInventory(t *testing.T) {
 	}
 }
 
-// BenchmarkListMachinePage measures pages of a store of 100,000 machines
-// in memory (the HTTP figures are bench/scale_test.go's).
-func BenchmarkListMachinePage(b *testing.B) {
+// filledInMemory is a Badger store in memory with n machines (fill, 2 KiB
+// inventories), closed when b ends.
+func filledInMemory(b *testing.B, n int) *DB {
+	b.Helper()
 	badgerOnly(b)
 	db, err := Open("", Options{InMemory: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	fill(b, db, 100000, 2<<10)
+	b.Cleanup(func() { db.Close() })
+	fill(b, db, n, 2<<10)
+	return db
+}
+
+// BenchmarkListMachinePage measures pages of a store of 100,000 machines
+// in memory (the HTTP figures are bench/scale_test.go's).
+func BenchmarkListMachinePage(b *testing.B) {
+	db := filledInMemory(b, 100000)
 	for _, tc := range []struct {
 		name string
 		q    MachineQuery
@@ -180,13 +188,7 @@ func BenchmarkListMachinePage(b *testing.B) {
 // chunks, as a change of a machine does under the mirror's write lock
 // once dead rows' bytes pass half the live ones' (rowMirror.compact).
 func BenchmarkMirrorCompact(b *testing.B) {
-	badgerOnly(b)
-	db, err := Open("", Options{InMemory: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	fill(b, db, 100000, 2<<10)
+	db := filledInMemory(b, 100000)
 	if err := db.mirror.load(db.kv); err != nil {
 		b.Fatal(err)
 	}

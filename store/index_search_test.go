@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -453,4 +454,13 @@ func FuzzKeyDigest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, k uint8, a, b []byte) {
 		digestAgrees(t, int(k)%len(SortOrders()), a, b)
 	})
+}
+
+// knownRows counts the rows whose answer b knows.
+func (b *matchBits) knownRows() int {
+	n := 0
+	for _, w := range b.known {
+		n += bits.OnesCount64(w)
+	}
+	return n
 }

@@ -146,12 +146,3 @@ func (c *matchCache) clear() {
 	c.entries = nil
 	c.mu.Unlock()
 }
-
-// knownRows counts the rows whose answer b knows (tests).
-func (b *matchBits) knownRows() int {
-	n := 0
-	for _, w := range b.known {
-		n += bits.OnesCount64(w)
-	}
-	return n
-}
