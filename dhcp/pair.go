@@ -33,7 +33,11 @@ import (
 //     comparing the two clocks), is dead: this appliance reloads every
 //     segment's leases from the store (so that it never offers an address
 //     the peer leased) and then answers every client from whole ranges.
-//     When the counter moves again, the split resumes.
+//     When the counter moves again, the split resumes. An appliance that
+//     stops serving DHCP cleanly says goodbye (store.HeartbeatStop) once
+//     no packet is left in its handlers: its peer takes it for dead at its
+//     next heartbeat instead of failover_after later, as an ISC dhcpd
+//     failover peer in the shutdown state lets its partner go on alone.
 //   - An ACK is sent only after the lease's transaction committed; the
 //     transaction claims the address (store.ErrAddressTaken when another
 //     client's live lease holds it), so even two appliances that both
@@ -92,9 +96,11 @@ const (
 
 // Heartbeats keep the pair's heartbeat counters; *store.DB satisfies it.
 // HeartbeatValue returns store.ErrNotFound for a name never written.
+// HeartbeatStop is the goodbye of an appliance that stops serving.
 type Heartbeats interface {
 	Heartbeat(name string) error
-	HeartbeatValue(name string) (uint64, error)
+	HeartbeatValue(name string) (store.HeartbeatState, error)
+	HeartbeatStop(name string) error
 }
 
 // Pair makes this Server one of a DHCP pair. The store must be the one
@@ -221,6 +227,7 @@ type pairState struct {
 	seen    bool
 	last    uint64    // the peer's counter when last read
 	changed time.Time // when it was last seen to change (monotonic)
+	stopped bool      // the peer said goodbye and has not beaten since
 	failing bool      // a heartbeat write or read is failing (logged once)
 }
 
@@ -280,9 +287,12 @@ func (ps *pairState) step(now time.Time) {
 	hb := ps.cfg.Heartbeats
 	werr := hb.Heartbeat(ps.cfg.Name)
 	v, rerr := hb.HeartbeatValue(ps.cfg.Peer)
+	if rerr == nil {
+		ps.stopped = v.Stopped
+	}
 	switch {
-	case rerr == nil && (!ps.seen || v != ps.last):
-		ps.seen, ps.last, ps.changed = true, v, now
+	case rerr == nil && (!ps.seen || v.Count != ps.last):
+		ps.seen, ps.last, ps.changed = true, v.Count, now
 	case errors.Is(rerr, store.ErrNotFound):
 		rerr = nil // a peer that never started: its counter stands still
 	case rerr != nil:
@@ -300,7 +310,7 @@ func (ps *pairState) step(now time.Time) {
 		ps.log.Info("dhcp pair heartbeat working again")
 	}
 	ps.failing = werr != nil || rerr != nil
-	alive := now.Sub(ps.changed) < ps.after
+	alive := !ps.stopped && now.Sub(ps.changed) < ps.after
 	switch {
 	case alive && !ps.peerUp.Load():
 		for _, a := range ps.allocs {
@@ -320,9 +330,25 @@ func (ps *pairState) step(now time.Time) {
 			a.setShare(false, false)
 		}
 		ps.peerUp.Store(false)
+		if ps.stopped {
+			ps.log.Warn("dhcp pair peer stopped (it said goodbye): answering every client from whole ranges")
+			return
+		}
 		ps.log.Warn("dhcp pair peer is dead: answering every client from whole ranges",
 			"heartbeat_still_for", now.Sub(ps.changed).Round(time.Millisecond).String())
 	}
+}
+
+// goodbye tells the peer that this appliance no longer answers, so that
+// it takes over at its next heartbeat. Serve calls it after run has
+// returned and no packet is left in a handler. When the store cannot
+// take it, the peer finds out by the stillness of the counter.
+func (ps *pairState) goodbye() {
+	if err := ps.cfg.Heartbeats.HeartbeatStop(ps.cfg.Name); err != nil {
+		ps.log.Warn("dhcp pair: could not tell the peer this appliance stopped; it takes over after failover_after", "err", err)
+		return
+	}
+	ps.log.Info("dhcp pair stopped: told the peer, which answers every client from its next heartbeat")
 }
 
 // reload brings every allocator up to date with the store's leases.

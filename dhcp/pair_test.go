@@ -288,6 +288,38 @@ func TestPair(t *testing.T) {
 		}
 	})
 
+	t.Run("goodbye", func(t *testing.T) {
+		clk := pairClock()
+		a, b := newPair(t, c, "goodbye/", clk)
+		t0 := time.Now()
+		a.in.pair.step(t0)
+		b.in.pair.step(t0)
+		a.in.pair.step(t0.Add(time.Second))
+		gone := macsIn(true, 1)[0]
+		_, goneIP := doraVia(t, []*pairSide{a, b}, gone)
+		// The secondary stops cleanly: at the survivor's next heartbeat,
+		// a second after the peer's last beat (failover_after is 10 s),
+		// it serves every client, with the peer's leases reloaded.
+		b.in.pair.goodbye()
+		a.in.pair.step(t0.Add(2 * time.Second))
+		if a.in.pair.peerUp.Load() {
+			t.Fatal("the peer said goodbye; the survivor still leaves it half the clients")
+		}
+		orphan := macsIn(true, 2)[1]
+		if o := a.send(t, pkt(t, dhcpv4.MessageTypeDiscover, orphan, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(goneIP.AsSlice())))); !isType(o, dhcpv4.MessageTypeOffer) || fromIP(o.YourIPAddr) == goneIP {
+			t.Fatalf("the survivor's offer to the stopped peer's client %s: %v (the peer leased %v)", orphan, o, goneIP)
+		}
+		// The peer starts again: its first beat takes the goodbye back.
+		b.in.pair.step(t0.Add(3 * time.Second))
+		a.in.pair.step(t0.Add(3 * time.Second))
+		if !a.in.pair.peerUp.Load() {
+			t.Fatal("the peer beats again after its goodbye; the survivor still serves alone")
+		}
+		if r := a.send(t, pkt(t, dhcpv4.MessageTypeDiscover, macsIn(true, 3)[2])); r != nil {
+			t.Errorf("the secondary's client answered by the primary after the peer came back: %v", r.MessageType())
+		}
+	})
+
 	t.Run("a declined live lease", func(t *testing.T) {
 		// The declined record claims the address the client's live lease
 		// held: the lease must let go first.

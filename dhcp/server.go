@@ -130,7 +130,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		pairCtx, stopPair := context.WithCancel(ctx)
 		pairDone := make(chan struct{})
 		go func() { defer close(pairDone); in.pair.run(pairCtx) }()
-		defer func() { stopPair(); <-pairDone }()
+		// Deferred, so after stopAll: the goodbye follows the last answer.
+		defer func() { stopPair(); <-pairDone; in.pair.goodbye() }()
 	}
 	// Each coredhcp server here has one listener, so its Wait returns when
 	// that listener stops: after Close (nil), or on a socket error.

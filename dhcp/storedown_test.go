@@ -219,12 +219,14 @@ func (b *fakeBeats) Heartbeat(string) error {
 	return nil
 }
 
-func (b *fakeBeats) HeartbeatValue(string) (uint64, error) {
+func (b *fakeBeats) HeartbeatValue(string) (store.HeartbeatState, error) {
 	if b.down {
-		return 0, fmt.Errorf("etcd get: %w", store.ErrUnavailable)
+		return store.HeartbeatState{}, fmt.Errorf("etcd get: %w", store.ErrUnavailable)
 	}
-	return b.peer, nil
+	return store.HeartbeatState{Count: b.peer}, nil
 }
+
+func (b *fakeBeats) HeartbeatStop(string) error { return nil }
 
 // TestPairStoreDownKeepsSplit: an appliance that cannot read the peer's
 // heartbeat (its store is down) does not take the peer for dead, however

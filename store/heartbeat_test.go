@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/foundry-appliance/foundry/store/kv"
@@ -19,8 +20,8 @@ func TestHeartbeat(t *testing.T) {
 		if err := db.Heartbeat("a"); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := db.HeartbeatValue("a"); err != nil || got != want {
-			t.Fatalf("after %d beats: %d, %v", want, got, err)
+		if got, err := db.HeartbeatValue("a"); err != nil || got != (HeartbeatState{Count: want}) {
+			t.Fatalf("after %d beats: %+v, %v", want, got, err)
 		}
 	}
 	if _, err := db.HeartbeatValue("b"); !errors.Is(err, ErrNotFound) {
@@ -43,7 +44,59 @@ func TestHeartbeat(t *testing.T) {
 	if err := db.Heartbeat("a"); err != nil {
 		t.Fatalf("a damaged counter stops the heartbeat: %v", err)
 	}
-	if got, err := db.HeartbeatValue("a"); err != nil || got != 1 {
-		t.Errorf("after a damaged value: %d, %v; want 1", got, err)
+	if got, err := db.HeartbeatValue("a"); err != nil || got.Count != 1 {
+		t.Errorf("after a damaged value: %+v, %v; want 1", got, err)
+	}
+}
+
+// TestHeartbeatStop: a goodbye is read as Stopped until the next beat,
+// which takes it back in its own commit; it leaves the counter's value a
+// number, as an appliance that reads only the counter expects.
+func TestHeartbeatStop(t *testing.T) {
+	db, _, _ := openTest(t)
+	if err := db.HeartbeatStop("a"); err != nil {
+		t.Fatal(err)
+	}
+	// A goodbye of an appliance that never beat: nothing to read yet.
+	if _, err := db.HeartbeatValue("a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("goodbye without a beat: %v, want ErrNotFound", err)
+	}
+	for _, step := range []struct {
+		do   func(string) error
+		want HeartbeatState
+	}{
+		{db.Heartbeat, HeartbeatState{Count: 1}},
+		{db.Heartbeat, HeartbeatState{Count: 2}},
+		{db.HeartbeatStop, HeartbeatState{Count: 2, Stopped: true}},
+		{db.HeartbeatStop, HeartbeatState{Count: 2, Stopped: true}},
+		{db.Heartbeat, HeartbeatState{Count: 3}},
+	} {
+		if err := step.do("a"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.HeartbeatValue("a"); err != nil || got != step.want {
+			t.Fatalf("got %+v, %v; want %+v", got, err, step.want)
+		}
+	}
+	if err := db.HeartbeatStop("a"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.HeartbeatValue("b"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another name after a's goodbye: %+v, %v; want ErrNotFound", got, err)
+	}
+	err := db.kv.View(func(txn kv.Txn) error {
+		n, err := readHeartbeat(txn, heartbeatKey("a"))
+		if err == nil && n != 3 {
+			err = fmt.Errorf("counter %d", n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Errorf("the counter after a goodbye, as an earlier release reads it: %v; want 3", err)
+	}
+	for _, bad := range []string{"", "a/b", "-x"} {
+		if err := db.HeartbeatStop(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("HeartbeatStop(%q) = %v, want ErrInvalid", bad, err)
+		}
 	}
 }

@@ -79,7 +79,9 @@ segments:
 // time is printed), as is a real dhclient; then an etcd member is killed
 // and clients are still served; then every member: the dhclient's lease is
 // renewed from memory for the time it has left, a new client gets
-// nothing, and once etcd is back both are leased again.
+// nothing, and once etcd is back both are leased again; last the
+// secondary starts again and is stopped cleanly, and its goodbye lets the
+// survivor take its clients at the next heartbeat.
 func TestDHCPPair(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{Members: 3})
 	// Segment ha: the bridge (the router's address) and the clients.
@@ -229,6 +231,35 @@ func TestDHCPPair(t *testing.T) {
 		t.Errorf("renewed_from_memory_total %v, drops{store_unavailable} %v: want both counted", kept, down)
 	}
 	haLeasesAgree(t, c.Endpoints()[1:])
+
+	// 5. The secondary starts again and the split resumes; then it is
+	// stopped cleanly (SIGTERM, as for maintenance): it says goodbye, and
+	// the survivor answers its bucket at its next heartbeat rather than
+	// failover_after after the last beat.
+	backBefore := strings.Count(primary.logs(), "peer is back")
+	secondary.start()
+	for deadline := time.Now().Add(haFailoverAfter + 5*time.Second); strings.Count(primary.logs(), "peer is back") == backBefore; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the secondary started again; the primary did not resume the split")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	maintained := macInBucket(true, 5)
+	maintNS := labNet.client(maintained)
+	secondary.stop()
+	exited := time.Now()
+	offerAfter, _, _ = probeDORA(t, maintNS, maintained, exited, 20*time.Second)
+	t.Logf("secondary stopped cleanly: its client %s got an OFFER from the survivor %v after it exited (failover_after %v)",
+		maintained, offerAfter.Round(time.Millisecond), haFailoverAfter)
+	if _, ok := secondary.waitLog(time.Second, "dhcp pair stopped: told the peer"); !ok {
+		t.Errorf("the stopped secondary did not log its goodbye")
+	}
+	if _, ok := primary.waitLog(time.Second, "peer stopped (it said goodbye)"); !ok {
+		t.Errorf("the survivor did not take the goodbye: it failed over by the heartbeat's stillness, or not at all")
+	}
+	if limit := dhcp.DefaultHeartbeatEvery + time.Second; offerAfter > limit {
+		t.Errorf("the survivor answered the stopped peer's client %v after it exited, over %v (a heartbeat and a second)", offerAfter, limit)
+	}
 }
 
 // dhclientUnanswered runs d's one attempt where no answer is expected,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/foundry-appliance/foundry/dhcp"
+	"github.com/foundry-appliance/foundry/store"
 )
 
 // haConfig is goodConfig with the etcd backend (unless badger) and the
@@ -69,5 +70,8 @@ func TestConfigDHCPPair(t *testing.T) {
 
 type fakeHeartbeats struct{}
 
-func (fakeHeartbeats) Heartbeat(string) error                { return nil }
-func (fakeHeartbeats) HeartbeatValue(string) (uint64, error) { return 0, nil }
+func (fakeHeartbeats) Heartbeat(string) error     { return nil }
+func (fakeHeartbeats) HeartbeatStop(string) error { return nil }
+func (fakeHeartbeats) HeartbeatValue(string) (store.HeartbeatState, error) {
+	return store.HeartbeatState{}, nil
+}
