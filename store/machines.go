@@ -57,14 +57,16 @@ func putMachine(txn kv.Txn, m Machine) error {
 // none): the inventory to its own key when it changed, with a new summary
 // in next.Summary; the record without it; and the list indexes.
 func writeMachine(txn kv.Txn, old, next *Machine) error {
-	sum := inventorySum(next.Inventory)
-	if old != nil && sum == old.Summary.Sum {
-		next.Summary = old.Summary
-	} else {
+	var known []InventorySummary
+	if old != nil {
+		known = append(known, old.Summary)
+	}
+	summary, fresh := summaryOf(next.Inventory, known...)
+	next.Summary = summary
+	if fresh {
 		if len(next.Inventory) > maxRecord {
 			return fmt.Errorf("%w: inventory is %d bytes, the limit is %d", ErrInvalid, len(next.Inventory), maxRecord)
 		}
-		next.Summary = SummarizeInventory(next.Inventory)
 		var err error
 		if len(next.Inventory) == 0 {
 			err = txn.Delete(inventoryKey(next.MAC))
@@ -376,13 +378,7 @@ func (db *DB) updateMachine(mac string, steps []Step) (Machine, error) {
 		// own inventory, as writeMachine would have written it (it was
 		// cloned with the old record's summary).
 		for i := range between {
-			switch inventorySum(between[i].Inventory) {
-			case old.Summary.Sum:
-			case next.Summary.Sum:
-				between[i].Summary = next.Summary
-			default:
-				between[i].Summary = SummarizeInventory(between[i].Inventory)
-			}
+			between[i].Summary, _ = summaryOf(between[i].Inventory, old.Summary, next.Summary)
 		}
 		out = next
 		for i, entry := range entries {

@@ -94,6 +94,19 @@ func SummarizeInventory(raw json.RawMessage) InventorySummary {
 	return s
 }
 
+// summaryOf is the summary of raw: the one of known made from the same
+// bytes (by Sum), so that an inventory is parsed once, when it changes;
+// else a new one, and fresh.
+func summaryOf(raw json.RawMessage, known ...InventorySummary) (s InventorySummary, fresh bool) {
+	sum := inventorySum(raw)
+	for _, k := range known {
+		if k.Sum == sum {
+			return k, false
+		}
+	}
+	return SummarizeInventory(raw), true
+}
+
 // searchText is what a free-text search (MachineFilter.Query) looks in:
 // the MAC, host name, address, cluster, profile, segment, the summary's
 // vendor, model, serial and CPU model, and the addresses the machine's
