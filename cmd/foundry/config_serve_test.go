@@ -27,6 +27,11 @@ func serveSetup(t *testing.T, raw string, lookup dhcp.Interfaces) error {
 	}
 	defer db.Close()
 	srv := &dhcp.Server{Segments: cfg.Segments, Leases: db, Machines: db, Relays: cfg.Relays}
+	if cfg.Pair != nil {
+		pair := *cfg.Pair
+		pair.Heartbeats = db
+		srv.Pair = &pair
+	}
 	return srv.Check(lookup)
 }
 
@@ -46,6 +51,10 @@ func TestCheckConfigAndServeAgree(t *testing.T) {
 	}
 	labRange := func(body string) string { return lab("    range: [10.77.0.100, 10.77.0.200]\n" + body) }
 	const advertise = "http: {advertise: 'http://10.99.0.1:8080'}\n"
+	// A DHCP pair (dhcp.ha) on etcd; serve adds the heartbeat store.
+	pair := func(ha string) string {
+		return "store: {backend: etcd, etcd: {endpoints: ['http://10.0.0.1:2379']}}\ndhcp: {ha: " + ha + "}\n" + labRange("")
+	}
 	tests := []struct {
 		name, yaml string
 		key        string // "" = valid; else the key the error must name
@@ -61,6 +70,8 @@ func TestCheckConfigAndServeAgree(t *testing.T) {
 		{"address with prefix names its subnet", "segments:\n  - {name: lab, interface: br0, subnet: 10.77.0.1/24, range: [10.77.0.10, 10.77.0.20]}", ""},
 		{"shortest lease", labRange("    lease_time: 10s\n"), ""},
 		{"domain", labRange("    domain: Lab.Example\n"), ""},
+		{"pair, primary, default failover", pair("{name: rack1-a, peer: rack1-b, role: primary}"), ""},
+		{"pair, secondary, shortest failover", pair("{name: rack1-b, peer: rack1-a, role: secondary, failover_after: 3s}"), ""},
 		{"/8", "segments:\n  - {name: big, interface: br0, subnet: 10.0.0.0/8, range: [10.1.0.1, 10.1.255.254]}", ""},
 
 		{"lease_time 5s", labRange("    lease_time: 5s\n"), "segments[0] (lab).lease_time"},
@@ -100,6 +111,11 @@ func TestCheckConfigAndServeAgree(t *testing.T) {
 		{"no name", "segments:\n  - {interface: br0, subnet: 10.77.0.0/24, range: [10.77.0.10, 10.77.0.20]}", "segments[0].name"},
 		{"bad mode", labRange("    mode: relay\n"), "segments[0] (lab).mode"},
 		{"bad uefi binary", labRange("    uefi_binary: grub.efi\n"), "segments[0] (lab).uefi_binary"},
+		{"pair, failover under 3s", pair("{name: a, peer: b, role: primary, failover_after: 2s}"), "dhcp.ha.failover_after"},
+		{"pair, peer is itself", pair("{name: a, peer: a, role: primary}"), "dhcp.ha.peer"},
+		{"pair, no role", pair("{name: a, peer: b}"), "dhcp.ha.role"},
+		{"pair, name with a slash", pair("{name: a/b, peer: b, role: primary}"), "dhcp.ha.name"},
+		{"pair on Badger", "dhcp: {ha: {name: a, peer: b, role: primary}}\n" + labRange(""), "dhcp.ha"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
