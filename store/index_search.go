@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"runtime"
 	"sync"
@@ -412,13 +411,6 @@ func (r *rowMirror) add(row []byte, n int) {
 	if r.count[t] += n; r.count[t] == 0 {
 		delete(r.count, t)
 	}
-}
-
-// counts returns a copy of the counts of machines by their tuple.
-func (r *rowMirror) counts() map[tuple]int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return maps.Clone(r.count)
 }
 
 // drop forgets every row: the next list loads them again.
