@@ -110,7 +110,7 @@ type search struct {
 func (s *search) trial(b *testing.B, n relayNet, rate int) trial {
 	b.Helper()
 	before := s.d.cpu()
-	udpBefore, clientBefore := udpCounters(), udpCountersIn(n.ns)
+	udpBefore, clientBefore := udpCounters(b), udpCountersIn(b, n.ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, out, err := s.perfdhcp(ctx, n, "-R", fmt.Sprint(benchClients), "-r", fmt.Sprint(rate), "-p", fmt.Sprint(trialSeconds))
@@ -121,8 +121,8 @@ func (s *search) trial(b *testing.B, n relayNet, rate int) trial {
 		b.Fatalf("%s exited under load:\n%s", s.name, tail(s.d.log.String(), 3000))
 	}
 	t := trial{offered: rate, perfResult: res, cpu: s.d.cpu() - before,
-		rcvbuf:       udpCounters()["RcvbufErrors"] - udpBefore["RcvbufErrors"],
-		clientRcvbuf: udpCountersIn(n.ns)["RcvbufErrors"] - clientBefore["RcvbufErrors"]}
+		rcvbuf:       udpCounters(b)["RcvbufErrors"] - udpBefore["RcvbufErrors"],
+		clientRcvbuf: udpCountersIn(b, n.ns)["RcvbufErrors"] - clientBefore["RcvbufErrors"]}
 	s.trials = append(s.trials, t)
 	s.peak = max(s.peak, t.Rate)
 	// An overloaded server may still be working through what it was sent;

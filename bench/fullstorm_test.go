@@ -2,12 +2,14 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -66,7 +68,7 @@ func BenchmarkFullStorm(b *testing.B) {
 	b.ResetTimer()
 
 	d, data := startFoundryAt(b, fullStormConfig, images, fullStormBase)
-	udpBefore := udpCounters()
+	udpBefore := udpCounters(b)
 	sim := &stormsim.Sim{Link: link, BaseURL: fullStormBase, BootFileData: kpxe,
 		Concurrency: fullStormConcurrency, Deadline: fullStormDeadline}
 	var failMu sync.Mutex
@@ -90,7 +92,7 @@ func BenchmarkFullStorm(b *testing.B) {
 	mem := memory(d.pid)
 	cpu := d.cpu()
 	drops := dhcpDrops(fullStormBase)
-	udpAfter := udpCounters()
+	udpAfter := udpCounters(b)
 	d.stop()
 	b.StopTimer()
 	states, leases, shared := storeCounts(b, data)
@@ -230,28 +232,40 @@ func dhcpDrops(base string) string {
 }
 
 // udpCounters reads the Udp line of /proc/net/snmp: this network
-// namespace's counters, where the appliance's sockets live.
-func udpCounters() map[string]int64 {
+// namespace's counters, where the appliance's sockets live. A file it
+// cannot read fails the benchmark: a drop count read as 0 would report
+// a run as clean.
+func udpCounters(b *testing.B) map[string]int64 {
+	b.Helper()
 	raw, err := os.ReadFile("/proc/net/snmp")
 	if err != nil {
-		return nil
+		b.Fatal(err)
 	}
-	return parseUDPCounters(raw)
+	c, err := parseUDPCounters(raw)
+	if err != nil {
+		b.Fatalf("/proc/net/snmp: %v", err)
+	}
+	return c
 }
 
 // udpCountersIn is udpCounters of network namespace ns.
-func udpCountersIn(ns string) map[string]int64 {
+func udpCountersIn(b *testing.B, ns string) map[string]int64 {
+	b.Helper()
 	raw, err := command(context.Background(), ns, "cat", "/proc/net/snmp").Output()
 	if err != nil {
-		return nil
+		b.Fatalf("/proc/net/snmp of %s: %v", ns, err)
 	}
-	return parseUDPCounters(raw)
+	c, err := parseUDPCounters(raw)
+	if err != nil {
+		b.Fatalf("/proc/net/snmp of %s: %v", ns, err)
+	}
+	return c
 }
 
-// parseUDPCounters reads the Udp lines of a /proc/net/snmp.
-func parseUDPCounters(raw []byte) map[string]int64 {
+// parseUDPCounters reads the Udp lines of a /proc/net/snmp: a line of
+// names, then one of as many decimal numbers.
+func parseUDPCounters(raw []byte) (map[string]int64, error) {
 	var names []string
-	out := map[string]int64{}
 	for _, line := range strings.Split(string(raw), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 || f[0] != "Udp:" {
@@ -261,15 +275,21 @@ func parseUDPCounters(raw []byte) map[string]int64 {
 			names = f[1:]
 			continue
 		}
-		for i, v := range f[1:] {
-			if i < len(names) {
-				var n int64
-				fmt.Sscan(v, &n)
-				out[names[i]] = n
-			}
+		if len(f)-1 != len(names) {
+			return nil, fmt.Errorf("Udp: %d values for %d names", len(f)-1, len(names))
 		}
+		out := make(map[string]int64, len(names))
+		for i, v := range f[1:] {
+			// The kernel prints unsigned counters: no sign.
+			n, err := strconv.ParseUint(v, 10, 63)
+			if err != nil {
+				return nil, fmt.Errorf("Udp %s: %w", names[i], err)
+			}
+			out[names[i]] = int64(n)
+		}
+		return out, nil
 	}
-	return out
+	return nil, errors.New("no Udp counters")
 }
 
 // storeCounts counts a stopped appliance's machines by state, its leases,

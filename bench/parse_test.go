@@ -3,6 +3,7 @@ package bench
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -131,4 +132,71 @@ func TestReadStraceSummary(t *testing.T) {
 	if _, err := readStraceSummary(filepath.Join(t.TempDir(), "absent")); err == nil {
 		t.Error("a missing summary read without error")
 	}
+}
+
+// TestParseUDPCounters reads a real /proc/net/snmp (captured on this
+// project's machine) and refuses files whose Udp counters cannot be read,
+// which would otherwise be reported as no drops.
+func TestParseUDPCounters(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "proc-net-snmp.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseUDPCounters(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 9 || got["InDatagrams"] != 512075 || got["RcvbufErrors"] != 5235 || got["MemErrors"] != 0 {
+		t.Errorf("parsed %v", got)
+	}
+	for name, bad := range map[string]string{
+		"no Udp lines":     "Ip: Forwarding\nIp: 1\n",
+		"names only":       "Udp: InDatagrams RcvbufErrors\n",
+		"a value missing":  "Udp: InDatagrams RcvbufErrors\nUdp: 5\n",
+		"a value too many": "Udp: InDatagrams\nUdp: 5 6\n",
+		"not a number":     "Udp: InDatagrams RcvbufErrors\nUdp: 5 x\n",
+		"beyond int64":     "Udp: RcvbufErrors\nUdp: 99999999999999999999\n",
+		"exponent":         "Udp: RcvbufErrors\nUdp: 1e3\n",
+		"a sign":           "Udp: RcvbufErrors\nUdp: -1\n",
+	} {
+		if c, err := parseUDPCounters([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted as %v", name, c)
+		}
+	}
+}
+
+// FuzzParseUDPCounters: any input is read or refused, never half read:
+// what is accepted has one counter, not negative, for each name of the
+// header and none other.
+func FuzzParseUDPCounters(f *testing.F) {
+	if raw, err := os.ReadFile(filepath.Join("testdata", "proc-net-snmp.txt")); err == nil {
+		f.Add(raw)
+	}
+	f.Add([]byte("Udp: a b\nUdp: 1 2\n"))
+	f.Add([]byte("Udp: a\nUdp: -1\nUdp: 2\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := parseUDPCounters(raw)
+		if err != nil {
+			return
+		}
+		var header []string
+		for _, line := range strings.Split(string(raw), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == "Udp:" {
+				header = f[1:]
+				break
+			}
+		}
+		names := map[string]bool{}
+		for _, n := range header {
+			names[n] = true
+		}
+		if len(got) != len(names) {
+			t.Fatalf("%d counters for the names %q", len(got), header)
+		}
+		for n, v := range got {
+			if !names[n] || v < 0 {
+				t.Fatalf("counter %q = %d; the header is %q", n, v, header)
+			}
+		}
+	})
 }
