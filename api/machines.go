@@ -153,15 +153,16 @@ func (s *Server) registerMachines() {
 // transition applies an administrator's action: lifecycle.Next says
 // whether the machine's state allows it and where it leads, then fn sets
 // the action's other fields. A forbidden action is a 409 that says which
-// state the machine is in.
-func (s *Server) transition(ctx context.Context, raw string, action lifecycle.Action, detail string, fn func(*store.Machine) error) (*machineOut, error) {
+// state the machine is in. The steps in then follow in the same commit,
+// each audited as itself.
+func (s *Server) transition(ctx context.Context, raw string, action lifecycle.Action, detail string, fn func(*store.Machine) error, then ...store.Step) (*machineOut, error) {
 	mac, err := canonicalMAC(raw)
 	if err != nil {
 		return nil, err
 	}
 	var from store.State
-	m, err := s.Store.UpdateMachineSessions(mac, store.Audit{Actor: caller(ctx).Actor, Action: string(action), Detail: detail},
-		func(m *store.Machine, ss *store.Sessions) error {
+	first := store.Step{Audit: store.Audit{Actor: caller(ctx).Actor, Action: string(action), Detail: detail},
+		Apply: func(m *store.Machine, ss *store.Sessions) error {
 			from = m.State
 			to, err := lifecycle.Next(action, lifecycle.RoleAdmin, m.State)
 			if err != nil {
@@ -179,7 +180,11 @@ func (s *Server) transition(ctx context.Context, raw string, action lifecycle.Ac
 				return ss.EndAll()
 			}
 			return nil
-		})
+		}}
+	m, err := s.Store.UpdateMachineSteps(mac, append([]store.Step{first}, then...)...)
+	if errors.Is(err, errChanged) {
+		return nil, huma.Error409Conflict(fmt.Sprintf("machine %s changed while it was being updated; review it and try again", mac))
+	}
 	if err != nil {
 		se := s.storeErr(err, "machine "+mac, "path.mac")
 		if se != nil && isStatus(se, http.StatusConflict) {

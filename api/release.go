@@ -115,7 +115,14 @@ func (s *Server) redeploy(ctx context.Context, in *redeployIn) (*machineOut, err
 	if err != nil {
 		return nil, fmt.Errorf("draw first-boot secret: %w", err)
 	}
-	out, err := s.transition(ctx, mac, lifecycle.ActRedeploy, "profile "+prof.Name, func(m *store.Machine) error {
+	// A netboot machine is ready again at once (every PXE boot gets the
+	// production script): in the same commit, audited as its own step, so
+	// that no crash leaves it approved with nothing to make it ready.
+	var then []store.Step
+	if prof.Kind == store.ProfileNetboot {
+		then = append(then, s.netbootReadyStep(caller(ctx).Actor, prof.Name))
+	}
+	return s.transition(ctx, mac, lifecycle.ActRedeploy, "profile "+prof.Name, func(m *store.Machine) error {
 		m.Profile = prof.Name
 		m.Installed, m.FirstBootSecret, m.FirstBoot, m.ReadyAt = false, secret, nil, time.Time{}
 		m.Progress, m.Message = 0, "redeploy: boot the machine into discovery and bind it with its console token"
@@ -123,19 +130,7 @@ func (s *Server) redeploy(ctx context.Context, in *redeployIn) (*machineOut, err
 			m.Approval.ApprovedAt = s.now()
 		}
 		return nil
-	})
-	if err != nil || prof.Kind != store.ProfileNetboot {
-		return out, err
-	}
-	r, err := s.Store.UpdateMachineSteps(mac, s.netbootReadyStep(caller(ctx).Actor, prof.Name))
-	if errors.Is(err, errChanged) {
-		return out, nil
-	}
-	if err != nil {
-		s.log.Error("mark netboot machine ready", "mac", mac, "err", err)
-		return out, nil
-	}
-	return &machineOut{Body: s.machineView(r, true)}, nil
+	}, then...)
 }
 
 // netbootReadyStep makes an approved netboot machine ready: every PXE

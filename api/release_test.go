@@ -194,8 +194,25 @@ func TestRedeployNetbootIsReady(t *testing.T) {
 	e := newEnv(t)
 	e.setup()
 	e.ready(macA)
+	before, err := e.db.GetMachine(macA)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if code, body := e.post("/machines/"+macA+"/redeploy", nil); code != 200 || !strings.Contains(body, `"state":"ready"`) {
 		t.Fatalf("redeploy netboot: %d %s", code, body)
+	}
+	// One commit of two steps, each audited with its own revision.
+	audit, err := e.db.ListAudit(store.AuditFilter{MAC: macA})
+	if err != nil || len(audit) < 2 {
+		t.Fatalf("audit: %v %v", audit, err)
+	}
+	for i, want := range []struct {
+		action string
+		rev    uint64
+	}{{"ready", before.Revision + 2}, {"redeploy", before.Revision + 1}} {
+		if a := audit[i]; a.Action != want.action || a.Revision != want.rev {
+			t.Errorf("audit entry %d: %s at revision %d, want %s at %d", i, a.Action, a.Revision, want.action, want.rev)
+		}
 	}
 	if code, body := e.post("/machines/"+macA+"/bind", map[string]any{"token": "FOUNDRY-AAAA-AAAA-AAAA"}); code != http.StatusConflict {
 		t.Fatalf("bind a ready machine: %d %s", code, body)
