@@ -105,6 +105,17 @@ func newPair(t *testing.T, c *etcdtest.Cluster, prefix string, clk *clock) (a, b
 	return a, b
 }
 
+// beatingPair is newPair after both have beaten once at t0 and the
+// primary has seen the secondary's beat a second later: both alive, split.
+func beatingPair(t *testing.T, c *etcdtest.Cluster, prefix string) (a, b *pairSide, t0 time.Time) {
+	a, b = newPair(t, c, prefix, pairClock())
+	t0 = time.Now()
+	a.in.pair.step(t0)
+	b.in.pair.step(t0)
+	a.in.pair.step(t0.Add(time.Second))
+	return a, b, t0
+}
+
 func (s *pairSide) send(t *testing.T, req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	t.Helper()
 	return s.fixture.send(t, s.byIf["veth0"], req)
@@ -236,12 +247,7 @@ func TestPair(t *testing.T) {
 	})
 
 	t.Run("failover", func(t *testing.T) {
-		clk := pairClock()
-		a, b := newPair(t, c, "failover/", clk)
-		t0 := time.Now()
-		a.in.pair.step(t0)
-		b.in.pair.step(t0)
-		a.in.pair.step(t0.Add(time.Second)) // sees the peer's first beat
+		a, b, t0 := beatingPair(t, c, "failover/")
 		// The secondary leases to a client of its own, then dies.
 		gone := macsIn(true, 1)[0]
 		_, goneIP := doraVia(t, []*pairSide{a, b}, gone)
@@ -289,12 +295,7 @@ func TestPair(t *testing.T) {
 	})
 
 	t.Run("goodbye", func(t *testing.T) {
-		clk := pairClock()
-		a, b := newPair(t, c, "goodbye/", clk)
-		t0 := time.Now()
-		a.in.pair.step(t0)
-		b.in.pair.step(t0)
-		a.in.pair.step(t0.Add(time.Second))
+		a, b, t0 := beatingPair(t, c, "goodbye/")
 		gone := macsIn(true, 1)[0]
 		_, goneIP := doraVia(t, []*pairSide{a, b}, gone)
 		// The secondary stops cleanly: at the survivor's next heartbeat,
