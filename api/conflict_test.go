@@ -44,8 +44,9 @@ func TestMACConflictApprovalBindsByToken(t *testing.T) {
 	if !m.MACConflict || len(m.Registrations) != 2 || m.Registrations[0].ID != genuine.session() || m.Registrations[1].ID != spoofer.session() {
 		t.Fatalf("conflict not shown: conflict=%v %+v", m.MACConflict, m.Registrations)
 	}
-	if m.Registrations[0].Summary == nil || m.Registrations[1].Summary == nil || m.Registrations[1].Summary.Serial != "SPOOF" {
-		t.Fatalf("registration summaries: %+v", m.Registrations)
+	if m.Registrations[0].Summary == nil || m.Registrations[1].Summary == nil || m.Registrations[1].Summary.Serial != "SPOOF" ||
+		m.Registrations[0].Summary.Serial == "SPOOF" || m.Registrations[0].Summary.Disks != 3 || *m.Registrations[1].Summary != m.Summary {
+		t.Fatalf("registration summaries: %+v %+v; machine %+v", m.Registrations[0].Summary, m.Registrations[1].Summary, m.Summary)
 	}
 	if l, err := e.admin.ListMachines(ctx, client.ListOptions{}); err != nil || len(l.Items) != 1 || !l.Items[0].MACConflict || len(l.Items[0].Registrations) != 2 {
 		t.Fatalf("list: %+v %v", l, err)

@@ -162,7 +162,8 @@ func registrationViews(m store.Machine, sessions []store.Session, invs map[strin
 			r.WipedAt = &t
 		}
 		if inv, ok := invs[se.ID]; ok && len(inv) > 0 {
-			sum := summaryView(store.SummarizeInventory(inv))
+			is, _ := store.SummaryOf(inv, m.Summary)
+			sum := summaryView(is)
 			r.Summary = &sum
 		}
 		if r.Active {

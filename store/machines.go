@@ -61,7 +61,7 @@ func writeMachine(txn kv.Txn, old, next *Machine) error {
 	if old != nil {
 		known = append(known, old.Summary)
 	}
-	summary, fresh := summaryOf(next.Inventory, known...)
+	summary, fresh := SummaryOf(next.Inventory, known...)
 	next.Summary = summary
 	if fresh {
 		if len(next.Inventory) > maxRecord {
@@ -378,7 +378,7 @@ func (db *DB) updateMachine(mac string, steps []Step) (Machine, error) {
 		// own inventory, as writeMachine would have written it (it was
 		// cloned with the old record's summary).
 		for i := range between {
-			between[i].Summary, _ = summaryOf(between[i].Inventory, old.Summary, next.Summary)
+			between[i].Summary, _ = SummaryOf(between[i].Inventory, old.Summary, next.Summary)
 		}
 		out = next
 		for i, entry := range entries {

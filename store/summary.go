@@ -94,10 +94,11 @@ func SummarizeInventory(raw json.RawMessage) InventorySummary {
 	return s
 }
 
-// summaryOf is the summary of raw: the one of known made from the same
-// bytes (by Sum), so that an inventory is parsed once, when it changes;
-// else a new one, and fresh.
-func summaryOf(raw json.RawMessage, known ...InventorySummary) (s InventorySummary, fresh bool) {
+// SummaryOf is the summary of raw: the one of known made from the same
+// bytes (by Sum), so that an inventory is parsed once, when it changes
+// (a registration's inventory is most often its machine's); else a new
+// one, and fresh.
+func SummaryOf(raw json.RawMessage, known ...InventorySummary) (s InventorySummary, fresh bool) {
 	sum := inventorySum(raw)
 	for _, k := range known {
 		if k.Sum == sum {
