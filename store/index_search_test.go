@@ -419,7 +419,9 @@ func TestKeyDigestKeepsOrder(t *testing.T) {
 			}
 			for _, b := range ks {
 				digestAgrees(t, k, a, b)
-				if da, _ := keyDigest(k, a); func() bool { db, _ := keyDigest(k, b); return da != db }() {
+				da, _ := keyDigest(k, a)
+				db, _ := keyDigest(k, b)
+				if da != db {
 					differ++
 				}
 			}

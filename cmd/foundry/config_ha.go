@@ -47,3 +47,14 @@ func dhcpPair(errs *configErrors, f *fileHA, etcd bool) *dhcp.Pair {
 	}
 	return p
 }
+
+// dhcpPair is the configured pair with the store that keeps its
+// heartbeats (the one it shares with the peer); nil without dhcp.ha.
+func (c *config) dhcpPair(beats dhcp.Heartbeats) *dhcp.Pair {
+	if c.Pair == nil {
+		return nil
+	}
+	p := *c.Pair
+	p.Heartbeats = beats
+	return &p
+}

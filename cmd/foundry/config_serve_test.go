@@ -26,12 +26,7 @@ func serveSetup(t *testing.T, raw string, lookup dhcp.Interfaces) error {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	srv := &dhcp.Server{Segments: cfg.Segments, Leases: db, Machines: db, Relays: cfg.Relays}
-	if cfg.Pair != nil {
-		pair := *cfg.Pair
-		pair.Heartbeats = db
-		srv.Pair = &pair
-	}
+	srv := &dhcp.Server{Segments: cfg.Segments, Leases: db, Machines: db, Relays: cfg.Relays, Pair: cfg.dhcpPair(db)}
 	return srv.Check(lookup)
 }
 

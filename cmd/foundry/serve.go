@@ -202,11 +202,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Registerer:   reg,
 		RemoteStore:  cfg.Etcd != nil,
 	}
-	if cfg.Pair != nil {
-		pair := *cfg.Pair
-		pair.Heartbeats = db
-		dhcpSrv.Pair = &pair
-	}
+	dhcpSrv.Pair = cfg.dhcpPair(db)
 	tftpSrv := &pxe.Server{Addr: cfg.TFTPListen, Root: ipxeDir, Logger: log.With("service", "tftp"), Registerer: reg}
 	httpSrv := &api.Server{
 		Store:                     db,
