@@ -6,6 +6,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -571,39 +572,93 @@ func (db *DB) conflicted(txn kv.Txn, active time.Duration) ([]string, error) {
 }
 
 // readPage reads the records and live sessions of the page's machines.
+// Each machine is two Badger lookups and a decode, some 13 µs (a page of
+// 100 was most of a list's time in process), so an engine that can be
+// read from several goroutines at once (kv.ParallelReader) reads the
+// page in parts, one per processor.
 func (db *DB) readPage(txn kv.Txn, macs []string) ([]Machine, map[string][]Session, error) {
+	type read struct {
+		m     Machine
+		live  []Session
+		found bool
+	}
+	reads := make([]read, len(macs))
+	parts := 1
+	if p, ok := txn.(kv.ParallelReader); ok && p.ParallelReads() {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	errs := make([]error, parts)
+	now := db.now()
+	// One iterator per part for the session indexes: a Badger iterator
+	// costs more to make than to move.
+	its := make([]kv.Iterator, parts)
+	defer func() {
+		for _, it := range its {
+			if it != nil {
+				it.Close()
+			}
+		}
+	}()
+	inChunks(len(macs), pageReadChunk, parts, false, func(part, lo, hi int) {
+		if errs[part] != nil {
+			return
+		}
+		if its[part] == nil {
+			its[part] = txn.NewIterator(kv.IterOptions{Prefix: []byte("sm/"), KeysOnly: true})
+		}
+		for i := lo; i < hi; i++ {
+			r := &reads[i]
+			var err error
+			r.m, r.live, r.found, err = db.readPageMachine(txn, its[part], macs[i], now)
+			if err != nil {
+				errs[part] = err
+				return
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
 	ms := make([]Machine, 0, len(macs))
 	sessions := make(map[string][]Session, len(macs))
-	now := db.now()
-	// One iterator for the session indexes of the whole page: a Badger
-	// iterator costs more to make than to move.
-	it := txn.NewIterator(kv.IterOptions{Prefix: []byte("sm/"), KeysOnly: true})
-	defer it.Close()
-	for _, mac := range macs {
-		m, err := getRecord(txn, mac)
-		if errors.Is(err, ErrNotFound) {
-			continue
+	for i, r := range reads {
+		if r.found {
+			ms = append(ms, r.m)
+			sessions[macs[i]] = r.live
 		}
-		if errors.Is(err, ErrCorrupt) {
-			db.corrupt.report(machineKey(mac), err)
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		m.Inventory = nil // a record of schema 2 that was never rewritten
-		var ids []string
-		prefix := sessionMACPrefix(mac)
-		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-			ids = append(ids, string(it.Key()[len(prefix):]))
-		}
-		ss := &Sessions{db: db, txn: txn, mac: mac, now: now}
-		live, err := ss.liveOf(ids)
-		if err != nil {
-			return nil, nil, err
-		}
-		ms = append(ms, m)
-		sessions[mac] = live
 	}
 	return ms, sessions, nil
+}
+
+// pageReadChunk is how many machines of a page a part of readPage takes
+// at a time: a tenth of a default page, about 0.1 ms.
+const pageReadChunk = 10
+
+// readPageMachine reads one machine of a page (found false when it is
+// gone or does not decode, which is reported) and its live sessions,
+// through it, an iterator over the session index.
+func (db *DB) readPageMachine(txn kv.Txn, it kv.Iterator, mac string, now time.Time) (Machine, []Session, bool, error) {
+	m, err := getRecord(txn, mac)
+	if errors.Is(err, ErrNotFound) {
+		return Machine{}, nil, false, nil
+	}
+	if errors.Is(err, ErrCorrupt) {
+		db.corrupt.report(machineKey(mac), err)
+		return Machine{}, nil, false, nil
+	}
+	if err != nil {
+		return Machine{}, nil, false, err
+	}
+	m.Inventory = nil // a record of schema 2 that was never rewritten
+	var ids []string
+	prefix := sessionMACPrefix(mac)
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		ids = append(ids, string(it.Key()[len(prefix):]))
+	}
+	ss := &Sessions{db: db, txn: txn, mac: mac, now: now}
+	live, err := ss.liveOf(ids)
+	if err != nil {
+		return Machine{}, nil, false, err
+	}
+	return m, live, true, nil
 }

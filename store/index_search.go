@@ -477,19 +477,24 @@ func (r *rowMirror) refresh(e kv.Engine, mac string) {
 	r.compact()
 }
 
-// eachChunkLocked calls fn with every row's index, a chunk at a time
-// (rows lo to hi-1), from parts goroutines at once (part is 0 to
+// eachChunkLocked calls fn with every row's index, a chunk of eachChunk
+// rows at a time, from parts goroutines at once (inChunks). Chunk c is
+// rows c*eachChunk up to (c+1)*eachChunk whichever way the rows are
+// visited, so a part may keep something per 64 rows (matchBits) that no
+// other part touches. r.mu is held for reading; fn must not change a row.
+func (r *rowMirror) eachChunkLocked(parts int, backwards bool, fn func(part, lo, hi int)) {
+	inChunks(len(r.rows), eachChunk, parts, backwards, fn)
+}
+
+// inChunks calls fn with lo and hi of every chunk of size items of n
+// (items lo to hi-1), from parts goroutines at once (part is 0 to
 // parts-1), each taking the next chunk as it finishes the last: when the
 // host takes one processor away for a while (a virtual machine's vCPU is
-// often stolen for milliseconds), the others search on instead of
-// waiting for a fixed half to finish. Chunk c is rows c*eachChunk up to
-// (c+1)*eachChunk whichever way the rows are visited, so a part may keep
-// something per 64 rows (matchBits) that no other part touches. Chunks
-// are taken in order, from the last row added when backwards. r.mu is
-// held for reading; fn must not change a row.
-func (r *rowMirror) eachChunkLocked(parts int, backwards bool, fn func(part, lo, hi int)) {
-	rows := r.rows
-	chunks := (len(rows) + eachChunk - 1) / eachChunk
+// often stolen for milliseconds), the others go on instead of waiting
+// for a fixed half to finish. Chunks are taken in order, from the last
+// when backwards. It returns when every chunk is done.
+func inChunks(n, size, parts int, backwards bool, fn func(part, lo, hi int)) {
+	chunks := (n + size - 1) / size
 	parts = max(1, min(parts, chunks))
 	var next atomic.Int64
 	work := func(part int) {
@@ -501,7 +506,7 @@ func (r *rowMirror) eachChunkLocked(parts int, backwards bool, fn func(part, lo,
 			if backwards {
 				c = chunks - 1 - c
 			}
-			fn(part, c*eachChunk, min((c+1)*eachChunk, len(rows)))
+			fn(part, c*size, min((c+1)*size, n))
 		}
 	}
 	var wg sync.WaitGroup

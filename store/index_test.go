@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -521,4 +522,104 @@ func TestMirrorRowKeys(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestReadPageInParts: a page read in parts (kv.ParallelReader, on
+// Badger) holds each machine's own record and live sessions, in the
+// page's order, leaving out a machine that is gone or does not decode,
+// as one machine at a time would.
+func TestReadPageInParts(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(4, runtime.GOMAXPROCS(0))))
+	db, clk, _ := openTest(t)
+	const n = 57 // six chunks (pageReadChunk), the last short
+	var macs []string
+	for i := range n {
+		mustCreate(t, db, Machine{MAC: mac(i), State: StateInventoried, Hostname: fmt.Sprintf("h%02d", i)})
+		macs = append(macs, mac(i))
+	}
+	// Sessions on every third machine; those opened before the clock
+	// moves have expired by the read.
+	for i := 0; i < n; i += 3 {
+		register(t, db, mac(i), testSession(i, clk), "{}")
+	}
+	clk.Add(25 * time.Hour)
+	for i := 0; i < n; i += 6 {
+		register(t, db, mac(i), testSession(1000+i, clk), "{}")
+		register(t, db, mac(i), testSession(2000+i, clk), "{}")
+	}
+	for _, i := range []int{5, 31} {
+		if err := db.DeleteMachine(mac(i), admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.kv.Update(func(txn kv.Txn) error { return txn.Set(machineKey(mac(44)), []byte(`{"mac":`)) }); err != nil {
+		t.Fatal(err)
+	}
+	macs = append(macs, mac(900)) // never created
+	// The page's order is not the MACs': reversed, and rotated by one.
+	slices.Reverse(macs)
+	macs = append(macs[1:], macs[0])
+
+	var ms []Machine
+	var sessions map[string][]Session
+	parallel := false
+	err := db.kv.View(func(txn kv.Txn) (err error) {
+		if p, ok := txn.(kv.ParallelReader); ok {
+			parallel = p.ParallelReads()
+		}
+		ms, sessions, err = db.readPage(txn, macs)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if testCluster == nil && !parallel {
+		t.Fatal("a Badger View does not offer parallel reads")
+	}
+	var want []string
+	for _, m := range macs {
+		if _, err := db.GetMachine(m); err == nil {
+			want = append(want, m)
+		}
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.MAC)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("page %v\nwant %v", got, want)
+	}
+	if len(sessions) != len(ms) {
+		t.Errorf("sessions for %d machines, want %d", len(sessions), len(ms))
+	}
+	for _, m := range ms {
+		if m.Hostname != fmt.Sprintf("h%02d", macIndex(m.MAC)) {
+			t.Errorf("%s has host name %q: another machine's record", m.MAC, m.Hostname)
+		}
+		live, err := db.MachineSessions(m.MAC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids, wantIDs := sessionIDList(sessions[m.MAC]), sessionIDList(live); !slices.Equal(ids, wantIDs) {
+			t.Errorf("%s: sessions %v, want %v", m.MAC, ids, wantIDs)
+		}
+	}
+	if n, _ := db.CorruptRecords(); n != 1 {
+		t.Errorf("%d undecodable records reported, want 1", n)
+	}
+}
+
+func sessionIDList(ss []Session) []string {
+	var ids []string
+	for _, s := range ss {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+// macIndex is the i of mac(i).
+func macIndex(m string) int {
+	var hi, lo int
+	fmt.Sscanf(m[len("52:54:00:00:"):], "%02x:%02x", &hi, &lo)
+	return hi<<8 | lo
 }

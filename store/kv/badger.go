@@ -24,12 +24,12 @@ func (b *Badger) DB() *badger.DB { return b.db }
 
 // View implements Engine.
 func (b *Badger) View(fn func(Txn) error) error {
-	return badgerErr(b.db.View(func(t *badger.Txn) error { return fn(badgerTxn{t}) }))
+	return badgerErr(b.db.View(func(t *badger.Txn) error { return fn(badgerTxn{t: t, view: true}) }))
 }
 
 // Update implements Engine.
 func (b *Badger) Update(fn func(Txn) error) error {
-	return badgerErr(b.db.Update(func(t *badger.Txn) error { return fn(badgerTxn{t}) }))
+	return badgerErr(b.db.Update(func(t *badger.Txn) error { return fn(badgerTxn{t: t}) }))
 }
 
 // NewBatch implements Engine.
@@ -65,7 +65,15 @@ func badgerErr(err error) error {
 	return err
 }
 
-type badgerTxn struct{ t *badger.Txn }
+type badgerTxn struct {
+	t    *badger.Txn
+	view bool
+}
+
+// ParallelReads implements ParallelReader: Badger reads a read-only
+// transaction's snapshot from any goroutine (its Get and iterators keep
+// nothing of the transaction's but their own).
+func (t badgerTxn) ParallelReads() bool { return t.view }
 
 func (t badgerTxn) Get(key []byte, fn func([]byte) error) error {
 	item, err := t.t.Get(key)

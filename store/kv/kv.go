@@ -72,6 +72,18 @@ type Txn interface {
 	NewIterator(opt IterOptions) Iterator
 }
 
+// ParallelReader is a View's Txn that may be read from several
+// goroutines at once: Get, and iterators each used by one goroutine. An
+// engine whose reads are not safe so does not implement it (etcd: a
+// View's revision is fixed by its first read), and its callers read in
+// one goroutine.
+type ParallelReader interface {
+	Txn
+	// ParallelReads reports whether this Txn may be read so (false in an
+	// Update, whose reads are recorded for its commit).
+	ParallelReads() bool
+}
+
 // IterOptions choose what an iterator walks.
 type IterOptions struct {
 	// Prefix limits the iterator to keys that start with it (nil: all).

@@ -23,6 +23,9 @@ type engineCase struct {
 	// transaction iterated makes that transaction conflict (phantoms).
 	// Badger tracks the keys read, not the ranges.
 	rangeConflicts bool
+	// parallelReads: a View's Txn may be read from several goroutines
+	// (kv.ParallelReader).
+	parallelReads bool
 }
 
 func TestBadger(t *testing.T) {
@@ -34,7 +37,7 @@ func TestBadger(t *testing.T) {
 		e := kv.NewBadger(db)
 		t.Cleanup(func() { e.Close() })
 		return e
-	}})
+	}, parallelReads: true})
 }
 
 // testEngine is the contract of kv.Engine, run against every engine.
@@ -53,6 +56,7 @@ func testEngine(t *testing.T, ec engineCase) {
 		{"Batch", testBatch},
 		{"DropPrefix", testDropPrefix},
 		{"Closed", testClosed},
+		{"ParallelReads", testParallelReads},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, ec.open(t), ec) })
 	}
@@ -308,5 +312,67 @@ func TestBadgerMissKeepsBothErrors(t *testing.T) {
 		if !errors.Is(err, kv.ErrNotFound) || !errors.Is(err, badger.ErrKeyNotFound) || !strings.Contains(err.Error(), badger.ErrKeyNotFound.Error()) {
 			t.Errorf("miss: %v; want ErrNotFound wrapping Badger's ErrKeyNotFound", err)
 		}
+	}
+}
+
+// testParallelReads: an engine offers parallel reads in a View exactly
+// when it says it does, never in an Update, and reads so from several
+// goroutines at once find every value (run with -race to see Badger's
+// reads share nothing unguarded).
+func testParallelReads(t *testing.T, e kv.Engine, ec engineCase) {
+	const n = 100 // within one etcd transaction
+	err := e.Update(func(txn kv.Txn) error {
+		if p, ok := txn.(kv.ParallelReader); ok && p.ParallelReads() {
+			t.Error("an Update offers parallel reads")
+		}
+		for i := range n {
+			if err := txn.Set(fmt.Appendf(nil, "p/%04d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.View(func(txn kv.Txn) error {
+		p, ok := txn.(kv.ParallelReader)
+		if offered := ok && p.ParallelReads(); offered != ec.parallelReads {
+			t.Fatalf("a View offers parallel reads: %v, want %v", offered, ec.parallelReads)
+		}
+		if !ec.parallelReads {
+			return nil
+		}
+		const parts = 4
+		errs := make(chan error, parts)
+		for part := range parts {
+			go func() {
+				it := txn.NewIterator(kv.IterOptions{Prefix: []byte("p/"), KeysOnly: true})
+				defer it.Close()
+				for i := part; i < n; i += parts {
+					key := fmt.Appendf(nil, "p/%04d", i)
+					var got string
+					if err := txn.Get(key, func(v []byte) error { got = string(v); return nil }); err != nil {
+						errs <- err
+						return
+					}
+					if it.Seek(key); !it.Valid() || string(it.Key()) != string(key) || got != fmt.Sprintf("v%d", i) {
+						errs <- fmt.Errorf("%s: value %q, iterator at %q", key, got, it.Key())
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		// Every part finishes (and closes its iterator) before the View
+		// ends, whatever the others found.
+		var all []error
+		for range parts {
+			all = append(all, <-errs)
+		}
+		return errors.Join(all...)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
