@@ -486,14 +486,19 @@ func TestMirrorRowText(t *testing.T) {
 	m := Machine{MAC: mac(1), State: StateReady, Hostname: "Node-1", Cluster: "rack1", Segment: "lab", FirstSeen: time.Unix(0, 0)}
 	row := rowOf(&m, []string{"10.0.0.9:4000"})
 	for _, b := range [][]byte{row, append(row[:len(row):len(row)], 0, 0)} { // trailing bytes after the text
-		r := newMirrorRow([]byte(m.MAC), b)
+		r, ps := newMirrorRow([]byte(m.MAC), b)
 		want := searchText(&m, []string{"10.0.0.9:4000"})
 		if r.text < 0 || string(b[r.text:r.end]) != want {
 			t.Errorf("text %q, want %q", b[max(0, r.text):max(0, r.end)], want)
 		}
+		if ps != pairsOf([]byte(want)) {
+			t.Errorf("pairs %x, want the text's", ps)
+		}
 	}
-	if r := newMirrorRow([]byte(m.MAC), []byte("\x01\x7f")); r.text != -1 {
-		t.Errorf("an undecodable row's text at %d", r.text)
+	// An undecodable row has every pair: no word passes it by before it
+	// is reported.
+	if r, ps := newMirrorRow([]byte(m.MAC), []byte("\x01\x7f")); r.text != -1 || ps != (pairSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}) {
+		t.Errorf("an undecodable row's text at %d, pairs %x", r.text, ps)
 	}
 }
 
