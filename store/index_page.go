@@ -577,12 +577,11 @@ func (db *DB) conflicted(txn kv.Txn, active time.Duration) ([]string, error) {
 // read from several goroutines at once (kv.ParallelReader) reads the
 // page in parts, one per processor.
 func (db *DB) readPage(txn kv.Txn, macs []string) ([]Machine, map[string][]Session, error) {
-	type read struct {
-		m     Machine
-		live  []Session
-		found bool
-	}
-	reads := make([]read, len(macs))
+	// Each part writes only its own chunks' places; the machines that
+	// were found are then moved down over the others'.
+	ms := make([]Machine, len(macs))
+	lives := make([][]Session, len(macs))
+	found := make([]bool, len(macs))
 	parts := 1
 	if p, ok := txn.(kv.ParallelReader); ok && p.ParallelReads() {
 		parts = runtime.GOMAXPROCS(0)
@@ -607,9 +606,8 @@ func (db *DB) readPage(txn kv.Txn, macs []string) ([]Machine, map[string][]Sessi
 			its[part] = txn.NewIterator(kv.IterOptions{Prefix: []byte("sm/"), KeysOnly: true})
 		}
 		for i := lo; i < hi; i++ {
-			r := &reads[i]
 			var err error
-			r.m, r.live, r.found, err = db.readPageMachine(txn, its[part], macs[i], now)
+			ms[i], lives[i], found[i], err = db.readPageMachine(txn, its[part], macs[i], now)
 			if err != nil {
 				errs[part] = err
 				return
@@ -619,15 +617,17 @@ func (db *DB) readPage(txn kv.Txn, macs []string) ([]Machine, map[string][]Sessi
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
-	ms := make([]Machine, 0, len(macs))
 	sessions := make(map[string][]Session, len(macs))
-	for i, r := range reads {
-		if r.found {
-			ms = append(ms, r.m)
-			sessions[macs[i]] = r.live
+	n := 0
+	for i := range ms {
+		if found[i] {
+			ms[n] = ms[i]
+			sessions[macs[i]] = lives[i]
+			n++
 		}
 	}
-	return ms, sessions, nil
+	clear(ms[n:])
+	return ms[:n], sessions, nil
 }
 
 // pageReadChunk is how many machines of a page a part of readPage takes
