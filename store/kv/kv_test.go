@@ -345,24 +345,23 @@ func testParallelReads(t *testing.T, e kv.Engine, ec engineCase) {
 		}
 		const parts = 4
 		errs := make(chan error, parts)
-		for part := range parts {
-			go func() {
-				it := txn.NewIterator(kv.IterOptions{Prefix: []byte("p/"), KeysOnly: true})
-				defer it.Close()
-				for i := part; i < n; i += parts {
-					key := fmt.Appendf(nil, "p/%04d", i)
-					var got string
-					if err := txn.Get(key, func(v []byte) error { got = string(v); return nil }); err != nil {
-						errs <- err
-						return
-					}
-					if it.Seek(key); !it.Valid() || string(it.Key()) != string(key) || got != fmt.Sprintf("v%d", i) {
-						errs <- fmt.Errorf("%s: value %q, iterator at %q", key, got, it.Key())
-						return
-					}
+		read := func(part int) error {
+			it := txn.NewIterator(kv.IterOptions{Prefix: []byte("p/"), KeysOnly: true})
+			defer it.Close()
+			for i := part; i < n; i += parts {
+				key := fmt.Appendf(nil, "p/%04d", i)
+				var got string
+				if err := txn.Get(key, func(v []byte) error { got = string(v); return nil }); err != nil {
+					return err
 				}
-				errs <- nil
-			}()
+				if it.Seek(key); !it.Valid() || string(it.Key()) != string(key) || got != fmt.Sprintf("v%d", i) {
+					return fmt.Errorf("%s: value %q, iterator at %q", key, got, it.Key())
+				}
+			}
+			return nil
+		}
+		for part := range parts {
+			go func() { errs <- read(part) }()
 		}
 		// Every part finishes (and closes its iterator) before the View
 		// ends, whatever the others found.
