@@ -42,9 +42,9 @@ type rowMirror struct {
 	// with a pair whose bit is clear is not in the text, which most rows
 	// of a search show without their text being read. They are kept apart
 	// from the rows, 32 bytes each, so that a search for words not known
-	// (matchCache) streams 3 MB at 100,000 machines rather than every
-	// row's 120 (that scan was a fifth of such a search's processor
-	// time, perf).
+	// (matchCache) streams 3 MB at 100,000 machines, not the 12 MB of
+	// rows they were part of (that scan was a fifth of such a search's
+	// processor time, perf).
 	pairs []pairSet
 	bytes rowBytes    // the rows' MACs and bytes
 	at    macMap[int] // index in rows by MAC

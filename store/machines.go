@@ -102,12 +102,13 @@ func dropMachine(txn kv.Txn, old Machine) error {
 
 // checkMachine validates the fields a caller controls. stored is the
 // Summary.Sum of the record the machine was read from (0 for a new one):
-// an inventory whose bytes still have that sum is the one read with the
-// record, checked when it was written (every inventory is: here, or when
-// its registration was opened), and is not parsed again: it is most of
-// what a machine write would check (an approval's ~20 KB was 0.18 ms of
-// it in perf), and most writes keep it. An update function that changes
-// the bytes, in place or not, changes their sum.
+// an inventory whose bytes have that sum is the record's own, checked
+// when it was written, and is not parsed again: it is most of what a
+// machine write would check (an approval's ~20 KB was 0.18 ms of it in
+// perf), and most writes keep it. An update function that changes the
+// bytes, in place or not, changes their sum; and the inventory an
+// approval writes, a registration's, was checked when the registration
+// was opened (Sessions.Open), so even bytes made to share a sum are JSON.
 func checkMachine(m *Machine, stored uint64) error {
 	if err := checkMAC(m.MAC); err != nil {
 		return err
