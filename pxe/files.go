@@ -22,6 +22,7 @@ const (
 	reasonDenied   = "denied"    // escapes Root, a directory, a device, …
 	reasonWrite    = "write"     // write request on a read-only server
 	reasonTransfer = "transfer"  // the transfer itself failed (timeout, client error)
+	reasonRead     = "read"      // the file could not be read (a disk error)
 	reasonPacket   = "packet"    // a datagram that is not a valid request
 )
 
@@ -127,13 +128,27 @@ func (h *handler) read(name string, rf io.ReaderFrom) error {
 	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
 		ot.SetSize(size)
 	}
-	n, err := rf.ReadFrom(f)
+	n, err := rf.ReadFrom(publicReads{f})
 	h.metrics.addBytes(n)
 	if err != nil {
 		// pin/tftp has already aborted the transfer and called the hook.
 		return fmt.Errorf("send %s: %w", name, err)
 	}
 	return nil
+}
+
+// publicReads is a file whose read errors the client is told only as
+// "read error": pin/tftp sends a reader's error text in its ERROR packet,
+// and an *os.File's names the file's path on the appliance. The cause is
+// kept for the log (refusal).
+type publicReads struct{ f *os.File }
+
+func (p publicReads) Read(b []byte) (int, error) {
+	n, err := p.f.Read(b)
+	if err != nil && err != io.EOF {
+		err = &refusal{reasonRead, "read error", err}
+	}
+	return n, err
 }
 
 // write is pin/tftp's write handler: every write request is refused.

@@ -22,7 +22,7 @@ const reasonOther = "other"
 
 // reasons is the fixed set of values of the "reason" label.
 func reasons() []string {
-	return []string{reasonBadName, reasonNotFound, reasonDenied, reasonWrite, reasonTransfer, reasonPacket, reasonOther}
+	return []string{reasonBadName, reasonNotFound, reasonDenied, reasonWrite, reasonTransfer, reasonRead, reasonPacket, reasonOther}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

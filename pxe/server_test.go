@@ -105,6 +105,33 @@ func TestRefused(t *testing.T) {
 	}
 }
 
+// TestReadErrorHidesThePath: a file that cannot be read is refused to the
+// client as "read error", not with the read error's text, which names the
+// file on the appliance (pin/tftp sends a reader's error as it is). The
+// file is /proc/self/mem, a regular file whose first byte is never mapped:
+// every read of it fails (EIO) as a failing disk's would.
+func TestReadErrorHidesThePath(t *testing.T) {
+	if _, err := os.ReadFile("/proc/self/mem"); err == nil {
+		t.Skip("/proc/self/mem reads here; no file fails to read")
+	}
+	srv := start(t, &Server{Root: "/proc/self"})
+	_, _, err := fetch(client(t, srv.addr, 0), "mem")
+	if err == nil {
+		t.Fatal("fetch of an unreadable file succeeded")
+	}
+	if !strings.Contains(err.Error(), "read error") || strings.Contains(err.Error(), "/proc") || strings.Contains(err.Error(), "input/output") {
+		t.Errorf("the client was told %q, want only \"read error\"", err)
+	}
+	// pin/tftp calls the failure hook before it sends the ERROR packet.
+	if logs := srv.logs.String(); !strings.Contains(logs, "reason=read") || !strings.Contains(logs, "input/output error") {
+		t.Errorf("the refusal and its cause are not in the log:\n%s", logs)
+	}
+	// The server goes on serving.
+	if _, _, err := fetch(client(t, srv.addr, 0), "status"); err != nil {
+		t.Fatalf("fetch after a read error: %v", err)
+	}
+}
+
 func TestWriteRefused(t *testing.T) {
 	f := newFixture(t)
 	srv := start(t, &Server{Root: f.root})
