@@ -197,6 +197,10 @@ func (m *mirrorRow) digest(k int) (uint64, bool) {
 // let through.
 type pairSet [4]uint64
 
+// allPairs is the set of every pair: an undecodable row's, which every
+// word passes (newMirrorRow).
+var allPairs = pairSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+
 func pairBit(a, b byte) uint32 { return (uint32(a)<<8 | uint32(b)) * 2654435761 >> 24 }
 
 func pairsOf(text []byte) pairSet {
@@ -283,7 +287,7 @@ func newMirrorRow(mac, row []byte) (mirrorRow, pairSet) {
 	r, err := decodeRow(mac, row)
 	if err != nil {
 		n.text, n.end = -1, -1
-		return n, pairSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+		return n, allPairs
 	}
 	// r's fields are parts of row: where one starts is how much shorter
 	// its capacity is.

@@ -497,7 +497,7 @@ func TestMirrorRowText(t *testing.T) {
 	}
 	// An undecodable row has every pair: no word passes it by before it
 	// is reported.
-	if r, ps := newMirrorRow([]byte(m.MAC), []byte("\x01\x7f")); r.text != -1 || ps != (pairSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}) {
+	if r, ps := newMirrorRow([]byte(m.MAC), []byte("\x01\x7f")); r.text != -1 || ps != allPairs {
 		t.Errorf("an undecodable row's text at %d, pairs %x", r.text, ps)
 	}
 }
@@ -538,8 +538,10 @@ func TestReadPageInParts(t *testing.T) {
 	db, clk, _ := openTest(t)
 	const n = 57 // six chunks (pageReadChunk), the last short
 	var macs []string
+	host := map[string]string{}
 	for i := range n {
-		mustCreate(t, db, Machine{MAC: mac(i), State: StateInventoried, Hostname: fmt.Sprintf("h%02d", i)})
+		host[mac(i)] = fmt.Sprintf("h%02d", i)
+		mustCreate(t, db, Machine{MAC: mac(i), State: StateInventoried, Hostname: host[mac(i)]})
 		macs = append(macs, mac(i))
 	}
 	// Sessions on every third machine; those opened before the clock
@@ -598,7 +600,7 @@ func TestReadPageInParts(t *testing.T) {
 		t.Errorf("sessions for %d machines, want %d", len(sessions), len(ms))
 	}
 	for _, m := range ms {
-		if m.Hostname != fmt.Sprintf("h%02d", macIndex(m.MAC)) {
+		if m.Hostname != host[m.MAC] {
 			t.Errorf("%s has host name %q: another machine's record", m.MAC, m.Hostname)
 		}
 		live, err := db.MachineSessions(m.MAC)
@@ -620,11 +622,4 @@ func sessionIDList(ss []Session) []string {
 		ids = append(ids, s.ID)
 	}
 	return ids
-}
-
-// macIndex is the i of mac(i).
-func macIndex(m string) int {
-	var hi, lo int
-	fmt.Sscanf(m[len("52:54:00:00:"):], "%02x:%02x", &hi, &lo)
-	return hi<<8 | lo
 }
