@@ -167,6 +167,9 @@ os-image: $(BUILD)/.apt $(BUILD)/.gomod
 ## test: the whole suite — unit, integration in network namespaces, and
 ## emulated machines. This is what CI runs.
 test: deps images os-image docs-assets ui iso iso-previous
+	@# go.mod and go.sum say exactly what the code imports (prints the diff
+	@# and fails otherwise: run `go mod tidy`).
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	cd ui && npm test
 	FOUNDRY_ISO=$(abspath $(ISO)) FOUNDRY_ISO_PREVIOUS=$(abspath $(ISO_PREVIOUS)) \
