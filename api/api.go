@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/foundry-appliance/foundry/store"
 )
@@ -25,10 +24,11 @@ const (
 	schemeNonce  = "agentNonce"
 )
 
-// newAPI creates the huma API on mux: OpenAPI 3.1 at /openapi.json and
+// apiConfig is the API's configuration: OpenAPI 3.1 at /openapi.json and
 // /openapi.yaml, no built-in docs page (it would load scripts from a CDN;
-// serveDocs serves embedded assets instead) and no $schema links in bodies.
-func (s *Server) newAPI(mux *http.ServeMux) huma.API {
+// serveDocs serves embedded assets instead), no $schema links in bodies,
+// and the machine list's own JSON encoder (jsonFormats).
+func apiConfig() huma.Config {
 	cfg := huma.DefaultConfig("Foundry API", Version)
 	cfg.DocsPath = ""
 	cfg.SchemasPath = ""
@@ -64,7 +64,7 @@ func (s *Server) newAPI(mux *http.ServeMux) huma.API {
 		{Name: "agent", Description: "Calls of the discovery agent (boot nonce)"},
 	}
 	cfg.Transformers = append(cfg.Transformers, namedRequiredField)
-	return humago.New(mux, cfg)
+	return cfg
 }
 
 // namedRequiredField rewrites huma's "expected required property X to be

@@ -20,8 +20,10 @@ import (
 // list that has one goes to encoding/json, which compacts it).
 // TestMachineListTypes holds the types to that, and
 // FuzzMachineListEncoding compares the bytes for any text in every string
-// field, any number and any time. Every other answer, and every request
-// body, stays with encoding/json (huma's default).
+// field, any number and any time; TestListAnswerTakesTheListEncoder that
+// the list operation's answer reaches the format as a MachineList. Every
+// other answer, and every request body, stays with encoding/json (huma's
+// default).
 
 // jsonFormats returns huma's formats with the JSON one taking the machine
 // list to encodeList. formats is not changed (huma's default map is shared

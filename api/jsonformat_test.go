@@ -4,13 +4,19 @@ import (
 	"bytes"
 	"encoding"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/foundry-appliance/foundry/store"
 )
 
 // TestMachineListTypes holds MachineList's types to what its encoder
@@ -179,4 +185,44 @@ func FuzzMachineListEncoding(f *testing.F) {
 		fill(reflect.ValueOf(&l).Elem(), s, n, x, time.Unix(sec, nsec).In(time.FixedZone("", int(n%86400))))
 		sameEncoding(t, l, true)
 	})
+}
+
+// TestListAnswerTakesTheListEncoder runs the list operation's own handler
+// behind huma, as the server registers it, and records what huma hands the
+// JSON format: jsonFormats takes the list's encoder only for a MachineList
+// passed by value, so a huma that passed the body by pointer (or a handler
+// that answered another type) would quietly send every list through
+// encoding/json, correct and four times slower.
+func TestListAnswerTakesTheListEncoder(t *testing.T) {
+	db, err := store.Open("", store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.CreateMachine(store.Machine{MAC: "52:54:00:12:34:56", State: store.StateDiscovered}, store.Audit{Actor: "test", Action: "create"}); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Store: db}
+	// The server's own configuration (apiConfig: its formats, hooks and
+	// transformers), with each format noting what it is handed.
+	cfg := apiConfig()
+	var handed []string
+	formats := map[string]huma.Format{}
+	for ct, f := range cfg.Formats {
+		formats[ct] = huma.Format{Unmarshal: f.Unmarshal, Marshal: func(w io.Writer, v any) error {
+			handed = append(handed, fmt.Sprintf("%T", v))
+			return f.Marshal(w, v)
+		}}
+	}
+	cfg.Formats = formats
+	mux := http.NewServeMux()
+	huma.Register(humago.New(mux, cfg), huma.Operation{OperationID: "list-machines", Method: http.MethodGet, Path: "/machines"}, s.listMachines)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/machines?limit=10", nil))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"52:54:00:12:34:56"`) {
+		t.Fatalf("list: %d %s", rec.Code, rec.Body)
+	}
+	if want := fmt.Sprintf("%T", MachineList{}); len(handed) != 1 || handed[0] != want {
+		t.Fatalf("huma handed the JSON format %v, want one %s (by value, as jsonFormats takes it)", handed, want)
+	}
 }

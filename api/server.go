@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/foundry-appliance/foundry/internal/seal"
@@ -239,7 +240,7 @@ func (s *Server) build() (http.Handler, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	s.api = s.newAPI(mux)
+	s.api = humago.New(mux, apiConfig())
 	s.registerRoutes()
 	s.mountOthers(mux)
 	m, err := newMetrics(s.registry())
