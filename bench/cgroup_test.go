@@ -22,10 +22,11 @@ type memoryCgroup struct {
 // newMemoryCgroup makes a cgroup limited to limit bytes: cgroup v2's
 // memory.max where the unified hierarchy has the memory controller, else
 // v1's memory.limit_in_bytes. It is removed when the benchmark ends (its
-// processes must have stopped by then).
-func newMemoryCgroup(b *testing.B, limit int64) memoryCgroup {
+// processes must have stopped by then). tag tells apart the cgroups of
+// one benchmark.
+func newMemoryCgroup(b *testing.B, tag string, limit int64) memoryCgroup {
 	b.Helper()
-	name := fmt.Sprintf("foundry-bench-%d", os.Getpid())
+	name := fmt.Sprintf("foundry-bench-%d-%s", os.Getpid(), tag)
 	try := func(root, version, limitFile string) (memoryCgroup, error) {
 		dir := filepath.Join(root, name)
 		if err := os.Mkdir(dir, 0o755); err != nil {
