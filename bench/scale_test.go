@@ -84,7 +84,7 @@ func BenchmarkScale(b *testing.B) {
 	first.stop()
 	firstPeak, firstOOM := firstCG.peak(), firstCG.oomKills()
 	// The host's own noise with no appliance running: the same fixed
-	// computation, as often as the requests below will be measured.
+	// computation as after each request below.
 	noiseBuf := make([]byte, scaleNoiseBytes)
 	var alone []time.Duration
 	for range scaleAloneRuns {
@@ -593,7 +593,8 @@ const scaleNoiseBytes = 4 << 20
 
 // hostNoise runs scaleAloneRuns times, scaleAlonePause apart, before the
 // measured appliance starts: what the host adds to a tail with nothing of
-// Foundry's running (about as many runs as one request kind's).
+// Foundry's running (a p99 of 1,000 runs, against 300 requests a kind; 6 s
+// of the benchmark's time).
 const (
 	scaleAloneRuns  = 1000
 	scaleAlonePause = 3 * time.Millisecond
