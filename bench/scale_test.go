@@ -75,7 +75,7 @@ func BenchmarkScale(b *testing.B) {
 	// starts again.
 	cfg := "discovery:\n  allow_approval_without_token: true\ntftp:\n  listen: \"127.0.0.1:69\"\n"
 	firstCG := newMemoryCgroup(b, "first", scaleMemory)
-	run(b, "", "sh", "-c", "sync && echo 1 > /proc/sys/vm/drop_caches")
+	dropPageCache(b)
 	start := time.Now()
 	first := startFoundryOn(b, dir, data, cfg, firstCG.procs)
 	firstUp := time.Since(start)
@@ -101,7 +101,7 @@ func BenchmarkScale(b *testing.B) {
 	// cache is dropped first, so that pages read by the earlier start are
 	// charged to this one.
 	cg := newMemoryCgroup(b, "measured", scaleMemory)
-	run(b, "", "sh", "-c", "sync && echo 1 > /proc/sys/vm/drop_caches")
+	dropPageCache(b)
 	start = time.Now()
 	srv := startFoundryOn(b, dir, data, cfg, cg.procs)
 	upTime := time.Since(start)
@@ -588,13 +588,21 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 }
 
+// dropPageCache writes dirty pages out and drops the clean ones, so that
+// the next process to read a file is charged for its pages (a memory
+// cgroup charges a page to whoever read it first).
+func dropPageCache(b *testing.B) {
+	b.Helper()
+	run(b, "", "sh", "-c", "sync && echo 1 > /proc/sys/vm/drop_caches")
+}
+
 // scaleNoiseBytes is hostNoise's work: about as long as a list's p50.
 const scaleNoiseBytes = 4 << 20
 
-// hostNoise runs scaleAloneRuns times, scaleAlonePause apart, before the
-// measured appliance starts: what the host adds to a tail with nothing of
-// Foundry's running (a p99 of 1,000 runs, against 300 requests a kind; 6 s
-// of the benchmark's time).
+// scaleAloneRuns and scaleAlonePause: hostNoise runs that many times, that
+// far apart, before the measured appliance starts: what the host adds to a
+// tail with nothing of Foundry's running (a p99 of 1,000 runs, against 300
+// requests a kind; 6 s of the benchmark's time).
 const (
 	scaleAloneRuns  = 1000
 	scaleAlonePause = 3 * time.Millisecond

@@ -50,7 +50,7 @@ func httpSecConfig(advertise, tlsKeys string) string {
 // methodRSSLimit bounds what a second batch of 60 requests with 1 MB
 // method names may add to the appliance's resident size. Each request line
 // is read into memory before it is refused, so the first batch grows it
-// by garbage the heap has not yet returned (measured: 27 to 38 MiB, and
+// by garbage the heap has not yet returned (measured: 27 to 48 MiB, and
 // once 64.7 MiB under a loaded `make test`, which failed the bound this
 // had on the first batch); the second batch's garbage takes the place the
 // first one's left. When the metrics kept every name (counter and
