@@ -14,6 +14,7 @@ type metrics struct {
 	transfers prometheus.Counter
 	bytes     prometheus.Counter
 	errors    *prometheus.CounterVec
+	dropped   prometheus.Counter
 }
 
 // reasonOther counts a reason missing from reasons: a new reason must be
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "foundry_tftp_errors_total",
 			Help: "TFTP requests refused or transfers failed, by reason.",
 		}, []string{"reason"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "foundry_tftp_dropped_total",
+			Help: "Datagrams the kernel dropped at the TFTP port: not a read or write request (filtered), or the receive buffer full.",
+		}),
 	}
 	// A second Serve on the same registry shares the counters.
 	var err error
@@ -52,6 +57,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, fmt.Errorf("register tftp metrics: %w", err)
 	}
 	if m.errors, err = promx.Register(reg, m.errors); err != nil {
+		return nil, fmt.Errorf("register tftp metrics: %w", err)
+	}
+	if m.dropped, err = promx.Register(reg, m.dropped); err != nil {
 		return nil, fmt.Errorf("register tftp metrics: %w", err)
 	}
 	// Make every reason visible at zero, so a dashboard can tell "none yet"
@@ -82,4 +90,23 @@ func (m *metrics) failure(reason string) {
 		reason = reasonOther
 	}
 	m.errors.WithLabelValues(reason).Inc()
+}
+
+// dropCounter returns a func that adds to foundry_tftp_dropped_total what
+// read (the socket's drop count, nil: unknown) has counted since its last
+// call. Counting deltas lets two servers on one registry share the series.
+func (m *metrics) dropCounter(read func() (uint32, error)) func() {
+	var last uint32
+	return func() {
+		if m == nil || read == nil {
+			return
+		}
+		n, err := read()
+		if err != nil {
+			return // closed: nothing more arrives
+		}
+		// uint32 arithmetic: right across the kernel counter's wrap.
+		m.dropped.Add(float64(n - last))
+		last = n
+	}
 }

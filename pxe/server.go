@@ -43,8 +43,10 @@ type Server struct {
 	// count held back; the metrics count each). Nil means silent.
 	Logger *slog.Logger
 	// Registerer, when not nil, gets the metrics
-	// foundry_tftp_transfers_total, foundry_tftp_sent_bytes_total and
-	// foundry_tftp_errors_total{reason}. Nil means no metrics. Registering
+	// foundry_tftp_transfers_total, foundry_tftp_sent_bytes_total,
+	// foundry_tftp_errors_total{reason} and foundry_tftp_dropped_total
+	// (datagrams the kernel dropped at the port: the socket's filter
+	// keeps only requests). Nil means no metrics. Registering
 	// twice on one registry reuses the collectors already there.
 	Registerer prometheus.Registerer
 	// Timeout is how long a transfer waits for an acknowledgement before
@@ -57,6 +59,10 @@ type Server struct {
 
 // DefaultAddr is the TFTP port on every address.
 const DefaultAddr = ":69"
+
+// dropPoll is how often the TFTP socket's drop count, which the kernel
+// keeps and cannot push, is read into foundry_tftp_dropped_total.
+const dropPoll = time.Second
 
 // Serve listens on Addr and serves until ctx ends; see ServeConn.
 func (s *Server) Serve(ctx context.Context) error {
@@ -82,7 +88,8 @@ func (s *Server) Serve(ctx context.Context) error {
 // finish or time out, and returns nil. It takes ownership of conn and
 // closes it. Tests (and socket activation) use it to learn the bound
 // address before serving. conn should be a *net.UDPConn: pin/tftp needs it
-// to learn the local address and MTU of each request.
+// to learn the local address and MTU of each request, and ServeConn
+// attaches its request filter to it (guard).
 func (s *Server) ServeConn(ctx context.Context, conn net.PacketConn) error {
 	defer conn.Close()
 	if s.Root == "" {
@@ -103,6 +110,12 @@ func (s *Server) ServeConn(ctx context.Context, conn net.PacketConn) error {
 	}
 	h := &handler{root: root, log: log, metrics: m}
 	enablePacketInfo(conn)
+	// Without the filter TFTP still works, but a junk flood can crowd
+	// out real requests (guard): worth a warning, not a refusal to boot.
+	drops, err := guard(conn)
+	if err != nil {
+		log.Warn("tftp junk filter not attached", "err", err)
+	}
 
 	// A nil write handler would make pin/tftp answer with its own message;
 	// ours says why and is counted like every other refusal.
@@ -114,15 +127,25 @@ func (s *Server) ServeConn(ctx context.Context, conn net.PacketConn) error {
 	log.Info("tftp serving", "addr", conn.LocalAddr().String(), "root", s.Root)
 	done := make(chan error, 1)
 	go func() { done <- ts.Serve(conn) }()
-	select {
-	case err := <-done:
-		// pin/tftp's Serve only returns early when it cannot use conn.
-		if err == nil {
-			err = errors.New("stopped unexpectedly")
+	counted := m.dropCounter(drops)
+	tick := time.NewTicker(dropPoll)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case err := <-done:
+			// pin/tftp's Serve only returns early when it cannot use conn.
+			if err == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			return fmt.Errorf("serve tftp: %w", err)
+		case <-tick.C:
+			counted()
+		case <-ctx.Done():
+			break wait
 		}
-		return fmt.Errorf("serve tftp: %w", err)
-	case <-ctx.Done():
 	}
+	counted()
 	// Shutdown closes conn (ending the read loop) and waits for transfers in
 	// flight; then the Serve goroutine has returned or is about to.
 	ts.Shutdown()

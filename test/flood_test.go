@@ -42,7 +42,8 @@ const (
 	floodBase = "http://" + floodAddr + ":8080"
 	// floodCap is the lab's max_discovered.
 	floodCap = 40
-	// floodFor is how long the flood lasts.
+	// floodFor is how long the flood lasts at least; it goes on until the
+	// real clients are done, so that they always boot during it.
 	floodFor = 8 * time.Second
 	// floodRSSLimit bounds the appliance's peak resident size (VmHWM)
 	// over the test, in KiB.
@@ -94,8 +95,9 @@ func TestFloodRealClientsStillBoot(t *testing.T) {
 
 	floodNS := lab.client("52:54:00:f1:00:ff")
 	nsRun(t, floodNS, "ip", "addr", "add", "10.54.0.250/24", "dev", "eth0")
-	ctx, cancel := context.WithTimeout(context.Background(), floodFor)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	floodStart := time.Now()
 	var flood sync.WaitGroup
 	var sent struct{ discovers, dhcpJunk, tftpJunk atomic.Int64 }
 	flood.Add(3)
@@ -151,17 +153,23 @@ func TestFloodRealClientsStillBoot(t *testing.T) {
 		}
 	}()
 	wg.Wait()
-	if ctx.Err() != nil {
-		t.Errorf("the clients finished after the flood (%v): run it longer to prove anything", floodFor)
-	}
+	// The flood stops once the clients are done, and not before floodFor
+	// (the HTTP attacks and the caps need that long). On a busy machine
+	// the clients took longer than a fixed 8 s flood (a known machine's
+	// DISCOVERs were dropped for 8 s with two other processes spinning),
+	// and a client done after the flood would prove nothing.
+	clientsDone := time.Since(began)
+	time.Sleep(floodFor - time.Since(floodStart))
+	cancel()
 	flood.Wait()
+	floodTook := time.Since(floodStart)
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
 	h := <-httpDone
-	t.Logf("flood: %d random-MAC DISCOVERs, %d junk datagrams to port 67, %d to port 69 in %v; HTTP: %+v",
-		sent.discovers.Load(), sent.dhcpJunk.Load(), sent.tftpJunk.Load(), floodFor, h)
+	t.Logf("flood: %d random-MAC DISCOVERs, %d junk datagrams to port 67, %d to port 69 in %v (the clients done %v into it); HTTP: %+v",
+		sent.discovers.Load(), sent.dhcpJunk.Load(), sent.tftpJunk.Load(), floodTook.Round(time.Millisecond), clientsDone.Round(time.Millisecond), h)
 	h.check(t)
 
 	// After: the records are at the cap, the pool still leases to a known
@@ -185,6 +193,7 @@ func TestFloodRealClientsStillBoot(t *testing.T) {
 		{`foundry_dhcp_limited_total{reason="discovered_cap",segment="lab"}`, "records past the cap"},
 		{`foundry_dhcp_limited_total{reason="source_rate",segment="lab"}`, "new clients past the source's rate"},
 		{`foundry_dhcp_drops_total{reason="limited"}`, "limited requests"},
+		{`foundry_tftp_dropped_total`, "junk at the TFTP port, filtered in the kernel"},
 	} {
 		if n := metricValue(t, a, c.series); n < 1 {
 			t.Errorf("%s = %v: %s not counted", c.series, n, c.why)

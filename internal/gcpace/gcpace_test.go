@@ -33,9 +33,11 @@ func TestPercent(t *testing.T) {
 	}
 }
 
-// TestFollowTracksTheLiveHeap: the pacer applies the floor's percentage
-// at once, follows the live heap after a cycle when it moved by a tenth
-// or more (not for less), and leaves Percent in place when ctx ends.
+// TestFollowTracksTheLiveHeap: the pacer applies Percent at once (the
+// heap it could read then may be older than the cycle under way), the
+// floor's percentage after a cycle, follows the live heap after each
+// further cycle when it moved by a tenth or more (not for less), and
+// leaves Percent in place when ctx ends.
 func TestFollowTracksTheLiveHeap(t *testing.T) {
 	var live atomic.Uint64
 	live.Store(16 << 20)
@@ -55,8 +57,12 @@ func TestFollowTracksTheLiveHeap(t *testing.T) {
 			return 0
 		}
 	}
+	if got := next(); got != 50 {
+		t.Fatalf("first percentage %d, want Percent before any cycle was seen", got)
+	}
+	cycles <- struct{}{}
 	if got := next(); got != 200 {
-		t.Fatalf("first percentage %d, want 200", got)
+		t.Fatalf("percentage after a cycle with 16 MiB live: %d, want 200", got)
 	}
 	live.Store(17 << 20) // 188 %: within a tenth of 200
 	cycles <- struct{}{}
@@ -73,9 +79,9 @@ func TestFollowTracksTheLiveHeap(t *testing.T) {
 }
 
 // TestRunFollowsCollections: Run, with the runtime's own readings and
-// setting, applies the floor's percentage to a small heap at once, moves
-// to Percent after the collection that finds the heap large, and leaves
-// Percent in place at its end.
+// setting, applies the floor's percentage to a small heap after a
+// collection, moves to Percent after the collection that finds the heap
+// large, and leaves Percent in place at its end.
 func TestRunFollowsCollections(t *testing.T) {
 	old := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(old)
@@ -100,7 +106,8 @@ func TestRunFollowsCollections(t *testing.T) {
 			t.Fatalf("GOGC %d, want %d", got, want)
 		}
 	}
-	waitFor(maxPercent, false) // 16 MiB after a heap of a few: capped
+	waitFor(p.Percent, false) // before a collection was seen
+	waitFor(maxPercent, true) // 16 MiB after a heap of a few: capped
 	kept := make([][]byte, 64)
 	for i := range kept {
 		kept[i] = make([]byte, 1<<20)
