@@ -22,6 +22,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
+
+	"github.com/foundry-appliance/foundry/internal/bpfdrop"
 )
 
 const (
@@ -51,10 +53,10 @@ const (
 // dropped in the kernel too. Everything else stays in the kernel, so the
 // reader wakes only for DHCP requests whose type is not yet known.
 func declineFilter() []bpf.Instruction {
-	// drop marks a jump to the last instruction; the loop below sets the
-	// real distances, so that instructions can be added without counting.
-	const drop = 0xff
-	p := []bpf.Instruction{
+	// drop is a jump to the last instruction (bpfdrop), so that
+	// instructions can be added without counting.
+	const drop = bpfdrop.Drop
+	return bpfdrop.Resolve([]bpf.Instruction{
 		// Index 0 is replaced by a constant in the tests (the Go VM has
 		// no ExtType); keep it first.
 		bpf.LoadExtension{Num: bpf.ExtType},
@@ -74,14 +76,7 @@ func declineFilter() []bpf.Instruction {
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(dhcpv4.MessageTypeDecline), SkipTrue: drop},
 		bpf.RetConstant{Val: 0xffff}, // keep the whole packet
 		bpf.RetConstant{Val: 0},      // drop
-	}
-	for i, ins := range p {
-		if j, ok := ins.(bpf.JumpIf); ok && j.SkipTrue == drop {
-			j.SkipTrue = uint8(len(p) - 2 - i)
-			p[i] = j
-		}
-	}
-	return p
+	})
 }
 
 // declineReader reads DHCPDECLINEs of one interface from a packet socket
