@@ -17,11 +17,16 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"time"
 )
 
 // maxPercent bounds the percentage the floor may ask for: a nearly empty
 // heap does not make the next cycle wait for gigabytes.
 const maxPercent = 1000
+
+// defaultCheck is how often the pacer looks for a collection whose end it
+// was not told of.
+const defaultCheck = 100 * time.Millisecond
 
 // Pacer keeps the collector's percentage at Percent, or higher when the
 // live heap is so small that Percent of it is less than Floor.
@@ -31,10 +36,16 @@ type Pacer struct {
 	Percent int
 	// Floor is the least allocation between two cycles, in bytes.
 	Floor uint64
+	// Check is how often the pacer counts the collections, to catch one
+	// whose end it was not told of; default 100 ms.
+	Check time.Duration
 	// live reads the live heap; default the runtime's /gc/heap/live:bytes.
 	live func() uint64
 	// set applies a percentage; default debug.SetGCPercent.
 	set func(int) int
+	// count reads how many collections have ended; default the runtime's
+	// /gc/cycles/total:gc-cycles.
+	count func() uint64
 }
 
 // percent is the collector percentage for a live heap of live bytes.
@@ -78,17 +89,20 @@ func (p Pacer) Run(ctx context.Context) {
 // allocator, whose objects may never be collected one by one.
 type sentinel struct{ _ *byte }
 
-// follow applies Percent at once, and the percentage for the live heap on
-// every signal of cycles.
+// follow applies Percent at once, and the percentage for the live heap
+// after every collection: on the sentinel's signal, or when the count of
+// collections moved.
 //
-// Until a cycle's end has been signalled, the live heap read may not be
-// the one the next goal grows from: Run may start while a cycle marks,
-// and the sentinel it allocates then outlives that cycle (what is
-// allocated during marking is kept), so the cycle's end goes unsignalled.
-// In foundry serve that cycle found 23 MB live, got the percentage of the
-// 2 MB read before it (the cap, 1,000 %), and the heap grew to 182 MB
-// before the next one (the flood test's peak of 208-227 MiB resident, 1
-// run in 3). Percent until then only costs a cycle sooner.
+// Until a cycle's end has been seen, the live heap read may not be the one
+// the next goal grows from: Run may start while a cycle marks. And a
+// cycle's end can go unsignalled: a sentinel allocated while a cycle
+// marks outlives that cycle (what is allocated during marking is kept),
+// which happens at start, where cycles run back to back. In foundry serve
+// a cycle that found 23 MB live kept the percentage of the 2 MB found by
+// the one before it (the cap, 1,000 %), and the heap grew to 225 MB
+// before the next (the flood test's peak of 208-251 MiB resident, 1 run
+// in 3 or 4). So Percent holds until a cycle was seen, and the count of
+// collections, read every Check, catches what the sentinel missed.
 func (p Pacer) follow(ctx context.Context, cycles <-chan struct{}) {
 	if p.live == nil {
 		p.live = liveHeap
@@ -96,15 +110,29 @@ func (p Pacer) follow(ctx context.Context, cycles <-chan struct{}) {
 	if p.set == nil {
 		p.set = debug.SetGCPercent
 	}
+	if p.count == nil {
+		p.count = completedCycles
+	}
+	if p.Check <= 0 {
+		p.Check = defaultCheck
+	}
+	tick := time.NewTicker(p.Check)
+	defer tick.Stop()
 	p.set(p.Percent)
 	applied := p.Percent
+	seen := p.count()
 	for {
 		select {
 		case <-ctx.Done():
 			p.set(p.Percent)
 			return
 		case <-cycles:
+		case <-tick.C:
+			if p.count() == seen {
+				continue
+			}
 		}
+		seen = p.count()
 		// Only a change of a tenth or more is applied: the live heap
 		// moves a little between every two cycles.
 		if want := p.percent(p.live()); want*10 < applied*9 || want*10 > applied*11 {
@@ -117,6 +145,16 @@ func (p Pacer) follow(ctx context.Context, cycles <-chan struct{}) {
 // liveHeap is the heap the last collection found live.
 func liveHeap() uint64 {
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// completedCycles is how many collections have ended.
+func completedCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0

@@ -45,7 +45,8 @@ func TestFollowTracksTheLiveHeap(t *testing.T) {
 	cycles := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	p := Pacer{Percent: 50, Floor: 32 << 20, live: live.Load, set: func(v int) int { applied <- v; return 0 }}
+	p := Pacer{Percent: 50, Floor: 32 << 20, live: live.Load, set: func(v int) int { applied <- v; return 0 },
+		count: func() uint64 { return 0 }}
 	go func() { defer close(done); p.follow(ctx, cycles) }()
 	next := func() int {
 		t.Helper()
@@ -75,6 +76,46 @@ func TestFollowTracksTheLiveHeap(t *testing.T) {
 	<-done
 	if got := next(); got != 50 {
 		t.Errorf("after Run: %d, want Percent", got)
+	}
+}
+
+// TestFollowCountsCollections: a collection whose end the sentinel never
+// signals (one that was marking when the sentinel was allocated) is found
+// by the count of collections at the next check, and the percentage for
+// its live heap applied; while the count stands still, nothing is.
+func TestFollowCountsCollections(t *testing.T) {
+	var live, count atomic.Uint64
+	live.Store(2 << 20)
+	count.Store(7)
+	applied := make(chan int, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	p := Pacer{Percent: 50, Floor: 32 << 20, Check: time.Millisecond, live: live.Load, count: count.Load,
+		set: func(v int) int { applied <- v; return 0 }}
+	go func() { defer close(done); p.follow(ctx, make(chan struct{})) }()
+	defer func() { cancel(); <-done }()
+	next := func() (int, bool) {
+		select {
+		case v := <-applied:
+			return v, true
+		case <-time.After(200 * time.Millisecond):
+			return 0, false
+		}
+	}
+	if got, _ := next(); got != 50 {
+		t.Fatalf("first percentage %d, want Percent", got)
+	}
+	if got, ok := next(); ok {
+		t.Fatalf("percentage %d applied with no collection counted", got)
+	}
+	count.Add(1) // the 2 MiB cycle ends, unsignalled
+	if got, ok := next(); !ok || got != maxPercent {
+		t.Fatalf("after a counted cycle with 2 MiB live: %d (applied %v), want %d", got, ok, maxPercent)
+	}
+	live.Store(23 << 20) // the next cycle, also unsignalled, finds 23 MiB
+	count.Add(1)
+	if got, ok := next(); !ok || got != 139 {
+		t.Fatalf("after a counted cycle with 23 MiB live: %d (applied %v), want 139", got, ok)
 	}
 }
 
