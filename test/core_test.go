@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -87,7 +89,39 @@ exit 0
 `, d.dir)
 	must(t, os.WriteFile(filepath.Join(d.dir, "dhclient.conf"), []byte(conf), 0o644))
 	must(t, os.WriteFile(filepath.Join(d.dir, "script"), []byte(script), 0o755))
+	t.Cleanup(d.stopAll)
 	return d
+}
+
+// stopAll ends every dhclient still running with d's configuration:
+// `dhclient -1` goes to the background once bound and renews from there,
+// and those outlived their tests (97 after one make test).
+func (d *dhclient) stopAll() {
+	mine := []byte("\x00-cf\x00" + d.dir + "/dhclient.conf\x00")
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var pids []int
+	for _, path := range procs {
+		cmdline, err := os.ReadFile(path)
+		if err != nil || !bytes.Contains(cmdline, mine) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+		if err == nil && syscall.Kill(pid, syscall.SIGTERM) == nil {
+			pids = append(pids, pid)
+		}
+	}
+	// They are not our children (dhclient forked away from the command we
+	// ran): wait for each to be gone, then make sure.
+	deadline := time.Now().Add(2 * time.Second)
+	for _, pid := range pids {
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if syscall.Kill(pid, 0) == nil {
+			d.t.Logf("dhclient %d ignored SIGTERM; killing it", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 func (d *dhclient) args(extra ...string) []string {
