@@ -143,18 +143,15 @@ func (p Pacer) follow(ctx context.Context, cycles <-chan struct{}) {
 }
 
 // liveHeap is the heap the last collection found live.
-func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return s[0].Value.Uint64()
-}
+func liveHeap() uint64 { return readUint64("/gc/heap/live:bytes") }
 
 // completedCycles is how many collections have ended.
-func completedCycles() uint64 {
-	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+func completedCycles() uint64 { return readUint64("/gc/cycles/total:gc-cycles") }
+
+// readUint64 reads one of the runtime's counters; 0 when this Go has no
+// such counter.
+func readUint64(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
