@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +41,16 @@ func (db *DB) migrateLists() error {
 	if err != nil {
 		return err
 	}
+	if rb, ok := db.kv.(rebuilder); ok && !staged {
+		n, err := db.rebuildLists(rb)
+		if err == nil {
+			db.log.Info("store migrated to schema 3: machine lists read indexes and summaries (database rewritten)", "machines", n)
+			return nil
+		}
+		if !errors.Is(err, kv.ErrUnsupported) {
+			return err
+		}
+	}
 	n := 0
 	if !staged {
 		if n, err = db.stageLists(); err != nil {
@@ -64,6 +76,91 @@ func (db *DB) migrateLists() error {
 
 var keyMigrate3 = []byte("meta/migrate3")
 
+// rebuilder is an engine that can replace its whole content in bulk
+// (kv.Badger.Rebuild).
+type rebuilder interface {
+	Rebuild(fill func(*kv.BulkWriter) error) error
+}
+
+// Streams of the schema 3 rebuild: records and inventories come in MAC
+// order, as the old records are read; everything else is sorted by the
+// writer.
+const (
+	streamRecords     = 1
+	streamInventories = 2
+)
+
+// rebuiltPrefixes are the keys the schema 3 rebuild writes again from the
+// records (or drops, for staged records of an earlier in-place attempt).
+var rebuiltPrefixes = [][]byte{[]byte("mi/"), []byte("mn/"), []byte("x/"), []byte("xq/"), []byte("xk/"), []byte("xe/"), []byte("xb/")}
+
+// rebuildLists migrates to schema 3 by writing a new database in one pass
+// over the old one (kv.Badger.Rebuild), so that Badger has no levels to
+// rebalance afterwards: converting 100,000 machines in place left
+// compactions that went past 300 MiB at the next start
+// (docs/robustness.md). The old database is untouched until the new one
+// is complete; it needs room for both on the data disk.
+func (db *DB) rebuildLists(rb rebuilder) (int, error) {
+	if err := db.space.roomForCopy(); err != nil {
+		return 0, fmt.Errorf("refusing to migrate: %w", err)
+	}
+	n := 0
+	err := rb.Rebuild(func(w *kv.BulkWriter) error {
+		n = 0
+		idx := bulkIndex{w}
+		return db.kv.View(func(txn kv.Txn) error {
+			it := txn.NewIterator(kv.IterOptions{})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				k := it.Key()
+				var err error
+				switch {
+				case bytes.HasPrefix(k, []byte("m/")):
+					err = it.Value(func(b []byte) error {
+						mac := string(k[2:])
+						rec, inv, err := toSchema3(txn, mac, b, idx)
+						if undecodable(err) {
+							// Kept as it is, undecodable: reported, never lost.
+							db.corrupt.report(k, fmt.Errorf("%w: %v", ErrCorrupt, err))
+							return w.Put(streamRecords, k, b)
+						}
+						if err != nil {
+							return fmt.Errorf("machine %s: %w", mac, err)
+						}
+						if inv != nil {
+							if err := w.Put(streamInventories, inventoryKey(mac), inv); err != nil {
+								return err
+							}
+						}
+						n++
+						return w.Put(streamRecords, k, rec)
+					})
+				case bytes.Equal(k, keySchema) || slices.ContainsFunc(rebuiltPrefixes, func(p []byte) bool { return bytes.HasPrefix(k, p) }):
+				default:
+					err = it.Value(func(b []byte) error { return w.Add(k, b) })
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return w.Add(keySchema, []byte("3"))
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rewrite the database: %w", err)
+	}
+	return n, nil
+}
+
+// bulkIndex writes index entries, which come in no useful order, to a
+// rebuild's sorted entries.
+type bulkIndex struct{ w *kv.BulkWriter }
+
+func (b bulkIndex) Set(k, v []byte) error { return b.w.Add(k, v) }
+func (b bulkIndex) Delete(k []byte) error {
+	return fmt.Errorf("delete %q: a rebuild writes a new database and deletes nothing", k)
+}
+
 // stageLists writes every machine's inventory to its own key, its new
 // record under mn/ and its index entries, search row and conflict key,
 // then marks the staging done.
@@ -76,41 +173,21 @@ func (db *DB) stageLists() (int, error) {
 	wb := db.kv.NewBatch()
 	n := 0
 	err := db.eachMachineValue(func(txn kv.Txn, mac string, b []byte) error {
-		var m Machine
-		if err := json.Unmarshal(b, &m); err != nil {
+		rec, inv, err := toSchema3(txn, mac, b, wb)
+		if err != nil {
 			// Kept as it is, undecodable: reported, never lost.
 			if werr := wb.Set(stagedKey(mac), append([]byte(nil), b...)); werr != nil {
 				return werr
 			}
 			return err
 		}
-		if len(m.Inventory) > 0 {
-			if err := wb.Set(inventoryKey(mac), packInventory(m.Inventory)); err != nil {
-				return err
-			}
-		}
-		if len(m.Inventory) > 0 || m.Summary.Sum == 0 {
-			m.Summary = SummarizeInventory(m.Inventory)
-		}
-		m.Inventory = nil
-		rec, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		if err := wb.Set(stagedKey(mac), rec); err != nil {
-			return err
-		}
-		remotes, err := sessionRemotes(txn, mac)
-		if err != nil {
-			return err
-		}
-		if len(sessionIDs(txn, mac)) >= 2 {
-			if err := wb.Set(conflictKey(mac), nil); err != nil {
+		if inv != nil {
+			if err := wb.Set(inventoryKey(mac), inv); err != nil {
 				return err
 			}
 		}
 		n++
-		return writeIndexes(wb, nil, &m, remotes)
+		return wb.Set(stagedKey(mac), rec)
 	})
 	if err == nil {
 		err = wb.Flush()
@@ -124,6 +201,38 @@ func (db *DB) stageLists() (int, error) {
 }
 
 func stagedKey(mac string) []byte { return []byte("mn/" + mac) }
+
+// toSchema3 converts the schema-2 record b of mac: it returns the record
+// without its inventory and with its summary, and the inventory packed
+// for its own key (nil when there is none), and writes the record's index
+// entries, search row and conflict key to idx. An error that is a JSON
+// decoding error means b is undecodable.
+func toSchema3(txn kv.Txn, mac string, b []byte, idx writer) (rec, inv []byte, err error) {
+	var m Machine
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, nil, err
+	}
+	if len(m.Inventory) > 0 {
+		inv = packInventory(m.Inventory)
+	}
+	if len(m.Inventory) > 0 || m.Summary.Sum == 0 {
+		m.Summary = SummarizeInventory(m.Inventory)
+	}
+	m.Inventory = nil
+	if rec, err = json.Marshal(m); err != nil {
+		return nil, nil, err
+	}
+	remotes, err := sessionRemotes(txn, mac)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(sessionIDs(txn, mac)) >= 2 {
+		if err := idx.Set(conflictKey(mac), nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	return rec, inv, writeIndexes(idx, nil, &m, remotes)
+}
 
 // moveStaged copies the staged records to m/.
 func (db *DB) moveStaged() error {
@@ -159,9 +268,7 @@ func (db *DB) eachMachineValue(fn func(txn kv.Txn, mac string, value []byte) err
 		for it.Rewind(); it.Valid(); it.Next() {
 			mac := string(it.Key()[2:])
 			err := it.Value(func(b []byte) error { return fn(txn, mac, b) })
-			var syn *json.SyntaxError
-			var typ *json.UnmarshalTypeError
-			if errors.As(err, &syn) || errors.As(err, &typ) {
+			if undecodable(err) {
 				db.corrupt.report(kv.KeyCopy(it), fmt.Errorf("%w: %v", ErrCorrupt, err))
 				continue
 			}
@@ -171,6 +278,13 @@ func (db *DB) eachMachineValue(fn func(txn kv.Txn, mac string, value []byte) err
 		}
 		return nil
 	})
+}
+
+// undecodable says err is JSON's: the record is not one this build reads.
+func undecodable(err error) bool {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	return errors.As(err, &syn) || errors.As(err, &typ)
 }
 
 // buildSchema4 writes the expiry entry of every temporary machine and the

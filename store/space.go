@@ -294,13 +294,18 @@ func (g *spaceGuard) refresh() {
 // pendingFlush is the space taken by Badger's write-ahead logs in dir: at
 // most what flushing them to tables writes (tables are compressed).
 func pendingFlush(dir string) int64 {
+	return dirUsage(dir, func(name string) bool { return strings.HasSuffix(name, ".mem") })
+}
+
+// dirUsage is the space taken by the files of dir whose names match.
+func dirUsage(dir string, match func(name string) bool) int64 {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0
 	}
 	var n int64
 	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".mem") {
+		if !match(e.Name()) {
 			continue
 		}
 		if fi, err := e.Info(); err == nil {
@@ -308,6 +313,28 @@ func pendingFlush(dir string) int64 {
 		}
 	}
 	return n
+}
+
+// roomForCopy refuses (ErrNoSpace) to write a second copy of the database,
+// as a rebuild does beside the first, when that would leave less than the
+// reserve free.
+func (g *spaceGuard) roomForCopy() error {
+	if g == nil {
+		return nil
+	}
+	if err := g.check(); err != nil {
+		return err
+	}
+	need := dirUsage(g.dir, func(name string) bool { return name != ballastName })
+	avail, err := g.free(g.dir)
+	if err != nil {
+		return nil // unknown: not guarded, as every write then
+	}
+	if avail-need < g.reserve {
+		return fmt.Errorf("%w: %s free on the file system holding %s; rewriting the database needs %s for its new copy and keeps %s in reserve",
+			ErrNoSpace, mib(avail), g.dir, mib(need), mib(g.reserve))
+	}
+	return nil
 }
 
 // allocate makes path a file of size bytes whose blocks are all allocated.

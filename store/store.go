@@ -152,6 +152,12 @@ func Open(dir string, opt Options) (*DB, error) {
 		if dir == "" {
 			return nil, fmt.Errorf("open store: %w: empty directory", ErrInvalid)
 		}
+		// A migration that rewrote the database (kv.Badger.Rebuild) and
+		// was cut off is finished or discarded before anything reads it,
+		// or creates dir in the place of the one being swapped in.
+		if err := kv.RecoverRebuild(dir); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}

@@ -13,6 +13,9 @@ import (
 // sets.
 type Badger struct {
 	db *badger.DB
+	// closed is set when a Rebuild closed the database and could not open
+	// its replacement: Close has nothing left to close.
+	closed bool
 }
 
 // NewBadger wraps an open Badger database; closing the engine closes it.
@@ -39,7 +42,13 @@ func (b *Badger) NewBatch() Batch { return badgerBatch{b.db.NewWriteBatch()} }
 func (b *Badger) DropPrefix(prefix []byte) error { return badgerErr(b.db.DropPrefix(prefix)) }
 
 // Close implements Engine.
-func (b *Badger) Close() error { return badgerErr(b.db.Close()) }
+func (b *Badger) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	return badgerErr(b.db.Close())
+}
 
 // errKeyNotFound is badgerErr's answer to Badger's ErrKeyNotFound, made
 // once: a miss is the common answer (every new lease's address claim),
