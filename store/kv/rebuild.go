@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/pb"
@@ -39,19 +40,32 @@ import (
 // without <dir>.old is a build cut off, which it deletes (the old database
 // is untouched and the migration runs again).
 
-// bulkTableSize is the size of the tables a rebuild writes. Badger's
-// StreamWriter would size them for the bottom level of a full tree (64 MiB
-// with the default options), and a table builder holds about twice its
-// table: 8 MiB keeps a stream's builders to a few tens of MiB, the size
-// the bottom level's compactions use on a database of this size.
-const bulkTableSize = 8 << 20
-
-// bulkBatch is how much a BulkWriter buffers before it hands entries to
-// the StreamWriter, and bulkRun how much unordered data it sorts in memory
-// before it spills a sorted run to disk.
+// How a rebuild bounds its memory. Badger's StreamWriter builds each
+// stream's tables in a table builder that holds the table's blocks, and
+// their compressed copies, until it is written; a full builder is written
+// by a goroutine of its own, and up to 16 of them run at once, so a writer
+// that produces faster than the disk syncs tables holds 16 full builders
+// (measured: a live heap of 616 MB rebuilding 100,000 machines with
+// 8 MiB tables, and 357 MB with 2 MiB ones). So the BulkWriter cuts every
+// stream into chunks of bulkChunk bytes, each a Badger stream of its own
+// that it ends (one table each), and starts a chunk only while fewer than
+// bulkInFlight ended chunks are not yet tables in the new database.
 const (
-	bulkBatch = 4 << 20
-	bulkRun   = 16 << 20
+	// bulkChunk is the input of one table; it is also the table size the
+	// StreamWriter is given, which sizes a builder's first buffer (twice
+	// that) and caps a table whose input compresses less than expected.
+	bulkChunk = 2 << 20
+	// bulkInFlight is how many tables may be waiting to be written.
+	bulkInFlight = 3
+	// bulkBatch is how much a BulkWriter buffers before it hands entries
+	// to the StreamWriter, and bulkRun how much unordered data it sorts in
+	// memory before it spills a sorted run to disk.
+	bulkBatch = 2 << 20
+	bulkRun   = 8 << 20
+	// bulkStall is how long a BulkWriter waits for a table to be written
+	// before it stops waiting (a failed write is reported by the flush at
+	// the end).
+	bulkStall = 30 * time.Second
 )
 
 func rebuildDirs(dir string) (next, old, runs string) {
@@ -165,8 +179,12 @@ func (b *Badger) Rebuild(fill func(*BulkWriter) error) error {
 
 // build writes the new database in next.
 func (b *Badger) build(opt badger.Options, next, runs string, fill func(*BulkWriter) error) error {
-	nopt := opt.WithDir(next).WithValueDir(next).WithSyncWrites(false)
-	size := int64(bulkTableSize)
+	// The memtable is never used (the StreamWriter writes tables), but
+	// Open and Prepare each allocate one: the smallest whose batch limit
+	// (15 %) still holds a value at the value threshold.
+	nopt := opt.WithDir(next).WithValueDir(next).WithSyncWrites(false).
+		WithMemTableSize(max(opt.ValueThreshold*100/15+1<<20, 2<<20))
+	size := int64(bulkChunk)
 	for i := 2; i < opt.MaxLevels; i++ {
 		size /= int64(opt.TableSizeMultiplier)
 	}
@@ -181,7 +199,7 @@ func (b *Badger) build(opt badger.Options, next, runs string, fill func(*BulkWri
 		ndb.Close()
 		return fmt.Errorf("prepare the new database: %w", err)
 	}
-	w := &BulkWriter{sw: sw, buf: z.NewBuffer(bulkBatch, "foundry-rebuild"), runDir: runs,
+	w := &BulkWriter{db: ndb, sw: sw, buf: z.NewBuffer(bulkBatch, "foundry-rebuild"), runDir: runs,
 		streams: map[uint32]*bulkStream{}}
 	defer w.buf.Release()
 	err = fill(w)
@@ -237,9 +255,14 @@ func badgerFile(name string) bool {
 // of an ordered stream: Badger's bottom level holds tables whose ranges
 // do not overlap.
 type BulkWriter struct {
+	db      *badger.DB // the new database
 	sw      *badger.StreamWriter
 	buf     *z.Buffer
 	streams map[uint32]*bulkStream
+	// Chunks: the last Badger stream id given, and how many chunks have
+	// been ended (each is at least one table once written).
+	sid   uint32
+	ended int
 
 	// Unordered entries: an arena of length-prefixed pairs and their
 	// offsets, sorted and spilled to runs in runDir when full.
@@ -249,20 +272,19 @@ type BulkWriter struct {
 	runs   []string
 }
 
+// bulkStream is an ordered stream, or the unordered entries between two.
 type bulkStream struct {
 	first, last []byte
 	done        bool
+	sid         uint32 // the Badger stream of its current chunk; 0: none
+	n           int    // bytes in the current chunk
 }
 
-// orderedStreams is the range of stream ids Put accepts; ids above it are
-// the unordered entries' (one per gap between ordered streams).
-const orderedStreams = 1 << 16
-
-// Put adds key to ordered stream id (1 ≤ id < 65,536); key must be greater
+// Put adds key to ordered stream id (any id but 0); key must be greater
 // than the stream's last. Put copies key and value.
 func (w *BulkWriter) Put(id uint32, key, value []byte) error {
-	if id == 0 || id >= orderedStreams {
-		return fmt.Errorf("bulk write: stream %d outside 1–%d", id, orderedStreams-1)
+	if id == 0 {
+		return fmt.Errorf("bulk write: stream 0: ids start at 1")
 	}
 	s := w.streams[id]
 	if s == nil {
@@ -276,27 +298,65 @@ func (w *BulkWriter) Put(id uint32, key, value []byte) error {
 		return fmt.Errorf("bulk write: stream %d: key %q after %q, not in ascending order", id, key, s.last)
 	}
 	s.last = append(s.last[:0], key...)
-	return w.write(id, key, value)
+	return w.write(s, key, value)
 }
 
 // Close ends ordered stream id: its last table is written now instead of
-// when the rebuild ends, and its builder freed.
+// when the rebuild ends.
 func (w *BulkWriter) Close(id uint32) error {
 	s := w.streams[id]
 	if s == nil || s.done {
 		return nil
 	}
 	s.done = true
-	badger.KVToBuffer(&pb.KV{StreamId: id, StreamDone: true}, w.buf)
-	return w.flush()
+	return w.endChunk(s)
 }
 
-func (w *BulkWriter) write(id uint32, key, value []byte) error {
-	badger.KVToBuffer(&pb.KV{Key: key, Value: value, Version: 1, StreamId: id}, w.buf)
+func (w *BulkWriter) write(s *bulkStream, key, value []byte) error {
+	if s.sid == 0 {
+		w.pace()
+		w.sid++
+		s.sid = w.sid
+	}
+	badger.KVToBuffer(&pb.KV{Key: key, Value: value, Version: 1, StreamId: s.sid}, w.buf)
+	s.n += len(key) + len(value)
+	if s.n >= bulkChunk {
+		return w.endChunk(s)
+	}
 	if w.buf.LenNoPadding() < bulkBatch {
 		return nil
 	}
 	return w.flush()
+}
+
+// endChunk ends s's current chunk: the StreamWriter sends its builder to
+// be written.
+func (w *BulkWriter) endChunk(s *bulkStream) error {
+	if s.sid == 0 {
+		return nil
+	}
+	badger.KVToBuffer(&pb.KV{StreamId: s.sid, StreamDone: true}, w.buf)
+	s.sid, s.n = 0, 0
+	w.ended++
+	return w.flush()
+}
+
+// pace waits while bulkInFlight ended chunks are not yet tables, or until
+// no table has been written for bulkStall.
+func (w *BulkWriter) pace() {
+	last, since := -1, time.Now()
+	for {
+		tables := len(w.db.Tables())
+		if w.ended-tables < bulkInFlight {
+			return
+		}
+		if tables != last {
+			last, since = tables, time.Now()
+		} else if time.Since(since) > bulkStall {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func (w *BulkWriter) flush() error {
@@ -398,6 +458,7 @@ func (w *BulkWriter) finish() error {
 	defer src.close()
 	var last []byte
 	gap := 0
+	between := &bulkStream{}
 	for {
 		k, v, err := src.next()
 		if err == io.EOF {
@@ -415,12 +476,16 @@ func (w *BulkWriter) finish() error {
 				return fmt.Errorf("bulk write: key %q falls inside an ordered stream (%q to %q)", k, spans[gap].first, spans[gap].last)
 			}
 			gap++
+			// The entries past this stream are a chunk of their own.
+			if err := w.endChunk(between); err != nil {
+				return err
+			}
 		}
-		if err := w.write(orderedStreams+uint32(gap), k, v); err != nil {
+		if err := w.write(between, k, v); err != nil {
 			return err
 		}
 	}
-	if err := w.flush(); err != nil {
+	if err := w.endChunk(between); err != nil {
 		return err
 	}
 	if err := w.sw.Flush(); err != nil {

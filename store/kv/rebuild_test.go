@@ -136,6 +136,17 @@ func TestRebuild(t *testing.T) {
 	if last := levels[len(levels)-1]; last.NumTables < 4 || last.Score > 1 {
 		t.Errorf("bottom level: %d tables, compaction score %.2f; want the streams' tables and nothing to compact", last.NumTables, last.Score)
 	}
+	// Each table holds one chunk of a stream (2 MiB of input, a builder's
+	// worth): the bound on what the rebuild holds in memory. Without the
+	// chunks the x/ entries (25 MiB of compressible values) would make
+	// tables of 8 MiB compressed, and builders several times that.
+	var largest uint32
+	for _, ti := range e.DB().Tables() {
+		largest = max(largest, ti.UncompressedSize)
+	}
+	if largest == 0 || largest > 3<<20 {
+		t.Errorf("largest table after the rebuild: %d bytes of data; want one chunk's (2 MiB) at most", largest)
+	}
 	if b, err := os.ReadFile(filepath.Join(dir, "ballast")); err != nil || string(b) != "the store's" {
 		t.Errorf("the store's file after the rebuild: %q %v", b, err)
 	}
@@ -188,7 +199,7 @@ func TestRebuildRefusesBadInput(t *testing.T) {
 			w.Put(1, []byte("m/1"), nil)
 			return fmt.Errorf("the fill's own error")
 		}},
-		{"stream 0", "stream 0 outside", func(w *kv.BulkWriter) error { return w.Put(0, []byte("m/1"), nil) }},
+		{"stream 0", "stream 0: ids start at 1", func(w *kv.BulkWriter) error { return w.Put(0, []byte("m/1"), nil) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "db")
