@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // memoryCgroup is a memory cgroup a benchmark starts a server in, to
@@ -98,4 +99,44 @@ func (c memoryCgroup) oomKills() int64 {
 		}
 	}
 	return 0
+}
+
+// anon is the anonymous memory charged to the cgroup now (v2: memory.stat
+// anon; v1: memory.stat rss), or -1 when it cannot be read.
+func (c memoryCgroup) anon() int64 {
+	raw, err := os.ReadFile(filepath.Join(c.dir, "memory.stat"))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, v, _ := strings.Cut(line, " ")
+		if name == "anon" || name == "rss" {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// sampleAnon reads anon every 100 ms until the returned function is
+// called, which returns the highest reading (-1: none could be read):
+// the cgroup's peak counts page cache too, which the kernel takes back
+// when it needs to; anonymous memory it can only take back by a kill.
+func (c memoryCgroup) sampleAnon() (stop func() int64) {
+	done, result := make(chan struct{}), make(chan int64, 1)
+	go func() {
+		peak := int64(-1)
+		for {
+			peak = max(peak, c.anon())
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int64 { close(done); return <-result }
 }
