@@ -161,6 +161,13 @@ func Open(dir string, opt Options) (*DB, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
+		removed, err := kv.RemoveEmptyLogs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+		for _, path := range removed {
+			log.Warn("removed an empty log file a crash left in the database", "path", path)
+		}
 	}
 	// Foundry's data is small (thousands of records), and tests open many
 	// databases at once: Badger's defaults (64 MiB memtables × 5, 1 GiB

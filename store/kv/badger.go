@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -167,3 +170,34 @@ func (b badgerBatch) Set(key, val []byte) error { return badgerErr(b.wb.Set(key,
 func (b badgerBatch) Delete(key []byte) error   { return badgerErr(b.wb.Delete(key)) }
 func (b badgerBatch) Flush() error              { return badgerErr(b.wb.Flush()) }
 func (b badgerBatch) Cancel()                   { b.wb.Cancel() }
+
+// RemoveEmptyLogs removes the zero-byte memtable and value log files
+// (*.mem, *.vlog) of the Badger database in dir, and returns their
+// paths. Badger creates such a file, then truncates it to its full size;
+// a crash between the two (a SIGKILL or power cut while Open makes its
+// memtable, say) leaves a file of zero bytes, which Badger v4 then
+// refuses to open, every time (dgraph-io/badger#2207: Open fails with
+// z.NewFile, "Create a new file"). A file of zero bytes holds no entry,
+// so nothing is lost.
+func RemoveEmptyLogs(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("look for empty log files: %w", err)
+	}
+	var removed []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".mem") && !strings.HasSuffix(e.Name(), ".vlog") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || info.Size() != 0 {
+			continue // gone meanwhile, or not empty
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := os.Remove(path); err != nil {
+			return removed, fmt.Errorf("remove an empty log file: %w", err)
+		}
+		removed = append(removed, path)
+	}
+	return removed, nil
+}
