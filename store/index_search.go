@@ -38,14 +38,19 @@ type rowMirror struct {
 	mu     sync.RWMutex
 	loaded bool
 	rows   []mirrorRow
-	// pairs[i] is the set of byte pairs in row i's text (pairBit): a word
-	// with a pair whose bit is clear is not in the text, which most rows
-	// of a search show without their text being read. They are kept apart
+	// pairs[i] is the set of byte pairs in the lines of row i's text
+	// that are its own, not numbered in dict (pairBit): a word with a
+	// pair whose bit is clear is in none of them, which most rows of a
+	// search show without their text being read. They are kept apart
 	// from the rows, 32 bytes each, so that a search for words not known
 	// (matchCache) streams 3 MB at 100,000 machines, not the 12 MB of
 	// rows they were part of (that scan was a fifth of such a search's
 	// processor time, perf).
 	pairs []pairSet
+	// lines[i] is row i's lines numbered in dict (linedict.go), which a
+	// search matches once each rather than in every row's text.
+	lines []rowLines
+	dict  lineDict
 	bytes rowBytes    // the rows' MACs and bytes
 	at    macMap[int] // index in rows by MAC
 	count map[tuple]int
@@ -205,11 +210,16 @@ func pairBit(a, b byte) uint32 { return (uint32(a)<<8 | uint32(b)) * 2654435761 
 
 func pairsOf(text []byte) pairSet {
 	var s pairSet
+	s.add(text)
+	return s
+}
+
+// add adds text's pairs to s.
+func (s *pairSet) add(text []byte) {
 	for i := 1; i < len(text); i++ {
 		h := pairBit(text[i-1], text[i])
 		s[h>>6] |= 1 << (h & 63)
 	}
-	return s
 }
 
 // within reports whether every pair of s is in t.
@@ -217,39 +227,62 @@ func (s *pairSet) within(t *pairSet) bool {
 	return s[0]&^t[0]|s[1]&^t[1]|s[2]&^t[2]|s[3]&^t[3] == 0
 }
 
-// textQuery is a search's words with the pairs of each alternative, and
-// a key that is the same for the same words (matchCache).
+// textQuery is a search's words, each alternative with its pairs and
+// the numbered lines holding it, and a key that is the same for the same
+// words (matchCache).
 type textQuery struct {
-	words [][][]byte
-	pairs [][]pairSet
+	words [][]wordAlt
 	key   string
 }
 
+// wordAlt is one form of a search's word.
+type wordAlt struct {
+	w     []byte
+	pairs pairSet
+	lines lineHits // set by bind
+	// whole: w has a '\n' and may span lines, so it is looked for in
+	// every row's whole text (none of queryWords' has).
+	whole bool
+}
+
 func newTextQuery(words [][][]byte) textQuery {
-	q := textQuery{words: words}
+	var q textQuery
 	var key []byte
 	for _, alts := range words {
-		var ps []pairSet
+		var as []wordAlt
 		for _, w := range alts {
-			ps = append(ps, pairsOf(w))
+			as = append(as, wordAlt{w: w, pairs: pairsOf(w), whole: bytes.IndexByte(w, '\n') >= 0})
 			key = append(append(key, w...), 0)
 		}
-		q.pairs = append(q.pairs, ps)
+		q.words = append(q.words, as)
 		key = append(key, 1)
 	}
 	q.key = string(key)
 	return q
 }
 
-// match is matchWords(m's text, words), which reads the row only when it
-// has (ps, the row's pairs) every pair of some alternative of each word.
-// A row that does not decode has no text (newMirrorRow) and every pair,
-// and matches, so that offerRow reports it every time.
-func (q *textQuery) match(ps *pairSet, m rowRef) bool {
-	for i, alts := range q.words {
+// bind finds the numbered lines of d holding each word; the mirror's
+// lock is held until the search ends.
+func (q *textQuery) bind(d *lineDict) {
+	for _, as := range q.words {
+		for k := range as {
+			as[k].lines = d.hitsOf(as[k].w)
+		}
+	}
+}
+
+// match is matchWords(m's text, words). A word is in the text when one
+// of the row's numbered lines (ls) holds it, or in the rest of the text,
+// which is read only when the row has (ps, the pairs of its own lines)
+// every pair of the word. A row that does not decode has no text
+// (newMirrorRow), no numbered lines and every pair, and matches, so that
+// offerRow reports it every time.
+func (q *textQuery) match(ps *pairSet, ls *rowLines, m rowRef) bool {
+	for _, alts := range q.words {
 		found := false
-		for j, w := range alts {
-			if q.pairs[i][j].within(ps) && (m.text < 0 || bytes.Contains(m.row()[m.text:m.end], w)) {
+		for k := range alts {
+			a := &alts[k]
+			if a.lines.in(ls) || (a.whole || a.pairs.within(ps)) && (m.text < 0 || bytes.Contains(m.row()[m.text:m.end], a.w)) {
 				found = true
 				break
 			}
@@ -279,15 +312,16 @@ func (m rowRef) key(k int) []byte {
 	return d.bytes()
 }
 
-// newMirrorRow reads what a search needs from a row, and its text's
-// pairs (every pair when it does not decode); its bytes are yet to be
-// placed (chunk, at).
-func newMirrorRow(mac, row []byte) (mirrorRow, pairSet) {
+// newMirrorRow reads what a search needs from a row, numbers its text's
+// lines that others share in d, and returns the pairs of the rest (every
+// pair when it does not decode); its bytes are yet to be placed (chunk,
+// at).
+func newMirrorRow(d *lineDict, mac, row []byte) (mirrorRow, pairSet, rowLines) {
 	n := mirrorRow{macLen: int32(len(mac)), rowLen: int32(len(row))}
 	r, err := decodeRow(mac, row)
 	if err != nil {
 		n.text, n.end = -1, -1
-		return n, allPairs
+		return n, allPairs, rowLines{}
 	}
 	// r's fields are parts of row: where one starts is how much shorter
 	// its capacity is.
@@ -305,7 +339,8 @@ func newMirrorRow(mac, row []byte) (mirrorRow, pairSet) {
 			m.digested |= 1 << k
 		}
 	}
-	return m, pairsOf(r.text)
+	ls, ps := d.split(r.text)
+	return m, ps, ls
 }
 
 // load reads every row once; a second call does nothing.
@@ -358,7 +393,8 @@ func (r *rowMirror) load(e kv.Engine) error {
 		return err
 	}
 	r.mu.Lock()
-	r.rows, r.pairs, r.bytes, r.at, r.count, r.loaded = fresh.rows, fresh.pairs, fresh.bytes, fresh.at, fresh.count, true
+	r.rows, r.pairs, r.lines, r.dict = fresh.rows, fresh.pairs, fresh.lines, fresh.dict
+	r.bytes, r.at, r.count, r.loaded = fresh.bytes, fresh.at, fresh.count, true
 	r.matches.clear()
 	r.mu.Unlock()
 	return nil
@@ -368,17 +404,17 @@ func (r *rowMirror) load(e kv.Engine) error {
 // row; r.mu is held or r not yet shared.
 func (r *rowMirror) put(mac, row []byte) {
 	r.at.set(string(mac), len(r.rows))
-	m, ps := r.place(mac, row)
-	r.rows, r.pairs = append(r.rows, m), append(r.pairs, ps)
+	m, ps, ls := r.place(mac, row)
+	r.rows, r.pairs, r.lines = append(r.rows, m), append(r.pairs, ps), append(r.lines, ls)
 	r.add(row, 1)
 }
 
 // place reads a row for the mirror (newMirrorRow) and copies its bytes
 // in.
-func (r *rowMirror) place(mac, row []byte) (mirrorRow, pairSet) {
-	m, ps := newMirrorRow(mac, row)
+func (r *rowMirror) place(mac, row []byte) (mirrorRow, pairSet, rowLines) {
+	m, ps, ls := newMirrorRow(&r.dict, mac, row)
 	m.chunk, m.at = r.bytes.add(mac, row)
-	return m, ps
+	return m, ps, ls
 }
 
 // ref is row i with the chunks its bytes are in; r.mu is held.
@@ -435,7 +471,8 @@ func (r *rowMirror) drop() {
 
 // forget empties the mirror (r.mu held for writing).
 func (r *rowMirror) forget() {
-	r.rows, r.pairs, r.bytes, r.at, r.count, r.loaded = nil, nil, rowBytes{}, macMap[int]{}, nil, false
+	r.rows, r.pairs, r.lines, r.dict = nil, nil, nil, lineDict{}
+	r.bytes, r.at, r.count, r.loaded = rowBytes{}, macMap[int]{}, nil, false
 	r.matches.clear()
 }
 
@@ -465,19 +502,20 @@ func (r *rowMirror) refresh(e kv.Engine, mac string) {
 	if ok && (err == nil || errors.Is(err, ErrNotFound)) {
 		r.add(r.ref(i).row(), -1)
 		r.bytes.free(&r.rows[i])
+		r.dict.release(&r.lines[i])
 	}
 	switch {
 	case err == nil && ok:
-		r.rows[i], r.pairs[i] = r.place([]byte(mac), v)
+		r.rows[i], r.pairs[i], r.lines[i] = r.place([]byte(mac), v)
 		r.add(v, 1)
 		r.matches.forget(i)
 	case err == nil:
 		r.put([]byte(mac), v) // a new last row: unknown (matchCache)
 	case ok && errors.Is(err, ErrNotFound):
 		last := len(r.rows) - 1
-		r.rows[i], r.pairs[i] = r.rows[last], r.pairs[last]
+		r.rows[i], r.pairs[i], r.lines[i] = r.rows[last], r.pairs[last], r.lines[last]
 		r.at.set(string(r.ref(i).mac()), i)
-		r.rows, r.pairs = r.rows[:last], r.pairs[:last]
+		r.rows, r.pairs, r.lines = r.rows[:last], r.pairs[:last], r.lines[:last]
 		r.at.delete(mac)
 		r.matches.forget(i)
 		r.matches.forget(last)
@@ -553,7 +591,7 @@ func (db *DB) searchChunk(pk *picker, tq *textQuery, known *matchBits, lo, hi in
 	if known != nil && known.eachHit(lo, hi, pk.q.Desc, func(i int) { db.offerRow(pk, mr.ref(i)) }) {
 		return
 	}
-	rows, pairs, bufs := mr.rows, mr.pairs, mr.bytes.chunks
+	rows, pairs, lines, bufs := mr.rows, mr.pairs, mr.lines, mr.bytes.chunks
 	first, last := lo/64, (hi-1)/64
 	for g := range last - first + 1 {
 		w := first + g
@@ -582,7 +620,7 @@ func (db *DB) searchChunk(pk *picker, tq *textQuery, known *matchBits, lo, hi in
 				// Most rows of a search end in match, undecoded (decoding
 				// every row was a third of a search's time), most of them
 				// at their pairs.
-				hit = tq.match(&pairs[start+j], m)
+				hit = tq.match(&pairs[start+j], &lines[start+j], m)
 				kw |= bit
 				hw = hw&^bit | boolBit(hit, j)
 			}
@@ -631,6 +669,7 @@ func (db *DB) searchRows(p *picker) error {
 		pickers = append(pickers, newPicker(p.q))
 	}
 	tq := newTextQuery(p.words)
+	tq.bind(&mr.dict)
 	known := mr.matches.take(tq.key, n)
 	if known != nil {
 		defer known.release()

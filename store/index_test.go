@@ -129,6 +129,7 @@ func checkQueries(t *testing.T, db *DB) {
 		}
 	}
 	t.Logf("%d queries agree with a scan of every record", n)
+	checkLineDict(t, &db.mirror)
 }
 
 func mapsEqual(a, b map[State]int) bool {
@@ -485,20 +486,29 @@ func TestSearchMatchesTextOnly(t *testing.T) {
 func TestMirrorRowText(t *testing.T) {
 	m := Machine{MAC: mac(1), State: StateReady, Hostname: "Node-1", Cluster: "rack1", Segment: "lab", FirstSeen: time.Unix(0, 0)}
 	row := rowOf(&m, []string{"10.0.0.9:4000"})
+	want := searchText(&m, []string{"10.0.0.9:4000"})
+	var linePairs pairSet // the pairs of each line, none across lines
+	for _, line := range strings.Split(want, "\n") {
+		linePairs.add([]byte(line))
+	}
 	for _, b := range [][]byte{row, append(row[:len(row):len(row)], 0, 0)} { // trailing bytes after the text
-		r, ps := newMirrorRow([]byte(m.MAC), b)
-		want := searchText(&m, []string{"10.0.0.9:4000"})
+		var d lineDict // a row's lines are numbered the second time they are placed
+		r, ps, ls := newMirrorRow(&d, []byte(m.MAC), b)
 		if r.text < 0 || string(b[r.text:r.end]) != want {
 			t.Errorf("text %q, want %q", b[max(0, r.text):max(0, r.end)], want)
 		}
-		if ps != pairsOf([]byte(want)) {
-			t.Errorf("pairs %x, want the text's", ps)
+		if ps != linePairs || ls != (rowLines{}) {
+			t.Errorf("pairs %x and lines %v of a row placed first, want its lines' pairs and none", ps, ls)
+		}
+		_, ps, ls = newMirrorRow(&d, []byte(m.MAC), b)
+		if ps != (pairSet{}) || ls.ids[len(strings.Split(want, "\n"))-2] == 0 {
+			t.Errorf("placed again: pairs %x and lines %v, want every line numbered", ps, ls)
 		}
 	}
 	// An undecodable row has every pair: no word passes it by before it
 	// is reported.
-	if r, ps := newMirrorRow([]byte(m.MAC), []byte("\x01\x7f")); r.text != -1 || ps != allPairs {
-		t.Errorf("an undecodable row's text at %d, pairs %x", r.text, ps)
+	if r, ps, ls := newMirrorRow(&lineDict{}, []byte(m.MAC), []byte("\x01\x7f")); r.text != -1 || ps != allPairs || ls != (rowLines{}) {
+		t.Errorf("an undecodable row's text at %d, pairs %x, lines %v", r.text, ps, ls)
 	}
 }
 

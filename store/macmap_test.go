@@ -55,6 +55,8 @@ func TestMACMap(t *testing.T) {
 func TestMirrorHoldsNoPointers(t *testing.T) {
 	for _, typ := range []reflect.Type{
 		reflect.TypeFor[mirrorRow](),
+		reflect.TypeFor[pairSet](),
+		reflect.TypeFor[rowLines](),
 		reflect.TypeOf(macMap[int]{}.num),
 		reflect.TypeOf(macMap[struct{}]{}.num),
 	} {

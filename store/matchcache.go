@@ -6,12 +6,13 @@ import (
 )
 
 // matchCache remembers, for the words of the last few searches, which
-// mirror rows matched them. Matching the text of every row that has a
-// search's byte pairs is most of a search's time (at 100,000 machines a
-// word that one machine in five has is some 19,000 texts read from
-// memory, each a cache miss), and the same words come back: a dashboard
-// polling its filtered list, every next page of a search (which searches
-// again from the start). A row's answer is known until the row changes:
+// mirror rows matched them. Matching every row is most of a search's
+// time (at 100,000 machines a word of the rows' own lines, a serial or
+// a host name, that one machine in ten has is some 10,000 texts read
+// from memory, each a cache miss; a word of lines many rows share, a
+// vendor, is matched once a line, linedict.go), and the same words
+// come back: a dashboard polling its filtered list, every next page of
+// a search (which searches again from the start). A row's answer is known until the row changes:
 // rowMirror forgets it whenever it writes, moves or removes row i, and
 // forgets everything when it loads again. Removing a row forgets the
 // last index too, so no index at or past the last row is ever known: a
