@@ -140,14 +140,10 @@ type lineHits struct {
 	set []uint64
 }
 
-// hitsOf finds the numbered lines holding w. A word with a '\n' in it
-// (none of queryWords') could span lines; it gets no lines and is
-// matched against whole texts (match).
+// hitsOf finds the numbered lines holding w (none for a word with a
+// '\n', which no line has: match looks for it in whole texts).
 func (d *lineDict) hitsOf(w []byte) lineHits {
 	var h lineHits
-	if bytes.IndexByte(w, '\n') >= 0 {
-		return h
-	}
 	for id, line := range d.lines {
 		if line != nil && bytes.Contains(line, w) {
 			if h.set == nil {

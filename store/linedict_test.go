@@ -77,19 +77,23 @@ func TestLineHitsMatchText(t *testing.T) {
 	if len(d.ids) != 6 { // two vendors, two models, two racks
 		t.Fatalf("%d lines numbered, want 6: %v", len(d.ids), d.ids)
 	}
-	m := &mirrorRow{}
 	for _, w := range []string{"super", "micro", "supermicro", "rack1", "ack", "node-3", "inc.", "r650", ":02", "00", "zzz", "o\nr", "1\nsuper", "o-1", "k2\n"} {
 		q := newTextQuery([][][]byte{{[]byte(w)}})
 		q.bind(&d)
 		for i, r := range rows {
-			row := []byte(r.text)
-			*m = mirrorRow{text: 0, end: int32(len(row)), rowLen: int32(len(row))}
-			got := q.match(&r.ps, &r.ls, rowRef{m, [][]byte{row}})
-			if want := bytes.Contains(row, []byte(w)); got != want {
+			got := matchPlaced(&q, []byte(r.text), &r.ps, &r.ls)
+			if want := bytes.Contains([]byte(r.text), []byte(w)); got != want {
 				t.Errorf("%q in row %d (%q, numbered %v): %v, want %v", w, i, r.text, r.ls.ids, got, want)
 			}
 		}
 	}
+}
+
+// matchPlaced is q's answer for a row whose whole bytes are text, split
+// into ps and ls.
+func matchPlaced(q *textQuery, text []byte, ps *pairSet, ls *rowLines) bool {
+	m := &mirrorRow{end: int32(len(text)), rowLen: int32(len(text))}
+	return q.match(ps, ls, rowRef{m, [][]byte{text}})
 }
 
 // checkLineDict fails unless the mirror's dictionary counts each of its
@@ -151,10 +155,8 @@ func FuzzLineMatch(f *testing.F) {
 		words := queryWords(query)
 		q := newTextQuery(words)
 		q.bind(&d)
-		m := &mirrorRow{}
 		for i, r := range rows {
-			*m = mirrorRow{end: int32(len(r.text)), rowLen: int32(len(r.text))}
-			if got, want := q.match(&r.ps, &r.ls, rowRef{m, [][]byte{r.text}}), matchWords(r.text, words); got != want {
+			if got, want := matchPlaced(&q, r.text, &r.ps, &r.ls), matchWords(r.text, words); got != want {
 				t.Fatalf("query %q in row %d %q (numbered %v): %v, want %v", query, i, r.text, r.ls.ids, got, want)
 			}
 		}
