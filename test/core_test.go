@@ -283,12 +283,19 @@ func TestTFTPServesIPXEByteIdentical(t *testing.T) {
 var perfdhcpDrops = regexp.MustCompile(`drops: (\d+)`)
 
 // perfdhcp plays a relay agent at 10.88.0.1 (giaddr) with 200 clients for
-// 5 s; every exchange must complete, answered to the relay.
+// 5 s; every exchange must complete, answered to the relay. perfdhcp stops
+// listening the moment its period ends unless told to wait (-W), so a
+// REQUEST sent in the period's last milliseconds counted as dropped when its
+// durable ACK came a few milliseconds after (CI, 2026-12-02: 498 of 499 ACKs,
+// the longest 37 ms); it now waits 3 s for those, and an answer counts if it
+// comes within 3 s (-d) rather than 1 s, since this test is about every
+// exchange being answered through the relay, not about how fast a loaded CI
+// host answers.
 func TestPerfdhcpThroughRelay(t *testing.T) {
 	coreLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := inNS(ctx, relayNS, "perfdhcp", "-4", "-l", "10.88.0.1", "-R", "200", "-r", "100", "-p", "5", "10.77.0.1")
+	cmd := inNS(ctx, relayNS, "perfdhcp", "-4", "-l", "10.88.0.1", "-R", "200", "-r", "100", "-p", "5", "-d", "3", "-W", "3000000", "10.77.0.1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("perfdhcp: %v (exit 3 means unfinished exchanges)\n%s", err, out)
