@@ -155,11 +155,11 @@ func (b *Badger) Rebuild(fill func(*BulkWriter) error) error {
 		os.RemoveAll(next)
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	if err := b.db.Close(); err != nil {
-		b.closed = true
+	err := b.db.Close()
+	b.closed = true
+	if err != nil {
 		return fmt.Errorf("rebuild: close the old database: %w", err)
 	}
-	b.closed = true
 	if err := os.Rename(dir, old); err != nil {
 		return fmt.Errorf("rebuild: move the old database aside: %w", err)
 	}
@@ -275,7 +275,6 @@ type BulkWriter struct {
 // bulkStream is an ordered stream, or the unordered entries between two.
 type bulkStream struct {
 	first, last []byte
-	done        bool
 	sid         uint32 // the Badger stream of its current chunk; 0: none
 	n           int    // bytes in the current chunk
 }
@@ -291,25 +290,11 @@ func (w *BulkWriter) Put(id uint32, key, value []byte) error {
 		s = &bulkStream{first: bytes.Clone(key)}
 		w.streams[id] = s
 	}
-	if s.done {
-		return fmt.Errorf("bulk write: stream %d is closed", id)
-	}
 	if s.last != nil && bytes.Compare(key, s.last) <= 0 {
 		return fmt.Errorf("bulk write: stream %d: key %q after %q, not in ascending order", id, key, s.last)
 	}
 	s.last = append(s.last[:0], key...)
 	return w.write(s, key, value)
-}
-
-// Close ends ordered stream id: its last table is written now instead of
-// when the rebuild ends.
-func (w *BulkWriter) Close(id uint32) error {
-	s := w.streams[id]
-	if s == nil || s.done {
-		return nil
-	}
-	s.done = true
-	return w.endChunk(s)
 }
 
 func (w *BulkWriter) write(s *bulkStream, key, value []byte) error {
@@ -428,8 +413,8 @@ func (w *BulkWriter) spill() error {
 func (w *BulkWriter) finish() error {
 	type span struct{ first, last []byte }
 	var spans []span
-	for id, s := range w.streams {
-		if err := w.Close(id); err != nil {
+	for _, s := range w.streams {
+		if err := w.endChunk(s); err != nil {
 			return err
 		}
 		spans = append(spans, span{s.first, s.last})
